@@ -1,0 +1,180 @@
+"""The one array seam: NumPy by default, CuPy when asked.
+
+Every piece of tinyproj that touches array data asks this module for its array
+module instead of importing numpy directly (rule 1 of DESIGN.md)::
+
+    xp = backend.xp_of(array)      # numpy or cupy, whichever owns `array`
+    xp = backend.xp()              # the module of the backend in use
+
+The few calls whose spelling differs between NumPy and CuPy live here and only
+here: ``scatter_add`` (``np.add.at`` vs ``cupyx.scatter_add``), moving arrays
+between host and device, and making seeded random generators.
+
+Switching backends::
+
+    import tinyproj as tp
+    tp.backend.use("cupy")   # raises BackendError with instructions if CuPy is missing
+    tp.backend.use("numpy")
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "BackendError", "use", "name", "xp", "xp_of", "is_gpu_array", "to_device", "to_numpy",
+    "asarray", "default_float", "make_rng", "manual_seed", "global_rng", "scatter_add",
+    "cupy_available",
+]
+
+default_float = np.float32
+"""The framework's default floating dtype (rule 4: float32 by default, float64 in gradient checks)."""
+
+
+class BackendError(RuntimeError):
+    """Raised when a backend is asked for that cannot be used here."""
+
+
+_state = {"name": "numpy", "xp": np}
+
+
+def _import_cupy():
+    """Import CuPy or explain how to get it."""
+    try:
+        import cupy  # noqa: WPS433 (the only place cupy is imported)
+    except ImportError as err:  # pragma: no cover - depends on the machine
+        raise BackendError(
+            "The 'cupy' backend was requested but CuPy is not importable "
+            f"({err}). Install the GPU extra that matches your CUDA version, e.g. "
+            "`pip install 'tinyproj[gpu]'` (CUDA 12) or `pip install cupy-cuda11x` "
+            "(CUDA 11), or stay on the default: tinyproj.backend.use('numpy')."
+        ) from err
+    try:
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # pragma: no cover - depends on the machine
+        raise BackendError(f"CuPy is installed but no CUDA device is usable: {err}") from err
+    return cupy
+
+
+def cupy_available() -> bool:
+    """True when CuPy imports and sees at least one GPU."""
+    try:
+        _import_cupy()
+    except BackendError:
+        return False
+    return True
+
+
+def use(backend_name: str) -> None:
+    """Select the array backend for newly created arrays: ``"numpy"`` or ``"cupy"``."""
+    if backend_name == "numpy":
+        _state.update(name="numpy", xp=np)
+    elif backend_name == "cupy":
+        _state.update(name="cupy", xp=_import_cupy())
+    else:
+        raise BackendError(f"unknown backend {backend_name!r}; choose 'numpy' or 'cupy'")
+    _global["rng"] = None  # the global generator must live on the new backend
+
+
+def name() -> str:
+    """The name of the backend in use: ``"numpy"`` or ``"cupy"``."""
+    return _state["name"]
+
+
+def xp():
+    """The array module (numpy or cupy) of the backend in use."""
+    return _state["xp"]
+
+
+def is_gpu_array(array) -> bool:
+    """True for a CuPy array (checked without importing CuPy)."""
+    return type(array).__module__.split(".")[0] == "cupy"
+
+
+def xp_of(array):
+    """The array module that owns ``array``: cupy for a CuPy array, numpy for anything else."""
+    if is_gpu_array(array):
+        import cupy
+        return cupy
+    return np
+
+
+def to_numpy(array) -> np.ndarray:
+    """A NumPy copy (or view) of ``array`` on the host, whatever backend made it."""
+    if is_gpu_array(array):
+        return array.get()
+    return np.asarray(array)
+
+
+def to_device(array, device: str):
+    """Move ``array`` to ``"cpu"`` (a NumPy array) or ``"gpu"`` (a CuPy array)."""
+    if device == "cpu":
+        return to_numpy(array)
+    if device == "gpu":
+        return _import_cupy().asarray(array)
+    raise BackendError(f"unknown device {device!r}; choose 'cpu' or 'gpu'")
+
+
+def asarray(data, dtype=None):
+    """``data`` as an array of the backend in use (floats default to float32)."""
+    module = xp()
+    if is_gpu_array(data) and module is np:
+        data = data.get()
+    arr = module.asarray(data, dtype=dtype)
+    if dtype is None and arr.dtype.kind == "f" and arr.dtype != default_float:
+        if not isinstance(data, (np.ndarray,)) and not is_gpu_array(data):
+            arr = arr.astype(default_float)  # python floats become float32, arrays keep theirs
+    return arr
+
+
+# ---------------------------------------------------------------------------
+# Randomness (rule 5): one seeded generator per run, passed explicitly.
+# ---------------------------------------------------------------------------
+_global = {"rng": None, "seed": 0}
+
+
+def make_rng(seed=None):
+    """A seeded random generator on the backend in use.
+
+    NumPy: ``numpy.random.Generator`` (PCG64). CuPy: ``cupy.random.Generator``.
+    Both offer ``random``, ``standard_normal``, ``uniform``, ``integers`` and
+    ``permutation``-style use through :func:`permutation` below.
+    """
+    if name() == "cupy":
+        return xp().random.default_rng(seed)
+    return np.random.default_rng(seed)
+
+
+def manual_seed(seed: int) -> None:
+    """Reset the global generator that layers fall back on when given no ``rng``."""
+    _global["seed"] = int(seed)
+    _global["rng"] = make_rng(seed)
+
+
+def global_rng():
+    """The fallback generator (seeded with 0 until :func:`manual_seed` is called)."""
+    if _global["rng"] is None:
+        _global["rng"] = make_rng(_global["seed"])
+    return _global["rng"]
+
+
+def permutation(rng, n: int):
+    """A random permutation of ``range(n)`` as a NumPy int array (shuffling happens on the host)."""
+    if isinstance(rng, np.random.Generator):
+        return rng.permutation(n)
+    return to_numpy(rng.random(n).argsort())
+
+
+# ---------------------------------------------------------------------------
+# Calls whose spelling differs between NumPy and CuPy.
+# ---------------------------------------------------------------------------
+def scatter_add(target, indices, values) -> None:
+    """``target[indices] += values`` with repeated indices accumulated (in place).
+
+    NumPy spells it ``np.add.at``; CuPy ``cupyx.scatter_add``. Plain ``+=`` with
+    fancy indices would keep only one of the repeated updates.
+    """
+    if is_gpu_array(target):
+        import cupyx
+        cupyx.scatter_add(target, indices, values)
+    else:
+        np.add.at(target, indices, values)

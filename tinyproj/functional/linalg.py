@@ -1,0 +1,57 @@
+"""Matrix products: matmul and the fully connected layer ``linear``."""
+from __future__ import annotations
+
+from .. import backend
+from ..tensor import Function, as_tensor
+from .elementwise import add
+
+
+class MatMul(Function):
+    """Y = A @ B for 2-D A (n, k) and B (k, m);  dA = dY Bᵀ, dB = Aᵀ dY."""
+
+    def forward(self, a, b):
+        if a.ndim != 2 or b.ndim != 2:
+            raise ValueError(f"matmul: expected two 2-D tensors, got shapes {tuple(a.shape)} "
+                             f"and {tuple(b.shape)}")
+        if a.shape[1] != b.shape[0]:
+            raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not "
+                             f"align: {a.shape[1]} (columns of the first) != {b.shape[0]} "
+                             "(rows of the second)")
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, gy):
+        ga = gy @ self.b.T if self.needs_grad[0] else None
+        gb = self.a.T @ gy if self.needs_grad[1] else None
+        return ga, gb
+
+
+def matmul(a, b):
+    return MatMul()(a, b)
+
+
+class Linear(Function):
+    """y = x Wᵀ for x (N, in) and W (out, in) — the fully connected layer without bias.
+
+    dx = dy W (N, in);  dW = dyᵀ x (out, in).
+    """
+
+    def forward(self, x, w):
+        if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
+            raise ValueError(f"linear: input of shape {tuple(x.shape)} does not fit a weight of "
+                             f"shape {tuple(w.shape)} (out, in): expected input (N, {w.shape[1]})"
+                             if w.ndim == 2 else
+                             f"linear: weight must be 2-D (out, in), got {tuple(w.shape)}")
+        self.x, self.w = x, w
+        return x @ w.T
+
+    def backward(self, gy):
+        gx = gy @ self.w if self.needs_grad[0] else None
+        gw = gy.T @ self.x if self.needs_grad[1] else None
+        return gx, gw
+
+
+def linear(x, w, b=None):
+    """Fully connected layer: y = x Wᵀ (+ b).  x (N, in), W (out, in), b (out,) → y (N, out)."""
+    y = Linear()(as_tensor(x), w)
+    return add(y, b) if b is not None else y

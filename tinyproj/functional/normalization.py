@@ -1,0 +1,127 @@
+"""Batch normalization (Ioffe & Szegedy 2015) with its three uses.
+
+For x of shape (N, C) or (N, C, H, W), statistics are per channel c, over
+the batch (and the spatial positions):
+
+    μ_c = mean(x[:, c]),   σ²_c = mean((x[:, c] − μ_c)²)          (biased, as in the paper)
+    x̂ = (x − μ) / sqrt(σ² + eps),   y = γ · x̂ + β
+
+training=True
+    normalize with the batch statistics and update the running estimates in
+    place:  running ← (1 − momentum)·running + momentum·batch, where the
+    running variance uses the unbiased batch variance σ²·m/(m−1) (m values
+    per channel) — the same convention as PyTorch.
+training=False
+    normalize with the running estimates (evaluation).
+re-estimation (Merolla's test protocol)
+    reset the running statistics and pass ``momentum = 1/(k+1)`` for the k-th
+    batch (k = 0, 1, ...): the running values then become the cumulative
+    average over all batches seen. ``nn.BatchNorm`` does this bookkeeping.
+
+Backward in training mode (m values per channel, ĝ = dL/dx̂ = gy·γ)::
+
+    dx = (1/m) · (1/sqrt(σ²+eps)) · (m·ĝ − Σĝ − x̂·Σ(ĝ·x̂))
+    dγ = Σ gy·x̂,   dβ = Σ gy
+"""
+from __future__ import annotations
+
+from .. import backend
+from ..tensor import Function, as_tensor
+
+
+class BatchNorm(Function):
+    def __init__(self, running_mean, running_var, training, momentum, eps):
+        self.running_mean, self.running_var = running_mean, running_var
+        self.training, self.momentum, self.eps = training, momentum, eps
+
+    def forward(self, x, gamma, beta):
+        if x.ndim not in (2, 4):
+            raise ValueError(f"batch_norm: input must be (N, C) or (N, C, H, W), got {tuple(x.shape)}")
+        c = x.shape[1]
+        for what, arr in (("gamma", gamma), ("beta", beta), ("running_mean", self.running_mean),
+                          ("running_var", self.running_var)):
+            if arr is not None and tuple(arr.shape) != (c,):
+                raise ValueError(f"batch_norm: {what} has shape {tuple(arr.shape)} but the input "
+                                 f"of shape {tuple(x.shape)} has {c} channels: expected ({c},)")
+        xp = backend.xp_of(x)
+        axes = (0,) if x.ndim == 2 else (0, 2, 3)
+        shape = (1, c) if x.ndim == 2 else (1, c, 1, 1)
+        if self.training:
+            m = x.size // c
+            if m < 2:
+                raise ValueError(f"batch_norm: training needs more than one value per channel, "
+                                 f"got input of shape {tuple(x.shape)}")
+            mean = x.mean(axis=axes)
+            var = x.var(axis=axes)
+            if self.running_mean is not None:
+                mom = self.momentum
+                self.running_mean *= 1 - mom
+                self.running_mean += mom * mean
+                self.running_var *= 1 - mom
+                self.running_var += mom * var * (m / (m - 1))
+        else:
+            if self.running_mean is None:
+                raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
+            mean, var = self.running_mean, self.running_var
+        inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
+        xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
+        self.xhat, self.inv_std, self.axes, self.shape = xhat, inv_std, axes, shape
+        self.gamma = gamma
+        y = xhat if gamma is None else xhat * gamma.reshape(shape)
+        return y if beta is None else y + beta.reshape(shape)
+
+    def backward(self, gy):
+        shape, axes, xhat = self.shape, self.axes, self.xhat
+        ggamma = (gy * xhat).sum(axis=axes) if self.gamma is not None else None
+        gbeta = gy.sum(axis=axes)
+        gxhat = gy if self.gamma is None else gy * self.gamma.reshape(shape)
+        inv_std = self.inv_std.reshape(shape)
+        if self.training:
+            m = gy.size // gy.shape[1]
+            gx = (inv_std / m) * (m * gxhat - gxhat.sum(axis=axes, keepdims=True)
+                                  - xhat * (gxhat * xhat).sum(axis=axes, keepdims=True))
+        else:
+            gx = gxhat * inv_std
+        return gx, ggamma, gbeta
+
+
+def batch_norm(x, running_mean=None, running_var=None, gamma=None, beta=None,
+               training=True, momentum=0.1, eps=1e-5):
+    """Batch normalization of x (N, C) or (N, C, H, W) per channel; see the module docstring.
+
+    running_mean, running_var : arrays (C,) updated in place when training (or None).
+    gamma, beta : Tensors (C,) (scale and shift) or None.
+    """
+    x = as_tensor(x)
+    inputs = [x, gamma, beta]
+    fn = BatchNorm(running_mean, running_var, training, momentum, eps)
+    if gamma is None or beta is None:
+        # the Function takes tensors only; absent affine parameters are constants
+        return _BatchNormPartial(fn, gamma is not None, beta is not None)(
+            *[t for t in inputs if t is not None])
+    return fn(x, gamma, beta)
+
+
+class _BatchNormPartial(Function):
+    """Adapter for batch norm without γ and/or β (keeps the graph free of dummy inputs)."""
+
+    def __init__(self, inner, has_gamma, has_beta):
+        self.inner, self.has_gamma, self.has_beta = inner, has_gamma, has_beta
+
+    def forward(self, x, *params):
+        params = list(params)
+        gamma = params.pop(0) if self.has_gamma else None
+        beta = params.pop(0) if self.has_beta else None
+        return self.inner.forward(x, gamma, beta)
+
+    def backward(self, gy):
+        gx, ggamma, gbeta = self.inner.backward(gy)
+        out = [gx]
+        if self.has_gamma:
+            out.append(ggamma)
+        if self.has_beta:
+            out.append(gbeta)
+        return tuple(out)
+
+    def release(self):
+        self.inner.release()

@@ -1,0 +1,387 @@
+"""Tensor and the autograd graph (define-by-run).
+
+Every operation on :class:`Tensor` objects runs a :class:`Function`. The function
+computes its output arrays in ``forward`` and, if gradients are wanted, records
+itself as the output's ``creator`` together with its inputs. The graph is
+therefore built while the code runs ("define-by-run") and
+
+    loss.backward()
+
+walks it backwards. Functions are visited in decreasing *generation* order (a
+function's generation is one more than the newest of its inputs), which is a
+topological order: a function's ``backward`` runs only after every function
+that consumed its output has passed its gradient down.
+
+Gradients are plain arrays (``tensor.grad`` is a numpy/cupy array), not Tensors:
+tinyproj differentiates once, it does not build graphs of gradients.
+
+Second ``backward()``
+    Gradients **accumulate** into ``.grad`` of leaf tensors (call
+    ``zero_grad()`` on the optimizer or set ``p.grad = None`` between steps).
+    After ``backward()`` the graph below the output is **freed** (each function
+    drops its saved arrays and inputs) so the memory of the step is released.
+    A second ``backward()`` through a freed graph raises :class:`GraphFreedError`;
+    pass ``retain_graph=True`` to the first call to keep the graph and be able to
+    call ``backward()`` again (the second call adds the same gradients again).
+
+Where to put a breakpoint
+    ``Tensor.backward`` below (the loop over ``funcs``) sees every function of
+    the graph in the order backpropagation visits it; ``Function.backward`` of
+    one op (e.g. ``functional/conv.py``) sees that op's upstream gradient.
+"""
+from __future__ import annotations
+
+import contextlib
+import heapq
+import weakref
+
+from . import backend
+
+__all__ = ["Tensor", "Function", "tensor", "no_grad", "enable_grad", "is_grad_enabled",
+           "GraphFreedError", "as_tensor", "as_array"]
+
+
+class GraphFreedError(RuntimeError):
+    """Raised by a second ``backward()`` through a graph that the first one freed."""
+
+
+# ---------------------------------------------------------------------------
+# Gradient mode
+# ---------------------------------------------------------------------------
+_grad_enabled = [True]
+
+
+def is_grad_enabled() -> bool:
+    """Whether new operations are recorded in the graph."""
+    return _grad_enabled[-1]
+
+
+@contextlib.contextmanager
+def _grad_mode(enabled: bool):
+    _grad_enabled.append(enabled)
+    try:
+        yield
+    finally:
+        _grad_enabled.pop()
+
+
+def no_grad():
+    """Context manager: operations inside record no graph (evaluation, weight updates)."""
+    return _grad_mode(False)
+
+
+def enable_grad():
+    """Context manager: re-enable recording inside a ``no_grad`` block."""
+    return _grad_mode(True)
+
+
+# ---------------------------------------------------------------------------
+# Tensor
+# ---------------------------------------------------------------------------
+class Tensor:
+    """An array plus what autograd needs: ``grad``, ``requires_grad`` and ``creator``.
+
+    Attributes
+        data : numpy or cupy array holding the values.
+        grad : array of the same shape, filled by ``backward()`` (None before).
+        requires_grad : whether gradients flow to (and are stored on) this tensor.
+        creator : the :class:`Function` that produced it (None for leaves).
+        generation : depth in the graph, used to order backward.
+    """
+
+    __array_priority__ = 200  # make ndarray + Tensor call Tensor.__radd__
+
+    def __init__(self, data, requires_grad: bool = False, name: str | None = None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if not hasattr(data, "shape") or not hasattr(data, "dtype"):
+            data = backend.asarray(data)
+        self.data = data
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self.creator = None
+        self.generation = 0
+        self.name = name
+
+    # -- basic properties -------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    dtype = property(lambda self: self.data.dtype)
+    is_leaf = property(lambda self: self.creator is None)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        op = f", op={self.creator.name}" if self.creator is not None else ""
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        name = f"{self.name!r}, " if self.name else ""
+        return f"Tensor({name}shape={tuple(self.shape)}, dtype={self.dtype}{op}{grad})"
+
+    def numpy(self):
+        """The values as a NumPy array on the host (a copy for GPU tensors)."""
+        return backend.to_numpy(self.data)
+
+    def item(self):
+        """The single value of a one-element tensor as a Python number."""
+        return self.data.item()
+
+    def detach(self) -> "Tensor":
+        """A new leaf tensor sharing this one's data, cut off from the graph."""
+        return Tensor(self.data, requires_grad=False)
+
+    def zero_grad(self):
+        self.grad = None
+
+    def set_creator(self, func: "Function"):
+        self.creator = func
+        self.generation = func.generation + 1
+
+    # -- backpropagation ---------------------------------------------------
+    def backward(self, grad=None, retain_graph: bool = False):
+        """Backpropagate from this tensor, accumulating into ``.grad`` of the leaves.
+
+        grad : upstream gradient, same shape as this tensor; defaults to ones,
+               which for a scalar loss L gives dL/dx on every leaf x.
+        retain_graph : keep the graph so that backward can run through it again.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() called on a tensor that does not require grad: none of its "
+                "inputs had requires_grad=True, or it was computed under no_grad()."
+            )
+        xp = backend.xp_of(self.data)
+        if grad is None:
+            grad = xp.ones_like(self.data)
+        elif isinstance(grad, Tensor):
+            grad = grad.data
+        if grad.shape != self.shape:
+            raise ValueError(f"backward(): grad has shape {grad.shape}, expected {self.shape}")
+        if self.creator is None:  # a leaf: its gradient is the upstream gradient
+            self._accumulate(grad)
+            return
+        if self.creator.freed:
+            raise GraphFreedError(
+                "backward() through a graph that was already freed by an earlier backward(). "
+                "Pass retain_graph=True to the first backward() to run it twice."
+            )
+
+        # Gradients of non-leaf tensors are kept here, not on the tensors, so
+        # that intermediate gradients are freed as soon as they have been used.
+        # Each entry also holds the tensor itself: freeing a function drops its
+        # links to its inputs, and a tensor must live until its gradient is used.
+        grads = {id(self): (self, grad)}
+        funcs, seen = [], set()
+
+        def push(func):
+            if func is not None and id(func) not in seen:
+                seen.add(id(func))
+                heapq.heappush(funcs, (-func.generation, id(func), func))
+
+        push(self.creator)
+        while funcs:
+            _, _, func = heapq.heappop(funcs)          # newest generation first
+            outs = [ref() for ref in func.outputs]       # weak refs: None if collected
+            gys = [grads.pop(id(out), (None, None))[1] if out is not None else None
+                   for out in outs]
+            if all(g is None for g in gys):
+                continue
+            gys = [g if g is not None else xp.zeros(shape, dtype)
+                   for g, (shape, dtype) in zip(gys, func.output_meta)]
+            if func.freed:
+                raise GraphFreedError("backward() reached a function whose graph was freed.")
+            gxs = func.backward(*gys)                    # <- the op's own chain rule
+            if not isinstance(gxs, tuple):
+                gxs = (gxs,)
+            for x, gx in zip(func.inputs, gxs):
+                if gx is None or not x.requires_grad:
+                    continue
+                if gx.shape != x.shape:
+                    raise RuntimeError(f"{func.name}.backward returned grad of shape "
+                                       f"{gx.shape} for an input of shape {x.shape}")
+                if x.creator is None:
+                    x._accumulate(gx)
+                else:
+                    prev = grads.get(id(x), (None, None))[1]
+                    grads[id(x)] = (x, gx if prev is None else prev + gx)
+                    push(x.creator)
+            if not retain_graph:
+                func.free()
+
+    def _accumulate(self, g):
+        if self.grad is None:
+            self.grad = g.copy() if g is not None else None
+        else:
+            self.grad = self.grad + g
+
+    # -- operators (implemented in tinyproj.functional) --------------------
+    def __add__(self, other):
+        return _F().add(self, other)
+
+    def __radd__(self, other):
+        return _F().add(other, self)
+
+    def __sub__(self, other):
+        return _F().sub(self, other)
+
+    def __rsub__(self, other):
+        return _F().sub(other, self)
+
+    def __mul__(self, other):
+        return _F().mul(self, other)
+
+    def __rmul__(self, other):
+        return _F().mul(other, self)
+
+    def __truediv__(self, other):
+        return _F().div(self, other)
+
+    def __rtruediv__(self, other):
+        return _F().div(other, self)
+
+    def __neg__(self):
+        return _F().neg(self)
+
+    def __pow__(self, exponent):
+        return _F().pow(self, exponent)
+
+    def __matmul__(self, other):
+        return _F().matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _F().matmul(other, self)
+
+    def __getitem__(self, index):
+        return _F().getitem(self, index)
+
+    def sum(self, axis=None, keepdims=False):
+        return _F().sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _F().mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _F().max(self, axis, keepdims)
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _F().reshape(self, shape)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _F().transpose(self, axes or None)
+
+    @property
+    def T(self):
+        return _F().transpose(self, None)
+
+    def exp(self):
+        return _F().exp(self)
+
+    def log(self):
+        return _F().log(self)
+
+
+def _F():
+    from . import functional  # late import: functional is built on this module
+    return functional
+
+
+# ---------------------------------------------------------------------------
+# Function
+# ---------------------------------------------------------------------------
+class Function:
+    """Base class of every differentiable operation.
+
+    Subclasses implement
+
+        forward(*arrays)  -> array or tuple of arrays
+        backward(*grads)  -> array or tuple of arrays, one per input
+                             (None for an input that takes no gradient)
+
+    and may save what backward needs on ``self`` (e.g. ``self.cols``).
+    ``self.inputs`` holds the input Tensors, ``self.needs_grad`` a tuple of
+    booleans saying which inputs want a gradient (so backward can skip work).
+    Call an instance like a function: ``Mul()(a, b)``.
+    """
+
+    freed = False
+
+    def __call__(self, *inputs):
+        inputs = tuple(as_tensor(x) for x in inputs)
+        self.needs_grad = tuple(x.requires_grad for x in inputs)
+        record = is_grad_enabled() and any(self.needs_grad)
+        self.recording = record
+        ys = self.forward(*[x.data for x in inputs])
+        if not isinstance(ys, tuple):
+            ys = (ys,)
+        # NumPy reductions return scalars (np.float32), not arrays: make every output an array
+        ys = tuple(backend.xp_of(y).asarray(y) for y in ys)
+        outputs = tuple(Tensor(y, requires_grad=record) for y in ys)
+        if record:
+            self.generation = max(x.generation for x in inputs)
+            self.inputs = inputs
+            # weak references: a Tensor keeps its creator alive, not the other way round
+            self.outputs = tuple(weakref.ref(out) for out in outputs)
+            self.output_meta = tuple((y.shape, y.dtype) for y in ys)
+            for out in outputs:
+                out.set_creator(self)
+        else:
+            self.release()  # nothing will call backward: drop what forward saved
+        return outputs if len(outputs) > 1 else outputs[0]
+
+    @property
+    def name(self):
+        """The op's name as shown in a Tensor's repr (the class name)."""
+        return type(self).__name__
+
+    def forward(self, *xs):
+        raise NotImplementedError(f"{type(self).__name__} must implement forward")
+
+    def backward(self, *gys):
+        raise NotImplementedError(f"{type(self).__name__} is not differentiable")
+
+    def release(self):
+        """Drop the arrays saved for backward (overridden by ops that save large buffers)."""
+        for key in [k for k, v in vars(self).items() if hasattr(v, "shape") and hasattr(v, "dtype")]:
+            setattr(self, key, None)
+
+    def free(self):
+        """Free this node after backward: drop saved arrays and the links to inputs/outputs."""
+        self.release()
+        self.inputs = ()
+        self.outputs = ()
+        self.freed = True
+
+
+def as_array(x, like=None):
+    """``x`` as an array; Python scalars take the dtype of ``like`` (so 2*x stays float32)."""
+    if isinstance(x, Tensor):
+        return x.data
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return x
+    if like is not None:
+        xp = backend.xp_of(like)
+        return xp.asarray(x, dtype=like.dtype if like.dtype.kind == "f" else None)
+    return backend.asarray(x)
+
+
+def as_tensor(x, like=None) -> Tensor:
+    """Wrap arrays and numbers as (constant) Tensors; Tensors pass through."""
+    if isinstance(x, Tensor):
+        return x
+    return Tensor(as_array(x, like))
+
+
+def tensor(data, requires_grad: bool = False, dtype=None, name: str | None = None) -> Tensor:
+    """Make a leaf Tensor from a list, scalar or array on the backend in use.
+
+    Python floats become float32 (the framework default); pass ``dtype`` to choose.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    arr = backend.asarray(data, dtype=dtype)
+    return Tensor(arr, requires_grad=requires_grad, name=name)
