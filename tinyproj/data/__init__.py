@@ -1,0 +1,45 @@
+"""Datasets, preprocessing and minibatches.
+
+One module per idea:
+
+- ``dataset.py``    ``load_dataset(name, ...) -> Dataset``, the single entry point
+- ``cifar.py``      CIFAR-10 from the official python batches (``load_cifar10``)
+- ``mnist.py``      MNIST and Fashion-MNIST from IDX files (``load_mnist``, ``load_fashion_mnist``)
+- ``imagenet.py``   a streamed folder of class sub-folders (``ImageFolder``)
+- ``synthetic.py``  a learnable made-up dataset for tests (``synthetic_classification``)
+- ``preprocess.py`` scaling, global contrast normalization, ZCA whitening, the on-disk cache
+- ``batches.py``    the validation split and minibatch iteration
+- ``files.py``      the data folder (``$TINYPROJ_DATA``), downloads, md5 checks, atomic writes
+
+Loading and preprocessing happen on the host in NumPy (file I/O, done once);
+``iterate_minibatches`` hands each batch to the backend in use (NumPy or CuPy).
+
+Example::
+
+    from tinyproj import backend, data
+    ds = data.load_dataset("cifar10")                  # GCN + ZCA as in the paper (cached)
+    x_tr, y_tr, x_val, y_val = data.train_val_split(ds.x_train, ds.y_train, n_val=5000)
+    rng = backend.make_rng(0)
+    for xb, yb in data.iterate_minibatches(x_tr, y_tr, 50, rng=rng):
+        ...                                            # xb float32 (50, 3, 32, 32), yb int64
+"""
+from .batches import iterate_minibatches, num_batches, train_val_split
+from .cifar import download_cifar10, load_cifar10, read_cifar_batch
+from .dataset import DATASET_NAMES, PREPROCESSINGS, Dataset, load_dataset
+from .files import (ChecksumWarning, DatasetError, DatasetNotFoundError, default_data_dir,
+                    file_md5)
+from .imagenet import ImageFolder, load_image, normalize_imagenet
+from .mnist import download_mnist, load_fashion_mnist, load_mnist, read_idx
+from .preprocess import ZCA, gcn_zca, global_contrast_normalize, scale_to_unit
+from .synthetic import synthetic_classification
+
+__all__ = [
+    "load_dataset", "Dataset", "DATASET_NAMES", "PREPROCESSINGS",
+    "load_cifar10", "download_cifar10", "read_cifar_batch",
+    "load_mnist", "load_fashion_mnist", "download_mnist", "read_idx",
+    "ImageFolder", "load_image", "normalize_imagenet",
+    "synthetic_classification",
+    "global_contrast_normalize", "ZCA", "gcn_zca", "scale_to_unit",
+    "train_val_split", "iterate_minibatches", "num_batches",
+    "DatasetError", "DatasetNotFoundError", "ChecksumWarning", "default_data_dir", "file_md5",
+]

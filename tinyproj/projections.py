@@ -1,0 +1,655 @@
+"""Weight projections: Table 1 of Merolla et al. 2016, one small function per row.
+
+A projection maps the full-precision weights ``W_k`` of one layer to the weights
+``P_k = Proj(W_k, theta)`` that the forward and backward passes use (Algorithm 1,
+lines 1-3). At test time the same functions are applied once as *distortions*.
+
+Every function works element-wise on one whole weight tensor and uses the
+per-layer scale::
+
+    alpha = max_i |w_i|          (over the whole tensor, recomputed from the current w)
+
+so ``w / alpha`` lies in [-1, 1]. All functions take an array and return a *new*
+array of the same shape and dtype (float32 stays float32) on the same device
+(NumPy or CuPy). An all-zero tensor (alpha = 0) gives an all-zero result, never NaN.
+
+==============  ===============================================  ======================  ===========
+row             definition                                       allowed states          paper uses
+==============  ===============================================  ======================  ===========
+sign            alpha * sign(w)                 (sign(0) = +1)   {-alpha, +alpha}        train, test
+round           alpha * round(w / alpha)  (half away from zero)  {-alpha, 0, +alpha}     train, test
+none            w                                                R                       train, test
+power(beta)     alpha * |w/alpha|**beta * sign(w)                [-alpha, +alpha]        train, test
+stoch           +alpha with p = (w/alpha + 1)/2, else -alpha     {-alpha, +alpha}        train
+stochm(gamma)   |w| * U(gamma, 1/gamma), sign + with p, else -   [-alpha/g, +alpha/g]    train
+stochm3(gamma)  stochm, then the half of the weights nearest     [-alpha/g, +alpha/g],   train
+                zero set to 0 with probability 1/2 each          zero allowed            (ImageNet)
+addnorm(sigma)  w + N(0, alpha * sigma)                          R                       test
+multunif(gamma) w * U(gamma, 1/gamma)                            [-alpha/g, +alpha/g]    test
+==============  ===============================================  ======================  ===========
+
+(``stochm_literal`` keeps the formula for StochM exactly as printed in Table 1; see
+its docstring for why it cannot train.)
+
+Two ways to use them::
+
+    from tinyproj import projections, backend
+    rng = backend.make_rng(0)
+
+    p = projections.sign(w)                        # the functions: arrays in, arrays out
+    p = projections.stochm(w, 0.5, rng)
+
+    proj = projections.parse("power:beta=U(0,2)")  # the objects, used by algorithm1 / robustness
+    step_proj = proj.sample(rng)                   # draw beta once for this minibatch ...
+    P = [step_proj(W_k, rng) for W_k in weights]   # ... and use it for every layer
+
+Randomness is explicit (DESIGN rule 5): every stochastic function takes a generator
+from ``backend.make_rng(seed)``. Passing ``rng=None`` falls back to
+``backend.global_rng()``, the same fallback the layers use.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+from tinyproj import backend
+
+__all__ = [
+    "sign", "round", "none", "power", "stoch", "stochm", "stochm_literal", "stochm3",
+    "addnorm", "multunif",
+    "Uniform", "Projection", "REGISTRY", "available", "parse",
+]
+
+
+# ---------------------------------------------------------------------------
+# Small helpers shared by the rows of the table.
+# ---------------------------------------------------------------------------
+def _check_weights(w, who: str):
+    """The array module of ``w``; stops with a clear message for non-float input."""
+    xp = backend.xp_of(w)
+    if not hasattr(w, "dtype") or w.dtype.kind != "f":
+        raise TypeError(
+            f"projections.{who} expects a floating-point weight array (float32 or float64), "
+            f"got {type(w).__name__} with dtype {getattr(w, 'dtype', None)}. "
+            "Pass the array itself (for a Parameter p that is p.data)."
+        )
+    return xp
+
+
+def _alpha(xp, w):
+    """``(alpha, safe_alpha)`` as 0-d arrays of w's dtype.
+
+    alpha = max|w| over the whole tensor. ``safe_alpha`` equals alpha except that it is
+    1 for an all-zero tensor, so that ``w / safe_alpha`` never divides 0 by 0. Every
+    output is multiplied by alpha (or built from w itself), so an all-zero tensor still
+    projects to all zeros.
+    """
+    if w.size == 0:
+        zero = xp.zeros((), dtype=w.dtype)
+        return zero, zero + 1
+    alpha = xp.max(xp.abs(w))
+    safe_alpha = xp.where(alpha > 0, alpha, xp.ones((), dtype=w.dtype))
+    return alpha, safe_alpha
+
+
+def _rng(rng):
+    """The generator to draw from: ``rng`` itself, or the backend's global one for None."""
+    return backend.global_rng() if rng is None else rng
+
+
+def _uniform01(xp, rng, shape, dtype):
+    """Uniform draws in [0, 1) of ``shape`` and ``dtype``, as an array of module ``xp``.
+
+    ``rng.random(shape, dtype=...)`` exists on both NumPy and CuPy generators, for
+    float32 and float64. A generator of the other backend still works: its draws are
+    moved to where the weights live.
+    """
+    draw_dtype = dtype if dtype in ("float32", "float64") else "float64"
+    u = rng.random(shape, dtype=draw_dtype)
+    return _to_module(xp, u).astype(dtype, copy=False)
+
+
+def _normal(xp, rng, shape, dtype):
+    """Standard normal draws of ``shape`` and ``dtype``, as an array of module ``xp``."""
+    draw_dtype = dtype if dtype in ("float32", "float64") else "float64"
+    z = rng.standard_normal(shape, dtype=draw_dtype)
+    return _to_module(xp, z).astype(dtype, copy=False)
+
+
+def _to_module(xp, array):
+    """``array`` as an array of module ``xp`` (a no-op when it already is one)."""
+    if xp.__name__ == "numpy":
+        return backend.to_numpy(array)
+    return xp.asarray(array)
+
+
+def _check_gamma(gamma, who: str) -> float:
+    gamma = float(gamma)
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"projections.{who}: gamma must lie in (0, 1] so that "
+                         f"U(gamma, 1/gamma) is a valid range; got gamma={gamma}.")
+    return gamma
+
+
+def _uniform_gamma(xp, rng, shape, dtype, gamma):
+    """Draws from U(gamma, 1/gamma): gamma + (1/gamma - gamma) * U(0, 1)."""
+    u = _uniform01(xp, rng, shape, dtype)
+    return (gamma + (1.0 / gamma - gamma) * u).astype(dtype, copy=False)
+
+
+def _random_sign(xp, rng, w, safe_alpha):
+    """+1 with probability p = (w/alpha + 1)/2, else -1 (per element, dtype of w).
+
+    With u ~ U[0, 1): P(u < p) = p exactly, so w = +alpha always gives +1 and
+    w = -alpha always gives -1.
+    """
+    p = (w / safe_alpha + 1) / 2
+    u = _uniform01(xp, rng, w.shape, w.dtype)
+    one = xp.ones((), dtype=w.dtype)
+    return xp.where(u < p, one, -one)
+
+
+# ---------------------------------------------------------------------------
+# Table 1, one function per row.
+# ---------------------------------------------------------------------------
+def sign(w):
+    """Sign(w) = alpha * sign(w), alpha = max|w| of the whole tensor.
+
+    Allowed states: {-alpha, +alpha}. The paper uses it for training and testing
+    (Tr-Sign-C, Te-Sign).
+
+    sign(0) is taken as **+1** (NumPy's ``sign(0)`` is 0) so the projection stays
+    two-valued, as in BinaryConnect. An all-zero tensor (alpha = 0) maps to zeros.
+
+    w: float array of any shape. Returns a new array, same shape and dtype.
+    """
+    xp = _check_weights(w, "sign")
+    alpha, _ = _alpha(xp, w)
+    return xp.where(w >= 0, alpha, -alpha).astype(w.dtype, copy=False)
+
+
+def round(w):  # noqa: A001 - the paper's name for the row; use builtins.round for numbers
+    """Round(w) = alpha * round(w / alpha), alpha = max|w| of the whole tensor.
+
+    Allowed states: {-alpha, 0, +alpha} (ternary weights; w/alpha lies in [-1, 1]).
+    The paper uses it for training and testing (Te-Round).
+
+    Ties: NumPy's ``round`` goes half-to-even, which would send w/alpha = +-0.5 to 0
+    (and 1.5 to 2). Here ties go **half away from zero** (+-0.5 -> +-1), the rule of
+    MATLAB/MatConvNet (the paper's ImageNet code) and of Theano's default round.
+    It only matters for weights exactly at alpha/2.
+
+    w: float array of any shape. Returns a new array, same shape and dtype.
+    """
+    xp = _check_weights(w, "round")
+    alpha, safe_alpha = _alpha(xp, w)
+    x = w / safe_alpha                                       # in [-1, 1]
+    rounded = xp.where(x >= 0, xp.floor(x + 0.5), -xp.floor(-x + 0.5))  # half away from zero
+    return (alpha * rounded).astype(w.dtype, copy=False)
+
+
+def none(w):
+    """None(w) = w: no projection (standard backprop when also c_k = inf).
+
+    Allowed states: all of R. The paper uses it for training and testing (Tr-None,
+    Te-None).
+
+    Returns a **copy** of w, never w itself, so that like every other projection the
+    result P is a separate array: updating or clipping W in place never changes P
+    behind the back of the autograd graph, and vice versa.
+    """
+    _check_weights(w, "none")
+    return w.copy()
+
+
+def power(w, beta):
+    """Power(w, beta) = alpha * |w/alpha|**beta * sign(w), alpha = max|w|.
+
+    Allowed states: [-alpha, +alpha]. The paper uses it for training (Tr-Power-C with a
+    fresh beta ~ U[0, 2] each minibatch) and testing (Te-Power, Figure 2C).
+
+    beta < 1 pushes weights out towards +-alpha, beta > 1 pulls them in towards 0.
+    The two special cases from the paper hold exactly (not just to rounding error):
+
+    * Power(w, 0) == Sign(w): |x|**0 = 1 even for x = 0 (0**0 = 1), and sign(0) = +1
+      as in :func:`sign`, so a zero weight goes to +alpha.
+    * Power(w, 1) == None(w): returns a copy of w.
+
+    beta must be >= 0 (a negative power would blow up near w = 0).
+    """
+    xp = _check_weights(w, "power")
+    beta = float(beta)
+    if not (beta >= 0.0 and math.isfinite(beta)):
+        raise ValueError(f"projections.power: beta must be a finite number >= 0; got {beta}.")
+    if beta == 0.0:
+        return sign(w)
+    if beta == 1.0:
+        return none(w)
+    alpha, safe_alpha = _alpha(xp, w)
+    magnitude = xp.abs(w / safe_alpha) ** xp.asarray(beta, dtype=w.dtype)  # in [0, 1]
+    signs = xp.where(w >= 0, 1, -1).astype(w.dtype)
+    return (alpha * magnitude * signs).astype(w.dtype, copy=False)
+
+
+def stoch(w, rng):
+    """Stoch(w) = +alpha with probability p = (w/alpha + 1)/2, else -alpha.
+
+    Allowed states: {-alpha, +alpha}. The paper uses it for training (Tr-Stoch-C; the
+    stochastic binarization of BinaryConnect).
+
+    Unbiased: E[Stoch(w)] = alpha*p - alpha*(1 - p) = alpha*(2p - 1) = w.
+    A fresh draw for every weight on every call; rng is a backend generator.
+    """
+    xp = _check_weights(w, "stoch")
+    alpha, safe_alpha = _alpha(xp, w)
+    return (alpha * _random_sign(xp, _rng(rng), w, safe_alpha)).astype(w.dtype, copy=False)
+
+
+def stochm(w, gamma, rng):
+    """StochM(w, gamma): magnitude |w| * U(gamma, 1/gamma), sign + with p, else -.
+
+    With p = (w/alpha + 1)/2 and u ~ U(gamma, 1/gamma)::
+
+        StochM(w) = +|w| * u   with probability p
+                    -|w| * u   with probability 1 - p
+
+    Allowed states: [-alpha/gamma, +alpha/gamma]. The paper uses it for training
+    (Tr-StochM-C, gamma = 0.5, the best CIFAR-10 network, 7.64 %).
+
+    This is the *magnitude reading* of Table 1 (PAPERS.md section 1): the sign is
+    drawn like Stoch, the size is |w| scaled by a random factor, so the projection
+    samples the interval [gamma*|w|, |w|/gamma] on either side of zero, as the text
+    of section 4.1.4 describes. Moments:
+
+        E|StochM(w)| = |w| * (gamma + 1/gamma) / 2
+        E[StochM(w)] = (w/alpha) * |w| * (gamma + 1/gamma) / 2   (not w: the paper notes
+                                                                  it is biased)
+
+    The formula as printed (+w*U / -w*U) is :func:`stochm_literal`.
+    gamma in (0, 1]; gamma = 1 gives |w| with a Stoch-like random sign.
+    """
+    xp = _check_weights(w, "stochm")
+    gamma = _check_gamma(gamma, "stochm")
+    rng = _rng(rng)
+    _, safe_alpha = _alpha(xp, w)
+    signs = _random_sign(xp, rng, w, safe_alpha)
+    scale = _uniform_gamma(xp, rng, w.shape, w.dtype, gamma)
+    return (signs * xp.abs(w) * scale).astype(w.dtype, copy=False)
+
+
+def stochm_literal(w, gamma, rng):
+    """StochM exactly as printed in Table 1: +w*U with probability p, -w*U with 1 - p.
+
+    p = (w/alpha + 1)/2 and U ~ U(gamma, 1/gamma). Kept for the lesson on why it fails;
+    do not train with it.
+
+    Why it fails: the sign is drawn from the sign of w *and then multiplied by w
+    again*. A strongly negative weight has p near 0, so it is almost always given the
+    branch -w*U, which is **positive**. On average::
+
+        E[literal(w)] = (2p - 1) * w * E[U] = (w/alpha) * w * E[U] = w**2/alpha * E[U] >= 0
+
+    for every w: negative weights are, in expectation, projected to positive ones, so
+    the network can never use an inhibitory connection and training diverges. The
+    magnitude reading :func:`stochm` uses |w| instead of w, and keeps the sign of w in
+    expectation: E[stochm(w)] = w*|w|/alpha * E[U].
+
+    Allowed states: [-alpha/gamma, +alpha/gamma]. Not used by the paper's results.
+    """
+    xp = _check_weights(w, "stochm_literal")
+    gamma = _check_gamma(gamma, "stochm_literal")
+    rng = _rng(rng)
+    _, safe_alpha = _alpha(xp, w)
+    signs = _random_sign(xp, rng, w, safe_alpha)
+    scale = _uniform_gamma(xp, rng, w.shape, w.dtype, gamma)
+    return (signs * w * scale).astype(w.dtype, copy=False)
+
+
+def stochm3(w, gamma, rng):
+    """StochM3(w, gamma): StochM, then the half of the weights nearest zero dropped.
+
+    1. P = StochM(w, gamma)  (see :func:`stochm`).
+    2. Rank the weights of the tensor by |w| (the input weights, not the draws). The
+       floor(n/2) smallest -- "the middle 50 %" of the weight distribution, the half
+       nearest zero -- are each set to 0 independently with probability 0.5.
+
+    So about a quarter of all weights become 0 and the large half is never zeroed
+    (unless a weight was 0 already). Allowed states: [-alpha/gamma, +alpha/gamma],
+    including 0 ("three-valued in sign": -, 0, +). The paper uses it for training
+    (Tr-StochM3-C, the ImageNet AlexNet benchmark, footnote 2).
+
+    Ties in |w| are broken by ``argsort`` so exactly floor(n/2) weights are eligible.
+    """
+    xp = _check_weights(w, "stochm3")
+    gamma = _check_gamma(gamma, "stochm3")
+    rng = _rng(rng)
+    projected = stochm(w, gamma, rng)
+
+    flat_abs = xp.abs(w).ravel()
+    n_small = flat_abs.size // 2
+    small_half = xp.zeros(flat_abs.size, dtype=bool)
+    small_half[xp.argsort(flat_abs)[:n_small]] = True     # the half nearest zero
+    small_half = small_half.reshape(w.shape)
+
+    coin = _uniform01(xp, rng, w.shape, w.dtype) < 0.5      # probability 0.5 each
+    zero = xp.zeros((), dtype=w.dtype)
+    return xp.where(small_half & coin, zero, projected).astype(w.dtype, copy=False)
+
+
+def addnorm(w, sigma, rng):
+    """AddNorm(w, sigma) = w + N(0, alpha * sigma): additive Gaussian noise.
+
+    sigma is relative to alpha = max|w|, so the noise standard deviation is alpha*sigma.
+    Allowed states: all of R. The paper uses it for testing (Te-AddNorm, Figure 2A;
+    Tr-Stoch-C keeps 11 % error at sigma = 0.55). sigma >= 0; sigma = 0 returns a copy.
+    """
+    xp = _check_weights(w, "addnorm")
+    sigma = float(sigma)
+    if not (sigma >= 0.0 and math.isfinite(sigma)):
+        raise ValueError(f"projections.addnorm: sigma must be a finite number >= 0; got {sigma}.")
+    alpha, _ = _alpha(xp, w)
+    noise = _normal(xp, _rng(rng), w.shape, w.dtype)
+    return (w + (alpha * sigma) * noise).astype(w.dtype, copy=False)
+
+
+def multunif(w, gamma, rng):
+    """MultUnif(w, gamma) = w * U(gamma, 1/gamma): multiplicative uniform noise.
+
+    Each weight is scaled by its own factor drawn from U(gamma, 1/gamma); the sign never
+    changes. Allowed states: [-alpha/gamma, +alpha/gamma]. The paper uses it for testing
+    (Te-MultUnif, Figure 2B). E[MultUnif(w)] = w * (gamma + 1/gamma)/2.
+    gamma in (0, 1]; gamma = 1 returns a copy of w.
+    """
+    xp = _check_weights(w, "multunif")
+    gamma = _check_gamma(gamma, "multunif")
+    scale = _uniform_gamma(xp, _rng(rng), w.shape, w.dtype, gamma)
+    return (w * scale).astype(w.dtype, copy=False)
+
+
+# ---------------------------------------------------------------------------
+# Projection objects, a registry and a spec parser.
+# ---------------------------------------------------------------------------
+def _fmt(x: float) -> str:
+    """A float written short but exactly: 0.5 -> '0.5', 2.0 -> '2', 1e-05 -> '1e-05'."""
+    text = repr(float(x))
+    return text[:-2] if text.endswith(".0") else text
+
+
+class Uniform:
+    """A random parameter value: drawn from U(low, high) each time it is sampled.
+
+    Written ``U(low,high)`` in a spec, e.g. ``power:beta=U(0,2)`` (Tr-Power-C).
+    """
+
+    def __init__(self, low, high):
+        self.low, self.high = float(low), float(high)
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low <= self.high):
+            raise ValueError(f"U(low, high) needs finite low <= high; got U({low}, {high}).")
+
+    def draw(self, rng) -> float:
+        """One value from U(low, high), as a Python float."""
+        return float(_rng(rng).uniform(self.low, self.high, 1)[0])
+
+    def __str__(self):
+        return f"U({_fmt(self.low)},{_fmt(self.high)})"
+
+    def __repr__(self):
+        return f"Uniform({_fmt(self.low)}, {_fmt(self.high)})"
+
+    def __eq__(self, other):
+        return isinstance(other, Uniform) and (self.low, self.high) == (other.low, other.high)
+
+    def __hash__(self):
+        return hash(("Uniform", self.low, self.high))
+
+
+class _Param:
+    """One parameter of a registered projection: its name, rule and the rule's check."""
+
+    def __init__(self, name, rule, ok):
+        self.name, self.rule, self.ok = name, rule, ok
+
+
+_BETA = _Param("beta", "beta >= 0", lambda v: v >= 0)
+_GAMMA = _Param("gamma", "0 < gamma <= 1", lambda v: 0 < v <= 1)
+_SIGMA = _Param("sigma", "sigma >= 0", lambda v: v >= 0)
+
+
+class _Entry:
+    """One row of the registry: the function, its parameters and what the paper says."""
+
+    def __init__(self, function, params, stochastic, use, states):
+        self.function = function
+        self.params = tuple(params)       # _Param objects, in call order after w
+        self.stochastic = stochastic      # True when applying it draws random numbers
+        self.use = use                    # how the paper uses it: "train", "test", "train, test"
+        self.states = states              # allowed states, as in Table 1
+
+    def usage(self, name) -> str:
+        """``name`` or ``name:param=...`` followed by the rules, for error messages."""
+        if not self.params:
+            return name
+        spec = name + ":" + ",".join(f"{p.name}=<{p.name}>" for p in self.params)
+        return f"{spec}  ({'; '.join(p.rule for p in self.params)})"
+
+
+REGISTRY = {
+    "sign": _Entry(sign, [], False, "train, test", "{-alpha, +alpha}"),
+    "round": _Entry(round, [], False, "train, test", "{-alpha, 0, +alpha}"),
+    "none": _Entry(none, [], False, "train, test", "R"),
+    "power": _Entry(power, [_BETA], False, "train, test", "[-alpha, +alpha]"),
+    "stoch": _Entry(stoch, [], True, "train", "{-alpha, +alpha}"),
+    "stochm": _Entry(stochm, [_GAMMA], True, "train", "[-alpha/gamma, +alpha/gamma]"),
+    "stochm3": _Entry(stochm3, [_GAMMA], True, "train", "[-alpha/gamma, +alpha/gamma] and 0"),
+    "stochm_literal": _Entry(stochm_literal, [_GAMMA], True, "(lesson only)",
+                             "[-alpha/gamma, +alpha/gamma]"),
+    "addnorm": _Entry(addnorm, [_SIGMA], True, "test", "R"),
+    "multunif": _Entry(multunif, [_GAMMA], True, "test", "[-alpha/gamma, +alpha/gamma]"),
+}
+"""name -> entry (``.function``, ``.params``, ``.stochastic``, ``.use``, ``.states``).
+
+No parameter has a default: a spec always names its values (``stochm:gamma=0.5``), so
+a spec stored in a run's config.json says everything about the projection.
+"""
+
+
+def available() -> list:
+    """The valid specs with their parameter rules, one string per projection.
+
+    e.g. ``['sign', 'round', 'none', 'power:beta=<beta>  (beta >= 0)', ...]``.
+    Every numeric parameter may also be written ``U(low,high)`` to draw it afresh for
+    every minibatch (see :meth:`Projection.sample`).
+    """
+    return [entry.usage(name) for name, entry in REGISTRY.items()]
+
+
+def _valid_specs_text() -> str:
+    lines = "\n".join("  " + line for line in available())
+    return (f"Valid projections:\n{lines}\n"
+            "Any parameter may be U(low,high) to draw it afresh each minibatch, "
+            "e.g. 'power:beta=U(0,2)'.")
+
+
+class Projection:
+    """One projection of Table 1 with its parameters fixed (or drawn per minibatch).
+
+    Build one with :func:`parse` (``parse("stochm:gamma=0.5")``) or directly
+    (``Projection("stochm", gamma=0.5)``; ``Projection("power", beta=Uniform(0, 2))``).
+
+    Attributes:
+        name        the row of Table 1, e.g. ``"stochm"``.
+        params      ``{param: value}``; a value is a float or a :class:`Uniform`.
+        stochastic  True when applying it draws random numbers (stoch, stochm, stochm3,
+                    stochm_literal, addnorm, multunif); then every call gives a new draw.
+        random_params  True when some parameter is a :class:`Uniform` still to be drawn.
+        spec        the string form; ``parse(p.spec) == p``.
+
+    Use in Algorithm 1 (the whole network shares one draw of the parameters per
+    minibatch)::
+
+        step = projection.sample(rng)           # fixed parameters for this minibatch
+        P_k = step(W_k, rng)                    # for every layer k
+    """
+
+    def __init__(self, name, **params):
+        key = str(name).strip().lower()
+        if key not in REGISTRY:
+            raise ValueError(f"unknown projection {name!r}.\n{_valid_specs_text()}")
+        entry = REGISTRY[key]
+        allowed = {p.name: p for p in entry.params}
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"projection {key!r} has no parameter {', '.join(map(repr, unknown))}; "
+                f"it is written {entry.usage(key)}.\n{_valid_specs_text()}")
+        missing = [p for p in allowed if p not in params]
+        if missing:
+            raise ValueError(
+                f"projection {key!r} needs a value for {', '.join(map(repr, missing))}; "
+                f"write it as {entry.usage(key)}.\n{_valid_specs_text()}")
+        checked = {}
+        for pname, param in allowed.items():
+            checked[pname] = _checked_value(key, param, params[pname])
+        self.name = key
+        self.params = checked
+        self.stochastic = entry.stochastic
+        self._entry = entry
+
+    @property
+    def random_params(self) -> bool:
+        """True when a parameter is a :class:`Uniform` that :meth:`sample` must draw."""
+        return any(isinstance(v, Uniform) for v in self.params.values())
+
+    @property
+    def use(self) -> str:
+        """How the paper uses this projection: "train", "test" or "train, test"."""
+        return self._entry.use
+
+    @property
+    def spec(self) -> str:
+        """The spec string, e.g. ``"power:beta=U(0,2)"``; ``parse(spec)`` rebuilds it."""
+        if not self.params:
+            return self.name
+        values = ",".join(f"{k}={_fmt(v) if isinstance(v, float) else v}"
+                          for k, v in self.params.items())
+        return f"{self.name}:{values}"
+
+    def sample(self, rng=None) -> "Projection":
+        """A projection with every random parameter drawn once; ``self`` if none is random.
+
+        Call it once per minibatch and apply the result to every layer, so the whole
+        network uses the same beta (Tr-Power-C: beta ~ U[0, 2] per minibatch).
+        """
+        if not self.random_params:
+            return self
+        rng = _rng(rng)
+        drawn = {k: v.draw(rng) if isinstance(v, Uniform) else v for k, v in self.params.items()}
+        return Projection(self.name, **drawn)
+
+    def __call__(self, w, rng=None):
+        """Project one weight tensor ``w`` (a whole layer); returns a new array."""
+        if self.random_params:
+            raise ValueError(
+                f"projection {self.spec!r} has a random parameter. Draw it once per "
+                "minibatch with `step = projection.sample(rng)` and apply `step(W_k, rng)` "
+                "to every layer, so the whole network shares the same value.")
+        args = [self.params[p.name] for p in self._entry.params]
+        if self.stochastic:
+            args.append(rng)
+        return self._entry.function(w, *args)
+
+    def __eq__(self, other):
+        return isinstance(other, Projection) and self.spec == other.spec
+
+    def __hash__(self):
+        return hash(self.spec)
+
+    def __str__(self):
+        return self.spec
+
+    def __repr__(self):
+        args = "".join(f", {k}={_fmt(v) if isinstance(v, float) else repr(v)}"
+                       for k, v in self.params.items())
+        return f"Projection({self.name!r}{args})"
+
+
+def _checked_value(name, param, value):
+    """``value`` as a float or :class:`Uniform`, after checking ``param``'s rule."""
+    if isinstance(value, Uniform):
+        ends = [value.low, value.high]
+    else:
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"projection {name!r}: {param.name} must be a number or "
+                             f"U(low,high); got {value!r}.\n{_valid_specs_text()}") from None
+        ends = [value]
+    for v in ends:
+        if not (math.isfinite(v) and param.ok(v)):
+            raise ValueError(f"projection {name!r}: {param.name}={v} breaks the rule "
+                             f"{param.rule}.\n{_valid_specs_text()}")
+    return value
+
+
+_UNIFORM = re.compile(r"^u(?:niform)?\(([^,()]+),([^,()]+)\)$")
+
+
+def _split_params(text):
+    """Split ``a=1,b=U(0,2)`` at the commas that are not inside parentheses."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p for p in parts if p]
+
+
+def _parse_value(name, pname, text):
+    match = _UNIFORM.match(text)
+    if match:
+        try:
+            return Uniform(float(match.group(1)), float(match.group(2)))
+        except ValueError as err:
+            raise ValueError(f"projection {name!r}: bad range {text!r} for {pname} ({err}).\n"
+                             f"{_valid_specs_text()}") from None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"projection {name!r}: {pname}={text!r} is not a number or "
+                         f"U(low,high).\n{_valid_specs_text()}") from None
+
+
+def parse(spec) -> Projection:
+    """A :class:`Projection` from a spec string (or the Projection itself, unchanged).
+
+    Grammar: ``name`` or ``name:param=value[,param=value]``, where value is a number
+    or ``U(low,high)``. Case and spaces do not matter. Examples::
+
+        parse("sign"); parse("round"); parse("none"); parse("stoch")
+        parse("power:beta=0.5"); parse("power:beta=U(0,2)")
+        parse("stochm:gamma=0.5"); parse("stochm3:gamma=0.5"); parse("stochm_literal:gamma=0.5")
+        parse("addnorm:sigma=0.3"); parse("multunif:gamma=0.5")
+
+    A bad spec raises ValueError naming what was wrong and listing the valid specs.
+    """
+    if isinstance(spec, Projection):
+        return spec
+    if not isinstance(spec, str):
+        raise ValueError(f"a projection spec must be a string like 'power:beta=0.5' or a "
+                         f"Projection; got {type(spec).__name__}.\n{_valid_specs_text()}")
+    text = "".join(spec.split()).lower()
+    name, _, rest = text.partition(":")
+    if name not in REGISTRY:
+        raise ValueError(f"unknown projection {name!r} in spec {spec!r}.\n{_valid_specs_text()}")
+    params = {}
+    for item in _split_params(rest):
+        pname, eq, value = item.partition("=")
+        if not eq or not pname or not value:
+            raise ValueError(f"cannot read {item!r} in spec {spec!r}: parameters are written "
+                             f"param=value.\n{_valid_specs_text()}")
+        if pname in params:
+            raise ValueError(f"parameter {pname!r} given twice in spec {spec!r}.")
+        params[pname] = _parse_value(name, pname, value)
+    return Projection(name, **params)
