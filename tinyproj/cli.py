@@ -1,5 +1,6 @@
 """The ``tinyproj`` command line.
 
+    tinyproj train --preset tr-sign-c --width 0.25 --epochs 1 --out runs/sign
     tinyproj info                 versions, backend, kernels, where data is looked for
     tinyproj lessons [--quick]    run the lessons in lessons/ one after another
 
@@ -62,9 +63,107 @@ def _cmd_lessons(args) -> int:
     return 0
 
 
+_HELP = {
+    "preset": "one of the paper's runs (see `tinyproj train --list-presets`)",
+    "model": "bc_cifar10 | alexnet_bn | mlp_tfc | lenet5",
+    "width": "channel/unit multiplier of bc_cifar10 and alexnet_bn",
+    "bn": "batch norm in mlp_tfc / lenet5",
+    "dataset": "cifar10 | mnist | fashion-mnist | synthetic | imagenet",
+    "data_dir": "folder holding cifar-10-batches-py/, mnist/, ... (default $TINYPROJ_DATA)",
+    "preprocess": "none | scale | gcn | gcn_zca (default: the dataset's)",
+    "train_subset": "train on the first N training images only",
+    "val_size": "validation images split off the end of the training set (0: none)",
+    "test_subset": "score only the first N test images",
+    "projection": "training projection spec, e.g. sign, stoch, power:beta=U(0,2)",
+    "clip": "clip factor f (c_k = f * Glorot std) or NC for no clipping",
+    "clip_factor": "multiply f by this at each clip milestone",
+    "clip_milestones": "iterations at which f is multiplied, e.g. 5000,10000",
+    "loss": "square_hinge | cross_entropy",
+    "optimizer": "adam | sgd",
+    "lr_schedule": "exponential | cosine | step | constant",
+    "lr_final": "final learning rate (exponential) or minimum (cosine)",
+    "lr_milestones": "iterations of the step drops, e.g. 100000,125000",
+    "iterations": "stop after this many steps",
+    "test_projections": "comma-separated test projections (default none,sign,round)",
+    "bn_reestimate": "re-estimate batch norm per test projection (--no-bn-reestimate: faster)",
+    "bn_batches": "training batches used to re-estimate batch norm",
+    "out": "run folder (metrics.jsonl, checkpoint.npz, config.json)",
+}
+
+
+def _list_of(kind):
+    def parse(text):
+        return [kind(v) for v in text.split(",") if v.strip()]
+    return parse
+
+
+def _clip_value(text):
+    return "NC" if text.strip().upper() == "NC" else float(text)
+
+
+def _add_config_flags(parser):
+    """One flag per TrainConfig field (every setting of a run can be overridden)."""
+    import dataclasses
+
+    from .presets import TrainConfig
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = _HELP.get(f.name, "")
+        default_value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if f.name == "clip":
+            parser.add_argument(flag, type=_clip_value, default=None, help=help_text)
+        elif isinstance(default_value, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text)
+        elif isinstance(default_value, list):
+            kind = str if f.name == "test_projections" else int
+            parser.add_argument(flag, type=_list_of(kind), default=None, help=help_text)
+        else:
+            kind = {"width": float, "lr": float, "lr_final": float, "lr_factor": float,
+                    "momentum": float, "clip_factor": float}.get(f.name)
+            if kind is None:
+                kind = int if isinstance(default_value, int) or f.name in (
+                    "train_subset", "test_subset", "iterations") else str
+            parser.add_argument(flag, type=kind, default=None,
+                                help=f"{help_text} (default {default_value!r})".strip())
+
+
+def _cmd_train(args) -> int:
+    import dataclasses
+
+    from .presets import PRESETS, TrainConfig, make_config
+    from .training import TrainingInterrupted, train
+    if args.list_presets:
+        for name, values in PRESETS.items():
+            print(f"{name:<20} " + " ".join(f"{k}={v}" for k, v in values.items()))
+        return 0
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    cfg = make_config(**overrides)
+    if cfg.out is None:
+        cfg.out = str(Path("runs") / (cfg.preset or f"{cfg.model}-{cfg.projection}"))
+    try:
+        train(cfg, resume=args.resume, progress=not args.no_progress)
+    except TrainingInterrupted as err:
+        print(err, file=sys.stderr)
+        return 130
+    except FloatingPointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinyproj", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train a network with Algorithm 1 (a run folder)")
+    _add_config_flags(p)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--list-presets", action="store_true", help="list the presets and exit")
+    p.set_defaults(func=_cmd_train)
     p = sub.add_parser("info", help="show versions, backend and kernel settings")
     p.set_defaults(func=_cmd_info)
     p = sub.add_parser("lessons", help="run the lessons (quick mode with --quick)")

@@ -1,0 +1,151 @@
+"""The networks of the two papers: structure, parameter names, shapes, noise-site counts."""
+import numpy as np
+import pytest
+
+import tinyproj as tp
+from tinyproj import backend, models, nn
+from tinyproj.algorithm1 import weight_params
+
+
+def _x(*shape, seed=0):
+    return tp.tensor(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+
+
+def _layer_types(model):
+    return [(name, type(m).__name__) for name, m in model.named_children()]
+
+
+# --- bc_cifar10 -----------------------------------------------------------------------------
+def test_bc_cifar10_forward_shape_and_names():
+    model = models.bc_cifar10(width=0.25, rng=backend.make_rng(0))
+    out = model(_x(2, 3, 32, 32))
+    assert out.shape == (2, 10)
+    names = [n for n, _ in model.named_parameters()]
+    expected = []
+    for k, kind in enumerate(["conv"] * 6 + ["fc"] * 3, start=1):
+        expected += [f"{kind}{k}.weight", f"bn{k}.weight", f"bn{k}.bias"]
+    assert names == expected
+    assert list(weight_params(model)) == [n for n in expected if not n.startswith("bn")]
+
+
+def test_bc_cifar10_layer_order_is_binaryconnect():
+    model = models.bc_cifar10(width=0.0625)
+    kinds = [t for _, t in _layer_types(model)]
+    block = ["Conv2d", "BatchNorm2d", "ReLU"]
+    pooled = ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]       # conv → pool → BN → ReLU
+    fc = ["Linear", "BatchNorm1d", "ReLU"]
+    assert kinds == (block + pooled) * 3 + ["Flatten"] + fc + fc + ["Linear", "BatchNorm1d"]
+    # BN after the output layer, no ReLU after it
+    assert _layer_types(model)[-1] == ("bn9", "BatchNorm1d")
+    assert model.bn9.num_features == 10
+    # 3×3 convs, padding 1, stride 1, no biases anywhere
+    for name, m in model.named_children():
+        if isinstance(m, nn.Conv2d):
+            assert m.kernel_size == (3, 3) and m.padding == (1, 1) and m.stride == (1, 1)
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            assert m.bias is None, name
+
+
+def test_bc_cifar10_full_width_weight_count():
+    model = models.bc_cifar10(width=1.0, rng=backend.make_rng(0))
+    total = sum(int(p.size) for p in weight_params(model).values())
+    expected = (3 * 128 * 9 + 128 * 128 * 9 + 128 * 256 * 9 + 256 * 256 * 9 + 256 * 512 * 9
+                + 512 * 512 * 9 + 8192 * 1024 + 1024 * 1024 + 1024 * 10)
+    assert total == expected
+    shapes = {n: tuple(p.shape) for n, p in weight_params(model).items()}
+    assert shapes["conv1.weight"] == (128, 3, 3, 3)
+    assert shapes["conv6.weight"] == (512, 512, 3, 3)
+    assert shapes["fc7.weight"] == (1024, 8192)
+    assert shapes["fc9.weight"] == (10, 1024)
+    # every BN: 2 parameters per channel/unit
+    bn = sum(int(p.size) for n, p in model.named_parameters() if n.startswith("bn"))
+    assert bn == 2 * (2 * 128 + 2 * 256 + 2 * 512 + 1024 + 1024 + 10)
+
+
+def test_width_scales_and_stays_positive():
+    m = models.bc_cifar10(width=0.001)
+    assert m.conv1.out_channels == 1 and m.fc7.out_features == 1
+    with pytest.raises(ValueError, match="width"):
+        models.bc_cifar10(width=0)
+
+
+def test_same_rng_same_weights():
+    a = models.bc_cifar10(width=0.125, rng=backend.make_rng(3))
+    b = models.bc_cifar10(width=0.125, rng=backend.make_rng(3))
+    for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert na == nb and np.array_equal(pa.data, pb.data)
+
+
+# --- alexnet_bn ------------------------------------------------------------------------------
+def test_alexnet_bn_small_build_and_forward():
+    model = models.alexnet_bn(num_classes=10, input_size=67, width=0.125, rng=backend.make_rng(0))
+    out = model(_x(2, 3, 67, 67))
+    assert out.shape == (2, 10)
+    shapes = {n: tuple(p.shape) for n, p in weight_params(model).items()}
+    assert list(shapes) == [f"conv{k}.weight" for k in range(1, 6)] + \
+        [f"fc{k}.weight" for k in (6, 7, 8)]
+    assert shapes["conv1.weight"] == (12, 3, 11, 11)
+    assert shapes["fc6.weight"] == (512, 32 * 1 * 1)
+    assert all(getattr(m, "bias", None) is None for m in model.children()
+               if isinstance(m, (nn.Conv2d, nn.Linear)))
+    pools = [m for m in model.children() if isinstance(m, nn.MaxPool2d)]
+    assert len(pools) == 3 and all(p.kernel_size == (3, 3) and p.stride == (2, 2) for p in pools)
+    assert not any(isinstance(m, nn.Dropout) for m in model.children())
+
+
+def test_alexnet_bn_full_size_flatten_and_options():
+    # flattened sizes are computed from the input size (checked on the layer, no forward)
+    assert models.alexnet_bn(input_size=227, width=0.0625).fc6.in_features == 16 * 6 * 6
+    assert models.alexnet_bn(input_size=224, width=0.0625).fc6.in_features == 16 * 5 * 5
+    m = models.alexnet_bn(10, input_size=67, width=0.0625, dropout=0.5, output_bn=True)
+    assert sum(isinstance(c, nn.Dropout) for c in m.children()) == 2
+    assert _layer_types(m)[-1] == ("bn8", "BatchNorm1d")
+    with pytest.raises(ValueError, match="too small"):
+        models.alexnet_bn(input_size=64)
+
+
+# --- Walking Noise models ---------------------------------------------------------------------
+@pytest.mark.parametrize("bn", [False, True])
+def test_mlp_tfc_and_lenet5_forward(bn):
+    x = _x(2, 1, 28, 28)
+    for build in (models.mlp_tfc, models.lenet5):
+        model = build(bn=bn, rng=backend.make_rng(0))
+        assert model(x).shape == (2, 10)
+        layers = [m for m in model.children() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        # biases exactly when there is no batch norm
+        assert all((m.bias is not None) == (not bn) for m in layers)
+    assert models.lenet5().conv1.padding == (2, 2)
+    assert models.lenet5().fc3.in_features == 400
+    assert models.lenet5(in_channels=3, input_size=32).conv1.padding == (0, 0)
+    assert models.mlp_tfc().fc4.in_features == 64
+
+
+def noise_sites(model):
+    """Walking Noise's sites: the input, then every conv/linear, BN, ReLU and pooling (the
+    last layer's output is the logits); flatten and dropout are not sites."""
+    site_types = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d)
+    return ["input"] + [name for name, m in model.named_children() if isinstance(m, site_types)]
+
+
+def test_walking_noise_site_counts():
+    assert len(noise_sites(models.mlp_tfc(bn=False))) == 8
+    assert len(noise_sites(models.mlp_tfc(bn=True))) == 11
+    assert len(noise_sites(models.lenet5(bn=False))) == 12
+    assert len(noise_sites(models.lenet5(bn=True))) == 16
+    # the last site is the logits layer
+    assert noise_sites(models.lenet5())[-1] == "fc5"
+    assert noise_sites(models.mlp_tfc(bn=True))[-1] == "fc4"
+
+
+# --- registry ---------------------------------------------------------------------------------
+def test_registry_and_build():
+    assert set(models.MODELS) == {"bc_cifar10", "alexnet_bn", "mlp_tfc", "lenet5"}
+    m = models.build("lenet5", bn=True)
+    assert isinstance(m, models.LeNet5)
+    assert isinstance(models.build("MLP-TFC"), models.MLPTFC)
+    with pytest.raises(ValueError) as err:
+        models.build("resnet50")
+    for name in models.MODELS:
+        assert name in str(err.value)
+    with pytest.raises(ValueError, match="takes no argument 'depth'"):
+        models.build("bc_cifar10", depth=3)

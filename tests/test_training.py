@@ -1,0 +1,91 @@
+"""Training runs: metrics, exact resume, Ctrl-C checkpoints, NaN losses, clear errors."""
+import json
+
+import numpy as np
+import pytest
+
+from tinyproj.checkpoint import load_checkpoint, read_jsonl
+from tinyproj.presets import PRESETS, make_config
+from tinyproj.training import TrainingInterrupted, train
+
+
+def tiny_config(tmp_path, name="run", **overrides):
+    values = dict(dataset="synthetic", model="bc_cifar10", width=1 / 16, train_subset=120,
+                  val_size=40, batch_size=20, epochs=2, lr=0.01, bn_batches=2,
+                  eval_batch_size=100, out=str(tmp_path / name))
+    values.update(overrides)
+    return make_config(values.pop("preset", "tr-sign-c"), **values)
+
+
+def weights(model):
+    return {k: np.array(v) for k, v in model.state_dict().items()}
+
+
+def test_metrics_rows_have_the_documented_fields(tmp_path):
+    cfg = tiny_config(tmp_path, epochs=1)
+    _, rows = train(cfg, progress=False, log=lambda *a: None)
+    assert len(rows) == 1
+    row = rows[0]
+    for key in ("epoch", "step", "train_loss", "train_error", "lr", "test_error", "val_error"):
+        assert key in row
+    assert set(row["test_error"]) == {"none", "sign", "round"}
+    assert all(0.0 <= e <= 1.0 for e in row["test_error"].values())
+    assert row["step"] == 120 // 20
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["projection"] == "sign"
+
+
+@pytest.mark.parametrize("stop_at", [3, 6, 8])   # mid-epoch, at an epoch boundary, 2nd epoch
+def test_resume_continues_to_the_same_weights_bitwise(tmp_path, stop_at):
+    cfg = tiny_config(tmp_path, "straight", preset="tr-stoch-c")   # stochastic: uses the rng
+    model_a, rows_a = train(cfg, progress=False, log=lambda *a: None)
+
+    cfg_b = tiny_config(tmp_path, "interrupted", preset="tr-stoch-c")
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        train(cfg_b, progress=False, stop_at_step=stop_at, log=lambda *a: None)
+    _, _, meta = load_checkpoint(tmp_path / "interrupted" / "checkpoint.npz")
+    assert meta["pos"]["step"] == stop_at
+    model_b, rows_b = train(cfg_b, resume=True, progress=False, log=lambda *a: None)
+
+    wa, wb = weights(model_a), weights(model_b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)
+    strip = [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in rows_a]
+    assert strip == [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in rows_b]
+
+
+def test_resume_refuses_changed_settings_and_missing_checkpoint(tmp_path):
+    cfg = tiny_config(tmp_path, epochs=1)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(cfg, resume=True, progress=False)
+    train(cfg, progress=False, log=lambda *a: None)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(cfg, progress=False)
+    changed = tiny_config(tmp_path, epochs=1, lr=0.5)
+    with pytest.raises(ValueError, match="lr"):
+        train(changed, resume=True, progress=False)
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
+    cfg = tiny_config(tmp_path, preset="tr-none-nc", lr=1e30, lr_schedule="constant",
+                      optimizer="sgd", epochs=3)
+    with pytest.raises(FloatingPointError, match="step"):
+        train(cfg, progress=False, log=lambda *a: None)
+
+
+def test_unknown_names_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="tr-sign-c"):
+        make_config("tr-nonsense")
+    with pytest.raises(ValueError, match="valid settings"):
+        make_config(None, learning_rate=0.1)
+    with pytest.raises(ValueError, match="bc_cifar10"):
+        train(tiny_config(tmp_path, model="resnet"), progress=False)
+
+
+def test_presets_cover_table2():
+    assert {"tr-none-nc", "tr-none-c", "tr-sign-c", "tr-stoch-c", "tr-power-c",
+            "tr-stochm-c"} <= set(PRESETS)
+    assert make_config("tr-power-c").projection == "power:beta=U(0,2)"
+    assert make_config("tr-none-nc").clip == "NC"
+    cfg = make_config("tr-stochm-c")
+    assert (cfg.lr, cfg.batch_size, cfg.epochs, cfg.clip) == (0.003, 50, 500, 0.5)

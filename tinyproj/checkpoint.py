@@ -1,0 +1,126 @@
+"""Atomic files and training checkpoints (rule 7 of DESIGN.md).
+
+Every file is written to a temporary name in the same folder and then renamed
+over the target with ``os.replace``, which is atomic on POSIX and Windows: an
+interrupted write leaves either the old file or the new one, never half of one.
+
+A checkpoint is one ``.npz`` file: the model's ``state_dict`` under
+``model/<name>``, the optimizer's state arrays under ``optim/<i>/<key>``, and
+everything else (epoch, step, the generator's state, the optimizer's scalar
+state, running sums of the epoch in progress) as JSON under ``meta``.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np  # host-side file format; arrays are moved to the host first
+
+from . import backend
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "append_jsonl", "read_jsonl",
+           "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state"]
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_jsonl(path) -> list:
+    """The JSON objects of a ``.jsonl`` file, one per line ([] if it does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{n} is not valid JSON ({err}); the file is corrupt — "
+                                 "remove that line or the file") from None
+    return rows
+
+
+def append_jsonl(path, row: dict) -> None:
+    """Append one JSON object as a line, rewriting the file atomically."""
+    rows = read_jsonl(path) + [row]
+    atomic_write_text(path, "".join(json.dumps(r, sort_keys=False) + "\n" for r in rows))
+
+
+def rng_state(rng) -> dict:
+    """The state of a NumPy generator as JSON-able data (for exact resume)."""
+    if hasattr(rng, "bit_generator"):
+        return {"kind": "numpy", "state": rng.bit_generator.state}
+    return {"kind": "unsupported"}
+
+
+def set_rng_state(rng, state: dict) -> bool:
+    """Restore a state saved by :func:`rng_state`; False if this generator cannot be restored."""
+    if state.get("kind") == "numpy" and hasattr(rng, "bit_generator"):
+        rng.bit_generator.state = state["state"]
+        return True
+    return False
+
+
+def save_checkpoint(path, model_state: dict, optim_state: dict, meta: dict) -> Path:
+    """Write model weights, optimizer state and ``meta`` (JSON) to one ``.npz``, atomically."""
+    arrays = {f"model/{k}": backend.to_numpy(v) for k, v in model_state.items()}
+    scalars = []
+    for i, s in enumerate(optim_state["state"]):
+        kept = {}
+        for key, value in s.items():
+            if hasattr(value, "shape") and hasattr(value, "dtype"):
+                arrays[f"optim/{i}/{key}"] = backend.to_numpy(value)
+            else:
+                kept[key] = value
+        scalars.append(kept)
+    meta = dict(meta, optim_hyper=optim_state["hyper"], optim_t=optim_state["t"],
+                optim_scalars=scalars)
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path):
+    """Read a checkpoint: returns ``(model_state, optim_state, meta)``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}: nothing to resume (start without --resume)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+            model_state, optim_arrays = {}, {}
+            for key in f.files:
+                if key.startswith("model/"):
+                    model_state[key[len("model/"):]] = f[key]
+                elif key.startswith("optim/"):
+                    _, i, name = key.split("/", 2)
+                    optim_arrays.setdefault(int(i), {})[name] = f[key]
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"checkpoint {path} is unreadable or corrupt ({err}); "
+                         "delete it to start the run afresh") from None
+    states = [dict(s, **optim_arrays.get(i, {})) for i, s in enumerate(meta.pop("optim_scalars"))]
+    optim_state = {"hyper": meta.pop("optim_hyper"), "t": meta.pop("optim_t"), "state": states}
+    return model_state, optim_state, meta

@@ -1,0 +1,107 @@
+"""Scoring a model: error rate, batch-norm re-estimation, test projections.
+
+Merolla et al.'s test protocol (PAPERS.md §1): for every test projection Te-X,
+put the projected weights into the network, **re-estimate the batch-norm
+statistics on training data** with those weights (the statistics of the
+activations change when the weights do), then score the test set. The model's
+own weights and statistics are restored afterwards.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from . import backend
+from .algorithm1 import project_weights
+from .nn.batchnorm import _BatchNorm
+from .projections import parse
+from .tensor import no_grad
+
+__all__ = ["error_rate", "reestimate_batchnorm", "test_errors", "batch_indices",
+           "saved_batchnorm_stats"]
+
+
+def batch_indices(n: int, batch_size: int):
+    """Consecutive index ranges covering 0..n-1 (the last one may be shorter)."""
+    for start in range(0, n, batch_size):
+        yield range(start, min(n, start + batch_size))
+
+
+def error_rate(model, source, batch_size: int = 500, limit: int | None = None) -> float:
+    """Fraction of misclassified examples of ``source`` with the model in evaluation mode."""
+    n = len(source) if limit is None else min(limit, len(source))
+    was_training = model.training
+    model.eval()
+    wrong = 0
+    with no_grad():
+        for idx in batch_indices(n, batch_size):
+            x, y = source.batch(idx)
+            pred = model(x).data.argmax(axis=1)
+            wrong += int((pred != y).sum())
+    model.train(was_training)
+    return wrong / max(1, n)
+
+
+@contextlib.contextmanager
+def saved_batchnorm_stats(model):
+    """Restore every batch-norm layer's running statistics on exit."""
+    layers = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    saved = [(m.running_mean.copy(), m.running_var.copy(), m.num_batches_tracked.copy())
+             for m in layers]
+    try:
+        yield layers
+    finally:
+        for m, (mean, var, count) in zip(layers, saved):
+            m.running_mean[...] = mean
+            m.running_var[...] = var
+            m.num_batches_tracked[...] = count
+            m.stop_reestimation()
+
+
+def reestimate_batchnorm(model, source, num_batches: int, batch_size: int, rng=None) -> int:
+    """Recompute every batch-norm layer's running statistics from training batches.
+
+    The statistics are reset and become the plain average over ``num_batches``
+    random training batches (momentum 1/(k+1) for batch k), computed with the
+    weights the model holds now. Only the batch-norm layers run in training
+    mode; dropout and everything else stay in evaluation mode. Returns the
+    number of batches used (0 if the model has no batch norm).
+    """
+    layers = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    if not layers or num_batches <= 0:
+        return 0
+    rng = rng if rng is not None else backend.global_rng()
+    order = backend.permutation(rng, len(source))
+    was_training = model.training
+    model.eval()
+    for m in layers:
+        m.start_reestimation()
+        m.train()
+    used = 0
+    with no_grad():
+        for b in range(min(num_batches, -(-len(source) // batch_size))):
+            x, _ = source.batch(order[b * batch_size:(b + 1) * batch_size])
+            model(x)
+            used += 1
+    for m in layers:
+        m.stop_reestimation()
+    model.train(was_training)
+    return used
+
+
+def test_errors(model, train_source, test_source, projections, rng=None, bn_batches: int = 20,
+                batch_size: int = 50, eval_batch_size: int = 500, test_limit=None) -> dict:
+    """``{spec: test error}`` for each test projection, Merolla's protocol.
+
+    For each projection: swap the projected weights in, re-estimate batch norm on
+    ``bn_batches`` training batches (skipped when ``bn_batches`` is 0), score the
+    test set, then restore the weights and the batch-norm statistics exactly.
+    """
+    rng = rng if rng is not None else backend.global_rng()
+    errors = {}
+    for spec in projections:
+        proj = parse(spec)
+        with saved_batchnorm_stats(model), project_weights(model, proj, rng):
+            if bn_batches:
+                reestimate_batchnorm(model, train_source, bn_batches, batch_size, rng)
+            errors[str(spec)] = error_rate(model, test_source, eval_batch_size, test_limit)
+    return errors
