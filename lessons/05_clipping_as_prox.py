@@ -51,8 +51,9 @@ import matplotlib
 matplotlib.use("Agg")               # write figures to files; no window needed
 import matplotlib.pyplot as plt     # noqa: E402
 
+import tinyproj as tp               # noqa: E402
 import tinyproj.nn as nn            # noqa: E402
-from tinyproj import backend, clipping, projections  # noqa: E402
+from tinyproj import backend, clipping, optim, projections  # noqa: E402
 
 QUICK = os.environ.get("TINYPROJ_QUICK") == "1" or "--quick" in sys.argv
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
@@ -209,6 +210,24 @@ print(" step |  w (SGD + clip)        L(w)   |  w (SGD, no clip)")
 for t in list(range(0, 10)) + [steps]:
     print(f" {t:4d} | ({pgd[t, 0]:+.4f}, {pgd[t, 1]:+.4f})  {loss2(pgd[t]):.4f} |"
           f"  ({gd[t, 0]:+.4f}, {gd[t, 1]:+.4f})")
+
+# %% [markdown]
+# The same step with the framework's own pieces: autograd computes ∇L, `optim.SGD` does
+# line 9, `clipping.clip_` does line 12 — and the result is the proximal-gradient step.
+
+# %%
+w_param = nn.Parameter(np.array([[0.9, 0.8]]))              # W^t as a (1, 2) float64 row
+sgd = optim.SGD([w_param], lr=0.5)
+d = w_param - tp.tensor(m[None, :])                        # w - m, shape (1, 2)
+loss_t = 0.5 * ((d @ tp.tensor(A)) * d).sum()              # 0.5 (w-m)^T A (w-m)  (A symmetric)
+loss_t.backward()                                          # w_param.grad = A (w - m)
+print(f"autograd gradient: {w_param.grad[0]}   by hand A (w - m): {grad2(w_param.data[0])}")
+expected = clipping.prox_linf(w_param.data - 0.5 * grad2(w_param.data[0]), c)
+sgd.step()                                                 # line 9:  W_hat = W - lr * grad
+print(f"after SGD step (line 9) : {w_param.data}   <- outside the box")
+clipping.clip_([(w_param.data, c)])                        # line 12: clip in place
+print(f"after clip (line 12)    : {w_param.data}")
+print(f"prox_linf(W - lr grad)  : {expected}   equal: {np.allclose(w_param.data, expected)}")
 
 # %% [markdown]
 # Where should it end? On the face w1 = 1 of the box the loss is a parabola in w2, minimised
@@ -524,6 +543,8 @@ for t in [0, 1, 2, 5, 10, 20, 40]:
     v, g_s = smoothed2(w_path[t])
     print(f"  step {t:2d}: w = {w_path[t]}  E L = {v:.3f}  |grad| = {np.linalg.norm(g_s):.3f}   "
           f"L(Sign w) = {lin_loss(projections.sign(np.append(w_path[t], alpha))[:2]):.3f}")
+print("at the corner the gradient is not 0: it points out of the box, and the clip (the prox of")
+print("section 2) holds w on the boundary, a constrained minimum.")
 print("on the Sign surface the gradient at the start is exactly 0: w would stay at", w_path[0])
 
 # %%

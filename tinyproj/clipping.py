@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 
 from tinyproj import backend
+from tinyproj.nn.init import glorot_std
 
 __all__ = [
     "glorot_std", "is_clipped_param", "no_clipping", "clip_bounds", "clip_", "clip_weights",
@@ -35,28 +36,8 @@ __all__ = [
 ]
 
 
-def glorot_std(shape) -> float:
-    """Standard deviation of Glorot-uniform initial weights: sqrt(2 / (fan_in + fan_out)).
-
-    Glorot & Bengio draw W ~ U(-a, a) with a = sqrt(6 / (fan_in + fan_out)); the
-    standard deviation of U(-a, a) is a / sqrt(3) = sqrt(2 / (fan_in + fan_out)).
-
-    shape:
-        (out, in)             linear weight:  fan_in = in,           fan_out = out
-        (O, C, kh, kw)        conv weight:    fan_in = C * kh * kw,  fan_out = O * kh * kw
-        (O, C, *kernel)       any conv:       the kernel sizes multiply both fans
-    Returns a Python float.
-    """
-    shape = tuple(int(s) for s in shape)
-    if len(shape) < 2:
-        raise ValueError(f"glorot_std needs a weight shape with at least 2 dimensions "
-                         f"((out, in) or (O, C, kh, kw)); got {shape}. Biases and batch-norm "
-                         "parameters are not clipped.")
-    receptive = math.prod(shape[2:])          # 1 for a linear weight
-    fan_out, fan_in = shape[0] * receptive, shape[1] * receptive
-    if fan_in + fan_out <= 0:
-        raise ValueError(f"glorot_std: shape {shape} has no elements.")
-    return math.sqrt(2.0 / (fan_in + fan_out))
+# glorot_std(shape) = sqrt(2 / (fan_in + fan_out)) is the initializer's own, imported above:
+# the clip bound must use exactly the std that nn.init draws the initial weights with.
 
 
 def is_clipped_param(param) -> bool:
@@ -181,6 +162,8 @@ def prox_linf(v, c):
 
     v: array; c: bound >= 0 (inf returns a copy). Returns a new array of v's dtype.
     """
+    if not hasattr(v, "dtype"):          # a number or a list: make it an array first
+        v = backend.asarray(v)
     xp = backend.xp_of(v)
     if not c >= 0:
         raise ValueError(f"prox_linf: the radius c must be >= 0; got {c}.")

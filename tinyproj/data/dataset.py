@@ -1,6 +1,7 @@
 """One entry point for every dataset: ``load_dataset(name, ...) -> Dataset``."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +109,8 @@ def load_dataset(name, data_dir=None, preprocess="default", train_subset=None, d
     train_subset:  keep only the first N training images (before preprocessing, so ZCA is
                    fit on them); the test set is always complete.
     download:      fetch missing files (needs internet access).
-    cache:         keep "gcn_zca" results in ``cache_dir`` (default ``<data_dir>/cache``) as
+    cache:         keep "gcn_zca" results in ``cache_dir`` (default ``$TINYPROJ_CACHE`` or
+                   ``<data_dir>/cache``) as
                    .npz; a second call with the same parameters and unchanged source files
                    loads them. Default: on for real datasets, off for "synthetic".
     synthetic_options: for "synthetic" only: ``n_train`` (1000), ``n_test`` (200),
@@ -175,7 +177,9 @@ def load_dataset(name, data_dir=None, preprocess="default", train_subset=None, d
                   "filter_bias": float(zca_filter_bias),
                   "train_subset": None if train_subset is None else int(train_subset),
                   "version": _CACHE_VERSION, "source": source}
-        where = Path(cache_dir) if cache_dir is not None else resolve_data_dir(data_dir) / "cache"
+        if cache_dir is None:   # $TINYPROJ_CACHE, else a cache/ folder beside the raw data
+            cache_dir = os.environ.get("TINYPROJ_CACHE") or resolve_data_dir(data_dir) / "cache"
+        where = Path(cache_dir)
         arrays = cached_arrays(where, params, compute)
     else:
         arrays = compute()

@@ -39,7 +39,7 @@ def _pair(v, what):
 
 
 class Conv2d(Function):
-    """y = conv2d(x, w) by im2col and a batched matrix product (no bias; see ``conv2d``)."""
+    """y = conv2d(x, w) by im2col and one matrix product per image (no bias; see ``conv2d``)."""
 
     def __init__(self, stride=1, padding=0):
         self.stride = _pair(stride, "stride")
@@ -54,7 +54,7 @@ class Conv2d(Function):
         cols = kernels.get("im2col")(x, kh, kw, self.stride, self.pad)      # (N, K, L)
         w_mat = w.reshape(o, c * kh * kw)                                    # (O, K)
         y = backend.xp_of(x).empty((n, o, oh * ow), dtype=x.dtype)           # (N, O, L)
-        for i in range(n):          # one matrix product per image (see _per_image below)
+        for i in range(n):          # one BLAS matrix product per image (see the note above)
             y[i] = w_mat @ cols[i]
         self.x_shape, self.w = x.shape, w
         self.cols = cols if self.recording and self.needs_grad[1] else None
@@ -99,14 +99,14 @@ class Conv2d(Function):
                                  f"of shape {tuple(x.shape)}")
 
 
-def conv2d(x, w, b=None, stride=1, padding=0):
+def conv2d(x, w, stride=1, padding=0, bias=None):
     """2-D cross-correlation (the deep-learning "convolution").
 
-    x (N, C, H, W), w (O, C, kh, kw), optional b (O,) → (N, O, OH, OW).
+    x (N, C, H, W), w (O, C, kh, kw), optional bias (O,) → (N, O, OH, OW).
     ``stride`` and ``padding`` are ints or (vertical, horizontal) pairs; kernels
     need not be square (AlexNet's first layer is 11×11, stride 4).
     """
     y = Conv2d(stride, padding)(as_tensor(x), w)
-    if b is not None:
-        y = add(y, b.reshape(1, -1, 1, 1))
+    if bias is not None:
+        y = add(y, bias.reshape(1, -1, 1, 1))
     return y

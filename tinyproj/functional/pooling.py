@@ -28,6 +28,10 @@ class MaxPool2d(Function):
                for a in (0, 1)):
             raise ValueError(f"max_pool2d: a {self.k} window with stride {self.stride} does not "
                              f"fit an input of shape {tuple(x.shape)}")
+        if any(2 * p > k for p, k in zip(self.pad, self.k)):
+            # larger padding makes windows that hold only padding (−∞): their max is −∞
+            raise ValueError(f"max_pool2d: padding {self.pad} must be at most half the window "
+                             f"{self.k} (as in PyTorch)")
         y, self.argmax = kernels.get("maxpool_forward")(x, *self.k, self.stride, self.pad)
         self.x_shape = x.shape
         return y

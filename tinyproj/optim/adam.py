@@ -1,0 +1,64 @@
+"""Adam (Kingma & Ba, 2015) with bias correction.
+
+For each parameter w with gradient g, at its t-th update (t = 1, 2, ...)::
+
+    m ← β1 · m + (1 − β1) · g            first moment (mean of g), m starts at 0
+    v ← β2 · v + (1 − β2) · g²           second moment (mean of g²), v starts at 0
+    m̂ = m / (1 − β1^t)                   bias correction: m and v start at 0, so early
+    v̂ = v / (1 − β2^t)                   averages are too small by exactly these factors
+    w ← w − lr · m̂ / (sqrt(v̂) + eps)
+
+The step is about lr in size whatever the scale of g (m̂/sqrt(v̂) is scale free), which
+is why Adam tolerates the paper's projected (e.g. binarized) forward passes.
+Everything stays in the parameter's dtype (float32) and is done in place.
+The CIFAR-10 runs of the paper use Adam with lr 0.003 (BinaryConnect's decay schedule).
+"""
+from __future__ import annotations
+
+from .. import backend
+from .optimizer import Optimizer
+
+__all__ = ["Adam"]
+
+
+class Adam(Optimizer):
+    """Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8); see the module docstring.
+
+    state per parameter: ``m`` and ``v`` (arrays like the parameter) and ``step`` (t, the
+    number of updates this parameter received — a parameter without a gradient in some
+    step is not updated and its t does not advance, as in PyTorch).
+    """
+
+    hyper_names = ("lr", "betas", "eps")
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, lr)
+        beta1, beta2 = (float(b) for b in betas)
+        if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
+            raise ValueError(f"Adam: betas must each be in [0, 1), got {tuple(betas)!r}")
+        if not eps > 0:
+            raise ValueError(f"Adam: eps must be > 0, got {eps!r}")
+        self.betas = (beta1, beta2)
+        self.eps = float(eps)
+
+    def update(self, w, g, state):
+        xp = backend.xp_of(w)
+        beta1, beta2 = self.betas
+        if "m" not in state:
+            state["m"] = xp.zeros_like(w)
+            state["v"] = xp.zeros_like(w)
+            state["step"] = 0
+        m, v = state["m"], state["v"]
+        state["step"] += 1
+        t = state["step"]
+        m *= beta1
+        m += (1.0 - beta1) * g
+        v *= beta2
+        v += (1.0 - beta2) * (g * g)
+        m_hat = m / (1.0 - beta1 ** t)
+        v_hat = v / (1.0 - beta2 ** t)
+        w -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
+
+    def load_state_dict(self, state_dict) -> None:
+        super().load_state_dict(state_dict)
+        self.betas = tuple(float(b) for b in self.betas)

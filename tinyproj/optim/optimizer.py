@@ -1,0 +1,135 @@
+"""The Optimizer base class: parameters, learning rate, zero_grad, step, state.
+
+An optimizer holds a list of Parameters and, per parameter, whatever state its
+update rule needs (a momentum buffer, Adam's two moment estimates). ``step()``
+applies the rule to every parameter that has a gradient:
+
+    for each parameter w with gradient g:   w ← update(w, g, state)
+
+Updates work on the arrays directly (``p.data``), in place: no autograd graph is
+recorded, and every reference to a parameter's array (a model's, a clip step's)
+stays valid. Parameters whose ``grad`` is None (not used in the last forward
+pass) are skipped and their state is left untouched.
+
+``state_dict()`` / ``load_state_dict()`` save and restore everything (the
+hyper-parameters, the step count and copies of the state arrays), so that a run
+resumed from a checkpoint continues bit for bit like one that never stopped.
+"""
+from __future__ import annotations
+
+import math
+
+from .. import backend
+from ..tensor import Tensor
+
+__all__ = ["Optimizer"]
+
+
+class Optimizer:
+    """Base class. Subclasses set their hyper-parameter names in ``hyper_names`` and
+    implement ``update(p, g, state)`` for one parameter.
+
+    Attributes
+        params : the list of Parameters being optimized.
+        lr : learning rate (settable at any time; schedules set it each step/epoch).
+        t : number of ``step()`` calls so far.
+        state : one dict per parameter (same order as ``params``) of arrays and counters.
+    """
+
+    hyper_names: tuple = ("lr",)
+
+    def __init__(self, params, lr):
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list (did the model "
+                             "define its layers before calling super().__init__()?)")
+        seen, unique = set(), []
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: parameter {i} is a {type(p).__name__}, "
+                                "not a Tensor; pass model.parameters()")
+            if not p.requires_grad:
+                raise ValueError(f"{type(self).__name__}: parameter {i} "
+                                 f"({p.name or tuple(p.shape)}) has requires_grad=False, so it "
+                                 "would never get a gradient")
+            if id(p) not in seen:
+                seen.add(id(p))
+                unique.append(p)
+        self.params = unique
+        self.lr = lr
+        self.t = 0
+        self.state = [dict() for _ in self.params]
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        value = float(value)
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{type(self).__name__}: the learning rate must be a finite number "
+                             f">= 0, got {value!r}")
+        self._lr = value
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient (``p.grad = None``) before the next backward."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient, in place."""
+        self.t += 1
+        for p, state in zip(self.params, self.state):
+            g = p.grad
+            if g is None:
+                continue
+            if tuple(g.shape) != tuple(p.shape):
+                raise ValueError(f"{type(self).__name__}: the gradient of {p.name or 'a parameter'} "
+                                 f"has shape {tuple(g.shape)}, the parameter {tuple(p.shape)}")
+            self.update(p.data, g, state)
+
+    def update(self, w, g, state) -> None:
+        """Update the array ``w`` in place from its gradient ``g``; ``state`` is its dict."""
+        raise NotImplementedError(f"{type(self).__name__} must implement update(w, g, state)")
+
+    # -- saving and resuming -----------------------------------------------
+    def state_dict(self) -> dict:
+        """``{"hyper": {...}, "t": int, "state": [{name: array copy or number}, ...]}``."""
+        return {
+            "hyper": {name: getattr(self, name) for name in self.hyper_names},
+            "t": self.t,
+            "state": [{k: (v.copy() if hasattr(v, "copy") and hasattr(v, "shape") else v)
+                       for k, v in s.items()} for s in self.state],
+        }
+
+    def load_state_dict(self, state_dict) -> None:
+        """Restore hyper-parameters, step count and per-parameter state (arrays copied onto
+        the device of their parameter). The optimizer must be built on the same parameters
+        in the same order as the one that was saved."""
+        name = type(self).__name__
+        states = state_dict["state"]
+        if len(states) != len(self.params):
+            raise ValueError(f"{name}.load_state_dict: the saved optimizer had {len(states)} "
+                             f"parameters, this one has {len(self.params)}")
+        new_states = []
+        for i, (p, saved) in enumerate(zip(self.params, states)):
+            device = "gpu" if backend.is_gpu_array(p.data) else "cpu"
+            restored = {}
+            for key, value in saved.items():
+                if hasattr(value, "shape") and hasattr(value, "dtype"):
+                    if tuple(value.shape) != tuple(p.shape):
+                        raise ValueError(f"{name}.load_state_dict: state {key!r} of parameter {i} "
+                                         f"({p.name or ''}) has shape {tuple(value.shape)}, the "
+                                         f"parameter has shape {tuple(p.shape)}")
+                    value = backend.to_device(value, device).copy()
+                restored[key] = value
+            new_states.append(restored)
+        for key, value in state_dict.get("hyper", {}).items():
+            setattr(self, key, value)
+        self.t = int(state_dict["t"])
+        self.state = new_states
+
+    def __repr__(self):
+        hyper = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.hyper_names)
+        return f"{type(self).__name__}({len(self.params)} parameters, {hyper})"
