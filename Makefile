@@ -1,5 +1,9 @@
 # `make test` and `make demo` each create .venv on first use; only Python 3 is needed.
 PYTHON ?= python3
+# Real data: $TINYPROJ_DATA if set, else ../shared/datasets when it exists (the course
+# machines, which have no internet), else datasets/ (downloaded on first use).
+TINYPROJ_DATA ?= $(if $(wildcard ../shared/datasets),$(abspath ../shared/datasets),$(CURDIR)/datasets)
+export TINYPROJ_DATA
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -16,7 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(PY) -m tinyproj.cli lessons --quick
+	$(PY) -m tinyproj.cli demo
 
 lessons: $(STAMP)
 	$(PY) -m tinyproj.cli lessons

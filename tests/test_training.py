@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from tinyproj.checkpoint import load_checkpoint, read_jsonl
+from tinyproj.checkpoint import load_checkpoint
 from tinyproj.presets import PRESETS, make_config
 from tinyproj.training import TrainingInterrupted, train
 
@@ -89,3 +89,53 @@ def test_presets_cover_table2():
     assert make_config("tr-none-nc").clip == "NC"
     cfg = make_config("tr-stochm-c")
     assert (cfg.lr, cfg.batch_size, cfg.epochs, cfg.clip) == (0.003, 50, 500, 0.5)
+
+
+def test_ctrl_c_saves_a_checkpoint_between_steps_and_resume_matches(tmp_path, monkeypatch):
+    """A real SIGINT, delivered in the middle of step 4, goes through the run's handler."""
+    import os
+    import signal
+
+    from tinyproj import algorithm1
+
+    cfg = tiny_config(tmp_path, "straight", epochs=1)
+    model_a, _ = train(cfg, progress=False, log=lambda *a: None)
+
+    real_step = algorithm1.train_step
+    calls = []
+
+    def step_with_ctrl_c(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            os.kill(os.getpid(), signal.SIGINT)      # as if the user pressed Ctrl-C now
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(algorithm1, "train_step", step_with_ctrl_c)
+    cfg_b = tiny_config(tmp_path, "ctrl-c", epochs=1)
+    with pytest.raises(TrainingInterrupted):
+        train(cfg_b, progress=False, log=lambda *a: None)
+    _, _, meta = load_checkpoint(tmp_path / "ctrl-c" / "checkpoint.npz")
+    assert meta["pos"]["step"] == 4                  # the step in progress was completed
+    monkeypatch.setattr(algorithm1, "train_step", real_step)
+    model_b, _ = train(cfg_b, resume=True, progress=False, log=lambda *a: None)
+    for k, v in weights(model_a).items():
+        np.testing.assert_array_equal(v, weights(model_b)[k], err_msg=k)
+
+
+def test_folder_source_streams_an_image_folder(tmp_path):
+    from PIL import Image
+
+    from tinyproj.data import ImageFolder
+    from tinyproj.data.sources import FolderSource
+
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            pixels = rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / cls / f"{i}.png")
+    source = FolderSource(ImageFolder(tmp_path, resize=36, crop=32))
+    assert len(source) == 6 and source.input_shape == (3, 32, 32)
+    x, y = source.batch([0, 4, 5])
+    assert x.shape == (3, 3, 32, 32) and x.dtype == np.float32
+    assert y.tolist() == [0, 1, 1]

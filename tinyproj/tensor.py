@@ -339,10 +339,10 @@ class Function:
         return type(self).__name__
 
     def forward(self, *xs):
-        raise NotImplementedError(f"{type(self).__name__} must implement forward")
+        raise TypeError(f"{type(self).__name__} must implement forward(*arrays)")
 
     def backward(self, *gys):
-        raise NotImplementedError(f"{type(self).__name__} is not differentiable")
+        raise TypeError(f"{type(self).__name__} has no backward(*grads): it is not differentiable")
 
     def release(self):
         """Drop the arrays saved for backward (overridden by ops that save large buffers)."""

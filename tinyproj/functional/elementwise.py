@@ -35,11 +35,11 @@ def _pair(a, b):
 
 
 def _check_broadcast(op, a, b):
-    try:
-        backend.xp_of(a).broadcast_shapes(a.shape, b.shape)
-    except ValueError:
-        raise ValueError(f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be "
-                         "broadcast together (trailing dimensions must match or be 1)") from None
+    """Broadcasting rule: aligned from the right, each pair of sizes is equal or has a 1."""
+    for m, n in zip(reversed(a.shape), reversed(b.shape)):
+        if m != n and m != 1 and n != 1:
+            raise ValueError(f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be "
+                             "broadcast together (trailing dimensions must match or be 1)")
 
 
 class Add(Function):

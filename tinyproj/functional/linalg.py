@@ -1,7 +1,6 @@
 """Matrix products: matmul and the fully connected layer ``linear``."""
 from __future__ import annotations
 
-from .. import backend
 from ..tensor import Function, as_tensor
 from .elementwise import add
 

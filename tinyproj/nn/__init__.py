@@ -1,6 +1,7 @@
 """Neural-network building blocks (``import tinyproj.nn as nn``).
 
-* ``module.py``    Module (registration, names, modes, state_dict), Parameter, Sequential
+* ``module.py``    Module (registration, names, modes, state_dict), Parameter
+* ``sequential.py`` Sequential
 * ``layers.py``    Linear, Conv2d, ReLU, MaxPool2d, Flatten, Dropout
 * ``batchnorm.py`` BatchNorm1d, BatchNorm2d (with re-estimation of the running statistics)
 * ``init.py``      initializers: glorot_uniform (the default), glorot_normal, zeros, ones, fans
@@ -17,7 +18,8 @@ from . import init
 from .batchnorm import (BatchNorm1d, BatchNorm2d, BatchNormBase, start_bn_reestimation,
                         stop_bn_reestimation)
 from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
-from .module import LoadResult, Module, Parameter, Sequential, StateDictError
+from .module import LoadResult, Module, Parameter, StateDictError
+from .sequential import Sequential
 
 __all__ = ["Module", "Parameter", "Sequential", "StateDictError", "LoadResult",
            "Linear", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Dropout",

@@ -91,7 +91,7 @@ class Optimizer:
 
     def update(self, w, g, state) -> None:
         """Update the array ``w`` in place from its gradient ``g``; ``state`` is its dict."""
-        raise NotImplementedError(f"{type(self).__name__} must implement update(w, g, state)")
+        raise TypeError(f"{type(self).__name__} must implement update(w, g, state)")
 
     # -- saving and resuming -----------------------------------------------
     def state_dict(self) -> dict:

@@ -33,7 +33,7 @@ class Schedule:
     """Base class: subclasses implement ``__call__(t) -> lr``."""
 
     def __call__(self, t) -> float:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} must implement __call__(t) -> lr")
 
     def apply(self, optimizer, t) -> float:
         """Set ``optimizer.lr = self(t)`` and return that learning rate."""

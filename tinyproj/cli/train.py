@@ -1,67 +1,10 @@
-"""The ``tinyproj`` command line.
-
-    tinyproj train --preset tr-sign-c --width 0.25 --epochs 1 --out runs/sign
-    tinyproj info                 versions, backend, kernels, where data is looked for
-    tinyproj lessons [--quick]    run the lessons in lessons/ one after another
-
-Further sub-commands (train, sweep, walk, report, bench) are added by the
-modules that implement them.
-"""
+"""`tinyproj train` (one run of Algorithm 1) and `tinyproj demo` (a few short runs compared)."""
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _cmd_info(args) -> int:
-    from importlib import metadata
-
-    from . import __version__, backend, kernels
-    print(f"tinyproj {__version__}")
-    print(f"python   {sys.version.split()[0]}")
-    for package in ("numpy", "numba", "cupy-cuda12x", "torch"):
-        try:
-            print(f"{package:<8} {metadata.version(package)}")
-        except metadata.PackageNotFoundError:
-            print(f"{package:<8} not installed")
-    print(f"backend  {backend.name()} (cupy usable: {backend.cupy_available()})")
-    print(f"kernels  {kernels.mode()} (TINYPROJ_KERNELS)")
-    print(f"data     {os.environ.get('TINYPROJ_DATA', 'datasets/ (set TINYPROJ_DATA to change)')}")
-    return 0
-
-
-def _cmd_lessons(args) -> int:
-    folder = ROOT / "lessons"
-    files = sorted(folder.glob("[0-9][0-9]_*.py"))
-    if args.names:
-        files = [f for f in files if any(f.name.startswith(n) for n in args.names)]
-    if not files:
-        print(f"no lessons found in {folder} matching {args.names or 'any name'}", file=sys.stderr)
-        return 2
-    env = dict(os.environ, MPLBACKEND=os.environ.get("MPLBACKEND", "Agg"))
-    if args.quick:
-        env["TINYPROJ_QUICK"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    failed = []
-    for f in files:
-        print(f"\n=== {f.name}{' (quick mode)' if args.quick else ''} ===", flush=True)
-        start = time.perf_counter()
-        rc = subprocess.call([sys.executable, str(f)], cwd=ROOT, env=env)
-        print(f"--- {f.name}: {'ok' if rc == 0 else f'FAILED (exit {rc})'} "
-              f"in {time.perf_counter() - start:.1f} s", flush=True)
-        if rc != 0:
-            failed.append(f.name)
-    if failed:
-        print(f"\nfailed lessons: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
-
 
 _HELP = {
     "preset": "one of the paper's runs (see `tinyproj train --list-presets`)",
@@ -105,7 +48,7 @@ def _add_config_flags(parser):
     """One flag per TrainConfig field (every setting of a run can be overridden)."""
     import dataclasses
 
-    from .presets import TrainConfig
+    from ..presets import TrainConfig
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         help_text = _HELP.get(f.name, "")
@@ -131,8 +74,8 @@ def _add_config_flags(parser):
 def _cmd_train(args) -> int:
     import dataclasses
 
-    from .presets import PRESETS, TrainConfig, make_config
-    from .training import TrainingInterrupted, train
+    from ..presets import PRESETS, TrainConfig, make_config
+    from ..training import TrainingInterrupted, train
     if args.list_presets:
         for name, values in PRESETS.items():
             print(f"{name:<20} " + " ".join(f"{k}={v}" for k, v in values.items()))
@@ -155,28 +98,59 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinyproj", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _cmd_demo(args) -> int:
+    """Train a few presets briefly and print their test errors side by side."""
+    import shutil
+
+    from ..presets import make_config
+    from ..training import train
+    presets = [p for p in args.presets.split(",") if p]
+    results = {}
+    start = time.perf_counter()
+    for preset in presets:
+        out = Path(args.out) / preset
+        if out.exists():
+            shutil.rmtree(out)            # demo runs are disposable: start afresh each time
+        cfg = make_config(preset, width=args.width, epochs=args.epochs,
+                          train_subset=args.train_subset, test_subset=args.test_subset or None,
+                          val_size=args.val_size, data_dir=args.data_dir, out=str(out),
+                          seed=args.seed)
+        print(f"\n=== {preset}: bc_cifar10 width {args.width}, {args.epochs} epoch(s) on "
+              f"{args.train_subset} images ===", flush=True)
+        _, rows = train(cfg, progress=not args.no_progress)
+        results[preset] = rows[-1]
+    names = list(next(iter(results.values()))["test_error"])
+    n_test = args.test_subset or 10000
+    print(f"\nCIFAR-10 test error (%) on {n_test} test images after {args.epochs} epoch(s) on "
+          f"{args.train_subset} training images; batch norm re-estimated per test projection:")
+    print(f"{'network':<14}" + "".join(f"{'Te-' + n.capitalize():>10}" for n in names)
+          + f"{'train s':>10}")
+    for preset, row in results.items():
+        print(f"{preset:<14}" + "".join(f"{100 * row['test_error'][n]:10.2f}" for n in names)
+              + f"{row['train_seconds']:10.1f}")
+    print(f"total {time.perf_counter() - start:.0f} s; run folders in {args.out}/")
+    return 0
+
+
+def add_parsers(sub) -> None:
     p = sub.add_parser("train", help="train a network with Algorithm 1 (a run folder)")
     _add_config_flags(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-presets", action="store_true", help="list the presets and exit")
     p.set_defaults(func=_cmd_train)
-    p = sub.add_parser("info", help="show versions, backend and kernel settings")
-    p.set_defaults(func=_cmd_info)
-    p = sub.add_parser("lessons", help="run the lessons (quick mode with --quick)")
-    p.add_argument("names", nargs="*", help="lesson prefixes to run, e.g. 01 02 (default: all)")
-    p.add_argument("--quick", action="store_true", help="small sizes, a few seconds per lesson")
-    p.set_defaults(func=_cmd_lessons)
-    return parser
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    p = sub.add_parser("demo", help="train small Tr-None-NC and Tr-Sign-C nets briefly, compare")
+    p.add_argument("--presets", default="tr-none-nc,tr-sign-c",
+                   help="comma-separated presets (default tr-none-nc,tr-sign-c)")
+    p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--train-subset", type=int, default=10000)
+    p.add_argument("--test-subset", type=int, default=2000,
+                   help="score the first N test images (default 2000; 0: all 10,000)")
+    p.add_argument("--val-size", type=int, default=0,
+                   help="validation images split off the training set (default 0: none)")
+    p.add_argument("--data-dir", default=None, help="default $TINYPROJ_DATA or datasets/")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_demo)
