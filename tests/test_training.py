@@ -139,3 +139,16 @@ def test_folder_source_streams_an_image_folder(tmp_path):
     x, y = source.batch([0, 4, 5])
     assert x.shape == (3, 3, 32, 32) and x.dtype == np.float32
     assert y.tolist() == [0, 1, 1]
+
+
+def test_load_run_gives_back_the_trained_weights(tmp_path):
+    from tinyproj.training import load_run
+
+    cfg = tiny_config(tmp_path, epochs=1)
+    model, rows = train(cfg, progress=False, log=lambda *a: None)
+    run = load_run(tmp_path / "run")
+    for k, v in weights(model).items():
+        np.testing.assert_array_equal(v, weights(run.model)[k], err_msg=k)
+    assert len(run.train) == 120 and len(run.test) == 200 and run.meta["pos"]["epoch"] == 1
+    with pytest.raises(FileNotFoundError, match="run folder"):
+        load_run(tmp_path / "nothing")

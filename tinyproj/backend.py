@@ -15,8 +15,13 @@ Switching backends::
     import tinyproj as tp
     tp.backend.use("cupy")   # raises BackendError with instructions if CuPy is missing
     tp.backend.use("numpy")
+
+or, for a whole process (the test suite included), ``TINYPROJ_BACKEND=cupy``.
+Once CuPy is in use, a Tensor made from a NumPy array is moved to the GPU.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -178,3 +183,8 @@ def scatter_add(target, indices, values) -> None:
         cupyx.scatter_add(target, indices, values)
     else:
         np.add.at(target, indices, values)
+
+
+_start = os.environ.get("TINYPROJ_BACKEND", "numpy").strip().lower() or "numpy"
+if _start != "numpy":
+    use(_start)      # TINYPROJ_BACKEND=cupy: start on the GPU (a clear error if unusable)

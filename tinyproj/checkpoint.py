@@ -70,15 +70,20 @@ def append_jsonl(path, row: dict) -> None:
 
 
 def rng_state(rng) -> dict:
-    """The state of a NumPy generator as JSON-able data (for exact resume)."""
-    if hasattr(rng, "bit_generator"):
+    """The state of a NumPy generator as JSON-able data (for exact resume).
+
+    CuPy's generators keep their state on the GPU with no public way to save it:
+    for them this returns ``{"kind": "unsupported"}`` and a resumed run draws
+    different random numbers from there on (training says so when it resumes).
+    """
+    if isinstance(rng, np.random.Generator):
         return {"kind": "numpy", "state": rng.bit_generator.state}
     return {"kind": "unsupported"}
 
 
 def set_rng_state(rng, state: dict) -> bool:
     """Restore a state saved by :func:`rng_state`; False if this generator cannot be restored."""
-    if state.get("kind") == "numpy" and hasattr(rng, "bit_generator"):
+    if state.get("kind") == "numpy" and isinstance(rng, np.random.Generator):
         rng.bit_generator.state = state["state"]
         return True
     return False

@@ -16,7 +16,8 @@ from .nn.batchnorm import _BatchNorm
 from .projections import parse
 from .tensor import no_grad
 
-__all__ = ["error_rate", "reestimate_batchnorm", "test_errors", "batch_indices",
+__all__ = ["error_rate", "reestimate_batchnorm", "errors_by_projection", "test_errors",
+           "batch_indices",
            "saved_batchnorm_stats"]
 
 
@@ -88,20 +89,30 @@ def reestimate_batchnorm(model, source, num_batches: int, batch_size: int, rng=N
     return used
 
 
-def test_errors(model, train_source, test_source, projections, rng=None, bn_batches: int = 20,
-                batch_size: int = 50, eval_batch_size: int = 500, test_limit=None) -> dict:
-    """``{spec: test error}`` for each test projection, Merolla's protocol.
+def errors_by_projection(model, train_source, sources: dict, projections, rng=None,
+                         bn_batches: int = 20, batch_size: int = 50, eval_batch_size: int = 500,
+                         limit=None) -> dict:
+    """``{source name: {spec: error}}``: every source scored under every projection.
 
-    For each projection: swap the projected weights in, re-estimate batch norm on
-    ``bn_batches`` training batches (skipped when ``bn_batches`` is 0), score the
-    test set, then restore the weights and the batch-norm statistics exactly.
+    Merolla's protocol, once per projection: swap the projected weights in,
+    re-estimate batch norm on ``bn_batches`` training batches (skipped when 0),
+    score each source (e.g. ``{"val": ..., "test": ...}``) with those weights and
+    statistics, then restore the weights and the batch-norm statistics exactly.
     """
     rng = rng if rng is not None else backend.global_rng()
-    errors = {}
+    errors = {name: {} for name in sources}
     for spec in projections:
         proj = parse(spec)
         with saved_batchnorm_stats(model), project_weights(model, proj, rng):
             if bn_batches:
                 reestimate_batchnorm(model, train_source, bn_batches, batch_size, rng)
-            errors[str(spec)] = error_rate(model, test_source, eval_batch_size, test_limit)
+            for name, source in sources.items():
+                errors[name][str(spec)] = error_rate(model, source, eval_batch_size, limit)
     return errors
+
+
+def test_errors(model, train_source, test_source, projections, rng=None, bn_batches: int = 20,
+                batch_size: int = 50, eval_batch_size: int = 500, test_limit=None) -> dict:
+    """``{spec: test error}`` for each test projection (see :func:`errors_by_projection`)."""
+    return errors_by_projection(model, train_source, {"test": test_source}, projections, rng,
+                                bn_batches, batch_size, eval_batch_size, test_limit)["test"]

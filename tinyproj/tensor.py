@@ -96,6 +96,8 @@ class Tensor:
             data = data.data
         if not hasattr(data, "shape") or not hasattr(data, "dtype"):
             data = backend.asarray(data)
+        elif backend.name() == "cupy" and not backend.is_gpu_array(data):
+            data = backend.to_device(data, "gpu")    # a Tensor lives on the backend in use
         self.data = data
         self.grad = None
         self.requires_grad = bool(requires_grad)
@@ -156,6 +158,8 @@ class Tensor:
             grad = xp.ones_like(self.data)
         elif isinstance(grad, Tensor):
             grad = grad.data
+        if backend.is_gpu_array(grad) != backend.is_gpu_array(self.data):
+            grad = backend.to_device(grad, "gpu" if backend.is_gpu_array(self.data) else "cpu")
         if grad.shape != self.shape:
             raise ValueError(f"backward(): grad has shape {grad.shape}, expected {self.shape}")
         if self.creator is None:  # a leaf: its gradient is the upstream gradient

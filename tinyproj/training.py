@@ -9,6 +9,8 @@ A run folder (``cfg.out``) holds
     config.json       every setting (TrainConfig), enough to rerun
     metrics.jsonl     one JSON object per evaluation: epoch, step, lr, train_loss,
                       train_error, val_error, test_error {"none": .., "sign": .., "round": ..}
+                      (validation and test sets scored alike: per test projection, batch
+                      norm re-estimated on training data; val_error is the Te-None one)
     checkpoint.npz    weights, optimizer state, generator state, position in the epoch
 
 Resuming (``resume=True``) continues from the checkpoint to the same weights as
@@ -25,6 +27,7 @@ import math
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import algorithm1, backend, clipping, models, optim, projections
@@ -33,11 +36,11 @@ from .checkpoint import (append_jsonl, atomic_write_text, load_checkpoint, read_
                          rng_state, save_checkpoint, set_rng_state)
 from .data import load_dataset, train_val_split
 from .data.sources import ArraySource, FolderSource
-from .evaluation import error_rate, test_errors
+from .evaluation import errors_by_projection
 from .presets import TrainConfig
 
 __all__ = ["train", "TrainingInterrupted", "build_data", "build_model", "build_optimizer",
-           "lr_schedule", "LOSSES"]
+           "lr_schedule", "LOSSES", "LoadedRun", "load_run"]
 
 LOSSES = {"square_hinge": F.square_hinge_loss, "cross_entropy": F.cross_entropy}
 
@@ -285,18 +288,58 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     return model, read_jsonl(metrics_path)
 
 
+@dataclass
+class LoadedRun:
+    """A trained run read back from its folder: settings, model (checkpoint weights), data."""
+
+    config: TrainConfig
+    model: object
+    train: object          # ArraySource / FolderSource of the training images used
+    val: object            # or None
+    test: object
+    meta: dict             # the checkpoint's position (epoch, step, ...)
+    folder: Path
+
+
+def load_run(run_dir, data_dir=None) -> LoadedRun:
+    """Rebuild the model of ``run_dir`` with its checkpoint weights, and its data sources.
+
+    ``data_dir`` overrides the saved data folder (the run may have been trained elsewhere).
+    The model is returned in evaluation mode.
+    """
+    folder = Path(run_dir)
+    if not (folder / "config.json").exists() or not (folder / "checkpoint.npz").exists():
+        raise FileNotFoundError(f"{folder} is not a run folder: it needs config.json and "
+                                "checkpoint.npz (made by `tinyproj train --out`)")
+    cfg = TrainConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    if data_dir is not None:
+        cfg.data_dir = str(data_dir)
+    train_src, val_src, test_src, input_shape, num_classes = build_data(cfg)
+    model = build_model(cfg, input_shape, num_classes, backend.make_rng(cfg.seed))
+    model_state, _, meta = load_checkpoint(folder / "checkpoint.npz")
+    model.load_state_dict(model_state)
+    model.eval()
+    return LoadedRun(cfg, model, train_src, val_src, test_src, meta, folder)
+
+
 def _evaluate(cfg, model, optimizer, train_src, val_src, test_src, rng, pos) -> dict:
     """One metrics row; batch norm re-estimated per test projection when cfg says so."""
     start = time.perf_counter()
     row = {"epoch": pos["epoch"], "step": pos["step"], "lr": optimizer.lr,
            "train_loss": pos["loss_sum"] / max(1, pos["seen"]),
            "train_error": pos["wrong"] / max(1, pos["seen"])}
-    if val_src is not None:
-        row["val_error"] = error_rate(model, val_src, cfg.eval_batch_size)
+    # validation and test sets are scored the same way: per test projection, with batch
+    # norm re-estimated for it (the running statistics of training belong to P, not W)
+    sources = {"test": test_src} if val_src is None else {"val": val_src, "test": test_src}
     bn = cfg.bn_batches if cfg.bn_reestimate else 0
-    row["test_error"] = test_errors(model, train_src, test_src, cfg.test_projections, rng,
-                                    bn_batches=bn, batch_size=cfg.batch_size,
-                                    eval_batch_size=cfg.eval_batch_size)
+    errors = errors_by_projection(model, train_src, sources, cfg.test_projections, rng,
+                                  bn_batches=bn, batch_size=cfg.batch_size,
+                                  eval_batch_size=cfg.eval_batch_size)
+    if val_src is not None:
+        key = "none" if "none" in errors["val"] else cfg.test_projections[0]
+        row["val_error"] = errors["val"][key]          # Te-None: selects the best epoch
+        row["val_errors"] = errors["val"]
+    row["test_error"] = errors["test"]
     if val_src is not None and (pos["best_val"] is None or row["val_error"] < pos["best_val"][0]):
         pos["best_val"] = [row["val_error"], pos["epoch"], row["test_error"]]
     if pos["best_val"] is not None:

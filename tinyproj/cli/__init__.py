@@ -14,7 +14,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ["train", "misc"]
+COMMAND_MODULES = ["train", "sweep", "misc", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:

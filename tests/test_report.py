@@ -1,0 +1,262 @@
+"""`tinyproj report` and the layer-wise analyses (Figures 1C, 1D, 2D) on tiny runs."""
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinyproj import analysis, backend, data, models, projections
+from tinyproj.algorithm1 import weight_params
+from tinyproj.cli import main
+from tinyproj.presets import make_config
+from tinyproj.report import PAPER_TABLE2, read_sweep
+from tinyproj.training import train
+
+
+def tiny_config(folder, preset, **overrides):
+    values = dict(dataset="synthetic", model="bc_cifar10", width=1 / 16, train_subset=120,
+                  val_size=40, batch_size=20, epochs=2, lr=0.01, bn_batches=2,
+                  eval_batch_size=100, test_subset=100, out=str(folder))
+    values.update(overrides)
+    return make_config(preset, **values)
+
+
+def sweep_row(distortion, level, error, layer=None, std=0.01, bits=None):
+    return {"distortion": distortion, "level": level, "spec": f"{distortion}:{level}",
+            "layer": layer, "error_mean": error, "error_std": std,
+            "errors": [error - std, error + std], "draws": 2, "bits_per_weight": bits,
+            "bits_per_layer": None}
+
+
+def write_jsonl(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two tiny trained runs; the sign run gets hand-written sweep, shard and walk files."""
+    root = tmp_path_factory.mktemp("runs")
+    folders = {}
+    for preset in ("tr-none-nc", "tr-sign-c"):
+        folders[preset] = root / preset
+        train(tiny_config(folders[preset], preset), progress=False, log=lambda *a: None)
+    sweeps = folders["tr-sign-c"] / "sweeps"
+    write_jsonl(sweeps / "addnorm.jsonl",
+                [sweep_row("addnorm", 0.0, 0.50), sweep_row("addnorm", 0.5, 0.60, bits=0.7),
+                 sweep_row("addnorm", 1.0, 0.70, bits=0.3)])        # 1.0 repeated in a shard
+    write_jsonl(sweeps / "addnorm.shard-1-of-2.jsonl",
+                [sweep_row("addnorm", 1.0, 0.70, bits=0.3), sweep_row("addnorm", 2.0, 0.85,
+                                                                       bits=0.1)])
+    write_jsonl(sweeps / "power.jsonl",
+                [sweep_row("power", b, 0.5 + 0.1 * abs(1 - b)) for b in (0.0, 0.5, 1.0, 2.0)])
+    write_jsonl(sweeps / "walk-power.jsonl",
+                [sweep_row("power", b, 0.5 + 0.05 * k * abs(1 - b), layer=f"{name}.weight")
+                 for k, name in enumerate(("conv1", "conv2", "fc9")) for b in (0.5, 1.0, 2.0)])
+    write_jsonl(folders["tr-none-nc"] / "sweeps" / "power.jsonl",
+                [sweep_row("power", b, 0.6 + 0.2 * abs(1 - b)) for b in (0.0, 1.0, 2.0)])
+    return folders
+
+
+@pytest.fixture(scope="module")
+def report(runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    rc = main(["report", str(runs["tr-none-nc"]), str(runs["tr-sign-c"]), "--out", str(out)])
+    assert rc == 0
+    return out
+
+
+def last_row(folder):
+    lines = (Path(folder) / "metrics.jsonl").read_text().splitlines()
+    return json.loads(lines[-1])
+
+
+# ---------------------------------------------------------------------------
+# Table 2
+# ---------------------------------------------------------------------------
+def test_table2_csv_has_the_runs_values_in_percent_and_the_papers(runs, report):
+    with open(report / "table2.csv") as f:
+        rows = {r["run"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"tr-none-nc", "tr-sign-c"}
+    for preset, folder in runs.items():
+        last = last_row(folder)
+        row = rows[preset]
+        for t in ("none", "sign", "round"):
+            assert float(row[f"te_{t}"]) == pytest.approx(100 * last["test_error"][t])
+            assert float(row[f"best_val_te_{t}"]) == pytest.approx(
+                100 * last["test_error_at_best_val"][t])
+            assert float(row[f"paper_te_{t}"]) == PAPER_TABLE2[preset][t]
+        assert int(row["epochs_trained"]) == 2 and int(row["epochs_planned"]) == 2
+
+
+def test_table2_md_lists_runs_epochs_and_paper_values(runs, report):
+    md = (report / "table2.md").read_text()
+    for preset, folder in runs.items():
+        line = next(l for l in md.splitlines() if l.startswith(f"| {preset} |"))
+        assert "2 of 2" in line                       # epochs trained
+        assert f"{100 * last_row(folder)['test_error']['sign']:.2f}" in line
+    for value in ("11.35", "14.92", "90.00", "10.64", "9.95", "10.40"):
+        assert value in md
+    assert "last" in md and "best val" in md          # says which evaluation is shown
+
+
+# ---------------------------------------------------------------------------
+# Figures and report.md
+# ---------------------------------------------------------------------------
+EXPECTED_PNGS = ("fig1b", "fig1c", "fig1d", "fig2a", "fig2c", "fig2d", "walk-power")
+
+
+@pytest.mark.parametrize("name", EXPECTED_PNGS)
+def test_figures_exist_and_are_real_images(report, name):
+    import matplotlib.image as mpimg
+    path = report / f"{name}.png"
+    assert path.exists(), f"{name}.png missing"
+    assert path.stat().st_size > 5000
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 300
+
+
+def test_report_md_embeds_every_png_and_says_what_was_skipped(report):
+    md = (report / "report.md").read_text()
+    for png in sorted(report.glob("*.png")):
+        assert f"]({png.name})" in md
+    assert not (report / "fig2b.png").exists()         # no multunif sweep was written
+    assert "fig2b skipped" in md and "multunif" in md
+    assert "| tr-sign-c |" in md                       # the table is in the page
+
+
+def test_read_sweep_merges_shards_dedupes_and_sorts(runs):
+    rows = read_sweep(runs["tr-sign-c"], "addnorm")
+    assert [r["level"] for r in rows] == [0.0, 0.5, 1.0, 2.0]   # 1.0 once, 2.0 from the shard
+    walk = read_sweep(runs["tr-sign-c"], "walk-power")
+    assert len(walk) == 9 and walk[0]["layer"] == "conv1.weight"
+    assert read_sweep(runs["tr-sign-c"], "multunif") == []
+    assert read_sweep(runs["tr-none-nc"], "addnorm") == []   # walk/shard names do not leak
+
+
+def test_missing_sweeps_and_no_analyses_still_write_the_report(runs, tmp_path):
+    out = tmp_path / "rep"
+    assert main(["report", str(runs["tr-none-nc"]), "--out", str(out), "--no-analyses"]) == 0
+    md = (out / "report.md").read_text()
+    assert (out / "table2.md").exists() and (out / "fig1b.png").exists()
+    for name in ("fig1c", "fig1d", "fig2a", "fig2b", "fig2d"):
+        assert f"{name} skipped" in md
+        assert not (out / f"{name}.png").exists()
+    assert (out / "fig2c.png").exists()                # tr-none-nc has a power sweep
+
+
+def test_a_run_without_checkpoint_gets_a_note_not_a_crash(runs, tmp_path):
+    folder = tmp_path / "nockpt"
+    folder.mkdir()
+    for name in ("config.json", "metrics.jsonl"):
+        (folder / name).write_text((runs["tr-none-nc"] / name).read_text())
+    out = tmp_path / "rep"
+    assert main(["report", str(folder), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "fig1c skipped" in md and "checkpoint.npz" in md
+
+
+def test_bad_run_dir_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "not a run folder" in err and "config.json" in err
+    assert not (tmp_path / "o" / "report.md").exists()
+
+
+# ---------------------------------------------------------------------------
+# The analyses
+# ---------------------------------------------------------------------------
+@pytest.fixture
+def model():
+    m = models.bc_cifar10(width=1 / 16, rng=backend.make_rng(3))
+    return m.eval()
+
+
+@pytest.fixture
+def batch():
+    x, _ = data.synthetic_classification(16, seed=1)
+    return x
+
+
+def test_sign_distance_matches_a_hand_computation(model):
+    d = analysis.sign_distance(model)
+    dn = analysis.sign_distance(model, normalized=True)
+    assert list(d) == list(weight_params(model))
+    for name, p in weight_params(model).items():
+        W = np.asarray(p.data, dtype=np.float64)
+        alpha = np.abs(W).max()
+        hand = np.mean(np.abs(W - alpha * np.where(W >= 0, 1.0, -1.0)))
+        assert d[name] == pytest.approx(hand, rel=1e-6)
+        assert d[name] == pytest.approx(alpha - np.abs(W).mean(), rel=1e-5)
+        assert dn[name] == pytest.approx(hand / alpha, rel=1e-6)
+        assert 0.0 <= dn[name] <= 1.0
+
+
+def test_layer_outputs_names_count_and_final_output(model, batch):
+    names = [n for n, _ in model.named_children()]
+    outs = analysis.layer_outputs(model, batch)
+    assert list(outs) == names and len(outs) == 30
+    np.testing.assert_allclose(outs["bn9"], model(batch).data, rtol=1e-6)
+    some = analysis.layer_outputs(model, batch, ["relu2", "conv1"])
+    assert list(some) == ["conv1", "relu2"] and some["relu2"].shape == (16, 8, 16, 16)
+    with pytest.raises(KeyError, match="conv1"):
+        analysis.layer_outputs(model, batch, ["conv99"])
+
+
+def test_activity_sites_are_the_ends_of_the_blocks(model):
+    sites = analysis.activity_sites(model)
+    assert sites["conv2"] == "relu2" and sites["fc9"] == "bn9" and len(sites) == 9
+
+
+@pytest.mark.parametrize("bn", ["batch", "running", "reestimate"])
+def test_activation_correlation_is_one_for_sign_valued_weights(model, batch, bn):
+    from tinyproj.data.sources import ArraySource
+    xs, ys = data.synthetic_classification(40, seed=2)
+    source = ArraySource(xs, ys)
+    kwargs = dict(source=source, bn_batches=2, batch_size=20) if bn == "reestimate" else {}
+    before = {k: np.array(v) for k, v in model.state_dict().items()}
+    r = analysis.activation_correlation(model, batch, bn=bn, **kwargs)
+    assert list(r) == [n.split(".")[0] for n in weight_params(model)]
+    assert all(-1.0 <= v < 0.9999 for v in r.values())          # Sign changes the activity
+    after = model.state_dict()
+    for k in before:                                            # weights and stats restored
+        np.testing.assert_array_equal(before[k], np.asarray(after[k]), err_msg=k)
+    for p in weight_params(model).values():
+        p.data = projections.sign(p.data)                       # now W == Sign(W)
+    r = analysis.activation_correlation(model, batch, bn=bn, **kwargs)
+    assert all(v == pytest.approx(1.0, abs=1e-9) for v in r.values())
+
+
+def test_activation_correlation_reestimate_needs_a_source(model, batch):
+    with pytest.raises(ValueError, match="source"):
+        analysis.activation_correlation(model, batch, bn="reestimate")
+
+
+def test_power_histograms_count_every_weight(model):
+    h = analysis.power_histograms(model, "conv2", betas=(0.0, 0.5, 1.0, 2.0), bins=21)
+    n = weight_params(model)["conv2.weight"].data.size
+    assert h["layer"] == "conv2.weight" and h["size"] == n and len(h["edges"]) == 22
+    for beta, counts in h["counts"].items():
+        assert int(counts.sum()) == n, beta
+    assert int(h["counts"][0.0][[0, -1]].sum()) == n            # β = 0 is Sign: two spikes
+    with pytest.raises(KeyError, match="conv2.weight"):
+        analysis.power_histograms(model, "bn2")
+
+
+def test_report_reads_sweeps_written_by_robustness(tmp_path):
+    """The report's figures from real `robustness.run_sweep` files (whole network and walk)."""
+    from tinyproj import robustness
+    from tinyproj.report import make_report
+    folder = tmp_path / "tr-sign-c"
+    train(tiny_config(folder, "tr-sign-c", epochs=1), progress=False, log=lambda *a: None)
+    opts = dict(draws=1, bn_batches=1, bn_batch_size=20, test_subset=20, progress=False)
+    robustness.run_sweep(folder, "addnorm", [0.0, 0.5], **opts)
+    robustness.run_sweep(folder, "power", [0.5, 1.0], walk=True, **opts)
+    rep = make_report([folder], tmp_path / "rep", analyses=False, log=lambda *a: None)
+    assert {"fig1b", "fig2a", "walk-power"} <= set(rep.figures)
+    assert not rep.notes
+    assert "fig2b" in rep.skipped and "fig2c" in rep.skipped

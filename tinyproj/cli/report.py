@@ -1,0 +1,48 @@
+"""`tinyproj report RUN_DIR... --out DIR`: Table 2, the paper's figures and report.md."""
+from __future__ import annotations
+
+import sys
+
+
+def _cmd_report(args) -> int:
+    from ..report import make_report
+    try:
+        rep = make_report(args.run_dirs, args.out, data_dir=args.data_dir,
+                          analyses=not args.no_analyses, hist_layer=args.hist_layer,
+                          betas=args.betas)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for name, path in rep.figures.items():
+        print(f"  {name:<16} {path}")
+    for name, why in rep.skipped.items():
+        print(f"  {name:<16} skipped: {why}")
+    for note in rep.notes:
+        print(f"  note: {note}")
+    print(f"tables: {', '.join(str(p) for p in rep.tables)}")
+    return 0
+
+
+def _betas(text):
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(f"--betas: expected comma-separated numbers such as 0.2,0.5,1,2, "
+                         f"got {text!r}") from None
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("report", help="Table 2 and the paper's figures from run folders")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="run folders made by `tinyproj train` (sweeps/ inside them is used)")
+    p.add_argument("--out", required=True, help="folder for report.md, table2.*, *.png")
+    p.add_argument("--data-dir", default=None,
+                   help="where the runs' datasets are, if not where they were trained "
+                        "(needed for the analyses of Figures 1C, 1D and 2D)")
+    p.add_argument("--no-analyses", action="store_true",
+                   help="skip Figures 1C, 1D and 2D (no model or data is loaded)")
+    p.add_argument("--hist-layer", default="conv2",
+                   help="layer of Figure 2D (default conv2, as in the paper)")
+    p.add_argument("--betas", type=_betas, default=None,
+                   help="β values of Figure 2D, comma-separated (default 0.2,0.5,1,2)")
+    p.set_defaults(func=_cmd_report)

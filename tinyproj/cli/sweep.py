@@ -1,0 +1,133 @@
+"""`tinyproj sweep`: test error of a trained run against AddNorm σ, MultUnif γ or Power β.
+
+    tinyproj sweep runs/tr-sign-c --distortion addnorm                 Figure 2A grid, 3 draws
+    tinyproj sweep runs/tr-sign-c --distortion addnorm,multunif,power  all three panels
+    tinyproj sweep runs/tr-sign-c --distortion addnorm --levels 0,0.25,0.5 --draws 5
+    tinyproj sweep runs/tr-sign-c --distortion addnorm --walk          one layer at a time
+    tinyproj sweep runs/tr-sign-c --distortion addnorm --layer conv2.weight
+    tinyproj sweep runs/tr-sign-c --distortion power --jobs 4          4 local processes
+    tinyproj sweep runs/tr-sign-c --distortion addnorm --shard $SLURM_ARRAY_TASK_ID/8
+
+Rows go to RUN_DIR/sweeps/<distortion>.jsonl (walks: walk-<distortion>.jsonl; a shard:
+<name>.shard-<i>-of-<n>.jsonl). Run the same command again to resume an interrupted sweep.
+"""
+from __future__ import annotations
+
+import sys
+
+
+def _levels(text):
+    return [v for v in (s.strip() for s in text.split(",")) if v]
+
+
+def _print_summary(rows, walk: bool) -> None:
+    from ..robustness import get_distortion, midpoints
+    if not rows:
+        return
+    dist = get_distortion(rows[0]["distortion"])
+    if walk:
+        try:
+            mids = midpoints(rows)
+        except ValueError as err:
+            print(f"(no midpoints: {err})")
+            return
+        print(f"layer-wise midpoint {dist.param} (error halfway from clean to chance, "
+              f"walking {dist.worse} from {dist.param}={dist.identity:g}):")
+        for layer, m in mids.items():
+            where = (f"{m.level:.4g}" if m.level is not None else
+                     "beyond the grid" if m.beyond_grid else m.note)
+            print(f"  {layer or 'all layers':<20} {where:<16} clean {100 * m.clean_error:.2f}%")
+        return
+    print(f"{dist.param:>8}  {'error %':>8}  {'± std':>6}  draws  bits/weight")
+    for r in rows:
+        bits = r.get("bits_per_weight", "")
+        bits = "inf" if "bits_per_weight" in r and bits is None else (
+            f"{bits:.3f}" if isinstance(bits, float) else "")
+        print(f"{r['level']:>8g}  {100 * r['error_mean']:8.2f}  {100 * r['error_std']:6.2f}  "
+              f"{r['draws']:>5}  {bits}")
+
+
+def _cmd_sweep(args) -> int:
+    from ..robustness import (get_distortion, parse_shard, run_sweep, run_sweep_jobs)
+    from ..training import load_run
+    try:
+        names = [get_distortion(d).name for d in args.distortion.split(",") if d.strip()]
+        if not names:
+            raise ValueError("--distortion is empty; valid distortions: addnorm, multunif, power")
+        if args.levels is not None and len(names) > 1:
+            raise ValueError("--levels applies to one distortion; sweep them one at a time, or "
+                             "leave out --levels to use each distortion's default grid")
+        shard = parse_shard(args.shard)
+        if args.layer is not None and args.walk:
+            raise ValueError("give either --layer NAME (one layer) or --walk (every layer)")
+        if args.jobs is not None and shard is not None:
+            raise ValueError("give either --jobs N (all shards on this machine) or --shard i/n "
+                             "(one shard, e.g. a SLURM array task), not both")
+        if args.test_subset is not None and args.test_subset < 1:
+            raise ValueError(f"--test-subset must be >= 1; got {args.test_subset}")
+        if args.bn_batches < 0:
+            raise ValueError(f"--bn-batches must be >= 0 (0: keep the stored statistics); "
+                             f"got {args.bn_batches}")
+        options = dict(draws=args.draws, seed=args.seed, bn_batches=args.bn_batches,
+                       bn_batch_size=args.bn_batch_size, test_subset=args.test_subset,
+                       eval_batch_size=args.eval_batch_size, progress=not args.no_progress)
+        run = None if args.jobs is not None else load_run(args.run_dir, data_dir=args.data_dir)
+        for name in names:
+            if args.jobs is not None:
+                rows = run_sweep_jobs(args.run_dir, name, args.levels, jobs=args.jobs,
+                                      layer=args.layer, walk=args.walk, restart=args.restart,
+                                      data_dir=args.data_dir, **options)
+            else:
+                rows = run_sweep(run, name, args.levels, layer=args.layer, walk=args.walk,
+                                 shard=shard, restart=args.restart, **options)
+            if not args.quiet:
+                print(f"\n{name}: {len(rows)} point(s) in {args.run_dir}/sweeps/")
+                _print_summary(rows, walk=args.walk or args.layer is not None)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the finished points are saved; run the same command again to "
+              "resume", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("sweep", help="test error against a weight distortion (Figure 2A-C)",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dir", help="a run folder made by `tinyproj train --out`")
+    p.add_argument("--distortion", required=True,
+                   help="addnorm | multunif | power, or several separated by commas")
+    p.add_argument("--levels", type=_levels, default=None,
+                   help="comma-separated levels (σ, γ or β); default: the paper's range "
+                        "(addnorm 0..1, multunif 1..0.05, power 0..2)")
+    p.add_argument("--draws", type=int, default=3,
+                   help="random draws per level of addnorm / multunif (default 3; power: 1)")
+    p.add_argument("--bn-batches", type=int, default=20,
+                   help="training batches to re-estimate batch norm per draw (default 20; 0: "
+                        "keep the stored statistics)")
+    p.add_argument("--bn-batch-size", type=int, default=50, help="default 50, as in the paper")
+    p.add_argument("--test-subset", type=int, default=None,
+                   help="score only the first N test images (faster, noisier)")
+    p.add_argument("--eval-batch-size", type=int, default=500)
+    p.add_argument("--data-dir", default=None,
+                   help="where the run's dataset is, if not where it was trained")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--layer", default=None,
+                       help="distort this weight only (e.g. conv2.weight), the others exact")
+    where.add_argument("--walk", action="store_true",
+                       help="every weight layer in turn, the others exact "
+                            "(walk-<distortion>.jsonl)")
+    p.add_argument("--shard", default=None,
+                   help="i/n: do grid points i, i+n, ... only (0 <= i < n), e.g. "
+                        "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT with --array=0-<n-1>")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="run N shards in N local processes (one BLAS thread each)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random draws and batch-norm batches (default 0)")
+    p.add_argument("--restart", action="store_true",
+                   help="delete this sweep's files (all shards) and start afresh")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no summary table at the end")
+    p.set_defaults(func=_cmd_sweep)

@@ -1,0 +1,462 @@
+"""`tinyproj report`: Table 2 and Figures 1B–D, 2A–D from run folders, in one Markdown page.
+
+    from tinyproj.report import make_report
+    rep = make_report(["runs/tr-none-nc", "runs/tr-sign-c"], "report/")
+    rep.figures      # {"fig1b": Path("report/fig1b.png"), ...}
+    rep.skipped      # {"fig2a": "no sweeps/addnorm.jsonl in any run ...", ...}
+
+What it reads from each run folder (``RUN_DIR``):
+
+* ``config.json`` and ``metrics.jsonl`` (written by ``tinyproj train``) → Table 2 and
+  Figure 1B. Nothing else is needed for those.
+* ``checkpoint.npz`` plus the run's data (``--data-dir`` overrides where it is) → the
+  layer-wise analyses of :mod:`tinyproj.analysis`: Figure 1C (mean |W − Sign(W)| per
+  layer), 1D (activity correlation, W vs Sign(W), on one test minibatch) and 2D (one
+  layer's weights under Power(β)). ``analyses=False`` (``--no-analyses``) skips them.
+* ``sweeps/<distortion>.jsonl`` and its shards ``sweeps/<distortion>.shard-<i>-of-<n>.jsonl``
+  (written by ``tinyproj sweep``) → Figures 2A (addnorm), 2B (multunif), 2C (power); and
+  ``sweeps/walk-<distortion>.jsonl`` → ``walk-<distortion>.png`` (one layer at a time).
+
+What it writes into ``out``: ``table2.md``, ``table2.csv``, the PNGs it has data for, and
+``report.md``, which embeds the table and the figures with a caption each and lists the
+figures it skipped and why. A missing sweep or checkpoint never stops the report; a folder
+that is not a run folder does (``FileNotFoundError`` naming it).
+
+Which errors go in Table 2: the **last** evaluation of each run (``last`` columns) and,
+when the run has a validation set, the evaluation at the epoch of **best validation error**
+(``at best val`` columns; the paper's protocol, from BinaryConnect). Errors in %.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .checkpoint import atomic_write_text, read_jsonl
+
+__all__ = ["PAPER_TABLE2", "TESTS", "RunSummary", "Report", "read_run", "read_sweep",
+           "table2", "table2_markdown", "write_table2", "make_report"]
+
+TESTS = ("none", "sign", "round")
+"""The test projections of Table 2's columns (Te-None, Te-Sign, Te-Round)."""
+
+PAPER_TABLE2 = {
+    "tr-none-nc": {"none": 11.35, "sign": 14.92, "round": 90.0},
+    "tr-none-c": {"none": 9.97, "sign": 11.32, "round": 11.2},
+    "tr-sign-c": {"none": 10.64, "sign": 9.95, "round": 10.4},
+    "tr-stoch-c": {"none": 8.12, "sign": 8.38, "round": 8.36},
+    "tr-power-c": {"none": 10.3, "sign": 10.6, "round": 10.2},
+    "tr-stochm-c": {"none": 7.64, "sign": 8.25, "round": 7.88},
+}
+"""Merolla et al. 2016, Table 2: CIFAR-10 test error (%) after 500 epochs at full width."""
+
+PAPER_EPOCHS = 500
+
+
+# ---------------------------------------------------------------------------
+# Reading run folders and sweep files
+# ---------------------------------------------------------------------------
+@dataclass
+class RunSummary:
+    """What the report knows about one run folder (no arrays loaded)."""
+
+    folder: Path
+    label: str                 # the preset, or the folder name; made unique across runs
+    config: dict               # config.json
+    rows: list                 # metrics.jsonl rows
+
+    @property
+    def last(self) -> dict | None:
+        return self.rows[-1] if self.rows else None
+
+    @property
+    def preset(self) -> str | None:
+        return self.config.get("preset")
+
+    @property
+    def chance(self) -> float:
+        """Error (%) of guessing: 90 % for 10 classes (ImageNet: 99.9 %)."""
+        n = 1000 if self.config.get("dataset") == "imagenet" else 10
+        return 100.0 * (1.0 - 1.0 / n)
+
+
+def read_run(run_dir) -> RunSummary:
+    """Read ``config.json`` and ``metrics.jsonl`` of ``run_dir`` (label: folder name for now).
+
+    Raises ``FileNotFoundError`` with what a run folder must hold when it is not one.
+    """
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"run folder {folder} does not exist (give folders made by "
+                                "`tinyproj train --out RUN_DIR`)")
+    cfg_path = folder / "config.json"
+    if not cfg_path.exists():
+        raise FileNotFoundError(f"{folder} is not a run folder: it has no config.json (a run "
+                                "folder, made by `tinyproj train --out RUN_DIR`, holds "
+                                "config.json, metrics.jsonl and checkpoint.npz)")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{cfg_path} is not valid JSON ({err})") from None
+    rows = read_jsonl(folder / "metrics.jsonl")
+    return RunSummary(folder, folder.name, config, rows)
+
+
+def read_sweep(run_dir, name: str) -> list:
+    """The rows of ``RUN_DIR/sweeps/<name>.jsonl`` and of its shard files, merged.
+
+    The one place the report reads sweep files; it defers to
+    :func:`tinyproj.robustness.merge_sweep_files` (the unsharded file, then the shards
+    ``<name>.shard-<i>-of-<n>.jsonl``; one row per ``(layer, level)``; sorted with the
+    whole-network rows (``layer`` None) first, then by layer and level; ``[]`` when there
+    is no file; ValueError when the files mix sweeps made with different settings).
+    """
+    from .robustness import merge_sweep_files
+    return merge_sweep_files(run_dir, name)
+
+
+def _unique_labels(runs: list) -> None:
+    """Label each run by its preset (else folder name); repeated labels get the folder."""
+    for run in runs:
+        run.label = run.preset or run.folder.name
+    counts = {}
+    for run in runs:
+        counts[run.label] = counts.get(run.label, 0) + 1
+    for run in runs:
+        if counts[run.label] > 1 and run.label != run.folder.name:
+            run.label = f"{run.label} ({run.folder.name})"
+    seen = {}
+    for run in runs:                      # still equal (same folder name twice): number them
+        n = seen[run.label] = seen.get(run.label, 0) + 1
+        if n > 1:
+            run.label = f"{run.label} #{n}"
+
+
+# ---------------------------------------------------------------------------
+# Table 2
+# ---------------------------------------------------------------------------
+def _pct(value):
+    return None if value is None else 100.0 * float(value)
+
+
+def table2(runs: list) -> list:
+    """One dict per run: its setup, Te-None/Sign/Round (%) last and at best validation, and
+    the paper's values when the run's preset is one of Table 2's."""
+    table = []
+    for run in runs:
+        cfg, last = run.config, run.last or {}
+        row = {
+            "run": run.label, "preset": run.preset or "", "folder": str(run.folder),
+            "model": cfg.get("model"), "width": cfg.get("width"),
+            "dataset": cfg.get("dataset"), "train_images": cfg.get("train_subset"),
+            "epochs_trained": last.get("epoch"), "epochs_planned": cfg.get("epochs"),
+            "steps": last.get("step"),
+        }
+        for t in TESTS:
+            row[f"te_{t}"] = _pct(last.get("test_error", {}).get(t))
+        row["best_val_epoch"] = last.get("best_val_epoch")
+        for t in TESTS:
+            row[f"best_val_te_{t}"] = _pct(last.get("test_error_at_best_val", {}).get(t))
+        paper = PAPER_TABLE2.get((run.preset or "").lower(), {})
+        for t in TESTS:
+            row[f"paper_te_{t}"] = paper.get(t)
+        table.append(row)
+    return table
+
+
+def _fmt(value, digits=2):
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _setup(row) -> str:
+    width = row["width"]
+    if isinstance(width, (int, float)) and width != 1:
+        frac = 1 / width
+        width_txt = f"width 1/{frac:g}" if abs(frac - round(frac)) < 1e-9 else f"width {width:g}"
+    else:
+        width_txt = "full width"
+    images = row["train_images"]
+    images_txt = f"{images} train images" if images else "all train images"
+    return f"{row['model']}, {width_txt}, {row['dataset']}, {images_txt}"
+
+
+def table2_markdown(table: list) -> str:
+    """Table 2 as a Markdown table (errors in %, two decimals; — where there is no value)."""
+    head = ("| run | setup | epochs trained | Te-None | Te-Sign | Te-Round | best-val epoch "
+            "| Te-None @best val | Te-Sign @best val | Te-Round @best val "
+            "| paper Te-None | paper Te-Sign | paper Te-Round |")
+    lines = [head, "| " + " | ".join(["---"] * (head.count("|") - 1)) + " |"]
+    for r in table:
+        epochs = f"{_fmt(r['epochs_trained'])} of {_fmt(r['epochs_planned'])}"
+        cells = [r["run"], _setup(r), epochs]
+        cells += [_fmt(r[f"te_{t}"]) for t in TESTS]
+        cells.append(_fmt(r["best_val_epoch"]))
+        cells += [_fmt(r[f"best_val_te_{t}"]) for t in TESTS]
+        cells += [_fmt(r[f"paper_te_{t}"]) for t in TESTS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table2(runs: list, out) -> tuple:
+    """Write ``table2.md`` and ``table2.csv`` into ``out``; returns their paths."""
+    out = Path(out)
+    table = table2(runs)
+    md = ("# Table 2 — test error (%)\n\n" + table2_markdown(table) + "\n" + _TABLE_NOTE + "\n")
+    md_path = atomic_write_text(out / "table2.md", md)
+    buf = io.StringIO()
+    fields = list(table[0]) if table else ["run"]
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for r in table:
+        writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    csv_path = atomic_write_text(out / "table2.csv", buf.getvalue())
+    return md_path, csv_path
+
+
+_TABLE_NOTE = (
+    "Te-X: the test error with every layer's weights replaced by projection X at test time "
+    "(None: the full-precision weights; Sign: α·sign(W); Round: α·round(W/α), three values), "
+    "batch norm re-estimated on training data for each. The Te-None/Sign/Round columns are "
+    "the run's **last** evaluation; the \"@best val\" columns are the evaluation at the epoch "
+    "of lowest validation error (the paper's protocol; — when the run has no validation "
+    f"set). The paper's values are for {PAPER_EPOCHS} epochs on all of CIFAR-10 at full "
+    "width; short or small runs are not expected to reach them.")
+
+
+# ---------------------------------------------------------------------------
+# The report
+# ---------------------------------------------------------------------------
+@dataclass
+class Report:
+    """What :func:`make_report` wrote: paths of the tables, figures and skipped figures."""
+
+    folder: Path
+    runs: list
+    tables: tuple = ()
+    figures: dict = field(default_factory=dict)      # {figure name: path}
+    skipped: dict = field(default_factory=dict)      # {figure name: why}
+    notes: list = field(default_factory=list)        # problems with single runs
+    markdown: Path | None = None
+
+
+CAPTIONS = {
+    "fig1b": (
+        "**Figure 1B — test error during training.** One colour per run; solid lines score the "
+        "network with its full-precision weights W (Te-None), dashed lines with every layer "
+        "binarized to α·sign(W) (Te-Sign). Look for the gap between the two: a network "
+        "trained with Sign (Tr-Sign-C) or with clipping keeps the dashed line close to the "
+        "solid one, while a plain network without clipping (Tr-None-NC) loses much more when "
+        "binarized."),
+    "fig1c": (
+        "**Figure 1C — how far W is from Sign(W).** Left: the mean absolute difference "
+        "between each layer's weights and their binarized version, the paper's quantity "
+        "(units of the weights). Right: the same divided by the layer's α = max |W| "
+        "(0 = the weights are already ±α). The distances are far from zero in every layer: "
+        "the network does not simply learn binary weights."),
+    "fig1d": (
+        "**Figure 1D — same activity with W and with Sign(W).** One test minibatch goes "
+        "through the network twice, with W and with Sign(W) (batch norm re-estimated on "
+        "training data for each, as in the test protocol); each point is the correlation of "
+        "one layer's activity (after its batch norm and ReLU) between the two passes. Close "
+        "to 1 all the way to the output means the binarized network computes nearly the same "
+        "thing, despite the large weight differences of 1C."),
+    "fig2a": (
+        "**Figure 2A — additive Gaussian noise on every weight.** Test error (log scale) "
+        "against σ, the noise std relative to each layer's α; error bars: ± one std over the "
+        "random noise draws, batch norm re-estimated for each. A robust network stays flat "
+        "(near its σ = 0 error) to larger σ. The right panel converts σ to bits per weight, "
+        "½·log2(1 + Q_w/Q_n): the information a weight still carries under that noise "
+        "(the paper: Tr-Stoch-C keeps 11 % error at σ = 0.55, 0.68 bits)."),
+    "fig2b": (
+        "**Figure 2B — multiplicative noise on every weight.** Each weight is multiplied by "
+        "its own factor from U(γ, 1/γ); γ = 1 is no noise and smaller γ is more noise, so "
+        "read the curves from right to left. A robust network keeps a low error down to "
+        "small γ."),
+    "fig2c": (
+        "**Figure 2C — the Power distortion.** Every weight becomes α·|w/α|^β·sign(w): β = 1 "
+        "leaves it unchanged (dashed line), β → 0 turns it into Sign, β > 1 squeezes small "
+        "weights towards zero. A robust network has a wide flat valley around β = 1; a "
+        "fragile one has low error only near β = 1."),
+    "fig2d": (
+        "**Figure 2D — what Power(β) does to one layer.** Histograms of one layer's weights "
+        "(x axis in units of α) after Power(β) for several β; the green panel (β = 1) is the "
+        "layer as trained. Small β pushes the weights into two clumps near ±α — on the way to "
+        "Sign — and large β piles them up near zero."),
+    "walk": (
+        "**{name} on one layer at a time.** Each coloured line distorts only the weights of "
+        "one layer (all other layers intact); the black line distorts all layers at once. "
+        "Layers whose line stays low tolerate the distortion; the layer that rises first is "
+        "the network's weak spot."),
+}
+
+
+def _run_analyses(run, data_dir, want_hist: bool, hist_layer: str, betas, log):
+    """``(sign distances, normalized distances, correlations, histogram or None)``."""
+    from . import analysis
+    from .algorithm1 import weight_params
+    from .training import load_run
+    loaded = load_run(run.folder, data_dir=data_dir)
+    model, cfg = loaded.model, loaded.config
+    raw = analysis.sign_distance(model)
+    normalized = analysis.sign_distance(model, normalized=True)
+    n = min(len(loaded.test), max(2, cfg.batch_size))
+    x, _ = loaded.test.batch(range(n))
+    bn_batches = cfg.bn_batches if cfg.bn_reestimate else 0
+    if bn_batches:
+        corr = analysis.activation_correlation(model, x, "sign", source=loaded.train,
+                                               bn="reestimate", bn_batches=bn_batches,
+                                               batch_size=cfg.batch_size, seed=cfg.seed)
+    else:
+        corr = analysis.activation_correlation(model, x, "sign", bn="batch")
+    hist = None
+    if want_hist:
+        layers = list(weight_params(model))
+        name = hist_layer if (hist_layer in layers or f"{hist_layer}.weight" in layers) \
+            else layers[min(1, len(layers) - 1)]
+        hist = analysis.power_histograms(model, name, betas)
+    log(f"  analyses of {run.label}: {len(raw)} weight layers, correlation on {n} test images")
+    return raw, normalized, corr, hist
+
+
+def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer: str = "conv2",
+                betas=None, log=print) -> Report:
+    """Write Table 2, the figures that have data, and ``report.md`` into ``out``.
+
+    run_dirs: run folders (each needs config.json; metrics.jsonl, checkpoint.npz and
+    sweeps/ are used when present). data_dir: where the runs' data are, if not where they
+    were trained (for the analyses). analyses: False skips Figures 1C, 1D and 2D (no model
+    is loaded). hist_layer: the layer of Figure 2D (the paper: conv2 of Tr-Sign-C; the run
+    shown is the first tr-sign-c run, else the first run). betas: the β of Figure 2D
+    (default ``analysis.DEFAULT_BETAS``). Returns a :class:`Report`.
+    """
+    from . import plots
+    from .analysis import DEFAULT_BETAS
+    betas = DEFAULT_BETAS if betas is None else tuple(betas)
+    run_dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
+    if not run_dirs:
+        raise ValueError("make_report: give at least one run folder")
+    runs = [read_run(d) for d in run_dirs]       # fails early, before anything is written
+    _unique_labels(runs)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rep = Report(out, runs)
+    rep.tables = write_table2(runs, out)
+
+    # -- Figure 1B: metrics --------------------------------------------------------------
+    with_rows = {r.label: r.rows for r in runs if r.rows}
+    if with_rows:
+        rep.figures["fig1b"] = plots.training_curves(with_rows, out / "fig1b.png")
+    else:
+        rep.skipped["fig1b"] = "no run has a metrics.jsonl row yet (no evaluation has finished)"
+
+    # -- Figures 1C, 1D, 2D: the layer-wise analyses -------------------------------------
+    analysis_figs = ("fig1c", "fig1d", "fig2d")
+    if not analyses:
+        for name in analysis_figs:
+            rep.skipped[name] = "the analyses were turned off (--no-analyses)"
+    else:
+        hist_run = next((r for r in runs if (r.preset or "") == "tr-sign-c"), runs[0])
+        dist, dist_n, corr, hist = {}, {}, {}, None
+        for run in runs:
+            try:
+                raw, normalized, c, h = _run_analyses(
+                    run, data_dir, run is hist_run, hist_layer, betas, log)
+            except (FileNotFoundError, ValueError, KeyError, OSError, RuntimeError) as err:
+                rep.notes.append(f"{run.label}: analyses skipped ({err})")
+                if run is hist_run:   # show another run's histograms instead
+                    rest = runs[runs.index(run) + 1:]
+                    hist_run = rest[0] if rest else None
+                continue
+            dist[run.label], dist_n[run.label], corr[run.label] = raw, normalized, c
+            if h is not None:
+                hist = (run.label, h)
+        why = ("no run could be loaded (checkpoint.npz and the run's data are needed; see the "
+               "notes below, or pass --data-dir)")
+        if dist:
+            rep.figures["fig1c"] = plots.sign_distance_plot(dist, out / "fig1c.png", dist_n)
+            rep.figures["fig1d"] = plots.correlation_plot(corr, out / "fig1d.png")
+        else:
+            rep.skipped["fig1c"] = rep.skipped["fig1d"] = why
+        if hist is not None:
+            rep.figures["fig2d"] = plots.power_histogram_plot(hist[1], out / "fig2d.png",
+                                                              hist[0])
+        else:
+            rep.skipped["fig2d"] = why
+
+    # -- Figures 2A–2C and walks: sweep files --------------------------------------------
+    chance = runs[0].chance
+    for distortion, meta in plots.DISTORTIONS.items():
+        name = meta["figure"]
+        curves, walks = {}, {}
+        for run in runs:
+            try:
+                rows = [r for r in read_sweep(run.folder, distortion) if r.get("layer") is None]
+                walk = read_sweep(run.folder, f"walk-{distortion}")
+            except ValueError as err:                # a corrupt line: say so, go on
+                rep.notes.append(f"{run.label}: {err}")
+                continue
+            if rows:
+                curves[run.label] = rows
+            if walk:
+                walks[run.label] = walk
+        if curves:
+            rep.figures[name] = plots.sweep_plot(curves, distortion, out / f"{name}.png",
+                                                 chance=chance)
+        else:
+            rep.skipped[name] = (f"no run has sweeps/{distortion}.jsonl (or its shards); make "
+                                 f"it with `tinyproj sweep RUN_DIR --distortion {distortion}`")
+        if walks:
+            key = f"walk-{distortion}"
+            rep.figures[key] = plots.walk_plot(walks, distortion, out / f"{key}.png",
+                                               baseline=curves, chance=chance)
+
+    rep.markdown = _write_markdown(rep)
+    log(f"report written to {rep.markdown} ({len(rep.figures)} figures, "
+        f"{len(rep.skipped)} skipped)")
+    return rep
+
+
+_ORDER = ("fig1b", "fig1c", "fig1d", "fig2a", "fig2b", "fig2c", "fig2d")
+
+
+def _write_markdown(rep: Report) -> Path:
+    from .plots import DISTORTIONS
+    lines = ["# Robustness report", "",
+             "Reproducing Merolla et al. 2016, *Deep neural networks are robust to weight "
+             "binarization and other non-linear distortions*, with tinyproj. Runs:", ""]
+    for row in table2(rep.runs):
+        lines.append(f"- **{row['run']}** (`{row['folder']}`): {_setup(row)}; "
+                     f"{_fmt(row['epochs_trained'])} of {_fmt(row['epochs_planned'])} epochs "
+                     f"trained")
+    short = [r for r in table2(rep.runs)
+             if not isinstance(r["epochs_trained"], int) or r["epochs_trained"] < PAPER_EPOCHS]
+    if short:
+        lines += ["", f"These runs are shorter (or smaller) than the paper's {PAPER_EPOCHS} "
+                  "epochs on CIFAR-10 at full width: compare trends, not exact numbers."]
+    table_md = table2_markdown(table2(rep.runs))
+    lines += ["", "## Table 2 — test error (%)", "", table_md, _TABLE_NOTE, "",
+              "(Also as [table2.md](table2.md) and [table2.csv](table2.csv).)", ""]
+    names = [n for n in _ORDER] + [n for n in rep.figures if n.startswith("walk-")]
+    lines += ["## Figures", ""]
+    for name in names:
+        if name in rep.figures:
+            if name.startswith("walk-"):
+                caption = CAPTIONS["walk"].format(name=DISTORTIONS[name[5:]]["name"])
+            else:
+                caption = CAPTIONS[name]
+            lines += [f"![{name}]({Path(rep.figures[name]).name})", "", caption, ""]
+    if rep.skipped:
+        lines += ["## Skipped figures", ""]
+        for name in _ORDER:
+            if name in rep.skipped:
+                lines.append(f"- {name} skipped: {rep.skipped[name]}")
+        lines.append("")
+    if rep.notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in rep.notes] + [""]
+    return atomic_write_text(rep.folder / "report.md", "\n".join(lines))

@@ -1,0 +1,117 @@
+"""The midpoint level: how much distortion a layer (or the network) takes before it is half broken.
+
+Borrowed from Walking Noise (PAPERS.md §2), applied to weight distortions. With the clean error
+e_0 (the error at the distortion's identity level: σ = 0, γ = 1, β = 1) and the chance error
+e_c = 1 − 1/classes (0.9 for 10 classes)::
+
+    threshold = e_0 + (e_c − e_0) / 2          halfway from clean to chance
+
+Walking from the identity level in the direction in which the distortion grows (σ up, γ down;
+for β, "down" towards Sign by default, or "up"), the midpoint is the first level where the
+mean error reaches the threshold, **interpolated linearly in the level** between the two grid
+points that bracket it. (Not on a log scale: the σ grid starts at 0, and the γ and β grids are
+short linear ranges.) If the error never reaches the threshold on the grid, the midpoint lies
+beyond the grid: ``level=None`` and ``beyond_grid=True``; widen the grid to find it. A larger
+midpoint (for σ; a smaller one for γ) means a more robust layer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .sweeps import get_distortion
+
+__all__ = ["Midpoint", "midpoint_level", "midpoints"]
+
+
+@dataclass
+class Midpoint:
+    """Where the error crosses halfway between clean and chance.
+
+    layer        weight name, or None for the whole network
+    level        the interpolated level, or None when not crossed on the grid
+    beyond_grid  True when the error stays below the threshold over the whole grid
+    clean_error, chance_error, threshold    e_0, e_c and e_0 + (e_c − e_0)/2
+    side         "up" or "down": the direction walked from the identity level
+    note         why there is no level, when there is none
+    """
+
+    layer: str | None
+    level: float | None
+    beyond_grid: bool
+    clean_error: float
+    chance_error: float
+    threshold: float
+    side: str
+    note: str = ""
+
+
+def midpoint_level(levels, errors, threshold: float, start: float, side: str = "up"):
+    """``(level or None, beyond_grid)``: first crossing of ``threshold`` walking from ``start``.
+
+    levels, errors: the grid and its (mean) errors, any order; only levels on ``side`` of
+    ``start`` (>= start for "up", <= start for "down") are used, nearest first. The crossing
+    is interpolated linearly between the bracketing levels. If the first point already
+    reaches the threshold, its level is returned.
+    """
+    if side not in ("up", "down"):
+        raise ValueError(f"side must be 'up' or 'down'; got {side!r}")
+    pairs = sorted(((float(l), float(e)) for l, e in zip(levels, errors)
+                    if (float(l) >= start if side == "up" else float(l) <= start)),
+                   key=lambda p: p[0], reverse=side == "down")
+    if not pairs:
+        return None, True
+    prev = None
+    for level, error in pairs:
+        if error >= threshold:
+            if prev is None or error == prev[1]:
+                return level, False
+            l0, e0 = prev
+            return l0 + (threshold - e0) * (level - l0) / (error - e0), False
+        prev = (level, error)
+    return None, True
+
+
+def midpoints(rows: list, distortion=None, side: str | None = None, clean_error=None,
+              chance_error=None) -> dict:
+    """``{layer: Midpoint}`` for the rows of one sweep (a walk gives one per layer).
+
+    rows: from ``merge_sweep_files`` (fields layer, level, error_mean, chance_error).
+    distortion: its name (default: the rows' ``distortion``). side: default the distortion's
+    ``worse`` direction. clean_error: e_0 when the identity level is not in the grid (otherwise
+    the identity row's mean error is used, per layer). chance_error: default the rows' value,
+    else 0.9. Raises ValueError when the clean error is unknown.
+    """
+    if not rows:
+        return {}
+    dist = get_distortion(distortion if distortion is not None else rows[0]["distortion"])
+    side = side or dist.worse
+    by_layer = {}
+    for row in rows:
+        by_layer.setdefault(row.get("layer"), []).append(row)
+    out = {}
+    for layer, layer_rows in by_layer.items():
+        chance = chance_error if chance_error is not None else \
+            layer_rows[0].get("chance_error", 0.9)
+        clean = clean_error
+        identity = [r for r in layer_rows if float(r["level"]) == dist.identity]
+        if identity:
+            clean = identity[0]["error_mean"]
+        if clean is None:
+            raise ValueError(f"{dist.name}: the identity level {dist.param}={dist.identity} is "
+                             f"not in the grid of layer {layer or 'all'}; pass clean_error=... "
+                             "or include that level in the sweep")
+        threshold = clean + (chance - clean) / 2
+        if clean >= chance:
+            out[layer] = Midpoint(layer, None, False, clean, chance, threshold, side,
+                                  note="the clean error is already at chance")
+            continue
+        levels = [float(r["level"]) for r in layer_rows]
+        errors = [float(r["error_mean"]) for r in layer_rows]
+        if not identity:
+            levels.append(dist.identity)
+            errors.append(clean)
+        level, beyond = midpoint_level(levels, errors, threshold, dist.identity, side)
+        out[layer] = Midpoint(layer, level, beyond, clean, chance, threshold, side,
+                              note="error stays below the threshold on the whole grid"
+                              if beyond else "")
+    return out
