@@ -70,8 +70,8 @@ class Conv2d(Function):
             # one (O, L)·(L, K) product per image, accumulated in place: a single
             # batched matmul would first materialize an (N, O, K) array
             gw = xp.zeros((o, c * kh * kw), dtype=gy.dtype)
-            for gy_n, cols_n in zip(gy, self.cols):
-                gw += gy_n @ cols_n.T
+            for i in range(n):
+                gw += gy[i] @ self.cols[i].T
             gw = gw.reshape(self.w.shape)
             self.cols = None                      # the columns are not needed any more
         if self.needs_grad[0]:
