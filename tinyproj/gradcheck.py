@@ -197,6 +197,15 @@ def numerical_grad(fn, inputs, i, eps: float = 1e-6, weights=None):
     return grad
 
 
+def _unravel(flat: int, shape) -> tuple:
+    """The multi-index of position ``flat`` in a C-ordered array of ``shape`` (plain ints)."""
+    index = []
+    for n in reversed(shape):
+        flat, i = divmod(flat, n)
+        index.append(i)
+    return tuple(reversed(index))
+
+
 def _compare(analytic, numeric, atol, rtol):
     """max abs diff, max rel diff, index of the largest abs diff, all-close flag."""
     xp = backend.xp_of(analytic)
@@ -204,7 +213,7 @@ def _compare(analytic, numeric, atol, rtol):
     scale = xp.abs(numeric)
     rel = diff / xp.maximum(scale, 1e-300)
     worst = int(diff.argmax()) if diff.size else 0
-    worst_index = tuple(int(v) for v in xp.unravel_index(worst, diff.shape)) if diff.size else ()
+    worst_index = _unravel(worst, diff.shape) if diff.size else ()
     ok = bool((diff <= atol + rtol * scale).all())
     max_abs = float(diff.max()) if diff.size else 0.0
     max_rel = float(rel.max()) if diff.size else 0.0

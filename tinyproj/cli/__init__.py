@@ -2,6 +2,8 @@
 
     tinyproj train --preset tr-sign-c --width 0.25 --epochs 1 --out runs/sign
     tinyproj demo                 Tr-None-NC vs Tr-Sign-C, briefly, side by side
+    tinyproj sweep RUN_DIR --distortion addnorm,multunif,power [--walk] [--shard i/n]
+    tinyproj report RUN_DIR... --out DIR      Table 2, the paper's figures, report.md
     tinyproj info                 versions, backend, kernels, where data is looked for
     tinyproj lessons [--quick]    run the lessons in lessons/ one after another
 

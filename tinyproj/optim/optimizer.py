@@ -87,6 +87,8 @@ class Optimizer:
             if tuple(g.shape) != tuple(p.shape):
                 raise ValueError(f"{type(self).__name__}: the gradient of {p.name or 'a parameter'} "
                                  f"has shape {tuple(g.shape)}, the parameter {tuple(p.shape)}")
+            if backend.is_gpu_array(g) != backend.is_gpu_array(p.data):   # a gradient set by hand
+                g = backend.to_device(g, "gpu" if backend.is_gpu_array(p.data) else "cpu")
             self.update(p.data, g, state)
 
     def update(self, w, g, state) -> None:
