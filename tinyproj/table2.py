@@ -1,0 +1,206 @@
+"""Table 2 of Merolla et al. from run folders: read the runs, build the table, write md/csv.
+
+Used by :mod:`tinyproj.report` (``tinyproj report``); see its docstring for which errors
+the table shows (the last evaluation, and the one at the best validation epoch).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import atomic_write_text, read_jsonl
+
+__all__ = ["PAPER_TABLE2", "PAPER_EPOCHS", "TESTS", "RunSummary", "read_run", "read_sweep",
+           "table2", "table2_markdown", "write_table2"]
+
+TESTS = ("none", "sign", "round")
+"""The test projections of Table 2's columns (Te-None, Te-Sign, Te-Round)."""
+
+PAPER_TABLE2 = {
+    "tr-none-nc": {"none": 11.35, "sign": 14.92, "round": 90.0},
+    "tr-none-c": {"none": 9.97, "sign": 11.32, "round": 11.2},
+    "tr-sign-c": {"none": 10.64, "sign": 9.95, "round": 10.4},
+    "tr-stoch-c": {"none": 8.12, "sign": 8.38, "round": 8.36},
+    "tr-power-c": {"none": 10.3, "sign": 10.6, "round": 10.2},
+    "tr-stochm-c": {"none": 7.64, "sign": 8.25, "round": 7.88},
+}
+"""Merolla et al. 2016, Table 2: CIFAR-10 test error (%) after 500 epochs at full width."""
+
+PAPER_EPOCHS = 500
+
+
+# ---------------------------------------------------------------------------
+# Reading run folders and sweep files
+# ---------------------------------------------------------------------------
+@dataclass
+class RunSummary:
+    """What the report knows about one run folder (no arrays loaded)."""
+
+    folder: Path
+    label: str                 # the preset, or the folder name; made unique across runs
+    config: dict               # config.json
+    rows: list                 # metrics.jsonl rows
+
+    @property
+    def last(self) -> dict | None:
+        return self.rows[-1] if self.rows else None
+
+    @property
+    def preset(self) -> str | None:
+        return self.config.get("preset")
+
+    @property
+    def chance(self) -> float:
+        """Error (%) of guessing: 90 % for 10 classes (ImageNet: 99.9 %)."""
+        n = 1000 if self.config.get("dataset") == "imagenet" else 10
+        return 100.0 * (1.0 - 1.0 / n)
+
+
+def read_run(run_dir) -> RunSummary:
+    """Read ``config.json`` and ``metrics.jsonl`` of ``run_dir`` (label: folder name for now).
+
+    Raises ``FileNotFoundError`` with what a run folder must hold when it is not one.
+    """
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"run folder {folder} does not exist (give folders made by "
+                                "`tinyproj train --out RUN_DIR`)")
+    cfg_path = folder / "config.json"
+    if not cfg_path.exists():
+        raise FileNotFoundError(f"{folder} is not a run folder: it has no config.json (a run "
+                                "folder, made by `tinyproj train --out RUN_DIR`, holds "
+                                "config.json, metrics.jsonl and checkpoint.npz)")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{cfg_path} is not valid JSON ({err})") from None
+    rows = read_jsonl(folder / "metrics.jsonl")
+    return RunSummary(folder, folder.name, config, rows)
+
+
+def read_sweep(run_dir, name: str) -> list:
+    """The rows of ``RUN_DIR/sweeps/<name>.jsonl`` and of its shard files, merged.
+
+    The one place the report reads sweep files; it defers to
+    :func:`tinyproj.robustness.merge_sweep_files` (the unsharded file, then the shards
+    ``<name>.shard-<i>-of-<n>.jsonl``; one row per ``(layer, level)``; sorted with the
+    whole-network rows (``layer`` None) first, then by layer and level; ``[]`` when there
+    is no file; ValueError when the files mix sweeps made with different settings).
+    """
+    from .robustness import merge_sweep_files
+    return merge_sweep_files(run_dir, name)
+
+
+def _unique_labels(runs: list) -> None:
+    """Label each run by its preset (else folder name); repeated labels get the folder."""
+    for run in runs:
+        run.label = run.preset or run.folder.name
+    counts = {}
+    for run in runs:
+        counts[run.label] = counts.get(run.label, 0) + 1
+    for run in runs:
+        if counts[run.label] > 1 and run.label != run.folder.name:
+            run.label = f"{run.label} ({run.folder.name})"
+    seen = {}
+    for run in runs:                      # still equal (same folder name twice): number them
+        n = seen[run.label] = seen.get(run.label, 0) + 1
+        if n > 1:
+            run.label = f"{run.label} #{n}"
+
+
+# ---------------------------------------------------------------------------
+# Table 2
+# ---------------------------------------------------------------------------
+def _pct(value):
+    return None if value is None else 100.0 * float(value)
+
+
+def table2(runs: list) -> list:
+    """One dict per run: its setup, Te-None/Sign/Round (%) last and at best validation, and
+    the paper's values when the run's preset is one of Table 2's."""
+    table = []
+    for run in runs:
+        cfg, last = run.config, run.last or {}
+        row = {
+            "run": run.label, "preset": run.preset or "", "folder": str(run.folder),
+            "model": cfg.get("model"), "width": cfg.get("width"),
+            "dataset": cfg.get("dataset"), "train_images": cfg.get("train_subset"),
+            "epochs_trained": last.get("epoch"), "epochs_planned": cfg.get("epochs"),
+            "steps": last.get("step"),
+        }
+        for t in TESTS:
+            row[f"te_{t}"] = _pct(last.get("test_error", {}).get(t))
+        row["best_val_epoch"] = last.get("best_val_epoch")
+        for t in TESTS:
+            row[f"best_val_te_{t}"] = _pct(last.get("test_error_at_best_val", {}).get(t))
+        paper = PAPER_TABLE2.get((run.preset or "").lower(), {})
+        for t in TESTS:
+            row[f"paper_te_{t}"] = paper.get(t)
+        table.append(row)
+    return table
+
+
+def _fmt(value, digits=2):
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _setup(row) -> str:
+    width = row["width"]
+    if isinstance(width, (int, float)) and width != 1:
+        frac = 1 / width
+        width_txt = f"width 1/{frac:g}" if abs(frac - round(frac)) < 1e-9 else f"width {width:g}"
+    else:
+        width_txt = "full width"
+    images = row["train_images"]
+    images_txt = f"{images} train images" if images else "all train images"
+    return f"{row['model']}, {width_txt}, {row['dataset']}, {images_txt}"
+
+
+def table2_markdown(table: list) -> str:
+    """Table 2 as a Markdown table (errors in %, two decimals; — where there is no value)."""
+    head = ("| run | setup | epochs trained | Te-None | Te-Sign | Te-Round | best-val epoch "
+            "| Te-None @best val | Te-Sign @best val | Te-Round @best val "
+            "| paper Te-None | paper Te-Sign | paper Te-Round |")
+    lines = [head, "| " + " | ".join(["---"] * (head.count("|") - 1)) + " |"]
+    for r in table:
+        epochs = f"{_fmt(r['epochs_trained'])} of {_fmt(r['epochs_planned'])}"
+        cells = [r["run"], _setup(r), epochs]
+        cells += [_fmt(r[f"te_{t}"]) for t in TESTS]
+        cells.append(_fmt(r["best_val_epoch"]))
+        cells += [_fmt(r[f"best_val_te_{t}"]) for t in TESTS]
+        cells += [_fmt(r[f"paper_te_{t}"]) for t in TESTS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table2(runs: list, out) -> tuple:
+    """Write ``table2.md`` and ``table2.csv`` into ``out``; returns their paths."""
+    out = Path(out)
+    table = table2(runs)
+    md = ("# Table 2 — test error (%)\n\n" + table2_markdown(table) + "\n" + _TABLE_NOTE + "\n")
+    md_path = atomic_write_text(out / "table2.md", md)
+    buf = io.StringIO()
+    fields = list(table[0]) if table else ["run"]
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for r in table:
+        writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    csv_path = atomic_write_text(out / "table2.csv", buf.getvalue())
+    return md_path, csv_path
+
+
+_TABLE_NOTE = (
+    "Te-X: the test error with every layer's weights replaced by projection X at test time "
+    "(None: the full-precision weights; Sign: α·sign(W); Round: α·round(W/α), three values), "
+    "batch norm re-estimated on training data for each. The Te-None/Sign/Round columns are "
+    "the run's **last** evaluation; the \"@best val\" columns are the evaluation at the epoch "
+    "of lowest validation error (the paper's protocol; — when the run has no validation "
+    f"set). The paper's values are for {PAPER_EPOCHS} epochs on all of CIFAR-10 at full "
+    "width; short or small runs are not expected to reach them.")

@@ -1,0 +1,103 @@
+"""Learning dynamics under noisy training: weight magnitudes and self-binarization.
+
+Walking Noise's two observations (PAPERS.md §2), each with a measure recorded per epoch:
+
+**Weights grow under additive noise.** Additive noise of fixed σ hurts less when the
+signal it is added to is larger, so training raises the signal-to-noise ratio by growing the
+weights. :func:`weight_stats` gives, per weight layer (conv/linear weights, ndim >= 2)::
+
+    mean_abs = mean |w|,   std = std(w),   max_abs = max |w|
+
+(a weight clamp to [−1, 1] during training, ``train_noisy(clamp=1.0)``, tests the
+explanation: with the growth blocked the robustness gain should shrink).
+
+**Multiplicative noise can binarize the weights.** Under y = x·N(1, σ) a weight close to zero
+carries almost only noise, and the network may push its weights to two values ±a
+("self-binarization"). :func:`binarization` measures, per weight layer, two things:
+
+``share_near_max``
+    the fraction of weights with |w| > 0.9 · max|w|: near ±max. 1.0 for a layer of ±a
+    values; for Glorot-uniform weights (uniform on [−a, a]) 0.1; for Gaussian-like weights
+    much smaller. Sensitive to a single outlier (it sets max|w|).
+``bimodality``
+    Sarle's bimodality coefficient of the (signed) weights, population moments::
+
+        b = (skewness² + 1) / kurtosis,   kurtosis = m4 / m2²  (not the excess)
+
+    1.0 for a symmetric two-point distribution (±a, the binarized limit), 5/9 ≈ 0.556 for a
+    uniform one, 1/3 for a Gaussian; values above 5/9 suggest two modes. Robust to
+    outliers in the sense that it uses the whole distribution; None when all weights are
+    equal (no spread: undefined).
+
+Both are in [0, 1]; watch them per epoch (``train_noisy(record_dynamics=True)``).
+"""
+from __future__ import annotations
+
+import math
+
+from .. import backend
+from ..algorithm1 import weight_params
+
+__all__ = ["weight_stats", "binarization", "share_near_max", "bimodality_coefficient",
+           "layer_weights", "dynamics_row"]
+
+
+def layer_weights(model) -> dict:
+    """``{layer name: weight array}`` for the conv/linear weights (``"fc1"``, ``"conv2"``)."""
+    out = {}
+    for name, p in weight_params(model).items():
+        layer = name[:-len(".weight")] if name.endswith(".weight") else name
+        out[layer] = p.data
+    return out
+
+
+def _host_float64(w):
+    xp = backend.xp_of(w)
+    return xp.asarray(w, dtype=xp.float64).reshape(-1), xp
+
+
+def weight_stats(model) -> dict:
+    """``{layer: {"mean_abs", "std", "max_abs"}}`` for every conv/linear weight (floats)."""
+    out = {}
+    for layer, w in layer_weights(model).items():
+        v, xp = _host_float64(w)
+        a = xp.abs(v)
+        out[layer] = {"mean_abs": float(a.mean()), "std": float(v.std()),
+                      "max_abs": float(a.max())}
+    return out
+
+
+def share_near_max(w, fraction: float = 0.9) -> float:
+    """Fraction of the entries of ``w`` with |w| > fraction · max|w| (0.0 for all zeros)."""
+    v, xp = _host_float64(w)
+    a = xp.abs(v)
+    top = float(a.max()) if a.size else 0.0
+    if top == 0.0:
+        return 0.0
+    return float((a > fraction * top).mean())
+
+
+def bimodality_coefficient(w) -> float | None:
+    """Sarle's b = (skew² + 1) / kurtosis of the entries of ``w`` (None without spread)."""
+    v, xp = _host_float64(w)
+    d = v - v.mean()
+    m2 = float((d * d).mean())
+    if not m2 > 0 or not math.isfinite(m2):
+        return None
+    m3 = float((d ** 3).mean())
+    m4 = float((d ** 4).mean())
+    skew = m3 / m2 ** 1.5
+    kurt = m4 / (m2 * m2)
+    return (skew * skew + 1.0) / kurt
+
+
+def binarization(model, fraction: float = 0.9) -> dict:
+    """``{layer: {"share_near_max", "bimodality"}}`` per conv/linear weight (module docstring)."""
+    return {layer: {"share_near_max": share_near_max(w, fraction),
+                    "bimodality": bimodality_coefficient(w)}
+            for layer, w in layer_weights(model).items()}
+
+
+def dynamics_row(model) -> dict:
+    """``{"weights": weight_stats(model), "binarization": binarization(model)}``."""
+    return {"weights": weight_stats(model), "binarization": binarization(model)}

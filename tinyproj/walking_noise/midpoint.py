@@ -1,0 +1,125 @@
+"""The midpoint noise level μ of Walking Noise: the σ at which a site is half broken.
+
+For one walk (accuracy a_i at noise levels σ_i, one site) with maximum accuracy a_max and
+chance accuracy a_c (0.1 for 10 classes)::
+
+    threshold = a_c + (a_max − a_c) / 2            halfway from the maximum down to chance
+
+Starting from the σ of the maximum and walking to larger σ, the midpoint μ is the first level
+where the accuracy falls to the threshold or below, **interpolated linearly in log σ** between
+the two grid points that bracket it (the σ grid is logarithmic: 1e-2, 1e-1, ...)::
+
+    log μ = log σ₀ + (a₀ − threshold) / (a₀ − a₁) · (log σ₁ − log σ₀)
+
+A larger μ is a more robust site. If the accuracy never falls to the threshold on the grid,
+μ lies beyond the grid: ``sigma=None``, ``beyond_grid=True`` (widen the grid to find it).
+If the maximum accuracy is itself at or below chance there is no midpoint (``sigma=None``,
+``beyond_grid=False``, with a note).
+
+Several seeds. :func:`summarize_midpoints` averages the midpoints of several seeds on the
+log scale: the geometric mean 10^mean(log10 μ) and the standard deviation of log10 μ (in
+decades, ddof = 1), over the seeds whose walk crossed the threshold; ``n_beyond`` counts the
+seeds whose μ lies beyond the grid (their μ is larger than the grid's end, so a mean over the
+others understates the robustness — report n_beyond with it).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+__all__ = ["Midpoint", "midpoint_sigma", "MidpointSummary", "summarize_midpoints"]
+
+
+@dataclass
+class Midpoint:
+    """Where accuracy has fallen halfway from its maximum to chance.
+
+    sigma         μ, interpolated on log σ; None when not crossed on the grid
+    beyond_grid   True when the accuracy stays above the threshold up to the largest σ
+    max_accuracy  a_max over the grid
+    threshold     a_c + (a_max − a_c)/2
+    chance        a_c
+    note          why there is no sigma, when there is none
+    """
+
+    sigma: float | None
+    beyond_grid: bool
+    max_accuracy: float
+    threshold: float
+    chance: float = 0.1
+    note: str = ""
+
+
+def midpoint_sigma(sigmas, accuracies, chance: float = 0.1) -> Midpoint:
+    """The :class:`Midpoint` of one walk (module docstring for the rule).
+
+    sigmas: the noise levels (> 0, any order, no repeats); accuracies: the accuracy (fraction
+    0..1) at each. chance: the chance accuracy, 1/classes.
+    """
+    sigmas, accuracies = list(sigmas), list(accuracies)
+    if len(sigmas) != len(accuracies):
+        raise ValueError(f"midpoint_sigma: {len(sigmas)} sigmas but {len(accuracies)} "
+                         "accuracies; give one accuracy per sigma")
+    pairs = []
+    for s, a in zip(sigmas, accuracies):
+        s, a = float(s), float(a)
+        if not s > 0 or not math.isfinite(s):
+            raise ValueError(f"midpoint_sigma: every sigma must be a finite number > 0 (the "
+                             f"midpoint is interpolated on log sigma); got {s}")
+        pairs.append((s, a))
+    if not pairs:
+        raise ValueError("midpoint_sigma: no points (give at least one sigma and its accuracy)")
+    pairs.sort()
+    if len({s for s, _ in pairs}) != len(pairs):
+        raise ValueError("midpoint_sigma: a sigma appears twice; average the repeated points "
+                         "first (or pass one seed's walk at a time)")
+    chance = float(chance)
+    top = max(range(len(pairs)), key=lambda i: (pairs[i][1], -i))   # first maximum
+    a_max = pairs[top][1]
+    threshold = chance + (a_max - chance) / 2
+    if a_max <= chance:
+        return Midpoint(None, False, a_max, threshold, chance,
+                        note="the maximum accuracy is at or below chance: no midpoint")
+    prev = pairs[top]
+    for s, a in pairs[top + 1:]:
+        if a <= threshold:
+            (s0, a0) = prev
+            t = (a0 - threshold) / (a0 - a)          # a0 > threshold >= a, so a0 > a
+            log_mu = math.log10(s0) + t * (math.log10(s) - math.log10(s0))
+            return Midpoint(10 ** log_mu, False, a_max, threshold, chance)
+        prev = (s, a)
+    return Midpoint(None, True, a_max, threshold, chance,
+                    note="accuracy stays above the threshold on the whole grid")
+
+
+class MidpointSummary(NamedTuple):
+    """Midpoints of several seeds: ``(geo_mean, log10_std, n, n_beyond)``.
+
+    geo_mean   10^mean(log10 μ) over the n seeds with a midpoint (None when n = 0)
+    log10_std  standard deviation of log10 μ, in decades, ddof = 1 (0.0 for n = 1, None for 0)
+    n          seeds with a midpoint on the grid
+    n_beyond   seeds whose midpoint lies beyond the grid (not in the mean)
+    """
+
+    geo_mean: float | None
+    log10_std: float | None
+    n: int
+    n_beyond: int
+
+    @property
+    def log10_mean(self) -> float | None:
+        return None if self.geo_mean is None else math.log10(self.geo_mean)
+
+
+def summarize_midpoints(midpoints) -> MidpointSummary:
+    """Geometric mean and log10 spread of several seeds' midpoints (module docstring)."""
+    midpoints = list(midpoints)
+    logs = [math.log10(m.sigma) for m in midpoints if m.sigma is not None]
+    n_beyond = sum(1 for m in midpoints if m.sigma is None and m.beyond_grid)
+    if not logs:
+        return MidpointSummary(None, None, 0, n_beyond)
+    mean = math.fsum(logs) / len(logs)
+    std = (math.sqrt(math.fsum((v - mean) ** 2 for v in logs) / (len(logs) - 1))
+           if len(logs) > 1 else 0.0)
+    return MidpointSummary(10 ** mean, std, len(logs), n_beyond)

@@ -1,0 +1,430 @@
+"""Figures of Walking Noise and of the cross-robustness table, with matplotlib.
+
+Built like :mod:`tinyproj.plots`: each function makes a bare ``matplotlib.figure.Figure``
+with the Agg canvas (no pyplot, no screen, safe in threads and tests), takes plain data
+(result rows, dicts of numbers) and a path, writes the PNG atomically (rule 7 of DESIGN.md)
+and returns the path::
+
+    from tinyproj.walking_noise import plots as wn_plots
+    wn_plots.accuracy_vs_sigma(rows, "walk.png")              # rows of walk(...)
+    wn_plots.midpoints_plot({"clean": table}, "mu.png")       # midpoints_table(rows)
+    wn_plots.weight_stats_plot(dynamics, "weights.png")       # train_noisy(...) dynamics
+    wn_plots.cross_heatmap(table, "cross.png")                # cross_robustness(...)
+
+=======================  =============================================================
+function                 figure
+=======================  =============================================================
+accuracy_vs_sigma        test accuracy against the noise level σ (log x), one line per
+                         site (or per any other field: repeats, bn_protocol, ...), one
+                         panel per noise kind; chance and each line's midpoint marked
+midpoints_plot           the walk: midpoint noise level μ per site (log y), site names
+                         as tick labels, beyond-grid sites as a triangle at the grid edge
+activation_histogram     one site's activations without and with noise
+weight_stats_plot        mean |w|, max |w| and a binarization measure per layer, per epoch
+cross_heatmap            the cross-robustness table as a heat map of log10 midpoints
+=======================  =============================================================
+
+Accuracies are plotted in %, noise levels on a logarithmic axis (Walking Noise sweeps σ
+over many decades).
+"""
+from __future__ import annotations
+
+import math
+
+from ..plots import _colors, _figure, save
+
+__all__ = ["accuracy_vs_sigma", "midpoints_plot", "activation_histogram",
+           "weight_stats_plot", "cross_heatmap", "NOISE_NAMES"]
+
+NOISE_NAMES = {
+    "additive": "additive noise  y = x + N(0, σ²)",
+    "multiplicative": "multiplicative noise  y = x · N(1, σ²)",
+    "combined": "combined noise  (σ_mul = A·(1−r), then σ_add = A·r)",
+}
+"""Titles of the three noise kinds (keys: the ``noise`` field of walk rows)."""
+
+
+def _pct(v):
+    return None if v is None else 100.0 * float(v)
+
+
+def _finite(v) -> bool:
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(float(v))
+
+
+def _noise_kind(row) -> str:
+    """The noise kind of a row: ``noise`` may be a kind name or a spec text."""
+    noise = row.get("noise", "")
+    text = str(noise.get("kind", "")) if isinstance(noise, dict) else str(noise)
+    return text.split(":")[0].strip() or "noise"
+
+
+def _site_label(row) -> str:
+    name, site = row.get("site_name"), row.get("site")
+    if site in (None, "all", "global") or name in ("all", "global"):
+        return "all sites at once"
+    if name is None:
+        return f"site {site}"
+    return f"{site}: {name}" if site is not None else str(name)
+
+
+def _log_sigma_axis(ax, xlabel="noise level σ  [log scale]"):
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.grid(True, which="major", alpha=0.3)
+
+
+# ---------------------------------------------------------------------------
+# Accuracy against σ
+# ---------------------------------------------------------------------------
+def accuracy_vs_sigma(rows, path, lines_by: str = "site", chance: float | None = 0.1,
+                      title: str | None = None, mark_midpoints: bool = True,
+                      label_format=None):
+    """Test accuracy (%) against σ on a log axis: one line per site, one panel per noise kind.
+
+    rows: the rows of ``walk(...)`` (fields ``site``, ``site_name``, ``noise``, ``sigma``,
+    ``accuracy``, ...), or ``{label: rows}`` to put several walks side by side (one panel
+    each). lines_by: the field that tells lines apart (``"site"``; ``"repeats"`` or
+    ``"bn_protocol"`` to compare those). chance: accuracy by guessing (a fraction; dotted
+    line), None for none. mark_midpoints: a dot where each line crosses halfway between its
+    best accuracy and chance (the midpoint noise level μ). label_format: a function
+    ``(key, first row) -> legend text``. Rows with σ <= 0 are left out (log axis).
+    """
+    if isinstance(rows, dict):
+        panels = [(label, list(r)) for label, r in rows.items()]
+    else:
+        rows = list(rows)
+        kinds = list(dict.fromkeys(_noise_kind(r) for r in rows))
+        panels = [(NOISE_NAMES.get(k, k), [r for r in rows if _noise_kind(r) == k])
+                  for k in kinds]
+    if not panels:
+        raise ValueError("accuracy_vs_sigma: no rows to plot (run walk(...) first)")
+    fig, axes = _figure(ncols=len(panels), width=6.4)
+    for ax, (panel_title, panel_rows) in zip(axes, panels):
+        keys = list(dict.fromkeys(str(r.get(lines_by)) for r in panel_rows))
+        colors = _colors(len(keys))
+        for i, (color, key) in enumerate(zip(colors, keys)):
+            line = [r for r in panel_rows if str(r.get(lines_by)) == key]
+            pts = sorted((float(r["sigma"]), _pct(r["accuracy"])) for r in line
+                         if _finite(r.get("sigma")) and float(r["sigma"]) > 0
+                         and _finite(r.get("accuracy")))
+            if not pts:
+                continue
+            if label_format is not None:
+                label = label_format(key, line[0])
+            elif lines_by == "site":
+                label = _site_label(line[0])
+            else:
+                label = f"{lines_by} = {key}"
+            xs, ys = zip(*pts)
+            style = "-" if i < 10 else "--"        # tab10 repeats after 10 colours
+            ax.plot(xs, ys, style, marker=".", color=color, label=label)
+            if mark_midpoints and chance is not None:
+                mu = _crossing(xs, ys, 100.0 * chance)
+                if mu is not None:
+                    ax.plot([mu[0]], [mu[1]], "o", color=color, markersize=7,
+                            markeredgecolor="black", zorder=5)
+        if chance is not None:
+            ax.axhline(100.0 * chance, color="grey", ls=":", lw=1,
+                       label=f"chance ({100 * chance:g} %)")
+        _log_sigma_axis(ax)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylim(0, 102)
+        ax.set_title(title or panel_title)
+        ax.legend(fontsize=7, ncol=2 if len(keys) > 6 else 1)
+    if mark_midpoints and chance is not None:
+        fig.suptitle("Accuracy as noise grows (dots: the midpoint μ, halfway from the best "
+                     "accuracy down to chance)", fontsize=10)
+    return save(fig, path)
+
+
+def _crossing(xs, ys, chance_pct):
+    """``(σ, accuracy)`` where the curve first falls to halfway between its max and chance.
+
+    Interpolated linearly in log σ (only for drawing; the numbers come from
+    ``midpoint_sigma``). None when the curve never gets there.
+    """
+    top = max(ys)
+    threshold = chance_pct + (top - chance_pct) / 2
+    if top <= chance_pct:
+        return None
+    start = ys.index(top)
+    for k in range(start + 1, len(xs)):
+        if ys[k] <= threshold:
+            x0, x1, y0, y1 = math.log10(xs[k - 1]), math.log10(xs[k]), ys[k - 1], ys[k]
+            t = 0.0 if y0 == y1 else (y0 - threshold) / (y0 - y1)
+            return 10 ** (x0 + t * (x1 - x0)), threshold
+    return None
+
+
+# ---------------------------------------------------------------------------
+# The walk: μ per site
+# ---------------------------------------------------------------------------
+def _mu(row):
+    for key in ("mu", "midpoint", "sigma"):
+        if key in row:
+            return row[key]
+    return None
+
+
+def _grid_edge(row):
+    for key in ("sigma_max", "grid_max", "max_sigma"):
+        if _finite(row.get(key)):
+            return float(row[key])
+    return None
+
+
+def midpoints_plot(tables, path, title: str | None = None, grid_max: float | None = None,
+                   ylabel: str = "midpoint noise level μ  [log scale]"):
+    """The walk: μ of every site, input on the left, logits on the right.
+
+    tables: the rows of ``midpoints_table(rows, chance)`` (per site: ``site``,
+    ``site_name``, μ as ``sigma`` (or ``mu``), ``beyond_grid``), or ``{label: rows}`` for
+    several networks / noise kinds / protocols, one line each. Sites where accuracy never
+    fell to the threshold on the grid have no μ: they are drawn as an upward triangle at
+    the grid's top edge (``grid_max``, or the row's ``sigma_max``, or the largest μ seen)
+    with an arrow, meaning "μ is larger than this". A site whose clean accuracy is already
+    at chance (no μ and not beyond the grid) is left out.
+    """
+    if not isinstance(tables, dict):
+        tables = {"": tables}
+    tables = {label: [r for r in rows if r.get("site") not in ("all", "global", None)]
+              or list(rows) for label, rows in tables.items()}
+    if not any(tables.values()):
+        raise ValueError("midpoints_plot: no rows to plot (run midpoints_table(rows) first)")
+    order = []                                  # (site, name) in site order, over all tables
+    for rows in tables.values():
+        for r in rows:
+            key = (r.get("site"), r.get("site_name"))
+            if key not in order:
+                order.append(key)
+    try:
+        order.sort(key=lambda k: (float(k[0]), str(k[1])))
+    except (TypeError, ValueError):
+        pass
+    position = {k: i for i, k in enumerate(order)}
+    values = [float(_mu(r)) for rows in tables.values() for r in rows
+              if _finite(_mu(r)) and float(_mu(r)) > 0]
+    edges = [e for rows in tables.values() for r in rows if (e := _grid_edge(r)) is not None]
+    edge = grid_max or (max(edges) if edges else (max(values) if values else 1.0))
+    fig, (ax,) = _figure(width=max(6.4, 0.55 * len(order) + 2.5))
+    beyond_drawn = False
+    for color, (label, rows) in zip(_colors(len(tables)), tables.items()):
+        pts, beyond = [], []
+        for r in rows:
+            x = position[(r.get("site"), r.get("site_name"))]
+            mu = _mu(r)
+            if r.get("beyond_grid"):
+                beyond.append(x)
+            elif _finite(mu) and float(mu) > 0:
+                pts.append((x, float(mu)))
+        pts.sort()
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, "-o", color=color, label=label or "μ per site")
+        if beyond:
+            ax.plot(beyond, [edge] * len(beyond), "^", color=color, markersize=11,
+                    markeredgecolor="black",
+                    label=None if beyond_drawn else "beyond the grid (μ > top of the grid)")
+            for x in beyond:
+                ax.annotate("", xy=(x, edge * 2.2), xytext=(x, edge * 1.15),
+                            arrowprops=dict(arrowstyle="->", color=color, lw=1.5))
+            beyond_drawn = True
+    ax.axhline(edge, color="grey", ls="--", lw=0.8, label=f"top of the σ grid ({edge:g})")
+    ax.set_yscale("log")
+    ax.set_ylim(top=edge * 4)
+    ax.set_xticks(range(len(order)))
+    ax.set_xticklabels([f"{s}: {n}" if n is not None else str(s) for s, n in order],
+                       rotation=45, ha="right")
+    ax.set_xlabel("noise site (input → logits)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or "Walking noise: how much noise each site tolerates\n"
+                 "(μ = σ at which accuracy is halfway from its best value to chance; "
+                 "higher = more robust)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+# ---------------------------------------------------------------------------
+# Activations with and without noise
+# ---------------------------------------------------------------------------
+def activation_histogram(clean, noisy, path, site: str = "", noise: str = "", bins: int = 60):
+    """Histograms of one site's activations without and with noise, and noisy vs clean.
+
+    clean, noisy: arrays of the same shape (any backend; flattened here), the site's
+    output for the same inputs without and with noise. site, noise: text for the title.
+    """
+    from .. import backend
+    a = backend.to_numpy(clean).ravel()
+    b = backend.to_numpy(noisy).ravel()
+    if a.size == 0 or a.size != b.size:
+        raise ValueError(f"activation_histogram: clean and noisy need the same non-zero size; "
+                         f"got {a.size} and {b.size}")
+    lo = float(min(a.min(), b.min()))
+    hi = float(max(a.max(), b.max()))
+    if hi <= lo:
+        hi = lo + 1.0
+    fig, (ax, ax2) = _figure(ncols=2, width=5.6)
+    ax.hist(a, bins=bins, range=(lo, hi), histtype="step", lw=1.5, color="tab:blue",
+            label="without noise")
+    ax.hist(b, bins=bins, range=(lo, hi), histtype="step", lw=1.5, color="tab:red",
+            label="with noise")
+    ax.set_xlabel("activation value")
+    ax.set_ylabel("number of values")
+    ax.set_yscale("log")
+    ax.set_title(f"Values at site {site}" if site else "Activation values")
+    ax.legend(fontsize=8)
+    step = max(1, a.size // 4000)                # a few thousand points are enough
+    ax2.plot(a[::step], b[::step], ".", markersize=2, alpha=0.5, color="tab:purple")
+    ax2.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="no change (y = x)")
+    ax2.set_xlabel("activation without noise")
+    ax2.set_ylabel("the same activation with noise")
+    ax2.set_title("Each value moved by the noise")
+    ax2.legend(fontsize=8)
+    fig.suptitle(f"What {noise or 'the noise'} does to the activations"
+                 f"{' at ' + site if site else ''}", fontsize=11)
+    return save(fig, path)
+
+
+# ---------------------------------------------------------------------------
+# Weights during (noisy) training
+# ---------------------------------------------------------------------------
+_WEIGHT_STATS = (
+    ("mean_abs", "mean |w|", "Mean weight magnitude"),
+    ("max_abs", "max |w|", "Largest weight magnitude"),
+    ("share_near_max", "share of weights with |w| ≥ 0.9·max|w|",
+     "Binarization: weights near ±max"),
+    ("bimodality", "bimodality (1 = all weights at ±one value)", "Binarization: bimodality"),
+)
+
+
+def _stats_series(rows) -> dict:
+    """``{layer: [(epoch, {stat: value})]}`` from dynamics rows.
+
+    Accepts flat rows (``epoch``, ``layer``, stat fields) or per-epoch rows whose
+    ``weights`` (or ``layers``) field maps a layer name to its stats.
+    """
+    series = {}
+    for r in rows:
+        epoch = r.get("epoch")
+        nested = r.get("weights") or r.get("layers") or r.get("weight_stats")
+        if isinstance(nested, dict):
+            for layer, stats in nested.items():
+                if isinstance(stats, dict):
+                    series.setdefault(layer, []).append((epoch, stats))
+        elif r.get("layer") is not None:
+            series.setdefault(r["layer"], []).append((epoch, r))
+    return series
+
+
+def weight_stats_plot(rows, path, title: str | None = None, stats=None):
+    """Weight statistics per layer against the epoch (the dynamics of noisy training).
+
+    rows: the dynamics rows of ``train_noisy`` (one per epoch, or one per epoch and layer)
+    with ``mean_abs``, ``max_abs`` and the binarization measures ``share_near_max`` and
+    ``bimodality``; or ``{label: rows}`` for several runs (one line style per run). One
+    panel per statistic found, one colour per layer. stats: which of the four to draw
+    (default: all present).
+    """
+    runs = rows if isinstance(rows, dict) else {"": rows}
+    series = {label: _stats_series(list(r)) for label, r in runs.items()}
+    wanted = [s for s in _WEIGHT_STATS if stats is None or s[0] in stats]
+    present = [s for s in wanted
+               if any(_finite(st.get(s[0])) for ser in series.values()
+                      for pts in ser.values() for _, st in pts)]
+    if not present:
+        raise ValueError("weight_stats_plot: the rows hold none of "
+                         f"{', '.join(s[0] for s in wanted)} (use the dynamics rows of "
+                         "train_noisy(..., record_dynamics=True))")
+    layers = list(dict.fromkeys(layer for ser in series.values() for layer in ser))
+    colors = dict(zip(layers, _colors(len(layers))))
+    styles = ["-", "--", ":", "-."]
+    fig, axes = _figure(ncols=len(present), width=4.6, height=4.2)
+    for ax, (key, ylabel, panel_title) in zip(axes, present):
+        for style, (run, ser) in zip(styles * 4, series.items()):
+            for layer, pts in ser.items():
+                pts = sorted((e, float(st[key])) for e, st in pts
+                             if e is not None and _finite(st.get(key)))
+                if not pts:
+                    continue
+                xs, ys = zip(*pts)
+                name = layer.removesuffix(".weight")
+                ax.plot(xs, ys, style, marker="o", markersize=3, color=colors[layer],
+                        label=f"{run}: {name}" if run else name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.set_title(panel_title)
+        ax.grid(True, alpha=0.3)
+        if key in ("share_near_max", "bimodality"):
+            ax.set_ylim(-0.02, 1.02)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title or "How the weights change during training (one colour per layer)",
+                 fontsize=11)
+    return save(fig, path)
+
+
+# ---------------------------------------------------------------------------
+# The cross-robustness table
+# ---------------------------------------------------------------------------
+def cross_heatmap(table, path, title: str | None = None, cmap: str = "viridis"):
+    """The cross-robustness table as a heat map: rows = training regimes, columns = tests.
+
+    table: a :class:`~tinyproj.walking_noise.cross.CrossTable` (``cross_robustness(...)``).
+    Colour: log10 of the midpoint measured in the direction of *more* perturbation — σ for
+    AddNorm and activation noise, 1/γ for MultUnif (γ below 1 is more noise) — so brighter
+    always means more robust. Each cell is annotated with the midpoint itself (σ or γ);
+    cells beyond the grid show "> max σ" (or "< min γ"), are coloured at the grid's edge
+    and hatched; cells with no midpoint (the clean network already at chance) are grey.
+    """
+    from matplotlib import colormaps
+
+    from .cross import format_cell
+
+    regimes = list(table.regimes)
+    perts = list(table.perturbations)
+    if not regimes or not perts:
+        raise ValueError("cross_heatmap: the table is empty")
+    values = [[float("nan")] * len(perts) for _ in regimes]
+    for i, regime in enumerate(regimes):
+        for j, p in enumerate(perts):
+            cell = table.cell(regime, p.name)
+            level = cell.level if cell.level is not None else (
+                cell.grid_edge if cell.beyond_grid else None)
+            if level is not None and level > 0:
+                values[i][j] = math.log10(level) if p.worse == "up" else -math.log10(level)
+    colormap = colormaps[cmap].copy()
+    colormap.set_bad("lightgrey")
+    fig, (ax,) = _figure(width=max(6.4, 1.9 * len(perts) + 3.0),
+                         height=max(3.4, 0.7 * len(regimes) + 2.2))
+    image = ax.imshow(values, cmap=colormap, aspect="auto")   # NaN: drawn in the 'bad' grey
+    finite = [v for row in values for v in row if math.isfinite(v)]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    mid = (lo + hi) / 2
+    for i, regime in enumerate(regimes):
+        for j, p in enumerate(perts):
+            cell = table.cell(regime, p.name)
+            v = values[i][j]
+            if cell.beyond_grid:
+                ax.add_patch(_hatch(j, i))
+            color = "black" if (not math.isfinite(v) or v > mid) else "white"
+            ax.text(j, i, format_cell(cell, p), ha="center", va="center", fontsize=9,
+                    color=color, fontweight="bold" if cell.beyond_grid else "normal")
+    ax.set_xticks(range(len(perts)))
+    ax.set_xticklabels([p.label for p in perts], rotation=20, ha="right")
+    ax.set_yticks(range(len(regimes)))
+    ax.set_yticklabels([table.regime_labels.get(r, r) for r in regimes])
+    ax.set_xlabel("test perturbation (midpoint: halfway from clean accuracy to chance)")
+    ax.set_ylabel("training regime")
+    bar = fig.colorbar(image, ax=ax)
+    bar.set_label("log10 midpoint (σ; 1/γ for MultUnif)\nhigher = more robust")
+    ax.set_title(title or "Cross-robustness: does robustness learned against one perturbation "
+                 "carry over?\n(hatched: accuracy never fell halfway on the grid)",
+                 fontsize=10)
+    return save(fig, path)
+
+
+def _hatch(x, y):
+    from matplotlib.patches import Rectangle
+    return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, hatch="//", edgecolor="white",
+                     lw=0)
