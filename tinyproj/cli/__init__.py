@@ -16,7 +16,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ["train", "sweep", "misc", "report"]
+COMMAND_MODULES = ["train", "sweep", "walk", "misc", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:

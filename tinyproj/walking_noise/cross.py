@@ -59,6 +59,8 @@ from ..data.sources import ArraySource
 from ..evaluation import error_rate
 from ..presets import make_config
 from .midpoint import midpoint_sigma
+from .noise import parse_noise
+from .noisy_training import train_noisy
 from .walk import walk
 
 __all__ = ["Regime", "DEFAULT_REGIMES", "Perturbation", "default_perturbations",
@@ -98,9 +100,14 @@ class Regime:
             raise ValueError(f"regime {self.name!r}: method must be 'algorithm1' (weight "
                              f"projection + clipping) or 'noisy' (activation noise); got "
                              f"{self.method!r}")
-        if self.method == "noisy" and not self.noise:
-            raise ValueError(f"regime {self.name!r}: noisy training needs noise=..., e.g. "
-                             "'additive:sigma=0.3'")
+        if self.method == "noisy":
+            if not self.noise:
+                raise ValueError(f"regime {self.name!r}: noisy training needs noise=..., e.g. "
+                                 "'additive:sigma=0.3'")
+            if parse_noise(self.noise).sigma <= 0:
+                raise ValueError(f"regime {self.name!r}: the training noise needs sigma > 0, "
+                                 f"e.g. '{parse_noise(self.noise).label}:sigma=0.3'; got "
+                                 f"{self.noise!r}")
 
     @property
     def label(self) -> str:
@@ -117,10 +124,10 @@ DEFAULT_REGIMES = (
            description="Algorithm 1 with Sign(W) in the passes, clip f = 0.5"),
     Regime("tr-stoch-c", "algorithm1", "stoch", 0.5,
            description="Algorithm 1 with stochastic binarization, clip f = 0.5"),
-    Regime("noisy-additive", "noisy", noise="additive:sigma=0.3",
-           description="additive activation noise N(0, 0.3²) at every site during training"),
-    Regime("noisy-multiplicative", "noisy", noise="multiplicative:sigma=0.3",
-           description="multiplicative activation noise N(1, 0.3²) at every site during "
+    Regime("noisy-additive", "noisy", noise="additive:sigma=0.5",
+           description="additive activation noise N(0, 0.5²) at every site during training"),
+    Regime("noisy-multiplicative", "noisy", noise="multiplicative:sigma=0.5",
+           description="multiplicative activation noise N(1, 0.5²) at every site during "
                        "training"),
 )
 """The table's rows: Merolla's regimes (baseline, Sign-C, Stoch-C) and Walking Noise's
@@ -266,14 +273,15 @@ def train_regime(regime: Regime, data: CrossData, *, epochs: int = 5, bn: bool =
     """
     log = log or (lambda *a: None)
     if regime.method == "noisy":
-        from .noisy_training import train_noisy
-        from .noise import parse_noise
+        if lr_schedule != "cosine":
+            raise ValueError(f"regime {regime.name!r}: train_noisy anneals the learning rate "
+                             f"with a cosine (Walking Noise); lr_schedule={lr_schedule!r} is "
+                             "not available for noisy regimes")
         spec = parse_noise(regime.noise).replace(train=True, eval=False)
-        result = train_noisy("mlp_tfc", data.train, data.test, spec, sites="all",
-                             epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, bn=bn,
-                             lr_schedule=lr_schedule, record_dynamics=False,
-                             progress=progress)
-        model = result.model if hasattr(result, "model") else result[0]
+        model, _ = train_noisy("mlp_tfc", data.train, spec, sites="all", epochs=epochs, lr=lr,
+                               batch_size=batch_size, seed=seed, record_dynamics=False,
+                               bn=bn, num_classes=data.num_classes, progress=progress,
+                               log=log)
         model.eval()
         return model
     if out_dir is None:
@@ -563,7 +571,8 @@ def cross_markdown(table: CrossTable, title: str = "Cross-robustness") -> str:
               "* weights: AddNorm σ is relative to α = max |w| of each layer; MultUnif "
               "multiplies each weight by U(γ, 1/γ). Batch norm re-estimated on training data "
               "per draw (Merolla et al.'s protocol)"
-              + (f", mean over {s['draws']} draws." if "draws" in s else "."),
+              + (f", mean over {s['draws']} draw{'s' if s['draws'] != 1 else ''}."
+                 if "draws" in s else "."),
               "* activations: noise at every site at once (Walking Noise's global noise), σ "
               "absolute; batch norm "
               + ("re-estimated with noise on." if s.get("bn_protocol") == "reestimate"

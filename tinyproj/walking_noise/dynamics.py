@@ -51,7 +51,7 @@ def layer_weights(model) -> dict:
     return out
 
 
-def _host_float64(w):
+def _flat64(w):
     xp = backend.xp_of(w)
     return xp.asarray(w, dtype=xp.float64).reshape(-1), xp
 
@@ -60,7 +60,7 @@ def weight_stats(model) -> dict:
     """``{layer: {"mean_abs", "std", "max_abs"}}`` for every conv/linear weight (floats)."""
     out = {}
     for layer, w in layer_weights(model).items():
-        v, xp = _host_float64(w)
+        v, xp = _flat64(w)
         a = xp.abs(v)
         out[layer] = {"mean_abs": float(a.mean()), "std": float(v.std()),
                       "max_abs": float(a.max())}
@@ -69,7 +69,7 @@ def weight_stats(model) -> dict:
 
 def share_near_max(w, fraction: float = 0.9) -> float:
     """Fraction of the entries of ``w`` with |w| > fraction · max|w| (0.0 for all zeros)."""
-    v, xp = _host_float64(w)
+    v, xp = _flat64(w)
     a = xp.abs(v)
     top = float(a.max()) if a.size else 0.0
     if top == 0.0:
@@ -79,7 +79,7 @@ def share_near_max(w, fraction: float = 0.9) -> float:
 
 def bimodality_coefficient(w) -> float | None:
     """Sarle's b = (skew² + 1) / kurtosis of the entries of ``w`` (None without spread)."""
-    v, xp = _host_float64(w)
+    v, xp = _flat64(w)
     d = v - v.mean()
     m2 = float((d * d).mean())
     if not m2 > 0 or not math.isfinite(m2):

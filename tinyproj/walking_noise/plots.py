@@ -61,7 +61,7 @@ def _noise_kind(row) -> str:
 
 def _site_label(row) -> str:
     name, site = row.get("site_name"), row.get("site")
-    if site in (None, "all", "global") or name in ("all", "global"):
+    if site in (None, -1, "all", "global") or name in ("all", "global"):
         return "all sites at once"
     if name is None:
         return f"site {site}"
@@ -161,7 +161,7 @@ def _crossing(xs, ys, chance_pct):
 # The walk: μ per site
 # ---------------------------------------------------------------------------
 def _mu(row):
-    for key in ("mu", "midpoint", "sigma"):
+    for key in ("midpoint_sigma", "mu", "midpoint", "sigma"):
         if key in row:
             return row[key]
     return None
@@ -188,7 +188,7 @@ def midpoints_plot(tables, path, title: str | None = None, grid_max: float | Non
     """
     if not isinstance(tables, dict):
         tables = {"": tables}
-    tables = {label: [r for r in rows if r.get("site") not in ("all", "global", None)]
+    tables = {label: [r for r in rows if r.get("site") not in (-1, "all", "global", None)]
               or list(rows) for label, rows in tables.items()}
     if not any(tables.values()):
         raise ValueError("midpoints_plot: no rows to plot (run midpoints_table(rows) first)")
@@ -239,8 +239,8 @@ def midpoints_plot(tables, path, title: str | None = None, grid_max: float | Non
     ax.set_xlabel("noise site (input → logits)")
     ax.set_ylabel(ylabel)
     ax.set_title(title or "Walking noise: how much noise each site tolerates\n"
-                 "(μ = σ at which accuracy is halfway from its best value to chance; "
-                 "higher = more robust)")
+                 "μ = the σ where accuracy is halfway from its best to chance "
+                 "(higher = more robust)", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
     return save(fig, path)
@@ -293,26 +293,32 @@ def activation_histogram(clean, noisy, path, site: str = "", noise: str = "", bi
 _WEIGHT_STATS = (
     ("mean_abs", "mean |w|", "Mean weight magnitude"),
     ("max_abs", "max |w|", "Largest weight magnitude"),
-    ("share_near_max", "share of weights with |w| ≥ 0.9·max|w|",
+    ("share_near_max", "share of weights with |w| > 0.9·max|w|",
      "Binarization: weights near ±max"),
-    ("bimodality", "bimodality (1 = all weights at ±one value)", "Binarization: bimodality"),
+    ("bimodality", "bimodality coefficient\n(1: two values ±a; 0.56: uniform)",
+     "Binarization: bimodality"),
 )
 
 
 def _stats_series(rows) -> dict:
     """``{layer: [(epoch, {stat: value})]}`` from dynamics rows.
 
-    Accepts flat rows (``epoch``, ``layer``, stat fields) or per-epoch rows whose
-    ``weights`` (or ``layers``) field maps a layer name to its stats.
+    Accepts per-epoch rows whose ``weights`` and ``binarization`` fields (``dynamics_row``)
+    map a layer name to its stats, or flat rows (``epoch``, ``layer``, stat fields).
     """
     series = {}
     for r in rows:
         epoch = r.get("epoch")
-        nested = r.get("weights") or r.get("layers") or r.get("weight_stats")
-        if isinstance(nested, dict):
-            for layer, stats in nested.items():
-                if isinstance(stats, dict):
-                    series.setdefault(layer, []).append((epoch, stats))
+        merged = {}
+        for key in ("weights", "binarization", "layers", "weight_stats"):
+            nested = r.get(key)
+            if isinstance(nested, dict):
+                for layer, stats in nested.items():
+                    if isinstance(stats, dict):
+                        merged.setdefault(layer, {}).update(stats)
+        if merged:
+            for layer, stats in merged.items():
+                series.setdefault(layer, []).append((epoch, stats))
         elif r.get("layer") is not None:
             series.setdefault(r["layer"], []).append((epoch, r))
     return series
@@ -327,6 +333,7 @@ def weight_stats_plot(rows, path, title: str | None = None, stats=None):
     panel per statistic found, one colour per layer. stats: which of the four to draw
     (default: all present).
     """
+    from matplotlib.ticker import MaxNLocator
     runs = rows if isinstance(rows, dict) else {"": rows}
     series = {label: _stats_series(list(r)) for label, r in runs.items()}
     wanted = [s for s in _WEIGHT_STATS if stats is None or s[0] in stats]
@@ -352,7 +359,8 @@ def weight_stats_plot(rows, path, title: str | None = None, stats=None):
                 name = layer.removesuffix(".weight")
                 ax.plot(xs, ys, style, marker="o", markersize=3, color=colors[layer],
                         label=f"{run}: {name}" if run else name)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch (0 = before training)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.set_title(panel_title)
         ax.grid(True, alpha=0.3)
@@ -393,8 +401,7 @@ def cross_heatmap(table, path, title: str | None = None, cmap: str = "viridis"):
                 cell.grid_edge if cell.beyond_grid else None)
             if level is not None and level > 0:
                 values[i][j] = math.log10(level) if p.worse == "up" else -math.log10(level)
-    colormap = colormaps[cmap].copy()
-    colormap.set_bad("lightgrey")
+    colormap = colormaps[cmap].with_extremes(bad="lightgrey")
     fig, (ax,) = _figure(width=max(6.4, 1.9 * len(perts) + 3.0),
                          height=max(3.4, 0.7 * len(regimes) + 2.2))
     image = ax.imshow(values, cmap=colormap, aspect="auto")   # NaN: drawn in the 'bad' grey

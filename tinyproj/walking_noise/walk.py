@@ -234,7 +234,8 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
     ``.batch(idx)``). noise_kind: "additive" | "multiplicative" | "combined[:ratio=r]" or a
     NoiseSpec (its σ is replaced by each grid σ). sigmas: the grid (> 0). sites: "each" (every
     site, one at a time: the layer-wise walk), "all" (global noise at every site at once,
-    row site -1) or a list of site names/indices (each one at a time). bn_protocol:
+    row site -1) or a list of site names/indices (each one at a time; in a list, -1 or
+    "all" is the global point, not the last site). bn_protocol:
     "running" | "reestimate" (module docstring). repeats: N noisy passes averaged per
     evaluation. seed: of the per-point generators. test_subset: score the first N test images.
     bn_batches, bn_batch_size: the re-estimation's training batches. out_file: JSON lines

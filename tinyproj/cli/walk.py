@@ -1,0 +1,313 @@
+"""`tinyproj walk`: Walking Noise on a network — accuracy per noise site and σ, midpoints.
+
+    tinyproj walk --model mlp_tfc --dataset mnist --out runs/wn-mlp
+    tinyproj walk --model lenet5 --bn --noise multiplicative --sigmas 0.01,0.1,1,10 --out runs/wn
+    tinyproj walk --model mlp_tfc --out runs/wn-mlp --sites all          global noise
+    tinyproj walk --model mlp_tfc --out runs/wn-mlp --seeds 0,1,2        three models, spread
+    tinyproj walk --run runs/mlp --out runs/wn-mlp                       an already trained run
+    tinyproj walk --model mlp_tfc --out runs/wn-mlp --train-noise 0.5    noisy training per site
+    tinyproj walk --model mlp_tfc --out runs/wn-mlp --shard $SLURM_ARRAY_TASK_ID/8
+
+Without --run the network is trained first, cleanly, with Walking Noise's setup (Adam 1e-3,
+cosine annealing, cross-entropy, batch 128, no validation split, no projection or clipping)
+into RUN_DIR/model (seed 0; RUN_DIR/model-seed<S> for other seeds), and reused when present.
+With --train-noise SIGMA one network per site (or one for --sites all) is trained with that
+noise at that site instead (RUN_DIR/noisy-models/, dynamics in RUN_DIR/dynamics.jsonl).
+Then every (site, σ) is scored with noise at evaluation: RUN_DIR/walk.jsonl gets one JSON
+object per (seed, site, σ) and RUN_DIR/midpoints.csv the midpoint μ per site (over seeds:
+geometric mean and spread). Run the same command again to resume; shards write
+walk.shard-<i>-of-<n>.jsonl, and any later run (e.g. without --shard) merges them all.
+With --shard train the models first (--train-only, once), so that shards do not race.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+_SETUP = dict(loss="cross_entropy", optimizer="adam", lr=1e-3, lr_schedule="cosine",
+              lr_final=0.0, batch_size=128, val_size=0, projection="none", clip="NC",
+              test_projections=["none"], bn_reestimate=False)
+"""Walking Noise's training setup as TrainConfig settings (clean training)."""
+
+
+def _seeds(text) -> list:
+    out = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        if not re.fullmatch(r"\d+", part):
+            raise ValueError(f"--seeds takes integers >= 0 separated by commas (e.g. 0,1,2); "
+                             f"got {text!r}")
+        if int(part) not in out:
+            out.append(int(part))
+    if not out:
+        raise ValueError("--seeds is empty; give e.g. 0 or 0,1,2")
+    return out
+
+
+def _sites(text):
+    text = str(text).strip()
+    if text.lower() in ("each", "all"):
+        return text.lower()
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise ValueError("--sites takes each, all, or site names/indices separated by commas")
+    return [int(p) if re.fullmatch(r"-?\d+", p) else p for p in parts]
+
+
+def _positive_int(value, flag):
+    if value is not None and value < 1:
+        raise ValueError(f"{flag} must be >= 1; got {value}")
+
+
+def _train_config(args, seed: int, folder: Path):
+    from ..presets import TrainConfig
+    return TrainConfig.from_dict(dict(
+        _SETUP, model=args.model, bn=bool(args.bn), dataset=args.dataset,
+        data_dir=args.data_dir, train_subset=args.train_subset, epochs=args.epochs, seed=seed,
+        out=str(folder)))
+
+
+def _model_folder(out: Path, seed: int) -> Path:
+    return out / ("model" if seed == 0 else f"model-seed{seed}")
+
+
+def _clean_run(args, seed: int, out: Path, shard, log):
+    """The trained clean model of ``seed``: trained now, resumed, or read back."""
+    from ..training import load_run, train
+    folder = _model_folder(out, seed)
+    cfg = _train_config(args, seed, folder)
+    if (folder / "checkpoint.npz").exists():
+        saved = json.loads((folder / "config.json").read_text())
+        diff = {k: (saved.get(k), v) for k, v in cfg.to_dict().items()
+                if k not in ("out", "data_dir") and saved.get(k) != v}
+        if diff:
+            said = ", ".join(f"{k}: trained with {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise ValueError(f"{folder} holds a model trained with other settings ({said}); "
+                             "use the same flags, another --out, or delete that folder")
+        run = load_run(folder, data_dir=args.data_dir)
+        if run.meta.get("pos", {}).get("epoch", 0) >= cfg.epochs:
+            return run
+        if shard is not None:
+            raise ValueError(f"the training in {folder} is unfinished; finish it first "
+                             "(the same command with --train-only, without --shard)")
+        log(f"resuming the training in {folder}")
+        train(cfg, resume=True, progress=not args.no_progress, log=log)
+    else:
+        if shard is not None:
+            raise ValueError(f"no trained model in {folder}: with --shard, train it first "
+                             "(the same command with --train-only, without --shard), so that "
+                             "the shards do not all train it at once")
+        log(f"training {args.model}{' with BN' if args.bn else ''} on {args.dataset} "
+            f"(seed {seed}, {args.epochs} epoch(s)) into {folder}")
+        train(cfg, progress=not args.no_progress, log=log)
+    return load_run(folder, data_dir=args.data_dir)
+
+
+def _slug(spec, clamp) -> str:
+    text = f"{spec.kind}{f'-r{spec.ratio:g}' if spec.kind == 'combined' else ''}" \
+           f"-sigma{spec.sigma:g}{'' if clamp is None else f'-clamp{clamp:g}'}"
+    return re.sub(r"[^A-Za-z0-9.+-]", "_", text)
+
+
+def _noisy_model(args, spec, seed, site, site_name, out, data, dyn_file, log):
+    """The network trained with noise ``spec`` at ``site`` (-1: all), trained or read back."""
+    from ..checkpoint import append_jsonl, load_checkpoint, read_jsonl, save_checkpoint
+    from ..walking_noise import build_walk_model, train_noisy
+    from .. import backend
+    train_src, test_src, input_shape, num_classes = data
+    path = out / "noisy-models" / f"{_slug(spec, args.clamp)}-{site_name}-seed{seed}.npz"
+    model = build_walk_model(args.model, input_shape, num_classes, backend.make_rng(seed),
+                             bn=bool(args.bn))
+    if path.exists():
+        state, _, meta = load_checkpoint(path)
+        model.load_state_dict(state)
+        rows = meta.get("dynamics", [])
+    else:
+        log(f"noisy training: {spec} at {site_name} (seed {seed}, {args.epochs} epoch(s))")
+        model, rows = train_noisy(model, (train_src, test_src), spec,
+                                  sites="all" if site == -1 else [site], epochs=args.epochs,
+                                  seed=seed, clamp=args.clamp, record_dynamics=True,
+                                  test_subset=args.test_subset, progress=not args.no_progress,
+                                  log=log)
+        save_checkpoint(path, model.state_dict(), {"state": [], "hyper": {}, "t": 0},
+                        {"dynamics": rows, "site": site, "site_name": site_name,
+                         "seed": seed, "noise": str(spec), "clamp": args.clamp,
+                         "epochs": args.epochs})
+    have = {(r.get("site_name"), r.get("seed"), r.get("sigma"), r.get("clamp"), r.get("noise"),
+             r.get("ratio"), r.get("epoch")) for r in read_jsonl(dyn_file)}
+    for r in rows:
+        r = dict(r, site=site, site_name=site_name)
+        if (site_name, r.get("seed"), r.get("sigma"), r.get("clamp"), r.get("noise"),
+                r.get("ratio"), r.get("epoch")) not in have:
+            append_jsonl(dyn_file, r)
+    model.eval()
+    return model
+
+
+def _print_table(table) -> None:
+    if not table:
+        return
+    print(f"\n{'site':>4}  {'name':<8} {'noise':<22} {'midpoint σ':>12}  {'spread':>8}  "
+          f"{'max acc':>7}  seeds")
+    for e in table:
+        mu = ("beyond grid" if e["midpoint_sigma"] is None and e["beyond_grid"] else
+              "-" if e["midpoint_sigma"] is None else f"{e['midpoint_sigma']:.4g}"
+              + (" (+beyond)" if e["beyond_grid"] else ""))
+        spread = "" if e.get("midpoint_log10_std") in (None, 0.0) or e["n_seeds"] == 1 else \
+            f"±{e['midpoint_log10_std']:.2f} dec"
+        noise = e["noise"] + ("" if e.get("ratio") is None else f" r={e['ratio']:g}")
+        if e.get("train_sigma") is not None:
+            noise += f" train σ {e['train_sigma']:g}"
+        print(f"{e['site']:>4}  {str(e['site_name']):<8} {noise:<22} {mu:>12}  {spread:>8}  "
+              f"{100 * e['max_accuracy']:6.2f}%  {e['n_seeds']}")
+
+
+def _cmd_walk(args) -> int:
+    from ..models import MODELS
+    from ..robustness import parse_shard, shard_points
+    from ..training import TrainingInterrupted, build_data
+    from ..walking_noise import (NoisyModel, build_walk_model, check_sigmas, default_sigmas,
+                                 midpoints_table, parse_noise, read_walk, walk, walk_path,
+                                 walk_sites, write_midpoints_csv)
+    from .. import backend
+    log = (lambda text: None) if args.quiet else print
+    try:
+        spec = parse_noise(args.noise)
+        sigmas = check_sigmas(args.sigmas) if args.sigmas is not None else default_sigmas(spec)
+        seeds = _seeds(args.seeds)
+        shard = parse_shard(args.shard)
+        sites = _sites(args.sites)
+        _positive_int(args.repeats, "--repeats")
+        _positive_int(args.epochs, "--epochs")
+        _positive_int(args.test_subset, "--test-subset")
+        _positive_int(args.train_subset, "--train-subset")
+        if args.bn_batches < 0:
+            raise ValueError(f"--bn-batches must be >= 0; got {args.bn_batches}")
+        if args.train_noise is not None and not args.train_noise > 0:
+            raise ValueError(f"--train-noise must be a noise level > 0; got {args.train_noise}")
+        if args.clamp is not None:
+            if args.train_noise is None:
+                raise ValueError("--clamp applies to noisy training: give --train-noise SIGMA")
+            if not args.clamp > 0:
+                raise ValueError(f"--clamp must be > 0 (weights clipped to [-c, c]); got "
+                                 f"{args.clamp}")
+        if args.run is not None and args.train_noise is not None:
+            raise ValueError("--train-noise trains new networks with noise; it cannot be "
+                             "combined with --run (an already trained network)")
+        if args.run is None:
+            key = args.model.strip().lower().replace("-", "_")
+            if key not in MODELS:
+                raise ValueError(f"unknown model {args.model!r}; the models are: "
+                                 f"{', '.join(MODELS)} (Walking Noise: mlp_tfc, lenet5)")
+            args.model = key
+        out = Path(args.out)
+        walk_file = out / "walk.jsonl"
+        options = dict(bn_protocol=args.bn_protocol, repeats=args.repeats,
+                       test_subset=args.test_subset, bn_batches=args.bn_batches,
+                       progress=not args.no_progress)
+        tags = {"train_sigma": args.train_noise, "clamp": args.clamp}
+
+        if args.train_noise is None:
+            runs = {}
+            if args.run is not None:
+                from ..training import load_run
+                run = load_run(args.run, data_dir=args.data_dir)
+                runs = {seed: run for seed in seeds}
+            else:
+                for seed in seeds:
+                    runs[seed] = _clean_run(args, seed, out, shard, log)
+            if args.train_only:
+                log(f"trained: {', '.join(str(r.folder) for r in runs.values())}")
+                return 0
+            for seed, run in runs.items():
+                walk(run.model, run.train, run.test, spec, sigmas, sites, seed=seed,
+                     out_file=walk_file, shard=shard, tags=tags, **options)
+        else:
+            cfg = _train_config(args, seeds[0], out)
+            train_src, _, test_src, input_shape, num_classes = build_data(cfg)
+            data = (train_src, test_src, input_shape, num_classes)
+            skeleton = NoisyModel(build_walk_model(args.model, input_shape, num_classes,
+                                                   backend.make_rng(0), bn=bool(args.bn)), None)
+            site_list = walk_sites(skeleton, sites)
+            units = shard_points([(seed, site) for seed in seeds for site in site_list], shard)
+            train_spec = spec.with_sigma(args.train_noise)
+            mine_file = walk_path(walk_file, shard)
+            dyn_file = walk_path(out / "dynamics.jsonl", shard)
+            for seed, site in units:
+                name = "all" if site == -1 else skeleton.sites[site].name
+                model = _noisy_model(args, train_spec, seed, site, name, out, data, dyn_file,
+                                     log)
+                if args.train_only:
+                    continue
+                walk(model, train_src, test_src, spec, sigmas, [site], seed=seed,
+                     out_file=mine_file, tags=tags, **options)
+            if args.train_only:
+                return 0
+        rows = read_walk(walk_file)
+        table = midpoints_table(rows)
+        write_midpoints_csv(out / "midpoints.csv", table)
+        if not args.quiet:
+            print(f"\n{len(rows)} point(s) in {walk_file}"
+                  f"{' (and its shard files)' if shard is not None else ''}; midpoints in "
+                  f"{out / 'midpoints.csv'}")
+            _print_table(table)
+    except (KeyboardInterrupt, TrainingInterrupted):
+        print("\ninterrupted: the finished points (and any training checkpoint) are saved; run "
+              "the same command again to resume", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, RuntimeError, FloatingPointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("walk", help="Walking Noise: accuracy per noise site and sigma, midpoints",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, metavar="RUN_DIR",
+                   help="folder for model(s), walk.jsonl and midpoints.csv")
+    p.add_argument("--run", default=None, metavar="TRAINED_RUN_DIR",
+                   help="walk this trained run (`tinyproj train --out`) instead of training")
+    p.add_argument("--model", default="mlp_tfc", help="mlp_tfc (default) or lenet5")
+    p.add_argument("--bn", action="store_true", help="the model with batch norm")
+    p.add_argument("--dataset", default="mnist",
+                   help="mnist (default), fashion-mnist, cifar10, synthetic")
+    p.add_argument("--data-dir", default=None, help="where the dataset is (default "
+                   "$TINYPROJ_DATA or ./datasets)")
+    p.add_argument("--noise", default="additive",
+                   help="additive (default) | multiplicative | combined[:ratio=R]")
+    p.add_argument("--sigmas", default=None,
+                   help="comma-separated noise levels > 0 (default: a half-decade log grid, "
+                        "additive 1e-2..1e10, multiplicative 1e-3..1e3, combined 1e-2..1e4)")
+    p.add_argument("--sites", default="each",
+                   help="each (one site at a time, default), all (every site at once), or "
+                        "names/indices separated by commas (e.g. input,relu2)")
+    p.add_argument("--bn-protocol", default="running", choices=["running", "reestimate"],
+                   help="batch norm under noise: keep the trained statistics (running, "
+                        "Walking Noise) or re-estimate them under the noise (Merolla)")
+    p.add_argument("--bn-batches", type=int, default=20,
+                   help="training batches to re-estimate batch norm (reestimate; default 20)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="average N noisy executions per evaluation (effective sigma / sqrt N)")
+    p.add_argument("--seeds", default="0",
+                   help="seeds separated by commas: one trained model and one set of draws each")
+    p.add_argument("--epochs", type=int, default=5, help="training epochs (default 5)")
+    p.add_argument("--train-subset", type=int, default=None,
+                   help="train on the first N training images (quick runs)")
+    p.add_argument("--test-subset", type=int, default=None,
+                   help="score the first N test images (faster, noisier)")
+    p.add_argument("--train-noise", type=float, default=None, metavar="SIGMA",
+                   help="train with this noise (same kind) at the walked site, one network "
+                        "per site (or one for --sites all)")
+    p.add_argument("--clamp", type=float, default=None, metavar="C",
+                   help="with --train-noise: clip weights to [-C, C] after every step")
+    p.add_argument("--train-only", action="store_true",
+                   help="train the model(s) and stop (before sharding a walk)")
+    p.add_argument("--shard", default=None,
+                   help="i/n: do grid points i, i+n, ... only (0 <= i < n)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=_cmd_walk)

@@ -1,0 +1,50 @@
+"""Walking Noise (Borras, Klein, Fröning; PAPERS.md §2): noise on activations, site by site.
+
+One idea per file:
+
+- ``noise.py``          NoiseSpec (additive / multiplicative / combined, when on, repeats),
+                        parse_noise, apply_noise, the differentiable Noise op
+- ``sites.py``          NoisyModel: a noise site after every operation of a flat Sequential
+                        (mlp_tfc 8 sites, 11 with BN; lenet5 12, 16 with BN)
+- ``walk.py``           walk(): accuracy per (site, σ) with evaluation noise, batch-norm
+                        protocols, resumable and shardable JSON lines; midpoints per site
+- ``midpoint.py``       the midpoint noise level μ (halfway from max accuracy to chance,
+                        interpolated on log σ) and its spread over seeds
+- ``noisy_training.py`` train_noisy(): Adam 1e-3, cosine, cross-entropy, noise at sites,
+                        optional weight clamp, dynamics per epoch
+- ``dynamics.py``       weight statistics and self-binarization measures
+
+Example::
+
+    from tinyproj import walking_noise as wn
+    from tinyproj.training import load_run
+
+    run = load_run("runs/mlp")                                   # a trained mlp_tfc
+    rows = wn.walk(run.model, run.train, run.test, "additive", [0.01, 0.1, 1, 10],
+                   sites="each", out_file="runs/mlp/walk.jsonl")
+    table = wn.midpoints_table(rows)                             # μ per site
+    wn.write_midpoints_csv("runs/mlp/midpoints.csv", table)
+
+From the shell: ``tinyproj walk --model mlp_tfc --dataset mnist --out RUN_DIR``.
+"""
+from .dynamics import (binarization, bimodality_coefficient, dynamics_row, layer_weights,
+                       share_near_max, weight_stats)
+from .midpoint import Midpoint, MidpointSummary, midpoint_sigma, summarize_midpoints
+from .noise import KINDS, Noise, NoiseSpec, apply_noise, draw_noise, noise, parse_noise
+from .noisy_training import build_walk_model, clamp_weights, train_noisy
+from .sites import NoisyModel, Site, model_sites
+from .walk import (BN_PROTOCOLS, MIDPOINT_COLUMNS, check_sigmas, default_sigmas,
+                   midpoints_table, point_generators, read_walk, row_key, walk, walk_files,
+                   walk_path, walk_sites, write_midpoints_csv)
+
+__all__ = [
+    "KINDS", "NoiseSpec", "parse_noise", "apply_noise", "draw_noise", "Noise", "noise",
+    "Site", "NoisyModel", "model_sites",
+    "Midpoint", "MidpointSummary", "midpoint_sigma", "summarize_midpoints",
+    "walk", "BN_PROTOCOLS", "check_sigmas", "default_sigmas", "walk_sites", "point_generators",
+    "row_key", "walk_path", "walk_files", "read_walk", "midpoints_table",
+    "write_midpoints_csv", "MIDPOINT_COLUMNS",
+    "train_noisy", "clamp_weights", "build_walk_model",
+    "weight_stats", "binarization", "share_near_max", "bimodality_coefficient",
+    "layer_weights", "dynamics_row",
+]
