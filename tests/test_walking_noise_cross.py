@@ -172,7 +172,7 @@ def test_write_csv_and_markdown(table, tmp_path):
     fragile = [c.strip() for c in lines["fragile"].split("|")[1:-1]]
     assert fragile == ["fragile", "90.00", "0.2", "0.75", "0.2"]
     assert lines["broken"].count("—") == 3
-    assert "midpoint" in md and "re-estimated with noise on" in md and "4 noisy passes" in md
+    assert "midpoint" in md and "re-estimated with the noise on" in md and "4 noisy passes" in md
 
 
 def test_validation():
@@ -223,9 +223,14 @@ def test_end_to_end_tiny(tmp_path):
              Perturbation("multunif", "weight", "multunif", (0.5,), symbol="γ", worse="down"),
              Perturbation("act-mul", "activation", "multiplicative", (0.1, 1.0, 10.0))]
     logged = []
+    bn = models["noisy-additive"].bn1
+    before = bn.running_mean.copy(), bn.running_var.copy()
     table = cross.cross_robustness(models, perts, data, draws=1, bn_batches=1,
                                    bn_batch_size=20, log=logged.append)
     assert len(logged) == 3 and len(table.cells) == 3
+    # recalibrated for the measurement, the trained statistics put back afterwards
+    assert (bn.running_mean == before[0]).all() and (bn.running_var == before[1]).all()
+    assert table.settings["recalibrate_bn"] is True
     for p in perts:
         cell = table.cell("noisy-additive", p.name)
         assert len(cell.levels) == len(cell.accuracies) >= len(p.levels)
@@ -310,3 +315,6 @@ def test_weight_stats_plot_png_from_train_noisy(tmp_path):
 
 def test_cross_heatmap_png(table, tmp_path):
     assert_png(wn_plots.cross_heatmap(table, tmp_path / "cross.png"))
+    assert_png(wn_plots.cross_heatmap(table, tmp_path / "rel.png", relative_to="fragile"))
+    with pytest.raises(ValueError, match="not a regime"):
+        wn_plots.cross_heatmap(table, tmp_path / "bad.png", relative_to="nobody")
