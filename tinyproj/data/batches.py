@@ -12,7 +12,7 @@ import numpy as np  # host-side indexing of host arrays
 
 from tinyproj import backend
 
-__all__ = ["train_val_split", "num_batches", "iterate_minibatches"]
+__all__ = ["train_val_split", "num_batches", "epoch_order", "iterate_minibatches"]
 
 
 def train_val_split(x, y, n_val=5000):
@@ -36,6 +36,14 @@ def num_batches(n, batch_size, drop_last=False) -> int:
     return n // batch_size if drop_last else math.ceil(n / batch_size)
 
 
+def epoch_order(n, rng=None, shuffle=True):
+    """The order of one epoch: ``backend.permutation(rng, n)`` (global generator if None),
+    or 0..n-1 when ``shuffle`` is False."""
+    if not shuffle:
+        return np.arange(n)
+    return backend.permutation(backend.global_rng() if rng is None else rng, n)
+
+
 def iterate_minibatches(x, y, batch_size, rng=None, shuffle=True, drop_last=False):
     """Yield ``(x_batch, y_batch)`` minibatches for one epoch.
 
@@ -56,10 +64,7 @@ def iterate_minibatches(x, y, batch_size, rng=None, shuffle=True, drop_last=Fals
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"iterate_minibatches: batch_size must be a positive integer, got "
                          f"{batch_size!r}.")
-    if shuffle:
-        order = backend.permutation(backend.global_rng() if rng is None else rng, n)
-    else:
-        order = np.arange(n)
+    order = epoch_order(n, rng, shuffle)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         idx = order[start:start + batch_size]

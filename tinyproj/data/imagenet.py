@@ -25,6 +25,8 @@ import numpy as np  # host-side image decoding
 
 from tinyproj import backend
 
+from .batches import epoch_order
+
 __all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "load_image", "normalize_imagenet",
            "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -119,10 +121,7 @@ class ImageFolder:
         Shuffling uses ``backend.permutation(rng, N)`` like :func:`iterate_minibatches`.
         """
         n = len(self)
-        if shuffle:
-            order = backend.permutation(backend.global_rng() if rng is None else rng, n)
-        else:
-            order = np.arange(n)
+        order = epoch_order(n, rng, shuffle)
         stop = n - n % batch_size if drop_last else n
         for start in range(0, stop, batch_size):
             idx = order[start:start + batch_size]
