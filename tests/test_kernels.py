@@ -235,17 +235,34 @@ def test_cols_memory_statement_for_binaryconnect_layer():
     assert cols.nbytes == 9 * x.nbytes            # kh·kw times the input at stride 1, "same" pad
 
 
-def test_conv_keeps_columns_only_when_weight_needs_grad():
+def test_conv_keeps_no_columns_between_the_passes():
+    # forward saves x and w only; backward unfolds x again (see functional/conv.py)
     rng = np.random.default_rng(0)
-    x = tp.tensor(rng.standard_normal((1, 2, 5, 5)), requires_grad=True)
-    w_const = tp.tensor(rng.standard_normal((3, 2, 3, 3)))
+    x = tp.tensor(rng.standard_normal((2, 2, 5, 5)), requires_grad=True)
     w = tp.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
-    assert F.conv2d(x, w_const).creator.cols is None
-    y = F.conv2d(x, w)
-    assert y.creator.cols.shape == (1, 18, 9)
-    fn = y.creator
-    fn.backward(np.ones(y.shape))       # the columns go as soon as dW is computed
-    assert fn.cols is None
+    fn = F.conv2d(x, w, padding=1).creator
+    saved = [v for v in vars(fn).values() if hasattr(v, "shape")]
+    assert sorted(a.size for a in saved) == sorted([w.size, x.size])
+
+
+@pytest.mark.parametrize("budget", [1, 600, 10**9])     # one image per chunk ... one chunk
+def test_conv_in_chunks_of_images_equals_one_chunk(monkeypatch, budget):
+    from tinyproj.functional import conv as conv_module
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 3, 6, 7))
+    w = rng.standard_normal((4, 3, 3, 2))
+    gy = rng.standard_normal((5, 4, 3, 4))
+
+    def run():
+        xt, wt = tp.tensor(x, requires_grad=True), tp.tensor(w, requires_grad=True)
+        y = F.conv2d(xt, wt, stride=(2, 2), padding=1)
+        y.backward(gy)
+        return y.data, xt.grad, wt.grad
+
+    expected = run()
+    monkeypatch.setattr(conv_module, "COLS_BUDGET", budget)
+    for got, want in zip(run(), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 # ---------------------------------------------------------------------------

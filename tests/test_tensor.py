@@ -218,7 +218,7 @@ def test_graph_freed_after_backward():
     w = t64(4, 3, 3, 3)
     y = F.conv2d(x, w, padding=1)
     conv_fn = y.creator
-    assert conv_fn.cols is not None and len(conv_fn.inputs) == 2
+    assert conv_fn.x is not None and len(conv_fn.inputs) == 2
     h = F.relu(y)
     h_ref = weakref.ref(h)
     y_ref = weakref.ref(y)
@@ -227,7 +227,7 @@ def test_graph_freed_after_backward():
     gc.collect()
     assert h_ref() is not None and y_ref() is not None  # kept alive by the graph
     loss.backward()
-    assert conv_fn.freed and conv_fn.cols is None and conv_fn.inputs == ()
+    assert conv_fn.freed and conv_fn.x is None and conv_fn.inputs == ()
     gc.collect()
     assert h_ref() is None and y_ref() is None  # intermediates collected
     assert x.grad.shape == x.shape and w.grad.shape == w.shape

@@ -4,8 +4,12 @@
     x = tp.tensor([[1.0, 2.0]], requires_grad=True)
     y = (x * x).sum(); y.backward(); x.grad   # → [[2., 4.]]
 """
-from . import backend
-from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
+from . import _threads
+
+_threads.apply()                    # before NumPy loads OpenBLAS; see tinyproj/_threads.py
+
+from . import backend  # noqa: E402
+from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -4,30 +4,48 @@ Shapes
     x : (N, C, H, W)   w : (O, C, kh, kw)   y : (N, O, OH, OW)
     OH = (H + 2·pad − kh) // stride + 1
 
-Forward (K = C·kh·kw, L = OH·OW)::
+Forward (K = C·kh·kw, L = OH·OW, W_mat = w.reshape(O, K))::
 
-    cols = im2col(x)                    # (N, K, L)
-    y[n] = W.reshape(O, K) @ cols[n]    # (O, L) for every image n
+    cols = im2col_batch(x)              # (K, N·L): the patches of all N images side by side
+    Y    = W_mat @ cols                 # (O, N·L): one matrix product for the whole batch
+    y    = swap01(Y as (O, N, L))       # (N, O, L) → (N, O, OH, OW)
 
-Backward, with gy = dL/dy reshaped to (N, O, L)::
+Backward, with gy = dL/dy::
 
-    dW    = Σ_n gy[n] @ cols[n]ᵀ        # (O, K) → (O, C, kh, kw), summed image by image
-    dcols = W.reshape(O, K)ᵀ @ gy[n]    # (N, K, L)
-    dx    = col2im(dcols)               # the adjoint of im2col
+    gY    = swap01(gy as (N, O, L))     # (O, N·L)
+    dW    = gY @ colsᵀ                  # (O, K) → (O, C, kh, kw)
+    dcols = W_matᵀ @ gY                 # (K, N·L)
+    dx    = col2im_batch(dcols)         # (N, C, H, W), the adjoint of im2col
 
-Memory: the columns are kept only when the weight needs a gradient, and
-dropped as soon as dW has been computed, before col2im allocates dx.
+Why one product for the batch: a matrix product runs fastest when it is large. Per image,
+the 8×8 layers of the CIFAR-10 network multiply (512, 4608) by (4608, 64) — thin matrices
+that keep a BLAS well below its peak; side by side they become (4608, 3200). The batch
+layout is chosen so the product reads the columns straight from memory; the price is the
+two ``swap01`` copies of y and gy (L contiguous floats at a time, cheap next to the product).
 
-Why a Python loop over the images: ``numpy.matmul`` of a 2-D matrix with a
-stack of matrices (broadcasting) does not call BLAS and runs 20–30× slower
-than N separate BLAS products, which cost almost nothing in loop overhead.
+Memory: the columns are C·kh·kw times the input (236 MB for the 128→128 layer at 32×32,
+batch 50). They are **not** kept from the forward to the backward pass: backward unfolds x
+again (one more im2col, a few per cent of the layer's time) and drops the columns as soon
+as dW is computed, before dcols exists. Keeping them would hold every conv layer's columns
+at once — about 0.5 GB for the CIFAR-10 network — between the two passes.
 """
 from __future__ import annotations
 
 from .. import backend, kernels
+from ..kernels import workspace
 from ..kernels.reference import out_size
 from ..tensor import Function, as_tensor
 from .elementwise import add
+
+COLS_BUDGET = 16 * 2**20
+"""Most bytes of columns unfolded at once: larger batches are convolved in chunks of images
+(at least one image per chunk). 64 MB is 13 images of the 128→128 layer at 32×32 (K·N·L =
+1152 × 13,312 columns, still a large matrix product) and the whole batch of 50 at 8×8."""
+
+
+def matmul(a, b, out):
+    """``out[...] = a @ b`` for 2-D arrays (written into ``out``, no new array)."""
+    backend.xp_of(a).matmul(a, b, out=out)
 
 
 def _pair(v, what):
@@ -47,40 +65,61 @@ class Conv2d(Function):
 
     def forward(self, x, w):
         self._check(x, w)
-        o, c, kh, kw = w.shape
-        n, _, h, wid = x.shape
-        oh = out_size(h, kh, self.stride[0], self.pad[0])
-        ow = out_size(wid, kw, self.stride[1], self.pad[1])
-        cols = kernels.get("im2col")(x, kh, kw, self.stride, self.pad)      # (N, K, L)
-        w_mat = w.reshape(o, c * kh * kw)                                    # (O, K)
+        n, o, oh, ow = self._out_shape(x, w)
         y = backend.xp_of(x).empty((n, o, oh * ow), dtype=x.dtype)           # (N, O, L)
-        for i in range(n):          # one BLAS matrix product per image (see the note above)
-            y[i] = w_mat @ cols[i]
-        self.x_shape, self.w = x.shape, w
-        self.cols = cols if self.recording and self.needs_grad[1] else None
+        w_mat = w.reshape(o, -1)                                             # (O, K)
+        for a, b in self._chunks(x, w):                                      # images a..b-1
+            cols = self._im2col(x[a:b], w)                                   # (K, B·L)
+            Y = self._scratch("conv.out", (o, (b - a) * oh * ow), x)
+            matmul(w_mat, cols, out=Y)                                       # (O, B·L)
+            kernels.get("swap01", Y)(Y.reshape(o, b - a, -1), out=y[a:b])    # → (B, O, L)
+        self.x, self.w = x, w
         return y.reshape(n, o, oh, ow)
 
     def backward(self, gy):
+        x, w = self.x, self.w
         xp = backend.xp_of(gy)
-        o, c, kh, kw = self.w.shape
-        n = gy.shape[0]
-        gy = gy.reshape(n, o, -1)                                            # (N, O, L)
-        gw = gx = None
-        if self.needs_grad[1]:
-            # one (O, L)·(L, K) product per image, accumulated in place: a single
-            # batched matmul would first materialize an (N, O, K) array
-            gw = xp.zeros((o, c * kh * kw), dtype=gy.dtype)
-            for i in range(n):
-                gw += gy[i] @ self.cols[i].T
-            gw = gw.reshape(self.w.shape)
-            self.cols = None                      # the columns are not needed any more
-        if self.needs_grad[0]:
-            w_mat_t = self.w.reshape(o, -1).T                                # (K, O)
-            gcols = xp.empty((n, w_mat_t.shape[0], gy.shape[2]), dtype=gy.dtype)
-            for i in range(n):
-                gcols[i] = w_mat_t @ gy[i]                                   # (K, L)
-            gx = kernels.get("col2im")(gcols, self.x_shape, kh, kw, self.stride, self.pad)
-        return gx, gw
+        o, c, kh, kw = w.shape
+        w_mat = w.reshape(o, -1)                                             # (O, K)
+        gy = xp.ascontiguousarray(gy).reshape(gy.shape[0], o, -1)            # (N, O, L)
+        gw = xp.zeros(w_mat.shape, dtype=gy.dtype) if self.needs_grad[1] else None
+        gx = xp.empty(x.shape, dtype=gy.dtype) if self.needs_grad[0] else None
+        for a, b in self._chunks(x, w):
+            gY = self._scratch("conv.out", (o, (b - a) * gy.shape[2]), gy)
+            kernels.get("swap01", gy)(gy[a:b], out=gY.reshape(o, b - a, -1))  # (O, B·L)
+            if gw is not None:
+                cols = self._im2col(x[a:b], w)                               # (K, B·L) again
+                gw += gY @ cols.T                                            # (O, K)
+            if gx is not None:
+                dcols = self._scratch("conv.cols", (w_mat.shape[1], gY.shape[1]), gy)
+                matmul(w_mat.T, gY, out=dcols)                               # (K, B·L)
+                kernels.get("col2im_batch", dcols)(dcols, gx[a:b].shape, kh, kw, self.stride,
+                                                   self.pad, out=gx[a:b])
+        return gx, (None if gw is None else gw.reshape(w.shape))
+
+    # -- helpers --------------------------------------------------------------------
+    def _out_shape(self, x, w):
+        return (x.shape[0], w.shape[0],
+                out_size(x.shape[2], w.shape[2], self.stride[0], self.pad[0]),
+                out_size(x.shape[3], w.shape[3], self.stride[1], self.pad[1]))
+
+    def _chunks(self, x, w):
+        """``(a, b)`` ranges of images whose columns fit in COLS_BUDGET bytes (at least one)."""
+        n, _, oh, ow = self._out_shape(x, w)
+        per_image = w[0].size * oh * ow * x.dtype.itemsize                  # K·L·itemsize
+        step = max(1, min(n, COLS_BUDGET // per_image))
+        return [(a, min(n, a + step)) for a in range(0, n, step)]
+
+    def _im2col(self, x, w):
+        """The columns (K, B·L) of the images x, in a scratch buffer reused between calls."""
+        n, _, oh, ow = self._out_shape(x, w)
+        cols = self._scratch("conv.cols", (w[0].size, n * oh * ow), x)
+        return kernels.get("im2col_batch", x)(x, w.shape[2], w.shape[3], self.stride, self.pad,
+                                              out=cols)
+
+    @staticmethod
+    def _scratch(name, shape, like):
+        return workspace.scratch(name, shape, like.dtype, like)
 
     def _check(self, x, w):
         if w.ndim != 4:

@@ -25,7 +25,7 @@ Backward in training mode (m values per channel, ĝ = dL/dx̂ = gy·γ)::
 """
 from __future__ import annotations
 
-from .. import backend
+from .. import kernels
 from ..tensor import Function, as_tensor
 
 
@@ -43,46 +43,28 @@ class BatchNorm(Function):
             if arr is not None and tuple(arr.shape) != (c,):
                 raise ValueError(f"batch_norm: {what} has shape {tuple(arr.shape)} but the input "
                                  f"of shape {tuple(x.shape)} has {c} channels: expected ({c},)")
-        xp = backend.xp_of(x)
-        axes = (0,) if x.ndim == 2 else (0, 2, 3)
-        shape = (1, c) if x.ndim == 2 else (1, c, 1, 1)
-        if self.training:
-            m = x.size // c
-            if m < 2:
-                raise ValueError(f"batch_norm: training needs more than one value per channel, "
-                                 f"got input of shape {tuple(x.shape)}")
-            mean = x.mean(axis=axes)
-            var = x.var(axis=axes)
-            if self.running_mean is not None:
-                mom = self.momentum
-                self.running_mean *= 1 - mom
-                self.running_mean += mom * mean
-                self.running_var *= 1 - mom
-                self.running_var += mom * var * (m / (m - 1))
-        else:
-            if self.running_mean is None:
-                raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
-            mean, var = self.running_mean, self.running_var
-        inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
-        xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
-        self.xhat, self.inv_std, self.axes, self.shape = xhat, inv_std, axes, shape
+        if self.training and x.size // c < 2:
+            raise ValueError(f"batch_norm: training needs more than one value per channel, "
+                             f"got input of shape {tuple(x.shape)}")
+        if not self.training and self.running_mean is None:
+            raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
+        # the array work (statistics, x̂, γ·x̂ + β) is a kernel: kernels/reference.py holds
+        # the readable version of exactly the formulas above
+        y, self.xhat, mean, var, self.inv_std = kernels.get("batchnorm_forward", x)(
+            x, self.running_mean, self.running_var, self.eps, gamma, beta, self.training)
+        if self.training and self.running_mean is not None:
+            m, mom = x.size // c, self.momentum
+            self.running_mean *= 1 - mom
+            self.running_mean += mom * mean
+            self.running_var *= 1 - mom
+            self.running_var += mom * var * (m / (m - 1))
         self.gamma = gamma
-        y = xhat if gamma is None else xhat * gamma.reshape(shape)
-        return y if beta is None else y + beta.reshape(shape)
+        return y
 
     def backward(self, gy):
-        shape, axes, xhat = self.shape, self.axes, self.xhat
-        ggamma = (gy * xhat).sum(axis=axes) if self.gamma is not None else None
-        gbeta = gy.sum(axis=axes)
-        gxhat = gy if self.gamma is None else gy * self.gamma.reshape(shape)
-        inv_std = self.inv_std.reshape(shape)
-        if self.training:
-            m = gy.size // gy.shape[1]
-            gx = (inv_std / m) * (m * gxhat - gxhat.sum(axis=axes, keepdims=True)
-                                  - xhat * (gxhat * xhat).sum(axis=axes, keepdims=True))
-        else:
-            gx = gxhat * inv_std
-        return gx, ggamma, gbeta
+        gx, ggamma, gbeta = kernels.get("batchnorm_backward", gy)(
+            gy, self.xhat, self.inv_std, self.gamma, self.training)
+        return gx, (ggamma if self.gamma is not None else None), gbeta
 
 
 def batch_norm(x, running_mean=None, running_var=None, gamma=None, beta=None,

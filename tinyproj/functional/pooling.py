@@ -32,12 +32,12 @@ class MaxPool2d(Function):
             # larger padding makes windows that hold only padding (−∞): their max is −∞
             raise ValueError(f"max_pool2d: padding {self.pad} must be at most half the window "
                              f"{self.k} (as in PyTorch)")
-        y, self.argmax = kernels.get("maxpool_forward")(x, *self.k, self.stride, self.pad)
+        y, self.argmax = kernels.get("maxpool_forward", x)(x, *self.k, self.stride, self.pad)
         self.x_shape = x.shape
         return y
 
     def backward(self, gy):
-        return kernels.get("maxpool_backward")(gy, self.argmax, self.x_shape, *self.k,
+        return kernels.get("maxpool_backward", gy)(gy, self.argmax, self.x_shape, *self.k,
                                                self.stride, self.pad)
 
 

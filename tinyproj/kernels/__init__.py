@@ -1,25 +1,36 @@
-"""Array kernels behind the convnet ops, and the single point that chooses them.
+"""Array kernels behind the ops, and the single point that chooses them.
 
-* ``reference.py`` — plain array code (slicing, no loops over pixels). It is
-  the readable version of every kernel and the oracle the tests compare
-  against; it runs unchanged on NumPy and CuPy.
-* ``cpu.py`` (Numba) and ``gpu.py`` (CuPy raw kernels) — fast versions that
-  compute exactly the same thing, added where a profile shows they pay.
+* ``reference.py`` — plain array code (slicing, no loops over pixels). It is the readable
+  version of every kernel and the oracle the tests compare against; it runs unchanged on
+  NumPy and CuPy.
+* ``cpu.py`` (Numba) — parallel loops that compute the same thing on NumPy arrays; used by
+  default on the CPU. GPU arrays (CuPy) always take the reference kernels, whose array
+  operations CuPy runs as GPU kernels.
 
-Set ``TINYPROJ_KERNELS=reference`` to force the readable path everywhere (for
-example to step through it in a debugger). For the Numba kernels,
-``NUMBA_DISABLE_JIT=1`` turns them back into plain Python that a debugger can
-step into.
+Two switches, both read at every call:
 
-Functional code calls ``kernels.get("im2col")`` etc., never a module directly.
+* ``TINYPROJ_KERNELS=reference`` forces the readable path everywhere (for example to step
+  through it in a debugger, or to time it); ``auto`` (the default) uses the fast kernels.
+* ``NUMBA_DISABLE_JIT=1`` (set before Python starts) turns the Numba kernels into plain
+  Python that a debugger can step into, line by line.
+
+Functional code calls ``kernels.get("im2col_batch", x)(x, ...)`` — the kernel for arrays
+like ``x`` — and never imports a kernel module directly.
 """
 from __future__ import annotations
 
 import os
+import warnings
+
+import numpy as np
 
 from . import reference
 
-KERNEL_NAMES = ("im2col", "col2im", "maxpool_forward", "maxpool_backward")
+KERNEL_NAMES = ("im2col", "col2im", "im2col_batch", "col2im_batch", "swap01",
+                "maxpool_forward", "maxpool_backward", "batchnorm_forward",
+                "batchnorm_backward", "adam_update", "sign_projection")
+
+_cpu = None            # the Numba module once imported; False when Numba is unusable
 
 
 def mode() -> str:
@@ -30,12 +41,35 @@ def mode() -> str:
     return value
 
 
-def get(name: str):
-    """The kernel function called ``name`` for the current mode.
+def cpu_module():
+    """``kernels.cpu`` (imported on first use), or None where Numba cannot be imported."""
+    global _cpu
+    if _cpu is None:
+        try:
+            from . import cpu
+            _cpu = cpu
+        except ImportError as exc:                  # numba is a dependency; warn, don't fail
+            warnings.warn(f"tinyproj: the Numba kernels are unavailable ({exc}); using the "
+                          "reference kernels (slower). Reinstall numba to get them back.")
+            _cpu = False
+    return _cpu or None
 
-    Only the reference kernels exist so far; a fast family registers itself by
-    providing functions of the same names and signatures.
+
+def get(name: str, like=None):
+    """The kernel called ``name`` for arrays like ``like`` in the current mode.
+
+    like: an array the kernel will work on (or None: decide by the backend in use). NumPy
+    arrays get the Numba kernel in ``auto`` mode, anything else the reference kernel.
     """
     if name not in KERNEL_NAMES:
         raise KeyError(f"unknown kernel {name!r}; known: {', '.join(KERNEL_NAMES)}")
-    return getattr(reference, name)
+    if mode() == "reference":
+        return getattr(reference, name)
+    on_cpu = isinstance(like, np.ndarray) if like is not None else _backend_is_numpy()
+    cpu = cpu_module() if on_cpu else None
+    return getattr(cpu if cpu is not None else reference, name)
+
+
+def _backend_is_numpy() -> bool:
+    from .. import backend
+    return backend.name() == "numpy"

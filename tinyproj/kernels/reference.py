@@ -1,4 +1,4 @@
-"""Reference kernels: im2col / col2im and max pooling, written with array slicing.
+"""Reference kernels: im2col / col2im, max pooling, batch norm, Adam, Sign — plain array code.
 
 They are the readable definition of what the fast kernels compute and the
 oracle for their tests. The same code runs on NumPy and CuPy: it uses only
@@ -9,9 +9,14 @@ Shapes (cs231n style)
     cols  : (N, C·kh·kw, OH·OW)               one column per output pixel
     OH    = (H + 2·pad_h − kh) // stride + 1  (same for OW)
 
-Convolution as one matrix product (see functional/conv.py)::
+Convolution as one matrix product (see functional/conv.py). Two layouts of the same columns:
 
-    y[n] = W.reshape(O, C·kh·kw) @ cols[n]          # (O, OH·OW) per image
+    im2col        cols (N, K, L)     one (K, L) block per image:  y[n] = W_mat @ cols[n]
+    im2col_batch  cols (K, N·L)      the images side by side:     Y = W_mat @ cols  (O, N·L)
+
+with K = C·kh·kw, L = OH·OW and W_mat = W.reshape(O, K). The batch layout feeds one large
+matrix product for the whole minibatch, straight from memory (no transposed copy), which a
+BLAS runs near its peak; the per-image layout is the one to draw on paper (lesson 02).
 
 Memory bill of the columns. Every input pixel is copied once for each kernel
 position that covers it, so ``cols`` holds N·C·kh·kw·OH·OW numbers — kh·kw
@@ -95,6 +100,63 @@ def col2im(cols, x_shape, kh, kw, stride=(1, 1), pad=(0, 0)):
     return xpad[:, :, ph:ph + h, pw:pw + w]
 
 
+def im2col_batch(x, kh, kw, stride=(1, 1), pad=(0, 0), pad_value=0.0, out=None):
+    """im2col with the images side by side: x (N, C, H, W) → cols (C·kh·kw, N·OH·OW).
+
+    Column n·L + l is the patch under output pixel l of image n, ordered (c, i, j) down the
+    column like ``W.reshape(O, C·kh·kw)``; so ``W_mat @ cols`` is the convolution of the whole
+    batch as (O, N·L). Same entries as ``im2col(x)`` with its first two axes swapped.
+    out: an array of the result's shape to fill instead of allocating one.
+    """
+    sh, sw = stride
+    ph, pw = pad
+    n, c, h, w = x.shape
+    oh, ow = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
+    xpad = _pad(x, ph, pw, pad_value)
+    xp = backend.xp_of(x)
+    cols = xp.empty((c * kh * kw, n * oh * ow), dtype=x.dtype) if out is None else out
+    cols6 = cols.reshape(c, kh, kw, n, oh, ow)                          # a view of cols
+    for i in range(kh):
+        for j in range(kw):
+            tap = xpad[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw]        # (N, C, OH, OW)
+            cols6[:, i, j] = tap.transpose(1, 0, 2, 3)                  # (C, N, OH, OW)
+    return cols
+
+
+def col2im_batch(cols, x_shape, kh, kw, stride=(1, 1), pad=(0, 0), out=None):
+    """The adjoint of ``im2col_batch``: cols (C·kh·kw, N·OH·OW) → (N, C, H, W).
+
+    out: an (N, C, H, W) array to write the result into instead of allocating one.
+    """
+    sh, sw = stride
+    ph, pw = pad
+    n, c, h, w = x_shape
+    oh, ow = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
+    xp = backend.xp_of(cols)
+    cols = cols.reshape(c, kh, kw, n, oh, ow)
+    xpad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            xpad[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += cols[:, i, j].transpose(1, 0, 2, 3)
+    if out is None:
+        return xpad[:, :, ph:ph + h, pw:pw + w]
+    out[...] = xpad[:, :, ph:ph + h, pw:pw + w]
+    return out
+
+
+def swap01(a, out=None):
+    """A contiguous copy of ``a`` (P, Q, R) with its first two axes swapped: (Q, P, R).
+
+    The convolution's product comes out as (O, N, L) and the network wants (N, O, L); the
+    backward pass needs the opposite. R is contiguous in both, so this is a copy of rows.
+    out: a (Q, P, R) array to write into instead of allocating one.
+    """
+    if out is None:
+        return backend.xp_of(a).ascontiguousarray(a.transpose(1, 0, 2))
+    out[...] = a.transpose(1, 0, 2)
+    return out
+
+
 def maxpool_forward(x, kh, kw, stride, pad=(0, 0)):
     """Max over each kh×kw window (windows may overlap, e.g. 3×3 stride 2).
 
@@ -130,3 +192,82 @@ def maxpool_backward(gy, argmax, x_shape, kh, kw, stride, pad=(0, 0)):
             won = argmax == i * kw + j
             gpad[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += gy * won
     return gpad[:, :, ph:ph + h, pw:pw + w]
+
+
+# ---------------------------------------------------------------------------
+# Batch norm (the formulas are in functional/normalization.py)
+# ---------------------------------------------------------------------------
+def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True):
+    """Normalize x (N, C) or (N, C, H, W) per channel: y = γ·x̂ + β, x̂ = (x − μ)/√(σ² + eps).
+
+    training=True: μ and σ² (biased) are the batch statistics over N (and H, W), and the
+    ``mean``, ``var`` arguments are ignored; training=False: μ, σ² = ``mean``, ``var``.
+    gamma, beta: arrays (C,) or None (scale 1, shift 0).
+    Returns ``(y, xhat, mean, var, inv_std)``: mean, var, inv_std = 1/√(σ² + eps) are (C,).
+    """
+    xp = backend.xp_of(x)
+    c = x.shape[1]
+    axes = (0,) if x.ndim == 2 else (0, 2, 3)
+    shape = (1, c) if x.ndim == 2 else (1, c, 1, 1)
+    if training:
+        mean = x.mean(axis=axes)
+        var = x.var(axis=axes)
+    inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype)
+    xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
+    y = xhat if gamma is None else xhat * gamma.reshape(shape)
+    y = y if beta is None else y + beta.reshape(shape)
+    return y, xhat, mean, var, inv_std
+
+
+def batchnorm_backward(gy, xhat, inv_std, gamma=None, training=True):
+    """Gradients of batch norm: ``(gx, ggamma, gbeta)`` with ggamma = Σ gy·x̂, gbeta = Σ gy.
+
+    training=True (m values per channel, ĝ = gy·γ)::
+
+        gx = (1/m) · inv_std · (m·ĝ − Σĝ − x̂·Σ(ĝ·x̂))
+
+    training=False (fixed statistics): gx = ĝ · inv_std.
+    """
+    c = gy.shape[1]
+    axes = (0,) if gy.ndim == 2 else (0, 2, 3)
+    shape = (1, c) if gy.ndim == 2 else (1, c, 1, 1)
+    ggamma = (gy * xhat).sum(axis=axes)
+    gbeta = gy.sum(axis=axes)
+    gxhat = gy if gamma is None else gy * gamma.reshape(shape)
+    inv_std = inv_std.reshape(shape)
+    if training:
+        m = gy.size // c
+        gx = (inv_std / m) * (m * gxhat - gxhat.sum(axis=axes, keepdims=True)
+                              - xhat * (gxhat * xhat).sum(axis=axes, keepdims=True))
+    else:
+        gx = gxhat * inv_std
+    return gx, ggamma, gbeta
+
+
+# ---------------------------------------------------------------------------
+# Adam's update and the Sign projection (the formulas are in optim/adam.py and Table 1)
+# ---------------------------------------------------------------------------
+def adam_update(w, g, m, v, lr, beta1, beta2, eps, t):
+    """One Adam step in place on the arrays w, m, v (same shape) with gradient g, at step t::
+
+        m ← β1·m + (1 − β1)·g,   v ← β2·v + (1 − β2)·g²
+        w ← w − lr · (m / (1 − β1^t)) / (√(v / (1 − β2^t)) + eps)
+    """
+    xp = backend.xp_of(w)
+    m *= beta1
+    m += (1.0 - beta1) * g
+    v *= beta2
+    v += (1.0 - beta2) * (g * g)
+    m_hat = m / (1.0 - beta1 ** t)
+    v_hat = v / (1.0 - beta2 ** t)
+    w -= lr * m_hat / (xp.sqrt(v_hat) + eps)
+
+
+def sign_projection(w):
+    """α·sign(w) with sign(0) = +1 and α = max|w| over the whole tensor (Table 1's Sign).
+
+    A new array of w's shape and dtype; an all-zero (or empty) tensor maps to zeros.
+    """
+    xp = backend.xp_of(w)
+    alpha = xp.max(xp.abs(w)) if w.size else xp.zeros((), dtype=w.dtype)
+    return xp.where(w >= 0, alpha, -alpha).astype(w.dtype, copy=False)

@@ -15,7 +15,7 @@ The CIFAR-10 runs of the paper use Adam with lr 0.003 (BinaryConnect's decay sch
 """
 from __future__ import annotations
 
-from .. import backend
+from .. import backend, kernels
 from .optimizer import Optimizer
 
 __all__ = ["Adam"]
@@ -48,16 +48,11 @@ class Adam(Optimizer):
             state["m"] = xp.zeros_like(w)
             state["v"] = xp.zeros_like(w)
             state["step"] = 0
-        m, v = state["m"], state["v"]
         state["step"] += 1
-        t = state["step"]
-        m *= beta1
-        m += (1.0 - beta1) * g
-        v *= beta2
-        v += (1.0 - beta2) * (g * g)
-        m_hat = m / (1.0 - beta1 ** t)
-        v_hat = v / (1.0 - beta2 ** t)
-        w -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
+        # the formulas of the docstring, in one pass over the arrays (kernels/reference.py
+        # holds them as plain array code; the Numba kernel gives the same bits)
+        kernels.get("adam_update", w)(w, g, state["m"], state["v"], self.lr, beta1, beta2,
+                                      self.eps, state["step"])
 
     def load_state_dict(self, state_dict) -> None:
         super().load_state_dict(state_dict)

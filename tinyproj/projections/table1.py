@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import math
 
-from tinyproj import backend
+import numpy as np
+
+from tinyproj import backend, kernels
 
 __all__ = ["sign", "round", "none", "power", "stoch", "stochm", "stochm_literal", "stochm3",
            "addnorm", "multunif"]
@@ -112,6 +114,8 @@ def sign(w):
     w: float array of any shape. Returns a new array, same shape and dtype.
     """
     xp = _check_weights(w, "sign")
+    if kernels.mode() == "auto" and isinstance(w, np.ndarray):
+        return kernels.get("sign_projection", w)(w)     # the same, in one parallel pass
     alpha, _ = _alpha(xp, w)
     return xp.where(w >= 0, alpha, -alpha).astype(w.dtype, copy=False)
 
