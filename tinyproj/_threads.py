@@ -24,17 +24,26 @@ import sys
 DEFAULTS = {"OPENBLAS_THREAD_TIMEOUT": "4", "OMP_WAIT_POLICY": "PASSIVE"}
 
 numpy_was_loaded_first = "numpy" in sys.modules
+set_by_tinyproj: list = []          # the variables apply() set (the others were the user's)
 
 
 def apply() -> None:
-    """Set the defaults above where the environment does not set them already."""
+    """Set the defaults above where the environment does not set them already.
+
+    ``TINYPROJ_THREAD_DEFAULTS=0`` leaves the environment alone (the benchmark starts its
+    PyTorch worker so, to measure PyTorch with PyTorch's own settings).
+    """
+    if os.environ.get("TINYPROJ_THREAD_DEFAULTS", "1").strip() == "0":
+        return
     for key, value in DEFAULTS.items():
-        os.environ.setdefault(key, value)
+        if key not in os.environ:
+            os.environ[key] = value
+            set_by_tinyproj.append(key)
 
 
 def report() -> dict:
-    """``{variable: value}`` in force, and whether the OpenBLAS setting could apply."""
+    """``{variable: value or None}`` in force, plus whether OpenBLAS could see its setting."""
     out = {key: os.environ.get(key) for key in DEFAULTS}
-    out["openblas_timeout_applied"] = not numpy_was_loaded_first or (
-        "OPENBLAS_THREAD_TIMEOUT" in os.environ and os.environ.get("_TINYPROJ_ENV_SET") == "1")
+    out["openblas_setting_applied"] = (not numpy_was_loaded_first
+                                       or "OPENBLAS_THREAD_TIMEOUT" not in set_by_tinyproj)
     return out

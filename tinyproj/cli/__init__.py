@@ -4,6 +4,7 @@
     tinyproj demo                 Tr-None-NC vs Tr-Sign-C, briefly, side by side
     tinyproj sweep RUN_DIR --distortion addnorm,multunif,power [--walk] [--shard i/n]
     tinyproj report RUN_DIR... --out DIR      Table 2, the paper's figures, report.md
+    tinyproj bench                speed and memory against PyTorch (conv layers, full steps)
     tinyproj info                 versions, backend, kernels, where data is looked for
     tinyproj lessons [--quick]    run the lessons in lessons/ one after another
 
@@ -16,7 +17,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ["train", "sweep", "walk", "misc", "report"]
+COMMAND_MODULES = ["train", "sweep", "walk", "misc", "report", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _cmd_info(args) -> int:
     from importlib import metadata
 
-    from .. import __version__, backend, kernels
+    from .. import __version__, _threads, backend, kernels
     print(f"tinyproj {__version__}")
     print(f"python   {sys.version.split()[0]}")
     for package in ("numpy", "numba", "cupy-cuda12x", "torch"):
@@ -22,7 +22,15 @@ def _cmd_info(args) -> int:
         except metadata.PackageNotFoundError:
             print(f"{package:<8} not installed")
     print(f"backend  {backend.name()} (cupy usable: {backend.cupy_available()})")
-    print(f"kernels  {kernels.mode()} (TINYPROJ_KERNELS)")
+    fast = kernels.cpu_module() is not None
+    family = ("reference" if kernels.mode() == "reference"
+              else "numba on the CPU" if fast else "reference (numba unavailable)")
+    print(f"kernels  {kernels.mode()} (TINYPROJ_KERNELS): {family}; "
+          f"NUMBA_DISABLE_JIT={os.environ.get('NUMBA_DISABLE_JIT', '0')}")
+    threads = _threads.report()
+    print(f"threads  OPENBLAS_THREAD_TIMEOUT={threads['OPENBLAS_THREAD_TIMEOUT']}"
+          + ("" if threads["openblas_setting_applied"] else " (too late: numpy came first)")
+          + f", OMP_WAIT_POLICY={threads['OMP_WAIT_POLICY']}, {os.cpu_count()} cores")
     print(f"data     {os.environ.get('TINYPROJ_DATA', 'datasets/ (set TINYPROJ_DATA to change)')}")
     return 0
 

@@ -1,0 +1,81 @@
+"""`tinyproj bench` end to end on tiny cases (speed itself is never asserted here)."""
+import json
+
+import pytest
+
+from tinyproj.bench import suite, torch_ref, worker
+from tinyproj.cli import main
+
+
+def test_bench_runs_workers_and_reports_every_number():
+    lines = []
+    result = suite.run(repeats=2, batch=2, only=["conv", "step"], layers=[(3, 4, 8)],
+                       steps=[(0.0625, "auto"), (0.0625, "reference")], out=lines.append)
+    (conv,) = result["conv"]
+    assert conv["label"].startswith("3→4") and len(conv["tinyproj_times_s"]) == 2
+    assert conv["tinyproj_s"] > 0 and conv["flops"] == 3 * 2 * 2 * 4 * 3 * 9 * 8 * 8
+    assert conv["tinyproj_peak_mb"] >= 0
+    auto, ref = result["step"]
+    assert (auto["kernels"], ref["kernels"]) == ("auto", "reference")
+    assert "torch_s" not in ref                    # PyTorch has no "reference kernels" row
+    if result["torch"]:
+        assert conv["time_ratio"] == pytest.approx(conv["tinyproj_s"] / conv["torch_s"])
+        assert auto["torch_peak_mb"] > 0
+    text = "\n".join(lines)
+    assert "GFLOP/s" in text and "matrix product runs at" in text
+    json.dumps(result)                             # everything is plain data
+
+
+def test_worker_rejects_an_unknown_case():
+    with pytest.raises(KeyError):
+        worker._build({"framework": "tinyproj", "case": "pool"})
+
+
+def test_bench_cli_rejects_unknown_parts():
+    with pytest.raises(SystemExit, match="conv, step, first"):
+        main(["bench", "--only", "conv,speed"])
+
+
+def test_torch_reference_matches_tinyproj_model_and_loss():
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    import tinyproj.functional as F
+    from tinyproj import models
+    tiny = models.bc_cifar10(width=0.0625)
+    ours = [tuple(p.shape) for _, p in tiny.named_parameters()]
+    theirs = [tuple(p.shape) for p in torch_ref.bc_cifar10(0.0625).parameters()]
+    assert ours == theirs                          # the same layers in the same order
+    scores = np.random.default_rng(0).standard_normal((6, 10)).astype(np.float32)
+    labels = np.arange(6) % 10
+    want = F.square_hinge_loss(scores, labels).item()
+    got = torch_ref.square_hinge_loss(torch.tensor(scores), torch.tensor(labels)).item()
+    assert got == pytest.approx(want, rel=1e-6)
+
+
+def test_torch_sign_step_is_tinyprojs_algorithm1_step():
+    # the benchmark compares like with like: the same weights give the same step
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    import tinyproj.functional as F
+    from tinyproj import algorithm1, backend, clipping, models, optim
+    rng = backend.make_rng(0)
+    model = models.bc_cifar10(width=0.0625, rng=rng)
+    model.train()
+    tmodel = torch_ref.bc_cifar10(0.0625)
+    tmodel.train()
+    with torch.no_grad():
+        for (_, p), tp_ in zip(model.named_parameters(), tmodel.parameters()):
+            tp_.copy_(torch.tensor(p.data))
+    bounds = clipping.clip_bounds(model, 0.5)
+    x = np.random.default_rng(1).standard_normal((8, 3, 32, 32)).astype(np.float32)
+    y = np.arange(8) % 10
+    opt = optim.Adam(model.parameters(), lr=0.003)
+    loss = algorithm1.train_step(model, x, y, F.square_hinge_loss, opt, "sign", bounds, rng)
+    step = torch_ref.SignStep(tmodel, list(bounds.values()))
+    tloss = step(torch.tensor(x), torch.tensor(y))
+    assert tloss == pytest.approx(loss, rel=1e-4)
+    for (name, p), tp_ in zip(model.named_parameters(), tmodel.parameters()):
+        np.testing.assert_allclose(tp_.detach().numpy(), p.data, rtol=1e-3, atol=1e-5,
+                                   err_msg=name)

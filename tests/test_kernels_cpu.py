@@ -1,0 +1,584 @@
+"""The Numba kernels (kernels/cpu.py) against the reference kernels (kernels/reference.py).
+
+The reference kernels are checked against naive loops in test_kernels.py; here every fast
+kernel must give the reference's result on the same input: exactly where no arithmetic is
+involved (im2col, max-pool forward, Adam, Sign), to rounding where sums are reordered.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import tinyproj.functional as F
+from tinyproj import backend, kernels, models
+from tinyproj.kernels import reference as ref
+from tinyproj.kernels import workspace
+
+cpu = pytest.importorskip("tinyproj.kernels.cpu")
+
+pytestmark = pytest.mark.skipif(backend.name() != "numpy",
+                                reason="the Numba kernels work on NumPy arrays only")
+
+DTYPES = [np.float32, np.float64]
+
+
+def tol(dtype):
+    """assert_allclose tolerances for results whose sums may be reordered."""
+    return dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+
+
+def out_hw(h, w, kh, kw, stride, pad):
+    return ref.out_size(h, kh, stride[0], pad[0]), ref.out_size(w, kw, stride[1], pad[1])
+
+
+# (N, C, H, W), (kh, kw), stride, pad
+GEOMETRIES = [
+    pytest.param((2, 3, 7, 9), (3, 3), (1, 1), (1, 1), id="3x3-s1-p1"),
+    pytest.param((1, 1, 6, 5), (2, 3), (2, 2), (0, 0), id="2x3-s2-batch1-chan1"),
+    pytest.param((3, 2, 8, 8), (3, 3), (2, 2), (1, 1), id="3x3-s2-p1-overlap"),
+    pytest.param((2, 2, 7, 7), (11, 11), (4, 4), (2, 2), id="11x11-s4-p2-kernel=padded-input"),
+    pytest.param((2, 2, 13, 15), (11, 11), (4, 4), (2, 2), id="11x11-s4-p2-alexnet-like"),
+    pytest.param((2, 3, 9, 10), (5, 1), (3, 1), (2, 0), id="5x1-s3x1-p2x0-asymmetric"),
+    pytest.param((1, 4, 10, 7), (1, 4), (1, 3), (0, 2), id="1x4-s1x3-p0x2-asymmetric"),
+    pytest.param((4, 2, 12, 11), (4, 2), (4, 3), (1, 1), id="4x2-s4x3-p1"),
+    pytest.param((2, 3, 1, 1), (3, 3), (1, 1), (1, 1), id="1x1-image-p1"),
+]
+
+
+def random_x(shape, dtype, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+# ---------------------------------------------------------------------------
+# im2col / col2im, both layouts
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, k, stride, pad", GEOMETRIES)
+def test_im2col_batch_equals_reference(shape, k, stride, pad, dtype):
+    x = random_x(shape, dtype)
+    got = cpu.im2col_batch(x, *k, stride, pad)
+    want = ref.im2col_batch(x, *k, stride, pad)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, k, stride, pad", GEOMETRIES)
+def test_col2im_batch_equals_reference(shape, k, stride, pad, dtype):
+    n, c, h, w = shape
+    oh, ow = out_hw(h, w, *k, stride, pad)
+    cols = random_x((c * k[0] * k[1], n * oh * ow), dtype, seed=1)
+    got = cpu.col2im_batch(cols, shape, *k, stride, pad)
+    want = ref.col2im_batch(cols, shape, *k, stride, pad)
+    assert got.dtype == want.dtype and got.shape == tuple(shape)
+    np.testing.assert_allclose(got, want, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, k, stride, pad", GEOMETRIES)
+def test_im2col_col2im_per_image_layout_equal_reference(shape, k, stride, pad, dtype):
+    n, c, h, w = shape
+    x = random_x(shape, dtype)
+    got = cpu.im2col(x, *k, stride, pad)
+    want = ref.im2col(x, *k, stride, pad)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+    oh, ow = out_hw(h, w, *k, stride, pad)
+    cols = random_x((n, c * k[0] * k[1], oh * ow), dtype, seed=2)
+    got = cpu.col2im(cols, shape, *k, stride, pad)
+    want = ref.col2im(cols, shape, *k, stride, pad)
+    assert got.shape == tuple(shape)
+    np.testing.assert_allclose(got, want, **tol(dtype))
+
+
+@pytest.mark.parametrize("pad_value", [0.0, -np.inf, 7.5])
+def test_im2col_batch_pad_value(pad_value):
+    x = random_x((2, 2, 5, 4), np.float32)
+    got = cpu.im2col_batch(x, 3, 2, (2, 1), (2, 1), pad_value=pad_value)
+    want = ref.im2col_batch(x, 3, 2, (2, 1), (2, 1), pad_value=pad_value)
+    np.testing.assert_array_equal(got, want)
+    assert (got == np.float32(pad_value)).any()          # the padding really is in there
+
+
+def test_im2col_batch_of_a_non_contiguous_input():
+    base = random_x((3, 4, 9, 12), np.float64)
+    for x in (base[:, ::2, 1:, ::3], base.transpose(0, 1, 3, 2)):
+        assert not x.flags.c_contiguous
+        np.testing.assert_array_equal(cpu.im2col_batch(x, 3, 3, (1, 2), (1, 0)),
+                                      ref.im2col_batch(x, 3, 3, (1, 2), (1, 0)))
+
+
+def test_col2im_batch_of_non_contiguous_columns():
+    x_shape, k, stride, pad = (2, 3, 6, 6), (3, 3), (1, 1), (1, 1)
+    cols = random_x((2 * 6 * 6, 27), np.float64).T        # (27, 72), Fortran order
+    assert not cols.flags.c_contiguous
+    np.testing.assert_allclose(cpu.col2im_batch(cols, x_shape, *k, stride, pad),
+                               ref.col2im_batch(cols, x_shape, *k, stride, pad), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# out= (filled in place) and its errors
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_arguments_are_filled_and_returned(dtype):
+    shape, k, stride, pad = (2, 3, 6, 5), (3, 2), (2, 1), (1, 1)
+    n, c, h, w = shape
+    oh, ow = out_hw(h, w, *k, stride, pad)
+    x = random_x(shape, dtype)
+
+    out = np.full((c * k[0] * k[1], n * oh * ow), 99.0, dtype=dtype)
+    got = cpu.im2col_batch(x, *k, stride, pad, out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, ref.im2col_batch(x, *k, stride, pad))
+
+    cols = random_x(out.shape, dtype, seed=3)
+    gx = np.full(shape, 99.0, dtype=dtype)                # stale values must be overwritten
+    got = cpu.col2im_batch(cols, shape, *k, stride, pad, out=gx)
+    assert got is gx
+    np.testing.assert_allclose(gx, ref.col2im_batch(cols, shape, *k, stride, pad), **tol(dtype))
+
+    a = random_x((4, 3, 5), dtype)
+    for src in (a, a[:, ::-1]):                           # also a non-contiguous input
+        out = np.full((3, 4, 5), 99.0, dtype=dtype)
+        assert cpu.swap01(src, out=out) is out
+        np.testing.assert_array_equal(out, ref.swap01(src))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_swap01_without_out(dtype):
+    a = random_x((5, 2, 7), dtype)
+    got = cpu.swap01(a)
+    assert got.shape == (2, 5, 7) and got.flags.c_contiguous and got.dtype == dtype
+    np.testing.assert_array_equal(got, ref.swap01(a))
+    np.testing.assert_array_equal(cpu.swap01(a[:, :, ::2]), ref.swap01(a[:, :, ::2]))
+
+
+def test_out_of_wrong_shape_dtype_or_layout_raises_value_error():
+    x = random_x((2, 3, 6, 6), np.float32)
+    k, stride, pad = (3, 3), (1, 1), (1, 1)
+    good = (27, 2 * 36)
+    for bad in (np.empty((27, 71), np.float32), np.empty(good, np.float64),
+                np.empty(good[::-1], np.float32).T):
+        with pytest.raises(ValueError, match=r"out must be a C-contiguous float32 array of "
+                                             r"shape \(27, 72\)"):
+            cpu.im2col_batch(x, *k, stride, pad, out=bad)
+
+    cols = random_x(good, np.float32)
+    for bad in (np.empty((2, 3, 6, 5), np.float32), np.empty((2, 3, 6, 6), np.float64)):
+        with pytest.raises(ValueError, match=r"shape \(2, 3, 6, 6\)"):
+            cpu.col2im_batch(cols, x.shape, *k, stride, pad, out=bad)
+
+    a = random_x((4, 3, 5), np.float64)
+    for bad in (np.empty((4, 3, 5)), np.empty((3, 4, 5), np.float32)):
+        with pytest.raises(ValueError, match=r"float64 array of shape \(3, 4, 5\)"):
+            cpu.swap01(a, out=bad)
+
+
+# ---------------------------------------------------------------------------
+# max pooling
+# ---------------------------------------------------------------------------
+def check_maxpool(x, k, stride, pad, gy_seed=5):
+    """cpu forward == reference forward exactly; backward equal, families interchangeable."""
+    y, am = cpu.maxpool_forward(x, *k, stride, pad)
+    y_ref, am_ref = ref.maxpool_forward(x, *k, stride, pad)
+    assert y.dtype == x.dtype and y.shape == y_ref.shape and am.shape == am_ref.shape
+    assert np.issubdtype(am.dtype, np.integer)
+    np.testing.assert_array_equal(y, y_ref)               # NaN == NaN for assert_array_equal
+    np.testing.assert_array_equal(am, am_ref)
+
+    gy = random_x(y.shape, x.dtype, seed=gy_seed)
+    want = ref.maxpool_backward(gy, am_ref, x.shape, *k, stride, pad)
+    t = tol(x.dtype.type)
+    np.testing.assert_allclose(cpu.maxpool_backward(gy, am, x.shape, *k, stride, pad), want, **t)
+    np.testing.assert_allclose(ref.maxpool_backward(gy, am, x.shape, *k, stride, pad), want, **t)
+    np.testing.assert_allclose(cpu.maxpool_backward(gy, am_ref, x.shape, *k, stride, pad),
+                               want, **t)
+    return y, am
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, k, stride, pad", GEOMETRIES)
+def test_maxpool_equals_reference(shape, k, stride, pad, dtype):
+    check_maxpool(random_x(shape, dtype), k, stride, pad)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_maxpool_ties_pick_the_first_maximum(dtype):
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 3, size=(3, 4, 9, 9)).astype(dtype)   # many equal values
+    for k, stride, pad in (((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1)),
+                           ((3, 2), (1, 2), (1, 1))):
+        _, am = check_maxpool(x, k, stride, pad)
+        assert len(np.unique(am)) > 1
+    const = np.full((1, 2, 4, 4), 2.0, dtype=dtype)
+    _, am = check_maxpool(const, (2, 2), (2, 2), (0, 0))
+    assert (am == 0).all()                                 # all taps tie: tap 0 wins
+
+
+def test_maxpool_padding_never_wins_over_negative_pixels():
+    x = -1.0 - np.random.default_rng(8).random((2, 3, 5, 6))   # every pixel < 0 = pad of conv
+    y, am = check_maxpool(x, (3, 3), (2, 2), (1, 1))
+    assert np.isfinite(y).all() and (y < -1.0).all()
+    # with a pad, tap 0 of the corner window is padding: the winner must be a real pixel
+    assert (am[:, :, 0, 0] != 0).all()
+    np.testing.assert_array_equal(y[:, :, 0, 0], x[:, :, :2, :2].max(axis=(2, 3)))
+    x_inf = np.full((1, 1, 3, 3), -np.inf)                 # real −∞ pixels tie with padding
+    check_maxpool(x_inf, (3, 3), (2, 2), (1, 1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_maxpool_nan_inputs_like_numpy_argmax(dtype):
+    x = random_x((2, 2, 6, 6), dtype, seed=9)
+    x[0, 0, 0, 1] = np.nan                # second tap of window (0, 0): first NaN wins
+    x[0, 0, 1, 0] = np.nan                # a later NaN in the same window loses to it
+    x[0, 1, 3, 3] = np.nan                # the last tap of a window
+    x[1, 0, 2:4, 2:4] = np.nan            # a window of NaNs only
+    x[1, 1, 4, 4] = np.inf
+    x[1, 1, 4, 5] = np.nan                # NaN beats +inf
+    for k, stride, pad in (((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1))):
+        y, am = check_maxpool(x, k, stride, pad)
+        assert np.isnan(y).sum() >= 4
+    y, am = cpu.maxpool_forward(x, 2, 2, (2, 2))
+    assert np.isnan(y[0, 0, 0, 0]) and am[0, 0, 0, 0] == 1
+    assert np.isnan(y[1, 1, 2, 2]) and am[1, 1, 2, 2] == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_maxpool_overlapping_winner_collects_the_sum(dtype):
+    x = np.zeros((1, 1, 5, 5), dtype=dtype)
+    x[0, 0, 2, 2] = 10.0                  # the centre lies in all four 3×3 stride-2 windows
+    y, am = check_maxpool(x, (3, 3), (2, 2), (0, 0))
+    assert (y == 10.0).all()
+    gy = np.array([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=dtype)
+    gx = cpu.maxpool_backward(gy, am, x.shape, 3, 3, (2, 2))
+    expected = np.zeros_like(x)
+    expected[0, 0, 2, 2] = 10.0
+    np.testing.assert_array_equal(gx, expected)
+
+
+def test_maxpool_argmax_of_a_large_window():
+    # 12×12 = 144 taps do not fit int8: the index type must be wide enough
+    x = random_x((2, 2, 14, 13), np.float64, seed=10)
+    _, am = check_maxpool(x, (12, 12), (1, 1), (0, 0))
+    assert am.max() > 127                                  # tap numbers past int8's range
+
+
+@st.composite
+def geometry(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    assume(h + 2 * ph >= kh and w + 2 * pw >= kw)
+    dtype = draw(st.sampled_from(DTYPES))
+    seed = draw(st.integers(0, 2**16))
+    return (n, c, h, w), (kh, kw), (sh, sw), (ph, pw), dtype, seed
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(geometry())
+def test_property_cpu_equals_reference(geom):
+    shape, k, stride, pad, dtype, seed = geom
+    x = random_x(shape, dtype, seed)
+    if seed % 3 == 0:                                       # with ties now and then
+        x = np.round(x).astype(dtype)
+    cols = cpu.im2col_batch(x, *k, stride, pad)
+    np.testing.assert_array_equal(cols, ref.im2col_batch(x, *k, stride, pad))
+    g = random_x(cols.shape, dtype, seed + 1)
+    np.testing.assert_allclose(cpu.col2im_batch(g, shape, *k, stride, pad),
+                               ref.col2im_batch(g, shape, *k, stride, pad), **tol(dtype))
+    check_maxpool(x, k, stride, pad, gy_seed=seed + 2)
+
+
+# ---------------------------------------------------------------------------
+# batch norm
+# ---------------------------------------------------------------------------
+BN_SHAPES = [pytest.param((16, 5), id="2d"), pytest.param((6, 4, 5, 3), id="4d")]
+
+
+def bn_params(c, dtype, with_affine, seed=11):
+    if not with_affine:
+        return None, None
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(0.5, 2.0, c).astype(dtype), rng.standard_normal(c).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("with_affine", [False, True], ids=["no-affine", "affine"])
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_batchnorm_forward_equals_reference(shape, with_affine, training, dtype):
+    c = shape[1]
+    x = (3.0 + 2.0 * random_x(shape, np.float64, seed=12)).astype(dtype)   # mean ≠ 0, var ≠ 1
+    rng = np.random.default_rng(13)
+    mean = rng.standard_normal(c).astype(dtype)
+    var = rng.uniform(0.5, 2.0, c).astype(dtype)
+    gamma, beta = bn_params(c, dtype, with_affine)
+    got = cpu.batchnorm_forward(x, mean, var, 1e-5, gamma, beta, training=training)
+    want = ref.batchnorm_forward(x, mean, var, 1e-5, gamma, beta, training=training)
+    names = ("y", "xhat", "mean", "var", "inv_std")
+    for name, g, r in zip(names, got, want):
+        assert g.shape == r.shape and g.dtype == r.dtype, name
+        np.testing.assert_allclose(g, r, **tol(dtype), err_msg=name)
+    if not training:
+        np.testing.assert_array_equal(got[2], mean)
+        np.testing.assert_array_equal(got[3], var)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("with_gamma", [False, True], ids=["no-gamma", "gamma"])
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_batchnorm_backward_equals_reference(shape, with_gamma, training, dtype):
+    c = shape[1]
+    x = random_x(shape, dtype, seed=14)
+    gamma, _ = bn_params(c, dtype, with_gamma)
+    _, xhat, _, _, inv_std = ref.batchnorm_forward(x, None, None, 1e-5, training=True)
+    gy = random_x(shape, dtype, seed=15)
+    got = cpu.batchnorm_backward(gy, xhat, inv_std, gamma, training=training)
+    want = ref.batchnorm_backward(gy, xhat, inv_std, gamma, training=training)
+    for name, g, r in zip(("gx", "ggamma", "gbeta"), got, want):
+        assert g.shape == r.shape and g.dtype == r.dtype, name
+        np.testing.assert_allclose(g, r, **tol(dtype), err_msg=name)
+
+
+# ---------------------------------------------------------------------------
+# Adam and Sign
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hyper", [(1e-3, 0.9, 0.999, 1e-8), (0.0123, 0.8, 0.99, 1e-4)],
+                         ids=["default", "odd"])
+def test_adam_update_is_bitwise_the_reference(dtype, hyper):
+    lr, beta1, beta2, eps = hyper
+    rng = np.random.default_rng(16)
+    w0 = rng.standard_normal((7, 3, 5)).astype(dtype)
+    w_cpu, m_cpu, v_cpu = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+    w_ref, m_ref, v_ref = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+    for t in range(1, 6):
+        g = (rng.standard_normal(w0.shape) * 10.0 ** rng.integers(-3, 2)).astype(dtype)
+        cpu.adam_update(w_cpu, g, m_cpu, v_cpu, lr, beta1, beta2, eps, t)
+        ref.adam_update(w_ref, g, m_ref, v_ref, lr, beta1, beta2, eps, t)
+        for a, b, name in ((w_cpu, w_ref, "w"), (m_cpu, m_ref, "m"), (v_cpu, v_ref, "v")):
+            assert a.dtype == dtype
+            np.testing.assert_array_equal(a, b, err_msg=f"{name} at step {t}")
+    assert not np.array_equal(w_cpu, w0)                    # the weights did move
+
+
+def test_adam_update_of_non_contiguous_arrays():
+    rng = np.random.default_rng(17)
+    big = rng.standard_normal((6, 8)).astype(np.float32)
+    w_cpu, w_ref = big.copy()[:, ::2], big.copy()[:, ::2]
+    m_cpu, v_cpu = np.zeros((6, 8), np.float32)[:, ::2], np.zeros((6, 8), np.float32)[:, ::2]
+    m_ref, v_ref = np.zeros_like(w_ref), np.zeros_like(w_ref)
+    for t in (1, 2, 3):
+        g = rng.standard_normal((6, 4)).astype(np.float32)
+        cpu.adam_update(w_cpu, g, m_cpu, v_cpu, 1e-2, 0.9, 0.999, 1e-8, t)
+        ref.adam_update(w_ref, g, m_ref, v_ref, 1e-2, 0.9, 0.999, 1e-8, t)
+    np.testing.assert_array_equal(w_cpu, w_ref)
+    np.testing.assert_array_equal(m_cpu, m_ref)
+    np.testing.assert_array_equal(v_cpu, v_ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sign_projection_equals_reference(dtype):
+    w = random_x((5, 4, 3, 3), dtype, seed=18)
+    w[0, 0, 0, 0] = 0.0
+    w[1, 0, 0, 0] = -0.0
+    got, want = cpu.sign_projection(w), ref.sign_projection(w)
+    assert got.dtype == dtype and got.shape == w.shape
+    np.testing.assert_array_equal(got, want)
+    alpha = np.abs(w).max()
+    assert got[0, 0, 0, 0] == alpha and got[1, 0, 0, 0] == alpha and alpha > 0   # sign(0) = +1
+    np.testing.assert_array_equal(np.abs(got), alpha)
+
+    non_contiguous = w.transpose(3, 1, 2, 0)[::2]
+    np.testing.assert_array_equal(cpu.sign_projection(non_contiguous),
+                                  ref.sign_projection(non_contiguous))
+
+    zeros = np.zeros((3, 4), dtype=dtype)
+    got = cpu.sign_projection(zeros)
+    np.testing.assert_array_equal(got, ref.sign_projection(zeros))
+    assert (got == 0).all() and got.dtype == dtype
+
+    with_nan = w.copy()
+    with_nan[2, 1, 0, 2] = np.nan
+    got, want = cpu.sign_projection(with_nan), ref.sign_projection(with_nan)
+    assert np.isnan(want).all()
+    assert np.isnan(got).all()
+
+    empty = np.zeros((0, 3), dtype=dtype)
+    assert cpu.sign_projection(empty).shape == (0, 3)
+
+
+# ---------------------------------------------------------------------------
+# results do not depend on the number of threads (each thread owns whole planes / channels)
+# ---------------------------------------------------------------------------
+def test_results_do_not_depend_on_the_number_of_threads():
+    numba = pytest.importorskip("numba")
+    threads = numba.get_num_threads()
+    if threads < 2:
+        pytest.skip("one Numba thread only: nothing to compare")
+    shape, k, stride, pad = (3, 5, 9, 8), (3, 3), (2, 1), (1, 1)
+    x = random_x(shape, np.float32, seed=20)
+    cols = cpu.im2col_batch(x, *k, stride, pad)
+    g = random_x(cols.shape, np.float32, seed=21)
+    y, am = cpu.maxpool_forward(x, 3, 3, (2, 2), (1, 1))
+    gy = random_x(y.shape, np.float32, seed=22)
+    g_bn = random_x(shape, np.float32, seed=24)
+    w = random_x((40, 33), np.float32, seed=23)
+
+    def run():
+        _, xhat, _, _, inv_std = bn = cpu.batchnorm_forward(x, None, None, 1e-5)
+        ww, m, v = w.copy(), np.zeros_like(w), np.zeros_like(w)
+        cpu.adam_update(ww, w[::-1].copy(), m, v, 1e-3, 0.9, 0.999, 1e-8, 1)
+        return (cpu.col2im_batch(g, shape, *k, stride, pad),
+                cpu.maxpool_backward(gy, am, shape, 3, 3, (2, 2), (1, 1)),
+                *bn, *cpu.batchnorm_backward(g_bn, xhat, inv_std),
+                cpu.sign_projection(w), ww, m, v)
+
+    many = run()
+    numba.set_num_threads(1)
+    try:
+        one = run()
+    finally:
+        numba.set_num_threads(threads)
+    for a, b in zip(many, one):
+        np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------
+# dispatch and the scratch buffers
+# ---------------------------------------------------------------------------
+def test_dispatch_auto_reference_and_non_numpy(monkeypatch):
+    monkeypatch.delenv("TINYPROJ_KERNELS", raising=False)
+    x = np.zeros((1, 1, 2, 2), np.float32)
+    assert kernels.get("im2col_batch", x) is cpu.im2col_batch
+    for name in kernels.KERNEL_NAMES:
+        assert kernels.get(name, x) is getattr(cpu, name), name
+    assert kernels.get("maxpool_forward") is cpu.maxpool_forward     # like=None: numpy backend
+
+    class NotAnArray:                                                  # e.g. a CuPy array
+        shape, dtype = (1,), np.float32
+
+    for like in (NotAnArray(), [1.0, 2.0]):
+        assert kernels.get("im2col_batch", like) is ref.im2col_batch
+        assert kernels.get("adam_update", like) is ref.adam_update
+
+    monkeypatch.setenv("TINYPROJ_KERNELS", "reference")
+    for name in kernels.KERNEL_NAMES:
+        assert kernels.get(name, x) is getattr(ref, name), name
+    monkeypatch.setenv("TINYPROJ_KERNELS", " Auto ")                   # read at every call
+    assert kernels.get("im2col_batch", x) is cpu.im2col_batch
+
+    with pytest.raises(KeyError, match="unknown kernel 'maxpool'"):
+        kernels.get("maxpool", x)
+
+
+def test_workspace_scratch_reuses_grows_and_clears():
+    like = np.zeros(3, np.float32)
+    workspace.clear()
+    try:
+        assert workspace.nbytes() == 0
+        a = workspace.scratch("test.a", (3, 4), np.float32, like)
+        assert a.shape == (3, 4) and a.dtype == np.float32 and a.flags.c_contiguous
+        assert workspace.nbytes() == 48
+        b = workspace.scratch("test.a", (2, 5), np.float64, like)    # 80 bytes: grows
+        assert b.shape == (2, 5) and b.dtype == np.float64
+        assert workspace.nbytes() == 80 and not np.shares_memory(a, b)
+        c = workspace.scratch("test.a", (6,), np.int32, like)         # smaller: a view of b's
+        assert c.shape == (6,) and c.dtype == np.int32 and np.shares_memory(b, c)
+        c[:] = 7
+        d = workspace.scratch("test.a", (6,), np.int32, like)         # same request: same memory
+        assert np.shares_memory(c, d) and (d == 7).all()
+        other = workspace.scratch("test.b", (6,), np.int32, like)     # another name: other memory
+        assert not np.shares_memory(d, other) and workspace.nbytes() == 80 + 24
+
+        fresh = workspace.scratch("test.a", (2, 2), np.float32, [0.0])   # not a numpy array
+        assert isinstance(fresh, np.ndarray) and fresh.shape == (2, 2)
+        assert fresh.dtype == np.float32 and not np.shares_memory(fresh, d)
+        assert workspace.nbytes() == 80 + 24                          # nothing kept for it
+
+        workspace.clear()
+        assert workspace.nbytes() == 0
+        e = workspace.scratch("test.a", (6,), np.int32, like)
+        assert not np.shares_memory(d, e)                             # a new buffer
+    finally:
+        workspace.clear()
+
+
+# ---------------------------------------------------------------------------
+# NUMBA_DISABLE_JIT: the kernels as plain Python
+# ---------------------------------------------------------------------------
+def test_numba_disable_jit_runs_the_kernels_as_python():
+    assert type(cpu._im2col_batch).__name__ != "function"            # compiled in this process
+    code = textwrap.dedent("""
+        import numpy as np
+        from tinyproj.kernels import cpu, reference as ref
+        assert type(cpu._im2col_batch).__name__ == "function", type(cpu._im2col_batch)
+        assert type(cpu._maxpool_forward).__name__ == "function"
+        x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
+        x[0, 1, 0, 0] = np.nan
+        np.testing.assert_array_equal(cpu.im2col_batch(x, 3, 2, (1, 2), (1, 1)),
+                                      ref.im2col_batch(x, 3, 2, (1, 2), (1, 1)))
+        y, am = cpu.maxpool_forward(x, 3, 3, (2, 2), (1, 1))
+        y_ref, am_ref = ref.maxpool_forward(x, 3, 3, (2, 2), (1, 1))
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(am, am_ref)
+        print("ok")
+    """)
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    env.pop("TINYPROJ_KERNELS", None)
+    root = Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+# ---------------------------------------------------------------------------
+# a whole network: forward and backward with either kernel family
+# ---------------------------------------------------------------------------
+def test_bc_cifar10_step_same_with_cpu_and_reference_kernels(monkeypatch):
+    rng = np.random.default_rng(19)
+    x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+    labels = rng.integers(0, 10, 4)
+
+    calls = []
+    for name in kernels.KERNEL_NAMES:                   # count the fast kernels' calls
+        fast = getattr(cpu, name)
+        monkeypatch.setattr(cpu, name, lambda *a, _f=fast, _n=name, **k: (calls.append(_n),
+                                                                           _f(*a, **k))[1])
+
+    def step():
+        model = models.bc_cifar10(width=0.0625, rng=backend.make_rng(0))
+        loss = F.square_hinge_loss(model(x), labels)
+        loss.backward()
+        return float(loss.data), {n: p.grad.copy() for n, p in model.named_parameters()}
+
+    monkeypatch.delenv("TINYPROJ_KERNELS", raising=False)
+    loss_cpu, grads_cpu = step()
+    used = set(calls)
+    assert {"im2col_batch", "col2im_batch", "maxpool_forward", "maxpool_backward",
+            "batchnorm_forward", "batchnorm_backward"} <= used
+    calls.clear()
+    monkeypatch.setenv("TINYPROJ_KERNELS", "reference")
+    loss_ref, grads_ref = step()
+    assert calls == []
+
+    assert np.isfinite(loss_cpu)
+    np.testing.assert_allclose(loss_cpu, loss_ref, rtol=1e-5)
+    assert grads_cpu.keys() == grads_ref.keys() and len(grads_cpu) > 10
+    for name in grads_ref:
+        assert grads_cpu[name].dtype == np.float32
+        assert np.abs(grads_ref[name]).max() > 0, name
+        np.testing.assert_allclose(grads_cpu[name], grads_ref[name], rtol=1e-4, atol=1e-5,
+                                   err_msg=name)

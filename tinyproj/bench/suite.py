@@ -1,0 +1,243 @@
+"""``tinyproj bench``: tinyproj against PyTorch on the same machine, in the same run.
+
+Rows (batch 50 unless told otherwise):
+
+* every 3×3 conv layer of bc_cifar10 at width 1.0: forward + backward (gradients for x and w);
+* one full Algorithm-1 step of bc_cifar10 (Sign projection, clipping, Adam, square hinge) at
+  width 1.0 and 0.25, with the default kernels and with ``TINYPROJ_KERNELS=reference``;
+* the first step of a fresh process (imports and Numba's cache included).
+
+Each (row, framework) runs in its own worker process (``worker.py``); the two workers of a
+row take turns, one timed run each, ``repeats`` times, and the table shows medians, the
+ratio tinyproj / PyTorch and the peak resident memory of one run of each. GFLOP/s count
+2 flops per multiply-add, 3× the forward pass for forward + backward; the machine's
+matrix-product rate (a 2048² float32 product through NumPy) is measured at the start.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+CONV_LAYERS = [(3, 128, 32), (128, 128, 32), (128, 256, 16), (256, 256, 16), (256, 512, 8),
+               (512, 512, 8)]
+
+
+def torch_available() -> bool:
+    try:
+        import importlib.util
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class Worker:
+    """A worker process for one (framework, case); see ``worker.py`` for the protocol."""
+
+    def __init__(self, spec: dict, env_extra=None):
+        from .. import _threads
+        env = dict(os.environ)
+        if spec["framework"] == "torch":
+            # PyTorch runs with its own defaults, not tinyproj's thread settings
+            env["TINYPROJ_THREAD_DEFAULTS"] = "0"
+            for key in _threads.set_by_tinyproj:
+                env.pop(key, None)
+        env.update(env_extra or {})
+        self.proc = subprocess.Popen([sys.executable, "-m", "tinyproj.bench.worker",
+                                      json.dumps(spec)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env)
+        self.ready = self._read()
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.wait()
+            raise RuntimeError(f"benchmark worker exited with code {code} before answering "
+                               "(its error is printed above)")
+        return json.loads(line)
+
+    def ask(self, command: str) -> dict:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.ask("quit")
+            except (BrokenPipeError, RuntimeError, ValueError):
+                pass
+            self.proc.wait(timeout=30)
+
+
+def compare(specs: dict, repeats: int, env=None) -> dict:
+    """Time the workers of ``specs`` ({label: spec}) in turns; medians and peaks per label."""
+    env = env or {}
+    workers = {}
+    try:
+        for label, spec in specs.items():
+            workers[label] = Worker(spec, env.get(label))
+        times = {label: [] for label in workers}
+        for _ in range(repeats):
+            for label, worker in workers.items():
+                times[label].append(worker.ask("time")["seconds"])
+        peaks = {label: worker.ask("memory")["peak_mb"] for label, worker in workers.items()}
+    finally:
+        for worker in workers.values():
+            worker.close()
+    return {label: {"median_s": statistics.median(t), "times_s": t, "peak_mb": peaks[label]}
+            for label, t in times.items()}
+
+
+def first_step(width: float, batch: int) -> float:
+    """Seconds from a fresh process's start to the end of its first tinyproj step."""
+    spec = {"framework": "tinyproj", "case": "first", "width": width, "batch": batch}
+    return Worker(spec).ready["first_s"]
+
+
+def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of an n×n float32 matrix product through NumPy's BLAS (median of repeats)."""
+    import numpy as np
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    a @ a
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ a
+        times.append(time.perf_counter() - start)
+    return 2 * n ** 3 / statistics.median(times) / 1e9
+
+
+def conv_flops(cin, cout, hw, batch) -> float:
+    """Forward + backward flops of a 3×3 'same' conv: 3 × 2·N·O·C·9·H·W."""
+    return 3 * 2 * batch * cout * cin * 9 * hw * hw
+
+
+def step_flops(width: float, batch: int) -> float:
+    """3 × the forward flops of bc_cifar10's conv and linear layers for one minibatch."""
+    from tinyproj import models
+    model = models.bc_cifar10(width=width)
+    total, hw = 0, 32
+    for name, module in model.named_children():
+        w = getattr(module, "weight", None)
+        if name.startswith("pool"):
+            hw //= 2
+        if w is not None and w.ndim == 4:
+            total += 2 * w.size * hw * hw
+        elif w is not None and w.ndim == 2:
+            total += 2 * w.size
+    return 3 * total * batch
+
+
+def _bounds(width):
+    from tinyproj import clipping, models
+    return [float(c) for c in clipping.clip_bounds(models.bc_cifar10(width=width), 0.5).values()]
+
+
+STEP_ROWS = [(1.0, "auto"), (0.25, "auto"), (1.0, "reference"), (0.25, "reference")]
+
+
+def run(repeats: int = 5, batch: int = 50, only=None, with_torch=None, out=print,
+        layers=None, steps=None) -> dict:
+    """Run the benchmark, print the tables through ``out``, return every number measured.
+
+    only: None (everything) or a subset of {"conv", "step", "first"}.
+    with_torch: None = when installed.
+    layers: conv rows as (cin, cout, hw) (default CONV_LAYERS); steps: step rows as
+    (width, kernels) (default STEP_ROWS) — small ones make a quick smoke test.
+    """
+    only = set(only or ("conv", "step", "first"))
+    with_torch = torch_available() if with_torch is None else with_torch
+    rate = matmul_rate()
+    result = {"machine": machine(), "matmul_gflops": rate, "batch": batch, "repeats": repeats,
+              "torch": with_torch, "conv": [], "step": [], "first_step_s": None}
+    out(f"tinyproj bench — {result['machine']['cpu']}, {result['machine']['cores']} cores, "
+        f"NumPy {result['machine']['numpy']}, PyTorch {result['machine']['torch'] or 'absent'}")
+    out(f"float32, batch {batch}, median of {repeats} alternating runs per framework; "
+        f"a 2048² float32 matrix product runs at {rate:.0f} GFLOP/s here")
+    if "conv" in only:
+        out("\n3×3 conv layers of bc_cifar10 (width 1.0), forward + backward:")
+        out(_header())
+        for cin, cout, hw in layers or CONV_LAYERS:
+            base = {"case": "conv", "cin": cin, "cout": cout, "hw": hw, "batch": batch}
+            row = _row(f"{cin}→{cout} @{hw}×{hw}", base, repeats, with_torch,
+                       conv_flops(cin, cout, hw, batch), rate)
+            result["conv"].append(row)
+            out(_format(row))
+    if "step" in only:
+        out("\nAlgorithm-1 step of bc_cifar10 (Sign, clip, Adam, square hinge):")
+        out(_header())
+        for width, kernels in steps or STEP_ROWS:
+            base = {"case": "step", "width": width, "batch": batch}
+            torch_extra = {"bounds": _bounds(width), "tiny_bounds": _bounds(0.0625)}
+            label = f"width {width:g}" + (", reference kernels" if kernels == "reference" else "")
+            row = _row(label, base, repeats, with_torch and kernels == "auto",
+                       step_flops(width, batch), rate, torch_extra,
+                       {"TINYPROJ_KERNELS": kernels})
+            row.update(width=width, kernels=kernels)
+            result["step"].append(row)
+            out(_format(row))
+    if "first" in only:
+        result["first_step_s"] = first_step(1.0, batch)
+        out(f"\nfirst step of a fresh process at width 1.0 (imports, Numba cache, step): "
+            f"{result['first_step_s']:.1f} s")
+    return result
+
+
+def _row(label, base, repeats, with_torch, flops, rate, torch_extra=None, tiny_env=None):
+    specs = {"tinyproj": dict(base, framework="tinyproj")}
+    if with_torch:
+        specs["torch"] = dict(base, framework="torch", **(torch_extra or {}))
+    env = {"tinyproj": tiny_env or {}}
+    measured = compare(specs, repeats, env)
+    t = measured["tinyproj"]
+    row = {"label": label, "flops": flops, "tinyproj_s": t["median_s"],
+           "tinyproj_times_s": t["times_s"], "tinyproj_peak_mb": t["peak_mb"],
+           "gflops": flops / t["median_s"] / 1e9, "of_matmul_rate": flops / t["median_s"] / 1e9 / rate}
+    if "torch" in measured:
+        p = measured["torch"]
+        row.update(torch_s=p["median_s"], torch_times_s=p["times_s"], torch_peak_mb=p["peak_mb"],
+                   time_ratio=t["median_s"] / p["median_s"],
+                   memory_ratio=t["peak_mb"] / p["peak_mb"] if p["peak_mb"] > 0 else None)
+    return row
+
+
+def _header():
+    return (f"{'':34}{'tinyproj ms':>12}{'GFLOP/s':>9}{'% peak':>7}{'peak MB':>9}"
+            f"{'torch ms':>10}{'peak MB':>9}{'time ×':>8}{'mem ×':>7}")
+
+
+def _format(row):
+    line = (f"{row['label']:34}{row['tinyproj_s'] * 1e3:12.1f}{row['gflops']:9.1f}"
+            f"{100 * row['of_matmul_rate']:7.0f}{row['tinyproj_peak_mb']:9.0f}")
+    if "torch_s" in row:
+        mem = f"{row['memory_ratio']:7.2f}" if row.get("memory_ratio") else f"{'':7}"
+        line += (f"{row['torch_s'] * 1e3:10.1f}{row['torch_peak_mb']:9.0f}"
+                 f"{row['time_ratio']:8.2f}{mem}")
+    return line
+
+
+def machine() -> dict:
+    import numpy as np
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    torch_version = None
+    if torch_available():
+        try:
+            from importlib.metadata import version
+            torch_version = version("torch")
+        except Exception:   # noqa: BLE001 - a version string is only for the header
+            torch_version = "installed"
+    return {"cpu": cpu, "cores": os.cpu_count(), "numpy": np.__version__,
+            "python": platform.python_version(), "torch": torch_version}
