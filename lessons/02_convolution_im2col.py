@@ -259,10 +259,11 @@ print(gradcheck(lambda x, w: F.conv2d(x, w, stride=(1, 2), padding=(1, 0)), [xg,
 # ## 5. The memory bill
 #
 # Every pixel is copied once per kernel tap that covers it, so the columns of a 3×3 convolution
-# with padding 1 and stride 1 hold **9 times** the input: N·C·9·H·W numbers. They are kept from
-# the forward pass until the backward pass has computed dW (see `functional/conv.py`), so during
-# training the columns of **every** conv layer are alive at the same time at the end of the
-# forward pass.
+# with padding 1 and stride 1 hold **9 times** the input: N·C·9·H·W numbers. Kept from the
+# forward pass until the backward pass has computed dW, the columns of **every** conv layer
+# would be alive at the same time at the end of the forward pass. That is why
+# `functional/conv.py` does not keep them: backward unfolds the input again, a few images at a
+# time (lesson 8 measures what that costs).
 #
 # Here is the bill for the six 3×3 convolutions of the BinaryConnect CIFAR-10 network
 # (2×128C3 – MP2 – 2×256C3 – MP2 – 2×512C3 – MP2 – 2×1024FC – 10) at batch 50 in float32,
@@ -476,7 +477,8 @@ if plt is not None:
 # * col2im is im2col's adjoint (⟨col2im(y), x⟩ = ⟨y, im2col(x)⟩): it adds overlapping copies back
 #   together, which is exactly the gradient with respect to the input.
 # * The columns cost kh·kw times the input — about 0.5 GB for the six 3×3 layers of the
-#   BinaryConnect network at batch 50 — and are kept only until dW has been computed.
+#   BinaryConnect network at batch 50 — which is why conv2d unfolds them again in backward,
+#   a chunk of images at a time, instead of keeping them (lesson 8).
 # * Max pooling is a max over the same columns; its backward is col2im of the winners' gradients.
 
 # %%

@@ -205,9 +205,9 @@ print(f"{'all six':>14} {all_cols / MB:8.1f}   ← alive at once if the forward 
 #   half gigabyte above — from the end of the forward pass to the backward pass. Unfolding x
 #   again costs one more im2col per layer, a few per cent of the layer's time (measured below).
 # * **Chunks of images.** The batch is convolved `COLS_BUDGET` bytes of columns at a time
-#   (at least one image), so the columns never take more than the budget, and the product
-#   reads columns that im2col has just written and that are still in cache. A chunk is still a
-#   wide product: a few thousand columns.
+#   (at least one image), so the columns never take more than the budget. A chunk is still a
+#   wide product — thousands of columns — but not as wide as the whole batch: a larger budget
+#   buys a somewhat faster product with memory (the numbers are in `conv.COLS_BUDGET`'s note).
 # * **col2im** (dcols → dx, the adjoint of im2col, lesson 2) adds the entries of dcols back onto
 #   the pixels: it reads as many bytes as im2col writes, plus the additions.
 #

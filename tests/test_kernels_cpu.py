@@ -324,13 +324,13 @@ def test_batchnorm_forward_equals_reference(shape, with_affine, training, dtype)
     gamma, beta = bn_params(c, dtype, with_affine)
     got = cpu.batchnorm_forward(x, mean, var, 1e-5, gamma, beta, training=training)
     want = ref.batchnorm_forward(x, mean, var, 1e-5, gamma, beta, training=training)
-    names = ("y", "xhat", "mean", "var", "inv_std")
+    names = ("y", "mean", "var", "inv_std")
     for name, g, r in zip(names, got, want):
         assert g.shape == r.shape and g.dtype == r.dtype, name
         np.testing.assert_allclose(g, r, **tol(dtype), err_msg=name)
     if not training:
-        np.testing.assert_array_equal(got[2], mean)
-        np.testing.assert_array_equal(got[3], var)
+        np.testing.assert_array_equal(got[1], mean)
+        np.testing.assert_array_equal(got[2], var)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -341,10 +341,10 @@ def test_batchnorm_backward_equals_reference(shape, with_gamma, training, dtype)
     c = shape[1]
     x = random_x(shape, dtype, seed=14)
     gamma, _ = bn_params(c, dtype, with_gamma)
-    _, xhat, _, _, inv_std = ref.batchnorm_forward(x, None, None, 1e-5, training=True)
+    _, mean, _, inv_std = ref.batchnorm_forward(x, None, None, 1e-5, training=True)
     gy = random_x(shape, dtype, seed=15)
-    got = cpu.batchnorm_backward(gy, xhat, inv_std, gamma, training=training)
-    want = ref.batchnorm_backward(gy, xhat, inv_std, gamma, training=training)
+    got = cpu.batchnorm_backward(gy, x, mean, inv_std, gamma, training=training)
+    want = ref.batchnorm_backward(gy, x, mean, inv_std, gamma, training=training)
     for name, g, r in zip(("gx", "ggamma", "gbeta"), got, want):
         assert g.shape == r.shape and g.dtype == r.dtype, name
         np.testing.assert_allclose(g, r, **tol(dtype), err_msg=name)
@@ -436,12 +436,12 @@ def test_results_do_not_depend_on_the_number_of_threads():
     w = random_x((40, 33), np.float32, seed=23)
 
     def run():
-        _, xhat, _, _, inv_std = bn = cpu.batchnorm_forward(x, None, None, 1e-5)
+        _, mean, _, inv_std = bn = cpu.batchnorm_forward(x, None, None, 1e-5)
         ww, m, v = w.copy(), np.zeros_like(w), np.zeros_like(w)
         cpu.adam_update(ww, w[::-1].copy(), m, v, 1e-3, 0.9, 0.999, 1e-8, 1)
         return (cpu.col2im_batch(g, shape, *k, stride, pad),
                 cpu.maxpool_backward(gy, am, shape, 3, 3, (2, 2), (1, 1)),
-                *bn, *cpu.batchnorm_backward(g_bn, xhat, inv_std),
+                *bn, *cpu.batchnorm_backward(g_bn, x, mean, inv_std),
                 cpu.sign_projection(w), ww, m, v)
 
     many = run()

@@ -8,7 +8,9 @@ Rows (batch 50 unless told otherwise):
 * the first step of a fresh process (imports and Numba's cache included).
 
 Each (row, framework) runs in its own worker process (``worker.py``); the two workers of a
-row take turns, one timed run each, ``repeats`` times, and the table shows medians, the
+row take turns, ``repeats`` times, each turn one untimed run (which absorbs what the other
+worker's idle threads still spin and whatever the wait cooled) and one timed run, and the
+table shows the medians of the timed runs, the
 ratio tinyproj / PyTorch and the peak resident memory of one run of each. GFLOP/s count
 2 flops per multiply-add, 3× the forward pass for forward + backward; the machine's
 matrix-product rate (a 2048² float32 product through NumPy) is measured at the start.

@@ -49,9 +49,13 @@ class BatchNorm(Function):
         if not self.training and self.running_mean is None:
             raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
         # the array work (statistics, x̂, γ·x̂ + β) is a kernel: kernels/reference.py holds
-        # the readable version of exactly the formulas above
-        y, self.xhat, mean, var, self.inv_std = kernels.get("batchnorm_forward", x)(
+        # the readable version of exactly the formulas above. Backward recomputes x̂ from x
+        # (which the graph keeps anyway) instead of keeping an x̂ array per layer.
+        y, mean, var, self.inv_std = kernels.get("batchnorm_forward", x)(
             x, self.running_mean, self.running_var, self.eps, gamma, beta, self.training)
+        # in evaluation mode mean is the running mean itself: copy it, since the running
+        # statistics may change before backward runs
+        self.x, self.mean = x, (mean if self.training else mean.copy())
         if self.training and self.running_mean is not None:
             m, mom = x.size // c, self.momentum
             self.running_mean *= 1 - mom
@@ -63,7 +67,7 @@ class BatchNorm(Function):
 
     def backward(self, gy):
         gx, ggamma, gbeta = kernels.get("batchnorm_backward", gy)(
-            gy, self.xhat, self.inv_std, self.gamma, self.training)
+            gy, self.x, self.mean, self.inv_std, self.gamma, self.training)
         return gx, (ggamma if self.gamma is not None else None), gbeta
 
 

@@ -203,12 +203,12 @@ def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True):
     training=True: μ and σ² (biased) are the batch statistics over N (and H, W), and the
     ``mean``, ``var`` arguments are ignored; training=False: μ, σ² = ``mean``, ``var``.
     gamma, beta: arrays (C,) or None (scale 1, shift 0).
-    Returns ``(y, xhat, mean, var, inv_std)``: mean, var, inv_std = 1/√(σ² + eps) are (C,).
+    Returns ``(y, mean, var, inv_std)``: mean, var and inv_std = 1/√(σ² + eps) are (C,).
+    x̂ itself is not returned: backward recomputes it from x, mean and inv_std, so a
+    network keeps one activation-sized array less per batch-norm layer.
     """
     xp = backend.xp_of(x)
-    c = x.shape[1]
-    axes = (0,) if x.ndim == 2 else (0, 2, 3)
-    shape = (1, c) if x.ndim == 2 else (1, c, 1, 1)
+    axes, shape = _bn_axes(x)
     if training:
         mean = x.mean(axis=axes)
         var = x.var(axis=axes)
@@ -216,32 +216,38 @@ def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True):
     xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
     y = xhat if gamma is None else xhat * gamma.reshape(shape)
     y = y if beta is None else y + beta.reshape(shape)
-    return y, xhat, mean, var, inv_std
+    return y, mean, var, inv_std
 
 
-def batchnorm_backward(gy, xhat, inv_std, gamma=None, training=True):
+def batchnorm_backward(gy, x, mean, inv_std, gamma=None, training=True):
     """Gradients of batch norm: ``(gx, ggamma, gbeta)`` with ggamma = Σ gy·x̂, gbeta = Σ gy.
 
-    training=True (m values per channel, ĝ = gy·γ)::
+    x̂ = (x − μ)·inv_std is recomputed from the input x and the (C,) arrays mean, inv_std
+    that the forward pass returned. training=True (m values per channel, ĝ = gy·γ)::
 
         gx = (1/m) · inv_std · (m·ĝ − Σĝ − x̂·Σ(ĝ·x̂))
 
     training=False (fixed statistics): gx = ĝ · inv_std.
     """
-    c = gy.shape[1]
-    axes = (0,) if gy.ndim == 2 else (0, 2, 3)
-    shape = (1, c) if gy.ndim == 2 else (1, c, 1, 1)
+    axes, shape = _bn_axes(gy)
+    xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
     ggamma = (gy * xhat).sum(axis=axes)
     gbeta = gy.sum(axis=axes)
     gxhat = gy if gamma is None else gy * gamma.reshape(shape)
     inv_std = inv_std.reshape(shape)
     if training:
-        m = gy.size // c
+        m = gy.size // gy.shape[1]
         gx = (inv_std / m) * (m * gxhat - gxhat.sum(axis=axes, keepdims=True)
                               - xhat * (gxhat * xhat).sum(axis=axes, keepdims=True))
     else:
         gx = gxhat * inv_std
     return gx, ggamma, gbeta
+
+
+def _bn_axes(x):
+    """The axes batch norm sums over, and the shape that broadcasts a (C,) array against x."""
+    c = x.shape[1]
+    return ((0,), (1, c)) if x.ndim == 2 else ((0, 2, 3), (1, c, 1, 1))
 
 
 # ---------------------------------------------------------------------------
