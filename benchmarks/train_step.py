@@ -12,24 +12,13 @@ import argparse
 import statistics
 import time
 
+import tinyproj  # noqa: F401,I001 - before NumPy, so that its thread settings reach OpenBLAS
+
 import numpy as np
 
 import tinyproj.functional as F
 from tinyproj import algorithm1, backend, clipping, models, optim
-
-
-def forward_flops(model, batch):
-    """2·(multiply-adds) of every conv/linear layer for one forward pass of ``batch`` images."""
-    total, hw = 0, 32
-    for name, module in model.named_children():
-        w = getattr(module, "weight", None)
-        if name.startswith("pool"):
-            hw //= 2
-        if w is not None and w.ndim == 4:
-            total += 2 * w.size * hw * hw
-        elif w is not None and w.ndim == 2:
-            total += 2 * w.size
-    return total * batch
+from tinyproj.bench.suite import forward_flops
 
 
 def sync():

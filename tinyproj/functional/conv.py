@@ -27,8 +27,9 @@ Memory: the columns are C·kh·kw times the input (236 MB for the 128→128 laye
 batch 50). Three choices keep that bill small:
 
 * **Chunks of images.** The batch is convolved a few images at a time, so that the columns
-  of one chunk fit in ``COLS_BUDGET`` bytes (64 MB). A chunk is still a large product —
-  13 images × 1024 pixels = 13,312 columns for the 128→128 layer at 32×32.
+  of one chunk fit in ``COLS_BUDGET`` bytes and about ``MAX_COLUMNS`` columns. A chunk is
+  still a large product — 13 images × 1024 pixels = 13,312 columns for the 128→128 layer
+  at 32×32.
 * **Not kept between the passes.** Backward unfolds x again (one more im2col, a few per
   cent of the layer's time); keeping the columns would hold every layer's at once, about
   0.5 GB for the CIFAR-10 network, from the forward to the backward pass.
@@ -46,14 +47,13 @@ from ..kernels.reference import out_size
 from ..tensor import Function, as_tensor
 from .elementwise import add
 
-COLS_BUDGET = 64 * 2**20
-"""Most bytes of columns unfolded at once (at least one image per chunk): 64 MB is 13 images
-of the 128→128 layer at 32×32 (1152 × 13,312 columns) and the whole batch of 50 at 8×8.
-Larger chunks make larger, faster matrix products; smaller ones hold less memory. Measured
-on 2 cores, runs alternating in one process (median ratio of paired runs): the 128→128
-layer's forward+backward takes 0.92× the time of 16 MB chunks with 64 MB, 0.86× with one
-chunk (236 MB); the full width-1.0 step 0.90× with 64 MB; at width 0.25 all are equal."""
-
+COLS_BUDGET = 128 * 2**20
+"""Most bytes of columns unfolded at once (at least one image per chunk). Larger chunks make
+wider, faster matrix products; smaller ones hold less memory. With MAX_COLUMNS below, the
+128→128 layer at 32×32 (batch 50) runs in 4 chunks of 12–13 images (59 MB of columns), the
+256→256 layer at 16×16 in one (118 MB). Measured on 2 cores, runs alternating in one
+process (median ratio of paired runs), forward+backward against a 64 MB budget: 0.92× for
+the 128→128 layer, 0.96× for the 256→256 layer; the full step is the same within noise."""
 
 MAX_COLUMNS = 16384
 """Columns per chunk beyond which a wider product gains little: small layers (the 32×32
@@ -124,11 +124,14 @@ class Conv2d(Function):
 
     def _chunks(self, x, w):
         """``(a, b)`` ranges of images: columns within COLS_BUDGET bytes and about MAX_COLUMNS
-        columns (at least one image per chunk)."""
+        columns, at least one image each, the batch split into chunks of near-equal size
+        (50 images at most 16 a chunk: 13, 13, 12, 12 rather than 16, 16, 16, 2)."""
         n, _, oh, ow = self._out_shape(x, w)
         per_image = w[0].size * oh * ow * x.dtype.itemsize                  # K·L·itemsize
-        step = max(1, min(n, COLS_BUDGET // per_image, -(-MAX_COLUMNS // (oh * ow))))
-        return [(a, min(n, a + step)) for a in range(0, n, step)]
+        most = max(1, min(n, COLS_BUDGET // per_image, -(-MAX_COLUMNS // (oh * ow))))
+        count = -(-n // most)                                                # ceil(n / most)
+        bounds = [n * i // count for i in range(count + 1)]
+        return list(zip(bounds[:-1], bounds[1:]))
 
     def _im2col(self, x, w):
         """The columns (K, B·L) of the images x, in a scratch buffer reused between calls."""
