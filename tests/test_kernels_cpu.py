@@ -582,3 +582,38 @@ def test_bc_cifar10_step_same_with_cpu_and_reference_kernels(monkeypatch):
         assert np.abs(grads_ref[name]).max() > 0, name
         np.testing.assert_allclose(grads_cpu[name], grads_ref[name], rtol=1e-4, atol=1e-5,
                                    err_msg=name)
+
+
+def test_a_training_step_stays_in_float32(monkeypatch):
+    # "float32 everywhere": every kernel output, gradient and optimizer state of a step
+    import tinyproj.functional as F
+    from tinyproj import algorithm1, backend, clipping, models, optim
+    seen = set()
+    original = kernels.get
+
+    def spying_get(name, like=None):
+        fn = original(name, like)
+
+        def wrapped(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            for a in out if isinstance(out, tuple) else (out,):
+                if hasattr(a, "dtype") and a.dtype.kind == "f":
+                    seen.add((name, a.dtype))
+            return out
+        return wrapped
+
+    monkeypatch.setattr(kernels, "get", spying_get)
+    rng = backend.make_rng(0)
+    model = models.bc_cifar10(width=0.0625, rng=rng)
+    model.train()
+    opt = optim.Adam(model.parameters(), lr=0.003)
+    x = np.random.default_rng(0).standard_normal((4, 3, 32, 32), dtype=np.float32)
+    algorithm1.train_step(model, x, np.arange(4), F.square_hinge_loss, opt, "sign",
+                          clipping.clip_bounds(model, 0.5), rng)
+    assert {"im2col_batch", "col2im_batch", "batchnorm_forward", "maxpool_forward"} <= {
+        name for name, _ in seen}
+    assert {dtype for _, dtype in seen} == {np.dtype(np.float32)}
+    assert {p.grad.dtype for p in model.parameters()} == {np.dtype(np.float32)}
+    assert {p.data.dtype for p in model.parameters()} == {np.dtype(np.float32)}
+    assert {v.dtype for s in opt.state for v in s.values() if hasattr(v, "dtype")} == {
+        np.dtype(np.float32)}
