@@ -169,7 +169,7 @@ def run(repeats: int = 5, batch: int = 50, only=None, with_torch=None, out=print
         f"a 2048² float32 matrix product runs at up to {rate:.0f} GFLOP/s here (% peak)")
     if "conv" in only:
         out("\n3×3 conv layers of bc_cifar10 (width 1.0), forward + backward:")
-        out(_header())
+        out(_header(with_torch))
         for cin, cout, hw in layers or CONV_LAYERS:
             base = {"case": "conv", "cin": cin, "cout": cout, "hw": hw, "batch": batch}
             row = _row(f"{cin}→{cout} @{hw}×{hw}", base, repeats, with_torch,
@@ -178,7 +178,7 @@ def run(repeats: int = 5, batch: int = 50, only=None, with_torch=None, out=print
             out(_format(row))
     if "step" in only:
         out("\nAlgorithm-1 step of bc_cifar10 (Sign, clip, Adam, square hinge):")
-        out(_header())
+        out(_header(with_torch))
         for width, kernels in steps or STEP_ROWS:
             base = {"case": "step", "width": width, "batch": batch}
             torch_extra = {"bounds": _bounds(width), "tiny_bounds": _bounds(0.0625)}
@@ -214,9 +214,9 @@ def _row(label, base, repeats, with_torch, flops, rate, torch_extra=None, tiny_e
     return row
 
 
-def _header():
-    return (f"{'':34}{'tinyproj ms':>12}{'GFLOP/s':>9}{'% peak':>7}{'peak MB':>9}"
-            f"{'torch ms':>10}{'peak MB':>9}{'time ×':>8}{'mem ×':>7}")
+def _header(with_torch=True):
+    line = f"{'':34}{'tinyproj ms':>12}{'GFLOP/s':>9}{'% peak':>7}{'peak MB':>9}"
+    return line + (f"{'torch ms':>10}{'peak MB':>9}{'time ×':>8}{'mem ×':>7}" if with_torch else "")
 
 
 def _format(row):

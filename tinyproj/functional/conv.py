@@ -56,9 +56,10 @@ process (median ratio of paired runs), forward+backward against a 64 MB budget: 
 the 128→128 layer, 0.96× for the 256→256 layer; the full step is the same within noise."""
 
 MAX_COLUMNS = 16384
-"""Columns per chunk beyond which a wider product gains little: small layers (the 32×32
-layers at width 0.25) are cut here even when their columns would fit the budget, which
-halves their scratch memory at no measured cost in time."""
+"""Columns per chunk on the CPU beyond which a wider product gains little: small layers (the
+32×32 layers at width 0.25) are cut here even when their columns would fit the budget, which
+halves their scratch memory at no measured cost in time. (Not applied to GPU arrays, where
+every chunk costs kernel launches.)"""
 
 
 def matmul(a, b, out):
@@ -128,7 +129,10 @@ class Conv2d(Function):
         (50 images at most 16 a chunk: 13, 13, 12, 12 rather than 16, 16, 16, 2)."""
         n, _, oh, ow = self._out_shape(x, w)
         per_image = w[0].size * oh * ow * x.dtype.itemsize                  # K·L·itemsize
-        most = max(1, min(n, COLS_BUDGET // per_image, -(-MAX_COLUMNS // (oh * ow))))
+        most = min(n, COLS_BUDGET // per_image)
+        if not backend.is_gpu_array(x):          # on a GPU, fewer and larger launches win
+            most = min(most, -(-MAX_COLUMNS // (oh * ow)))
+        most = max(1, most)
         count = -(-n // most)                                                # ceil(n / most)
         bounds = [n * i // count for i in range(count + 1)]
         return list(zip(bounds[:-1], bounds[1:]))
