@@ -6,6 +6,7 @@
 * ``cpu.py`` (Numba) — parallel loops that compute the same thing on NumPy arrays; used by
   default on the CPU. GPU arrays (CuPy) always take the reference kernels, whose array
   operations CuPy runs as GPU kernels.
+* ``workspace.py`` — scratch buffers the convolution reuses from step to step.
 
 Two switches, both read at every call:
 

@@ -6,9 +6,10 @@ Debugging
     ``TINYPROJ_KERNELS=reference``  skip this file and use the readable reference kernels.
 
 How the kernels are written
-    * Each public function (no underscore) allocates its output with NumPy and hands it to a
-      compiled loop (underscore). Shapes and the (c, i, j) column order are those of
-      ``reference.py``; the tests check every kernel against it on random shapes.
+    * Each public function (no underscore) allocates its output with NumPy (or takes it as
+      ``out=``) and hands it to a compiled loop (underscore). Shapes and the (c, i, j)
+      column order are those of ``reference.py``; tests/test_kernels_cpu.py checks every
+      kernel against it on random shapes, bit for bit where the arithmetic is the same.
     * ``prange`` splits the outer loop over the cores. Every loop is arranged so that two
       threads never write the same element — col2im and the max-pool backward give each thread
       whole (image, channel) planes of the output, so no atomics and no ``np.add.at`` are
@@ -18,10 +19,10 @@ How the kernels are written
     * No ``fastmath``: the kernels round exactly as plain float arithmetic does.
 
 Threads: Numba uses ``NUMBA_NUM_THREADS`` (default: every core). BLAS uses its own pool;
-the two never run at the same time within a step, so both may use every core.
+the two take turns within a step, so both may use every core — provided neither keeps
+spinning when its turn is over (tinyproj/_threads.py).
 """
 from __future__ import annotations
-
 
 import numpy as np
 from numba import njit, prange
