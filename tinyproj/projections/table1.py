@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from tinyproj import backend, kernels
 
 __all__ = ["sign", "round", "none", "power", "stoch", "stochm", "stochm_literal", "stochm3",
@@ -113,11 +111,10 @@ def sign(w):
 
     w: float array of any shape. Returns a new array, same shape and dtype.
     """
-    xp = _check_weights(w, "sign")
-    if kernels.mode() == "auto" and isinstance(w, np.ndarray):
-        return kernels.get("sign_projection", w)(w)     # the same, in one parallel pass
-    alpha, _ = _alpha(xp, w)
-    return xp.where(w >= 0, alpha, -alpha).astype(w.dtype, copy=False)
+    _check_weights(w, "sign")
+    # alpha = max|w|, then where(w >= 0, alpha, -alpha): written out as plain array code in
+    # kernels/reference.py (sign_projection), and as one parallel pass for the CPU in cpu.py
+    return kernels.get("sign_projection", w)(w)
 
 
 def round(w):  # noqa: A001 - the paper's name for the row; use builtins.round for numbers
