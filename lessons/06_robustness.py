@@ -28,7 +28,7 @@
 # In this lesson you will
 #
 # 1. train two small networks, Tr-None-C (clipped) and Tr-None-NC (not clipped), with
-#    `tinyproj.training.train`;
+#    `tinyproj.runs.training.train`;
 # 2. score one distortion by hand, step by step, and with `robustness.score_distortion`;
 # 3. see what batch-norm re-estimation does;
 # 4. sweep AddNorm σ, MultUnif γ and Power β with `robustness.run_sweep` and plot the curves
@@ -41,7 +41,7 @@
 # quick mode trains on made-up images for a few seconds; the full mode uses real CIFAR-10
 # when it finds it (`$TINYPROJ_DATA/cifar-10-batches-py`) and takes several minutes on a
 # laptop CPU. `TINYPROJ_LESSON_DATA=cifar10` or `=synthetic` forces the choice.
-# Keep `tinyproj/robustness/` and `tinyproj/evaluation.py` open beside it.
+# Keep `tinyproj/robustness/` and `tinyproj/runs/evaluation.py` open beside it.
 
 # %%
 import os
@@ -51,10 +51,11 @@ import time
 import numpy as np
 
 import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
-from tinyproj import analysis, backend, data, plots, report, robustness, training
+from tinyproj import analysis, backend, data, plots, report, robustness
+from tinyproj.runs import training
 from tinyproj.algorithm1 import project_weights, weight_params
-from tinyproj.evaluation import error_rate, reestimate_batchnorm, saved_batchnorm_stats
-from tinyproj.presets import make_config
+from tinyproj.runs.evaluation import error_rate, reestimate_batchnorm, saved_batchnorm_stats
+from tinyproj.runs.config import make_config
 
 QUICK = _quick.quick()
 OUT = _quick.out_dir()

@@ -53,7 +53,7 @@ import numpy as np
 import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
 from tinyproj import backend, data
 from tinyproj import walking_noise as wn
-from tinyproj.evaluation import error_rate
+from tinyproj.runs.evaluation import error_rate
 from tinyproj.tensor import no_grad
 from tinyproj.walking_noise import cross
 from tinyproj.walking_noise import plots as wn_plots
@@ -111,7 +111,7 @@ def accuracy(model, source=D.test):
 # The MLP "TFC" of Walking Noise (`models.mlp_tfc`): flatten, three times
 # (Linear 64, ReLU), Linear 10. Walking Noise's recipe: Adam, learning rate 1e-3 with cosine
 # annealing, cross-entropy, batch 128. `cross.train_regime` runs it through
-# `tinyproj.training.train` (Algorithm 1 with projection None and no clipping is plain
+# `tinyproj.runs.training.train` (Algorithm 1 with projection None and no clipping is plain
 # backprop), which leaves an ordinary run folder under `lessons/out/07_runs/clean/`.
 
 # %%

@@ -9,9 +9,9 @@ import pytest
 from tinyproj import analysis, backend, data, models, projections
 from tinyproj.algorithm1 import weight_params
 from tinyproj.cli import main
-from tinyproj.presets import make_config
+from tinyproj.runs.config import make_config
 from tinyproj.report import PAPER_TABLE2, read_sweep
-from tinyproj.training import train
+from tinyproj.runs.training import train
 
 
 def tiny_config(folder, preset, **overrides):

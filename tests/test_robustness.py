@@ -10,10 +10,10 @@ import pytest
 from tinyproj import backend, robustness
 from tinyproj.algorithm1 import weight_params
 from tinyproj.cli import main
-from tinyproj.evaluation import error_rate
-from tinyproj.presets import make_config
+from tinyproj.runs.evaluation import error_rate
+from tinyproj.runs.config import make_config
 from tinyproj.robustness import scoring
-from tinyproj.training import load_run, train
+from tinyproj.runs.training import load_run, train
 
 FAST = dict(bn_batches=2, bn_batch_size=50, test_subset=100)   # keep every scoring ~0.1 s
 GRID = [0.0, 0.25, 0.5, 0.75]

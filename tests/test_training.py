@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from tinyproj.checkpoint import load_checkpoint
-from tinyproj.presets import PRESETS, make_config
-from tinyproj.training import TrainingInterrupted, train
+from tinyproj.runs.files import load_checkpoint
+from tinyproj.runs.config import PRESETS, make_config
+from tinyproj.runs.training import TrainingInterrupted, train
 
 
 def tiny_config(tmp_path, name="run", **overrides):
@@ -142,7 +142,7 @@ def test_folder_source_streams_an_image_folder(tmp_path):
 
 
 def test_load_run_gives_back_the_trained_weights(tmp_path):
-    from tinyproj.training import load_run
+    from tinyproj.runs.training import load_run
 
     cfg = tiny_config(tmp_path, epochs=1)
     model, rows = train(cfg, progress=False, log=lambda *a: None)

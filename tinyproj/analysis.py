@@ -22,7 +22,7 @@ same with either (1D) — the network is insensitive to the exact weight values.
 
 Nothing here changes the model for good: weights are swapped with
 :func:`tinyproj.algorithm1.project_weights` (put back on exit) and batch-norm statistics are
-saved and restored with :func:`tinyproj.evaluation.saved_batchnorm_stats`.
+saved and restored with :func:`tinyproj.runs.evaluation.saved_batchnorm_stats`.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from collections import OrderedDict
 
 from . import backend, projections
 from .algorithm1 import project_weights, weight_params
-from .evaluation import reestimate_batchnorm, saved_batchnorm_stats
+from .runs.evaluation import reestimate_batchnorm, saved_batchnorm_stats
 from .nn.batchnorm import BatchNormBase
 from .tensor import Tensor, no_grad
 

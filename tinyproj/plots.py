@@ -33,7 +33,7 @@ import math
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .checkpoint import atomic_write_bytes
+from .runs.files import atomic_write_bytes
 
 __all__ = ["DISTORTIONS", "training_curves", "sign_distance_plot", "correlation_plot",
            "sweep_plot", "power_histogram_plot", "walk_plot", "save"]

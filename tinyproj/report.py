@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checkpoint import atomic_write_text
+from .runs.files import atomic_write_text
 
 from .table2 import (_TABLE_NOTE, PAPER_EPOCHS, _fmt, _setup, _unique_labels, PAPER_TABLE2, TESTS, RunSummary, read_run,
                      read_sweep, table2, table2_markdown, write_table2)
@@ -110,7 +110,7 @@ def _run_analyses(run, data_dir, want_hist: bool, hist_layer: str, betas, log):
     """``(sign distances, normalized distances, correlations, histogram or None)``."""
     from . import analysis
     from .algorithm1 import weight_params
-    from .training import load_run
+    from .runs.training import load_run
     loaded = load_run(run.folder, data_dir=data_dir)
     model, cfg = loaded.model, loaded.config
     raw = analysis.sign_distance(model)

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import atomic_write_text, read_jsonl
+from .runs.files import atomic_write_text, read_jsonl
 
 __all__ = ["PAPER_TABLE2", "PAPER_EPOCHS", "TESTS", "RunSummary", "read_run", "read_sweep",
            "table2", "table2_markdown", "write_table2"]

@@ -49,7 +49,7 @@ def _print_summary(rows, walk: bool) -> None:
 
 def _cmd_sweep(args) -> int:
     from ..robustness import (get_distortion, parse_shard, run_sweep, run_sweep_jobs)
-    from ..training import load_run
+    from ..runs.training import load_run
     try:
         names = [get_distortion(d).name for d in args.distortion.split(",") if d.strip()]
         if not names:

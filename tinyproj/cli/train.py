@@ -48,7 +48,7 @@ def _add_config_flags(parser):
     """One flag per TrainConfig field (every setting of a run can be overridden)."""
     import dataclasses
 
-    from ..presets import TrainConfig
+    from ..runs.config import TrainConfig
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         help_text = _HELP.get(f.name, "")
@@ -74,8 +74,8 @@ def _add_config_flags(parser):
 def _cmd_train(args) -> int:
     import dataclasses
 
-    from ..presets import PRESETS, TrainConfig, make_config
-    from ..training import TrainingInterrupted, train
+    from ..runs.config import PRESETS, TrainConfig, make_config
+    from ..runs.training import TrainingInterrupted, train
     if args.list_presets:
         for name, values in PRESETS.items():
             print(f"{name:<20} " + " ".join(f"{k}={v}" for k, v in values.items()))
@@ -102,8 +102,8 @@ def _cmd_demo(args) -> int:
     """Train a few presets briefly and print their test errors side by side."""
     import shutil
 
-    from ..presets import make_config
-    from ..training import train
+    from ..runs.config import make_config
+    from ..runs.training import train
     presets = [p for p in args.presets.split(",") if p]
     results = {}
     start = time.perf_counter()

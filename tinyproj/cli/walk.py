@@ -63,7 +63,7 @@ def _positive_int(value, flag):
 
 
 def _train_config(args, seed: int, folder: Path):
-    from ..presets import TrainConfig
+    from ..runs.config import TrainConfig
     return TrainConfig.from_dict(dict(
         _SETUP, model=args.model, bn=bool(args.bn), dataset=args.dataset,
         data_dir=args.data_dir, train_subset=args.train_subset, epochs=args.epochs, seed=seed,
@@ -76,7 +76,7 @@ def _model_folder(out: Path, seed: int) -> Path:
 
 def _clean_run(args, seed: int, out: Path, shard, log):
     """The trained clean model of ``seed``: trained now, resumed, or read back."""
-    from ..training import load_run, train
+    from ..runs.training import load_run, train
     folder = _model_folder(out, seed)
     cfg = _train_config(args, seed, folder)
     if (folder / "checkpoint.npz").exists():
@@ -114,7 +114,7 @@ def _slug(spec, clamp) -> str:
 
 def _noisy_model(args, spec, seed, site, site_name, out, data, dyn_file, log):
     """The network trained with noise ``spec`` at ``site`` (-1: all), trained or read back."""
-    from ..checkpoint import append_jsonl, load_checkpoint, read_jsonl, save_checkpoint
+    from ..runs.files import append_jsonl, load_checkpoint, read_jsonl, save_checkpoint
     from ..walking_noise import build_walk_model, train_noisy
     from .. import backend
     train_src, test_src, input_shape, num_classes = data
@@ -168,7 +168,7 @@ def _print_table(table) -> None:
 def _cmd_walk(args) -> int:
     from ..models import MODELS
     from ..robustness import parse_shard, shard_points
-    from ..training import TrainingInterrupted, build_data
+    from ..runs.training import TrainingInterrupted, build_data
     from ..walking_noise import (NoisyModel, build_walk_model, check_sigmas, default_sigmas,
                                  midpoints_table, parse_noise, read_walk, walk, walk_path,
                                  walk_sites, write_midpoints_csv)
@@ -213,7 +213,7 @@ def _cmd_walk(args) -> int:
         if args.train_noise is None:
             runs = {}
             if args.run is not None:
-                from ..training import load_run
+                from ..runs.training import load_run
                 run = load_run(args.run, data_dir=args.data_dir)
                 runs = {seed: run for seed in seeds}
             else:

@@ -15,7 +15,7 @@ One idea per file:
 Example::
 
     from tinyproj import robustness
-    from tinyproj.training import load_run
+    from tinyproj.runs.training import load_run
 
     run = load_run("runs/tr-sign-c")
     s = robustness.score_distortion(run.model, run.train, run.test, "addnorm:sigma=0.55",

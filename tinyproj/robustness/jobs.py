@@ -77,7 +77,7 @@ def run_sweep_jobs(run_dir, distortion, levels=None, *, jobs: int, layer=None,
         return run_sweep(run_dir, distortion, levels, layer=layer, walk=walk, restart=restart,
                          **options)
     if not (Path(run_dir) / "checkpoint.npz").exists():
-        from ..training import load_run
+        from ..runs.training import load_run
         load_run(run_dir)             # raises the usual "not a run folder" error here, once
     if restart:
         for path in sweep_files(run_dir, name):

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from .. import backend, projections
 from ..algorithm1 import project, project_weights, restore, weight_params
-from ..evaluation import error_rate, reestimate_batchnorm, saved_batchnorm_stats
+from ..runs.evaluation import error_rate, reestimate_batchnorm, saved_batchnorm_stats
 from .bits import empirical_noise_power
 
 __all__ = ["Score", "score_distortion", "distorted_weights", "select_weights",

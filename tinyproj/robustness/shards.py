@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..checkpoint import read_jsonl
+from ..runs.files import read_jsonl
 
 __all__ = ["parse_shard", "shard_points", "sweep_path", "sweep_files", "merge_sweep_files",
            "row_key", "SETTINGS_KEYS"]

@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checkpoint import append_jsonl
+from ..runs.files import append_jsonl
 from ..tensor import no_grad
 from . import bits as _bits
 from . import scoring
@@ -185,7 +185,7 @@ def run_sweep(run, distortion, levels=None, *, draws: int = DEFAULT_DRAWS, layer
 
     Returns ``merge_sweep_files(run_dir, name)``: every finished row of the sweep, all shards.
     """
-    from ..training import LoadedRun, load_run
+    from ..runs.training import LoadedRun, load_run
 
     dist = get_distortion(distortion)
     levels = check_levels(dist, levels)

@@ -17,7 +17,7 @@ One idea per file:
 Example::
 
     from tinyproj import walking_noise as wn
-    from tinyproj.training import load_run
+    from tinyproj.runs.training import load_run
 
     run = load_run("runs/mlp")                                   # a trained mlp_tfc
     rows = wn.walk(run.model, run.train, run.test, "additive", [0.01, 0.1, 1, 10],

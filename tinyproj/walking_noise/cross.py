@@ -14,7 +14,7 @@ noise. This module puts both in one table::
 
 Rows are **training regimes** (:class:`Regime`): Algorithm 1 with a projection and
 clipping (``"sign"`` + clip, ``"stoch"`` + clip, and the plain baseline ``"none"`` without
-clipping), trained with :func:`tinyproj.training.train`; and noisy training with additive or
+clipping), trained with :func:`tinyproj.runs.training.train`; and noisy training with additive or
 multiplicative activation noise at every site, trained with
 :func:`tinyproj.walking_noise.train_noisy`. All on the same network (``mlp_tfc``), data,
 optimizer (Adam 1e-3, batch 128, cross-entropy) and number of epochs.
@@ -53,12 +53,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import backend, robustness, training
-from ..checkpoint import atomic_write_text
+from .. import backend, robustness
+from ..runs import training
+from ..runs.files import atomic_write_text
 from ..data import load_dataset
 from ..data.sources import ArraySource
-from ..evaluation import error_rate, reestimate_batchnorm, saved_batchnorm_stats
-from ..presets import make_config
+from ..runs.evaluation import error_rate, reestimate_batchnorm, saved_batchnorm_stats
+from ..runs.config import make_config
 from .midpoint import midpoint_sigma
 from .noise import parse_noise
 from .noisy_training import train_noisy
@@ -261,7 +262,7 @@ def train_regime(regime: Regime, data: CrossData, *, epochs: int = 5, bn: bool =
                  lr_schedule: str = "cosine", progress: bool = False, log=None):
     """Train ``mlp_tfc`` on ``data`` the way ``regime`` says; returns the model (eval mode).
 
-    algorithm1 regimes go through :func:`tinyproj.training.train` (a run folder
+    algorithm1 regimes go through :func:`tinyproj.runs.training.train` (a run folder
     ``out_dir/<name>``, made afresh; Adam, cross-entropy, the regime's projection and clip
     f); noisy regimes through :func:`tinyproj.walking_noise.train_noisy` with the regime's
     noise at every site. Both: Adam ``lr``, ``batch_size``, the same seed, ``epochs``,

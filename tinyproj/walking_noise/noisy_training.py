@@ -33,7 +33,7 @@ import time
 from .. import backend, optim
 from .. import functional as F
 from ..algorithm1 import weight_params
-from ..evaluation import error_rate
+from ..runs.evaluation import error_rate
 from ..nn import Module
 from .dynamics import dynamics_row
 from .noise import parse_noise
@@ -53,8 +53,8 @@ def build_walk_model(model_name: str, input_shape, num_classes: int, rng, bn: bo
                      width: float = 1.0):
     """The network ``model_name`` for this input shape (as ``training.build_model`` does)."""
     from ..models import MODELS
-    from ..presets import TrainConfig
-    from ..training import build_model
+    from ..runs.config import TrainConfig
+    from ..runs.training import build_model
     key = str(model_name).strip().lower().replace("-", "_")
     if key not in MODELS:
         raise ValueError(f"unknown model {model_name!r}; the models are: {', '.join(MODELS)} "

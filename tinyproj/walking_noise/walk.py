@@ -48,8 +48,8 @@ import time
 from pathlib import Path
 
 from .. import backend
-from ..checkpoint import append_jsonl, atomic_write_text, read_jsonl
-from ..evaluation import error_rate, reestimate_batchnorm, saved_batchnorm_stats
+from ..runs.files import append_jsonl, atomic_write_text, read_jsonl
+from ..runs.evaluation import error_rate, reestimate_batchnorm, saved_batchnorm_stats
 from ..robustness.shards import parse_shard, shard_points
 from ..tensor import no_grad
 from .midpoint import midpoint_sigma, summarize_midpoints

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np  # host-side file format; arrays are moved to the host first
 
-from . import backend
+from .. import backend
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "append_jsonl", "read_jsonl",
            "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state"]

@@ -1,7 +1,7 @@
 """Training runs: epochs of Algorithm 1, evaluation, metrics, checkpoints, resume.
 
-    from tinyproj.presets import make_config
-    from tinyproj.training import train
+    from tinyproj.runs.config import make_config
+    from tinyproj.runs.training import train
     cfg = make_config("tr-sign-c", width=0.25, epochs=1, train_subset=10000, out="runs/sign")
     train(cfg)                       # or: tinyproj train --preset tr-sign-c ...
 
@@ -30,14 +30,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import algorithm1, backend, clipping, models, optim, projections
-from . import functional as F
-from .checkpoint import (append_jsonl, atomic_write_text, load_checkpoint, read_jsonl,
+from .. import algorithm1, backend, clipping, models, optim, projections
+from .. import functional as F
+from .files import (append_jsonl, atomic_write_text, load_checkpoint, read_jsonl,
                          rng_state, save_checkpoint, set_rng_state)
-from .data import load_dataset, train_val_split
-from .data.sources import ArraySource, FolderSource
+from ..data import load_dataset, train_val_split
+from ..data.sources import ArraySource, FolderSource
 from .evaluation import errors_by_projection
-from .presets import TrainConfig
+from .config import TrainConfig
 
 __all__ = ["train", "TrainingInterrupted", "build_data", "build_model", "build_optimizer",
            "lr_schedule", "LOSSES", "LoadedRun", "load_run"]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 
-from . import backend
-from .algorithm1 import project_weights
-from .nn.batchnorm import _BatchNorm
-from .projections import parse
-from .tensor import no_grad
+from .. import backend
+from ..algorithm1 import project_weights
+from ..nn.batchnorm import _BatchNorm
+from ..projections import parse
+from ..tensor import no_grad
 
 __all__ = ["error_rate", "reestimate_batchnorm", "errors_by_projection", "test_errors",
            "batch_indices",
