@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from .. import backend, kernels
 from ..kernels import workspace
-from ..kernels.reference import out_size
+from ..kernels.geometry import fits, out_size, pair
 from ..tensor import Function, as_tensor
 from .elementwise import add
 
@@ -67,21 +67,13 @@ def matmul(a, b, out):
     backend.xp_of(a).matmul(a, b, out=out)
 
 
-def _pair(v, what):
-    if isinstance(v, int):
-        return (v, v)
-    if len(v) != 2:
-        raise ValueError(f"conv2d: {what} must be an int or a pair, got {v!r}")
-    return tuple(int(a) for a in v)
-
-
 class Conv2d(Function):
     """y = conv2d(x, w) by im2col and one matrix product per chunk of images (no bias; see
     ``conv2d`` and the module docstring)."""
 
     def __init__(self, stride=1, padding=0):
-        self.stride = _pair(stride, "stride")
-        self.pad = _pair(padding, "padding")
+        self.stride = pair(stride, "stride", "conv2d")
+        self.pad = pair(padding, "padding", "conv2d")
 
     def forward(self, x, w):
         self._check(x, w)
@@ -159,7 +151,7 @@ class Conv2d(Function):
                              f"but the weight of shape {tuple(w.shape)} expects {w.shape[1]}")
         for size, k, s, p in ((x.shape[2], w.shape[2], self.stride[0], self.pad[0]),
                               (x.shape[3], w.shape[3], self.stride[1], self.pad[1])):
-            if out_size(size, k, s, p) < 1:
+            if not fits(size, k, s, p):
                 raise ValueError(f"conv2d: a {w.shape[2]}×{w.shape[3]} kernel with stride "
                                  f"{self.stride} and padding {self.pad} does not fit an input "
                                  f"of shape {tuple(x.shape)}")

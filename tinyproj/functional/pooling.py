@@ -7,7 +7,7 @@ window; an element that wins several overlapping windows collects them all.
 from __future__ import annotations
 
 from .. import kernels
-from ..kernels.reference import out_size
+from ..kernels.geometry import out_size
 from ..tensor import Function, as_tensor
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .reference import out_size
+from .geometry import out_size
 
 _PARALLEL = dict(parallel=True, cache=True, nogil=True)
 

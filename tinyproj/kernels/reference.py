@@ -29,11 +29,7 @@ has been computed in the backward pass, and no longer (functional/conv.py).
 from __future__ import annotations
 
 from .. import backend
-
-
-def out_size(size: int, k: int, stride: int, pad: int) -> int:
-    """Output length along one axis: floor((size + 2·pad − k) / stride) + 1."""
-    return (size + 2 * pad - k) // stride + 1
+from .geometry import out_size  # the window arithmetic lives in geometry.py (no arrays there)
 
 
 def cols_nbytes(x_shape, kh: int, kw: int, stride=(1, 1), pad=(0, 0), itemsize: int = 4) -> int:
