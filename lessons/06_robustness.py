@@ -32,7 +32,7 @@
 # 2. score one distortion by hand, step by step, and with `robustness.score_distortion`;
 # 3. see what batch-norm re-estimation does;
 # 4. sweep AddNorm σ, MultUnif γ and Power β with `robustness.run_sweep` and plot the curves
-#    as in Figure 2 (`tinyproj.plots`);
+#    as in Figure 2 (`tinyproj.reporting`);
 # 5. translate σ into **bits per weight**, ½·log2(1 + Q_w/Q_n);
 # 6. distort one layer at a time (a *walk*) to find the network's weak spot;
 # 7. put it all into a report (`tinyproj report`).
@@ -51,7 +51,7 @@ import time
 import numpy as np
 
 import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
-from tinyproj import analysis, backend, data, plots, report, robustness
+from tinyproj import analysis, backend, data, reporting, robustness
 from tinyproj.runs import training
 from tinyproj.algorithm1 import project_weights, weight_params
 from tinyproj.runs.evaluation import error_rate, reestimate_batchnorm, saved_batchnorm_stats
@@ -112,10 +112,10 @@ for preset in PRESETS:
     print(f"trained {preset}: {cfg.epochs} epoch(s) in {time.perf_counter() - t:.1f} s")
 
 # Table 2's columns for our two runs (errors in %; the paper's values alongside).
-summaries = [report.read_run(folders[p]) for p in PRESETS]
+summaries = [reporting.read_run(folders[p]) for p in PRESETS]
 for s in summaries:
     s.label = s.preset
-print(report.table2_markdown(report.table2(summaries)))
+print(reporting.table2_markdown(reporting.table2(summaries)))
 
 # %% [markdown]
 # ## 2. One distortion, by hand
@@ -191,7 +191,7 @@ for bn in (BN_BATCHES, 0):
 # more); the other one calls `score_distortion(..., bn_batches=0)` level by level.
 
 # %%
-steps = report.read_run(folders["tr-none-c"]).last["step"]
+steps = reporting.read_run(folders["tr-none-c"]).last["step"]
 print(f"{steps} training steps: the stored statistics keep 0.9^{steps} = {0.9 ** steps:.1%} "
       "of their initial values")
 SIGMAS = [0.0, 0.2, 0.4, 0.7, 1.0] if QUICK else [0.0, 0.1, 0.2, 0.3, 0.4, 0.55, 0.7, 0.85, 1.0]
@@ -207,7 +207,7 @@ bn_curves["trained statistics kept"] = kept
 for label, rows in bn_curves.items():
     print(f"{label:26s}" + "  ".join(f"σ={r['level']:<4g} {100 * r['error_mean']:5.1f}%"
                                       for r in rows))
-print("saved", plots.sweep_plot(bn_curves, "addnorm", os.path.join(OUT, "06_bn_reestimation.png")))
+print("saved", reporting.sweep_plot(bn_curves, "addnorm", os.path.join(OUT, "06_bn_reestimation.png")))
 
 # %% [markdown]
 # ## 3. The three sweeps of Figure 2
@@ -240,8 +240,8 @@ for preset in PRESETS:
                   for r in sweeps[distortion][preset]))
 
 for distortion, curves in sweeps.items():
-    name = plots.DISTORTIONS[distortion]["figure"]
-    print("saved", plots.sweep_plot(curves, distortion, os.path.join(OUT, f"06_{name}.png")))
+    name = reporting.DISTORTIONS[distortion]["figure"]
+    print("saved", reporting.sweep_plot(curves, distortion, os.path.join(OUT, f"06_{name}.png")))
 
 # %% [markdown]
 # ### How to read the curves
@@ -315,22 +315,22 @@ print(f"walk: {len(walk)} points in {time.perf_counter() - t:.1f} s")
 for layer in dict.fromkeys(r["layer"] for r in walk):
     print(f"  {layer:14s}" + "  ".join(f"σ={r['level']:g}: {100 * r['error_mean']:5.1f}%"
                                         for r in walk if r["layer"] == layer))
-print("saved", plots.walk_plot({"tr-none-c": walk}, "addnorm",
-                               os.path.join(OUT, "06_walk_addnorm.png"),
-                               baseline={"tr-none-c": sweeps["addnorm"]["tr-none-c"]}))
+print("saved", reporting.per_layer_plot({"tr-none-c": walk}, "addnorm",
+                                        os.path.join(OUT, "06_walk_addnorm.png"),
+                                        baseline={"tr-none-c": sweeps["addnorm"]["tr-none-c"]}))
 
 # %% [markdown]
 # ## 6. Everything in one report
 #
-# `tinyproj report RUN_DIR... --out DIR` (or `report.make_report`) reads the run folders and
+# `tinyproj report RUN_DIR... --out DIR` (or `reporting.make_report`) reads the run folders and
 # their `sweeps/` and writes Table 2 (`table2.md`, `table2.csv`), the figures it has data for
 # (1B training curves, 1C |W − Sign(W)| per layer, 1D activity correlation W vs Sign(W),
 # 2A–2C sweeps, 2D weight histograms under Power, walks) and a `report.md` that embeds them
 # with captions. Figures without data are skipped and listed.
 
 # %%
-rep = report.make_report([folders[p] for p in PRESETS], os.path.join(OUT, "06_report"),
-                         log=lambda *a: None)
+rep = reporting.make_report([folders[p] for p in PRESETS], os.path.join(OUT, "06_report"),
+                            log=lambda *a: None)
 print(f"report: {rep.markdown}")
 print("figures:", ", ".join(sorted(rep.figures)))
 print("skipped:", rep.skipped or "nothing")

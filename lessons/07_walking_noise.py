@@ -55,8 +55,8 @@ from tinyproj import backend, data
 from tinyproj import walking_noise as wn
 from tinyproj.runs.evaluation import error_rate
 from tinyproj.tensor import no_grad
-from tinyproj.walking_noise import cross
-from tinyproj.walking_noise import plots as wn_plots
+from tinyproj import experiments as cross
+from tinyproj import reporting as wn_plots
 
 QUICK = _quick.quick()
 OUT = _quick.out_dir()

@@ -6,12 +6,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyproj import analysis, backend, data, models, projections
+from tinyproj import analysis, backend, data, models, projections, robustness
 from tinyproj.algorithm1 import weight_params
 from tinyproj.cli import main
 from tinyproj.runs.config import make_config
-from tinyproj.report import PAPER_TABLE2, read_sweep
+from tinyproj.errors import UserError
+from tinyproj.reporting import PAPER_TABLE2, make_report, read_sweep
 from tinyproj.runs.training import train
+
+
+PER_LAYER_POWER = robustness.sweep_name("power", per_layer=True)    # the per-layer sweep's name
 
 
 def tiny_config(folder, preset, **overrides):
@@ -36,7 +40,7 @@ def write_jsonl(path, rows):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Two tiny trained runs; the sign run gets hand-written sweep, shard and walk files."""
+    """Two tiny trained runs; the sign run gets hand-written sweep, shard and per-layer files."""
     root = tmp_path_factory.mktemp("runs")
     folders = {}
     for preset in ("tr-none-nc", "tr-sign-c"):
@@ -51,7 +55,7 @@ def runs(tmp_path_factory):
                                                                        bits=0.1)])
     write_jsonl(sweeps / "power.jsonl",
                 [sweep_row("power", b, 0.5 + 0.1 * abs(1 - b)) for b in (0.0, 0.5, 1.0, 2.0)])
-    write_jsonl(sweeps / "walk-power.jsonl",
+    write_jsonl(sweeps / f"{PER_LAYER_POWER}.jsonl",
                 [sweep_row("power", b, 0.5 + 0.05 * k * abs(1 - b), layer=f"{name}.weight")
                  for k, name in enumerate(("conv1", "conv2", "fc9")) for b in (0.5, 1.0, 2.0)])
     write_jsonl(folders["tr-none-nc"] / "sweeps" / "power.jsonl",
@@ -104,7 +108,7 @@ def test_table2_md_lists_runs_epochs_and_paper_values(runs, report):
 # ---------------------------------------------------------------------------
 # Figures and report.md
 # ---------------------------------------------------------------------------
-EXPECTED_PNGS = ("fig1b", "fig1c", "fig1d", "fig2a", "fig2c", "fig2d", "walk-power")
+EXPECTED_PNGS = ("fig1b", "fig1c", "fig1d", "fig2a", "fig2c", "fig2d", PER_LAYER_POWER)
 
 
 @pytest.mark.parametrize("name", EXPECTED_PNGS)
@@ -129,10 +133,10 @@ def test_report_md_embeds_every_png_and_says_what_was_skipped(report):
 def test_read_sweep_merges_shards_dedupes_and_sorts(runs):
     rows = read_sweep(runs["tr-sign-c"], "addnorm")
     assert [r["level"] for r in rows] == [0.0, 0.5, 1.0, 2.0]   # 1.0 once, 2.0 from the shard
-    walk = read_sweep(runs["tr-sign-c"], "walk-power")
-    assert len(walk) == 9 and walk[0]["layer"] == "conv1.weight"
+    layers = read_sweep(runs["tr-sign-c"], PER_LAYER_POWER)
+    assert len(layers) == 9 and layers[0]["layer"] == "conv1.weight"
     assert read_sweep(runs["tr-sign-c"], "multunif") == []
-    assert read_sweep(runs["tr-none-nc"], "addnorm") == []   # walk/shard names do not leak
+    assert read_sweep(runs["tr-none-nc"], "addnorm") == []   # per-layer/shard names do not leak
 
 
 def test_missing_sweeps_and_no_analyses_still_write_the_report(runs, tmp_path):
@@ -165,6 +169,20 @@ def test_bad_run_dir_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not a run folder" in err and "config.json" in err
     assert not (tmp_path / "o" / "report.md").exists()
+
+
+def test_out_naming_a_file_is_refused_before_any_work(runs, tmp_path, capsys):
+    """`report --out FILE` (or a path under a file): one message naming the flag and the fix."""
+    afile = tmp_path / "report.txt"
+    afile.write_text("keep me")
+    for out in (afile, afile / "sub"):
+        assert main(["report", str(runs["tr-none-nc"]), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "--out" in err and "not a folder" in err and "Traceback" not in err
+    assert afile.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.txt"]
+    with pytest.raises(UserError, match="--out"):
+        make_report([tmp_path / "not-even-a-run"], afile, log=lambda *a: None)
 
 
 # ---------------------------------------------------------------------------
@@ -248,15 +266,13 @@ def test_power_histograms_count_every_weight(model):
 
 
 def test_report_reads_sweeps_written_by_robustness(tmp_path):
-    """The report's figures from real `robustness.run_sweep` files (whole network and walk)."""
-    from tinyproj import robustness
-    from tinyproj.report import make_report
+    """The report's figures from real `robustness.run_sweep` files (whole network, per layer)."""
     folder = tmp_path / "tr-sign-c"
     train(tiny_config(folder, "tr-sign-c", epochs=1), progress=False, log=lambda *a: None)
     opts = dict(draws=1, bn_batches=1, bn_batch_size=20, test_subset=20, progress=False)
     robustness.run_sweep(folder, "addnorm", [0.0, 0.5], **opts)
     robustness.run_sweep(folder, "power", [0.5, 1.0], walk=True, **opts)
     rep = make_report([folder], tmp_path / "rep", analyses=False, log=lambda *a: None)
-    assert {"fig1b", "fig2a", "walk-power"} <= set(rep.figures)
+    assert {"fig1b", "fig2a", PER_LAYER_POWER} <= set(rep.figures)
     assert not rep.notes
     assert "fig2b" in rep.skipped and "fig2c" in rep.skipped

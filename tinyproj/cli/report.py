@@ -1,16 +1,19 @@
 """`tinyproj report RUN_DIR... --out DIR`: Table 2, the paper's figures and report.md."""
 from __future__ import annotations
 
+import argparse
 import sys
+
+from ..errors import USER_ERRORS
 
 
 def _cmd_report(args) -> int:
-    from ..report import make_report
+    from ..reporting import make_report
     try:
         rep = make_report(args.run_dirs, args.out, data_dir=args.data_dir,
                           analyses=not args.no_analyses, hist_layer=args.hist_layer,
                           betas=args.betas)
-    except (FileNotFoundError, ValueError) as err:
+    except USER_ERRORS as err:        # a mistake the user can fix: one line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
     for name, path in rep.figures.items():
@@ -25,17 +28,21 @@ def _cmd_report(args) -> int:
 
 def _betas(text):
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        betas = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise SystemExit(f"--betas: expected comma-separated numbers such as 0.2,0.5,1,2, "
-                         f"got {text!r}") from None
+        betas = []
+    if not betas:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as "
+                                         f"0.2,0.5,1,2, got {text!r}")
+    return betas
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("report", help="Table 2 and the paper's figures from run folders")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                    help="run folders made by `tinyproj train` (sweeps/ inside them is used)")
-    p.add_argument("--out", required=True, help="folder for report.md, table2.*, *.png")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="folder for report.md, table2.*, *.png (created if missing)")
     p.add_argument("--data-dir", default=None,
                    help="where the runs' datasets are, if not where they were trained "
                         "(needed for the analyses of Figures 1C, 1D and 2D)")

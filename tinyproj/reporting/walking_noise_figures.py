@@ -1,15 +1,13 @@
-"""Figures of Walking Noise and of the cross-robustness table, with matplotlib.
+"""The figures of Walking Noise (Borras et al.), with matplotlib.
 
-Built like :mod:`tinyproj.plots`: each function makes a bare ``matplotlib.figure.Figure``
-with the Agg canvas (no pyplot, no screen, safe in threads and tests), takes plain data
-(result rows, dicts of numbers) and a path, writes the PNG atomically (rule 7 of DESIGN.md)
-and returns the path::
+Each function takes plain data (result rows, dicts of numbers) and a path, draws one figure
+in the house style (:mod:`tinyproj.reporting.style`: no pyplot, Agg canvas, atomic PNG) and
+returns the path::
 
-    from tinyproj.walking_noise import plots as wn_plots
-    wn_plots.accuracy_vs_sigma(rows, "walk.png")              # rows of walk(...)
-    wn_plots.midpoints_plot({"clean": table}, "mu.png")       # midpoints_table(rows)
-    wn_plots.weight_stats_plot(dynamics, "weights.png")       # train_noisy(...) dynamics
-    wn_plots.cross_heatmap(table, "cross.png")                # cross_robustness(...)
+    from tinyproj import reporting
+    reporting.accuracy_vs_sigma(rows, "walk.png")              # rows of walk(...)
+    reporting.midpoints_plot({"clean": table}, "mu.png")       # midpoints_table(rows)
+    reporting.weight_stats_plot(dynamics, "weights.png")       # train_noisy(...) dynamics
 
 =======================  =============================================================
 function                 figure
@@ -21,21 +19,20 @@ midpoints_plot           the walk: midpoint noise level μ per site (log y), sit
                          as tick labels, beyond-grid sites as a triangle at the grid edge
 activation_histogram     one site's activations without and with noise
 weight_stats_plot        mean |w|, max |w| and a binarization measure per layer, per epoch
-cross_heatmap            the cross-robustness table as a heat map of log10 midpoints
-                         (or, with relative_to=, of log10 μ / μ of a baseline regime)
 =======================  =============================================================
 
-Accuracies are plotted in %, noise levels on a logarithmic axis (Walking Noise sweeps σ
-over many decades).
+The cross-robustness heat map is in :mod:`tinyproj.reporting.cross_figure`. Accuracies are
+plotted in %, noise levels on a logarithmic axis (Walking Noise sweeps σ over many decades).
 """
 from __future__ import annotations
 
 import math
 
-from ..plots import _colors, _figure, save
+from .. import backend
+from .style import colors, figure, percent, save
 
 __all__ = ["accuracy_vs_sigma", "midpoints_plot", "activation_histogram",
-           "weight_stats_plot", "cross_heatmap", "NOISE_NAMES"]
+           "weight_stats_plot", "NOISE_NAMES"]
 
 NOISE_NAMES = {
     "additive": "additive noise  y = x + N(0, σ²)",
@@ -43,10 +40,6 @@ NOISE_NAMES = {
     "combined": "combined noise  (σ_mul = A·(1−r), then σ_add = A·r)",
 }
 """Titles of the three noise kinds (keys: the ``noise`` field of walk rows)."""
-
-
-def _pct(v):
-    return None if v is None else 100.0 * float(v)
 
 
 def _finite(v) -> bool:
@@ -100,13 +93,12 @@ def accuracy_vs_sigma(rows, path, lines_by: str = "site", chance: float | None =
                   for k in kinds]
     if not panels:
         raise ValueError("accuracy_vs_sigma: no rows to plot (run walk(...) first)")
-    fig, axes = _figure(ncols=len(panels), width=6.4)
+    fig, axes = figure(ncols=len(panels), width=6.4)
     for ax, (panel_title, panel_rows) in zip(axes, panels):
         keys = list(dict.fromkeys(str(r.get(lines_by)) for r in panel_rows))
-        colors = _colors(len(keys))
-        for i, (color, key) in enumerate(zip(colors, keys)):
+        for i, (color, key) in enumerate(zip(colors(len(keys)), keys)):
             line = [r for r in panel_rows if str(r.get(lines_by)) == key]
-            pts = sorted((float(r["sigma"]), _pct(r["accuracy"])) for r in line
+            pts = sorted((float(r["sigma"]), percent(r["accuracy"])) for r in line
                          if _finite(r.get("sigma")) and float(r["sigma"]) > 0
                          and _finite(r.get("accuracy")))
             if not pts:
@@ -208,9 +200,9 @@ def midpoints_plot(tables, path, title: str | None = None, grid_max: float | Non
               if _finite(_mu(r)) and float(_mu(r)) > 0]
     edges = [e for rows in tables.values() for r in rows if (e := _grid_edge(r)) is not None]
     edge = grid_max or (max(edges) if edges else (max(values) if values else 1.0))
-    fig, (ax,) = _figure(width=max(6.4, 0.55 * len(order) + 2.5))
+    fig, (ax,) = figure(width=max(6.4, 0.55 * len(order) + 2.5))
     beyond_drawn = False
-    for color, (label, rows) in zip(_colors(len(tables)), tables.items()):
+    for color, (label, rows) in zip(colors(len(tables)), tables.items()):
         pts, beyond = [], []
         for r in rows:
             x = position[(r.get("site"), r.get("site_name"))]
@@ -256,7 +248,6 @@ def activation_histogram(clean, noisy, path, site: str = "", noise: str = "", bi
     clean, noisy: arrays of the same shape (any backend; flattened here), the site's
     output for the same inputs without and with noise. site, noise: text for the title.
     """
-    from .. import backend
     a = backend.to_numpy(clean).ravel()
     b = backend.to_numpy(noisy).ravel()
     if a.size == 0 or a.size != b.size:
@@ -266,7 +257,7 @@ def activation_histogram(clean, noisy, path, site: str = "", noise: str = "", bi
     hi = float(max(a.max(), b.max()))
     if hi <= lo:
         hi = lo + 1.0
-    fig, (ax, ax2) = _figure(ncols=2, width=5.6)
+    fig, (ax, ax2) = figure(ncols=2, width=5.6)
     ax.hist(a, bins=bins, range=(lo, hi), histtype="step", lw=1.5, color="tab:blue",
             label="without noise")
     ax.hist(b, bins=bins, range=(lo, hi), histtype="step", lw=1.5, color="tab:red",
@@ -346,9 +337,9 @@ def weight_stats_plot(rows, path, title: str | None = None, stats=None):
                          f"{', '.join(s[0] for s in wanted)} (use the dynamics rows of "
                          "train_noisy(..., record_dynamics=True))")
     layers = list(dict.fromkeys(layer for ser in series.values() for layer in ser))
-    colors = dict(zip(layers, _colors(len(layers))))
+    layer_colors = dict(zip(layers, colors(len(layers))))
     styles = ["-", "--", ":", "-."]
-    fig, axes = _figure(ncols=len(present), width=4.6, height=4.2)
+    fig, axes = figure(ncols=len(present), width=4.6, height=4.2)
     for ax, (key, ylabel, panel_title) in zip(axes, present):
         for style, (run, ser) in zip(styles * 4, series.items()):
             for layer, pts in ser.items():
@@ -358,7 +349,7 @@ def weight_stats_plot(rows, path, title: str | None = None, stats=None):
                     continue
                 xs, ys = zip(*pts)
                 name = layer.removesuffix(".weight")
-                ax.plot(xs, ys, style, marker="o", markersize=3, color=colors[layer],
+                ax.plot(xs, ys, style, marker="o", markersize=3, color=layer_colors[layer],
                         label=f"{run}: {name}" if run else name)
         ax.set_xlabel("epoch (0 = before training)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -371,110 +362,3 @@ def weight_stats_plot(rows, path, title: str | None = None, stats=None):
     fig.suptitle(title or "How the weights change during training (one colour per layer)",
                  fontsize=11)
     return save(fig, path)
-
-
-# ---------------------------------------------------------------------------
-# The cross-robustness table
-# ---------------------------------------------------------------------------
-def cross_heatmap(table, path, title: str | None = None, relative_to: str | None = None,
-                  cmap: str | None = None):
-    """The cross-robustness table as a heat map: rows = training regimes, columns = tests.
-
-    table: a :class:`~tinyproj.walking_noise.cross.CrossTable` (``cross_robustness(...)``).
-    Colour: log10 of the midpoint measured in the direction of *more* perturbation — σ for
-    AddNorm and activation noise, 1/γ for MultUnif (γ below 1 is more noise) — so brighter
-    always means more robust. Each cell is annotated with the midpoint itself (σ or γ).
-    Cells beyond the grid show "> max σ" (or "< min γ"), are hatched and take the top
-    colour (the colour scale spans the cells that have a midpoint, so one column that never
-    breaks does not wash the others out); cells with no midpoint (the clean network
-    already at chance) are grey.
-
-    relative_to: a regime name (e.g. the baseline ``"tr-none-nc"``): colour each cell by
-    log10(midpoint / that regime's midpoint in the same column) instead, on a diverging
-    scale (red: less robust than the baseline, blue: more). This makes columns with
-    different units comparable: "how many decades did this training buy against that
-    perturbation?" Beyond-grid cells count as their grid edge.
-    """
-    from matplotlib import colormaps
-    from matplotlib.colors import Normalize
-
-    from .cross import format_cell
-
-    regimes = list(table.regimes)
-    perts = list(table.perturbations)
-    if not regimes or not perts:
-        raise ValueError("cross_heatmap: the table is empty")
-    if relative_to is not None and relative_to not in regimes:
-        raise ValueError(f"cross_heatmap: relative_to={relative_to!r} is not a regime of the "
-                         f"table; the regimes are: {', '.join(regimes)}")
-
-    def score(regime, p):
-        """log10 of the midpoint towards more perturbation (None when there is none)."""
-        cell = table.cell(regime, p.name)
-        level = cell.level if cell.level is not None else (
-            cell.grid_edge if cell.beyond_grid else None)
-        if level is None or not level > 0:
-            return None
-        return math.log10(level) if p.worse == "up" else -math.log10(level)
-
-    values = [[float("nan")] * len(perts) for _ in regimes]
-    for i, regime in enumerate(regimes):
-        for j, p in enumerate(perts):
-            v = score(regime, p)
-            if v is not None and relative_to is not None:
-                base = score(relative_to, p)
-                v = None if base is None else v - base
-            if v is not None:
-                values[i][j] = v
-    crossed = [values[i][j] for i, r in enumerate(regimes) for j, p in enumerate(perts)
-               if math.isfinite(values[i][j]) and table.cell(r, p.name).level is not None]
-    finite = crossed or [v for row in values for v in row if math.isfinite(v)] or [0.0]
-    if relative_to is None:
-        lo, hi = min(finite), max(finite)
-        if hi - lo < 1e-9:
-            lo, hi = lo - 0.5, hi + 0.5
-        colormap = colormaps[cmap or "viridis"]
-        label = "log10 midpoint (σ; 1/γ for MultUnif)\nhigher = more robust"
-    else:
-        m = max(0.1, max(abs(v) for v in finite))
-        lo, hi = -m, m
-        colormap = colormaps[cmap or "RdBu"]
-        label = (f"log10(midpoint / midpoint of {relative_to})\n"
-                 "> 0: more robust than it, < 0: less")
-    colormap = colormap.with_extremes(bad="lightgrey", over=colormap(1.0), under=colormap(0.0))
-    norm = Normalize(lo, hi)
-    fig, (ax,) = _figure(width=max(6.4, 1.9 * len(perts) + 3.5),
-                         height=max(3.4, 0.7 * len(regimes) + 2.2))
-    image = ax.imshow(values, cmap=colormap, norm=norm, aspect="auto")   # NaN: grey
-    for i, regime in enumerate(regimes):
-        for j, p in enumerate(perts):
-            cell = table.cell(regime, p.name)
-            v = values[i][j]
-            if cell.beyond_grid:
-                ax.add_patch(_hatch(j, i))
-            if not math.isfinite(v):
-                color = "black"
-            else:       # dark text on light colours, light text on dark ones
-                r, g, b, _ = colormap(norm(v))
-                color = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
-            ax.text(j, i, format_cell(cell, p), ha="center", va="center", fontsize=9,
-                    color=color, fontweight="bold" if cell.beyond_grid else "normal")
-    ax.set_xticks(range(len(perts)))
-    ax.set_xticklabels([p.label for p in perts], rotation=20, ha="right")
-    ax.set_yticks(range(len(regimes)))
-    ax.set_yticklabels([table.regime_labels.get(r, r) for r in regimes])
-    ax.set_xlabel("test perturbation (midpoint: halfway from clean accuracy to chance)")
-    ax.set_ylabel("training regime")
-    bar = fig.colorbar(image, ax=ax, extend="both" if relative_to else "max")
-    bar.set_label(label)
-    what = (f"colour: midpoint relative to {relative_to}, per column" if relative_to
-            else "hatched: accuracy never fell halfway on the grid")
-    ax.set_title(title or "Cross-robustness: does robustness learned against one perturbation "
-                 f"carry over?\n({what})", fontsize=10)
-    return save(fig, path)
-
-
-def _hatch(x, y):
-    from matplotlib.patches import Rectangle
-    return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, hatch="//", edgecolor="grey",
-                     lw=0)

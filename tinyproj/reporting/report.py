@@ -1,6 +1,6 @@
 """`tinyproj report`: Table 2 and Figures 1B–D, 2A–D from run folders, in one Markdown page.
 
-    from tinyproj.report import make_report
+    from tinyproj.reporting import make_report
     rep = make_report(["runs/tr-none-nc", "runs/tr-sign-c"], "report/")
     rep.figures      # {"fig1b": Path("report/fig1b.png"), ...}
     rep.skipped      # {"fig2a": "no sweeps/addnorm.jsonl in any run ...", ...}
@@ -10,17 +10,20 @@ What it reads from each run folder (``RUN_DIR``):
 * ``config.json`` and ``metrics.jsonl`` (written by ``tinyproj train``) → Table 2 and
   Figure 1B. Nothing else is needed for those.
 * ``checkpoint.npz`` plus the run's data (``--data-dir`` overrides where it is) → the
-  layer-wise analyses of :mod:`tinyproj.analysis`: Figure 1C (mean |W − Sign(W)| per
-  layer), 1D (activity correlation, W vs Sign(W), on one test minibatch) and 2D (one
+  layer-wise analyses of :mod:`tinyproj.robustness.analysis`: Figure 1C (mean |W − Sign(W)|
+  per layer), 1D (activity correlation, W vs Sign(W), on one test minibatch) and 2D (one
   layer's weights under Power(β)). ``analyses=False`` (``--no-analyses``) skips them.
-* ``sweeps/<distortion>.jsonl`` and its shards ``sweeps/<distortion>.shard-<i>-of-<n>.jsonl``
-  (written by ``tinyproj sweep``) → Figures 2A (addnorm), 2B (multunif), 2C (power); and
-  ``sweeps/walk-<distortion>.jsonl`` → ``walk-<distortion>.png`` (one layer at a time).
+* the sweep files written by ``tinyproj sweep`` (``sweeps/<distortion>.jsonl`` and its
+  shards, read through :func:`tinyproj.robustness.merge_sweep_files`) → Figures 2A
+  (addnorm), 2B (multunif), 2C (power); and the per-layer sweeps
+  (``robustness.sweep_name(distortion, per_layer=True)``) → one figure each, named like
+  the sweep, with the distortion on one layer at a time.
 
 What it writes into ``out``: ``table2.md``, ``table2.csv``, the PNGs it has data for, and
 ``report.md``, which embeds the table and the figures with a caption each and lists the
 figures it skipped and why. A missing sweep or checkpoint never stops the report; a folder
-that is not a run folder does (``FileNotFoundError`` naming it).
+that is not a run folder does (``FileNotFoundError`` naming it), and so does an ``out``
+that is a file (:class:`~tinyproj.errors.UserError`), both before anything is written.
 
 Which errors go in Table 2: the **last** evaluation of each run (``last`` columns) and,
 when the run has a validation set, the evaluation at the epoch of **best validation error**
@@ -31,13 +34,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .runs.files import atomic_write_text
+from .. import analysis, robustness
+from ..algorithm1 import weight_params
+from ..errors import UserError
+from ..runs.files import atomic_write_text
+from ..runs.training import load_run
+from . import figures
+from .table2 import (PAPER_EPOCHS, TABLE_NOTE, describe_setup, format_value, label_runs,
+                     read_run, read_sweep, table2, table2_markdown, write_table2)
 
-from .table2 import (_TABLE_NOTE, PAPER_EPOCHS, _fmt, _setup, _unique_labels, PAPER_TABLE2, TESTS, RunSummary, read_run,
-                     read_sweep, table2, table2_markdown, write_table2)
-
-__all__ = ["PAPER_TABLE2", "TESTS", "RunSummary", "Report", "read_run", "read_sweep",
-           "table2", "table2_markdown", "write_table2", "make_report"]
+__all__ = ["Report", "CAPTIONS", "make_report"]
 
 # ---------------------------------------------------------------------------
 # The report
@@ -98,7 +104,7 @@ CAPTIONS = {
         "(x axis in units of α) after Power(β) for several β; the green panel (β = 1) is the "
         "layer as trained. Small β pushes the weights into two clumps near ±α — on the way to "
         "Sign — and large β piles them up near zero."),
-    "walk": (
+    "per_layer": (
         "**{name} on one layer at a time.** Each coloured line distorts only the weights of "
         "one layer (all other layers intact); the black line distorts all layers at once. "
         "Layers whose line stays low tolerate the distortion; the layer that rises first is "
@@ -108,9 +114,6 @@ CAPTIONS = {
 
 def _run_analyses(run, data_dir, want_hist: bool, hist_layer: str, betas, log):
     """``(sign distances, normalized distances, correlations, histogram or None)``."""
-    from . import analysis
-    from .algorithm1 import weight_params
-    from .runs.training import load_run
     loaded = load_run(run.folder, data_dir=data_dir)
     model, cfg = loaded.model, loaded.config
     raw = analysis.sign_distance(model)
@@ -145,15 +148,14 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
     shown is the first tr-sign-c run, else the first run). betas: the β of Figure 2D
     (default ``analysis.DEFAULT_BETAS``). Returns a :class:`Report`.
     """
-    from . import plots
-    from .analysis import DEFAULT_BETAS
-    betas = DEFAULT_BETAS if betas is None else tuple(betas)
+    betas = analysis.DEFAULT_BETAS if betas is None else tuple(betas)
     run_dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
     if not run_dirs:
-        raise ValueError("make_report: give at least one run folder")
-    runs = [read_run(d) for d in run_dirs]       # fails early, before anything is written
-    _unique_labels(runs)
+        raise UserError("make_report: give at least one run folder")
     out = Path(out)
+    _check_out_folder(out)                       # all checks before anything is written
+    runs = [read_run(d) for d in run_dirs]
+    label_runs(runs)
     out.mkdir(parents=True, exist_ok=True)
     rep = Report(out, runs)
     rep.tables = write_table2(runs, out)
@@ -161,7 +163,7 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
     # -- Figure 1B: metrics --------------------------------------------------------------
     with_rows = {r.label: r.rows for r in runs if r.rows}
     if with_rows:
-        rep.figures["fig1b"] = plots.training_curves(with_rows, out / "fig1b.png")
+        rep.figures["fig1b"] = figures.training_curves(with_rows, out / "fig1b.png")
     else:
         rep.skipped["fig1b"] = "no run has a metrics.jsonl row yet (no evaluation has finished)"
 
@@ -189,42 +191,43 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
         why = ("no run could be loaded (checkpoint.npz and the run's data are needed; see the "
                "notes below, or pass --data-dir)")
         if dist:
-            rep.figures["fig1c"] = plots.sign_distance_plot(dist, out / "fig1c.png", dist_n)
-            rep.figures["fig1d"] = plots.correlation_plot(corr, out / "fig1d.png")
+            rep.figures["fig1c"] = figures.sign_distance_plot(dist, out / "fig1c.png", dist_n)
+            rep.figures["fig1d"] = figures.correlation_plot(corr, out / "fig1d.png")
         else:
             rep.skipped["fig1c"] = rep.skipped["fig1d"] = why
         if hist is not None:
-            rep.figures["fig2d"] = plots.power_histogram_plot(hist[1], out / "fig2d.png",
+            rep.figures["fig2d"] = figures.power_histogram_plot(hist[1], out / "fig2d.png",
                                                               hist[0])
         else:
             rep.skipped["fig2d"] = why
 
-    # -- Figures 2A–2C and walks: sweep files --------------------------------------------
+    # -- Figures 2A–2C and the per-layer sweeps: sweep files -----------------------------
     chance = runs[0].chance
-    for distortion, meta in plots.DISTORTIONS.items():
+    for distortion, meta in figures.DISTORTIONS.items():
         name = meta["figure"]
-        curves, walks = {}, {}
+        layers_name = robustness.sweep_name(distortion, per_layer=True)
+        curves, per_layer = {}, {}
         for run in runs:
             try:
                 rows = [r for r in read_sweep(run.folder, distortion) if r.get("layer") is None]
-                walk = read_sweep(run.folder, f"walk-{distortion}")
+                layer_rows = read_sweep(run.folder, layers_name)
             except ValueError as err:                # a corrupt line: say so, go on
                 rep.notes.append(f"{run.label}: {err}")
                 continue
             if rows:
                 curves[run.label] = rows
-            if walk:
-                walks[run.label] = walk
+            if layer_rows:
+                per_layer[run.label] = layer_rows
         if curves:
-            rep.figures[name] = plots.sweep_plot(curves, distortion, out / f"{name}.png",
-                                                 chance=chance)
+            rep.figures[name] = figures.sweep_plot(curves, distortion, out / f"{name}.png",
+                                                   chance=chance)
         else:
             rep.skipped[name] = (f"no run has sweeps/{distortion}.jsonl (or its shards); make "
                                  f"it with `tinyproj sweep RUN_DIR --distortion {distortion}`")
-        if walks:
-            key = f"walk-{distortion}"
-            rep.figures[key] = plots.walk_plot(walks, distortion, out / f"{key}.png",
-                                               baseline=curves, chance=chance)
+        if per_layer:      # the figure is named like its sweep file
+            rep.figures[layers_name] = figures.per_layer_plot(
+                per_layer, distortion, out / f"{layers_name}.png", baseline=curves,
+                chance=chance)
 
     rep.markdown = _write_markdown(rep)
     log(f"report written to {rep.markdown} ({len(rep.figures)} figures, "
@@ -235,29 +238,48 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
 _ORDER = ("fig1b", "fig1c", "fig1d", "fig2a", "fig2b", "fig2c", "fig2d")
 
 
+def _check_out_folder(out: Path) -> None:
+    """``out`` must be a folder or not exist yet (then it is created), and so must the
+    folders above it: a file there is a mistake the user can fix, said before any work."""
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "" if folder == out else f" ({folder} is a file)"
+                raise UserError(f"report --out {out}: not a folder{what}; give a folder for "
+                                "report.md, table2.* and the figures (it is created if it "
+                                "does not exist)", flag="--out")
+            return
+
+
+def _per_layer_figures(rep: Report) -> dict:
+    """``{figure name: distortion}`` of the per-layer figures the report drew."""
+    names = {robustness.sweep_name(d, per_layer=True): d for d in figures.DISTORTIONS}
+    return {n: d for n, d in names.items() if n in rep.figures}
+
+
 def _write_markdown(rep: Report) -> Path:
-    from .plots import DISTORTIONS
+    table = table2(rep.runs)
     lines = ["# Robustness report", "",
              "Reproducing Merolla et al. 2016, *Deep neural networks are robust to weight "
              "binarization and other non-linear distortions*, with tinyproj. Runs:", ""]
-    for row in table2(rep.runs):
-        lines.append(f"- **{row['run']}** (`{row['folder']}`): {_setup(row)}; "
-                     f"{_fmt(row['epochs_trained'])} of {_fmt(row['epochs_planned'])} epochs "
-                     f"trained")
-    short = [r for r in table2(rep.runs)
+    for row in table:
+        lines.append(f"- **{row['run']}** (`{row['folder']}`): {describe_setup(row)}; "
+                     f"{format_value(row['epochs_trained'])} of "
+                     f"{format_value(row['epochs_planned'])} epochs trained")
+    short = [r for r in table
              if not isinstance(r["epochs_trained"], int) or r["epochs_trained"] < PAPER_EPOCHS]
     if short:
         lines += ["", f"These runs are shorter (or smaller) than the paper's {PAPER_EPOCHS} "
                   "epochs on CIFAR-10 at full width: compare trends, not exact numbers."]
-    table_md = table2_markdown(table2(rep.runs))
-    lines += ["", "## Table 2 — test error (%)", "", table_md, _TABLE_NOTE, "",
+    lines += ["", "## Table 2 — test error (%)", "", table2_markdown(table), TABLE_NOTE, "",
               "(Also as [table2.md](table2.md) and [table2.csv](table2.csv).)", ""]
-    names = [n for n in _ORDER] + [n for n in rep.figures if n.startswith("walk-")]
+    per_layer = _per_layer_figures(rep)
     lines += ["## Figures", ""]
-    for name in names:
+    for name in list(_ORDER) + list(per_layer):
         if name in rep.figures:
-            if name.startswith("walk-"):
-                caption = CAPTIONS["walk"].format(name=DISTORTIONS[name[5:]]["name"])
+            if name in per_layer:
+                distortion_name = figures.DISTORTIONS[per_layer[name]]["name"]
+                caption = CAPTIONS["per_layer"].format(name=distortion_name)
             else:
                 caption = CAPTIONS[name]
             lines += [f"![{name}]({Path(rep.figures[name]).name})", "", caption, ""]

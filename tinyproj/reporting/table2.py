@@ -1,7 +1,9 @@
 """Table 2 of Merolla et al. from run folders: read the runs, build the table, write md/csv.
 
-Used by :mod:`tinyproj.report` (``tinyproj report``); see its docstring for which errors
-the table shows (the last evaluation, and the one at the best validation epoch).
+Table 2 is the test error of every training regime under three test projections (Te-None,
+Te-Sign, Te-Round), next to the paper's values. Used by :mod:`tinyproj.reporting.report`
+(``tinyproj report``); see its docstring for which errors the table shows (the last
+evaluation, and the one at the best validation epoch).
 """
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .runs.files import atomic_write_text, read_jsonl
+from .. import robustness
+from ..runs.files import atomic_write_text, read_jsonl
 
-__all__ = ["PAPER_TABLE2", "PAPER_EPOCHS", "TESTS", "RunSummary", "read_run", "read_sweep",
-           "table2", "table2_markdown", "write_table2"]
+__all__ = ["PAPER_TABLE2", "PAPER_EPOCHS", "TESTS", "TABLE_NOTE", "RunSummary", "read_run",
+           "read_sweep", "label_runs", "table2", "table2_markdown", "write_table2",
+           "format_value", "describe_setup"]
 
 TESTS = ("none", "sign", "round")
 """The test projections of Table 2's columns (Te-None, Te-Sign, Te-Round)."""
@@ -30,6 +34,16 @@ PAPER_TABLE2 = {
 """Merolla et al. 2016, Table 2: CIFAR-10 test error (%) after 500 epochs at full width."""
 
 PAPER_EPOCHS = 500
+
+TABLE_NOTE = (
+    "Te-X: the test error with every layer's weights replaced by projection X at test time "
+    "(None: the full-precision weights; Sign: α·sign(W); Round: α·round(W/α), three values), "
+    "batch norm re-estimated on training data for each. The Te-None/Sign/Round columns are "
+    "the run's **last** evaluation; the \"@best val\" columns are the evaluation at the epoch "
+    "of lowest validation error (the paper's protocol; — when the run has no validation "
+    f"set). The paper's values are for {PAPER_EPOCHS} epochs on all of CIFAR-10 at full "
+    "width; short or small runs are not expected to reach them.")
+"""The legend under Table 2: what each column means and which evaluation it shows."""
 
 
 # ---------------------------------------------------------------------------
@@ -90,11 +104,10 @@ def read_sweep(run_dir, name: str) -> list:
     whole-network rows (``layer`` None) first, then by layer and level; ``[]`` when there
     is no file; ValueError when the files mix sweeps made with different settings).
     """
-    from .robustness import merge_sweep_files
-    return merge_sweep_files(run_dir, name)
+    return robustness.merge_sweep_files(run_dir, name)
 
 
-def _unique_labels(runs: list) -> None:
+def label_runs(runs: list) -> None:
     """Label each run by its preset (else folder name); repeated labels get the folder."""
     for run in runs:
         run.label = run.preset or run.folder.name
@@ -143,7 +156,8 @@ def table2(runs: list) -> list:
     return table
 
 
-def _fmt(value, digits=2):
+def format_value(value, digits=2):
+    """A table cell: floats with ``digits`` decimals, — for a missing value (None)."""
     if value is None:
         return "—"
     if isinstance(value, float):
@@ -151,7 +165,8 @@ def _fmt(value, digits=2):
     return str(value)
 
 
-def _setup(row) -> str:
+def describe_setup(row) -> str:
+    """The setup of a Table-2 row in words: model, width, dataset, training images."""
     width = row["width"]
     if isinstance(width, (int, float)) and width != 1:
         frac = 1 / width
@@ -170,12 +185,12 @@ def table2_markdown(table: list) -> str:
             "| paper Te-None | paper Te-Sign | paper Te-Round |")
     lines = [head, "| " + " | ".join(["---"] * (head.count("|") - 1)) + " |"]
     for r in table:
-        epochs = f"{_fmt(r['epochs_trained'])} of {_fmt(r['epochs_planned'])}"
-        cells = [r["run"], _setup(r), epochs]
-        cells += [_fmt(r[f"te_{t}"]) for t in TESTS]
-        cells.append(_fmt(r["best_val_epoch"]))
-        cells += [_fmt(r[f"best_val_te_{t}"]) for t in TESTS]
-        cells += [_fmt(r[f"paper_te_{t}"]) for t in TESTS]
+        epochs = f"{format_value(r['epochs_trained'])} of {format_value(r['epochs_planned'])}"
+        cells = [r["run"], describe_setup(r), epochs]
+        cells += [format_value(r[f"te_{t}"]) for t in TESTS]
+        cells.append(format_value(r["best_val_epoch"]))
+        cells += [format_value(r[f"best_val_te_{t}"]) for t in TESTS]
+        cells += [format_value(r[f"paper_te_{t}"]) for t in TESTS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -184,7 +199,7 @@ def write_table2(runs: list, out) -> tuple:
     """Write ``table2.md`` and ``table2.csv`` into ``out``; returns their paths."""
     out = Path(out)
     table = table2(runs)
-    md = ("# Table 2 — test error (%)\n\n" + table2_markdown(table) + "\n" + _TABLE_NOTE + "\n")
+    md = ("# Table 2 — test error (%)\n\n" + table2_markdown(table) + "\n" + TABLE_NOTE + "\n")
     md_path = atomic_write_text(out / "table2.md", md)
     buf = io.StringIO()
     fields = list(table[0]) if table else ["run"]
@@ -194,13 +209,3 @@ def write_table2(runs: list, out) -> tuple:
         writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
     csv_path = atomic_write_text(out / "table2.csv", buf.getvalue())
     return md_path, csv_path
-
-
-_TABLE_NOTE = (
-    "Te-X: the test error with every layer's weights replaced by projection X at test time "
-    "(None: the full-precision weights; Sign: α·sign(W); Round: α·round(W/α), three values), "
-    "batch norm re-estimated on training data for each. The Te-None/Sign/Round columns are "
-    "the run's **last** evaluation; the \"@best val\" columns are the evaluation at the epoch "
-    "of lowest validation error (the paper's protocol; — when the run has no validation "
-    f"set). The paper's values are for {PAPER_EPOCHS} epochs on all of CIFAR-10 at full "
-    "width; short or small runs are not expected to reach them.")

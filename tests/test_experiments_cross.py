@@ -1,4 +1,4 @@
-"""Cross-robustness table (walking_noise/cross.py) and the Walking Noise figures (plots.py).
+"""Cross-robustness table (tinyproj.experiments) and the Walking Noise figures (reporting).
 
 The table's glue is tested on fake models whose curves are known in closed form (the
 expensive scoring and walking are monkeypatched), so every midpoint can be checked exactly;
@@ -11,12 +11,11 @@ import math
 
 import pytest
 
-from tinyproj import backend
+from tinyproj import backend, experiments, reporting
 from tinyproj.data import synthetic_classification
 from tinyproj.data.sources import ArraySource
-from tinyproj.walking_noise import cross
-from tinyproj.walking_noise import plots as wn_plots
-from tinyproj.walking_noise.cross import CrossData, Perturbation, Regime
+from tinyproj.errors import UserError
+from tinyproj.experiments import CrossData, Perturbation, Regime, cells, cross_table
 
 
 # ---------------------------------------------------------------------------
@@ -53,7 +52,7 @@ def fake_accuracy(model, sigma):
 
 @pytest.fixture
 def fakes(monkeypatch):
-    """Patch score_distortion, walk and error_rate as cross.py sees them; record the calls."""
+    """Patch score_distortion, walk and error_rate as experiments sees them; record calls."""
     calls = {"score": [], "walk": []}
 
     def score_distortion(model, train, test, spec, draws=None, seed=0, bn_batches=20,
@@ -72,9 +71,9 @@ def fakes(monkeypatch):
                  "accuracy": fake_accuracy(model, s), "bn_protocol": bn_protocol,
                  "repeats": repeats, "seed": seed} for s in sigmas]
 
-    monkeypatch.setattr(cross.robustness, "score_distortion", score_distortion)
-    monkeypatch.setattr(cross, "walk", walk)
-    monkeypatch.setattr(cross, "error_rate",
+    monkeypatch.setattr(cells.robustness, "score_distortion", score_distortion)
+    monkeypatch.setattr(cells, "walk", walk)
+    monkeypatch.setattr(cross_table, "error_rate",
                         lambda model, source, *a, **k: 0.9 if model.r is None else 0.1)
     return calls
 
@@ -92,7 +91,7 @@ DATA = CrossData(train=None, test=None, num_classes=10)
 @pytest.fixture
 def table(fakes):
     models = {"fragile": FakeModel(0.2), "robust": FakeModel(5000.0), "broken": FakeModel(None)}
-    return cross.cross_robustness(models, PERTS, DATA, draws=2, bn_batches=3,
+    return experiments.cross_robustness(models, PERTS, DATA, draws=2, bn_batches=3,
                                   bn_protocol="reestimate", repeats=4, progress=False)
 
 
@@ -142,15 +141,15 @@ def test_rows_and_format(table):
     assert r["addnorm_grid_edge"] == 2.0
     assert rows[0]["act-add"] == pytest.approx(0.2)
     p = {q.name: q for q in PERTS}
-    assert cross.format_cell(table.cell("robust", "addnorm"), p["addnorm"]) == "> 2"
-    assert cross.format_cell(table.cell("robust", "multunif"), p["multunif"]) == "< 0.05"
-    assert cross.format_cell(table.cell("robust", "act-add"), p["act-add"]) == "> 1e+03"
-    assert cross.format_cell(table.cell("broken", "addnorm"), p["addnorm"]) == "—"
-    assert cross.format_cell(table.cell("fragile", "multunif"), p["multunif"]) == "0.75"
+    assert experiments.format_cell(table.cell("robust", "addnorm"), p["addnorm"]) == "> 2"
+    assert experiments.format_cell(table.cell("robust", "multunif"), p["multunif"]) == "< 0.05"
+    assert experiments.format_cell(table.cell("robust", "act-add"), p["act-add"]) == "> 1e+03"
+    assert experiments.format_cell(table.cell("broken", "addnorm"), p["addnorm"]) == "—"
+    assert experiments.format_cell(table.cell("fragile", "multunif"), p["multunif"]) == "0.75"
 
 
 def test_write_csv_and_markdown(table, tmp_path):
-    paths = cross.write_cross_table(table, tmp_path / "out")
+    paths = experiments.write_cross_table(table, tmp_path / "out")
     assert paths["csv"].name == "cross_robustness.csv"
     assert paths["md"].name == "cross_robustness.md"
     rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
@@ -187,13 +186,13 @@ def test_validation():
     with pytest.raises(ValueError, match="unknown distortion"):
         Perturbation("x", "weight", "blur", (0.1,))
     with pytest.raises(ValueError, match="at least one"):
-        cross.cross_robustness({}, PERTS, DATA, progress=False)
+        experiments.cross_robustness({}, PERTS, DATA, progress=False)
     with pytest.raises(ValueError, match="differ"):
-        cross.cross_robustness({"a": FakeModel(1.0)}, [PERTS[0], PERTS[0]], DATA,
+        experiments.cross_robustness({"a": FakeModel(1.0)}, [PERTS[0], PERTS[0]], DATA,
                                progress=False)
-    assert [p.name for p in cross.default_perturbations(quick=True)] == \
+    assert [p.name for p in experiments.default_perturbations(quick=True)] == \
         ["addnorm", "multunif", "act-additive", "act-multiplicative"]
-    assert [r.name for r in cross.DEFAULT_REGIMES] == \
+    assert [r.name for r in experiments.DEFAULT_REGIMES] == \
         ["tr-none-nc", "tr-sign-c", "tr-stoch-c", "noisy-additive", "noisy-multiplicative"]
 
 
@@ -211,13 +210,14 @@ def test_end_to_end_tiny(tmp_path):
     models = {}
     # a noisy regime trains on the sources directly; an Algorithm-1 regime goes through
     # training.train (which loads its dataset by name: the stock synthetic set)
-    models["noisy-additive"] = cross.train_regime(
+    models["noisy-additive"] = experiments.train_regime(
         Regime("noisy-additive", "noisy", noise="additive:sigma=0.2"), data, epochs=1,
         batch_size=32)
-    synth = cross.load_data("synthetic", train_subset=100, test_subset=40)
-    sign = cross.train_regime(Regime("tr-sign-c", "algorithm1", "sign", 0.5), synth, epochs=1,
+    synth = experiments.load_data("synthetic", train_subset=100, test_subset=40)
+    sign = experiments.train_regime(Regime("tr-sign-c", "algorithm1", "sign", 0.5), synth, epochs=1,
                               batch_size=50, out_dir=tmp_path / "runs")
     assert (tmp_path / "runs" / "tr-sign-c" / "checkpoint.npz").is_file()
+    assert (tmp_path / "runs" / "tr-sign-c" / experiments.REGIME_MARKER).is_file()
     assert not sign.training and len(synth.train) == 100 and len(synth.test) == 40
     perts = [Perturbation("addnorm", "weight", "addnorm", (0.5, 1.0)),
              Perturbation("multunif", "weight", "multunif", (0.5,), symbol="γ", worse="down"),
@@ -225,7 +225,7 @@ def test_end_to_end_tiny(tmp_path):
     logged = []
     bn = models["noisy-additive"].bn1
     before = bn.running_mean.copy(), bn.running_var.copy()
-    table = cross.cross_robustness(models, perts, data, draws=1, bn_batches=1,
+    table = experiments.cross_robustness(models, perts, data, draws=1, bn_batches=1,
                                    bn_batch_size=20, log=logged.append)
     assert len(logged) == 3 and len(table.cells) == 3
     # recalibrated for the measurement, the trained statistics put back afterwards
@@ -236,8 +236,27 @@ def test_end_to_end_tiny(tmp_path):
         assert len(cell.levels) == len(cell.accuracies) >= len(p.levels)
         assert all(0.0 <= a <= 1.0 for a in cell.accuracies)
         assert cell.level is not None or cell.beyond_grid or cell.note
-    paths = cross.write_cross_table(table, tmp_path)
+    paths = experiments.write_cross_table(table, tmp_path)
     assert paths["csv"].read_text().startswith("regime,label,clean_accuracy,addnorm,")
+
+
+def test_train_regime_replaces_only_its_own_folders(tmp_path):
+    """A folder that train_regime did not make is never deleted: refused before training."""
+    synth = experiments.load_data("synthetic", train_subset=60, test_subset=20)
+    regime = Regime("tr-none-nc", "algorithm1", "none", "NC")
+    mine = tmp_path / "tr-none-nc"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my own run")
+    with pytest.raises(UserError, match="not made by train_regime"):
+        experiments.train_regime(regime, synth, epochs=1, batch_size=30, out_dir=tmp_path)
+    assert (mine / "notes.txt").read_text() == "my own run"
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    # its own folder (the marker) is replaced by a fresh run
+    (mine / "notes.txt").unlink()
+    experiments.train_regime(regime, synth, epochs=1, batch_size=30, out_dir=tmp_path)
+    (mine / "stale.txt").write_text("left by the previous run")
+    experiments.train_regime(regime, synth, epochs=1, batch_size=30, out_dir=tmp_path)
+    assert not (mine / "stale.txt").exists() and (mine / experiments.REGIME_MARKER).is_file()
 
 
 # ---------------------------------------------------------------------------
@@ -267,13 +286,13 @@ def walk_rows():
 
 
 def test_accuracy_vs_sigma_png(tmp_path):
-    assert_png(wn_plots.accuracy_vs_sigma(walk_rows(), tmp_path / "acc.png"))
+    assert_png(reporting.accuracy_vs_sigma(walk_rows(), tmp_path / "acc.png"))
     rows = [dict(r, repeats=n) for n in (1, 4) for r in walk_rows()
             if r["site"] == 1 and r["noise"] == "additive"]
-    assert_png(wn_plots.accuracy_vs_sigma({"σ at fc1": rows}, tmp_path / "rep.png",
+    assert_png(reporting.accuracy_vs_sigma({"σ at fc1": rows}, tmp_path / "rep.png",
                                           lines_by="repeats"))
     with pytest.raises(ValueError, match="no rows"):
-        wn_plots.accuracy_vs_sigma([], tmp_path / "none.png")
+        reporting.accuracy_vs_sigma([], tmp_path / "none.png")
 
 
 def test_midpoints_plot_png_with_beyond_grid(tmp_path):
@@ -284,19 +303,19 @@ def test_midpoints_plot_png_with_beyond_grid(tmp_path):
     assert any(t["beyond_grid"] for t in table)
     add = [t for t in table if t["noise"] == "additive"]
     mul = [t for t in table if t["noise"] == "multiplicative"]
-    assert_png(wn_plots.midpoints_plot({"additive": add, "multiplicative": mul},
+    assert_png(reporting.midpoints_plot({"additive": add, "multiplicative": mul},
                                        tmp_path / "mu.png", grid_max=100.0))
-    assert_png(wn_plots.midpoints_plot(add, tmp_path / "mu1.png"))
+    assert_png(reporting.midpoints_plot(add, tmp_path / "mu1.png"))
 
 
 def test_activation_histogram_png(tmp_path):
     rng = backend.make_rng(0)
     clean = backend.xp().maximum(rng.standard_normal((64, 32)), 0)
     noisy = clean + 0.3 * rng.standard_normal((64, 32))
-    assert_png(wn_plots.activation_histogram(clean, noisy, tmp_path / "h.png", site="relu1",
+    assert_png(reporting.activation_histogram(clean, noisy, tmp_path / "h.png", site="relu1",
                                              noise="additive σ = 0.3"))
     with pytest.raises(ValueError, match="same"):
-        wn_plots.activation_histogram(clean, noisy[:3], tmp_path / "bad.png")
+        reporting.activation_histogram(clean, noisy[:3], tmp_path / "bad.png")
 
 
 def test_weight_stats_plot_png_from_train_noisy(tmp_path):
@@ -304,17 +323,17 @@ def test_weight_stats_plot_png_from_train_noisy(tmp_path):
     data = tiny_data(96, 32)
     _, rows = train_noisy("mlp_tfc", data.train, "multiplicative:sigma=0.3", epochs=2,
                           batch_size=32, test_source=data.test)
-    assert_png(wn_plots.weight_stats_plot(rows, tmp_path / "w.png"))
+    assert_png(reporting.weight_stats_plot(rows, tmp_path / "w.png"))
     _, clamped = train_noisy("mlp_tfc", data.train, "additive:sigma=0.3", epochs=1,
                              batch_size=32, clamp=0.05)
-    assert_png(wn_plots.weight_stats_plot({"free": rows, "clamped": clamped},
+    assert_png(reporting.weight_stats_plot({"free": rows, "clamped": clamped},
                                           tmp_path / "w2.png", stats=["mean_abs", "max_abs"]))
     with pytest.raises(ValueError, match="none of"):
-        wn_plots.weight_stats_plot([{"epoch": 1}], tmp_path / "bad.png")
+        reporting.weight_stats_plot([{"epoch": 1}], tmp_path / "bad.png")
 
 
 def test_cross_heatmap_png(table, tmp_path):
-    assert_png(wn_plots.cross_heatmap(table, tmp_path / "cross.png"))
-    assert_png(wn_plots.cross_heatmap(table, tmp_path / "rel.png", relative_to="fragile"))
+    assert_png(reporting.cross_heatmap(table, tmp_path / "experiments.png"))
+    assert_png(reporting.cross_heatmap(table, tmp_path / "rel.png", relative_to="fragile"))
     with pytest.raises(ValueError, match="not a regime"):
-        wn_plots.cross_heatmap(table, tmp_path / "bad.png", relative_to="nobody")
+        reporting.cross_heatmap(table, tmp_path / "bad.png", relative_to="nobody")

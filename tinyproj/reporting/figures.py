@@ -1,14 +1,12 @@
 """The paper's figures with matplotlib (Merolla et al. 2016, Figures 1B–D and 2A–D).
 
-The only module of tinyproj that imports matplotlib. It never touches pyplot's global
-state: each function builds a ``matplotlib.figure.Figure``, draws it with the Agg canvas
-and writes a PNG atomically (rule 7), so it works without a screen, in threads and in
-tests. Every function takes plain data (dicts of numbers or result rows) and a path, and
-returns the path written::
+Each function takes plain data (dicts of numbers or result rows) and a path, draws one
+figure in the house style (:mod:`tinyproj.reporting.style`: no pyplot, Agg canvas, atomic
+PNG) and returns the path written::
 
-    from tinyproj import plots
-    plots.training_curves({"tr-sign-c": rows}, "fig1b.png")
-    plots.sweep_plot({"tr-sign-c": sweep_rows}, "addnorm", "fig2a.png")
+    from tinyproj import reporting
+    reporting.training_curves({"tr-sign-c": rows}, "fig1b.png")
+    reporting.sweep_plot({"tr-sign-c": sweep_rows}, "addnorm", "fig2a.png")
 
 =========================  ==============================================================
 function                   figure
@@ -18,7 +16,7 @@ sign_distance_plot         1C  mean |W_k − Sign(W_k)| per layer (and the same 
 correlation_plot           1D  correlation of each layer's activity, W vs Sign(W)
 sweep_plot                 2A/2B/2C  test error vs AddNorm σ / MultUnif γ / Power β
 power_histogram_plot       2D  one layer's weight histogram under Power(β)
-walk_plot                  error vs level with the distortion on one layer at a time
+per_layer_plot             error vs level with the distortion on one layer at a time
 =========================  ==============================================================
 
 Errors are plotted in %, on a logarithmic y axis for the sweeps as in the paper's Figure 2
@@ -27,16 +25,12 @@ draws (``error_std`` of the sweep rows).
 """
 from __future__ import annotations
 
-import io
 import math
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
-from .runs.files import atomic_write_bytes
+from .style import colors, figure, percent, save
 
 __all__ = ["DISTORTIONS", "training_curves", "sign_distance_plot", "correlation_plot",
-           "sweep_plot", "power_histogram_plot", "walk_plot", "save"]
+           "sweep_plot", "power_histogram_plot", "per_layer_plot"]
 
 DISTORTIONS = {
     "addnorm": dict(
@@ -57,31 +51,6 @@ DISTORTIONS = {
 _PAPER_POINT = dict(sigma=0.55, error=11.0, bits=0.68)   # Tr-Stoch-C, section 4.1.2
 
 
-def _figure(ncols: int = 1, nrows: int = 1, width: float = 6.4, height: float = 4.4):
-    fig = Figure(figsize=(width * ncols, height * nrows))
-    FigureCanvasAgg(fig)
-    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(nrows * ncols)]
-    return fig, axes
-
-
-def save(fig, path, dpi: int = 110):
-    """Write ``fig`` as a PNG to ``path`` atomically; returns the path."""
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return atomic_write_bytes(path, buf.getvalue())
-
-
-def _colors(n: int):
-    from matplotlib import colormaps
-    cmap = colormaps["tab10"]
-    return [cmap(i % 10) for i in range(n)]
-
-
-def _pct(v):
-    return None if v is None else 100.0 * float(v)
-
-
 # ---------------------------------------------------------------------------
 # Figure 1B
 # ---------------------------------------------------------------------------
@@ -92,11 +61,11 @@ def training_curves(runs: dict, path, tests=("none", "sign")):
     ``test_error`` {"none": fraction, "sign": …}). Te-None is drawn solid, Te-Sign dashed
     (other test projections in ``tests`` dotted).
     """
-    fig, (ax,) = _figure()
+    fig, (ax,) = figure()
     styles = {"none": "-", "sign": "--"}
-    for color, (label, rows) in zip(_colors(len(runs)), runs.items()):
+    for color, (label, rows) in zip(colors(len(runs)), runs.items()):
         for test in tests:
-            pts = [(r["epoch"], _pct(r.get("test_error", {}).get(test))) for r in rows]
+            pts = [(r["epoch"], percent(r.get("test_error", {}).get(test))) for r in rows]
             pts = [(e, v) for e, v in pts if v is not None]
             if not pts:
                 continue
@@ -126,7 +95,7 @@ def _layer_order(series: dict) -> list:
 
 def _per_layer(ax, series: dict, strip_suffix=".weight"):
     order = _layer_order(series)
-    for color, (label, values) in zip(_colors(len(series)), series.items()):
+    for color, (label, values) in zip(colors(len(series)), series.items()):
         xs = [i for i, k in enumerate(order) if k in values]
         ys = [values[order[i]] for i in xs]
         ax.plot(xs, ys, "-o", color=color, label=label)
@@ -145,7 +114,7 @@ def sign_distance_plot(distances: dict, path, normalized: dict | None = None):
     (the paper's quantity, in weight units). normalized: the same with
     ``normalized=True`` (divided by α_k, in [0, 1]); drawn in a second panel when given.
     """
-    fig, axes = _figure(ncols=2 if normalized else 1)
+    fig, axes = figure(ncols=2 if normalized else 1)
     _per_layer(axes[0], distances)
     axes[0].set_ylabel("mean |W − Sign(W)|  (weight units)")
     axes[0].set_title("How far the weights are from their binarized version\n"
@@ -162,7 +131,7 @@ def sign_distance_plot(distances: dict, path, normalized: dict | None = None):
 def correlation_plot(correlations: dict, path):
     """Figure 1D: correlation of each layer's activity between a pass with W and one with
     Sign(W) (``analysis.activation_correlation``), one line per run."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = figure()
     _per_layer(ax, correlations)
     ax.axhline(1.0, color="grey", lw=0.8, ls=":")
     lows = [v for vals in correlations.values() for v in vals.values() if math.isfinite(v)]
@@ -174,10 +143,10 @@ def correlation_plot(correlations: dict, path):
 
 
 # ---------------------------------------------------------------------------
-# Figures 2A–2C and walks
+# Figures 2A–2C and per-layer sweeps
 # ---------------------------------------------------------------------------
 def _errorbar(ax, rows, color, label, x_key="level", marker="o"):
-    pts = [(r.get(x_key), _pct(r.get("error_mean")), _pct(r.get("error_std")) or 0.0)
+    pts = [(r.get(x_key), percent(r.get("error_mean")), percent(r.get("error_std")) or 0.0)
            for r in rows]
     pts = sorted((x, y, s) for x, y, s in pts if x is not None and y is not None)
     if not pts:
@@ -219,9 +188,9 @@ def sweep_plot(curves: dict, distortion: str, path, chance: float | None = 90.0)
         raise ValueError(f"unknown distortion {distortion!r}; valid: {', '.join(DISTORTIONS)}")
     meta = DISTORTIONS[distortion]
     bits = distortion == "addnorm"
-    fig, axes = _figure(ncols=2 if bits else 1)
+    fig, axes = figure(ncols=2 if bits else 1)
     ax = axes[0]
-    for color, (label, rows) in zip(_colors(len(curves)), curves.items()):
+    for color, (label, rows) in zip(colors(len(curves)), curves.items()):
         rows = [r for r in rows if r.get("layer") is None]
         _errorbar(ax, rows, color, label)
         if bits:
@@ -249,23 +218,26 @@ def sweep_plot(curves: dict, distortion: str, path, chance: float | None = 90.0)
     return save(fig, path)
 
 
-def walk_plot(walks: dict, distortion: str, path, baseline: dict | None = None,
-              chance: float | None = 90.0):
+def per_layer_plot(sweeps: dict, distortion: str, path, baseline: dict | None = None,
+                   chance: float | None = 90.0):
     """Error against distortion level with the distortion on one layer at a time.
 
-    walks: ``{run label: walk rows}`` (rows with ``layer`` set to a weight name); one
-    panel per run, one line per layer. baseline: ``{run label: sweep rows}``; its
-    all-layers curve (``layer`` None) is drawn in black for comparison.
+    Shows which layer is the network's weak spot: each coloured line distorts only one
+    layer's weights (all others intact), the black line all layers at once.
+
+    sweeps: ``{run label: per-layer sweep rows}`` (rows with ``layer`` set to a weight
+    name: a per-layer sweep of ``robustness.run_sweep``); one panel per run, one line
+    per layer. baseline: ``{run label: sweep rows}``; its all-layers curve (``layer``
+    None) is drawn in black for comparison.
     """
     meta = DISTORTIONS.get(distortion, dict(name=distortion, xlabel="level", title=distortion))
-    fig, axes = _figure(ncols=len(walks), width=6.0)
-    for ax, (label, rows) in zip(axes, walks.items()):
+    fig, axes = figure(ncols=len(sweeps), width=6.0)
+    for ax, (label, rows) in zip(axes, sweeps.items()):
         layers = []
         for r in rows:
             if r.get("layer") is not None and r["layer"] not in layers:
                 layers.append(r["layer"])
-        colors = _colors(len(layers))
-        for color, layer in zip(colors, layers):
+        for color, layer in zip(colors(len(layers)), layers):
             _errorbar(ax, [r for r in rows if r.get("layer") == layer], color,
                       layer.removesuffix(".weight"), marker=".")
         if baseline and label in baseline:
@@ -289,7 +261,7 @@ def power_histogram_plot(hist: dict, path, run_label: str = ""):
     """
     counts = hist["counts"]
     edges = [float(e) / (hist["alpha"] or 1.0) for e in hist["edges"]]
-    fig, axes = _figure(ncols=len(counts), width=3.4, height=3.4)
+    fig, axes = figure(ncols=len(counts), width=3.4, height=3.4)
     for ax, (beta, c) in zip(axes, counts.items()):
         widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
         ax.bar(edges[:-1], [int(v) for v in c], width=widths, align="edge",
