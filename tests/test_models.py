@@ -5,6 +5,8 @@ import pytest
 import tinyproj as tp
 from tinyproj import backend, models, nn
 from tinyproj.algorithm1 import weight_params
+from tinyproj.data import DATASET_SHAPES     # the shapes of the datasets the CLI offers
+from tinyproj.errors import UserError
 
 
 def _x(*shape, seed=0):
@@ -149,3 +151,113 @@ def test_registry_and_build():
         assert name in str(err.value)
     with pytest.raises(ValueError, match="takes no argument 'depth'"):
         models.build("bc_cifar10", depth=3)
+
+
+# --- the factory: every model for every dataset shape ----------------------------------------
+REFUSED = {("alexnet_bn", "cifar10"), ("alexnet_bn", "mnist"), ("alexnet_bn", "fashion-mnist"),
+           ("alexnet_bn", "synthetic")}
+
+
+@pytest.mark.parametrize("dataset", sorted(DATASET_SHAPES))
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_factory_builds_every_model_for_every_dataset(name, dataset):
+    shape, num_classes = DATASET_SHAPES[dataset]
+    width = 0.1 if dataset == "imagenet" else 0.25    # small, fast; the shapes are what count
+    if (name, dataset) in REFUSED:
+        with pytest.raises(UserError, match="--dataset") as err:
+            models.check(name, shape, num_classes, width=width)
+        assert "shrink to nothing" in str(err.value) and "at least 67×67" in str(err.value)
+        with pytest.raises(UserError):
+            models.build(name, shape, num_classes, width=width)
+        return
+    bn = name in models.BN_SWITCH      # exercise the switch where there is one
+    model = models.build(name, shape, num_classes, width=width, bn=bn, rng=backend.make_rng(0))
+    out = model(_x(2, *shape))
+    assert out.shape == (2, num_classes)
+
+
+def test_lenet5_on_32x32_images_runs_forward():
+    # the old training.build_model dropped input_size: fc3 expected 400 inputs and got 576
+    model = models.build("lenet5", (3, 32, 32), 10, rng=backend.make_rng(0))
+    assert model.conv1.in_channels == 3 and model.conv1.padding == (0, 0)
+    assert model.fc3.in_features == 400
+    assert model(_x(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_factory_derives_channels_and_size_from_the_shape():
+    m = models.build("bc_cifar10", (1, 28, 28), 10, width=0.0625)
+    assert m.conv1.in_channels == 1 and m.fc7.in_features == 32 * 3 * 3   # 28 → 14 → 7 → 3
+    assert models.build("mlp_tfc", (3, 32, 32), 7).fc1.in_features == 3072
+    assert models.build("mlp_tfc", (20,), 3).fc4.out_features == 3
+    assert models.build("alexnet_bn", (3, 227, 227), 5, width=0.0625).fc6.in_features == 16 * 36
+    assert models.build("bc_cifar10", (3, 8, 8), 10, width=0.0625).fc7.in_features == 32  # 8 → 1
+
+
+@pytest.mark.parametrize("name,paper", [("bc_cifar10", 128), ("alexnet_bn", 96),
+                                        ("mlp_tfc", 64), ("lenet5", 6)])
+def test_factory_honours_width(name, paper):
+    for width in (0.25, 0.5):
+        model = models.build(name, width=width)
+        first = getattr(model, model.weight_layer_names()[0])
+        assert first.weight.shape[0] == round(paper * width)
+
+
+def test_mlp_tfc_width_scales_hidden_units_and_lenet5_channels():
+    m = models.build("mlp_tfc", width=0.5)
+    assert [m.fc1.out_features, m.fc2.out_features, m.fc3.out_features] == [32, 32, 32]
+    assert models.build("mlp_tfc", width=0.001).fc1.out_features == 1        # never 0
+    assert models.build("mlp_tfc", width=2).fc3.out_features == 128
+    le = models.build("lenet5", width=0.5)
+    assert (le.conv1.out_channels, le.conv2.out_channels, le.fc3.out_features,
+            le.fc4.out_features) == (3, 8, 60, 42)
+    assert le(_x(2, 1, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("width", [0, -1, float("nan"), float("inf"), "wide", None, True])
+def test_factory_refuses_bad_widths(width):
+    with pytest.raises(UserError, match="--width") as err:
+        models.check("mlp_tfc", (1, 28, 28), width=width)
+    assert err.value.flag == "--width"
+
+
+@pytest.mark.parametrize("name", ["bc_cifar10", "alexnet_bn"])
+def test_factory_refuses_bn_switch_where_bn_is_always_on(name):
+    with pytest.raises(UserError, match="--bn") as err:
+        models.check(name, None, bn=True)
+    assert "always has batch norm" in str(err.value) and err.value.flag == "--bn"
+    models.check(name, None, bn=False)            # the default is fine
+
+
+@pytest.mark.parametrize("name,shape,words", [
+    ("alexnet_bn", (1, 28, 28), "shrink to nothing"),
+    ("bc_cifar10", (1, 7, 7), "at least 8×8"),
+    ("bc_cifar10", (784,), "needs images"),
+    ("lenet5", (3, 32, 30), "square"),
+    ("lenet5", (0, 28, 28), "positive integer"),
+    ("mlp_tfc", (2.5, 3), "positive integer"),
+])
+def test_factory_refuses_shapes_a_model_cannot_take(name, shape, words):
+    with pytest.raises(UserError, match=words) as err:
+        models.check(name, shape, 10)
+    assert err.value.flag == "--dataset"
+
+
+def test_factory_refuses_unknown_names_and_arguments():
+    with pytest.raises(UserError, match="--model") as err:
+        models.check("resnet50", (3, 32, 32))
+    assert err.value.flag == "--model"
+    with pytest.raises(UserError, match="come from the input shape"):
+        models.build("bc_cifar10", input_size=16)
+    with pytest.raises(UserError, match="num_classes"):
+        models.check("lenet5", (1, 28, 28), 0)
+    key, kwargs = models.check("alexnet_bn", (3, 224, 224), 1000, dropout=0.5)
+    assert key == "alexnet_bn" and kwargs["dropout"] == 0.5 and kwargs["input_size"] == 224
+
+
+def test_check_allocates_no_weights(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("check() built a layer")
+    monkeypatch.setattr(nn.Conv2d, "__init__", refuse)
+    monkeypatch.setattr(nn.Linear, "__init__", refuse)
+    for name in models.MODELS:
+        models.check(name, models.DEFAULT_INPUT_SHAPES[name], 10, width=3.0)

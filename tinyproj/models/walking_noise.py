@@ -1,0 +1,121 @@
+"""The networks of Walking Noise: the MLP "TFC" (``mlp_tfc``) and LeNet-5 (``lenet5``).
+
+Both take ``bn`` (batch norm after every hidden layer, or not) and ``width`` (multiplies
+every hidden unit and channel count, as in bc_cifar10; 1.0 is the paper's network).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from .. import nn
+from ..errors import UserError
+from ..kernels.geometry import trace
+from .base import Network, scaled
+
+__all__ = ["MLPTFC", "LeNet5", "mlp_tfc", "lenet5", "lenet5_padding", "lenet5_sizes"]
+
+
+class MLPTFC(Network):
+    """Walking Noise's MLP "TFC"; build it with :func:`mlp_tfc`."""
+
+
+def mlp_tfc(bn: bool = False, in_features: int = 784, hidden: int = 64, num_classes: int = 10,
+            rng=None, width: float = 1.0) -> MLPTFC:
+    """The MLP "TFC" of Walking Noise (FINN/Brevitas's tiny fully connected net)::
+
+        flatten                                    (N, 1, 28, 28) → (N, 784)
+        fc1 64, [bn1], relu1
+        fc2 64, [bn2], relu2
+        fc3 64, [bn3], relu3
+        fc4 num_classes                            the scores (logits), no BN, no ReLU
+
+    width: the hidden layers get ``round(hidden · width)`` units (at least 1): width 0.5
+    gives 32 units, width 2 gives 128. The input and output sizes do not change.
+
+    Biases: with ``bn=True`` no layer has a bias (the TFC of FINN/Brevitas: batch norm's β
+    is the bias); with ``bn=False`` every Linear has one (``bias=True``), otherwise the
+    network could not shift its units at all.
+
+    Noise sites (Walking Noise: input + every linear + BN + ReLU + logits, not flatten):
+    1 + 4 + 3 = 8 without BN, 11 with BN.
+    """
+    units = scaled(hidden, width)
+    layers = OrderedDict()
+    layers["flatten"] = nn.Flatten()
+    n_in = in_features
+    for k in (1, 2, 3):
+        layers[f"fc{k}"] = nn.Linear(n_in, units, bias=not bn, rng=rng)
+        if bn:
+            layers[f"bn{k}"] = nn.BatchNorm1d(units)
+        layers[f"relu{k}"] = nn.ReLU()
+        n_in = units
+    layers["fc4"] = nn.Linear(n_in, num_classes, bias=not bn, rng=rng)
+    return MLPTFC(layers)
+
+
+class LeNet5(Network):
+    """LeNet-5 with ReLU and max-pooling; build it with :func:`lenet5`."""
+
+
+def lenet5_padding(input_size: int) -> int:
+    """conv1's padding: pads the input up to LeNet's 32×32, ``max(0, (32 − input_size) // 2)``."""
+    return max(0, (32 - input_size) // 2)
+
+
+def lenet5_sizes(input_size: int) -> list:
+    """Side of the feature maps: ``[input, conv1, pool1, conv2, pool2]``.
+
+    28 → 28 → 14 → 10 → 5 (padding 2) and 32 → 28 → 14 → 10 → 5 (no padding) both end in
+    5×5, so fc3 has 16·5·5 = 400 inputs; other sides give other sizes (227 → … → 53).
+    """
+    return trace(input_size, [(5, 1, lenet5_padding(input_size)), (2, 2, 0), (5, 1, 0),
+                              (2, 2, 0)])
+
+
+def lenet5(bn: bool = False, num_classes: int = 10, in_channels: int = 1, rng=None,
+           input_size: int = 28, width: float = 1.0) -> LeNet5:
+    """LeNet-5 as in Walking Noise: C6@5–M2–C16@5–M2–FC120–FC84–FC10::
+
+        conv1 6 5×5 (padding p), [bn1], relu1, pool1 (max 2×2)     28×28 → 28×28 → 14×14
+        conv2 16 5×5,           [bn2], relu2, pool2                → 10×10 → 5×5
+        flatten                                                     (N, 16·5·5 = 400)
+        fc3 120, [bn3], relu3;  fc4 84, [bn4], relu4
+        fc5 num_classes                                             the scores (logits)
+
+    * conv1's padding pads the input up to LeNet's 32×32 (:func:`lenet5_padding`): MNIST's
+      28×28 gets padding 2 (the classic LeNet on MNIST) and a 32×32 input (CIFAR-10, with
+      ``in_channels=3``) none. The flattened size is computed from input_size either way
+      (:func:`lenet5_sizes`), so ``input_size`` must be the side of the images given.
+    * ReLU and max-pooling (the modern LeNet-5 of Walking Noise, not tanh/subsampling);
+      order conv → [BN] → ReLU → pool.
+    * Biases as in :func:`mlp_tfc`: every layer has one when ``bn=False``, none when
+      ``bn=True``. BN (when on) follows every conv and hidden FC, never the output.
+    * width: multiplies the channel and unit counts 6, 16, 120, 84 (each rounded, at least 1).
+
+    Noise sites (input + conv/linear + BN + ReLU + pool + logits): 12 without BN, 16 with.
+    """
+    c1, c2, f3, f4 = (scaled(n, width) for n in (6, 16, 120, 84))
+    sizes = lenet5_sizes(input_size)
+    if sizes[-1] < 1:
+        raise UserError(f"lenet5: input_size={input_size} is too small for two 5×5 convs and "
+                        "two 2×2 pools; use 28 (MNIST) or 32 (CIFAR-10)", flag="--dataset")
+    side = sizes[-1]
+    layers = OrderedDict()
+
+    def block(k, layer, n_out, bn_cls, pool):
+        layers[f"{'conv' if isinstance(layer, nn.Conv2d) else 'fc'}{k}"] = layer
+        if bn:
+            layers[f"bn{k}"] = bn_cls(n_out)
+        layers[f"relu{k}"] = nn.ReLU()
+        if pool:
+            layers[f"pool{k}"] = nn.MaxPool2d(2)
+
+    block(1, nn.Conv2d(in_channels, c1, 5, padding=lenet5_padding(input_size), bias=not bn,
+                       rng=rng), c1, nn.BatchNorm2d, pool=True)
+    block(2, nn.Conv2d(c1, c2, 5, bias=not bn, rng=rng), c2, nn.BatchNorm2d, pool=True)
+    layers["flatten"] = nn.Flatten()
+    block(3, nn.Linear(c2 * side * side, f3, bias=not bn, rng=rng), f3, nn.BatchNorm1d,
+          pool=False)
+    block(4, nn.Linear(f3, f4, bias=not bn, rng=rng), f4, nn.BatchNorm1d, pool=False)
+    layers["fc5"] = nn.Linear(f4, num_classes, bias=not bn, rng=rng)
+    return LeNet5(layers)
