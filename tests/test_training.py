@@ -4,6 +4,8 @@ import json
 import numpy as np
 import pytest
 
+from tinyproj.errors import UserError
+
 from tinyproj.runs.files import load_checkpoint
 from tinyproj.runs.config import PRESETS, make_config
 from tinyproj.runs.training import TrainingInterrupted, train
@@ -56,10 +58,10 @@ def test_resume_continues_to_the_same_weights_bitwise(tmp_path, stop_at):
 
 def test_resume_refuses_changed_settings_and_missing_checkpoint(tmp_path):
     cfg = tiny_config(tmp_path, epochs=1)
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(UserError, match="not a folder"):
         train(cfg, resume=True, progress=False)
     train(cfg, progress=False, log=lambda *a: None)
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(UserError, match="--resume"):
         train(cfg, progress=False)
     changed = tiny_config(tmp_path, epochs=1, lr=0.5)
     with pytest.raises(ValueError, match="lr"):
@@ -150,5 +152,5 @@ def test_load_run_gives_back_the_trained_weights(tmp_path):
     for k, v in weights(model).items():
         np.testing.assert_array_equal(v, weights(run.model)[k], err_msg=k)
     assert len(run.train) == 120 and len(run.test) == 200 and run.meta["pos"]["epoch"] == 1
-    with pytest.raises(FileNotFoundError, match="run folder"):
+    with pytest.raises(UserError, match="run folder"):
         load_run(tmp_path / "nothing")

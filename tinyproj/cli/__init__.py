@@ -1,36 +1,98 @@
 """The ``tinyproj`` command line: one sub-command family per module.
 
     tinyproj train --preset tr-sign-c --width 0.25 --epochs 1 --out runs/sign
+    tinyproj train --out runs/sign --resume         continue a run with its own settings
     tinyproj demo                 Tr-None-NC vs Tr-Sign-C, briefly, side by side
-    tinyproj sweep RUN_DIR --distortion addnorm,multunif,power [--walk] [--shard i/n]
+    tinyproj sweep RUN_DIR --distortion addnorm,multunif,power [--per-layer] [--shard i/n]
+    tinyproj walk --model mlp_tfc --dataset mnist --out runs/wn     Walking Noise
     tinyproj report RUN_DIR... --out DIR      Table 2, the paper's figures, report.md
     tinyproj bench                speed and memory against PyTorch (conv layers, full steps)
     tinyproj info                 versions, backend, kernels, where data is looked for
     tinyproj lessons [--quick]    run the lessons in lessons/ one after another
 
 Each module here (train.py, misc.py, ...) has ``add_parsers(subparsers)``; a new
-sub-command is a new module listed in ``COMMAND_MODULES``.
+sub-command is a new module listed in ``COMMAND_MODULES``. The modules parse, call the
+library and print; :func:`main` is the one place that turns errors into messages:
+a user's mistake (:class:`~tinyproj.errors.UserError` and friends) is one line
+``error: ...`` and exit status 2, with the traceback only under ``--debug``.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import signal
 import sys
 
 COMMAND_MODULES = ["train", "sweep", "walk", "misc", "report", "bench"]
 
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinyproj", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="tinyproj", description=__doc__.split("\n\n")[0],
+        epilog="Add --debug to any command to see the full traceback of an error.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").add_parsers(sub)
     return parser
 
 
+def _sigterm_as_interrupt(signum, frame):
+    raise KeyboardInterrupt        # a cluster's time limit stops a command like Ctrl-C
+
+
 def main(argv=None) -> int:
+    """Run one command; returns the exit status (0 ok, 1 failed, 2 user error, 130 stopped)."""
+    from ..errors import USER_ERRORS
+    from ..runs.training import TrainingInterrupted
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    if hasattr(signal, "SIGTERM") and _is_main_thread():
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        return args.func(args) or EXIT_OK
+    except TrainingInterrupted as err:
+        print(err, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("\ninterrupted: what was finished is saved (files are written atomically); run "
+              "the same command again to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except FloatingPointError as err:
+        if debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except USER_ERRORS as err:
+        if debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        if debug:
+            raise
+        if err.errno == errno.ENOSPC:
+            print(f"error: the disk is full (writing {err.filename or 'a file'}); free some "
+                  "space and run the command again — files already there are intact "
+                  "(written atomically)", file=sys.stderr)
+        else:
+            print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as err:          # a bug in tinyproj, not the user's mistake
+        if debug:
+            raise
+        print(f"internal error: {type(err).__name__}: {err}\nThis is a bug in tinyproj; run "
+              "the command again with --debug for the traceback and report it.", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _is_main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

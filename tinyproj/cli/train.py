@@ -1,141 +1,153 @@
-"""`tinyproj train` (one run of Algorithm 1) and `tinyproj demo` (a few short runs compared)."""
+"""`tinyproj train` (one run of Algorithm 1) and `tinyproj demo` (two short runs compared)."""
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
-_HELP = {
-    "preset": "one of the paper's runs (see `tinyproj train --list-presets`)",
-    "model": "bc_cifar10 | alexnet_bn | mlp_tfc | lenet5",
-    "width": "channel/unit multiplier of bc_cifar10 and alexnet_bn",
-    "bn": "batch norm in mlp_tfc / lenet5",
-    "dataset": "cifar10 | mnist | fashion-mnist | synthetic | imagenet",
-    "data_dir": "folder holding cifar-10-batches-py/, mnist/, ... (default $TINYPROJ_DATA)",
-    "preprocess": "none | scale | gcn | gcn_zca (default: the dataset's)",
-    "train_subset": "train on the first N training images only",
-    "val_size": "validation images split off the end of the training set (0: none)",
-    "test_subset": "score only the first N test images",
-    "projection": "training projection spec, e.g. sign, stoch, power:beta=U(0,2)",
-    "clip": "clip factor f (c_k = f * Glorot std) or NC for no clipping",
-    "clip_factor": "multiply f by this at each clip milestone",
-    "clip_milestones": "iterations at which f is multiplied, e.g. 5000,10000",
-    "loss": "square_hinge | cross_entropy",
-    "optimizer": "adam | sgd",
-    "lr_schedule": "exponential | cosine | step | constant",
-    "lr_final": "final learning rate (exponential) or minimum (cosine)",
-    "lr_milestones": "iterations of the step drops, e.g. 100000,125000",
-    "iterations": "stop after this many steps",
-    "test_projections": "comma-separated test projections (default none,sign,round)",
-    "bn_reestimate": "re-estimate batch norm per test projection (--no-bn-reestimate: faster)",
-    "bn_batches": "training batches used to re-estimate batch norm",
-    "out": "run folder (metrics.jsonl, checkpoint.npz, config.json)",
-}
+from ..errors import UserError
+from .flags import add_config_flags, config_overrides
+
+DEMO_MARK = ".tinyproj-demo"
+"""A file that marks a folder as made by `tinyproj demo` (the only folders demo replaces)."""
 
 
-def _list_of(kind):
-    def parse(text):
-        return [kind(v) for v in text.split(",") if v.strip()]
-    return parse
-
-
-def _clip_value(text):
-    return "NC" if text.strip().upper() == "NC" else float(text)
-
-
-def _add_config_flags(parser):
-    """One flag per TrainConfig field (every setting of a run can be overridden)."""
-    import dataclasses
-
-    from ..runs.config import TrainConfig
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        help_text = _HELP.get(f.name, "")
-        default_value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        if f.name == "clip":
-            parser.add_argument(flag, type=_clip_value, default=None, help=help_text)
-        elif isinstance(default_value, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=help_text)
-        elif isinstance(default_value, list):
-            kind = str if f.name == "test_projections" else int
-            parser.add_argument(flag, type=_list_of(kind), default=None, help=help_text)
-        else:
-            kind = {"width": float, "lr": float, "lr_final": float, "lr_factor": float,
-                    "momentum": float, "clip_factor": float}.get(f.name)
-            if kind is None:
-                kind = int if isinstance(default_value, int) or f.name in (
-                    "train_subset", "test_subset", "iterations") else str
-            parser.add_argument(flag, type=kind, default=None,
-                                help=f"{help_text} (default {default_value!r})".strip())
+def _banner(cfg, resume: bool) -> None:
+    from .. import backend, kernels
+    what = cfg.preset or f"{cfg.model} with projection {cfg.projection}"
+    print(f"tinyproj train: {'resuming ' if resume else ''}{what} — {cfg.model} (width "
+          f"{cfg.width:g}) on {cfg.dataset}, {cfg.epochs} epoch(s)"
+          + (f" or {cfg.iterations} steps" if cfg.iterations else "")
+          + f", batch {cfg.batch_size}\n  data: {cfg.data_dir}\n  device: {backend.name()}, "
+          f"kernels {kernels.mode()}\n  run folder: {cfg.out}", flush=True)
 
 
 def _cmd_train(args) -> int:
-    import dataclasses
-
-    from ..runs.config import PRESETS, TrainConfig, make_config
-    from ..runs.training import TrainingInterrupted, train
+    from ..runs.build import resolve_data_dir
+    from ..runs.config import PRESETS, make_config
+    from ..runs.training import resume_config, train
     if args.list_presets:
         for name, values in PRESETS.items():
             print(f"{name:<20} " + " ".join(f"{k}={v}" for k, v in values.items()))
         return 0
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
-    cfg = make_config(**overrides)
-    if cfg.out is None:
-        cfg.out = str(Path("runs") / (cfg.preset or f"{cfg.model}-{cfg.projection}"))
-    try:
-        train(cfg, resume=args.resume, progress=not args.no_progress)
-    except TrainingInterrupted as err:
-        print(err, file=sys.stderr)
-        return 130
-    except FloatingPointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    overrides = config_overrides(args)
+    if args.resume:
+        if not args.out:
+            raise UserError("--resume needs --out RUN_DIR, the folder of the run to continue "
+                            "(its settings are read from RUN_DIR/config.json)", flag="--out")
+        cfg = resume_config(args.out, overrides)
+    else:
+        cfg = make_config(**overrides)
+        if cfg.out is None:
+            cfg.out = str(Path("runs") / (cfg.preset or f"{cfg.model}-{cfg.projection}")
+                          .replace(":", "_"))
+    cfg.data_dir = resolve_data_dir(cfg.data_dir)
+    _banner(cfg, args.resume)
+    train(cfg, resume=args.resume, progress=not args.no_progress)
+    print(f"results in {cfg.out}/ (metrics.jsonl: one row per evaluation; checkpoint.npz)")
     return 0
+
+
+# ---------------------------------------------------------------------------
+# demo
+# ---------------------------------------------------------------------------
+_COLUMNS = {"none": "as trained", "round": "rounded", "sign": "binarized"}
+_ROWS = {"tr-none-nc": "trained normally", "tr-sign-c": "trained through Sign"}
+
+
+def _demo_folders(args, presets) -> dict:
+    """Check everything before anything is written: presets, the output folder, each run's
+    folder (new, empty, or made by an earlier demo — the only kind demo replaces)."""
+    from ..runs.config import PRESETS
+    unknown = [p for p in presets if p not in PRESETS]
+    if not presets or unknown:
+        raise UserError(f"--presets: unknown preset(s) {', '.join(map(repr, unknown)) or '(none)'}"
+                        f"; give names from: {', '.join(PRESETS)}", flag="--presets")
+    root = Path(args.out)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--out {root} is a file; give a folder for the demo's runs",
+                        flag="--out")
+    folders = {}
+    for preset in presets:
+        folder = root / preset
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"{folder} is a file; choose another --out", flag="--out")
+        if folder.is_dir() and any(folder.iterdir()) and not (folder / DEMO_MARK).exists():
+            raise UserError(f"{folder} exists and was not made by `tinyproj demo` (it may be "
+                            "a run of yours); it is left as it is — choose another --out for "
+                            "the demo", flag="--out")
+        folders[preset] = folder
+    return folders
 
 
 def _cmd_demo(args) -> int:
     """Train a few presets briefly and print their test errors side by side."""
     import shutil
 
+    from ..runs.build import resolve_data_dir
     from ..runs.config import make_config
     from ..runs.training import train
-    presets = [p for p in args.presets.split(",") if p]
+    presets = [p.strip().lower() for p in args.presets.split(",") if p.strip()]
+    folders = _demo_folders(args, presets)
+    data_dir = resolve_data_dir(args.data_dir)
+    configs = {p: make_config(p, width=args.width, epochs=args.epochs,
+                              train_subset=args.train_subset, test_subset=args.test_subset or None,
+                              val_size=args.val_size, data_dir=data_dir, out=str(folders[p]),
+                              seed=args.seed)
+               for p in presets}                       # every setting checked before any run
+    print(f"tinyproj demo: {', '.join(presets)} — bc_cifar10 width {args.width:g}, "
+          f"{args.epochs} epoch(s) on {args.train_subset} CIFAR-10 images\n  data: {data_dir}\n"
+          f"  run folders: {Path(args.out)}/", flush=True)
     results = {}
     start = time.perf_counter()
-    for preset in presets:
-        out = Path(args.out) / preset
-        if out.exists():
-            shutil.rmtree(out)            # demo runs are disposable: start afresh each time
-        cfg = make_config(preset, width=args.width, epochs=args.epochs,
-                          train_subset=args.train_subset, test_subset=args.test_subset or None,
-                          val_size=args.val_size, data_dir=args.data_dir, out=str(out),
-                          seed=args.seed)
-        print(f"\n=== {preset}: bc_cifar10 width {args.width}, {args.epochs} epoch(s) on "
-              f"{args.train_subset} images ===", flush=True)
+    for preset, cfg in configs.items():
+        folder = folders[preset]
+        if (folder / DEMO_MARK).exists():
+            shutil.rmtree(folder)           # made by an earlier demo: disposable
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / DEMO_MARK).write_text("made by `tinyproj demo`; demo may replace this folder\n")
+        print(f"\n=== {preset} ({_ROWS.get(preset, preset)}) ===", flush=True)
         _, rows = train(cfg, progress=not args.no_progress)
         results[preset] = rows[-1]
-    names = list(next(iter(results.values()))["test_error"])
-    n_test = args.test_subset or 10000
-    print(f"\nCIFAR-10 test error (%) on {n_test} test images after {args.epochs} epoch(s) on "
-          f"{args.train_subset} training images; batch norm re-estimated per test projection:")
-    print(f"{'network':<14}" + "".join(f"{'Te-' + n.capitalize():>10}" for n in names)
-          + f"{'train s':>10}")
-    for preset, row in results.items():
-        print(f"{preset:<14}" + "".join(f"{100 * row['test_error'][n]:10.2f}" for n in names)
-              + f"{row['train_seconds']:10.1f}")
-    print(f"total {time.perf_counter() - start:.0f} s; run folders in {args.out}/")
+    _print_demo_table(results, args, time.perf_counter() - start)
     return 0
 
 
+def _print_demo_table(results: dict, args, seconds: float) -> None:
+    names = list(next(iter(results.values()))["test_error"])
+    n_test = args.test_subset or 10000
+    print(f"\nTest error (%, lower is better) on {n_test} CIFAR-10 test images, after "
+          f"{args.epochs} epoch(s) on {args.train_subset} training images:\n")
+    head = f"{'network':<34}" + "".join(f"{_COLUMNS.get(n, n):>12}" for n in names)
+    print(head + f"{'train s':>10}")
+    for preset, row in results.items():
+        label = f"{_ROWS.get(preset, preset)} ({preset})"
+        print(f"{label:<34}" + "".join(f"{100 * row['test_error'][n]:12.1f}" for n in names)
+              + f"{row['train_seconds']:10.0f}")
+    print("\nColumns: the weights used at test time — as trained (the paper's Te-None), "
+          "rounded to\n{-1, 0, 1} (Te-Round), or binarized to their sign (Te-Sign); batch norm "
+          "is re-estimated\nfor each. Rows: trained normally (Tr-None-NC) or with Algorithm 1 "
+          "through the Sign\nprojection and clipping (Tr-Sign-C).")
+    if {"tr-none-nc", "tr-sign-c"} <= set(results) and {"none", "sign"} <= set(names):
+        jump = {p: 100 * (results[p]["test_error"]["sign"] - results[p]["test_error"]["none"])
+                for p in ("tr-none-nc", "tr-sign-c")}
+        print(f"\nTakeaway: binarizing the weights at test time changed the error by "
+              f"{jump['tr-none-nc']:+.1f} points for the normally trained network and by "
+              f"{jump['tr-sign-c']:+.1f} for the one trained through Sign — training with the "
+              "projection is what makes a network robust to it (Merolla et al. 2016).")
+    print(f"\n{seconds:.0f} s in all; run folders in {args.out}/. Next, try a longer run:\n"
+          f"  tinyproj train --preset tr-sign-c --width 0.25 --epochs 5 --train-subset 20000 "
+          f"--out runs/sign-5ep\n(with `source .venv/bin/activate` first, or as "
+          ".venv/bin/tinyproj)")
+
+
 def add_parsers(sub) -> None:
-    p = sub.add_parser("train", help="train a network with Algorithm 1 (a run folder)")
-    _add_config_flags(p)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p = sub.add_parser("train", help="train a network with Algorithm 1 (a run folder)",
+                       description="Train a network with Algorithm 1 into a run folder. "
+                       "Resume with `tinyproj train --out RUN --resume` (the settings come "
+                       "from RUN/config.json).")
+    add_config_flags(p)
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out with its saved settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-presets", action="store_true", help="list the presets and exit")
     p.set_defaults(func=_cmd_train)
@@ -149,8 +161,11 @@ def add_parsers(sub) -> None:
                    help="score the first N test images (default 2000; 0: all 10,000)")
     p.add_argument("--val-size", type=int, default=0,
                    help="validation images split off the training set (default 0: none)")
-    p.add_argument("--data-dir", default=None, help="default $TINYPROJ_DATA or datasets/")
+    p.add_argument("--data-dir", default=None,
+                   help="default $TINYPROJ_DATA, else ../shared/datasets, else datasets/")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--out", default="runs/demo",
+                   help="folder for the demo's runs (default runs/demo); only folders made by "
+                        "an earlier demo are replaced")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_demo)

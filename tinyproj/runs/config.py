@@ -1,72 +1,161 @@
-"""Run settings (``TrainConfig``) and the paper's presets.
+"""A run's settings: :class:`TrainConfig`, checked by :func:`validate` before any I/O, and presets.
 
-Every setting of a run lives in one :class:`TrainConfig`; ``config.json`` in
-the run folder is its ``asdict``, so a run can always be rebuilt. A preset is
-just a dict of overrides of the defaults, and every preset value can in turn
-be overridden by a command-line flag.
+Every setting of a training run is one field of :class:`TrainConfig`; ``config.json`` in
+the run folder is its ``to_dict()``, so a run can always be rebuilt and resumed from its
+folder alone (``tinyproj train --out RUN --resume``). Each field carries its own help text
+and parser in its metadata (:func:`setting`): the command line builds one flag per field
+from them (``cli/flags.py``), so a new field is a new flag with the right type, with no
+second list to keep in step.
+
+A preset is a dict of overrides of the defaults (:data:`PRESETS`); :func:`make_config`
+applies defaults → preset → explicit overrides, then :func:`validate` checks every value
+and the combinations that can be known without loading data (model × dataset shape,
+batch norm × a last minibatch of one image, ...). A mistake is reported as a
+:class:`~tinyproj.errors.UserError` naming the flag and the fix, before a folder is made.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
-__all__ = ["TrainConfig", "PRESETS", "make_config"]
+from ..errors import UserError
+
+__all__ = ["TrainConfig", "PRESETS", "make_config", "validate", "setting", "flag_name",
+           "RESUMABLE_CHANGES", "DATASETS", "parse_clip", "parse_list"]
 
 
+# ---------------------------------------------------------------------------
+# Parsers for the text of a flag (also used when a field is set from Python)
+# ---------------------------------------------------------------------------
+def parse_clip(text):
+    """``"NC"`` (no clipping) or the clip factor f as a float."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    return "NC" if str(text).strip().upper() in ("NC", "NONE") else float(text)
+
+
+def parse_list(kind):
+    """A parser for comma-separated values of ``kind`` (``"5000,10000"`` -> [5000, 10000])."""
+    def parse(text):
+        if isinstance(text, (list, tuple)):
+            return [kind(v) for v in text]
+        return [kind(v.strip()) for v in str(text).split(",") if v.strip()]
+    parse.__name__ = f"list of {kind.__name__}"
+    return parse
+
+
+def _optional(kind):
+    def parse(text):
+        return None if text is None or str(text).strip().lower() in ("", "none") else kind(text)
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def setting(default, help: str, parse=None, cli: bool = True):
+    """A dataclass field with its help text and parser (how the command line reads it).
+
+    ``parse`` turns the flag's text into the value (default: the type of ``default``);
+    ``cli=False`` keeps a field off the command line (set by the code that makes the run).
+    """
+    meta = {"help": help, "parse": parse, "cli": cli}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def flag_name(field_name: str) -> str:
+    """``train_subset`` -> ``--train-subset``."""
+    return "--" + field_name.replace("_", "-")
+
+
+# ---------------------------------------------------------------------------
+# The config
+# ---------------------------------------------------------------------------
 @dataclass
 class TrainConfig:
-    """All the settings of one training run (defaults: Merolla et al.'s CIFAR-10 setup)."""
+    """All the settings of one training run (defaults: Merolla et al.'s CIFAR-10 set-up)."""
 
-    preset: str | None = None
+    preset: str | None = setting(None, "one of the papers' runs (tinyproj train "
+                                       "--list-presets); flags given with it override it",
+                                 parse=_optional(str))
     # network and data
-    model: str = "bc_cifar10"
-    width: float = 1.0
-    bn: bool = False                     # for mlp_tfc / lenet5
-    dataset: str = "cifar10"
-    data_dir: str | None = None
-    preprocess: str | None = None        # None: the dataset's default (CIFAR-10: GCN + ZCA)
-    train_subset: int | None = None      # first N training images (quick runs)
-    val_size: int = 5000                 # BinaryConnect's 45k/5k split (0: no validation set)
-    test_subset: int | None = None       # first N test images (quick runs)
+    model: str = setting("bc_cifar10", "bc_cifar10 | alexnet_bn | mlp_tfc | lenet5")
+    width: float = setting(1.0, "channel/unit multiplier of the model (1.0: the paper's)")
+    bn: bool = setting(False, "batch norm in mlp_tfc / lenet5 (the others always have it)")
+    dataset: str = setting("cifar10", "cifar10 | mnist | fashion-mnist | synthetic | imagenet")
+    data_dir: str | None = setting(None, "folder holding cifar-10-batches-py/, mnist/, ... "
+                                         "(default: $TINYPROJ_DATA, else ../shared/datasets, "
+                                         "else datasets/); stored absolute",
+                                   parse=_optional(str))
+    preprocess: str | None = setting(None, "none | scale | gcn | gcn_zca (default: the "
+                                           "dataset's: CIFAR-10 gcn_zca, MNIST scale)",
+                                     parse=_optional(str))
+    train_subset: int | None = setting(None, "train on the first N training images only",
+                                       parse=_optional(int))
+    val_size: int = setting(5000, "validation images split off the end of the training set "
+                                  "(BinaryConnect's 45k/5k; 0: none)")
+    test_subset: int | None = setting(None, "score only the first N test images",
+                                      parse=_optional(int))
     # Algorithm 1
-    projection: str = "none"
-    clip: float | str = "NC"             # f in c_k = f·std(Glorot init); "NC": no clipping
-    clip_factor: float = 1.0             # clip schedule: f multiplied by this ...
-    clip_milestones: list = field(default_factory=list)   # ... at these iterations
+    projection: str = setting("none", "training projection, e.g. sign, stoch, "
+                                      "power:beta=U(0,2), stochm:gamma=0.5")
+    clip: float | str = setting("NC", "clip factor f (c_k = f · Glorot std) or NC for none",
+                                parse=parse_clip)
+    clip_factor: float = setting(1.0, "multiply f by this at each clip milestone")
+    clip_milestones: list = setting([], "iterations at which f is multiplied, e.g. 5000,10000",
+                                    parse=parse_list(int))
     # optimization
-    loss: str = "square_hinge"           # or "cross_entropy"
-    optimizer: str = "adam"              # or "sgd"
-    momentum: float = 0.0                # SGD only
-    lr: float = 0.003
-    lr_schedule: str = "exponential"     # exponential | constant | cosine | step
-    lr_final: float = 2e-6               # exponential: lr at the last epoch; cosine: minimum
-    lr_milestones: list = field(default_factory=list)   # step: iterations of the drops
-    lr_factor: float = 0.1               # step: factor of each drop
-    epochs: int = 500
-    iterations: int | None = None        # stop after this many steps (AlexNet counts iterations)
-    batch_size: int = 50
-    seed: int = 0
+    loss: str = setting("square_hinge", "square_hinge | cross_entropy")
+    optimizer: str = setting("adam", "adam | sgd")
+    momentum: float = setting(0.0, "SGD momentum (SGD only)")
+    lr: float = setting(0.003, "learning rate λ (the first one of the schedule)")
+    lr_schedule: str = setting("exponential", "exponential | cosine | step | constant")
+    lr_final: float = setting(2e-6, "final learning rate (exponential) or minimum (cosine)")
+    lr_milestones: list = setting([], "iterations of the step drops, e.g. 100000,125000",
+                                  parse=parse_list(int))
+    lr_factor: float = setting(0.1, "factor of each step drop")
+    epochs: int = setting(500, "passes over the training set")
+    iterations: int | None = setting(None, "stop after this many steps (AlexNet counts steps)",
+                                     parse=_optional(int))
+    batch_size: int = setting(50, "images per minibatch")
+    seed: int = setting(0, "seed of the run's one generator (init, shuffling, projections)")
     # evaluation
-    test_projections: list = field(default_factory=lambda: ["none", "sign", "round"])
-    bn_reestimate: bool = True           # re-estimate batch norm per test projection (paper)
-    bn_batches: int = 20                 # training batches used to re-estimate batch norm
-    eval_every: int = 1                  # epochs between evaluations
-    eval_batch_size: int = 500
-    out: str | None = None               # run folder
+    test_projections: list = setting(["none", "sign", "round"],
+                                     "comma-separated test projections, e.g. none,sign,round",
+                                     parse=parse_list(str))
+    bn_reestimate: bool = setting(True, "re-estimate batch norm per test projection (the "
+                                        "paper's protocol; --no-bn-reestimate: faster)")
+    bn_batches: int = setting(20, "training minibatches used to re-estimate batch norm")
+    eval_every: int = setting(1, "epochs between evaluations")
+    eval_batch_size: int = setting(500, "images per batch when scoring")
+    out: str | None = setting(None, "run folder (config.json, metrics.jsonl, checkpoint.npz); "
+                                    "default runs/<preset>", parse=_optional(str))
+    extra: dict = setting({}, "settings owned by the experiment that made the run (e.g. "
+                              "Walking Noise's training noise); stored, compared on resume",
+                          cli=False)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
+        """A config from a dict (``config.json``); unknown keys are refused, by name."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; valid settings: "
-                             f"{', '.join(sorted(names))}")
+            raise UserError(f"unknown setting(s) {', '.join(unknown)}; valid settings: "
+                            f"{', '.join(sorted(names))}")
         return cls(**values)
 
 
+RESUMABLE_CHANGES = ("epochs", "iterations", "data_dir", "eval_every", "out")
+"""Settings a resume may change (train longer, data moved); any other difference is refused."""
+
+
+# ---------------------------------------------------------------------------
+# Presets
+# ---------------------------------------------------------------------------
 _CIFAR = dict(model="bc_cifar10", dataset="cifar10", optimizer="adam", lr=0.003,
               lr_schedule="exponential", lr_final=2e-6, epochs=500, batch_size=50,
               loss="square_hinge")
@@ -89,16 +178,182 @@ PRESETS = {
                               loss="cross_entropy", projection="stochm3:gamma=0.5", clip=4.5,
                               clip_factor=1.4, clip_milestones=[5_000, 10_000, 15_000],
                               val_size=0, test_projections=["none", "round", "sign"]),
+    # Walking Noise's training set-up (Adam 1e-3, cosine annealing to 0, cross-entropy,
+    # batch 128, no validation split, no projection or clipping) on MNIST's MLP "TFC".
+    "wn-mlp-mnist": dict(model="mlp_tfc", dataset="mnist", optimizer="adam", lr=1e-3,
+                         lr_schedule="cosine", lr_final=0.0, loss="cross_entropy",
+                         batch_size=128, epochs=100, val_size=0, projection="none",
+                         clip="NC", test_projections=["none"], bn_reestimate=False),
 }
 
 
 def make_config(preset: str | None = None, **overrides) -> TrainConfig:
-    """Defaults, then the preset's values, then ``overrides`` (None values are ignored)."""
+    """Defaults, then the preset's values, then ``overrides`` (None values are ignored);
+    the result is validated (:func:`validate`)."""
     values = {}
     if preset is not None:
-        key = preset.lower()
+        key = str(preset).strip().lower()
         if key not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+            raise UserError(f"--preset: unknown preset {preset!r}; the presets are: "
+                            f"{', '.join(PRESETS)} (tinyproj train --list-presets shows "
+                            "their settings)", flag="--preset")
         values.update(PRESETS[key], preset=key)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig.from_dict(values)
+    cfg = TrainConfig.from_dict(values)
+    validate(cfg)
+    return cfg
+
+
+# ---------------------------------------------------------------------------
+# Validation (no file is read, no data loaded)
+# ---------------------------------------------------------------------------
+DATASETS = {
+    # name: (input shape, training images, test images, classes); None: known only on load
+    "cifar10": ((3, 32, 32), 50_000, 10_000, 10),
+    "mnist": ((1, 28, 28), 60_000, 10_000, 10),
+    "fashion-mnist": ((1, 28, 28), 60_000, 10_000, 10),
+    "synthetic": ((3, 32, 32), 1_000, 200, 10),
+    "imagenet": ((3, 227, 227), None, None, 1000),
+}
+"""What :func:`validate` knows of each dataset before loading it."""
+
+_CHOICES = {
+    "loss": ("square_hinge", "cross_entropy"),
+    "optimizer": ("adam", "sgd"),
+    "lr_schedule": ("exponential", "cosine", "step", "constant"),
+    "preprocess": (None, "none", "scale", "gcn", "gcn_zca", "default"),
+}
+
+
+def _fail(name: str, problem: str, fix: str = "") -> None:
+    flag = flag_name(name)
+    raise UserError(f"{flag}: {problem}" + (f"; {fix}" if fix else ""), flag=flag)
+
+
+def _check_number(cfg, name, low=None, high=None, integer=False, optional=False,
+                  low_open=False):
+    value = getattr(cfg, name)
+    if value is None and optional:
+        return
+    kind = "an integer" if integer else "a number"
+    ok_type = (isinstance(value, int) if integer else isinstance(value, (int, float)))
+    if isinstance(value, bool) or not ok_type or (not integer and not math.isfinite(value)):
+        _fail(name, f"must be {kind}, got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        _fail(name, f"must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and value > high:
+        _fail(name, f"must be <= {high}, got {value!r}")
+
+
+def validate(cfg: TrainConfig, data_shape=None) -> TrainConfig:
+    """Check every setting of ``cfg`` and the combinations knowable without data.
+
+    ``data_shape``: ``(input_shape, num_classes)`` of data given in memory (then the model is
+    checked against it instead of ``cfg.dataset``'s). Raises
+    :class:`~tinyproj.errors.UserError` naming the flag and the fix; returns ``cfg``.
+    Canonical spellings are written back (``model`` lower case, ``dataset`` with a dash).
+    """
+    from .. import clipping, models, projections     # lower floors, imported lazily
+    if cfg.preset is not None and cfg.preset not in PRESETS:
+        _fail("preset", f"unknown preset {cfg.preset!r}", f"the presets are {', '.join(PRESETS)}")
+    cfg.model = str(cfg.model).strip().lower().replace("-", "_")
+    if cfg.model not in models.MODELS:
+        _fail("model", f"unknown model {cfg.model!r}", f"the models are "
+              f"{', '.join(models.MODELS)}")
+    key = str(cfg.dataset).strip().lower().replace("_", "-")
+    key = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}.get(key, key)
+    if key not in DATASETS:
+        _fail("dataset", f"unknown dataset {cfg.dataset!r}", f"the datasets are "
+              f"{', '.join(DATASETS)}")
+    cfg.dataset = key
+    _check_number(cfg, "width", 0, low_open=True)
+    for name, (low, integer, optional) in {
+            "train_subset": (1, True, True), "val_size": (0, True, False),
+            "test_subset": (1, True, True), "epochs": (1, True, False),
+            "iterations": (1, True, True), "batch_size": (1, True, False),
+            "seed": (0, True, False), "bn_batches": (0, True, False),
+            "eval_every": (1, True, False), "eval_batch_size": (1, True, False),
+            "lr_final": (0, False, False), "momentum": (0, False, False)}.items():
+        _check_number(cfg, name, low, integer=integer, optional=optional)
+    _check_number(cfg, "lr", 0, low_open=True)
+    _check_number(cfg, "lr_factor", 0, low_open=True)
+    _check_number(cfg, "clip_factor", 0, low_open=True)
+    if cfg.momentum >= 1:
+        _fail("momentum", f"must be < 1, got {cfg.momentum}")
+    for name, choices in _CHOICES.items():
+        if getattr(cfg, name) not in choices:
+            _fail(name, f"unknown value {getattr(cfg, name)!r}",
+                  f"choose one of {', '.join(c for c in choices if c)}")
+    for name in ("clip_milestones", "lr_milestones"):
+        values = getattr(cfg, name)
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values) or \
+                list(values) != sorted(set(values)):
+            _fail(name, f"must be increasing step numbers >= 1, got {values!r}")
+    if not clipping.no_clipping(cfg.clip):
+        try:
+            f = float(cfg.clip)
+        except (TypeError, ValueError):
+            f = math.nan
+        if not (math.isfinite(f) and f > 0):
+            _fail("clip", f"must be a factor f > 0 or NC (no clipping), got {cfg.clip!r}")
+        cfg.clip = f
+    else:
+        cfg.clip = "NC"
+    try:
+        projections.parse(cfg.projection)
+    except ValueError as err:
+        _fail("projection", str(err).split("\n")[0], "e.g. none, sign, stoch, "
+              "power:beta=U(0,2), stochm:gamma=0.5")
+    if not cfg.test_projections:
+        _fail("test_projections", "is empty", "give e.g. none,sign,round")
+    for spec in cfg.test_projections:
+        try:
+            projections.parse(spec)
+        except ValueError as err:
+            _fail("test_projections", str(err).split("\n")[0], "e.g. none,sign,round")
+    if not isinstance(cfg.bn, bool) or not isinstance(cfg.bn_reestimate, bool):
+        _fail("bn", "must be true or false")
+    if not isinstance(cfg.extra, dict):
+        raise UserError(f"extra settings must be a dict, got {cfg.extra!r}")
+    _check_model_and_data(cfg, models, data_shape)
+    return cfg
+
+
+def _check_model_and_data(cfg: TrainConfig, models, data_shape=None) -> None:
+    """The model takes the dataset's input shape; no minibatch of one image meets batch norm."""
+    shape, n_train, _, num_classes = DATASETS[cfg.dataset]
+    if data_shape is not None:
+        (shape, num_classes), n_train = data_shape, None
+    check = getattr(models, "check", None)
+    try:
+        if check is not None:
+            check(cfg.model, shape, num_classes, width=cfg.width, bn=cfg.bn)
+    except UserError:
+        raise
+    except ValueError as err:
+        raise UserError(f"--model {cfg.model} on --dataset {cfg.dataset}: {err}") from None
+    if n_train is None:
+        return
+    if cfg.val_size >= n_train:
+        _fail("val_size", f"{cfg.val_size} leaves no training image of {cfg.dataset}'s "
+              f"{n_train}", f"use fewer than {n_train} (0: no validation set)")
+    n = n_train - cfg.val_size
+    if cfg.train_subset is not None:
+        n = min(n, cfg.train_subset)
+    check_last_batch(cfg, n)
+
+
+def has_batch_norm(cfg: TrainConfig) -> bool:
+    return cfg.model in ("bc_cifar10", "alexnet_bn") or cfg.bn
+
+
+def check_last_batch(cfg: TrainConfig, n: int) -> None:
+    """Refuse an epoch whose last minibatch holds one image in a batch-norm model.
+
+    Batch norm in training mode divides by the standard deviation over the minibatch; over
+    one image it is 0 (fully connected layers), and the step is meaningless.
+    """
+    if has_batch_norm(cfg) and n % cfg.batch_size == 1 and n > 1:
+        _fail("batch_size", f"with {n} training images and --batch-size {cfg.batch_size} the "
+              "last minibatch of every epoch holds 1 image, which batch norm cannot "
+              "normalise", f"change --batch-size or --train-subset (e.g. --train-subset {n - 1})")

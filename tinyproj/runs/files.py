@@ -11,10 +11,13 @@ state, running sums of the epoch in progress) as JSON under ``meta``.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import re
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np  # host-side file format; arrays are moved to the host first
@@ -22,7 +25,19 @@ import numpy as np  # host-side file format; arrays are moved to the host first
 from .. import backend
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "append_jsonl", "read_jsonl",
-           "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state"]
+           "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state",
+           "remove_stale_temps", "folder_lock", "file_mode"]
+
+
+def file_mode() -> int:
+    """The mode a new file gets from ``open()`` under the current umask (e.g. 0o644).
+
+    ``tempfile.mkstemp`` always creates 0600 files; a file renamed into place would keep
+    that mode, and classmates could not read a shared cache or results folder.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
@@ -31,6 +46,7 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -45,6 +61,57 @@ def atomic_write_bytes(path, data: bytes) -> Path:
 
 def atomic_write_text(path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+_TEMP = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{6,}\.tmp$")
+
+
+def remove_stale_temps(folder, names) -> list:
+    """Remove the temporary files that an interrupted atomic write of ``names`` left behind.
+
+    A process killed with ``kill -9`` in the middle of :func:`atomic_write_bytes` leaves
+    ``.<name>.<random>.tmp`` beside the target (possibly full size). Only files of exactly
+    that pattern for one of ``names`` (files this code writes, e.g. ``checkpoint.npz``) are
+    removed; call it while holding the folder's lock (:func:`folder_lock`), so no live
+    writer's temporary file is touched. Returns the removed paths.
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        match = _TEMP.match(path.name)
+        if match and match.group("name") in names and path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def folder_lock(folder, what: str = "a run"):
+    """Hold an exclusive lock on ``folder`` (its ``.lock`` file) or fail at once.
+
+    Two processes training in one run folder would overwrite each other's checkpoints;
+    the second one is stopped with an error instead. The lock is released when the
+    process ends, however it ends (``flock`` locks die with the process).
+    """
+    try:
+        import fcntl
+    except ImportError:                       # Windows: no advisory locks, no check
+        yield
+        return
+    folder = Path(folder)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, file_mode())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            from ..errors import UserError
+            raise UserError(f"{folder} is in use by another tinyproj process ({what}); wait "
+                            "for it to finish, or use another folder") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def read_jsonl(path) -> list:
@@ -112,7 +179,8 @@ def load_checkpoint(path):
     """Read a checkpoint: returns ``(model_state, optim_state, meta)``."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}: nothing to resume (start without --resume)")
+        raise FileNotFoundError(f"no checkpoint at {path}: nothing to resume (start without "
+                                "--resume)")
     try:
         with np.load(path, allow_pickle=False) as f:
             meta = json.loads(str(f["meta"]))
@@ -123,9 +191,19 @@ def load_checkpoint(path):
                 elif key.startswith("optim/"):
                     _, i, name = key.split("/", 2)
                     optim_arrays.setdefault(int(i), {})[name] = f[key]
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"checkpoint {path} is unreadable or corrupt ({err}); "
-                         "delete it to start the run afresh") from None
-    states = [dict(s, **optim_arrays.get(i, {})) for i, s in enumerate(meta.pop("optim_scalars"))]
-    optim_state = {"hyper": meta.pop("optim_hyper"), "t": meta.pop("optim_t"), "state": states}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        from ..errors import UserError
+        reason = str(err) or type(err).__name__
+        raise UserError(f"checkpoint {path} is unreadable or corrupt ({reason}); it cannot be "
+                        "resumed — move it aside (e.g. rename it to checkpoint.bad.npz) and "
+                        "start the run again in a new --out folder") from None
+    try:
+        states = [dict(s, **optim_arrays.get(i, {}))
+                  for i, s in enumerate(meta.pop("optim_scalars"))]
+        optim_state = {"hyper": meta.pop("optim_hyper"), "t": meta.pop("optim_t"),
+                       "state": states}
+    except (KeyError, TypeError, AttributeError) as err:
+        from ..errors import UserError
+        raise UserError(f"checkpoint {path} is not a tinyproj checkpoint (no optimizer state: "
+                        f"{err}); move it aside and start the run in a new --out folder") from None
     return model_state, optim_state, meta

@@ -1,16 +1,22 @@
 """Noisy training: train a network with activation noise on at chosen sites.
 
-Walking Noise's setup (PAPERS.md §2): Adam with learning rate 1e-3, cosine annealing over the
-whole run (per step, down to 0), cross-entropy, batch 128 — with the noise of a
-:class:`~tinyproj.walking_noise.noise.NoiseSpec` switched on in *training-mode* passes at the
-chosen sites (``sites.NoisyModel``). Backpropagation goes through the drawn noise
-(``noise.Noise``). One epoch::
+Walking Noise's set-up (PAPERS.md §2): Adam with learning rate 1e-3, cosine annealing over
+the whole run (per step, down to 0), cross-entropy, batch 128 — with the noise of a
+:class:`~tinyproj.walking_noise.noise.NoiseSpec` switched on in *training-mode* passes at
+the chosen sites (``sites.NoisyModel``). Backpropagation goes through the drawn noise
+(``noise.Noise``).
+
+There is no second training loop here: :func:`train_noisy` describes the run as a
+:class:`~tinyproj.runs.config.TrainConfig` (the noise, sites and clamp in its ``extra``)
+and hands it to THE loop, ``runs.training.train``, with the model wrapped in a
+``NoisyModel`` (``wrap=``). So noisy training gets what every run gets: checkpoints,
+exact resume, Ctrl-C/SIGTERM, NaN stops — when given a run folder (``out=``). One epoch::
 
     for each minibatch (x, y), shuffled with the run's generator:
         lr ← cosine(step)
         scores = noisy_model(x)              # noise drawn fresh at the active sites
         loss = cross_entropy(scores, y); backward; Adam step
-        [clamp: every conv/linear weight w ← min(max(w, −c), c)]
+        [clamp: every conv/linear weight w ← min(max(w, −c), c)]   (Algorithm 1's clip)
 
 The optional clamp (weights only, not biases or batch-norm parameters) tests the
 signal-to-noise explanation of the robustness gained under additive noise: with
@@ -22,44 +28,43 @@ given; noisy = the training noise on at evaluation), and with ``record_dynamics`
 statistics and self-binarization measures of ``dynamics.py``.
 
 One seeded generator per run (rule 5) draws the initial weights, the shuffling and the
-noise; the evaluations draw from their own generators, so recording them does not change
-the training.
+noise; the noisy evaluations draw from their own generators, so recording them does not
+change the training.
 """
 from __future__ import annotations
 
 import math
-import time
 
-from .. import backend, optim
-from .. import functional as F
-from ..algorithm1 import weight_params
-from ..runs.evaluation import error_rate
+from .. import backend
+from ..errors import UserError
 from ..nn import Module
+from ..runs.config import PRESETS, TrainConfig
+from ..runs.evaluation import error_rate
+from ..runs.training import build_model, train
 from .dynamics import dynamics_row
 from .noise import parse_noise
 from .sites import NoisyModel
 
-__all__ = ["train_noisy", "clamp_weights", "build_walk_model"]
+__all__ = ["train_noisy", "clamp_weights", "build_walk_model", "SETUP"]
+
+SETUP = {k: v for k, v in PRESETS["wn-mlp-mnist"].items() if k not in ("model", "dataset",
+                                                                        "epochs")}
+"""Walking Noise's training set-up as TrainConfig settings (Adam 1e-3, cosine to 0,
+cross-entropy, batch 128, no validation split, no projection, no clipping)."""
 
 
 def clamp_weights(model, c: float) -> None:
-    """Every conv/linear weight clipped in place to [−c, c]."""
-    for p in weight_params(model).values():
-        xp = backend.xp_of(p.data)
-        xp.clip(p.data, -c, c, out=p.data)
+    """Every conv/linear weight clipped in place to [−c, c] (what ``clamp=c`` does per step)."""
+    from ..algorithm1 import clip, weight_params
+    weights = weight_params(model)
+    clip(weights, {name: float(c) for name in weights})
 
 
 def build_walk_model(model_name: str, input_shape, num_classes: int, rng, bn: bool = False,
                      width: float = 1.0):
-    """The network ``model_name`` for this input shape (as ``training.build_model`` does)."""
-    from ..models import MODELS
-    from ..runs.config import TrainConfig
-    from ..runs.training import build_model
-    key = str(model_name).strip().lower().replace("-", "_")
-    if key not in MODELS:
-        raise ValueError(f"unknown model {model_name!r}; the models are: {', '.join(MODELS)} "
-                         "(Walking Noise uses mlp_tfc and lenet5)")
-    cfg = TrainConfig(model=key, bn=bn, width=width)
+    """The network ``model_name`` for this input shape (the one model factory)."""
+    cfg = TrainConfig(model=str(model_name).strip().lower().replace("-", "_"), bn=bn,
+                      width=width)
     return build_model(cfg, tuple(input_shape), num_classes, rng)
 
 
@@ -70,11 +75,31 @@ def _num_classes(source) -> int:
     return int(backend.to_numpy(y).max()) + 1 if len(y) else 10
 
 
+_BUILT = {"MLPTFC": "mlp_tfc", "LeNet5": "lenet5", "BCCifar10": "bc_cifar10",
+          "AlexNetBN": "alexnet_bn"}
+"""Model class -> factory name (a model handed in already built)."""
+
+
+class _First:
+    """The first ``n`` examples of a source (``test_subset``)."""
+
+    def __init__(self, source, n):
+        self.source, self.n = source, min(n, len(source))
+        self.input_shape = getattr(source, "input_shape", None)
+
+    def __len__(self):
+        return self.n
+
+    def batch(self, indices):
+        return self.source.batch(indices)
+
+
 def train_noisy(model_name, train_source, noise, sites="all", epochs: int = 1,
                 lr: float = 1e-3, batch_size: int = 128, seed: int = 0, clamp=None,
                 record_dynamics: bool = True, *, test_source=None, bn: bool = False,
                 num_classes: int | None = None, eval_batch_size: int = 500,
-                test_subset: int | None = None, progress: bool = False, log=None):
+                test_subset: int | None = None, progress: bool = False, log=None,
+                out=None, resume: bool = False, dataset: str = "synthetic"):
     """Train with noise at ``sites``; returns ``(model, rows)`` (module docstring).
 
     model_name: "mlp_tfc" | "lenet5" | ... (built with ``bn`` from the seed), or an already
@@ -85,112 +110,89 @@ def train_noisy(model_name, train_source, noise, sites="all", epochs: int = 1,
     Adam + cosine annealing per step + cross-entropy. seed: the run's generator. clamp: None
     or c > 0, weights clipped to [−c, c] after every step. record_dynamics: weight statistics
     and binarization in every row. test_source, test_subset: scored each epoch, clean and
-    noisy. num_classes: default max label + 1 of the training source.
+    noisy. num_classes: default max label + 1 of the training source. out: a run folder
+    (checkpoints, metrics.jsonl; ``resume=True`` continues it); dataset: the data's name,
+    recorded in its config.json.
 
     The model is returned in evaluation mode, without noise (wrap it in ``NoisyModel`` to walk
     it). Raises FloatingPointError naming the step when the loss is not finite.
     """
     if isinstance(train_source, tuple):
         if len(train_source) != 2:
-            raise ValueError("train_noisy: give a training source or a pair (train, test)")
+            raise UserError("train_noisy: give a training source or a pair (train, test)")
         train_source, test_source = train_source
     spec = parse_noise(noise)
     if spec.sigma <= 0:
-        raise ValueError(f"train_noisy: the training noise needs sigma > 0 (got {spec}); give "
-                         "e.g. NoiseSpec('additive', 0.5) or 'additive:sigma=0.5'")
+        raise UserError(f"train_noisy: the training noise needs sigma > 0 (got {spec}); give "
+                        "e.g. NoiseSpec('additive', 0.5) or 'additive:sigma=0.5'")
     for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
                              ("seed", seed, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"train_noisy: {name} must be an integer >= {low}, got {value!r}")
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(f"train_noisy: lr must be > 0, got {lr!r}")
+            raise UserError(f"train_noisy: {name} must be an integer >= {low}, got {value!r}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise UserError(f"train_noisy: lr must be > 0, got {lr!r}")
     if clamp is not None and not (isinstance(clamp, (int, float)) and clamp > 0):
-        raise ValueError(f"train_noisy: clamp must be None or a number c > 0 (weights clipped "
-                         f"to [-c, c]), got {clamp!r}")
-    rng = backend.make_rng(seed)
-    if isinstance(model_name, Module):
-        model = model_name
+        raise UserError(f"train_noisy: clamp must be None or a number c > 0 (weights clipped "
+                        f"to [-c, c]), got {clamp!r}")
+    if len(train_source) < 1:
+        raise UserError("train_noisy: the training source is empty")
+    model = model_name if isinstance(model_name, Module) else None
+    name = str(model_name)
+    if model is not None:                  # a built model: its factory name, its batch norm
+        from ..nn.batchnorm import BatchNormBase
+        name = _BUILT.get(type(model).__name__, "mlp_tfc")
+        bn = any(isinstance(m, BatchNormBase) for m in model.modules()) and \
+            name in ("mlp_tfc", "lenet5")
     else:
-        if num_classes is None:
-            num_classes = _num_classes(train_source)
-        model = build_walk_model(model_name, train_source.input_shape, num_classes, rng, bn=bn)
+        from .. import models
+        key = name.strip().lower().replace("-", "_")
+        if key not in models.MODELS:
+            raise UserError(f"unknown model {model_name!r}; the models are: "
+                            f"{', '.join(models.MODELS)} (Walking Noise uses mlp_tfc and lenet5)")
+        name = key
+    if num_classes is None:
+        num_classes = _num_classes(train_source)
+    if test_source is not None and test_subset is not None:
+        test_source = _First(test_source, test_subset)
     train_spec = spec.replace(train=True, eval=False, repeats=1)
-    noisy = NoisyModel(model, rng).set_noise(train_spec, sites)
-    site_names = [noisy.sites[i].name for i in noisy.active]
-    optimizer = optim.Adam(model.parameters(), lr=lr)
-    n = len(train_source)
-    if n < 1:
-        raise ValueError("train_noisy: the training source is empty")
-    steps_per_epoch = -(-n // batch_size)
-    schedule = optim.Cosine(lr, epochs * steps_per_epoch, 0.0)
-    log = log or (lambda text: None)
+    probe = NoisyModel(model if model is not None else
+                       build_walk_model(name, train_source.input_shape, num_classes,
+                                        backend.make_rng(0), bn=bn), None)
+    site_names = [probe.sites[i].name for i in probe.resolve_sites(sites)]
     common = {"noise": spec.kind, "ratio": spec.ratio if spec.kind == "combined" else None,
               "sigma": spec.sigma, "sites": site_names, "clamp": clamp, "seed": seed}
+    cfg = TrainConfig(**dict(SETUP, model=name, bn=bn,
+                             dataset=dataset, epochs=epochs, lr=lr, batch_size=batch_size,
+                             seed=seed, eval_batch_size=eval_batch_size,
+                             out=None if out is None else str(out),
+                             extra={"noise": str(spec), "sites": site_names, "clamp": clamp}))
+    noisy = {}
 
-    def evaluate(row, epoch):
+    def wrap(m, rng):
+        noisy["model"] = NoisyModel(m, rng).set_noise(train_spec, site_names)
+        return noisy["model"]
+
+    def on_eval(m, row):
+        epoch = row["epoch"]
+        row.update(loss=row["train_loss"],
+                   train_accuracy=None if row["train_error"] is None else 1 - row["train_error"],
+                   **common)
         if test_source is not None:
-            row["test_accuracy"] = 1.0 - error_rate(model, test_source, eval_batch_size,
-                                                    test_subset)
-            noisy.set_noise(train_spec.replace(eval=True), noisy.active,
-                            rng=backend.make_rng([seed, 21, epoch]))
-            row["test_accuracy_noisy"] = 1.0 - error_rate(noisy, test_source, eval_batch_size,
-                                                          test_subset)
-            noisy.set_noise(train_spec, noisy.active, rng=rng)
+            row["test_accuracy"] = 1.0 - row["test_error"]["none"]
+            checker = NoisyModel(m, backend.make_rng([seed, 21, epoch]))
+            checker.set_noise(train_spec.replace(eval=True), site_names)
+            row["test_accuracy_noisy"] = 1.0 - error_rate(checker, test_source, eval_batch_size)
         if record_dynamics:
-            row.update(dynamics_row(model))
-        return row
+            row.update(dynamics_row(m))
+        previous = on_eval.last_seconds
+        row["seconds"] = round(row["train_seconds"] - previous, 3)
+        on_eval.last_seconds = row["train_seconds"]
 
-    rows = [evaluate({"epoch": 0, "step": 0, "lr": lr, "loss": None, "train_accuracy": None,
-                      **common, "seconds": 0.0}, 0)]
-    step = 0
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        order = backend.permutation(rng, n)
-        model.train()
-        loss_sum, correct = 0.0, 0
-        bar = _bar(progress, steps_per_epoch, f"epoch {epoch}")
-        for b in range(steps_per_epoch):
-            idx = order[b * batch_size:(b + 1) * batch_size]
-            x, y = train_source.batch(idx)
-            optimizer.lr = schedule(step)
-            scores = noisy(x)
-            loss = F.cross_entropy(scores, y)
-            value = float(loss.item())
-            if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"train_noisy: the loss is {value} at epoch {epoch}, step {step} "
-                    f"({spec} at {', '.join(site_names)}); the noise may be too strong for "
-                    "this learning rate — lower sigma or lr, or clamp the weights")
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            if clamp is not None:
-                clamp_weights(model, float(clamp))
-            loss_sum += value * len(idx)
-            correct += int((scores.data.argmax(axis=1) == y).sum())
-            step += 1
-            if bar is not None:
-                bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-        model.eval()
-        row = {"epoch": epoch, "step": step, "lr": optimizer.lr, "loss": loss_sum / n,
-               "train_accuracy": correct / n, **common,
-               "seconds": round(time.perf_counter() - start, 3)}
-        rows.append(evaluate(row, epoch))
-        log(f"epoch {epoch}: loss {row['loss']:.4f}, train acc {100 * row['train_accuracy']:.2f}%"
-            + (f", test {100 * row['test_accuracy']:.2f}% (noisy "
-               f"{100 * row['test_accuracy_noisy']:.2f}%)" if "test_accuracy" in row else ""))
-    model.eval()
-    return model, rows
-
-
-def _bar(enabled, total, desc):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+    on_eval.last_seconds = 0.0
+    say = log or (lambda text: None)
+    trained, rows = train(cfg, resume=resume, progress=progress, log=say,
+                          data=(train_source, None, test_source, tuple(train_source.input_shape),
+                                num_classes),
+                          model=model, wrap=wrap, on_eval=on_eval, eval_at_start=True)
+    trained.eval()
+    return trained, rows

@@ -1,0 +1,45 @@
+"""Command-line flags generated from :class:`~tinyproj.runs.config.TrainConfig`.
+
+One flag per field, its type and help taken from the field's metadata
+(``runs.config.setting``): ``train_subset`` becomes ``--train-subset`` parsed as an
+integer, a bool field becomes ``--bn`` / ``--no-bn``. Every flag defaults to None,
+meaning "not given", so a resume can tell the flags typed from the defaults.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from ..runs.config import TrainConfig, flag_name
+
+__all__ = ["add_config_flags", "config_overrides", "cli_fields"]
+
+
+def cli_fields(exclude=()):
+    """The TrainConfig fields that have a flag (``setting(..., cli=True)``)."""
+    return [f for f in dataclasses.fields(TrainConfig)
+            if f.metadata.get("cli", True) and f.name not in exclude]
+
+
+def _default(f):
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def add_config_flags(parser, exclude=()) -> None:
+    """Add one flag per TrainConfig field to ``parser`` (all default to None: not given)."""
+    for f in cli_fields(exclude):
+        default = _default(f)
+        help_text = f"{f.metadata.get('help', '')} (default {default!r})"
+        if isinstance(default, bool):
+            parser.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction,
+                                default=None, help=help_text)
+            continue
+        parse = f.metadata.get("parse") or type(default)
+        parser.add_argument(flag_name(f.name), type=parse, default=None, help=help_text,
+                            metavar=f.name.upper())
+
+
+def config_overrides(args, exclude=()) -> dict:
+    """``{field: value}`` for the config flags given on the command line."""
+    return {f.name: getattr(args, f.name) for f in cli_fields(exclude)
+            if getattr(args, f.name, None) is not None}
