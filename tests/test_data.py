@@ -1,17 +1,21 @@
 """Tests of tinyproj.data: loaders, file checks, preprocessing, cache, splits, minibatches."""
 import gzip
 import io
+import os
 import pickle
+import stat
 import struct
 import tarfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tinyproj import backend, data
-from tinyproj.data import cifar, dataset, files, mnist
+from tinyproj.data import cifar, dataset, files, location, mnist
 from tinyproj.data.files import ChecksumWarning, DatasetError, DatasetNotFoundError
+from tinyproj.errors import UserError
 
 
 def _no_download(*args, **kwargs):
@@ -364,11 +368,199 @@ def test_load_dataset_mnist_scaled(shared_data_dir):
     assert "mnist" in repr(raw)
 
 
-def test_default_data_dir(monkeypatch, tmp_path):
-    monkeypatch.setenv("TINYPROJ_DATA", str(tmp_path))
-    assert data.default_data_dir() == tmp_path
-    monkeypatch.delenv("TINYPROJ_DATA")
-    assert str(data.default_data_dir()) == "datasets"
+# ---------------------------------------------------------------------------
+# Where the data are and where caches go (data/location.py)
+# ---------------------------------------------------------------------------
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A fake checkout ``tmp/course/proj`` (its ``shared/datasets`` not made yet), no env."""
+    root = tmp_path / "course" / "proj"
+    root.mkdir(parents=True)
+    monkeypatch.setattr(location, "checkout_root", lambda: root)
+    for name in ("TINYPROJ_DATA", "TINYPROJ_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    return root
+
+
+def test_data_dir_resolution_order(checkout, tmp_path, monkeypatch):
+    # 4. nothing else: <checkout>/datasets (need not exist)
+    assert data.data_dir() == checkout / "datasets"
+    # 3. ../shared/datasets beside the checkout, once it exists
+    shared = checkout.parent / "shared" / "datasets"
+    shared.mkdir(parents=True)
+    assert data.data_dir() == shared
+    # 2. $TINYPROJ_DATA beats it (an empty value counts as unset)
+    monkeypatch.setenv("TINYPROJ_DATA", "")
+    assert data.data_dir() == shared
+    monkeypatch.setenv("TINYPROJ_DATA", str(tmp_path / "env"))
+    assert data.data_dir() == tmp_path / "env"
+    # 1. the value given beats everything
+    assert data.data_dir(tmp_path / "given") == tmp_path / "given"
+    # the old names give the same answers
+    assert data.default_data_dir() == tmp_path / "env"
+    assert files.resolve_data_dir(tmp_path / "given") == tmp_path / "given"
+
+
+def test_data_dir_when_installed_is_datasets_in_cwd(checkout, tmp_path, monkeypatch):
+    monkeypatch.setattr(location, "checkout_root", lambda: None)    # site-packages
+    monkeypatch.chdir(tmp_path)
+    assert data.data_dir() == tmp_path / "datasets"
+
+
+def test_data_dir_is_absolute(checkout, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert data.data_dir("rel/data") == tmp_path / "rel" / "data"
+    assert data.data_dir("rel/../data").is_absolute() and ".." not in data.data_dir("a/..").parts
+    monkeypatch.setenv("TINYPROJ_DATA", "envdir")
+    assert data.data_dir() == tmp_path / "envdir"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert data.data_dir("~/d") == tmp_path / "home" / "d"
+    for path in (data.data_dir(), data.cache_dir(), data.cache_dir("c")):
+        assert path.is_absolute()
+
+
+def test_a_file_given_as_data_dir_is_refused(checkout, tmp_path, monkeypatch):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    with pytest.raises(UserError, match="--data-dir.*is a file, not a folder") as err:
+        data.data_dir(a_file)
+    assert err.value.flag == "--data-dir"
+    monkeypatch.setenv("TINYPROJ_DATA", str(a_file))
+    with pytest.raises(UserError, match=r"\$TINYPROJ_DATA"):
+        data.data_dir()
+    # the loaders refuse it before reading anything
+    with pytest.raises(UserError, match="not a folder"):
+        data.load_dataset("mnist", data_dir=a_file, download=False)
+    monkeypatch.setenv("TINYPROJ_CACHE", str(a_file))
+    with pytest.raises(UserError, match="TINYPROJ_CACHE"):
+        data.cache_dir()
+
+
+def test_cache_dir_resolution_order(checkout, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert data.cache_dir() == tmp_path / "home" / ".cache" / "tinyproj"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")     # the XDG spec: absolute only
+    assert data.cache_dir() == tmp_path / "home" / ".cache" / "tinyproj"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert data.cache_dir() == tmp_path / "xdg" / "tinyproj"
+    monkeypatch.setenv("TINYPROJ_CACHE", str(tmp_path / "mine"))
+    assert data.cache_dir() == tmp_path / "mine"
+    assert data.cache_dir(tmp_path / "given") == tmp_path / "given"
+
+
+def test_whitening_cache_goes_to_the_cache_dir_never_the_data_dir(checkout, shared_data_dir,
+                                                                 tmp_path, monkeypatch):
+    folder = tmp_path / "data"                       # a data folder the user could write to
+    folder.mkdir()
+    (folder / "mnist").symlink_to(shared_data_dir / "mnist")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")               # no "could not write the cache" either
+        data.load_dataset("mnist", data_dir=folder, preprocess="gcn_zca", train_subset=200)
+    assert sorted(p.name for p in folder.iterdir()) == ["mnist"]
+    assert len(list((tmp_path / "xdg" / "tinyproj").glob("mnist-gcn_zca-*.npz"))) == 1
+    monkeypatch.setenv("TINYPROJ_CACHE", str(tmp_path / "mine"))
+    data.load_dataset("mnist", data_dir=folder, preprocess="gcn_zca", train_subset=200)
+    assert len(list((tmp_path / "mine").glob("mnist-gcn_zca-*.npz"))) == 1
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test, and restore it afterwards."""
+    old = os.umask(0o022)
+    yield os.umask
+    os.umask(old)
+
+
+def test_files_written_respect_the_umask(tmp_path, umask):
+    umask(0o022)
+    path = files.atomic_save_npz(tmp_path / "a.npz", x=np.zeros(3))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    umask(0o077)
+    path = files.atomic_save_npz(tmp_path / "b.npz", x=np.zeros(3))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    umask(0o022)
+    data.load_dataset("synthetic", preprocess="gcn_zca", cache=True, cache_dir=tmp_path / "c",
+                      n_train=50, n_test=10, shape=(2, 2, 2))
+    (cached,) = (tmp_path / "c").glob("*.npz")
+    assert stat.S_IMODE(cached.stat().st_mode) == 0o644
+    assert os.umask(0o022) == 0o022                  # reading the umask did not change it
+
+
+def test_download_sets_umask_permissions(tmp_path, monkeypatch, umask):
+    import pooch
+
+    def fake_retrieve(url, known_hash, fname, path, progressbar):
+        target = Path(path) / fname
+        target.write_bytes(b"x")
+        os.chmod(target, 0o600)                      # as pooch's temporary file leaves it
+        return str(target)
+
+    monkeypatch.setattr(pooch, "retrieve", fake_retrieve)
+    umask(0o022)
+    got = files.download("https://example.invalid/f", "0" * 32, tmp_path, "f.gz")
+    assert stat.S_IMODE(got.stat().st_mode) == 0o644
+
+
+def test_unwritable_data_folder_is_a_clear_error(tmp_path, monkeypatch):
+    import pooch
+    monkeypatch.setattr(pooch, "retrieve", _no_download)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(DatasetNotFoundError, match="cannot be created or written.*--data-dir"):
+        files.download("https://example.invalid/f", "0" * 32, blocker / "sub", "f.gz")
+
+
+def test_missing_dataset_names_folder_flag_and_fix(tmp_path, monkeypatch):
+    import pooch
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(pooch, "retrieve", offline)
+    with pytest.raises(UserError) as err:
+        data.load_dataset("mnist", data_dir=tmp_path)            # download allowed, but offline
+    text = str(err.value)
+    assert str(tmp_path / "mnist") in text and "--data-dir" in text and "TINYPROJ_DATA" in text
+    assert "no internet access" in text and err.value.flag == "--data-dir"
+    with pytest.raises(UserError) as err:
+        data.load_dataset("cifar10", data_dir=tmp_path, download=False)
+    text = str(err.value)
+    assert str(tmp_path / "cifar-10-batches-py") in text and "--data-dir" in text
+    assert "cifar-10-python.tar.gz" in text
+
+
+def test_first_whitening_says_so_on_stderr(tmp_path, capsys):
+    opts = dict(preprocess="gcn_zca", cache=True, cache_dir=tmp_path, n_train=5000, n_test=10,
+                shape=(1, 2, 2))
+    data.load_dataset("synthetic", **opts)
+    err = capsys.readouterr().err
+    assert "whitening synthetic" in err and f"cached in {tmp_path}" in err
+    data.load_dataset("synthetic", **opts)                         # from the cache: quiet
+    assert capsys.readouterr().err == ""
+
+
+def test_dataset_shapes_without_loading():
+    assert data.dataset_shape("cifar10") == ((3, 32, 32), 10)
+    assert data.dataset_shape("Fashion_MNIST") == ((1, 28, 28), 10)
+    assert data.dataset_shape("imagenet") == ((3, 224, 224), 1000)
+    assert data.dataset_shape("synthetic")[0] == data.load_dataset("synthetic").input_shape
+    with pytest.raises(UserError, match="--dataset.*svhn"):
+        data.dataset_shape("svhn")
+    with pytest.raises(UserError, match="streamed"):
+        data.load_dataset("imagenet")
+
+
+def test_locate_imagenet(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="image-net.org") as err:
+        data.locate_imagenet(tmp_path)
+    assert str(tmp_path / "imagenet") in str(err.value)
+    for sub in ("train", "val"):
+        (tmp_path / sub).mkdir()
+    assert data.locate_imagenet(tmp_path) == tmp_path          # a data_dir that is ImageNet
+    for sub in ("train", "val"):
+        (tmp_path / "imagenet" / sub).mkdir(parents=True)
+    assert data.locate_imagenet(tmp_path) == tmp_path / "imagenet"
 
 
 def test_synthetic_is_learnable_and_deterministic():

@@ -9,7 +9,13 @@ One module per idea:
 - ``synthetic.py``  a learnable made-up dataset for tests (``synthetic_classification``)
 - ``preprocess.py`` scaling, global contrast normalization, ZCA whitening, the on-disk cache
 - ``batches.py``    the validation split and minibatch iteration
-- ``files.py``      the data folder (``$TINYPROJ_DATA``), downloads, md5 checks, atomic writes
+- ``location.py``   where the data are (``data_dir()``) and where caches go (``cache_dir()``)
+- ``files.py``      dataset errors, downloads, md5 checks, atomic writes (umask respected)
+
+Where the data are: ``--data-dir`` / ``data_dir=``, else ``$TINYPROJ_DATA``, else
+``../shared/datasets`` beside the checkout when it exists, else ``datasets/`` (always made
+absolute). Derived caches (the GCN + ZCA whitening) go to ``$TINYPROJ_CACHE``, else
+``~/.cache/tinyproj`` — never into the data folder, which may be shared and read-only.
 
 Loading and preprocessing happen on the host in NumPy (file I/O, done once);
 ``iterate_minibatches`` hands each batch to the backend in use (NumPy or CuPy).
@@ -25,16 +31,19 @@ Example::
 """
 from .batches import iterate_minibatches, num_batches, train_val_split
 from .cifar import download_cifar10, load_cifar10, read_cifar_batch
-from .dataset import DATASET_NAMES, PREPROCESSINGS, Dataset, load_dataset
+from .dataset import (DATASET_NAMES, DATASET_SHAPES, PREPROCESSINGS, Dataset, dataset_shape,
+                      load_dataset)
 from .files import (ChecksumWarning, DatasetError, DatasetNotFoundError, default_data_dir,
                     file_md5)
-from .imagenet import ImageFolder, load_image, normalize_imagenet
+from .imagenet import ImageFolder, load_image, locate_imagenet, normalize_imagenet
+from .location import cache_dir, data_dir
 from .mnist import download_mnist, load_fashion_mnist, load_mnist, read_idx
 from .preprocess import ZCA, gcn_zca, global_contrast_normalize, scale_to_unit
 from .synthetic import synthetic_classification
 
 __all__ = [
-    "load_dataset", "Dataset", "DATASET_NAMES", "PREPROCESSINGS",
+    "load_dataset", "Dataset", "DATASET_NAMES", "PREPROCESSINGS", "DATASET_SHAPES",
+    "dataset_shape", "data_dir", "cache_dir", "locate_imagenet",
     "load_cifar10", "download_cifar10", "read_cifar_batch",
     "load_mnist", "load_fashion_mnist", "download_mnist", "read_idx",
     "ImageFolder", "load_image", "normalize_imagenet",

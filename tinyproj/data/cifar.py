@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np  # host-side file I/O; arrays go to the backend in batches.py
 
 from . import files
-from .files import DatasetError, DatasetNotFoundError, resolve_data_dir, warn_on_md5_mismatch
+from .files import DatasetError, resolve_data_dir, warn_on_md5_mismatch
 
 __all__ = ["CIFAR10_URL", "CIFAR10_ARCHIVE_MD5", "CIFAR10_FILE_MD5", "CIFAR10_CLASSES",
            "load_cifar10", "download_cifar10", "read_cifar_batch", "cifar10_folder",
@@ -138,7 +138,8 @@ def download_cifar10(data_dir=None) -> Path:
     extraction never leaves a half-written batch under its real name.
     """
     data_dir = resolve_data_dir(data_dir)
-    archive = files.download(CIFAR10_URL, CIFAR10_ARCHIVE_MD5, data_dir, "cifar-10-python.tar.gz")
+    archive = files.download(CIFAR10_URL, CIFAR10_ARCHIVE_MD5, data_dir, "cifar-10-python.tar.gz",
+                             dataset="CIFAR-10")
     target = data_dir / CIFAR10_FOLDER
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=data_dir, prefix=".extract-") as tmp:
@@ -167,10 +168,10 @@ def locate_cifar10(data_dir=None, download=True) -> Path:
         download_cifar10(data_dir)
         missing = [name for name in CIFAR10_DATA_FILES if not (folder / name).is_file()]
     if missing:
-        raise DatasetNotFoundError(
-            f"CIFAR-10: {', '.join(missing)} not found in {folder}. Call "
-            "load_cifar10(download=True), or put the extracted cifar-10-batches-py folder of "
-            f"{CIFAR10_URL} there, or set TINYPROJ_DATA to a folder that holds it.")
+        raise files.not_found(
+            "CIFAR-10", folder, missing, f"Load it with download allowed (needs internet), or "
+            f"download {CIFAR10_URL} elsewhere and unpack its cifar-10-batches-py folder into "
+            f"{folder.parent}.")
     return folder
 
 
@@ -183,7 +184,8 @@ def load_cifar10(data_dir=None, download=True):
     - ``x_test``:  uint8 (10000, 3, 32, 32), ``y_test``:  int64 (10000,) in 0..9
 
     Files are looked for in ``<data_dir>/cifar-10-batches-py`` (``data_dir`` defaults to
-    ``$TINYPROJ_DATA`` or ``./datasets``). Missing files are downloaded when ``download``
+    :func:`tinyproj.data.location.data_dir`: ``$TINYPROJ_DATA``, ../shared/datasets or
+    datasets/). Missing files are downloaded when ``download``
     is true. Every file is checked for structure; a file whose md5 differs from the
     official one gives a :class:`~tinyproj.data.files.ChecksumWarning` but is used.
     """

@@ -1,22 +1,37 @@
 """One entry point for every dataset: ``load_dataset(name, ...) -> Dataset``."""
 from __future__ import annotations
 
-import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np  # host-side arrays
 
+from ..errors import UserError
+from . import location
 from .cifar import CIFAR10_DATA_FILES, cifar10_class_names, load_cifar10, locate_cifar10
-from .files import resolve_data_dir
+from .imagenet import IMAGENET_CROP
 from .mnist import (FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist, locate_mnist,
                     mnist_files)
 from .preprocess import cached_arrays, gcn_zca, global_contrast_normalize, scale_to_unit
 from .synthetic import synthetic_classification
 
-__all__ = ["Dataset", "load_dataset", "DATASET_NAMES", "PREPROCESSINGS"]
+__all__ = ["Dataset", "load_dataset", "DATASET_NAMES", "PREPROCESSINGS", "DATASET_SHAPES",
+           "dataset_shape"]
 
 DATASET_NAMES = ("cifar10", "mnist", "fashion-mnist", "synthetic")
+DATASET_SHAPES = {
+    "cifar10": ((3, 32, 32), 10),
+    "mnist": ((1, 28, 28), 10),
+    "fashion-mnist": ((1, 28, 28), 10),
+    "synthetic": ((3, 32, 32), 10),                      # load_dataset's default shape
+    "imagenet": ((3, IMAGENET_CROP, IMAGENET_CROP), 1000),   # streamed (ImageFolder), cropped
+}
+"""Every dataset the command line offers → (shape of one example, number of classes), known
+without loading anything, so a model can be checked against its data before any I/O
+(``models.check(name, *DATASET_SHAPES[dataset])``). ImageNet's class count is nominal: a
+folder with fewer classes gives fewer."""
 PREPROCESSINGS = ("none", "scale", "gcn", "gcn_zca")
 _DEFAULT_PREPROCESS = {"cifar10": "gcn_zca", "mnist": "scale", "fashion-mnist": "scale",
                        "synthetic": "none"}
@@ -53,12 +68,23 @@ class Dataset:
                 f"preprocess={self.preprocess!r})")
 
 
-def _canonical_name(name: str) -> str:
+def _canonical_name(name: str, names=DATASET_NAMES) -> str:
     key = str(name).lower().replace("-", "").replace("_", "")
-    if key not in _ALIASES:
-        raise ValueError(f"unknown dataset {name!r}; valid names are "
-                         f"{', '.join(DATASET_NAMES)}.")
-    return _ALIASES[key]
+    found = _ALIASES.get(key, "imagenet" if key == "imagenet" else None)
+    if found == "imagenet" and found not in names:
+        raise UserError("--dataset: ImageNet is streamed from its folder, not loaded into memory: "
+                        "use data.ImageFolder(data.locate_imagenet(data_dir) / 'train').",
+                        flag="--dataset")
+    if found not in names:
+        raise UserError(f"--dataset: unknown dataset {name!r}; valid names are "
+                        f"{', '.join(names)}.", flag="--dataset")
+    return found
+
+
+def dataset_shape(name: str) -> tuple:
+    """``(input_shape, num_classes)`` of a dataset by name, without loading it (see
+    :data:`DATASET_SHAPES`); UserError (``--dataset``) for an unknown name."""
+    return DATASET_SHAPES[_canonical_name(name, tuple(DATASET_SHAPES))]
 
 
 def _canonical_preprocess(preprocess, name: str) -> str:
@@ -72,6 +98,11 @@ def _canonical_preprocess(preprocess, name: str) -> str:
         raise ValueError("preprocess='scale' divides uint8 pixels by 255; the synthetic data are "
                          "floats already. Choose 'none', 'gcn' or 'gcn_zca'.")
     return key
+
+
+def _say(message: str) -> None:
+    """A progress line on stderr (stdout stays for results), shown at once."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def _fingerprint(paths) -> list:
@@ -98,7 +129,9 @@ def load_dataset(name, data_dir=None, preprocess="default", train_subset=None, d
 
     name:          "cifar10", "mnist", "fashion-mnist" or "synthetic" (case, "-" and "_"
                    do not matter).
-    data_dir:      where the raw files are; default ``$TINYPROJ_DATA`` or ``./datasets``.
+    data_dir:      where the raw files are; default :func:`tinyproj.data.location.data_dir`
+                   (``$TINYPROJ_DATA``, else ../shared/datasets beside the checkout, else
+                   datasets/).
     preprocess:    "default" (cifar10: "gcn_zca", the paper's; mnist and fashion-mnist:
                    "scale"; synthetic: "none"), or one of
                    "none"    uint8 pixels as stored,
@@ -109,10 +142,12 @@ def load_dataset(name, data_dir=None, preprocess="default", train_subset=None, d
     train_subset:  keep only the first N training images (before preprocessing, so ZCA is
                    fit on them); the test set is always complete.
     download:      fetch missing files (needs internet access).
-    cache:         keep "gcn_zca" results in ``cache_dir`` (default ``$TINYPROJ_CACHE`` or
-                   ``<data_dir>/cache``) as
-                   .npz; a second call with the same parameters and unchanged source files
-                   loads them. Default: on for real datasets, off for "synthetic".
+    cache:         keep "gcn_zca" results in ``cache_dir`` (default
+                   :func:`tinyproj.data.location.cache_dir`: ``$TINYPROJ_CACHE``, else
+                   ~/.cache/tinyproj; never the data folder) as .npz; a second call with
+                   the same parameters and unchanged source files loads them. Default: on
+                   for real datasets, off for "synthetic". The first whitening of CIFAR-10
+                   prints a line to stderr (it takes a minute or more).
     synthetic_options: for "synthetic" only: ``n_train`` (1000), ``n_test`` (200),
                    ``shape`` ((3, 32, 32)), ``num_classes`` (10), ``seed`` (0), ``noise`` (1.0).
 
@@ -160,26 +195,35 @@ def load_dataset(name, data_dir=None, preprocess="default", train_subset=None, d
         def load_raw():
             return loader(data_dir, download=False)  # located above, so present
 
+    if cache is None:
+        cache = name != "synthetic"
+    cached = preprocess == "gcn_zca" and cache
+    where = location.cache_dir(cache_dir) if cached else None
+
     def compute() -> dict:
         x_train, y_train, x_test, y_test = load_raw()
         if train_subset is not None:
             if int(train_subset) > len(x_train):
-                raise ValueError(f"train_subset={train_subset} is larger than the "
-                                 f"{len(x_train)} training images of {name}.")
+                raise UserError(f"--train-subset {train_subset} is larger than the "
+                                f"{len(x_train)} training images of {name}.",
+                                flag="--train-subset")
             x_train, y_train = x_train[:int(train_subset)], y_train[:int(train_subset)]
-        return _preprocess((x_train, y_train, x_test, y_test), preprocess, gcn_scale,
-                           zca_filter_bias)
+        arrays = (x_train, y_train, x_test, y_test)
+        if preprocess != "gcn_zca" or len(x_train) < 5000:     # quick: no word needed
+            return _preprocess(arrays, preprocess, gcn_scale, zca_filter_bias)
+        # the whitening of all of CIFAR-10 takes a minute or more: say so, once
+        start = time.perf_counter()
+        _say(f"whitening {name} (GCN + ZCA of {len(x_train)} images; first time only, "
+             f"about 1-3 min); " + (f"cached in {where}" if where else "not cached (cache off)"))
+        out = _preprocess(arrays, preprocess, gcn_scale, zca_filter_bias)
+        _say(f"whitened in {time.perf_counter() - start:.0f} s")
+        return out
 
-    if cache is None:
-        cache = name != "synthetic"
-    if preprocess == "gcn_zca" and cache:
+    if cached:
         params = {"name": name, "preprocess": preprocess, "scale": float(gcn_scale),
                   "filter_bias": float(zca_filter_bias),
                   "train_subset": None if train_subset is None else int(train_subset),
                   "version": _CACHE_VERSION, "source": source}
-        if cache_dir is None:   # $TINYPROJ_CACHE, else a cache/ folder beside the raw data
-            cache_dir = os.environ.get("TINYPROJ_CACHE") or resolve_data_dir(data_dir) / "cache"
-        where = Path(cache_dir)
         arrays = cached_arrays(where, params, compute)
     else:
         arrays = compute()

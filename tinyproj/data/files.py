@@ -1,18 +1,22 @@
-"""Where datasets live on disk, how they are downloaded, and how files are checked.
+"""Dataset errors, downloads, md5 checks and atomic writes; where the files are is location.py.
 
 Everything here runs on the host: file I/O, checksums, downloads. Nothing in this
 module touches the array backend.
 
 Where data lives
 ----------------
-``default_data_dir()`` is ``$TINYPROJ_DATA`` when that variable is set, else the folder
-``datasets`` relative to the current directory (the project root when you run from there).
-Each loader looks in a sub-folder of it::
+:func:`tinyproj.data.location.data_dir` chooses the data folder (``--data-dir``, else
+``$TINYPROJ_DATA``, else ``../shared/datasets`` beside the checkout, else ``datasets/``);
+:func:`resolve_data_dir` here is the same function under its older name. Each loader looks
+in a sub-folder of it::
 
     <data_dir>/cifar-10-batches-py/   data_batch_1..5, test_batch, batches.meta
     <data_dir>/mnist/                 train-images-idx3-ubyte.gz, ...
     <data_dir>/fashion-mnist/         train-images-idx3-ubyte.gz, ...
-    <data_dir>/cache/                 preprocessed arrays (GCN + ZCA), one .npz per setting
+    <data_dir>/imagenet/              train/<class>/*.JPEG, val/<class>/*.JPEG
+
+Preprocessed arrays (GCN + ZCA) go to :func:`~tinyproj.data.location.cache_dir`, never
+into the data folder.
 
 Checksums
 ---------
@@ -20,6 +24,9 @@ Right after a download the file's md5 must match (pooch refuses otherwise). File
 already has are checked for *structure* by the loaders (shapes, dtypes, label ranges) and
 their md5 is only compared as a courtesy: a mismatch gives a :class:`ChecksumWarning`,
 not an error, because a re-encoded but well-formed copy is still usable.
+
+Files written here (downloads, caches) get the permissions of the user's umask, like any
+file the user makes (``tempfile`` would leave them readable by their owner only).
 """
 from __future__ import annotations
 
@@ -29,13 +36,17 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from ..errors import UserError
+from . import location
+
 __all__ = [
     "DatasetError", "DatasetNotFoundError", "ChecksumWarning", "default_data_dir",
     "resolve_data_dir", "file_md5", "warn_on_md5_mismatch", "download", "atomic_save_npz",
+    "not_found", "umask_mode",
 ]
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset file exists but is not what it should be (truncated, garbled, wrong shape)."""
 
 
@@ -48,17 +59,29 @@ class ChecksumWarning(UserWarning):
 
 
 # ---------------------------------------------------------------------------
-# The data folder
+# The data folder (see location.py)
 # ---------------------------------------------------------------------------
 def default_data_dir() -> Path:
-    """``$TINYPROJ_DATA`` if set (and not empty), else ``./datasets``."""
-    env = os.environ.get("TINYPROJ_DATA", "").strip()
-    return Path(env).expanduser() if env else Path("datasets")
+    """The data folder when none is given: ``tinyproj.data.location.data_dir()``."""
+    return location.data_dir()
 
 
 def resolve_data_dir(data_dir=None) -> Path:
-    """``data_dir`` as a :class:`~pathlib.Path`, falling back on :func:`default_data_dir`."""
-    return default_data_dir() if data_dir is None else Path(data_dir).expanduser()
+    """``data_dir`` as an absolute Path, or the default folder when None (location.data_dir)."""
+    return location.data_dir(data_dir)
+
+
+def not_found(dataset: str, folder, missing, how_to_get: str) -> DatasetNotFoundError:
+    """The error for a dataset whose files are missing: what, where, and what to do.
+
+    Names the folder looked in, how that folder was chosen (``--data-dir`` /
+    ``$TINYPROJ_DATA``) and how to get the files (``how_to_get``).
+    """
+    names = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+    return DatasetNotFoundError(
+        f"{dataset}: {names} not found in {folder}. {how_to_get} Or point --data-dir "
+        f"(or $TINYPROJ_DATA) at a folder that already holds it (see datasets/README.md).",
+        flag="--data-dir")
 
 
 # ---------------------------------------------------------------------------
@@ -104,34 +127,68 @@ def warn_on_md5_mismatch(folder, expected: dict, dataset: str) -> list:
 
 
 # ---------------------------------------------------------------------------
+# File permissions: what the user's umask says, as for any file they create
+# ---------------------------------------------------------------------------
+def umask_mode(mode: int = 0o666) -> int:
+    """``mode & ~umask``: the permissions a plain ``open(path, "w")`` would give (0o644 under
+    the usual umask 022). ``tempfile.mkstemp`` makes 0o600 files whatever the umask, so a
+    cache or download written through it would be unreadable to classmates sharing it."""
+    try:
+        with open("/proc/self/status") as f:        # Linux: read the umask without changing it
+            for line in f:
+                if line.startswith("Umask:"):
+                    return mode & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)                       # elsewhere: the classic set-and-restore
+    os.umask(current)
+    return mode & ~current
+
+
+# ---------------------------------------------------------------------------
 # Downloads (pooch, with a tqdm progress bar)
 # ---------------------------------------------------------------------------
-def download(urls, md5: str, folder, fname: str) -> Path:
+def download(urls, md5: str, folder, fname: str, dataset: str | None = None) -> Path:
     """Download ``fname`` into ``folder`` from the first of ``urls`` that works.
 
     ``urls`` is one address or a list of mirrors, each the full address of the file. The
     md5 is checked by pooch (a mismatch deletes the download and counts as a failure),
     which also writes to a temporary name first, so a broken download never leaves a
-    half file under the real name. Returns the path of the file.
+    half file under the real name. Returns the path of the file. Without internet access
+    (or when ``folder`` cannot be written) this raises :class:`DatasetNotFoundError` naming
+    the folder, every address tried, and where to copy the file by hand.
     """
     import pooch  # imported here so that tests can monkeypatch pooch.retrieve
 
     if isinstance(urls, str):
         urls = [urls]
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    dataset = dataset or fname
+    how = (f"If this machine has no internet access, download {urls[0]} on one that has and "
+           f"copy it to {folder}.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:           # a read-only shared data folder, a file in the way, ...
+        raise DatasetNotFoundError(
+            f"{dataset}: cannot download {fname} because {folder} cannot be created or written "
+            f"({err.strerror or err}). {how} Or point --data-dir (or $TINYPROJ_DATA) at a "
+            "folder that holds the dataset or that you can write to.", flag="--data-dir") from err
+    existed = (folder / fname).exists()
     failures = []
     for url in urls:
         try:
-            return Path(pooch.retrieve(url, known_hash=f"md5:{md5}", fname=fname,
+            path = Path(pooch.retrieve(url, known_hash=f"md5:{md5}", fname=fname,
                                        path=folder, progressbar=True))
         except Exception as err:  # network down, 404, checksum mismatch, ...
             failures.append(f"  {url}: {type(err).__name__}: {err}")
+            continue
+        if not existed:
+            os.chmod(path, umask_mode())
+        return path
     raise DatasetNotFoundError(
-        f"Could not download {fname} into {folder}. Tried:\n" + "\n".join(failures) + "\n"
-        f"If this machine has no internet access, fetch {fname} elsewhere and copy it to "
-        f"{folder}, or set the environment variable TINYPROJ_DATA to a folder that already "
-        "holds the datasets (see datasets/README.md).")
+        f"{dataset}: could not download {fname} into {folder}. Tried:\n" + "\n".join(failures)
+        + f"\n{how} Or point --data-dir (or $TINYPROJ_DATA) at a folder that already holds "
+        "the dataset (see datasets/README.md).", flag="--data-dir")
 
 
 # ---------------------------------------------------------------------------
@@ -140,7 +197,8 @@ def download(urls, md5: str, folder, fname: str) -> Path:
 def atomic_save_npz(path, **arrays) -> Path:
     """Save ``arrays`` to ``path`` (.npz, uncompressed) via a temporary file and ``os.replace``.
 
-    An interrupted run leaves either the old file or the new one, never half of one.
+    An interrupted run leaves either the old file or the new one, never half of one. The
+    file gets the permissions of the user's umask (:func:`umask_mode`).
     """
     import numpy as np  # host-side file I/O
 
@@ -150,6 +208,7 @@ def atomic_save_npz(path, **arrays) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+        os.chmod(tmp, umask_mode())     # mkstemp made it 0600; give it the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -25,10 +25,15 @@ import numpy as np  # host-side image decoding
 
 from tinyproj import backend
 
+from . import files
 from .batches import epoch_order
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "load_image", "normalize_imagenet",
-           "IMAGENET_MEAN", "IMAGENET_STD"]
+           "IMAGENET_MEAN", "IMAGENET_STD", "IMAGENET_FOLDER", "IMAGENET_CROP",
+           "locate_imagenet"]
+
+IMAGENET_FOLDER = "imagenet"      # <data_dir>/imagenet/{train,val}/<class>/<image>
+IMAGENET_CROP = 224               # ImageFolder's default: examples are (3, 224, 224)
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)  # per-channel RGB mean of ImageNet
@@ -64,6 +69,27 @@ def load_image(path, resize=256, crop=224) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).copy()  # HWC -> CHW
 
 
+def locate_imagenet(data_dir=None) -> Path:
+    """The ImageNet folder: ``<data_dir>/imagenet`` once it holds ``train/`` and ``val/``.
+
+    ``data_dir`` defaults to :func:`tinyproj.data.location.data_dir`. A ``data_dir`` that
+    itself holds ``train/`` and ``val/`` is accepted too (runs made before this layout
+    pointed ``--data-dir`` at the ImageNet folder). ImageNet cannot be downloaded
+    automatically, so a missing folder ends in a :class:`~tinyproj.data.files.DatasetNotFoundError`
+    that says how to lay it out.
+    """
+    base = files.resolve_data_dir(data_dir)
+    for root in (base / IMAGENET_FOLDER, base):
+        if (root / "train").is_dir() and (root / "val").is_dir():
+            return root
+    root = base / IMAGENET_FOLDER
+    missing = [f"{sub}/" for sub in ("train", "val") if not (root / sub).is_dir()]
+    raise files.not_found(
+        "ImageNet", root, missing, "ImageNet is not downloaded automatically: get ILSVRC-2012 "
+        "from image-net.org and sort its images into one sub-folder per class, "
+        f"{root}/train/<class>/*.JPEG and {root}/val/<class>/*.JPEG.")
+
+
 class ImageFolder:
     """A lazily loaded image classification set: ``root/<class>/<image>``.
 
@@ -78,8 +104,9 @@ class ImageFolder:
     def __init__(self, root, resize=256, crop=224, extensions=IMAGE_EXTENSIONS):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"ImageFolder: {self.root} is not a folder. Point it at a "
-                                    "folder with one sub-folder of images per class.")
+            raise files.DatasetNotFoundError(
+                f"ImageFolder: {self.root} is not a folder. Point it at a folder with one "
+                "sub-folder of images per class.", flag="--data-dir")
         self.resize, self.crop = resize, crop
         extensions = tuple(e.lower() for e in extensions)
         self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np  # host-side file I/O
 
 from . import files
-from .files import DatasetError, DatasetNotFoundError, resolve_data_dir, warn_on_md5_mismatch
+from .files import DatasetError, resolve_data_dir, warn_on_md5_mismatch
 
 __all__ = ["MNIST_MIRRORS", "MNIST_MD5", "FASHION_MNIST_MIRRORS", "FASHION_MNIST_MD5",
            "FASHION_MNIST_CLASSES", "read_idx", "load_mnist", "load_fashion_mnist",
@@ -117,7 +117,8 @@ def download_mnist(data_dir=None, dataset="MNIST") -> Path:
     sub, mirrors, md5s = _DATASETS[dataset]
     folder = resolve_data_dir(data_dir) / sub
     for name in _missing(folder, md5s):
-        files.download([mirror + name for mirror in mirrors], md5s[name], folder, name)
+        files.download([mirror + name for mirror in mirrors], md5s[name], folder, name,
+                       dataset=dataset)
     return folder
 
 
@@ -139,10 +140,9 @@ def locate_mnist(dataset="MNIST", data_dir=None, download=True) -> Path:
         download_mnist(data_dir, dataset)
     missing = _missing(folder, md5s)
     if missing:
-        raise DatasetNotFoundError(
-            f"{dataset}: {', '.join(missing)} not found in {folder}. Load with download=True, "
-            f"or copy the files there from {mirrors[0]}, or set TINYPROJ_DATA to a folder "
-            f"that has a '{sub}' sub-folder with them.")
+        raise files.not_found(
+            dataset, folder, missing, f"Load it with download allowed (needs internet), or "
+            f"download the four files from {mirrors[0]} elsewhere and copy them into {folder}.")
     return folder
 
 
