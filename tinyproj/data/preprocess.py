@@ -145,7 +145,8 @@ def cached_arrays(cache_dir, params: dict, compute):
     The file name shows the scalar parameters plus a short hash of all of them (lists such
     as a fingerprint of the source files count in the hash only), e.g.
     ``cifar10-gcn_zca-scale55.0-filter_bias0.1-train_subsetNone-1a2b3c4d.npz``. A cache hit loads the file; a
-    miss computes, then writes atomically (temporary file + ``os.replace``). A cache that
+    miss computes, then writes atomically (temporary file + ``os.replace``, with the
+    permissions of the user's umask, so classmates can share a cache folder). A cache that
     cannot be read is recomputed; a cache folder that cannot be written (read-only data
     folder) gives a warning and the computed arrays.
     """
@@ -168,6 +169,7 @@ def cached_arrays(cache_dir, params: dict, compute):
     try:
         atomic_save_npz(path, params=np.array(text), **arrays)
     except OSError as err:
-        warnings.warn(f"could not write the preprocessing cache {path} ({err}); pass cache_dir= "
-                      "a writable folder to keep the result for next time", stacklevel=2)
+        warnings.warn(f"could not write the preprocessing cache {path} ({err}); set "
+                      "$TINYPROJ_CACHE (or pass cache_dir=) to a writable folder to keep the "
+                      "result for next time", stacklevel=2)
     return arrays

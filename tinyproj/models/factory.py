@@ -120,12 +120,12 @@ def check(name, input_shape=None, num_classes: int = 10, width: float = 1.0, bn:
     """
     key = model_name(name)
     width = check_width(width)
-    if not isinstance(bn, (bool, int)) or bn not in (0, 1):
+    if isinstance(bn, str) or bn not in (False, True):     # numpy's bool_ is fine too
         raise UserError(f"--bn must be true or false, got {bn!r}", flag="--bn")
     if bn and key not in BN_SWITCH:
-        raise UserError(f"--bn: {key} always has batch norm after every layer and no switch for "
-                        f"it; leave out --bn (it turns batch norm on for {' and '.join(BN_SWITCH)})",
-                        flag="--bn")
+        raise UserError(f"--bn: {key} always has batch norm after every layer and no switch "
+                        f"for it; leave out --bn (it turns batch norm on for "
+                        f"{' and '.join(BN_SWITCH)})", flag="--bn")
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) \
             or num_classes < 1:
         raise UserError(f"--dataset: num_classes must be a positive integer, got "
