@@ -1,28 +1,41 @@
-# `make test` and `make demo` each create .venv on first use; only Python 3 is needed.
+# `make demo` and `make test` each create .venv on first use; only Python 3 is needed.
+# Data: tinyproj itself looks in $TINYPROJ_DATA, else ../shared/datasets beside this
+# checkout, else datasets/ (tinyproj/data/location.py); nothing to set here.
 PYTHON ?= python3
-# Real data: $TINYPROJ_DATA if set, else ../shared/datasets when it exists (the course
-# machines, which have no internet), else datasets/ (downloaded on first use).
-TINYPROJ_DATA ?= $(if $(wildcard ../shared/datasets),$(abspath ../shared/datasets),$(CURDIR)/datasets)
-export TINYPROJ_DATA
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lessons clean
+.PHONY: test demo bench lessons clean
 
-$(STAMP): pyproject.toml
+# One stamp per set of extras: the demo needs only the package itself; the tests add pytest
+# and hypothesis, and PyTorch (CPU) for the comparison tests; the benchmark adds PyTorch.
+$(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,bench]"
-	touch $(STAMP)
+	touch $@
 
-test: $(STAMP)
+$(VENV)/.installed-demo: pyproject.toml $(VENV)/.created
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.created
+	$(PY) -m pip install --quiet -e ".[test,bench]"
+	touch $@ $(VENV)/.installed-demo $(VENV)/.installed-bench
+
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.created
+	$(PY) -m pip install --quiet -e ".[bench]"
+	touch $@ $(VENV)/.installed-demo
+
+test: $(VENV)/.installed-test
 	$(PY) -m pytest -q
 
-demo: $(STAMP)
+demo: $(VENV)/.installed-demo
 	$(PY) -m tinyproj.cli demo
 
-lessons: $(STAMP)
+bench: $(VENV)/.installed-bench
+	$(PY) -m tinyproj.cli bench
+
+lessons: $(VENV)/.installed-demo
 	$(PY) -m tinyproj.cli lessons
 
 clean:

@@ -31,7 +31,12 @@ def _cmd_info(args) -> int:
     print(f"threads  OPENBLAS_THREAD_TIMEOUT={threads['OPENBLAS_THREAD_TIMEOUT']}"
           + ("" if threads["openblas_setting_applied"] else " (too late: numpy came first)")
           + f", OMP_WAIT_POLICY={threads['OMP_WAIT_POLICY']}, {os.cpu_count()} cores")
-    print(f"data     {os.environ.get('TINYPROJ_DATA', 'datasets/ (set TINYPROJ_DATA to change)')}")
+    from ..data import location
+    path, source = location.data_dir_source()
+    print(f"data     {location.data_dir()} (from {source}; --data-dir or $TINYPROJ_DATA "
+          "to change)")
+    print(f"cache    {location.cache_dir()} (derived arrays such as the whitened CIFAR-10; "
+          "$TINYPROJ_CACHE to change)")
     return 0
 
 
@@ -41,8 +46,9 @@ def _cmd_lessons(args) -> int:
     if args.names:
         files = [f for f in files if any(f.name.startswith(n) for n in args.names)]
     if not files:
-        print(f"no lessons found in {folder} matching {args.names or 'any name'}", file=sys.stderr)
-        return 2
+        from ..errors import UserError
+        raise UserError(f"no lessons found in {folder} matching {args.names or 'any name'}; "
+                        "give lesson numbers such as 01 02")
     env = dict(os.environ, MPLBACKEND=os.environ.get("MPLBACKEND", "Agg"))
     if args.quick:
         env["TINYPROJ_QUICK"] = "1"
