@@ -34,7 +34,7 @@
 # 4. sweep AddNorm σ, MultUnif γ and Power β with `robustness.run_sweep` and plot the curves
 #    as in Figure 2 (`tinyproj.reporting`);
 # 5. translate σ into **bits per weight**, ½·log2(1 + Q_w/Q_n);
-# 6. distort one layer at a time (a *walk*) to find the network's weak spot;
+# 6. distort one layer at a time (a *per-layer sweep*) to find the network's weak spot;
 # 7. put it all into a report (`tinyproj report`).
 #
 # Run it with `python lessons/06_robustness.py` (`TINYPROJ_QUICK=1` for the quick mode). The
@@ -51,7 +51,8 @@ import time
 import numpy as np
 
 import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
-from tinyproj import analysis, backend, data, reporting, robustness
+from tinyproj import backend, data, reporting, robustness
+from tinyproj.robustness import analysis
 from tinyproj.runs import training
 from tinyproj.algorithm1 import project_weights, weight_params
 from tinyproj.runs.evaluation import error_rate, reestimate_batchnorm, saved_batchnorm_stats
@@ -297,26 +298,27 @@ for preset in PRESETS:
 # per weight each network needs, not how much noise relative to its largest weight.
 
 # %% [markdown]
-# ## 5. One layer at a time: a walk
+# ## 5. One layer at a time: a per-layer sweep
 #
-# Distorting every layer at once hides which layers are fragile. A *walk* distorts one layer
-# at a time (every other layer exact) and sweeps the level for each:
-# `run_sweep(run, "addnorm", levels, walk=True)`, written to `sweeps/walk-addnorm.jsonl`.
+# Distorting every layer at once hides which layers are fragile. A *per-layer sweep* distorts
+# one layer at a time (every other layer exact) and sweeps the level for each:
+# `run_sweep(run, "addnorm", levels, per_layer=True)`, written to `sweeps/layers-addnorm.jsonl`
+# (`tinyproj sweep RUN_DIR --distortion addnorm --per-layer`).
 # The layer whose curve rises first limits the network's robustness; the black line is the
 # all-layers sweep for comparison.
 
 # %%
-walk_levels = [1.0] if QUICK else [0.2, 0.4, 0.7, 1.0, 1.5]
+layer_levels = [1.0] if QUICK else [0.2, 0.4, 0.7, 1.0, 1.5]
 t = time.perf_counter()
-walk = robustness.run_sweep(loaded["tr-none-c"], "addnorm", walk_levels, walk=True,
-                            draws=1 if QUICK else 3, bn_batches=BN_BATCHES, bn_batch_size=50,
-                            test_subset=N_TEST, progress=False)
-print(f"walk: {len(walk)} points in {time.perf_counter() - t:.1f} s")
-for layer in dict.fromkeys(r["layer"] for r in walk):
+per_layer = robustness.run_sweep(loaded["tr-none-c"], "addnorm", layer_levels, per_layer=True,
+                                 draws=1 if QUICK else 3, bn_batches=BN_BATCHES,
+                                 bn_batch_size=50, test_subset=N_TEST, progress=False)
+print(f"per-layer sweep: {len(per_layer)} points in {time.perf_counter() - t:.1f} s")
+for layer in dict.fromkeys(r["layer"] for r in per_layer):
     print(f"  {layer:14s}" + "  ".join(f"σ={r['level']:g}: {100 * r['error_mean']:5.1f}%"
-                                        for r in walk if r["layer"] == layer))
-print("saved", reporting.per_layer_plot({"tr-none-c": walk}, "addnorm",
-                                        os.path.join(OUT, "06_walk_addnorm.png"),
+                                        for r in per_layer if r["layer"] == layer))
+print("saved", reporting.per_layer_plot({"tr-none-c": per_layer}, "addnorm",
+                                        os.path.join(OUT, "06_layers_addnorm.png"),
                                         baseline={"tr-none-c": sweeps["addnorm"]["tr-none-c"]}))
 
 # %% [markdown]
@@ -325,8 +327,8 @@ print("saved", reporting.per_layer_plot({"tr-none-c": walk}, "addnorm",
 # `tinyproj report RUN_DIR... --out DIR` (or `reporting.make_report`) reads the run folders and
 # their `sweeps/` and writes Table 2 (`table2.md`, `table2.csv`), the figures it has data for
 # (1B training curves, 1C |W − Sign(W)| per layer, 1D activity correlation W vs Sign(W),
-# 2A–2C sweeps, 2D weight histograms under Power, walks) and a `report.md` that embeds them
-# with captions. Figures without data are skipped and listed.
+# 2A–2C sweeps, 2D weight histograms under Power, per-layer sweeps) and a `report.md` that
+# embeds them with captions. Figures without data are skipped and listed.
 
 # %%
 rep = reporting.make_report([folders[p] for p in PRESETS], os.path.join(OUT, "06_report"),
@@ -357,7 +359,7 @@ print(f"\nlesson finished in {time.perf_counter() - START:.0f} s")
 # 2. Replace `bn_batches=BN_BATCHES` by 0 in the sweeps. Which distortion suffers most from
 #    stale batch-norm statistics, and why Power(β) in particular? (Hint: what does Power do
 #    to the *scale* of a layer's output?)
-# 3. Run the walk for MultUnif and for Power. Is the weakest layer the same for every
+# 3. Run the per-layer sweep for MultUnif and for Power. Is the weakest layer the same for every
 #    distortion?
 # 4. Increase `DRAWS`. How do the error bars shrink? How many draws do you need before the
 #    difference between the two networks at σ = 0.4 is larger than the error bars?

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyproj import analysis, backend, data, models, projections, robustness
+from tinyproj import backend, data, models, projections, robustness
+from tinyproj.robustness import analysis
 from tinyproj.algorithm1 import weight_params
 from tinyproj.cli import main
 from tinyproj.runs.config import make_config

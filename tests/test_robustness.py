@@ -1,4 +1,5 @@
-"""Robustness sweeps: scoring under distortions, bits per weight, resume, shards, walks, CLI."""
+"""Robustness sweeps: scoring under distortions, bits per weight, resume, shards, per-layer sweeps,
+CLI."""
 import json
 import math
 import shutil
@@ -255,8 +256,8 @@ def test_jobs_run_shards_in_parallel_processes(reference_rows, run_copy):
         "addnorm.shard-0-of-2.jsonl", "addnorm.shard-1-of-2.jsonl"]
 
 
-def test_walk_writes_one_row_per_layer_and_level(run_copy, monkeypatch):
-    run = run_copy("walk")
+def test_per_layer_sweep_writes_one_row_per_layer_and_level(run_copy, monkeypatch):
+    run = run_copy("per-layer")
     seen = []
     real = scoring.score_distortion
 
@@ -266,7 +267,7 @@ def test_walk_writes_one_row_per_layer_and_level(run_copy, monkeypatch):
     monkeypatch.setattr(scoring, "score_distortion", spy)
     robustness.run_sweep(run, "multunif", [1.0, 0.2], layer="conv2.weight", draws=1,
                          progress=False, **FAST)
-    rows = robustness.run_sweep(run, "multunif", [1.0, 0.2], walk=True, draws=1,
+    rows = robustness.run_sweep(run, "multunif", [1.0, 0.2], per_layer=True, draws=1,
                                 progress=False, **FAST)
     names = list(weight_params(load_run(run).model))
     assert [(r["layer"], r["level"]) for r in rows] == [(n, g) for n in names for g in (0.2, 1.0)]
@@ -312,8 +313,8 @@ def test_cli_sweep_and_its_errors(run_copy, tmp_path, capsys):
     assert "beta" in capsys.readouterr().out
     assert len(robustness.merge_sweep_files(run, "power")) == 2
     assert main(["sweep", run, "--distortion", "addnorm", "--levels", "0,0.5", "--draws", "1",
-                 "--shard", "1/2", "--walk", "--quiet"] + fast) == 0
-    assert len(robustness.merge_sweep_files(run, "walk-addnorm")) == 9   # 18 points / 2
+                 "--shard", "1/2", "--per-layer", "--quiet"] + fast) == 0
+    assert len(robustness.merge_sweep_files(run, "layers-addnorm")) == 9   # 18 points / 2
 
     def error_of(argv):
         assert main(["sweep"] + argv + fast) == 2

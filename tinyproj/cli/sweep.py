@@ -3,36 +3,42 @@
     tinyproj sweep runs/tr-sign-c --distortion addnorm                 Figure 2A grid, 3 draws
     tinyproj sweep runs/tr-sign-c --distortion addnorm,multunif,power  all three panels
     tinyproj sweep runs/tr-sign-c --distortion addnorm --levels 0,0.25,0.5 --draws 5
-    tinyproj sweep runs/tr-sign-c --distortion addnorm --walk          one layer at a time
+    tinyproj sweep runs/tr-sign-c --distortion addnorm --per-layer     one layer at a time
     tinyproj sweep runs/tr-sign-c --distortion addnorm --layer conv2.weight
     tinyproj sweep runs/tr-sign-c --distortion power --jobs 4          4 local processes
     tinyproj sweep runs/tr-sign-c --distortion addnorm --shard $SLURM_ARRAY_TASK_ID/8
 
-Rows go to RUN_DIR/sweeps/<distortion>.jsonl (walks: walk-<distortion>.jsonl; a shard:
-<name>.shard-<i>-of-<n>.jsonl). Run the same command again to resume an interrupted sweep.
+Rows go to RUN_DIR/sweeps/<distortion>.jsonl (per-layer sweeps: layers-<distortion>.jsonl; a
+shard: <name>.shard-<i>-of-<n>.jsonl), each stamped with the fingerprint of the run's network.
+Run the same command again to resume an interrupted sweep. Rows of another network (the run
+was retrained after them) or of other settings are refused, never mixed in: --restart moves
+the sweep's files to RUN_DIR/sweeps/replaced/<time>/ and starts afresh (nothing is deleted).
+Several processes may write to one sweep at once (e.g. one --layer each).
 """
 from __future__ import annotations
 
-import sys
+from pathlib import Path
+
+from ..errors import UserError
 
 
 def _levels(text):
     return [v for v in (s.strip() for s in text.split(",")) if v]
 
 
-def _print_summary(rows, walk: bool) -> None:
+def _print_summary(rows, per_layer: bool) -> None:
     from ..robustness import get_distortion, midpoints
     if not rows:
         return
     dist = get_distortion(rows[0]["distortion"])
-    if walk:
+    if per_layer:
         try:
             mids = midpoints(rows)
         except ValueError as err:
             print(f"(no midpoints: {err})")
             return
         print(f"layer-wise midpoint {dist.param} (error halfway from clean to chance, "
-              f"walking {dist.worse} from {dist.param}={dist.identity:g}):")
+              f"going {dist.worse} from {dist.param}={dist.identity:g}):")
         for layer, m in mids.items():
             where = (f"{m.level:.4g}" if m.level is not None else
                      "beyond the grid" if m.beyond_grid else m.note)
@@ -47,49 +53,70 @@ def _print_summary(rows, walk: bool) -> None:
               f"{r['draws']:>5}  {bits}")
 
 
+def _check_args(args) -> list:
+    """Every flag checked before the run is loaded or a file touched; returns the names."""
+    from ..robustness import check_levels, get_distortion, parse_shard
+    names = [get_distortion(d).name for d in args.distortion.split(",") if d.strip()]
+    if not names:
+        raise UserError("--distortion is empty; valid distortions: addnorm, multunif, power",
+                        flag="--distortion")
+    if args.levels is not None and len(names) > 1:
+        raise UserError("--levels applies to one distortion; sweep them one at a time, or "
+                        "leave out --levels to use each distortion's default grid",
+                        flag="--levels")
+    for name in names:
+        check_levels(name, args.levels)
+    shard = parse_shard(args.shard)
+    if args.layer is not None and args.per_layer:
+        raise UserError("give either --layer NAME (one layer) or --per-layer (every layer)",
+                        flag="--per-layer")
+    if args.jobs is not None and shard is not None:
+        raise UserError("give either --jobs N (all shards on this machine) or --shard i/n "
+                        "(one shard, e.g. a SLURM array task), not both", flag="--jobs")
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1 (parallel processes); got {args.jobs}",
+                        flag="--jobs")
+    if args.restart and shard is not None:
+        raise UserError("--restart moves every shard's file of the sweep aside; run it once "
+                        "without --shard, then start the shards", flag="--restart")
+    if args.draws < 1:
+        raise UserError(f"--draws must be >= 1 (random draws per level); got {args.draws}",
+                        flag="--draws")
+    if args.test_subset is not None and args.test_subset < 1:
+        raise UserError(f"--test-subset must be >= 1; got {args.test_subset}",
+                        flag="--test-subset")
+    if args.bn_batches < 0:
+        raise UserError(f"--bn-batches must be >= 0 (0: keep the stored statistics); "
+                        f"got {args.bn_batches}", flag="--bn-batches")
+    for flag, value in (("--bn-batch-size", args.bn_batch_size),
+                        ("--eval-batch-size", args.eval_batch_size)):
+        if value < 1:
+            raise UserError(f"{flag} must be >= 1; got {value}", flag=flag)
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0; got {args.seed}", flag="--seed")
+    return names
+
+
 def _cmd_sweep(args) -> int:
-    from ..robustness import (get_distortion, parse_shard, run_sweep, run_sweep_jobs)
+    from ..robustness import run_sweep, run_sweep_jobs
     from ..runs.training import load_run
-    try:
-        names = [get_distortion(d).name for d in args.distortion.split(",") if d.strip()]
-        if not names:
-            raise ValueError("--distortion is empty; valid distortions: addnorm, multunif, power")
-        if args.levels is not None and len(names) > 1:
-            raise ValueError("--levels applies to one distortion; sweep them one at a time, or "
-                             "leave out --levels to use each distortion's default grid")
-        shard = parse_shard(args.shard)
-        if args.layer is not None and args.walk:
-            raise ValueError("give either --layer NAME (one layer) or --walk (every layer)")
-        if args.jobs is not None and shard is not None:
-            raise ValueError("give either --jobs N (all shards on this machine) or --shard i/n "
-                             "(one shard, e.g. a SLURM array task), not both")
-        if args.test_subset is not None and args.test_subset < 1:
-            raise ValueError(f"--test-subset must be >= 1; got {args.test_subset}")
-        if args.bn_batches < 0:
-            raise ValueError(f"--bn-batches must be >= 0 (0: keep the stored statistics); "
-                             f"got {args.bn_batches}")
-        options = dict(draws=args.draws, seed=args.seed, bn_batches=args.bn_batches,
-                       bn_batch_size=args.bn_batch_size, test_subset=args.test_subset,
-                       eval_batch_size=args.eval_batch_size, progress=not args.no_progress)
-        run = None if args.jobs is not None else load_run(args.run_dir, data_dir=args.data_dir)
-        for name in names:
-            if args.jobs is not None:
-                rows = run_sweep_jobs(args.run_dir, name, args.levels, jobs=args.jobs,
-                                      layer=args.layer, walk=args.walk, restart=args.restart,
-                                      data_dir=args.data_dir, **options)
-            else:
-                rows = run_sweep(run, name, args.levels, layer=args.layer, walk=args.walk,
-                                 shard=shard, restart=args.restart, **options)
-            if not args.quiet:
-                print(f"\n{name}: {len(rows)} point(s) in {args.run_dir}/sweeps/")
-                _print_summary(rows, walk=args.walk or args.layer is not None)
-    except KeyboardInterrupt:
-        print("\ninterrupted: the finished points are saved; run the same command again to "
-              "resume", file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    names = _check_args(args)
+    per_layer = args.per_layer or args.layer is not None
+    options = dict(draws=args.draws, seed=args.seed, bn_batches=args.bn_batches,
+                   bn_batch_size=args.bn_batch_size, test_subset=args.test_subset,
+                   eval_batch_size=args.eval_batch_size, progress=not args.no_progress)
+    run = None if args.jobs is not None else load_run(args.run_dir, data_dir=args.data_dir)
+    for name in names:
+        if args.jobs is not None:
+            rows = run_sweep_jobs(args.run_dir, name, args.levels, jobs=args.jobs,
+                                  layer=args.layer, per_layer=args.per_layer,
+                                  restart=args.restart, data_dir=args.data_dir, **options)
+        else:
+            rows = run_sweep(run, name, args.levels, layer=args.layer, per_layer=args.per_layer,
+                             shard=args.shard, restart=args.restart, **options)
+        if not args.quiet:
+            print(f"\n{name}: {len(rows)} point(s) in {Path(args.run_dir) / 'sweeps'}")
+            _print_summary(rows, per_layer=per_layer)
     return 0
 
 
@@ -116,9 +143,9 @@ def add_parsers(sub) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--layer", default=None,
                        help="distort this weight only (e.g. conv2.weight), the others exact")
-    where.add_argument("--walk", action="store_true",
+    where.add_argument("--per-layer", action="store_true",
                        help="every weight layer in turn, the others exact "
-                            "(walk-<distortion>.jsonl)")
+                            "(layers-<distortion>.jsonl)")
     p.add_argument("--shard", default=None,
                    help="i/n: do grid points i, i+n, ... only (0 <= i < n), e.g. "
                         "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT with --array=0-<n-1>")
@@ -127,7 +154,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the random draws and batch-norm batches (default 0)")
     p.add_argument("--restart", action="store_true",
-                   help="delete this sweep's files (all shards) and start afresh")
+                   help="move this sweep's files (all shards) to RUN_DIR/sweeps/replaced/<time>/ "
+                        "and start afresh (for rows of a retrained network or other settings)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="no summary table at the end")
     p.set_defaults(func=_cmd_sweep)

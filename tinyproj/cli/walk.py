@@ -13,24 +13,24 @@ cosine annealing, cross-entropy, batch 128, no validation split, no projection o
 into RUN_DIR/model (seed 0; RUN_DIR/model-seed<S> for other seeds), and reused when present.
 With --train-noise SIGMA one network per site (or one for --sites all) is trained with that
 noise at that site instead (RUN_DIR/noisy-models/, dynamics in RUN_DIR/dynamics.jsonl).
-Then every (site, σ) is scored with noise at evaluation: RUN_DIR/walk.jsonl gets one JSON
-object per (seed, site, σ) and RUN_DIR/midpoints.csv the midpoint μ per site (over seeds:
-geometric mean and spread). Run the same command again to resume; shards write
-walk.shard-<i>-of-<n>.jsonl, and any later run (e.g. without --shard) merges them all.
-With --shard train the models first (--train-only, once), so that shards do not race.
+
+Then every (site, σ) is scored with noise at evaluation. RUN_DIR/walk.jsonl gets one JSON
+object per (seed, site, σ), stamped with the fingerprint of the network walked, and
+RUN_DIR/midpoints.csv the midpoint μ per site (over seeds: geometric mean and spread) of the
+points of this command — rows of other commands stay in walk.jsonl but are not in the table.
+Run the same command again to resume; shards write walk.shard-<i>-of-<n>.jsonl, and every
+later run reads them all. With --shard train the models first (--train-only, once), so that
+shards do not race. A point on file that was measured on another network (--run B into the
+--out of a walk of run A, a model retrained) is refused, never shown: use another --out, or
+--restart, which moves the walk's files to RUN_DIR/replaced/<time>/ (nothing is deleted).
 """
 from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
-_SETUP = dict(loss="cross_entropy", optimizer="adam", lr=1e-3, lr_schedule="cosine",
-              lr_final=0.0, batch_size=128, val_size=0, projection="none", clip="NC",
-              test_projections=["none"], bn_reestimate=False)
-"""Walking Noise's training setup as TrainConfig settings (clean training)."""
-
+from ..errors import UserError
 
 def _seeds(text) -> list:
     out = []
@@ -38,12 +38,12 @@ def _seeds(text) -> list:
         if not part:
             continue
         if not re.fullmatch(r"\d+", part):
-            raise ValueError(f"--seeds takes integers >= 0 separated by commas (e.g. 0,1,2); "
-                             f"got {text!r}")
+            raise UserError(f"--seeds takes integers >= 0 separated by commas (e.g. 0,1,2); "
+                            f"got {text!r}", flag="--seeds")
         if int(part) not in out:
             out.append(int(part))
     if not out:
-        raise ValueError("--seeds is empty; give e.g. 0 or 0,1,2")
+        raise UserError("--seeds is empty; give e.g. 0 or 0,1,2", flag="--seeds")
     return out
 
 
@@ -53,21 +53,25 @@ def _sites(text):
         return text.lower()
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts:
-        raise ValueError("--sites takes each, all, or site names/indices separated by commas")
+        raise UserError("--sites takes each, all, or site names/indices separated by commas",
+                        flag="--sites")
     return [int(p) if re.fullmatch(r"-?\d+", p) else p for p in parts]
 
 
 def _positive_int(value, flag):
     if value is not None and value < 1:
-        raise ValueError(f"{flag} must be >= 1; got {value}")
+        raise UserError(f"{flag} must be >= 1; got {value}", flag=flag)
 
 
 def _train_config(args, seed: int, folder: Path):
+    """The clean training of one seed as a validated TrainConfig (Walking Noise's setup)."""
+    from ..runs.config import validate
+    from ..walking_noise.noisy_training import SETUP
     from ..runs.config import TrainConfig
-    return TrainConfig.from_dict(dict(
-        _SETUP, model=args.model, bn=bool(args.bn), dataset=args.dataset,
+    return validate(TrainConfig.from_dict(dict(
+        SETUP, model=args.model, bn=bool(args.bn), dataset=args.dataset,
         data_dir=args.data_dir, train_subset=args.train_subset, epochs=args.epochs, seed=seed,
-        out=str(folder)))
+        out=str(folder))))
 
 
 def _model_folder(out: Path, seed: int) -> Path:
@@ -85,21 +89,21 @@ def _clean_run(args, seed: int, out: Path, shard, log):
                 if k not in ("out", "data_dir") and saved.get(k) != v}
         if diff:
             said = ", ".join(f"{k}: trained with {a!r}, now {b!r}" for k, (a, b) in diff.items())
-            raise ValueError(f"{folder} holds a model trained with other settings ({said}); "
-                             "use the same flags, another --out, or delete that folder")
+            raise UserError(f"{folder} holds a model trained with other settings ({said}); "
+                            "use the same flags, or another --out")
         run = load_run(folder, data_dir=args.data_dir)
         if run.meta.get("pos", {}).get("epoch", 0) >= cfg.epochs:
             return run
         if shard is not None:
-            raise ValueError(f"the training in {folder} is unfinished; finish it first "
-                             "(the same command with --train-only, without --shard)")
+            raise UserError(f"the training in {folder} is unfinished; finish it first "
+                            "(the same command with --train-only, without --shard)")
         log(f"resuming the training in {folder}")
         train(cfg, resume=True, progress=not args.no_progress, log=log)
     else:
         if shard is not None:
-            raise ValueError(f"no trained model in {folder}: with --shard, train it first "
-                             "(the same command with --train-only, without --shard), so that "
-                             "the shards do not all train it at once")
+            raise UserError(f"no trained model in {folder}: with --shard, train it first "
+                            "(the same command with --train-only, without --shard), so that "
+                            "the shards do not all train it at once", flag="--shard")
         log(f"training {args.model}{' with BN' if args.bn else ''} on {args.dataset} "
             f"(seed {seed}, {args.epochs} epoch(s)) into {folder}")
         train(cfg, progress=not args.no_progress, log=log)
@@ -112,19 +116,32 @@ def _slug(spec, clamp) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]", "_", text)
 
 
-def _noisy_model(args, spec, seed, site, site_name, out, data, dyn_file, log):
-    """The network trained with noise ``spec`` at ``site`` (-1: all), trained or read back."""
-    from ..runs.files import append_jsonl, load_checkpoint, read_jsonl, save_checkpoint
-    from ..walking_noise import build_walk_model, train_noisy
+def _noisy_model(args, spec, seed, site, site_name, out, data, dyn_file, log, train=True):
+    """The network trained with noise ``spec`` at ``site`` (-1: all): trained now or read
+    back (refused when it was trained with other settings); None when ``train`` is False and
+    it does not exist yet."""
     from .. import backend
+    from ..runs.files import load_checkpoint, save_checkpoint
+    from ..runs.grid import append_row, read_rows
+    from ..walking_noise import build_walk_model, train_noisy
     train_src, test_src, input_shape, num_classes = data
     path = out / "noisy-models" / f"{_slug(spec, args.clamp)}-{site_name}-seed{seed}.npz"
+    made = {"model": args.model, "bn": bool(args.bn), "dataset": args.dataset,
+            "train_subset": args.train_subset, "epochs": args.epochs}
     model = build_walk_model(args.model, input_shape, num_classes, backend.make_rng(seed),
                              bn=bool(args.bn))
     if path.exists():
         state, _, meta = load_checkpoint(path)
+        diff = {k: (meta[k], v) for k, v in made.items() if k in meta and meta[k] != v}
+        if diff or set(state) != set(model.state_dict()):
+            said = ", ".join(f"{k}: trained with {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise UserError(f"{path} holds a network trained with other settings "
+                            f"({said or 'another architecture'}); use the same flags, or "
+                            "another --out")
         model.load_state_dict(state)
         rows = meta.get("dynamics", [])
+    elif not train:
+        return None
     else:
         log(f"noisy training: {spec} at {site_name} (seed {seed}, {args.epochs} epoch(s))")
         model, rows = train_noisy(model, (train_src, test_src), spec,
@@ -133,16 +150,15 @@ def _noisy_model(args, spec, seed, site, site_name, out, data, dyn_file, log):
                                   test_subset=args.test_subset, progress=not args.no_progress,
                                   log=log)
         save_checkpoint(path, model.state_dict(), {"state": [], "hyper": {}, "t": 0},
-                        {"dynamics": rows, "site": site, "site_name": site_name,
-                         "seed": seed, "noise": str(spec), "clamp": args.clamp,
-                         "epochs": args.epochs})
-    have = {(r.get("site_name"), r.get("seed"), r.get("sigma"), r.get("clamp"), r.get("noise"),
-             r.get("ratio"), r.get("epoch")) for r in read_jsonl(dyn_file)}
-    for r in rows:
-        r = dict(r, site=site, site_name=site_name)
-        if (site_name, r.get("seed"), r.get("sigma"), r.get("clamp"), r.get("noise"),
-                r.get("ratio"), r.get("epoch")) not in have:
-            append_jsonl(dyn_file, r)
+                        dict(made, dynamics=rows, site=site, site_name=site_name, seed=seed,
+                             noise=str(spec), clamp=args.clamp))
+    if train:
+        fields = ("site_name", "seed", "sigma", "clamp", "noise", "ratio", "epoch")
+        have = {tuple(r.get(k) for k in fields) for r in read_rows(dyn_file)}
+        for r in rows:
+            r = dict(r, site=site, site_name=site_name)
+            if tuple(r.get(k) for k in fields) not in have:
+                append_row(dyn_file, r)          # one locked line: safe beside other shards
     model.eval()
     return model
 
@@ -165,102 +181,142 @@ def _print_table(table) -> None:
               f"{100 * e['max_accuracy']:6.2f}%  {e['n_seeds']}")
 
 
-def _cmd_walk(args) -> int:
-    from ..models import MODELS
-    from ..robustness import parse_shard, shard_points
-    from ..runs.training import TrainingInterrupted, build_data
-    from ..walking_noise import (NoisyModel, build_walk_model, check_sigmas, default_sigmas,
-                                 midpoints_table, parse_noise, read_walk, walk, walk_path,
-                                 walk_sites, write_midpoints_csv)
-    from .. import backend
-    log = (lambda text: None) if args.quiet else print
-    try:
-        spec = parse_noise(args.noise)
-        sigmas = check_sigmas(args.sigmas) if args.sigmas is not None else default_sigmas(spec)
-        seeds = _seeds(args.seeds)
-        shard = parse_shard(args.shard)
-        sites = _sites(args.sites)
-        _positive_int(args.repeats, "--repeats")
-        _positive_int(args.epochs, "--epochs")
-        _positive_int(args.test_subset, "--test-subset")
-        _positive_int(args.train_subset, "--train-subset")
-        if args.bn_batches < 0:
-            raise ValueError(f"--bn-batches must be >= 0; got {args.bn_batches}")
-        if args.train_noise is not None and not args.train_noise > 0:
-            raise ValueError(f"--train-noise must be a noise level > 0; got {args.train_noise}")
-        if args.clamp is not None:
-            if args.train_noise is None:
-                raise ValueError("--clamp applies to noisy training: give --train-noise SIGMA")
-            if not args.clamp > 0:
-                raise ValueError(f"--clamp must be > 0 (weights clipped to [-c, c]); got "
-                                 f"{args.clamp}")
-        if args.run is not None and args.train_noise is not None:
-            raise ValueError("--train-noise trains new networks with noise; it cannot be "
-                             "combined with --run (an already trained network)")
-        if args.run is None:
-            key = args.model.strip().lower().replace("-", "_")
-            if key not in MODELS:
-                raise ValueError(f"unknown model {args.model!r}; the models are: "
-                                 f"{', '.join(MODELS)} (Walking Noise: mlp_tfc, lenet5)")
-            args.model = key
-        out = Path(args.out)
-        walk_file = out / "walk.jsonl"
-        options = dict(bn_protocol=args.bn_protocol, repeats=args.repeats,
-                       test_subset=args.test_subset, bn_batches=args.bn_batches,
-                       progress=not args.no_progress)
-        tags = {"train_sigma": args.train_noise, "clamp": args.clamp}
-
+def _check_args(args):
+    """Every flag checked before anything is trained, loaded or written."""
+    from ..runs.grid import parse_shard
+    from ..walking_noise import check_sigmas, default_sigmas, parse_noise
+    spec = parse_noise(args.noise)
+    sigmas = check_sigmas(args.sigmas) if args.sigmas is not None else default_sigmas(spec)
+    seeds, shard, sites = _seeds(args.seeds), parse_shard(args.shard), _sites(args.sites)
+    _positive_int(args.repeats, "--repeats")
+    _positive_int(args.epochs, "--epochs")
+    _positive_int(args.test_subset, "--test-subset")
+    _positive_int(args.train_subset, "--train-subset")
+    if args.bn_batches < 0:
+        raise UserError(f"--bn-batches must be >= 0; got {args.bn_batches}", flag="--bn-batches")
+    if args.train_noise is not None and not args.train_noise > 0:
+        raise UserError(f"--train-noise must be a noise level > 0; got {args.train_noise}",
+                        flag="--train-noise")
+    if args.clamp is not None:
         if args.train_noise is None:
-            runs = {}
-            if args.run is not None:
-                from ..runs.training import load_run
-                run = load_run(args.run, data_dir=args.data_dir)
-                runs = {seed: run for seed in seeds}
-            else:
-                for seed in seeds:
-                    runs[seed] = _clean_run(args, seed, out, shard, log)
-            if args.train_only:
-                log(f"trained: {', '.join(str(r.folder) for r in runs.values())}")
-                return 0
-            for seed, run in runs.items():
-                walk(run.model, run.train, run.test, spec, sigmas, sites, seed=seed,
-                     out_file=walk_file, shard=shard, tags=tags, **options)
+            raise UserError("--clamp applies to noisy training: give --train-noise SIGMA",
+                            flag="--clamp")
+        if not args.clamp > 0:
+            raise UserError(f"--clamp must be > 0 (weights clipped to [-c, c]); got "
+                            f"{args.clamp}", flag="--clamp")
+    if args.run is not None and args.train_noise is not None:
+        raise UserError("--train-noise trains new networks with noise; it cannot be combined "
+                        "with --run (an already trained network)", flag="--train-noise")
+    if args.restart and shard is not None:
+        raise UserError("--restart moves every shard's file of the walk aside; run it once "
+                        "without --shard, then start the shards", flag="--restart")
+    if args.run is None:
+        from ..models import MODELS
+        key = args.model.strip().lower().replace("-", "_")
+        if key not in MODELS:
+            raise UserError(f"unknown model {args.model!r}; the models are: "
+                            f"{', '.join(MODELS)} (Walking Noise: mlp_tfc, lenet5)",
+                            flag="--model")
+        args.model = key
+        cfg = _train_config(args, seeds[0], Path(args.out) / "model")   # validated, no I/O
+        args.dataset = cfg.dataset
+    return spec, sigmas, seeds, shard, sites
+
+
+def _skeleton(args):
+    """An untrained NoisyModel of the command's architecture (its sites), built without data."""
+    from .. import backend
+    from ..data import DATASET_SHAPES
+    from ..walking_noise import NoisyModel, build_walk_model
+    shape, classes = DATASET_SHAPES[args.dataset]
+    return NoisyModel(build_walk_model(args.model, shape, classes, backend.make_rng(0),
+                                       bn=bool(args.bn)), None)
+
+
+def _cmd_walk(args) -> int:
+    from ..runs.build import build_data
+    from ..runs.grid import shard_points
+    from ..walking_noise import (NoisyModel, midpoints_table, walk, walk_grid, walk_path,
+                                 walk_sites, write_midpoints_csv)
+    log = (lambda text: None) if args.quiet else print
+    spec, sigmas, seeds, shard, sites = _check_args(args)
+    if args.run is None:
+        walk_sites(_skeleton(args), sites)        # a site typo stops here, before training
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; give a folder for the walk",
+                        flag="--out")
+    walk_file = out / "walk.jsonl"
+    options = dict(bn_protocol=args.bn_protocol, repeats=args.repeats,
+                   test_subset=args.test_subset, bn_batches=args.bn_batches,
+                   progress=not args.no_progress, tags={"train_sigma": args.train_noise,
+                                                        "clamp": args.clamp})
+
+    # calls: (seed, model, sites, train source, test source) — one walk() each
+    if args.train_noise is None:
+        if args.run is not None:
+            from ..runs.training import load_run
+            run = load_run(args.run, data_dir=args.data_dir)
+            runs = {seed: run for seed in seeds}
         else:
-            cfg = _train_config(args, seeds[0], out)
-            train_src, _, test_src, input_shape, num_classes = build_data(cfg)
-            data = (train_src, test_src, input_shape, num_classes)
-            skeleton = NoisyModel(build_walk_model(args.model, input_shape, num_classes,
-                                                   backend.make_rng(0), bn=bool(args.bn)), None)
-            site_list = walk_sites(skeleton, sites)
-            units = shard_points([(seed, site) for seed in seeds for site in site_list], shard)
-            train_spec = spec.with_sigma(args.train_noise)
-            mine_file = walk_path(walk_file, shard)
-            dyn_file = walk_path(out / "dynamics.jsonl", shard)
-            for seed, site in units:
-                name = "all" if site == -1 else skeleton.sites[site].name
-                model = _noisy_model(args, train_spec, seed, site, name, out, data, dyn_file,
-                                     log)
-                if args.train_only:
-                    continue
+            runs = {seed: _clean_run(args, seed, out, shard, log) for seed in seeds}
+        if args.train_only:
+            log(f"trained: {', '.join(str(r.folder) for r in runs.values())}")
+            return 0
+        calls = [(seed, r.model, sites, r.train, r.test) for seed, r in runs.items()]
+        total = len(calls) * len(sigmas) * len(walk_sites(NoisyModel(calls[0][1], None), sites))
+        if args.restart:
+            walk_grid(walk_file).move_aside()
+        for seed, model, s, tr, te in calls:        # stale rows refused before any work
+            walk(model, tr, te, spec, sigmas, s, seed=seed, out_file=walk_file,
+                 compute=False, **options)
+        for seed, model, s, tr, te in calls:
+            walk(model, tr, te, spec, sigmas, s, seed=seed, out_file=walk_file, shard=shard,
+                 **options)
+    else:
+        cfg = _train_config(args, seeds[0], out)
+        train_src, _, test_src, input_shape, num_classes = build_data(cfg)
+        data = (train_src, test_src, input_shape, num_classes)
+        skeleton = _skeleton(args)
+        units = [(seed, site) for seed in seeds for site in walk_sites(skeleton, sites)]
+        total = len(units) * len(sigmas)
+        train_spec = spec.with_sigma(args.train_noise)
+        dyn_file = walk_path(out / "dynamics.jsonl", shard)
+        if args.restart:
+            walk_grid(walk_file).move_aside()
+
+        def name(site):
+            return "all" if site == -1 else skeleton.sites[site].name
+        for seed, site in shard_points(units, shard):      # shards share out the networks
+            model = _noisy_model(args, train_spec, seed, site, name(site), out, data, dyn_file,
+                                 log)
+            if not args.train_only:
                 walk(model, train_src, test_src, spec, sigmas, [site], seed=seed,
-                     out_file=mine_file, tags=tags, **options)
-            if args.train_only:
-                return 0
-        rows = read_walk(walk_file)
-        table = midpoints_table(rows)
-        write_midpoints_csv(out / "midpoints.csv", table)
-        if not args.quiet:
-            print(f"\n{len(rows)} point(s) in {walk_file}"
-                  f"{' (and its shard files)' if shard is not None else ''}; midpoints in "
-                  f"{out / 'midpoints.csv'}")
-            _print_table(table)
-    except (KeyboardInterrupt, TrainingInterrupted):
-        print("\ninterrupted: the finished points (and any training checkpoint) are saved; run "
-              "the same command again to resume", file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, RuntimeError, FloatingPointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+                     out_file=walk_file, out_shard=shard, **options)
+        if args.train_only:
+            return 0
+        calls = []
+        for seed, site in units:                  # every unit's network that exists by now
+            model = _noisy_model(args, train_spec, seed, site, name(site), out, data, dyn_file,
+                                 log, train=False)
+            if model is not None:
+                calls.append((seed, model, [site], train_src, test_src))
+
+    # the table: this command's points only, each checked against its network
+    rows = []
+    for seed, model, s, tr, te in calls:
+        rows += walk(model, tr, te, spec, sigmas, s, seed=seed, out_file=walk_file,
+                     compute=False, **options)
+    table = midpoints_table(rows)
+    write_midpoints_csv(out / "midpoints.csv", table)
+    if not args.quiet:
+        print(f"\n{len(rows)} of {total} point(s) of this walk done, in {walk_file}"
+              f"{' and its shard files' if shard is not None else ''}; midpoints in "
+              f"{out / 'midpoints.csv'}")
+        if len(rows) < total:
+            print("(the midpoints are of the points done so far; the other shards' points "
+                  "follow when they finish)")
+        _print_table(table)
     return 0
 
 
@@ -308,6 +364,9 @@ def add_parsers(sub) -> None:
                    help="train the model(s) and stop (before sharding a walk)")
     p.add_argument("--shard", default=None,
                    help="i/n: do grid points i, i+n, ... only (0 <= i < n)")
+    p.add_argument("--restart", action="store_true",
+                   help="move the walk's files (walk.jsonl and its shards) to "
+                        "RUN_DIR/replaced/<time>/ and walk afresh (for rows of another network)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=_cmd_walk)

@@ -34,7 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import analysis, robustness
+from .. import robustness
+from ..robustness import analysis
 from ..algorithm1 import weight_params
 from ..errors import UserError
 from ..runs.files import atomic_write_text

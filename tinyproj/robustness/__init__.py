@@ -7,10 +7,13 @@ One idea per file:
                    optionally only some layers distorted (``distorted_weights``)
 - ``bits.py``      bits per weight ½·log2(1 + Q_w/Q_n), per layer and for the network
 - ``sweeps.py``    error against AddNorm σ / MultUnif γ / Power β (Figures 2A-C), the
-                   default grids, resumable sweep files, layer-by-layer walks
-- ``shards.py``    sweep file names, ``--shard i/n``, merging shard files
+                   default grids, per-layer sweeps; sweep files (a result grid of
+                   ``runs/grid.py``: resume, ``--shard i/n``, merging, network fingerprints)
 - ``jobs.py``      the shards of a sweep in parallel local processes (``--jobs N``)
 - ``midpoint.py``  per layer, the level where the error is halfway from clean to chance
+                   (the crossing rule itself: ``runs/midpoint.py``)
+- ``analysis.py``  layer-wise analyses: distance to Sign, activity correlation, Power
+                   histograms (Figures 1C, 1D, 2D)
 
 Example::
 
@@ -22,11 +25,12 @@ Example::
                                     draws=5)
     s.mean, s.std, s.errors
     rows = robustness.run_sweep(run, "addnorm", draws=5)       # .../sweeps/addnorm.jsonl
-    walk = robustness.run_sweep(run, "addnorm", walk=True)     # .../walk-addnorm.jsonl
-    robustness.midpoints(walk)                                 # {layer: Midpoint}
+    layers = robustness.run_sweep(run, "addnorm", per_layer=True)  # .../layers-addnorm.jsonl
+    robustness.midpoints(layers)                               # {layer: Midpoint}
     robustness.merge_sweep_files("runs/tr-sign-c", "addnorm")  # all shards together
 
-From the shell: ``tinyproj sweep RUN_DIR --distortion addnorm [--walk] [--shard i/n | --jobs N]``.
+From the shell:
+``tinyproj sweep RUN_DIR --distortion addnorm [--per-layer] [--shard i/n | --jobs N]``.
 """
 from .bits import (BitsReport, addnorm_bits, bits_report, empirical_noise_power, finite_or_none,
                    multunif_bits, snr_bits)
@@ -34,9 +38,10 @@ from .jobs import run_sweep_jobs
 from .midpoint import Midpoint, midpoint_level, midpoints
 from .scoring import (DEFAULT_DRAWS, Score, distorted_weights, draw_generators, score_distortion,
                       select_weights)
-from .shards import merge_sweep_files, parse_shard, shard_points, sweep_files, sweep_path
-from .sweeps import (DISTORTIONS, Distortion, check_levels, get_distortion, grid_points,
-                     run_sweep, sweep_name)
+from ..runs.grid import parse_shard, shard_points
+from .sweeps import (DISTORTIONS, SETTINGS_KEYS, Distortion, check_levels, get_distortion,
+                     grid_points, merge_sweep_files, run_sweep, sweep_files, sweep_grid,
+                     sweep_name, sweep_path)
 
 __all__ = [
     "Score", "score_distortion", "distorted_weights", "select_weights", "draw_generators",
@@ -46,5 +51,6 @@ __all__ = [
     "Distortion", "DISTORTIONS", "get_distortion", "check_levels", "sweep_name", "grid_points",
     "run_sweep", "run_sweep_jobs",
     "merge_sweep_files", "parse_shard", "shard_points", "sweep_files", "sweep_path",
+    "sweep_grid", "SETTINGS_KEYS",
     "Midpoint", "midpoint_level", "midpoints",
 ]

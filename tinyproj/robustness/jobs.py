@@ -3,7 +3,8 @@
 Shard i of N runs in its own process (started with ``spawn``, so nothing is shared with the
 parent but the arguments), loads the run folder itself and writes
 ``<name>.shard-<i>-of-<N>.jsonl``. The per-shard files are left in place;
-``merge_sweep_files`` reads them together (the report does the same).
+``merge_sweep_files`` reads them together (the report does the same). A restart moves the
+old files aside once, here, before the shards start.
 
 Threads: N processes that each start a full BLAS thread pool would fight over the cores. If
 ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` are not set, the workers
@@ -18,8 +19,8 @@ import multiprocessing
 import os
 
 from .. import backend
-from .shards import merge_sweep_files, sweep_files
-from .sweeps import check_levels, get_distortion, sweep_name
+from ..errors import UserError
+from .sweeps import check_levels, get_distortion, merge_sweep_files, sweep_grid, sweep_name
 
 __all__ = ["run_sweep_jobs"]
 
@@ -45,15 +46,17 @@ def _worker(run_dir, distortion, levels, index, count, options, errors, backend_
         from .. import backend
         from .sweeps import run_sweep
         backend.use(backend_name)             # the parent's backend (numpy or cupy)
-        run_sweep(run_dir, distortion, levels, shard=(index, count),
-                  progress_position=index, **options)
+        if index > 0:                     # one bar on the terminal: shard 0's (round robin,
+            options = dict(options, progress=False)     # so it is a fair sample of the rest)
+        run_sweep(run_dir, distortion, levels, shard=(index, count), **options)
     except BaseException as err:      # noqa: BLE001 - reported to the parent, then exit 1
-        errors.put((index, f"{type(err).__name__}: {err}"))
+        from ..errors import USER_ERRORS
+        errors.put((index, f"{type(err).__name__}: {err}", isinstance(err, USER_ERRORS)))
         raise SystemExit(1) from None
 
 
 def run_sweep_jobs(run_dir, distortion, levels=None, *, jobs: int, layer=None,
-                   walk: bool = False, restart: bool = False, **options) -> list:
+                   per_layer: bool = False, restart: bool = False, **options) -> list:
     """Run a sweep as ``jobs`` shards in ``jobs`` parallel processes; returns the merged rows.
 
     Same arguments as ``sweeps.run_sweep`` (``options``: draws, seed, bn_batches,
@@ -65,24 +68,26 @@ def run_sweep_jobs(run_dir, distortion, levels=None, *, jobs: int, layer=None,
     from pathlib import Path
 
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ValueError(f"--jobs must be an integer >= 1; got {jobs!r}")
+        raise UserError(f"--jobs must be an integer >= 1; got {jobs!r}", flag="--jobs")
     if "shard" in options:
-        raise ValueError("give either --jobs N (all shards here) or --shard i/n (one shard)")
+        raise UserError("give either --jobs N (all shards here) or --shard i/n (one shard)",
+                        flag="--jobs")
     if not isinstance(run_dir, (str, os.PathLike)):
         raise ValueError("run_sweep_jobs needs a run folder path (each process loads it)")
-    name = sweep_name(distortion, per_layer=walk or layer is not None)
+    name = sweep_name(distortion, per_layer=per_layer or layer is not None)
     levels = check_levels(get_distortion(distortion), levels)
     if jobs == 1:
         from .sweeps import run_sweep
-        return run_sweep(run_dir, distortion, levels, layer=layer, walk=walk, restart=restart,
-                         **options)
+        return run_sweep(run_dir, distortion, levels, layer=layer, per_layer=per_layer,
+                         restart=restart, **options)
     if not (Path(run_dir) / "checkpoint.npz").exists():
         from ..runs.training import load_run
         load_run(run_dir)             # raises the usual "not a run folder" error here, once
-    if restart:
-        for path in sweep_files(run_dir, name):
-            path.unlink()
-    options = dict(options, layer=layer, walk=walk)
+    if restart:                   # here, once, before the shards start (not in each of them)
+        sweep_grid(run_dir, name).move_aside()
+    else:
+        merge_sweep_files(run_dir, name)    # rows of another network: refused here, once
+    options = dict(options, layer=layer, per_layer=per_layer)
     ctx = multiprocessing.get_context("spawn")
     errors = ctx.Queue()
     procs = []
@@ -101,15 +106,19 @@ def run_sweep_jobs(run_dir, distortion, levels=None, *, jobs: int, layer=None,
             if p.is_alive():
                 p.terminate()
                 p.join()
-    failed = {}
+    failed, users = {}, set()
     while not errors.empty():
-        index, message = errors.get()
+        index, message, user = errors.get()
         failed[index] = message
+        if user:
+            users.add(index)
     for i, p in enumerate(procs):
         if p.exitcode != 0 and i not in failed:
             failed[i] = f"exit code {p.exitcode}"
     if failed:
         lines = "\n".join(f"  shard {i}/{jobs}: {m}" for i, m in sorted(failed.items()))
-        raise RuntimeError(f"{len(failed)} of {jobs} shards failed:\n{lines}\nThe points "
-                           "they finished are saved; run the same command again to resume.")
+        # every shard stopped by the user's mistake: say it as a user error (exit status 2)
+        kind = UserError if users == set(failed) else RuntimeError
+        raise kind(f"{len(failed)} of {jobs} shards failed:\n{lines}\nThe points they "
+                   "finished are saved; run the same command again to resume.")
     return merge_sweep_files(run_dir, name)

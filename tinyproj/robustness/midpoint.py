@@ -13,11 +13,15 @@ points that bracket it. (Not on a log scale: the σ grid starts at 0, and the γ
 short linear ranges.) If the error never reaches the threshold on the grid, the midpoint lies
 beyond the grid: ``level=None`` and ``beyond_grid=True``; widen the grid to find it. A larger
 midpoint (for σ; a smaller one for γ) means a more robust layer.
+
+The crossing rule is shared with Walking Noise: :mod:`tinyproj.runs.midpoint`. This file adds
+what is Merolla's own: the clean error read from the identity level, one midpoint per layer.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..runs.midpoint import crossing, midpoint
 from .sweeps import get_distortion
 
 __all__ = ["Midpoint", "midpoint_level", "midpoints"]
@@ -51,29 +55,17 @@ def midpoint_level(levels, errors, threshold: float, start: float, side: str = "
     levels, errors: the grid and its (mean) errors, any order; only levels on ``side`` of
     ``start`` (>= start for "up", <= start for "down") are used, nearest first. The crossing
     is interpolated linearly between the bracketing levels. If the first point already
-    reaches the threshold, its level is returned.
+    reaches the threshold, its level is returned. (:func:`tinyproj.runs.midpoint.crossing`
+    with errors on a linear scale.)
     """
-    if side not in ("up", "down"):
-        raise ValueError(f"side must be 'up' or 'down'; got {side!r}")
-    pairs = sorted(((float(l), float(e)) for l, e in zip(levels, errors)
-                    if (float(l) >= start if side == "up" else float(l) <= start)),
-                   key=lambda p: p[0], reverse=side == "down")
-    if not pairs:
-        return None, True
-    prev = None
-    for level, error in pairs:
-        if error >= threshold:
-            if prev is None or error == prev[1]:
-                return level, False
-            l0, e0 = prev
-            return l0 + (threshold - e0) * (level - l0) / (error - e0), False
-        prev = (level, error)
-    return None, True
+    c = crossing(levels, errors, threshold, start=start, side=side, kind="error",
+                 scale="linear")
+    return c.level, c.beyond_grid
 
 
 def midpoints(rows: list, distortion=None, side: str | None = None, clean_error=None,
               chance_error=None) -> dict:
-    """``{layer: Midpoint}`` for the rows of one sweep (a walk gives one per layer).
+    """``{layer: Midpoint}`` for the rows of one sweep (a per-layer sweep gives one per layer).
 
     rows: from ``merge_sweep_files`` (fields layer, level, error_mean, chance_error).
     distortion: its name (default: the rows' ``distortion``). side: default the distortion's
@@ -100,18 +92,13 @@ def midpoints(rows: list, distortion=None, side: str | None = None, clean_error=
             raise ValueError(f"{dist.name}: the identity level {dist.param}={dist.identity} is "
                              f"not in the grid of layer {layer or 'all'}; pass clean_error=... "
                              "or include that level in the sweep")
-        threshold = clean + (chance - clean) / 2
-        if clean >= chance:
-            out[layer] = Midpoint(layer, None, False, clean, chance, threshold, side,
-                                  note="the clean error is already at chance")
-            continue
         levels = [float(r["level"]) for r in layer_rows]
         errors = [float(r["error_mean"]) for r in layer_rows]
         if not identity:
             levels.append(dist.identity)
             errors.append(clean)
-        level, beyond = midpoint_level(levels, errors, threshold, dist.identity, side)
-        out[layer] = Midpoint(layer, level, beyond, clean, chance, threshold, side,
-                              note="error stays below the threshold on the whole grid"
-                              if beyond else "")
+        c = midpoint(levels, errors, clean=clean, chance=chance, start=dist.identity,
+                     side=side, kind="error", scale="linear")
+        out[layer] = Midpoint(layer, c.level, c.beyond_grid, clean, chance, c.threshold, side,
+                              note=c.note)
     return out

@@ -11,12 +11,14 @@ For a distortion spec (``"addnorm:sigma=0.3"``, ``"sign"``, ``"power:beta=0.5"``
 
 and report the mean, the standard deviation and the K errors. Only the weights W_k
 (``algorithm1.weight_params``: ndim >= 2) are distorted, never biases or batch-norm γ, β.
-``layers=[names]`` distorts those layers only and leaves every other layer exact (a walk).
+``layers=[names]`` distorts those layers only and leaves every other layer exact (a per-layer
+sweep).
 
 Randomness (DESIGN rule 5). Each draw gets two generators of its own, derived from integers
 only (no Python ``hash``, which changes between processes)::
 
     distortion rng  <- [seed, 1, sha256(spec) words, sha256(layers) words, d]
+                       (the words: ``runs.grid.seed_words``)
     BN-batches rng  <- [seed, 2, d]
 
 so a (seed, spec, layers, draw) always gives the same numbers, whatever else was scored
@@ -29,7 +31,6 @@ clean error (spec ``"none"``) draw for draw.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from .. import backend, projections
 from ..algorithm1 import project, project_weights, restore, weight_params
 from ..runs.evaluation import error_rate, reestimate_batchnorm, saved_batchnorm_stats
+from ..runs.grid import seed_words
 from .bits import empirical_noise_power
 
 __all__ = ["Score", "score_distortion", "distorted_weights", "select_weights",
@@ -119,19 +121,13 @@ def distorted_weights(model, spec, rng=None, layers=None):
         restore(weights, saved)
 
 
-def _words(text: str) -> list:
-    """Four 32-bit integers from sha256(text): a stable stand-in for a string in a seed."""
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
-
-
 def draw_generators(seed: int, spec: str, layers, draw: int):
     """``(distortion_rng, bn_rng)`` for one draw; see the module docstring for the recipe."""
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"the seed must be an integer >= 0; got {seed!r}")
     layer_key = "all" if layers is None else ",".join(layers)
     spec = projections.parse(spec).spec
-    distortion_rng = backend.make_rng([seed, 1, *_words(spec), *_words(layer_key), int(draw)])
+    distortion_rng = backend.make_rng([seed, 1, *seed_words(spec), *seed_words(layer_key), int(draw)])
     bn_rng = backend.make_rng([seed, 2, int(draw)])
     return distortion_rng, bn_rng
 

@@ -9,13 +9,30 @@ Three distortions, each with a default grid spanning the paper's range::
 Level ``x`` of a distortion is the spec ``addnorm:sigma=x`` / ``multunif:gamma=x`` /
 ``power:beta=x``. Power is deterministic and gets one draw; the noisy ones get K draws.
 
-Every grid point (layer, level) is scored with ``scoring.score_distortion`` (batch norm
-re-estimated per draw) and appended at once, atomically, as one JSON line to the sweep file
-(see ``shards.py`` for file names). A sweep that is stopped (Ctrl-C, a crash, a SLURM time
-limit) resumes when run again with the same settings: finished points are read back and
-skipped, none is lost or repeated. ``layer`` (one layer) and ``walk`` (every weight layer in
-model order, one at a time) distort that layer only, every other layer exact: the per-layer
-robustness profile, written to ``walk-<distortion>.jsonl``.
+A sweep is a result grid (:mod:`tinyproj.runs.grid`) of points (layer, level): layers in model
+order (None = the whole network), then levels as given. Each point is scored with
+``scoring.score_distortion`` (batch norm re-estimated per draw) and appended at once as one
+JSON line. Files::
+
+    RUN/sweeps/<name>.jsonl                     an unsharded sweep (several processes may
+                                                append to it at once, e.g. one per --layer)
+    RUN/sweeps/<name>.shard-<i>-of-<n>.jsonl    shard i of n: grid points i, i+n, i+2n, …
+    RUN/sweeps/replaced/<time>/                 the files a --restart moved aside
+
+with ``<name>`` = ``addnorm`` | ``multunif`` | ``power`` for the whole network and
+``layers-<distortion>`` for per-layer sweeps (``per_layer=True`` / ``--per-layer``: every
+weight layer in turn; ``layer=NAME`` / ``--layer NAME``: one), each distorting that layer
+only, every other layer exact: the per-layer robustness profile.
+
+Resume and merge: a sweep that is stopped resumes when run again with the same settings;
+finished points are read back (all shards) and skipped. :func:`merge_sweep_files` reads the
+unsharded file and every shard, one row per (layer, level), sorted. Every draw's random
+numbers depend only on (seed, spec, layer, draw) (``scoring.draw_generators``), so merged
+shards equal one unsharded run number for number. Rows of another network (the run was
+retrained in its folder: another ``network`` fingerprint than ``checkpoint.npz``), rows
+without a fingerprint and rows of other settings (:data:`SETTINGS_KEYS`) are refused with a
+UserError that says to run again with ``--restart`` (which moves the old files aside to
+``replaced/``, deleting nothing).
 
 Fields of a row::
 
@@ -29,6 +46,7 @@ Fields of a row::
     bits_per_weight, bits_per_weight_pooled, bits_per_layer      addnorm, multunif (exact)
     bits_per_weight_empirical            addnorm, multunif: Q_n measured from the K draws
     seconds                              time taken by this point
+    network                              fingerprint of the network scored (runs.fingerprint)
 
 Bits are over the distorted layers only (``bits.py``); infinite bits (σ = 0, γ = 1) are null.
 """
@@ -39,16 +57,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..runs.files import append_jsonl
+from ..errors import UserError
+from ..runs.fingerprint import checkpoint_fingerprint, network_fingerprint
+from ..runs.grid import Grid, grid_files, parse_shard, shard_path
+from ..runs.progress import progress_bar
 from ..tensor import no_grad
 from . import bits as _bits
 from . import scoring
 from .scoring import DEFAULT_DRAWS, select_weights
-from .shards import (SETTINGS_KEYS, merge_sweep_files, parse_shard, row_key, shard_points,
-                     sweep_files, sweep_path)
 
 __all__ = ["Distortion", "DISTORTIONS", "get_distortion", "check_levels", "sweep_name",
-           "grid_points", "run_sweep", "DEFAULT_DRAWS"]
+           "grid_points", "run_sweep", "DEFAULT_DRAWS", "SETTINGS_KEYS", "row_key",
+           "sweep_path", "sweep_files", "sweep_grid", "merge_sweep_files"]
+
+SETTINGS_KEYS = ("distortion", "seed", "bn_batches", "bn_batch_size", "test_subset",
+                 "checkpoint_step", "draws")
+"""Row fields that must agree across all rows of one sweep (resuming or merging with other
+settings would mix incomparable numbers)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +118,7 @@ def get_distortion(name) -> Distortion:
         return name
     key = str(name).strip().lower()
     if key not in DISTORTIONS:
-        raise ValueError(f"unknown distortion {name!r}; valid distortions: "
+        raise UserError(f"unknown distortion {name!r}; valid distortions: "
                          f"{', '.join(DISTORTIONS)} (AddNorm σ, MultUnif γ, Power β of Figure 2)")
     return DISTORTIONS[key]
 
@@ -111,20 +136,20 @@ def check_levels(distortion, levels=None) -> list:
         try:
             value = float(level) + 0.0            # + 0.0 turns -0.0 into 0.0
         except (TypeError, ValueError):
-            raise ValueError(f"{dist.name}: level {level!r} is not a number") from None
+            raise UserError(f"{dist.name}: level {level!r} is not a number") from None
         dist.spec(value)                          # raises with the rule when out of range
         if value not in out:
             out.append(value)
     if not out:
-        raise ValueError(f"{dist.name}: no levels to sweep (default grid: "
+        raise UserError(f"{dist.name}: no levels to sweep (default grid: "
                          f"{', '.join(map(str, dist.levels))})")
     return out
 
 
 def sweep_name(distortion, per_layer: bool = False) -> str:
-    """``addnorm`` for a whole-network sweep, ``walk-addnorm`` for a layer-by-layer one."""
+    """``addnorm`` for a whole-network sweep, ``layers-addnorm`` for a per-layer one."""
     name = get_distortion(distortion).name
-    return f"walk-{name}" if per_layer else name
+    return f"layers-{name}" if per_layer else name
 
 
 def grid_points(layers: list, levels: list) -> list:
@@ -132,6 +157,75 @@ def grid_points(layers: list, levels: list) -> list:
     return [(layer, level) for layer in layers for level in levels]
 
 
+# ---------------------------------------------------------------------------------------------
+# Sweep files
+# ---------------------------------------------------------------------------------------------
+def sweep_path(run_dir, name: str, shard=None) -> Path:
+    """``RUN_DIR/sweeps/<name>.jsonl`` or, for shard (i, n), ``<name>.shard-<i>-of-<n>.jsonl``."""
+    return shard_path(Path(run_dir) / "sweeps" / f"{name}.jsonl", shard)
+
+
+def sweep_files(run_dir, name: str) -> list:
+    """The existing files of sweep ``name``: the unsharded one first, then shards by (n, i)."""
+    return grid_files(sweep_path(run_dir, name))
+
+
+def row_key(row: dict) -> tuple:
+    """A row's grid point: ``(layer or None, level)``."""
+    return (row.get("layer"), float(row["level"]))
+
+
+def _sort_key(row: dict):
+    index = row.get("layer_index")
+    return (-1 if row.get("layer") is None else (index if index is not None else 10**9),
+            str(row.get("layer") or ""), float(row["level"]))
+
+
+def sweep_grid(run_dir, name: str, shard=None, settings: dict | None = None) -> Grid:
+    """The :class:`~tinyproj.runs.grid.Grid` of sweep ``name`` of a run folder.
+
+    settings: the current values of :data:`SETTINGS_KEYS` (rows with others are refused);
+    None: the rows must only agree among themselves (reading a finished sweep).
+    """
+    run_dir = Path(run_dir)
+    fix = (f"Run the sweep again with --restart (restart=True): its files are moved to "
+           f"{run_dir / 'sweeps' / 'replaced'}/<time>/ (nothing is deleted) and it starts afresh.")
+    return Grid(sweep_path(run_dir, name), row_key, shard=shard, settings=settings,
+                settings_keys=SETTINGS_KEYS, fix=fix,
+                network_source=f"the network in {run_dir / 'checkpoint.npz'}")
+
+
+def merge_sweep_files(run_dir, name: str, check_settings: bool = True,
+                      network="checkpoint") -> list:
+    """All rows of sweep ``name`` (unsharded file and shard files), one per (layer, level).
+
+    A point found in several files is kept once (the first: the unsharded file, then the
+    shards in order). Rows are sorted by layer (whole network first, then model order) and
+    then by level, ascending. Returns [] when there is no file.
+
+    Refused with a UserError (a ValueError): rows of another network than ``network`` —
+    ``"checkpoint"`` (default): the fingerprint of ``RUN_DIR/checkpoint.npz``, i.e. rows from
+    before a retraining; a fingerprint string; None: not checked — and, with
+    ``check_settings``, rows that disagree on a setting of :data:`SETTINGS_KEYS`.
+    """
+    grid = sweep_grid(run_dir, name)
+    if not check_settings:
+        grid.settings_keys = ()
+    if not grid.files():
+        return []
+    if network == "checkpoint":
+        checkpoint = Path(run_dir) / "checkpoint.npz"
+        if not checkpoint.is_file():
+            raise UserError(f"{run_dir} has sweep files ({name}) but no checkpoint.npz, so "
+                            "nothing tells which network they measured; put the run's "
+                            "checkpoint back (or read them unchecked with network=None)")
+        network = checkpoint_fingerprint(checkpoint)
+    return sorted(grid.finished(network).values(), key=_sort_key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a sweep
+# ---------------------------------------------------------------------------------------------
 def _num_classes(run) -> int:
     x, _ = run.test.batch([0])
     with no_grad():
@@ -155,79 +249,69 @@ def _bits_fields(dist, level, weights: dict, score) -> dict:
     return fields
 
 
-def _check_resume(existing: list, settings: dict, name: str, folder: Path) -> None:
-    if not existing:
-        return
-    old = {k: existing[0].get(k) for k in SETTINGS_KEYS}
-    diff = {k: (old[k], settings[k]) for k in SETTINGS_KEYS if old[k] != settings[k]}
-    if diff:
-        said = ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in diff.items())
-        raise ValueError(f"the sweep {name!r} in {folder} was started with other settings: "
-                         f"{said}. Run it again with the same settings to resume it, or start "
-                         "it afresh with --restart (restart=True), which deletes its files.")
-
-
 def run_sweep(run, distortion, levels=None, *, draws: int = DEFAULT_DRAWS, layer=None,
-              walk: bool = False, shard=None, seed: int = 0, bn_batches: int = 20,
+              per_layer: bool = False, shard=None, seed: int = 0, bn_batches: int = 20,
               bn_batch_size: int = 50, test_subset: int | None = None,
               eval_batch_size: int = 500, data_dir=None, restart: bool = False,
-              progress: bool = True, progress_position: int = 0) -> list:
+              progress: bool = True) -> list:
     """Sweep ``distortion`` over ``levels`` for a trained run; returns the sweep's merged rows.
 
-    run: a run folder (``tinyproj train --out``) or a ``training.LoadedRun``. distortion:
-    "addnorm" | "multunif" | "power". levels: the grid (default: the distortion's). draws: K
-    for addnorm and multunif (power always 1). layer: one weight name, or walk=True for every
-    weight layer one at a time (the others exact). shard: ``"i/n"`` or ``(i, n)``, 0 <= i < n:
-    do only grid points i, i+n, … and write them to the shard's own file. seed, bn_batches,
+    run: a run folder (``tinyproj train --out``) or a ``LoadedRun``. distortion: "addnorm" |
+    "multunif" | "power". levels: the grid (default: the distortion's). draws: K for addnorm
+    and multunif (power always 1). layer: one weight name, or per_layer=True for every weight
+    layer one at a time (the others exact). shard: ``"i/n"`` or ``(i, n)``, 0 <= i < n: do
+    only grid points i, i+n, … and write them to the shard's own file. seed, bn_batches,
     bn_batch_size, test_subset, eval_batch_size: as in ``scoring.score_distortion``.
-    data_dir: where the run's dataset is, when it moved. restart: delete this sweep's files
-    first. Points already in any file of this sweep are skipped (resume).
+    data_dir: where the run's dataset is, when it moved. restart: move this sweep's files
+    (all shards) to ``sweeps/replaced/<time>/`` first. Points already in any file of this
+    sweep are skipped (resume); rows of another network or other settings are refused
+    (module docstring).
 
-    Returns ``merge_sweep_files(run_dir, name)``: every finished row of the sweep, all shards.
+    Returns every finished row of the sweep, all shards (as :func:`merge_sweep_files`).
     """
     from ..runs.training import LoadedRun, load_run
 
     dist = get_distortion(distortion)
     levels = check_levels(dist, levels)
     shard = parse_shard(shard)
-    if layer is not None and walk:
-        raise ValueError("give either layer=NAME (one layer) or walk=True (every layer), not both")
+    if layer is not None and per_layer:
+        raise UserError("give either layer=NAME / --layer (one layer) or per_layer=True / "
+                        "--per-layer (every layer), not both")
+    draws = draws if dist.stochastic else 1
+    if not isinstance(draws, int) or isinstance(draws, bool) or draws < 1:
+        raise UserError(f"draws (--draws) must be an integer >= 1; got {draws!r}")
+    if restart and shard is not None:
+        raise UserError("--restart moves every shard's file of the sweep aside; run it once "
+                        "without --shard, then start the shards")
     if not isinstance(run, LoadedRun):
         run = load_run(run, data_dir=data_dir)
     model = run.model
     order = list(select_weights(model))
-    if walk:
+    if per_layer:
         layers = order
     elif layer is not None:
         layers = list(select_weights(model, layer))
     else:
         layers = [None]
-    draws = draws if dist.stochastic else 1
-    if not isinstance(draws, int) or isinstance(draws, bool) or draws < 1:
-        raise ValueError(f"draws must be an integer >= 1; got {draws!r}")
 
-    name = sweep_name(dist, per_layer=walk or layer is not None)
-    if restart:
-        if shard is not None:
-            raise ValueError("restart deletes every shard's file of the sweep; run it once "
-                             "without --shard (or delete the files by hand), not from a shard")
-        for path in sweep_files(run.folder, name):
-            path.unlink()
-    out = sweep_path(run.folder, name, shard)
+    name = sweep_name(dist, per_layer=per_layer or layer is not None)
     pos = (run.meta or {}).get("pos", {})
     settings = {"distortion": dist.name, "seed": seed, "bn_batches": bn_batches,
                 "bn_batch_size": bn_batch_size, "test_subset": test_subset,
                 "checkpoint_step": pos.get("step"), "draws": draws}
-    existing = merge_sweep_files(run.folder, name)
-    _check_resume(existing, settings, name, out.parent)
-    done = {row_key(r) for r in existing}
-    mine = shard_points(grid_points(layers, levels), shard)
-    todo = [p for p in mine if (p[0], p[1]) not in done]
+    grid = sweep_grid(run.folder, name, shard, settings)
+    if restart:
+        grid.move_aside()
+    network = network_fingerprint(model.state_dict())
+    done = grid.finished(network)               # refuses rows of another network or settings
+    mine = grid.mine(grid_points(layers, levels))
+    todo = [p for p in mine if p not in done]
 
     chance = 1.0 - 1.0 / _num_classes(run)
     clean = {n: p.data for n, p in select_weights(model).items()}
-    bar = _bar(progress, len(mine), len(mine) - len(todo), progress_position,
-               f"{name}{'' if shard is None else f' {shard[0]}/{shard[1]}'}")
+    bar = progress_bar(progress, len(mine))
+    bar.reset(f"{name}{'' if shard is None else f' {shard[0]}/{shard[1]}'}",
+              done=len(mine) - len(todo))
     try:
         for layer_name, level in todo:
             start = time.perf_counter()
@@ -246,23 +330,8 @@ def run_sweep(run, distortion, levels=None, *, draws: int = DEFAULT_DRAWS, layer
                    **{k: settings[k] for k in SETTINGS_KEYS if k not in ("distortion", "draws")},
                    **_bits_fields(dist, level, weights, score),
                    "seconds": round(time.perf_counter() - start, 3)}
-            append_jsonl(out, row)                 # atomic: the file has the row or not
-            if bar is not None:
-                bar.set_postfix(level=level, error=f"{100 * score.mean:.1f}%", refresh=False)
-                bar.update(1)
+            grid.append(row, network)             # one whole line, or nothing
+            bar.update(1, level=level, error=f"{100 * score.mean:.1f}%")
     finally:
-        if bar is not None:
-            bar.close()
-    return merge_sweep_files(run.folder, name)
-
-
-def _bar(enabled, total, initial, position, desc):
-    """A tqdm bar over grid points (None when off or tqdm is missing)."""
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, initial=initial, position=position, desc=desc, unit="point",
-                leave=position == 0, dynamic_ncols=True)
+        bar.close()
+    return sorted(grid.finished(network).values(), key=_sort_key)

@@ -7,9 +7,11 @@ One idea per file:
 - ``sites.py``          NoisyModel: a noise site after every operation of a flat Sequential
                         (mlp_tfc 8 sites, 11 with BN; lenet5 12, 16 with BN)
 - ``walk.py``           walk(): accuracy per (site, σ) with evaluation noise, batch-norm
-                        protocols, resumable and shardable JSON lines; midpoints per site
+                        protocols; a result grid of ``runs/grid.py`` (resumable, shardable,
+                        every row stamped with its network); midpoints per site
 - ``midpoint.py``       the midpoint noise level μ (halfway from max accuracy to chance,
-                        interpolated on log σ) and its spread over seeds
+                        interpolated on log σ; the rule: ``runs/midpoint.py``) and its
+                        spread over seeds
 - ``noisy_training.py`` train_noisy(): Adam 1e-3, cosine, cross-entropy, noise at sites,
                         optional weight clamp, dynamics per epoch
 - ``dynamics.py``       weight statistics and self-binarization measures
@@ -35,14 +37,14 @@ from .noisy_training import build_walk_model, clamp_weights, train_noisy
 from .sites import NoisyModel, Site, model_sites
 from .walk import (BN_PROTOCOLS, MIDPOINT_COLUMNS, check_sigmas, default_sigmas,
                    midpoints_table, point_generators, read_walk, row_key, walk, walk_files,
-                   walk_path, walk_sites, write_midpoints_csv)
+                   walk_grid, walk_path, walk_sites, write_midpoints_csv)
 
 __all__ = [
     "KINDS", "NoiseSpec", "parse_noise", "apply_noise", "draw_noise", "Noise", "noise",
     "Site", "NoisyModel", "model_sites",
     "Midpoint", "MidpointSummary", "midpoint_sigma", "summarize_midpoints",
     "walk", "BN_PROTOCOLS", "check_sigmas", "default_sigmas", "walk_sites", "point_generators",
-    "row_key", "walk_path", "walk_files", "read_walk", "midpoints_table",
+    "row_key", "walk_path", "walk_files", "walk_grid", "read_walk", "midpoints_table",
     "write_midpoints_csv", "MIDPOINT_COLUMNS",
     "train_noisy", "clamp_weights", "build_walk_model",
     "weight_stats", "binarization", "share_near_max", "bimodality_coefficient",

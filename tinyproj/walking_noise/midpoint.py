@@ -21,12 +21,18 @@ log scale: the geometric mean 10^mean(log10 μ) and the standard deviation of lo
 decades, ddof = 1), over the seeds whose walk crossed the threshold; ``n_beyond`` counts the
 seeds whose μ lies beyond the grid (their μ is larger than the grid's end, so a mean over the
 others understates the robustness — report n_beyond with it).
+
+The crossing rule is shared with the robustness sweeps: :mod:`tinyproj.runs.midpoint`. This
+file adds what is Walking Noise's own: the walk starts at the maximum accuracy, and the spread
+of μ over seeds.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from ..runs.midpoint import midpoint
 
 __all__ = ["Midpoint", "midpoint_sigma", "MidpointSummary", "summarize_midpoints"]
 
@@ -55,42 +61,26 @@ def midpoint_sigma(sigmas, accuracies, chance: float = 0.1) -> Midpoint:
     """The :class:`Midpoint` of one walk (module docstring for the rule).
 
     sigmas: the noise levels (> 0, any order, no repeats); accuracies: the accuracy (fraction
-    0..1) at each. chance: the chance accuracy, 1/classes.
+    0..1) at each. chance: the chance accuracy, 1/classes. The crossing itself is
+    :func:`tinyproj.runs.midpoint.midpoint` (accuracies on a log σ scale), started at the σ
+    of the (first) maximum accuracy.
     """
     sigmas, accuracies = list(sigmas), list(accuracies)
     if len(sigmas) != len(accuracies):
         raise ValueError(f"midpoint_sigma: {len(sigmas)} sigmas but {len(accuracies)} "
                          "accuracies; give one accuracy per sigma")
-    pairs = []
-    for s, a in zip(sigmas, accuracies):
-        s, a = float(s), float(a)
-        if not s > 0 or not math.isfinite(s):
-            raise ValueError(f"midpoint_sigma: every sigma must be a finite number > 0 (the "
-                             f"midpoint is interpolated on log sigma); got {s}")
-        pairs.append((s, a))
-    if not pairs:
+    if not sigmas:
         raise ValueError("midpoint_sigma: no points (give at least one sigma and its accuracy)")
-    pairs.sort()
-    if len({s for s, _ in pairs}) != len(pairs):
-        raise ValueError("midpoint_sigma: a sigma appears twice; average the repeated points "
-                         "first (or pass one seed's walk at a time)")
     chance = float(chance)
-    top = max(range(len(pairs)), key=lambda i: (pairs[i][1], -i))   # first maximum
-    a_max = pairs[top][1]
-    threshold = chance + (a_max - chance) / 2
-    if a_max <= chance:
-        return Midpoint(None, False, a_max, threshold, chance,
-                        note="the maximum accuracy is at or below chance: no midpoint")
-    prev = pairs[top]
-    for s, a in pairs[top + 1:]:
-        if a <= threshold:
-            (s0, a0) = prev
-            t = (a0 - threshold) / (a0 - a)          # a0 > threshold >= a, so a0 > a
-            log_mu = math.log10(s0) + t * (math.log10(s) - math.log10(s0))
-            return Midpoint(10 ** log_mu, False, a_max, threshold, chance)
-        prev = (s, a)
-    return Midpoint(None, True, a_max, threshold, chance,
-                    note="accuracy stays above the threshold on the whole grid")
+    try:
+        pairs = sorted(zip((float(s) for s in sigmas), (float(a) for a in accuracies)))
+        top = max(range(len(pairs)), key=lambda i: (pairs[i][1], -i))   # first maximum
+        a_max = pairs[top][1]
+        c = midpoint(sigmas, accuracies, clean=a_max, chance=chance, start=pairs[top][0],
+                     side="up", kind="accuracy", scale="log")
+    except ValueError as err:
+        raise ValueError(f"midpoint_sigma: {err}") from None
+    return Midpoint(c.level, c.beyond_grid, a_max, c.threshold, chance, note=c.note)
 
 
 class MidpointSummary(NamedTuple):

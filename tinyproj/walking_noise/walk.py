@@ -25,45 +25,59 @@ Rows (one JSON object per grid point)::
     ...tags                      extra fields given by the caller (e.g. train_sigma)
     seconds                      time taken by the point
 
-Reproducible draws. Each grid point draws from its own generator, seeded from (seed, noise,
-site, σ) only, so a point gives the same accuracy whether it runs alone, in a shard or in a
-full walk, and merged shards equal one unsharded walk number for number.
+    network                      fingerprint of the network walked (runs.fingerprint)
 
-Files. With ``out_file`` every finished point is appended at once (atomically) to the JSON
-lines file; shard i of n (``shard="i/n"``, 0-based, see ``robustness.shards``) appends to
-``<stem>.shard-<i>-of-<n>.jsonl`` beside it instead, so shards can run at the same time.
-Running a walk again skips every point already in any of these files (resume): a point is
-"the same" when all its settings agree (everything except the measured fields).
-:func:`read_walk` merges the files.
+Reproducible draws. Each grid point draws from its own generator, seeded from (seed, noise,
+site, σ) only (``runs.grid.seed_words``), so a point gives the same accuracy whether it runs
+alone, in a shard or in a full walk, and merged shards equal one unsharded walk number for
+number.
+
+Files: a walk is a result grid (:mod:`tinyproj.runs.grid`)::
+
+    OUT/walk.jsonl                     with ``out_file``: every finished point, one line each
+    OUT/walk.shard-<i>-of-<n>.jsonl    shard i of n (``shard="i/n"``, 0-based), beside it
+    OUT/replaced/<time>/               the files a restart moved aside
+
+Several processes may append to one file at once. Running a walk again skips every point
+already on file (resume): a point is "the same" when all its settings agree (everything
+except the measured fields). A point on file that was measured on *another network* (another
+run walked into the same file, a retrained model) is refused, never reused: a UserError says
+to write elsewhere or to restart (``restart=True`` / ``--restart`` moves the old files aside).
+One file may hold walks of several networks (one per seed, or per site in noisy training);
+each row's ``network`` says which. :func:`read_walk` merges the files unchecked; ``walk(...,
+compute=False)`` returns the finished points of a call, checked against its network.
 """
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
-import re
 import time
 from pathlib import Path
 
 from .. import backend
-from ..runs.files import append_jsonl, atomic_write_text, read_jsonl
+from ..errors import UserError
 from ..runs.evaluation import error_rate, reestimate_batchnorm, saved_batchnorm_stats
-from ..robustness.shards import parse_shard, shard_points
+from ..runs.files import atomic_write_text
+from ..runs.fingerprint import network_fingerprint
+from ..runs.grid import Grid, grid_files, parse_shard, seed_words, shard_path, shard_points
+from ..runs.progress import progress_bar
 from ..tensor import no_grad
 from .midpoint import midpoint_sigma, summarize_midpoints
 from .noise import NoiseSpec, parse_noise
 from .sites import NoisyModel
 
 __all__ = ["walk", "BN_PROTOCOLS", "check_sigmas", "default_sigmas", "walk_sites",
-           "point_generators", "row_key", "walk_path", "walk_files", "read_walk",
+           "point_generators", "row_key", "walk_path", "walk_files", "walk_grid", "read_walk",
            "midpoints_table", "write_midpoints_csv", "MIDPOINT_COLUMNS", "MEASURED_FIELDS"]
 
 BN_PROTOCOLS = ("running", "reestimate")
 
-MEASURED_FIELDS = ("accuracy", "n_test", "chance", "seconds", "site_name", "site_kind")
-"""Row fields that are results, not settings: every other field is part of a point's key."""
+MEASURED_FIELDS = ("accuracy", "n_test", "chance", "seconds", "site_name", "site_kind",
+                   "network")
+"""Row fields that are results, not settings: every other field is part of a point's key.
+(``network`` is checked instead: a point measured on another network is refused.)"""
 
 MIDPOINT_COLUMNS = ("site", "site_name", "noise", "midpoint_sigma", "beyond_grid",
                     "max_accuracy")
@@ -131,17 +145,11 @@ def walk_sites(noisy: NoisyModel, sites="each") -> list:
     return out
 
 
-def _words(text: str) -> list:
-    """Four 32-bit integers from sha256(text): a stable stand-in for a string in a seed."""
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
-
-
 def point_generators(seed: int, spec: NoiseSpec, site: int, sigma: float):
     """``(noise_rng, bn_rng)`` of one grid point, seeded from (seed, noise, site, σ) only."""
     key = f"{spec.label}|repeats={spec.repeats}|site={site}|sigma={float(sigma)!r}"
-    return (backend.make_rng([seed, 11, *_words(key)]),
-            backend.make_rng([seed, 12, *_words(key)]))
+    return (backend.make_rng([seed, 11, *seed_words(key)]),
+            backend.make_rng([seed, 12, *seed_words(key)]))
 
 
 # ---------------------------------------------------------------------------
@@ -159,27 +167,21 @@ def row_key(row: dict) -> tuple:
 
 def walk_path(out_file, shard=None) -> Path:
     """``out_file`` itself, or for shard (i, n) ``<stem>.shard-<i>-of-<n><suffix>`` beside it."""
-    path = Path(out_file)
-    shard = parse_shard(shard)
-    if shard is None:
-        return path
-    suffix = path.suffix or ".jsonl"
-    return path.with_name(f"{path.stem}.shard-{shard[0]}-of-{shard[1]}{suffix}")
+    return shard_path(out_file, shard)
 
 
 def walk_files(out_file) -> list:
     """The existing files of a walk: ``out_file`` first, then its shard files by (n, i)."""
-    path = Path(out_file)
-    suffix = path.suffix or ".jsonl"
-    files = [path] if path.exists() else []
-    pattern = re.compile(re.escape(path.stem) + r"\.shard-(\d+)-of-(\d+)" + re.escape(suffix) + "$")
-    shards = []
-    if path.parent.is_dir():
-        for p in path.parent.glob(f"{path.stem}.shard-*-of-*{suffix}"):
-            m = pattern.match(p.name)
-            if m:
-                shards.append(((int(m.group(2)), int(m.group(1))), p))
-    return files + [p for _, p in sorted(shards)]
+    return grid_files(out_file)
+
+
+def walk_grid(out_file, shard=None) -> Grid:
+    """The :class:`~tinyproj.runs.grid.Grid` of a walk file (its shards beside it)."""
+    out_file = Path(out_file)
+    fix = (f"Write this walk elsewhere (another --out / out_file), or run again with --restart "
+           f"(restart=True), which moves the walk's files to "
+           f"{out_file.parent / 'replaced'}/<time>/ (nothing is deleted).")
+    return Grid(out_file, row_key, shard=shard, fix=fix, network_source="the network walked now")
 
 
 def _sort_key(row):
@@ -189,15 +191,12 @@ def _sort_key(row):
 
 def read_walk(out_file) -> list:
     """Every row of a walk (``out_file`` and its shard files), one per point, sorted by
-    settings, then site (-1 = all first), then σ. [] when there is no file."""
-    rows, seen = [], set()
-    for path in walk_files(out_file):
-        for row in read_jsonl(path):
-            key = row_key(row)
-            if key not in seen:
-                seen.add(key)
-                rows.append(row)
-    return sorted(rows, key=_sort_key)
+    settings, then site (-1 = all first), then σ. [] when there is no file.
+
+    Unchecked: the rows may come from several networks (their ``network`` field says which).
+    To get the points of one walk checked against its network, use ``walk(..., compute=False)``.
+    """
+    return sorted(walk_grid(out_file).rows(), key=_sort_key)
 
 
 # ---------------------------------------------------------------------------
@@ -225,7 +224,8 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
          bn_protocol: str = "running", repeats: int = 1, seed: int = 0,
          test_subset: int | None = None, bn_batches: int = 20, out_file=None, shard=None,
          progress: bool = True, *, bn_batch_size: int = 50, eval_batch_size: int = 500,
-         tags: dict | None = None) -> list:
+         tags: dict | None = None, restart: bool = False, out_shard=None,
+         compute: bool = True) -> list:
     """Accuracy of a trained network with evaluation noise at each (site, σ); returns rows.
 
     model_or_noisy: a flat Sequential (``tinyproj.models``) or a :class:`NoisyModel` (its noise
@@ -240,11 +240,18 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
     evaluation. seed: of the per-point generators. test_subset: score the first N test images.
     bn_batches, bn_batch_size: the re-estimation's training batches. out_file: JSON lines
     file to append to and resume from (None: keep rows in memory only). shard: "i/n" — do grid
-    points i, i+n, … of the (site, σ) grid (sites in model order, then σ as given). tags:
-    extra fields put into every row (they are part of a point's key).
+    points i, i+n, … of the (site, σ) grid (sites in model order, then σ as given), written
+    to the shard's own file. tags: extra fields put into every row (they are part of a
+    point's key). restart: move the walk's files (all shards) to ``replaced/<time>/`` first.
+    out_shard: write to this shard's file, though doing every point of the call (for callers
+    that shard over something else, e.g. the networks of noisy training). compute=False:
+    measure nothing, return the points of the call that are on file.
+
+    Every row is stamped with the fingerprint of the walked network; a point on file measured
+    on another network is refused with a UserError (module docstring).
 
     Returns the rows of this call's grid points (those of the shard), in grid order, the
-    ones found already done in the files included.
+    ones found already done in the files included (compute=False: only those).
     """
     spec = parse_noise(noise_kind)
     sigmas = check_sigmas(sigmas)
@@ -269,15 +276,12 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
     tags = dict(tags or {})
     clash = set(tags) & {"site", "site_name", "site_kind", "noise", "ratio", "sigma",
                          "accuracy", "bn_protocol", "bn_batches", "repeats", "seed",
-                         "test_subset", "n_test", "chance", "seconds"}
+                         "test_subset", "n_test", "chance", "seconds", "network"}
     if clash:
         raise ValueError(f"tags may not redefine the row fields {sorted(clash)}")
 
     site_list = walk_sites(noisy, sites)
-    grid = [(site, sigma) for site in site_list for sigma in sigmas]
-    mine = shard_points(grid, shard)
-    n_test = len(test_source) if test_subset is None else min(test_subset, len(test_source))
-    chance = 1.0 / _num_classes(noisy.model, test_source)
+    mine = shard_points([(site, sigma) for site in site_list for sigma in sigmas], shard)
 
     def settings(site, sigma):
         return {"site": site, "noise": spec.kind,
@@ -286,15 +290,26 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
                 "bn_batches": bn_batches if bn_protocol == "reestimate" else 0,
                 "repeats": repeats, "seed": seed, "test_subset": test_subset, **tags}
 
-    done = {}
+    network = network_fingerprint(noisy.model.state_dict())
+    keys = {row_key(settings(site, sigma)) for site, sigma in mine}
+    done, grid = {}, None
     if out_file is not None:
-        for row in read_walk(out_file):
-            done[row_key(row)] = row
-    out_path = None if out_file is None else walk_path(out_file, shard)
+        if restart and (shard is not None or out_shard is not None):
+            raise UserError("restart moves every shard's file of the walk aside; restart once "
+                            "without a shard, then start the shards")
+        grid = walk_grid(out_file, shard if out_shard is None else parse_shard(out_shard))
+        if restart:
+            grid.move_aside()
+        done = grid.finished(network, keys)          # refuses points of another network
+    if not compute:
+        return [done[k] for k in (row_key(settings(*p)) for p in mine) if k in done]
+    n_test = len(test_source) if test_subset is None else min(test_subset, len(test_source))
+    chance = 1.0 / _num_classes(noisy.model, test_source)
     results = []
     todo = [p for p in mine if row_key(settings(*p)) not in done]
-    bar = _bar(progress, len(mine), len(mine) - len(todo),
-               f"walk {spec.label}{'' if shard is None else f' {shard[0]}/{shard[1]}'}")
+    bar = progress_bar(progress, len(mine))
+    bar.reset(f"walk {spec.label}{'' if shard is None else f' {shard[0]}/{shard[1]}'}",
+              done=len(mine) - len(todo))
     was_training = noisy.training
     try:
         for site, sigma in mine:
@@ -318,34 +333,22 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
                    "site_kind": s.kind if s else "all", **row,
                    "accuracy": 1.0 - error, "n_test": n_test, "chance": chance,
                    "seconds": round(time.perf_counter() - start, 3)}
-            if out_path is not None:
-                append_jsonl(out_path, row)          # atomic: the file has the row or not
+            if grid is not None:
+                row = grid.append(row, network)      # one whole line, or nothing
+            else:
+                row["network"] = network
             done[key] = row
             results.append(row)
-            if bar is not None:
-                bar.set_postfix(site=row["site_name"], sigma=f"{sigma:g}",
-                                acc=f"{100 * row['accuracy']:.1f}%", refresh=False)
-                bar.update(1)
+            bar.update(1, site=row["site_name"], sigma=f"{sigma:g}",
+                       acc=f"{100 * row['accuracy']:.1f}%")
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         noisy.train(was_training)
         if saved is None:
             noisy.clear_noise()
         else:
             noisy.__dict__.update(spec=saved[0], active=saved[1], rng=saved[2])
     return results
-
-
-def _bar(enabled, total, initial, desc):
-    """A tqdm bar over grid points (None when off or tqdm is missing)."""
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, initial=initial, desc=desc, unit="point", dynamic_ncols=True)
 
 
 # ---------------------------------------------------------------------------

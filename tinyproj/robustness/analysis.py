@@ -31,11 +31,11 @@ import math
 import re
 from collections import OrderedDict
 
-from . import backend, projections
-from .algorithm1 import project_weights, weight_params
-from .runs.evaluation import reestimate_batchnorm, saved_batchnorm_stats
-from .nn.batchnorm import BatchNormBase
-from .tensor import Tensor, no_grad
+from .. import backend, projections
+from ..algorithm1 import project_weights, weight_params
+from ..nn.batchnorm import BatchNormBase
+from ..runs.evaluation import reestimate_batchnorm, saved_batchnorm_stats
+from ..tensor import Tensor, no_grad
 
 __all__ = ["sign_distance", "layer_outputs", "activity_sites", "activation_correlation",
            "pearson", "power_histograms", "DEFAULT_BETAS"]
