@@ -544,7 +544,10 @@ def test_dataset_shapes_without_loading():
     assert data.dataset_shape("cifar10") == ((3, 32, 32), 10)
     assert data.dataset_shape("Fashion_MNIST") == ((1, 28, 28), 10)
     assert data.dataset_shape("imagenet") == ((3, 224, 224), 1000)
-    assert data.dataset_shape("synthetic")[0] == data.load_dataset("synthetic").input_shape
+    synthetic = data.load_dataset("synthetic")
+    assert data.dataset_shape("synthetic")[0] == synthetic.input_shape
+    assert data.DATASET_SIZES["synthetic"] == (len(synthetic.x_train), len(synthetic.x_test))
+    assert set(data.DATASET_SIZES) == set(data.DATASET_SHAPES)
     with pytest.raises(UserError, match="--dataset.*svhn"):
         data.dataset_shape("svhn")
     with pytest.raises(UserError, match="streamed"):

@@ -31,8 +31,8 @@ Example::
 """
 from .batches import iterate_minibatches, num_batches, train_val_split
 from .cifar import download_cifar10, load_cifar10, read_cifar_batch
-from .dataset import (DATASET_NAMES, DATASET_SHAPES, PREPROCESSINGS, Dataset, dataset_shape,
-                      load_dataset)
+from .dataset import (DATASET_NAMES, DATASET_SHAPES, DATASET_SIZES, PREPROCESSINGS, Dataset,
+                      dataset_shape, load_dataset)
 from .files import (ChecksumWarning, DatasetError, DatasetNotFoundError, default_data_dir,
                     file_md5)
 from .imagenet import ImageFolder, load_image, locate_imagenet, normalize_imagenet
@@ -43,7 +43,7 @@ from .synthetic import synthetic_classification
 
 __all__ = [
     "load_dataset", "Dataset", "DATASET_NAMES", "PREPROCESSINGS", "DATASET_SHAPES",
-    "dataset_shape", "data_dir", "cache_dir", "locate_imagenet",
+    "DATASET_SIZES", "dataset_shape", "data_dir", "cache_dir", "locate_imagenet",
     "load_cifar10", "download_cifar10", "read_cifar_batch",
     "load_mnist", "load_fashion_mnist", "download_mnist", "read_idx",
     "ImageFolder", "load_image", "normalize_imagenet",

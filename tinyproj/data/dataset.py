@@ -18,7 +18,7 @@ from .preprocess import cached_arrays, gcn_zca, global_contrast_normalize, scale
 from .synthetic import synthetic_classification
 
 __all__ = ["Dataset", "load_dataset", "DATASET_NAMES", "PREPROCESSINGS", "DATASET_SHAPES",
-           "dataset_shape"]
+           "DATASET_SIZES", "dataset_shape"]
 
 DATASET_NAMES = ("cifar10", "mnist", "fashion-mnist", "synthetic")
 DATASET_SHAPES = {
@@ -32,6 +32,13 @@ DATASET_SHAPES = {
 without loading anything, so a model can be checked against its data before any I/O
 (``models.check(name, *DATASET_SHAPES[dataset])``). ImageNet's class count is nominal: a
 folder with fewer classes gives fewer."""
+
+DATASET_SIZES = {"cifar10": (50000, 10000), "mnist": (60000, 10000),
+                 "fashion-mnist": (60000, 10000), "synthetic": (1000, 200),
+                 "imagenet": (1281167, 50000)}
+"""Every dataset → (training examples, test examples) as published (synthetic: load_dataset's
+defaults; ImageNet: ILSVRC-2012, a local folder may hold fewer), so ``--train-subset``,
+``--val-size`` and ``--test-subset`` can be checked before anything is loaded."""
 PREPROCESSINGS = ("none", "scale", "gcn", "gcn_zca")
 _DEFAULT_PREPROCESS = {"cifar10": "gcn_zca", "mnist": "scale", "fashion-mnist": "scale",
                        "synthetic": "none"}
