@@ -11,6 +11,8 @@ from tinyproj.robustness import analysis
 from tinyproj.algorithm1 import weight_params
 from tinyproj.cli import main
 from tinyproj.runs.config import make_config
+from tinyproj.runs.fingerprint import checkpoint_fingerprint
+from tinyproj.runs.grid import NETWORK_FIELD
 from tinyproj.errors import UserError
 from tinyproj.reporting import PAPER_TABLE2, make_report, read_sweep
 from tinyproj.runs.training import train
@@ -34,9 +36,14 @@ def sweep_row(distortion, level, error, layer=None, std=0.01, bits=None):
             "bits_per_layer": None}
 
 
-def write_jsonl(path, rows):
+def write_sweep(run_folder, file_name, rows):
+    """Hand-written sweep rows, stamped with the run's network as `tinyproj sweep` does (the
+    report refuses rows of another network)."""
+    network = checkpoint_fingerprint(run_folder / "checkpoint.npz")
+    path = run_folder / "sweeps" / file_name
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path.write_text("".join(json.dumps(dict(r, **{NETWORK_FIELD: network})) + "\n"
+                            for r in rows))
 
 
 @pytest.fixture(scope="module")
@@ -47,19 +54,19 @@ def runs(tmp_path_factory):
     for preset in ("tr-none-nc", "tr-sign-c"):
         folders[preset] = root / preset
         train(tiny_config(folders[preset], preset), progress=False, log=lambda *a: None)
-    sweeps = folders["tr-sign-c"] / "sweeps"
-    write_jsonl(sweeps / "addnorm.jsonl",
+    sign = folders["tr-sign-c"]
+    write_sweep(sign, "addnorm.jsonl",
                 [sweep_row("addnorm", 0.0, 0.50), sweep_row("addnorm", 0.5, 0.60, bits=0.7),
                  sweep_row("addnorm", 1.0, 0.70, bits=0.3)])        # 1.0 repeated in a shard
-    write_jsonl(sweeps / "addnorm.shard-1-of-2.jsonl",
+    write_sweep(sign, "addnorm.shard-1-of-2.jsonl",
                 [sweep_row("addnorm", 1.0, 0.70, bits=0.3), sweep_row("addnorm", 2.0, 0.85,
                                                                        bits=0.1)])
-    write_jsonl(sweeps / "power.jsonl",
+    write_sweep(sign, "power.jsonl",
                 [sweep_row("power", b, 0.5 + 0.1 * abs(1 - b)) for b in (0.0, 0.5, 1.0, 2.0)])
-    write_jsonl(sweeps / f"{PER_LAYER_POWER}.jsonl",
+    write_sweep(sign, f"{PER_LAYER_POWER}.jsonl",
                 [sweep_row("power", b, 0.5 + 0.05 * k * abs(1 - b), layer=f"{name}.weight")
                  for k, name in enumerate(("conv1", "conv2", "fc9")) for b in (0.5, 1.0, 2.0)])
-    write_jsonl(folders["tr-none-nc"] / "sweeps" / "power.jsonl",
+    write_sweep(folders["tr-none-nc"], "power.jsonl",
                 [sweep_row("power", b, 0.6 + 0.2 * abs(1 - b)) for b in (0.0, 1.0, 2.0)])
     return folders
 
@@ -160,6 +167,21 @@ def test_a_run_without_checkpoint_gets_a_note_not_a_crash(runs, tmp_path):
     assert main(["report", str(folder), "--out", str(out)]) == 0
     md = (out / "report.md").read_text()
     assert "fig1c skipped" in md and "checkpoint.npz" in md
+
+
+def test_sweeps_of_another_network_are_refused_with_a_note(runs, tmp_path):
+    """A sweep made before a retraining (other fingerprint) is never drawn; report.md says why."""
+    import shutil
+    folder = tmp_path / "retrained"
+    shutil.copytree(runs["tr-none-nc"], folder)
+    path = folder / "sweeps" / "power.jsonl"
+    path.write_text(path.read_text().replace(checkpoint_fingerprint(folder / "checkpoint.npz"),
+                                             "0123456789abcdef"))
+    rep = make_report([folder], tmp_path / "rep", analyses=False, log=lambda *a: None)
+    assert "fig2c" not in rep.figures and "see the notes" in rep.skipped["fig2c"]
+    assert any("another network" in n for n in rep.notes)
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "fig2c skipped" in md and "## Notes" in md
 
 
 def test_bad_run_dir_is_a_clear_error(tmp_path, capsys):
@@ -272,7 +294,7 @@ def test_report_reads_sweeps_written_by_robustness(tmp_path):
     train(tiny_config(folder, "tr-sign-c", epochs=1), progress=False, log=lambda *a: None)
     opts = dict(draws=1, bn_batches=1, bn_batch_size=20, test_subset=20, progress=False)
     robustness.run_sweep(folder, "addnorm", [0.0, 0.5], **opts)
-    robustness.run_sweep(folder, "power", [0.5, 1.0], walk=True, **opts)
+    robustness.run_sweep(folder, "power", [0.5, 1.0], per_layer=True, **opts)
     rep = make_report([folder], tmp_path / "rep", analyses=False, log=lambda *a: None)
     assert {"fig1b", "fig2a", PER_LAYER_POWER} <= set(rep.figures)
     assert not rep.notes

@@ -4,18 +4,22 @@ How a cell is measured depends on the perturbation's family, and each family kee
 paper's protocol:
 
 * weights (Merolla et al.): ``robustness.score_distortion`` per level, K random draws,
-  batch norm re-estimated on training data with the distorted weights; the midpoint from
-  ``robustness.midpoints``: the level where the test error is halfway from the clean error
-  (σ = 0 / γ = 1, always measured) to chance;
+  batch norm re-estimated on training data with the distorted weights; the midpoint: the
+  level where the mean test error is halfway from the clean error (σ = 0 / γ = 1, always
+  measured) to chance, interpolated linearly in the level (as ``robustness.midpoints``);
 * activations (Walking Noise): ``walk(model, ..., sites="all")`` per σ; the midpoint from
-  ``midpoint_sigma``: the σ where accuracy is halfway from its best value on the grid to
-  chance, interpolated on log σ.
+  ``walking_noise.midpoint_sigma``: the σ where accuracy is halfway from its best value on
+  the grid to chance, interpolated on log σ.
+
+Both are the one crossing rule of :mod:`tinyproj.runs.midpoint`; only the values (errors or
+accuracies), the clean value and the scale of the levels differ.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from .. import robustness
+from ..runs.midpoint import midpoint
 from ..walking_noise import midpoint_sigma, walk
 from .cross_data import CrossData
 from .perturbations import Perturbation
@@ -53,21 +57,23 @@ class Cell:
 def _weight_cell(name, model, p: Perturbation, data: CrossData, *, draws, seed, bn_batches,
                  bn_batch_size, test_subset) -> Cell:
     dist = robustness.get_distortion(p.kind)
-    levels = list(p.levels)
+    levels = [float(v) for v in p.levels]
     if dist.identity not in levels:                 # the clean error is measured, not guessed
-        levels.insert(0, dist.identity)
-    chance_error = 1.0 - data.chance_accuracy
-    rows = []
+        levels.insert(0, float(dist.identity))
+    errors = []
     for level in levels:
         s = robustness.score_distortion(model, data.train, data.test, dist.spec(level),
                                         draws=draws, seed=seed, bn_batches=bn_batches,
                                         bn_batch_size=bn_batch_size, test_subset=test_subset)
-        rows.append({"distortion": dist.name, "layer": None, "level": float(level),
-                     "error_mean": float(s.mean), "chance_error": chance_error})
-    mid = robustness.midpoints(rows, dist.name, side=p.worse)[None]
+        errors.append(float(s.mean))
+    # Merolla's side of the one midpoint rule: mean errors, linear in the level, walked
+    # from the identity level (σ = 0, γ = 1) towards more distortion
+    clean_error = errors[levels.index(dist.identity)]
+    mid = midpoint(levels, errors, clean=clean_error, chance=1.0 - data.chance_accuracy,
+                   start=dist.identity, side=p.worse, kind="error", scale="linear")
     return Cell(name, p.name, mid.level, bool(mid.beyond_grid), p.grid_edge,
-                1.0 - mid.clean_error, 1.0 - mid.threshold,
-                [r["level"] for r in rows], [1.0 - r["error_mean"] for r in rows], mid.note)
+                1.0 - clean_error, 1.0 - mid.threshold, levels, [1.0 - e for e in errors],
+                mid.note)
 
 
 def _activation_cell(name, model, p: Perturbation, data: CrossData, *, seed, bn_batches,

@@ -207,21 +207,22 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
     for distortion, meta in figures.DISTORTIONS.items():
         name = meta["figure"]
         layers_name = robustness.sweep_name(distortion, per_layer=True)
-        curves, per_layer = {}, {}
+        curves, per_layer, refused = {}, {}, []
         for run in runs:
-            try:
-                rows = [r for r in read_sweep(run.folder, distortion) if r.get("layer") is None]
-                layer_rows = read_sweep(run.folder, layers_name)
-            except ValueError as err:                # a corrupt line: say so, go on
-                rep.notes.append(f"{run.label}: {err}")
-                continue
-            if rows:
-                curves[run.label] = rows
+            rows = _read_sweep_or_note(rep, run, distortion)
+            layer_rows = _read_sweep_or_note(rep, run, layers_name)
+            if rows is None:
+                refused.append(run.label)
+            elif any(r.get("layer") is None for r in rows):
+                curves[run.label] = [r for r in rows if r.get("layer") is None]
             if layer_rows:
                 per_layer[run.label] = layer_rows
         if curves:
             rep.figures[name] = figures.sweep_plot(curves, distortion, out / f"{name}.png",
                                                    chance=chance)
+        elif refused:
+            rep.skipped[name] = (f"the {distortion} sweep files of {', '.join(refused)} could "
+                                 "not be used (see the notes)")
         else:
             rep.skipped[name] = (f"no run has sweeps/{distortion}.jsonl (or its shards); make "
                                  f"it with `tinyproj sweep RUN_DIR --distortion {distortion}`")
@@ -237,6 +238,17 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
 
 
 _ORDER = ("fig1b", "fig1c", "fig1d", "fig2a", "fig2b", "fig2c", "fig2d")
+
+
+def _read_sweep_or_note(rep: Report, run, name: str):
+    """The rows of one sweep of ``run``, or None with a note saying why they were refused
+    (a corrupt line, rows of another network or of other settings): one bad file never
+    stops the report, and a stale row is never drawn."""
+    try:
+        return read_sweep(run.folder, name)
+    except ValueError as err:
+        rep.notes.append(f"{run.label}: {err}")
+        return None
 
 
 def _check_out_folder(out: Path) -> None:
