@@ -7,9 +7,6 @@ from pathlib import Path
 from ..errors import UserError
 from .flags import add_config_flags, config_overrides
 
-DEMO_MARK = ".tinyproj-demo"
-"""A file that marks a folder as made by `tinyproj demo` (the only folders demo replaces)."""
-
 
 def _banner(cfg, resume: bool) -> None:
     from .. import backend, kernels
@@ -18,7 +15,8 @@ def _banner(cfg, resume: bool) -> None:
           f"{cfg.width:g}) on {cfg.dataset}, {cfg.epochs} epoch(s)"
           + (f" or {cfg.iterations} steps" if cfg.iterations else "")
           + f", batch {cfg.batch_size}\n  data: {cfg.data_dir}\n  device: {backend.name()}, "
-          f"kernels {kernels.mode()}\n  run folder: {cfg.out}", flush=True)
+          f"kernels {kernels.mode()} (the very first run compiles the Numba kernels: ~15 s)"
+          f"\n  run folder: {cfg.out}", flush=True)
 
 
 def _cmd_train(args) -> int:
@@ -54,60 +52,21 @@ _COLUMNS = {"none": "as trained", "round": "rounded", "sign": "binarized"}
 _ROWS = {"tr-none-nc": "trained normally", "tr-sign-c": "trained through Sign"}
 
 
-def _demo_folders(args, presets) -> dict:
-    """Check everything before anything is written: presets, the output folder, each run's
-    folder (new, empty, or made by an earlier demo — the only kind demo replaces)."""
-    from ..runs.config import PRESETS
-    unknown = [p for p in presets if p not in PRESETS]
-    if not presets or unknown:
-        raise UserError(f"--presets: unknown preset(s) {', '.join(map(repr, unknown)) or '(none)'}"
-                        f"; give names from: {', '.join(PRESETS)}", flag="--presets")
-    root = Path(args.out)
-    if root.exists() and not root.is_dir():
-        raise UserError(f"--out {root} is a file; give a folder for the demo's runs",
-                        flag="--out")
-    folders = {}
-    for preset in presets:
-        folder = root / preset
-        if folder.exists() and not folder.is_dir():
-            raise UserError(f"{folder} is a file; choose another --out", flag="--out")
-        if folder.is_dir() and any(folder.iterdir()) and not (folder / DEMO_MARK).exists():
-            raise UserError(f"{folder} exists and was not made by `tinyproj demo` (it may be "
-                            "a run of yours); it is left as it is — choose another --out for "
-                            "the demo", flag="--out")
-        folders[preset] = folder
-    return folders
-
-
 def _cmd_demo(args) -> int:
     """Train a few presets briefly and print their test errors side by side."""
-    import shutil
-
+    from ..experiments.demo import demo_folders, run_demo
     from ..runs.build import resolve_data_dir
-    from ..runs.config import make_config
-    from ..runs.training import train
     presets = [p.strip().lower() for p in args.presets.split(",") if p.strip()]
-    folders = _demo_folders(args, presets)
-    data_dir = resolve_data_dir(args.data_dir)
-    configs = {p: make_config(p, width=args.width, epochs=args.epochs,
-                              train_subset=args.train_subset, test_subset=args.test_subset or None,
-                              val_size=args.val_size, data_dir=data_dir, out=str(folders[p]),
-                              seed=args.seed)
-               for p in presets}                       # every setting checked before any run
+    demo_folders(presets, args.out)                 # refuse before any output
     print(f"tinyproj demo: {', '.join(presets)} — bc_cifar10 width {args.width:g}, "
-          f"{args.epochs} epoch(s) on {args.train_subset} CIFAR-10 images\n  data: {data_dir}\n"
-          f"  run folders: {Path(args.out)}/", flush=True)
-    results = {}
+          f"{args.epochs} epoch(s) on {args.train_subset} CIFAR-10 images\n"
+          f"  data: {resolve_data_dir(args.data_dir)}\n  run folders: {Path(args.out)}/",
+          flush=True)
     start = time.perf_counter()
-    for preset, cfg in configs.items():
-        folder = folders[preset]
-        if (folder / DEMO_MARK).exists():
-            shutil.rmtree(folder)           # made by an earlier demo: disposable
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / DEMO_MARK).write_text("made by `tinyproj demo`; demo may replace this folder\n")
-        print(f"\n=== {preset} ({_ROWS.get(preset, preset)}) ===", flush=True)
-        _, rows = train(cfg, progress=not args.no_progress)
-        results[preset] = rows[-1]
+    results = run_demo(presets, args.out, width=args.width, epochs=args.epochs,
+                       train_subset=args.train_subset, test_subset=args.test_subset,
+                       val_size=args.val_size, data_dir=args.data_dir, seed=args.seed,
+                       progress=not args.no_progress)
     _print_demo_table(results, args, time.perf_counter() - start)
     return 0
 

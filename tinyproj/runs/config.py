@@ -130,7 +130,7 @@ class TrainConfig:
     eval_every: int = setting(1, "epochs between evaluations")
     eval_batch_size: int = setting(500, "images per batch when scoring")
     out: str | None = setting(None, "run folder (config.json, metrics.jsonl, checkpoint.npz); "
-                                    "default runs/<preset>", parse=_optional(str))
+                                    "default runs/<preset>", parse=str)
     extra: dict = setting({}, "settings owned by the experiment that made the run (e.g. "
                               "Walking Noise's training noise); stored, compared on resume",
                           cli=False)
@@ -313,6 +313,8 @@ def validate(cfg: TrainConfig, data_shape=None) -> TrainConfig:
             _fail("test_projections", str(err).split("\n")[0], "e.g. none,sign,round")
     if not isinstance(cfg.bn, bool) or not isinstance(cfg.bn_reestimate, bool):
         _fail("bn", "must be true or false")
+    if cfg.out is not None and not str(cfg.out).strip():
+        _fail("out", "is empty", "give a folder name for the run, e.g. --out runs/sign")
     if not isinstance(cfg.extra, dict):
         raise UserError(f"extra settings must be a dict, got {cfg.extra!r}")
     _check_model_and_data(cfg, models, data_shape)
@@ -321,9 +323,9 @@ def validate(cfg: TrainConfig, data_shape=None) -> TrainConfig:
 
 def _check_model_and_data(cfg: TrainConfig, models, data_shape=None) -> None:
     """The model takes the dataset's input shape; no minibatch of one image meets batch norm."""
-    shape, n_train, _, num_classes = DATASETS[cfg.dataset]
+    shape, n_train, n_test, num_classes = DATASETS[cfg.dataset]
     if data_shape is not None:
-        (shape, num_classes), n_train = data_shape, None
+        (shape, num_classes), n_train, n_test = data_shape, None, None
     check = getattr(models, "check", None)
     try:
         if check is not None:
@@ -332,6 +334,9 @@ def _check_model_and_data(cfg: TrainConfig, models, data_shape=None) -> None:
         raise
     except ValueError as err:
         raise UserError(f"--model {cfg.model} on --dataset {cfg.dataset}: {err}") from None
+    if n_test is not None and cfg.test_subset is not None and cfg.test_subset > n_test:
+        _fail("test_subset", f"{cfg.test_subset} is more than the {n_test} test images of "
+              f"{cfg.dataset}", f"use at most {n_test} (leave it out for all of them)")
     if n_train is None:
         return
     if cfg.val_size >= n_train:
@@ -339,7 +344,12 @@ def _check_model_and_data(cfg: TrainConfig, models, data_shape=None) -> None:
               f"{n_train}", f"use fewer than {n_train} (0: no validation set)")
     n = n_train - cfg.val_size
     if cfg.train_subset is not None:
-        n = min(n, cfg.train_subset)
+        if cfg.train_subset > n:
+            _fail("train_subset", f"{cfg.train_subset} is more than the {n} training images of "
+                  f"{cfg.dataset}" + (f" left after --val-size {cfg.val_size}"
+                                      if cfg.val_size else ""),
+                  f"use at most {n} (leave it out for all of them)")
+        n = cfg.train_subset
     check_last_batch(cfg, n)
 
 

@@ -184,6 +184,11 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                                                and pos["step"] >= cfg.iterations)
 
     def evaluate():
+        if progress:
+            scored = len(test_src or ()) + len(val_src or ())
+            log(f"evaluating: {scored} images under {len(cfg.test_projections)} test "
+                "projection(s)" + (", batch norm re-estimated for each"
+                                  if cfg.bn_reestimate and cfg.bn_batches else "") + " ...")
         row = _evaluate(cfg, model, optimizer, train_src, val_src, test_src, rng, pos)
         if on_eval is not None:
             on_eval(model, row)
