@@ -36,15 +36,8 @@ def resolve_data_dir(value=None) -> str:
 def build_data(cfg: TrainConfig):
     """``(train, val or None, test, input_shape, num_classes)``; sources with ``.batch(idx)``."""
     if cfg.dataset == "imagenet":
-        from ..data import ImageFolder
-        root = Path(resolve_data_dir(cfg.data_dir)) / "imagenet"
-        if cfg.data_dir and (Path(cfg.data_dir) / "train").is_dir():
-            root = Path(cfg.data_dir)
-        for part in ("train", "val"):
-            if not (root / part).is_dir():
-                raise UserError(f"--data-dir: no ImageNet folder {root / part}; give the folder "
-                                "holding train/ and val/ (one sub-folder per class)",
-                                flag="--data-dir")
+        from ..data import ImageFolder, locate_imagenet
+        root = Path(locate_imagenet(cfg.data_dir))
         train_src = FolderSource(ImageFolder(root / "train"))
         test_src = FolderSource(ImageFolder(root / "val"))
         return train_src, None, test_src, train_src.input_shape, len(train_src.folder.classes)

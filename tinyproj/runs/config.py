@@ -207,14 +207,15 @@ def make_config(preset: str | None = None, **overrides) -> TrainConfig:
 # ---------------------------------------------------------------------------
 # Validation (no file is read, no data loaded)
 # ---------------------------------------------------------------------------
-DATASETS = {
-    # name: (input shape, training images, test images, classes); None: known only on load
-    "cifar10": ((3, 32, 32), 50_000, 10_000, 10),
-    "mnist": ((1, 28, 28), 60_000, 10_000, 10),
-    "fashion-mnist": ((1, 28, 28), 60_000, 10_000, 10),
-    "synthetic": ((3, 32, 32), 1_000, 200, 10),
-    "imagenet": ((3, 227, 227), None, None, 1000),
-}
+def _dataset_facts():
+    """``{name: (input shape, training images, test images, classes)}`` without loading
+    (ImageNet: the published counts; a local folder may hold fewer)."""
+    from ..data import DATASET_SHAPES, DATASET_SIZES
+    return {name: (shape, *DATASET_SIZES[name], classes)
+            for name, (shape, classes) in DATASET_SHAPES.items()}
+
+
+DATASETS = _dataset_facts()
 """What :func:`validate` knows of each dataset before loading it."""
 
 _CHOICES = {
