@@ -147,9 +147,12 @@ def test_read_sweep_merges_shards_dedupes_and_sorts(runs):
     assert read_sweep(runs["tr-none-nc"], "addnorm") == []   # per-layer/shard names do not leak
 
 
-def test_missing_sweeps_and_no_analyses_still_write_the_report(runs, tmp_path):
+def test_missing_sweeps_and_no_analyses_still_write_the_report(runs, tmp_path, capsys):
     out = tmp_path / "rep"
     assert main(["report", str(runs["tr-none-nc"]), "--out", str(out), "--no-analyses"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("tinyproj report:") and "analyses: off" in printed
+    assert f"results in {out}/" in printed.splitlines()[-1]
     md = (out / "report.md").read_text()
     assert (out / "table2.md").exists() and (out / "fig1b.png").exists()
     for name in ("fig1c", "fig1d", "fig2a", "fig2b", "fig2d"):
@@ -192,6 +195,13 @@ def test_bad_run_dir_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not a run folder" in err and "config.json" in err
     assert not (tmp_path / "o" / "report.md").exists()
+
+
+def test_betas_that_are_not_numbers_are_a_usage_error(runs, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", str(runs["tr-none-nc"]), "--out", str(tmp_path / "o"), "--betas", "a,b"])
+    assert exit_.value.code == 2 and "--betas" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_out_naming_a_file_is_refused_before_any_work(runs, tmp_path, capsys):

@@ -2,20 +2,29 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ..errors import USER_ERRORS
+
+def _banner(args) -> None:
+    from .. import backend
+    if args.no_analyses:
+        analyses = "off (--no-analyses: no model or data is loaded)"
+    else:
+        data = args.data_dir or "each run's own data folder"
+        analyses = (f"on (Figures 1C, 1D, 2D load each checkpoint and test images; data: "
+                    f"{data}; device: {backend.name()})")
+    print(f"tinyproj report: Table 2 and figures of {len(args.run_dirs)} run(s)\n"
+          f"  runs: {', '.join(args.run_dirs)}\n  analyses: {analyses}\n"
+          f"  report folder: {args.out}", flush=True)
 
 
 def _cmd_report(args) -> int:
     from ..reporting import make_report
-    try:
-        rep = make_report(args.run_dirs, args.out, data_dir=args.data_dir,
-                          analyses=not args.no_analyses, hist_layer=args.hist_layer,
-                          betas=args.betas)
-    except USER_ERRORS as err:        # a mistake the user can fix: one line, no traceback
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    _banner(args)
+    # user errors (a folder that is not a run, --out naming a file) reach the one error
+    # wrapper of cli/__init__.py: one line, exit status 2
+    rep = make_report(args.run_dirs, args.out, data_dir=args.data_dir,
+                      analyses=not args.no_analyses, hist_layer=args.hist_layer,
+                      betas=args.betas)
     for name, path in rep.figures.items():
         print(f"  {name:<16} {path}")
     for name, why in rep.skipped.items():
@@ -23,6 +32,7 @@ def _cmd_report(args) -> int:
     for note in rep.notes:
         print(f"  note: {note}")
     print(f"tables: {', '.join(str(p) for p in rep.tables)}")
+    print(f"results in {rep.folder}/ (open report.md: the table and every figure, captioned)")
     return 0
 
 

@@ -94,10 +94,11 @@ def train_regime(regime: Regime, data: CrossData, *, epochs: int = 5, bn: bool =
     """Train ``mlp_tfc`` on ``data`` the way ``regime`` says; returns the model (eval mode).
 
     algorithm1 regimes go through :func:`tinyproj.runs.training.train` (a run folder
-    ``out_dir/<name>``, made afresh — see below; Adam, cross-entropy, the regime's projection and clip
-    f); noisy regimes through :func:`tinyproj.walking_noise.train_noisy` with the regime's
-    noise at every site. Both: Adam ``lr``, ``batch_size``, the same seed, ``epochs``,
-    cosine annealing of the learning rate (Walking Noise's schedule) unless told otherwise.
+    ``out_dir/<name>``, made afresh — see below; Adam, cross-entropy, the regime's
+    projection and clip f); noisy regimes through :func:`tinyproj.walking_noise.train_noisy`
+    with the regime's noise at every site. Both: Adam ``lr``, ``batch_size``, the same
+    seed, ``epochs``, cosine annealing of the learning rate (Walking Noise's schedule)
+    unless told otherwise.
 
     Algorithm-1 regimes load their images by name (``data.dataset``, ``data.data_dir``,
     ``data.train_subset``), noisy ones use ``data.train``: make ``data`` with

@@ -189,6 +189,11 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
             dist[run.label], dist_n[run.label], corr[run.label] = raw, normalized, c
             if h is not None:
                 hist = (run.label, h)
+                if h["layer"] not in (hist_layer, f"{hist_layer}.weight"):   # say so, not silently
+                    names = ", ".join(k.removesuffix(".weight") for k in raw)
+                    rep.notes.append(f"fig2d: {run.label} has no layer {hist_layer!r}; it shows "
+                                     f"{h['layer'].removesuffix('.weight')} instead "
+                                     f"(--hist-layer picks one of: {names})")
         why = ("no run could be loaded (checkpoint.npz and the run's data are needed; see the "
                "notes below, or pass --data-dir)")
         if dist:
