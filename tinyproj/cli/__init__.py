@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _note(message, category, filename, lineno, line=None) -> str:
+    """Warnings on the command line read as one note, without a source line."""
+    return f"note: {message}\n"
+
+
 def _sigterm_as_interrupt(signum, frame):
     raise KeyboardInterrupt        # a cluster's time limit stops a command like Ctrl-C
 
@@ -51,6 +56,9 @@ def main(argv=None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
+    if not debug:
+        import warnings
+        warnings.formatwarning = _note
     if hasattr(signal, "SIGTERM") and _is_main_thread():
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:

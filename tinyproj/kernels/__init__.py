@@ -7,6 +7,8 @@
   default on the CPU. GPU arrays (CuPy) always take the reference kernels, whose array
   operations CuPy runs as GPU kernels.
 * ``workspace.py`` — scratch buffers the convolution reuses from step to step.
+* ``geometry.py`` — window arithmetic (output sizes, padding checks) shared by the kernels,
+  the functional ops and the models; it computes no arrays.
 
 Two switches, both read at every call:
 
