@@ -32,18 +32,20 @@ Example::
 From the shell:
 ``tinyproj sweep RUN_DIR --distortion addnorm [--per-layer] [--shard i/n | --jobs N]``.
 """
+from ..runs.grid import parse_shard, shard_points
+from . import analysis
 from .bits import (BitsReport, addnorm_bits, bits_report, empirical_noise_power, finite_or_none,
                    multunif_bits, snr_bits)
 from .jobs import run_sweep_jobs
 from .midpoint import Midpoint, midpoint_level, midpoints
 from .scoring import (DEFAULT_DRAWS, Score, distorted_weights, draw_generators, score_distortion,
                       select_weights)
-from ..runs.grid import parse_shard, shard_points
 from .sweeps import (DISTORTIONS, SETTINGS_KEYS, Distortion, check_levels, get_distortion,
                      grid_points, merge_sweep_files, run_sweep, sweep_files, sweep_grid,
                      sweep_name, sweep_path)
 
 __all__ = [
+    "analysis",
     "Score", "score_distortion", "distorted_weights", "select_weights", "draw_generators",
     "DEFAULT_DRAWS",
     "BitsReport", "snr_bits", "bits_report", "addnorm_bits", "multunif_bits",

@@ -6,6 +6,16 @@ lines file. Both result grids of the project stand on this file: the weight-dist
 of Merolla et al. (``robustness/sweeps.py``) and the Walking Noise walks
 (``walking_noise/walk.py``).
 
+How a grid is used (``robustness/sweeps.py`` and ``walking_noise/walk.py`` do just this)::
+
+    grid = Grid(RUN / "sweeps" / "addnorm.jsonl", key=lambda row: (row["layer"], row["level"]),
+                shard="0/4", settings={"seed": 0, "draws": 3})
+    network = network_fingerprint(model.state_dict())
+    done = grid.finished(network)            # rows on file: reused, or refused when stale
+    for point in grid.mine(all_points):      # this shard's share of the full grid
+        if point not in done:
+            grid.append(measure(point), network)     # one whole line, stamped with network
+
 Files (e.g. ``RUN/sweeps/addnorm.jsonl``, ``OUT/walk.jsonl``)::
 
     <stem>.jsonl                     the grid's file (any number of unsharded writers)
@@ -119,7 +129,7 @@ def grid_files(path) -> list:
     pattern = re.compile(re.escape(path.stem) + r"\.shard-(\d+)-of-(\d+)" + re.escape(suffix))
     shards = []
     if path.parent.is_dir():
-        for p in path.parent.glob(f"{path.stem}.shard-*-of-*{suffix}"):
+        for p in path.parent.iterdir():        # not glob: a stem may hold [ or * itself
             m = pattern.fullmatch(p.name)
             if m and p.is_file():
                 shards.append(((int(m.group(2)), int(m.group(1))), p))
