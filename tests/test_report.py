@@ -197,6 +197,26 @@ def test_bad_run_dir_is_a_clear_error(tmp_path, capsys):
     assert not (tmp_path / "o" / "report.md").exists()
 
 
+def test_a_report_rewrites_only_its_own_files(runs, tmp_path, capsys):
+    """--out holding the user's own report.md: refused, nothing touched; an earlier report's
+    folder (and a folder of unrelated files) is fine."""
+    theirs = tmp_path / "notes"
+    theirs.mkdir()
+    (theirs / "report.md").write_text("# my own notes\n")
+    argv = ["report", str(runs["tr-none-nc"]), "--no-analyses", "--out"]
+    assert main(argv + [str(theirs)]) == 2
+    err = capsys.readouterr().err
+    assert "report.md" in err and "--out" in err and "Traceback" not in err
+    assert [p.name for p in theirs.iterdir()] == ["report.md"]
+    assert (theirs / "report.md").read_text() == "# my own notes\n"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "todo.txt").write_text("keep")
+    for _ in range(2):                                  # a rerun rewrites its own report
+        assert main(argv + [str(shared)]) == 0
+        assert (shared / "report.md").exists() and (shared / "todo.txt").read_text() == "keep"
+
+
 def test_betas_that_are_not_numbers_are_a_usage_error(runs, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["report", str(runs["tr-none-nc"]), "--out", str(tmp_path / "o"), "--betas", "a,b"])

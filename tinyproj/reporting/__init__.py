@@ -24,7 +24,7 @@ from . import style
 from .cross_figure import cross_heatmap
 from .figures import (DISTORTIONS, correlation_plot, per_layer_plot, power_histogram_plot,
                       sign_distance_plot, sweep_plot, training_curves)
-from .report import CAPTIONS, Report, make_report
+from .report import CAPTIONS, REPORT_MARKER, Report, make_report
 from .style import colors, figure, save
 from .table2 import (PAPER_EPOCHS, PAPER_TABLE2, TABLE_NOTE, TESTS, RunSummary, describe_setup,
                      format_value, label_runs, read_run, read_sweep, table2, table2_markdown,
@@ -42,5 +42,5 @@ __all__ = [
     "NOISE_NAMES", "accuracy_vs_sigma", "midpoints_plot", "activation_histogram",
     "weight_stats_plot",
     "cross_heatmap",
-    "Report", "CAPTIONS", "make_report",
+    "Report", "CAPTIONS", "REPORT_MARKER", "make_report",
 ]

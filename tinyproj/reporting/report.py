@@ -23,7 +23,9 @@ What it writes into ``out``: ``table2.md``, ``table2.csv``, the PNGs it has data
 ``report.md``, which embeds the table and the figures with a caption each and lists the
 figures it skipped and why. A missing sweep or checkpoint never stops the report; a folder
 that is not a run folder does (``FileNotFoundError`` naming it), and so does an ``out``
-that is a file (:class:`~tinyproj.errors.UserError`), both before anything is written.
+that is a file, or a folder holding files of those names that a report did not write
+(:class:`~tinyproj.errors.UserError`), all before anything is written. A report marks its
+folder with :data:`REPORT_MARKER`, so the next report may rewrite it.
 
 Which errors go in Table 2: the **last** evaluation of each run (``last`` columns) and,
 when the run has a validation set, the evaluation at the epoch of **best validation error**
@@ -44,7 +46,7 @@ from . import figures
 from .table2 import (PAPER_EPOCHS, TABLE_NOTE, describe_setup, format_value, label_runs,
                      read_run, read_sweep, table2, table2_markdown, write_table2)
 
-__all__ = ["Report", "CAPTIONS", "make_report"]
+__all__ = ["Report", "CAPTIONS", "REPORT_MARKER", "make_report"]
 
 # ---------------------------------------------------------------------------
 # The report
@@ -158,6 +160,8 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
     runs = [read_run(d) for d in run_dirs]
     label_runs(runs)
     out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / REPORT_MARKER, "This folder was written by `tinyproj report`: its "
+                      "report.md, table2.* and figures are rewritten by the next report here.\n")
     rep = Report(out, runs)
     rep.tables = write_table2(runs, out)
 
@@ -256,9 +260,36 @@ def _read_sweep_or_note(rep: Report, run, name: str):
         return None
 
 
+REPORT_MARKER = ".tinyproj-report"
+"""The file that marks a folder as a report folder of ``tinyproj report`` (written first):
+its report.md, table2.* and figures may be rewritten by the next report there."""
+
+_TITLE = "# Robustness report"
+
+
+def _output_names() -> list:
+    """Every file name a report may write into its folder."""
+    per_layer = [robustness.sweep_name(d, per_layer=True) for d in figures.DISTORTIONS]
+    return (["report.md", "table2.md", "table2.csv"]
+            + [f"{name}.png" for name in (*_ORDER, *per_layer)])
+
+
+def _is_report_folder(out: Path) -> bool:
+    """True when a report wrote ``out`` before: the marker, or (reports made before the
+    marker existed) a report.md that starts with the report's title."""
+    if (out / REPORT_MARKER).is_file():
+        return True
+    try:
+        with open(out / "report.md", encoding="utf-8") as f:
+            return f.readline().rstrip("\n") == _TITLE
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def _check_out_folder(out: Path) -> None:
     """``out`` must be a folder or not exist yet (then it is created), and so must the
-    folders above it: a file there is a mistake the user can fix, said before any work."""
+    folders above it; and a report overwrites only files that a report wrote. Mistakes the
+    user can fix, said before any work."""
     for folder in (out, *out.parents):
         if folder.exists():
             if not folder.is_dir():
@@ -266,7 +297,14 @@ def _check_out_folder(out: Path) -> None:
                 raise UserError(f"report --out {out}: not a folder{what}; give a folder for "
                                 "report.md, table2.* and the figures (it is created if it "
                                 "does not exist)", flag="--out")
-            return
+            break
+    if out.is_dir() and not _is_report_folder(out):
+        taken = [name for name in _output_names() if (out / name).exists()]
+        if taken:
+            raise UserError(f"report --out {out}: the folder already holds {', '.join(taken)}, "
+                            "which tinyproj report did not write (the folder is not a report "
+                            "folder), and a report would overwrite them; give another --out "
+                            "folder, or move those files away", flag="--out")
 
 
 def _per_layer_figures(rep: Report) -> dict:
@@ -277,7 +315,7 @@ def _per_layer_figures(rep: Report) -> dict:
 
 def _write_markdown(rep: Report) -> Path:
     table = table2(rep.runs)
-    lines = ["# Robustness report", "",
+    lines = [_TITLE, "",
              "Reproducing Merolla et al. 2016, *Deep neural networks are robust to weight "
              "binarization and other non-linear distortions*, with tinyproj. Runs:", ""]
     for row in table:
