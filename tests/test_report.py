@@ -194,6 +194,9 @@ def test_bad_run_dir_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "not a run folder" in err and "config.json" in err
+    (tmp_path / "afile.txt").write_text("x")
+    assert main(["report", str(tmp_path / "afile.txt"), "--out", str(tmp_path / "o")]) == 2
+    assert "is a file, not a run folder" in capsys.readouterr().err
     assert not (tmp_path / "o" / "report.md").exists()
 
 

@@ -76,9 +76,13 @@ class RunSummary:
 def read_run(run_dir) -> RunSummary:
     """Read ``config.json`` and ``metrics.jsonl`` of ``run_dir`` (label: folder name for now).
 
-    Raises ``FileNotFoundError`` with what a run folder must hold when it is not one.
+    Raises ``FileNotFoundError`` (``NotADirectoryError`` for a file) with what a run folder
+    must hold when it is not one.
     """
     folder = Path(run_dir)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file, not a run folder (give folders made by "
+                                 "`tinyproj train --out RUN_DIR`)")
     if not folder.is_dir():
         raise FileNotFoundError(f"run folder {folder} does not exist (give folders made by "
                                 "`tinyproj train --out RUN_DIR`)")
