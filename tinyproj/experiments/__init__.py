@@ -1,4 +1,5 @@
-"""Experiments that span both papers: the cross-robustness table.
+"""Experiments built on the runs, robustness and Walking Noise: the cross-robustness table
+(both papers in one table) and the demo.
 
 Does robustness learned against one perturbation carry over to another? Rows are training
 regimes of Merolla et al. (Algorithm 1 with a projection and clipping) and of Walking Noise
@@ -14,6 +15,8 @@ One idea per file:
 - ``cells.py``          Cell: one midpoint, measured with each paper's protocol
 - ``cross_table.py``    CrossTable and cross_robustness: every regime under every perturbation
 - ``cross_files.py``    the table as CSV and Markdown
+- ``demo.py``           ``tinyproj demo``: a few CIFAR-10 presets trained briefly, side by
+                        side (``from tinyproj.experiments.demo import run_demo``)
 
 Example::
 

@@ -23,7 +23,7 @@ from .cross_data import CrossData
 
 __all__ = ["Regime", "DEFAULT_REGIMES", "REGIME_MARKER", "train_regime", "train_regimes"]
 
-REGIME_MARKER = "cross-regime.json"
+REGIME_MARKER = ".tinyproj-cross-regime"
 """The file :func:`train_regime` leaves in each run folder it made: the proof that the
 folder is a disposable cross-table run that the next call may replace."""
 
