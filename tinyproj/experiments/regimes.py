@@ -27,6 +27,8 @@ REGIME_MARKER = ".tinyproj-cross-regime"
 """The file :func:`train_regime` leaves in each run folder it made: the proof that the
 folder is a disposable cross-table run that the next call may replace."""
 
+_EARLIER_MARKERS = ("cross-regime.json",)      # the mark's name in the first version
+
 
 @dataclass(frozen=True)
 class Regime:
@@ -152,7 +154,8 @@ def _clear_previous_run(folder: Path, cfg) -> None:
     """Make room for a fresh run in ``folder``, deleting only what a cross run made."""
     if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
         return
-    if folder.is_dir() and ((folder / REGIME_MARKER).is_file() or _same_settings(folder, cfg)):
+    marked = any((folder / m).is_file() for m in (REGIME_MARKER, *_EARLIER_MARKERS))
+    if folder.is_dir() and (marked or _same_settings(folder, cfg)):
         shutil.rmtree(folder)
         return
     raise UserError(f"{folder} already exists and was not made by train_regime (it has no "
