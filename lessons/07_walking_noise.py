@@ -85,7 +85,7 @@ if forced != "synthetic":
         if forced == "mnist":
             raise
         print(f"MNIST not found ({str(err).splitlines()[0][:100]}...)")
-SUBSETS = dict(train_subset=10000, test_subset=1000) if QUICK else {}
+SUBSETS = dict(train_subset=3000, test_subset=1000) if QUICK else {}
 if DATASET == "synthetic":
     SUBSETS = {}                 # the made-up set is small already: 1000 + 200 images
 D = cross.load_data(DATASET, data_dir=DATA_DIR, **SUBSETS)
@@ -95,8 +95,8 @@ if DATASET == "synthetic":
     print("note: the text discusses MNIST's numbers; made-up images (easy, 3×32×32) give "
           "other ones")
 
-EPOCHS = 4 if QUICK else 6               # the clean networks
-NOISY_EPOCHS = 4 if QUICK else 5         # each noisy training and the cross table
+EPOCHS = 3 if QUICK else 6               # the clean networks
+NOISY_EPOCHS = 3 if QUICK else 5         # each noisy training and the cross table
 SIGMAS = [float(f"{10 ** (k / 2):.4g}") for k in range(-4, 7)]   # 1e-2 … 1e3, half decades
 print("sigma grid:", SIGMAS)
 
