@@ -13,7 +13,7 @@
 # directly: every layer k first passes its weights through a *projection*
 # P_k = Proj(W_k, θ), and the forward and backward passes use P. At test time the same
 # functions act as *distortions* of a trained network. Table 1 of the paper lists them; each
-# row is one small function in `tinyproj/projections.py`:
+# row is one small function in `tinyproj/projections/table1.py`:
 #
 # | row | definition (α = max_i \|w_i\| of the whole layer) | allowed states |
 # | --- | --- | --- |
@@ -114,7 +114,7 @@ assert np.array_equal(powers[0.0], det["sign"]), "Power(w, 0) must equal Sign(w)
 assert np.array_equal(powers[1.0], det["none"]), "Power(w, 1) must equal None(w)"
 print("Power(w, 0) == Sign(w) and Power(w, 1) == None(w): exactly")
 
-# Two conventions the paper leaves open, decided in projections.py:
+# Two conventions the paper leaves open, decided in `projections/table1.py`:
 ties = np.array([-0.8, -0.4, 0.0, 0.4, 0.8], dtype=np.float32)   # alpha = 0.8, ±alpha/2 = ±0.4
 print("w        :", ties)
 print("Sign(w)  :", projections.sign(ties), "  <- sign(0) is +1, so Sign stays two-valued")

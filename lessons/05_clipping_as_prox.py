@@ -36,7 +36,7 @@
 #    against closed forms, and run gradient descent on it where the Sign surface is flat.
 #
 # Run it with `python lessons/05_clipping_as_prox.py` (`TINYPROJ_QUICK=1` for quick mode).
-# Keep `tinyproj/clipping.py` and `tinyproj/projections.py` open beside it.
+# Keep `tinyproj/clipping.py` and `tinyproj/projections/table1.py` open beside it.
 
 # %%
 import os
