@@ -13,7 +13,7 @@ along that axis, so an (N, C, H, W) input gives (N, ·, OH, OW). Examples::
 
 Everything here is plain integer arithmetic, so the reference kernels (kernels/reference.py),
 the Numba kernels (kernels/cpu.py), the ops (functional/conv.py, functional/pooling.py) and
-the model builders (models.py) can all use it without importing one another.
+the layers (nn/layers.py) and the model builders (models/) can all use it without importing one another.
 """
 from __future__ import annotations
 

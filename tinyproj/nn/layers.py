@@ -13,23 +13,11 @@ The paper's networks have no neuron biases, so ``bias=False`` is the default.
 from __future__ import annotations
 
 from .. import functional as F
+from ..kernels.geometry import pair as _pair
 from . import init
 from .module import Module, Parameter
 
 __all__ = ["Linear", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Dropout"]
-
-
-def _pair(value, what, owner):
-    if isinstance(value, int):
-        pair = (value, value)
-    else:
-        try:
-            pair = tuple(int(v) for v in value)
-        except TypeError:
-            pair = ()
-        if len(pair) != 2:
-            raise ValueError(f"{owner}: {what} must be an int or a pair of ints, got {value!r}")
-    return pair
 
 
 def _positive_int(value, what, owner):

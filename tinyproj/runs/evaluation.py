@@ -12,7 +12,7 @@ import contextlib
 
 from .. import backend
 from ..algorithm1 import project_weights
-from ..nn.batchnorm import _BatchNorm
+from ..nn.batchnorm import BatchNormBase
 from ..projections import parse
 from ..tensor import no_grad
 
@@ -45,7 +45,7 @@ def error_rate(model, source, batch_size: int = 500, limit: int | None = None) -
 @contextlib.contextmanager
 def saved_batchnorm_stats(model):
     """Restore every batch-norm layer's running statistics on exit."""
-    layers = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    layers = [m for m in model.modules() if isinstance(m, BatchNormBase)]
     saved = [(m.running_mean.copy(), m.running_var.copy(), m.num_batches_tracked.copy())
              for m in layers]
     try:
@@ -67,7 +67,7 @@ def reestimate_batchnorm(model, source, num_batches: int, batch_size: int, rng=N
     mode; dropout and everything else stay in evaluation mode. Returns the
     number of batches used (0 if the model has no batch norm).
     """
-    layers = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    layers = [m for m in model.modules() if isinstance(m, BatchNormBase)]
     if not layers or num_batches <= 0:
         return 0
     rng = rng if rng is not None else backend.global_rng()
