@@ -1,0 +1,355 @@
+"""The GPU kernels' per-element code, compiled for the CPU (kernels/host.py), against reference.py.
+
+Each kernel in kernels/cuda/ is written once as ``__host__ __device__`` functions; the GPU
+thread and the host loop tested here call the same function, so these tests check the GPU
+arithmetic on a machine without a GPU (DESIGN.md rule 9). Copies and gathers (im2col, col2im,
+max pooling, Adam, Sign, Round, clip) must give the reference's bits; the float32 batch-norm
+reductions (float64 sums in a fixed block order) agree with the exact result — the reference
+run in float64 — to 1e-6 relative.
+
+Skips (with the reason) where no C++ compiler is found. The library is built once per session
+and cached under a hash of the sources, so reruns start at once.
+"""
+import numpy as np
+import pytest
+
+import tinyproj as tp
+from tinyproj import clipping, projections
+from tinyproj.kernels import reference as ref
+from tinyproj.kernels.geometry import out_size, pool_padding_ok
+from tinyproj.optim import SGD
+
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture(scope="module")
+def host():
+    from tinyproj.kernels import host
+    if not host.available():
+        pytest.skip(f"host build of the GPU kernels unavailable: {host.unavailable_reason()}")
+    return host
+
+
+# (N, C, H, W), (kh, kw), stride, pad
+GEOMETRIES = [
+    pytest.param((2, 3, 7, 9), (3, 3), (1, 1), (1, 1), id="3x3-s1-p1-nonsquare"),
+    pytest.param((1, 1, 6, 5), (2, 3), (2, 2), (0, 0), id="2x3-s2-batch1-C1"),
+    pytest.param((3, 2, 8, 8), (3, 3), (2, 2), (1, 1), id="3x3-s2-p1-overlap"),
+    pytest.param((2, 2, 7, 7), (11, 11), (4, 4), (2, 2), id="11x11-s4-p2-kernel=padded-input"),
+    pytest.param((2, 2, 13, 15), (11, 11), (4, 4), (2, 2), id="11x11-s4-p2-alexnet-like"),
+    pytest.param((1, 1, 31, 27), (11, 11), (4, 4), (2, 2), id="11x11-s4-p2-batch1-C1-odd"),
+    pytest.param((2, 3, 9, 10), (5, 1), (3, 1), (2, 0), id="5x1-s3x1-p2x0"),
+    pytest.param((1, 4, 10, 7), (1, 4), (1, 3), (0, 2), id="1x4-s1x3-p0x2"),
+    pytest.param((4, 2, 12, 11), (4, 2), (4, 3), (1, 1), id="4x2-s4x3-p1"),
+    pytest.param((2, 3, 1, 1), (3, 3), (1, 1), (1, 1), id="1x1-image-p1"),
+    pytest.param((3, 1, 5, 5), (5, 5), (1, 1), (0, 0), id="kernel=image-C1"),
+]
+
+
+def _random_geometries(count, seed=11):
+    """Random shapes (odd sizes, batch 1, C = 1, non-square, strides beyond the kernel)."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < count:
+        n, c = int(rng.integers(1, 4)), int(rng.integers(1, 5))
+        kh, kw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        sh, sw = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+        ph, pw = int(rng.integers(0, kh // 2 + 1)), int(rng.integers(0, kw // 2 + 1))
+        h, w = int(rng.integers(1, 14)), int(rng.integers(1, 14))
+        if out_size(h, kh, sh, ph) < 1 or out_size(w, kw, sw, pw) < 1:
+            continue
+        cases.append(pytest.param((n, c, h, w), (kh, kw), (sh, sw), (ph, pw),
+                                  id=f"random{len(cases)}-{n}x{c}x{h}x{w}-k{kh}x{kw}"
+                                     f"-s{sh}x{sw}-p{ph}x{pw}"))
+    return cases
+
+
+ALL_GEOMETRIES = GEOMETRIES + _random_geometries(24)
+POOL_GEOMETRIES = [p for p in ALL_GEOMETRIES
+                   if pool_padding_ok(p.values[1][0], p.values[3][0])
+                   and pool_padding_ok(p.values[1][1], p.values[3][1])]
+
+
+def random_x(shape, dtype, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def assert_same_bits(got, want):
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+# ---------------------------------------------------------------------------
+# im2col / col2im: copies and gathers, bit-exact
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, k, stride, pad", ALL_GEOMETRIES)
+def test_im2col_batch_bit_exact(host, shape, k, stride, pad, dtype):
+    x = random_x(shape, dtype)
+    assert_same_bits(host.get("im2col_batch")(x, *k, stride, pad),
+                     ref.im2col_batch(x, *k, stride, pad))
+
+
+@pytest.mark.parametrize("shape, k, stride, pad", GEOMETRIES)
+def test_im2col_batch_pad_value_bit_exact(host, shape, k, stride, pad):
+    x = random_x(shape, np.float32)
+    assert_same_bits(host.get("im2col_batch")(x, *k, stride, pad, pad_value=-np.inf),
+                     ref.im2col_batch(x, *k, stride, pad, pad_value=-np.inf))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, k, stride, pad", ALL_GEOMETRIES)
+def test_col2im_batch_bit_exact(host, shape, k, stride, pad, dtype):
+    n, c, h, w = shape
+    oh, ow = out_size(h, k[0], stride[0], pad[0]), out_size(w, k[1], stride[1], pad[1])
+    cols = random_x((c * k[0] * k[1], n * oh * ow), dtype, seed=1)
+    assert_same_bits(host.get("col2im_batch")(cols, shape, *k, stride, pad),
+                     ref.col2im_batch(cols, shape, *k, stride, pad))
+
+
+@pytest.mark.parametrize("shape, k, stride, pad", GEOMETRIES)
+def test_per_image_layout_bit_exact(host, shape, k, stride, pad):
+    x = random_x(shape, np.float32)
+    cols = host.get("im2col")(x, *k, stride, pad)
+    assert_same_bits(cols, ref.im2col(x, *k, stride, pad))
+    assert_same_bits(host.get("col2im")(cols, shape, *k, stride, pad),
+                     ref.col2im(cols, shape, *k, stride, pad))
+
+
+def test_out_argument_is_filled(host):
+    x = random_x((2, 3, 6, 6), np.float32)
+    cols = np.empty((27, 2 * 36), dtype=np.float32)
+    assert host.get("im2col_batch")(x, 3, 3, (1, 1), (1, 1), out=cols) is cols
+    gx = np.empty_like(x)
+    assert host.get("col2im_batch")(cols, x.shape, 3, 3, (1, 1), (1, 1), out=gx) is gx
+    assert_same_bits(gx, ref.col2im_batch(cols, x.shape, 3, 3, (1, 1), (1, 1)))
+
+
+# ---------------------------------------------------------------------------
+# Max pooling: values, argmax (ties, NaN, padding) and the gather-style backward, bit-exact
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, k, stride, pad", POOL_GEOMETRIES)
+def test_maxpool_forward_bit_exact(host, shape, k, stride, pad, dtype):
+    x = random_x(shape, dtype)
+    y, argmax = host.get("maxpool_forward")(x, *k, stride, pad)
+    y_ref, argmax_ref = ref.maxpool_forward(x, *k, stride, pad)
+    assert_same_bits(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+
+
+@pytest.mark.parametrize("shape, k, stride, pad", POOL_GEOMETRIES[:12])
+def test_maxpool_forward_ties_nan_inf(host, shape, k, stride, pad):
+    rng = np.random.default_rng(5)
+    x = rng.integers(-2, 2, size=shape).astype(np.float32)     # many ties
+    x[rng.random(shape) < 0.05] = np.nan
+    x[rng.random(shape) < 0.05] = -np.inf
+    y, argmax = host.get("maxpool_forward")(x, *k, stride, pad)
+    y_ref, argmax_ref = ref.maxpool_forward(x, *k, stride, pad)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, k, stride, pad", POOL_GEOMETRIES)
+def test_maxpool_backward_bit_exact(host, shape, k, stride, pad, dtype):
+    x = random_x(shape, dtype)
+    _, argmax = ref.maxpool_forward(x, *k, stride, pad)
+    gy = random_x(argmax.shape, dtype, seed=2)
+    assert_same_bits(host.get("maxpool_backward")(gy, argmax, shape, *k, stride, pad),
+                     ref.maxpool_backward(gy, argmax, shape, *k, stride, pad))
+
+
+def test_maxpool_backward_accepts_int8_argmax(host):
+    x = random_x((2, 3, 9, 9), np.float32)
+    _, argmax = ref.maxpool_forward(x, 3, 3, (2, 2))
+    gy = random_x(argmax.shape, np.float32, seed=3)
+    assert_same_bits(host.get("maxpool_backward")(gy, argmax.astype(np.int8), x.shape, 3, 3, (2, 2)),
+                     ref.maxpool_backward(gy, argmax, x.shape, 3, 3, (2, 2)))
+
+
+# ---------------------------------------------------------------------------
+# Batch norm: fixed-order float64 block sums, ≤ 1e-6 relative to the exact result
+# ---------------------------------------------------------------------------
+BN_SHAPES = [(50, 8, 6, 6), (1, 1, 3, 5), (3, 5, 1, 1), (7, 4), (1, 3), (2, 3, 17, 13),
+             (64, 2, 9, 9)]
+
+
+def close_to_exact(got, exact, dtype):
+    """float32: within 1e-6 of the float64 result (relative, and relative to its scale)."""
+    exact = np.asarray(exact, dtype=np.float64)
+    if dtype == np.float64:
+        np.testing.assert_allclose(got, exact, rtol=1e-12, atol=1e-12 * max(1, abs(exact).max()))
+    else:
+        scale = float(np.abs(exact).max()) if exact.size else 1.0
+        np.testing.assert_allclose(got.astype(np.float64), exact, rtol=1e-6, atol=1e-6 * scale)
+
+
+def bn_inputs(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    c = shape[1]
+    x = (3.0 + 2.0 * rng.standard_normal(shape)).astype(dtype)     # an offset: cancellation
+    gamma = rng.uniform(0.5, 1.5, c).astype(dtype)
+    beta = rng.standard_normal(c).astype(dtype)
+    return x, gamma, beta
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_batchnorm_forward_training(host, shape, affine, dtype):
+    x, gamma, beta = bn_inputs(shape, dtype)
+    g, b = (gamma, beta) if affine else (None, None)
+    y, mean, var, inv_std = host.get("batchnorm_forward")(x, None, None, 1e-5, g, b, True)
+    x64 = x.astype(np.float64)
+    want = ref.batchnorm_forward(x64, None, None, 1e-5, None if g is None else g.astype(np.float64),
+                                 None if b is None else b.astype(np.float64), True)
+    for got, exact in zip((y, mean, var, inv_std), want):
+        assert got.dtype == dtype
+        close_to_exact(got, exact, dtype)
+    # and against the float32 reference itself, whose own sums are less exact
+    for got, other in zip((y, mean, var, inv_std), ref.batchnorm_forward(x, None, None, 1e-5, g, b)):
+        np.testing.assert_allclose(got, other, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BN_SHAPES[:4])
+def test_batchnorm_forward_eval_bit_exact(host, shape, dtype):
+    x, gamma, beta = bn_inputs(shape, dtype)
+    rng = np.random.default_rng(1)
+    mean = rng.standard_normal(shape[1]).astype(dtype)
+    var = rng.uniform(0.1, 2.0, shape[1]).astype(dtype)
+    got = host.get("batchnorm_forward")(x, mean, var, 1e-5, gamma, beta, False)
+    want = ref.batchnorm_forward(x, mean, var, 1e-5, gamma, beta, False)
+    for a, b in zip(got, want):
+        assert_same_bits(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_batchnorm_backward(host, shape, affine, training, dtype):
+    x, gamma, beta = bn_inputs(shape, dtype)
+    g = gamma if affine else None
+    _, mean, _, inv_std = ref.batchnorm_forward(x, None, None, 1e-5, g, beta)
+    gy = random_x(shape, dtype, seed=4)
+    got = host.get("batchnorm_backward")(gy, x, mean, inv_std, g, training)
+    f64 = [a.astype(np.float64) for a in (gy, x, mean, inv_std)]
+    want = ref.batchnorm_backward(*f64, None if g is None else g.astype(np.float64), training)
+    for a, exact in zip(got, want):
+        assert a.dtype == dtype
+        close_to_exact(a, exact, dtype)
+
+
+# ---------------------------------------------------------------------------
+# Adam and SGD: element-wise, bit-exact (no fused multiply-adds on either side)
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [1, 7, 1000, 4099])
+def test_adam_update_bit_exact_over_steps(host, size, dtype):
+    rng = np.random.default_rng(size)
+    w = rng.standard_normal(size).astype(dtype)
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    w_ref, m_ref, v_ref = w.copy(), m.copy(), v.copy()
+    for t in range(1, 6):
+        g = rng.standard_normal(size).astype(dtype)
+        host.get("adam_update")(w, g, m, v, 3e-3, 0.9, 0.999, 1e-8, t)
+        ref.adam_update(w_ref, g, m_ref, v_ref, 3e-3, 0.9, 0.999, 1e-8, t)
+        for a, b in ((w, w_ref), (m, m_ref), (v, v_ref)):
+            assert_same_bits(a, b)
+
+
+def test_adam_update_flat_buffer_is_all_parameters_at_once(host):
+    """Parameters side by side in one flat buffer: one call updates each as its own call would."""
+    rng = np.random.default_rng(0)
+    sizes = [27, 1, 300, 8]
+    flat_w = rng.standard_normal(sum(sizes)).astype(np.float32)
+    flat_g = rng.standard_normal(sum(sizes)).astype(np.float32)
+    flat_m, flat_v = np.zeros_like(flat_w), np.zeros_like(flat_w)
+    pieces = np.split(flat_w.copy(), np.cumsum(sizes)[:-1])
+    grads = np.split(flat_g, np.cumsum(sizes)[:-1])
+    host.get("adam_update")(flat_w, flat_g, flat_m, flat_v, 1e-3, 0.9, 0.999, 1e-8, 1)
+    for piece, g in zip(pieces, grads):
+        ref.adam_update(piece, g, np.zeros_like(piece), np.zeros_like(piece), 1e-3, 0.9, 0.999,
+                        1e-8, 1)
+    assert_same_bits(flat_w, np.concatenate(pieces))
+
+
+@pytest.mark.parametrize("momentum, weight_decay, nesterov",
+                         [(0.0, 0.0, False), (0.9, 0.0, False), (0.9, 5e-4, False),
+                          (0.5, 1e-3, True), (0.0, 1e-2, False)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sgd_update_bit_exact_with_the_optimizer(host, momentum, weight_decay, nesterov, dtype):
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal(257).astype(dtype)
+    p = tp.Tensor(w.copy(), requires_grad=True)
+    opt = SGD([p], lr=0.05, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    state = {}
+    buf = np.zeros_like(w) if momentum else None
+    for step in range(4):
+        g = rng.standard_normal(w.shape).astype(dtype)
+        opt.update(p.data, g, state)
+        host.get("sgd_update")(w, g, buf, 0.05, momentum, weight_decay, nesterov, first=step == 0)
+        assert_same_bits(w, p.data)
+        if momentum:
+            assert_same_bits(buf, state["momentum_buffer"])
+
+
+# ---------------------------------------------------------------------------
+# Sign, Round (Table 1) and the clip: bit-exact, edge cases included
+# ---------------------------------------------------------------------------
+def weights(dtype, kind):
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((16, 3, 3, 3)).astype(dtype)
+    if kind == "zeros-inside":
+        w.flat[::7] = 0.0
+        w.flat[::11] = -0.0
+    elif kind == "all-zero":
+        w[...] = 0.0
+    elif kind == "ties":                      # weights exactly at ±α/2 and ±α
+        w.flat[0] = 4.0
+        w.flat[1:6] = [2.0, -2.0, -4.0, 1.0, -1.0]
+    elif kind == "large":
+        w = rng.standard_normal(100_003).astype(dtype)
+    elif kind == "empty":
+        w = np.zeros((0, 3), dtype=dtype)
+    elif kind == "nan":
+        w.flat[5] = np.nan
+    return w
+
+
+KINDS = ["plain", "zeros-inside", "all-zero", "ties", "large", "empty", "nan"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_sign_projection_bit_exact(host, kind, dtype):
+    w = weights(dtype, kind)
+    assert_same_bits(host.get("sign_projection")(w), ref.sign_projection(w))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_round_projection_bit_exact(host, kind, dtype):
+    w = weights(dtype, kind)
+    assert_same_bits(host.get("round_projection")(w), projections.round(w))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c", [0.0, 0.05, 0.7, 10.0, np.inf])
+def test_clip_bit_exact(host, c, dtype):
+    v = weights(dtype, "zeros-inside")
+    v.flat[3] = np.nan
+    v.flat[4], v.flat[8] = np.inf, -np.inf
+    assert_same_bits(host.get("clip")(v, c), clipping.prox_linf(v, c))
+
+
+def test_unknown_name_is_refused(host):
+    with pytest.raises(KeyError, match="known"):
+        host.get("im2colbatch")
+
+
+def test_cached_library_is_reused(host):
+    path = host.library_path()
+    assert path.exists() and host.build() == path

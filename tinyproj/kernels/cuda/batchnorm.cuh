@@ -1,0 +1,79 @@
+// batchnorm.cuh — batch norm forward and backward, training and evaluation mode.
+//
+// x, y, gy, gx are seen as (N, C, L): L = H·W for BatchNorm2d, 1 for BatchNorm1d; the m = N·L
+// values of channel c are visited in the order e = 0 .. m−1, element e being x[e / L, c, e % L].
+// Formulas (kernels/reference.py, batchnorm_forward / batchnorm_backward):
+//   μ = Σx / m,  σ² = Σ(x − μ)² / m  (biased; two passes, float64 sums, rounded once to T)
+//   inv_std = 1 / √(σ² + eps),  x̂ = (x − μ)·inv_std,  y = γ·x̂ + β
+//   ggamma = Σ gy·x̂,  gbeta = Σ gy,  gx = γ·inv_std·(gy − Σgy/m − x̂·Σ(gy·x̂)/m)   (training)
+//                                     gx = (gy·γ)·inv_std                          (evaluation)
+// The sums are fixed-order block reductions (common.cuh, TP_BLOCK): one GPU block per channel.
+#ifndef TINYPROJ_BATCHNORM_CUH
+#define TINYPROJ_BATCHNORM_CUH
+#include "common.cuh"
+
+// Index in the (N, C, L) array of the e-th value of channel ci.
+TP_HD tp_int bn_index(tp_int c, tp_int l, tp_int ci, tp_int e) {
+    return ((e / l) * c + ci) * l + e % l;
+}
+
+// Thread t's share of Σx over channel ci: elements t, t + TP_BLOCK, ... in order.
+template <typename T>
+TP_HD double bn_sum_share(const T* x, tp_int n, tp_int c, tp_int l, tp_int ci, tp_int t) {
+    double acc = 0.0;
+    for (tp_int e = t; e < n * l; e += TP_BLOCK) acc += (double)x[bn_index(c, l, ci, e)];
+    return acc;
+}
+
+// Thread t's share of Σ(x − μ)², μ in float64 (the second pass: no cancellation).
+template <typename T>
+TP_HD double bn_sqdev_share(const T* x, tp_int n, tp_int c, tp_int l, tp_int ci, tp_int t,
+                            double mu) {
+    double acc = 0.0;
+    for (tp_int e = t; e < n * l; e += TP_BLOCK) {
+        double d = (double)x[bn_index(c, l, ci, e)] - mu;
+        acc += d * d;
+    }
+    return acc;
+}
+
+// 1/√(σ² + eps) in T, as the reference rounds it.
+template <typename T>
+TP_HD T bn_inv_std(T var, T eps) { return T(1) / tp_sqrt(var + eps); }
+
+// y for one value: x̂ = (x − μ)·inv_std, then ·γ and +β when given (the reference's order).
+template <typename T>
+TP_HD T bn_forward_element(T x, T mean, T inv_std, const T* gamma, const T* beta, tp_int ci,
+                           tp_int has_gamma, tp_int has_beta) {
+    T y = (x - mean) * inv_std;
+    if (has_gamma) y = y * gamma[ci];
+    if (has_beta) y = y + beta[ci];
+    return y;
+}
+
+// Thread t's shares of Σgy (*a) and Σgy·x̂ (*b) over channel ci.
+template <typename T>
+TP_HD void bn_backward_shares(const T* gy, const T* x, T mean, T inv_std, tp_int n, tp_int c,
+                              tp_int l, tp_int ci, tp_int t, double* a, double* b) {
+    double sa = 0.0, sb = 0.0;
+    for (tp_int e = t; e < n * l; e += TP_BLOCK) {
+        tp_int idx = bn_index(c, l, ci, e);
+        T xhat = (x[idx] - mean) * inv_std;
+        sa += (double)gy[idx];
+        sb += (double)gy[idx] * (double)xhat;
+    }
+    *a = sa;
+    *b = sb;
+}
+
+// gx for one value. mean_g = Σgy/m and mean_gx = Σ(gy·x̂)/m, rounded to T (training only).
+template <typename T>
+TP_HD T bn_backward_element(T gy, T x, T mean, T inv_std, T gamma, T mean_g, T mean_gx,
+                            tp_int has_gamma, tp_int training) {
+    if (!training) return (has_gamma ? gy * gamma : gy) * inv_std;
+    T xhat = (x - mean) * inv_std;
+    T f = has_gamma ? gamma * inv_std : inv_std;
+    return f * (gy - mean_g - xhat * mean_gx);
+}
+
+#endif  // TINYPROJ_BATCHNORM_CUH

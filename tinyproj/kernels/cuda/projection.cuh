@@ -1,0 +1,44 @@
+// projection.cuh — the deterministic rows of Table 1 (Sign, Round) and the clip.
+//
+// Sign(w)  = α·sign(w), sign(0) = +1                      (reference.sign_projection)
+// Round(w) = α·round(w/α), ties half away from zero        (projections.round)
+// clip(v)  = max(min(v, c), −c), NaN propagates            (clipping.prox_linf)
+// α = max|w| over the whole tensor (NaN if any w is NaN): a fixed-order block reduction
+// (common.cuh) in one launch, read by the element-wise launch from device memory (no sync).
+#ifndef TINYPROJ_PROJECTION_CUH
+#define TINYPROJ_PROJECTION_CUH
+#include "common.cuh"
+
+// max(a, b) where a NaN on either side wins (numpy.max).
+template <typename T>
+TP_HD T tp_max_nan(T a, T b) { return (a == a && !(b <= a)) ? b : a; }
+
+// Thread t's share of max|w| (elements t, t + TP_BLOCK, ...); 0 for no elements.
+template <typename T>
+TP_HD T maxabs_share(const T* w, tp_int size, tp_int t) {
+    T best = 0;
+    for (tp_int e = t; e < size; e += TP_BLOCK) {
+        T a = w[e] < T(0) ? -w[e] : w[e];
+        best = tp_max_nan(best, a);
+    }
+    return best;
+}
+
+template <typename T>
+TP_HD T sign_element(T w, T alpha) { return w >= T(0) ? alpha : -alpha; }
+
+template <typename T>
+TP_HD T round_element(T w, T alpha) {
+    T safe = alpha > T(0) ? alpha : T(1);           // an all-zero tensor: 0/1, not 0/0
+    T x = w / safe;                                  // in [−1, 1]
+    T r = x >= T(0) ? tp_floor(x + T(0.5)) : -tp_floor(-x + T(0.5));
+    return alpha * r;
+}
+
+template <typename T>
+TP_HD T clip_element(T v, T c) {
+    T a = (v != v || v < c) ? v : c;                 // numpy.minimum(v, c)
+    return (a != a || a > -c) ? a : -c;              // numpy.maximum(a, −c)
+}
+
+#endif  // TINYPROJ_PROJECTION_CUH
