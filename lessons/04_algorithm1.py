@@ -217,19 +217,89 @@ for key, ours in [("W", W_before), ("P", P), ("dL_dP", dL_dP), ("W_hat", W_hat),
           f"{np.array_equal(rec[key], ours)}")
 
 # %% [markdown]
-# ## 4. Where to put breakpoints
+# ## 4. Stop inside each line with a debugger
 #
-# Each line of the algorithm is a function of its own, so a breakpoint on it stops right
-# there. In pdb (`python -m pdb lessons/04_algorithm1.py`), or in your editor at these lines:
+# Each line of the algorithm is a function of its own, so a debugger can stop inside each one
+# while it works on the minibatch above and show its local variables. Two rules make a
+# breakpoint fire when the function *runs*:
+#
+# * **Put it on a line of the body, not on the `def` line.** Python executes a `def` line once,
+#   when it imports the module and creates the function; a breakpoint there stops at import
+#   time and never again. A breakpoint *by name* (`b tinyproj.algorithm1.update`) avoids the
+#   question: pdb stops at the function's first line each time it is called.
+# * **Give pdb something it can find.** A name needs its module imported first (pdb runs Python
+#   statements typed at its prompt, so `import` it there); a file needs its absolute path (pdb
+#   looks a relative path up on `sys.path`, where the repository is not when pdb starts).
+#
+# The cell below prints both recipes for the source you are running. The first one, typed
+# into pdb from a terminal, stops in `project`, `forward`, `backward`, `update` and `clip` in
+# turn while section 2 runs them on the real minibatch, and prints a value in each
+# (`tests/test_debugger.py` follows it as written).
+#
+# **In Jupyter** (JupyterLab, Notebook 7 or a VS Code notebook) the same pdb commands work in a
+# cell that starts with `%%debug`; the notebook has already imported `algorithm1`, so no import:
+#
+# ```
+# %%debug
+# algorithm1.train_step(model2, x, y, loss_fn, optimizer2, "sign", bounds, backend.make_rng(1))
+# ```
+#
+# then `b algorithm1.update`, `c`, `p sorted(saved_W)`, `n`, `q` at the `ipdb>` prompt.
+# **With a visual debugger**: in VS Code open `tinyproj/algorithm1.py`, click left of one of the
+# body lines printed below (not the `def` line), then *Debug Cell* in the notebook or *Python
+# Debugger: Debug Python File* on this lesson (if it never stops in tinyproj's files, set
+# `"justMyCode": false` in `launch.json`: tinyproj was installed without `pip install -e .`). In
+# JupyterLab turn the debugger on (the bug icon of the notebook's toolbar), put a breakpoint in
+# a cell on the line that calls `algorithm1.update(...)`, run the cell and press *Step In*.
 
 # %%
-for fn, lines in [(algorithm1.project, "1-3"), (algorithm1.forward, "5"),
-                  (algorithm1.backward, "7"), (algorithm1.update, "9"),
-                  (algorithm1.clip, "11-12"), (algorithm1.train_step, "all")]:
-    _, first = inspect.getsourcelines(fn)
-    print(f"lines {lines:5s}  b tinyproj/algorithm1.py:{first:<4d} ({fn.__name__})")
-print("\nor by name:  b tinyproj.algorithm1.update")
-# Uncomment to stop inside the next step (then `s` to step in, `n` for the next line):
+import ast  # noqa: E402
+import os  # noqa: E402
+import textwrap  # noqa: E402
+
+
+def body_line(fn):
+    """``(absolute path, line)`` of the first statement of ``fn``'s body, after its docstring:
+    where a breakpoint stops each time ``fn`` runs (its ``def`` line runs once, at import)."""
+    source, first = inspect.getsourcelines(fn)
+    body = ast.parse(textwrap.dedent("".join(source))).body[0].body
+    doc = (isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+           and isinstance(body[0].value.value, str))
+    statement = body[1] if doc and len(body) > 1 else body[0]
+    return os.path.abspath(inspect.getsourcefile(fn)), first + statement.lineno - 1
+
+
+# (lines of Algorithm 1, function, what to print when pdb stops in it)
+PARTS = [("1-3", algorithm1.project, "p step_projection.spec, list(weights)[:3]"),
+         ("5", algorithm1.forward, "p x.shape, y[:10]"),
+         ("7", algorithm1.backward, "p loss.item()"),
+         ("9", algorithm1.update, f'p weights["{LAYER}"].grad[0, :6]'),
+         ("11-12", algorithm1.clip, f'p bounds["{LAYER}"], abs(weights["{LAYER}"].data).max()')]
+print("From a terminal in the repository root (type what follows each (Pdb) prompt):\n")
+print("$ python -m pdb lessons/04_algorithm1.py")
+print("# pdb stops before the lesson's first line; import the module so that b can name it")
+print("(Pdb) import _quick, tinyproj.algorithm1")
+for _, fn, _ in PARTS:
+    print(f"(Pdb) b tinyproj.algorithm1.{fn.__name__}")
+for lines, fn, show in PARTS:
+    print(f"# c: run on to the next stop, {fn.__name__} (line(s) {lines} of Algorithm 1)")
+    print("(Pdb) c")
+    print(f"(Pdb) {show}")
+    if fn is algorithm1.update:
+        print("# n: run one line (restore puts W back), then look again")
+        print("(Pdb) n")
+        print(f'(Pdb) p weights["{LAYER}"].data is saved_W["{LAYER}"]')
+print("# q: quit (or `cl` and `y` to clear the breakpoints, then c to run the lesson to its end)")
+print("(Pdb) q")
+print("\nOr by file and line: an absolute path and a line of the body (for pdb, or to click on"
+      " in an editor):")
+for lines, fn, _ in PARTS:
+    path, line = body_line(fn)
+    code = inspect.getsourcelines(fn)[0][line - inspect.getsourcelines(fn)[1]].strip()
+    print(f"  {fn.__name__}, line(s) {lines} of Algorithm 1, at `{code.split('  #')[0].strip()}`:")
+    print(f"      b {path}:{line}")
+# To stop inside the next step right here instead, uncomment the next line (then `s` to step
+# into a call, `n` for the next line, `c` to go on):
 # breakpoint()
 
 # %% [markdown]
