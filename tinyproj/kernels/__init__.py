@@ -4,8 +4,12 @@
   version of every kernel and the oracle the tests compare against; it runs unchanged on
   NumPy and CuPy.
 * ``cpu.py`` (Numba) — parallel loops that compute the same thing on NumPy arrays; used by
-  default on the CPU. GPU arrays (CuPy) always take the reference kernels, whose array
-  operations CuPy runs as GPU kernels.
+  default on the CPU.
+* ``gpu.py`` + ``cuda/`` — CUDA kernels for CuPy arrays (one launch per op, no host syncs),
+  used by default on the GPU. Their per-element arithmetic is written once in ``cuda/*.cuh``
+  as ``__host__ __device__`` functions, which ``host.py`` also compiles for the CPU with the
+  system C++ compiler, so CI checks the GPU arithmetic against the reference without a GPU
+  (``host.get(name)``: the same kernel, same signature, on NumPy arrays).
 * ``workspace.py`` — scratch buffers the convolution reuses from step to step.
 * ``geometry.py`` — window arithmetic (output sizes, padding checks) shared by the kernels,
   the functional ops and the models; it computes no arrays.
@@ -19,6 +23,10 @@ Two switches, both read at every call:
 
 Functional code calls ``kernels.get("im2col_batch", x)(x, ...)`` — the kernel for arrays
 like ``x`` — and never imports a kernel module directly.
+
+Another array module (the counting CPU stand-in for the GPU, say) can supply its own kernels:
+if the module that owns ``like`` has a function ``tinyproj_kernel(name)``, ``get`` returns what
+it returns (None: the reference kernel).
 """
 from __future__ import annotations
 
@@ -61,18 +69,49 @@ def cpu_module():
 def get(name: str, like=None):
     """The kernel called ``name`` for arrays like ``like`` in the current mode.
 
-    like: an array the kernel will work on (or None: decide by the backend in use). NumPy
-    arrays get the Numba kernel in ``auto`` mode, anything else the reference kernel.
+    like: an array the kernel will work on (or None: decide by the backend in use). In
+    ``auto`` mode NumPy arrays get the Numba kernel, CuPy arrays the CUDA kernel (gpu.py), the
+    arrays of a module with ``tinyproj_kernel(name)`` that module's kernel; anything else, and
+    everything in ``reference`` mode, the reference kernel.
     """
     if name not in KERNEL_NAMES:
         raise KeyError(f"unknown kernel {name!r}; known: {', '.join(KERNEL_NAMES)}")
     if mode() == "reference":
         return getattr(reference, name)
-    on_cpu = isinstance(like, np.ndarray) if like is not None else _backend_is_numpy()
-    cpu = cpu_module() if on_cpu else None
-    return getattr(cpu if cpu is not None else reference, name)
+    place = _place(like)
+    if place == "numpy":
+        cpu = cpu_module()
+        return getattr(cpu if cpu is not None else reference, name)
+    if place == "cupy":
+        from . import gpu
+        return getattr(gpu, name)
+    own = getattr(place, "tinyproj_kernel", None) if place is not None else None
+    kernel = own(name) if callable(own) else None
+    return kernel if kernel is not None else getattr(reference, name)
 
 
-def _backend_is_numpy() -> bool:
+def family(like=None) -> str:
+    """In words, which kernels ``get`` hands out for arrays like ``like`` (``tinyproj info``)."""
+    if mode() == "reference":
+        return "reference (forced by TINYPROJ_KERNELS=reference)"
+    place = _place(like)
+    if place == "numpy":
+        return "numba on the CPU" if cpu_module() is not None else "reference (numba unavailable)"
+    if place == "cupy":
+        return "cuda (kernels/gpu.py: cupy.RawModule from kernels/cuda/)"
+    if callable(getattr(place, "tinyproj_kernel", None)):
+        return f"{place.__name__}.tinyproj_kernel"
+    return "reference"
+
+
+def _place(like):
+    """"numpy", "cupy", or the array module that owns ``like`` (the backend's when None)."""
     from .. import backend
-    return backend.name() == "numpy"
+    if like is None:
+        name = backend.name()
+        return name if name in ("numpy", "cupy") else backend.xp()
+    if isinstance(like, np.ndarray):
+        return "numpy"
+    if type(like).__module__.split(".")[0] == "cupy":
+        return "cupy"
+    return backend.xp_of(like)

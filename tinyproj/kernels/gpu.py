@@ -1,0 +1,280 @@
+"""CUDA kernels for CuPy arrays: the sources in kernels/cuda/, loaded with ``cupy.RawModule``.
+
+One launch per op, grid and block computed from the sizes, no host syncs (nothing here reads
+a device value on the host), results in fixed order (no atomics). The per-element arithmetic
+is in the ``__host__ __device__`` functions of kernels/cuda/*.cuh, which kernels/host.py also
+builds for the CPU: tests/test_kernels_gpu_host.py checks it against reference.py without a
+GPU, and tests/test_kernels_ptx.py compiles every kernel below for sm_90 where nvcc exists.
+
+Launches per call: im2col_batch, col2im_batch, maxpool_forward, maxpool_backward,
+batchnorm_forward, batchnorm_backward, adam_update (all parameters at once when they share a
+flat buffer): 1 each; sign_projection: 2 (max|w|, then the map; α stays on the device).
+Plus a copy where an input is not C-contiguous, or an argmax/statistic of another dtype.
+
+Reading order for a student: a .cuh file (the arithmetic), its .cu file (which thread does
+which element), then the function of the same name here (shapes, grid and block).
+
+CuPy is imported on first use only, so this module imports on any machine.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import cuda
+from .geometry import out_size
+
+OPTIONS = ("--fmad=false",)                # no fused multiply-adds: the host build's bits
+THREADS = 256                               # threads per block of the element-wise kernels
+MAX_BLOCKS = 65535                          # the kernels loop (grid-stride) over the rest
+_CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+_ARGMAX = {np.dtype(np.int8): "signed char", np.dtype(np.int64): "long long"}
+
+_modules = {}                               # .cu file name → cupy.RawModule
+
+
+def name_expressions(family: str) -> list:
+    """The template instances of ``family`` (a .cu file) that this module launches."""
+    names = []
+    for name, (file, _) in cuda.KERNELS.items():
+        if file != family:
+            continue
+        for t in _CTYPES.values():
+            if name.startswith("maxpool"):
+                names += [f"{name}<{t}, {i}>" for i in _ARGMAX.values()]
+            else:
+                names.append(f"{name}<{t}>")
+    return names
+
+
+def _module(family: str):
+    """The compiled RawModule of one .cu file (compiled on first use, then cached by CuPy)."""
+    if family not in _modules:
+        import cupy
+        _modules[family] = cupy.RawModule(code=cuda.expanded(family), options=OPTIONS,
+                                          name_expressions=name_expressions(family))
+    return _modules[family]
+
+
+def _launch(name: str, targs: str, grid: int, block: int, *args) -> None:
+    """Launch ``name<targs>`` on ``grid`` blocks of ``block`` threads, arguments typed by
+    cuda.KERNELS (p: a C-contiguous CuPy array; i: int64; t: the element type of targs)."""
+    if grid <= 0:
+        return                                  # nothing to compute (an empty array)
+    family, kinds = cuda.KERNELS[name]
+    scalar = np.float32 if targs.startswith("float") else np.float64
+    typed = []
+    for kind, arg in zip(kinds, args, strict=True):
+        if kind == "i":
+            typed.append(np.int64(arg))
+        elif kind == "t":
+            typed.append(scalar(arg))
+        else:
+            typed.append(arg)
+    _module(family).get_function(f"{name}<{targs}>")((int(grid),), (int(block),), tuple(typed))
+
+
+def _elementwise(name: str, targs: str, total: int, *args) -> None:
+    """One thread per element (grid-stride beyond MAX_BLOCKS·THREADS elements)."""
+    _launch(name, targs, min(-(-int(total) // THREADS), MAX_BLOCKS), THREADS, *args)
+
+
+def _ctype(dtype) -> str:
+    dtype = np.dtype(dtype)
+    if dtype not in _CTYPES:
+        raise TypeError(f"GPU kernels: float32 or float64 arrays only, got {dtype}")
+    return _CTYPES[dtype]
+
+
+def _contiguous(a, dtype=None):
+    import cupy
+    return cupy.ascontiguousarray(a, dtype=dtype)
+
+
+def _geometry(x_shape, kh, kw, stride, pad):
+    n, c, h, w = (int(s) for s in x_shape)
+    return (n, c, h, w, kh, kw, stride[0], stride[1], pad[0], pad[1])
+
+
+# ---------------------------------------------------------------------------
+# im2col / col2im (conv.cu): reference.py's signatures and shapes
+# ---------------------------------------------------------------------------
+def im2col_batch(x, kh, kw, stride=(1, 1), pad=(0, 0), pad_value=0.0, out=None):
+    """x (N, C, H, W) → cols (C·kh·kw, N·OH·OW), one thread per entry of cols."""
+    import cupy
+    x = _contiguous(x)
+    n, c, h, w = x.shape
+    oh, ow = out_size(h, kh, stride[0], pad[0]), out_size(w, kw, stride[1], pad[1])
+    cols = cupy.empty((c * kh * kw, n * oh * ow), dtype=x.dtype) if out is None else out
+    _elementwise("im2col_batch", _ctype(x.dtype), cols.size, x, cols,
+                 *_geometry(x.shape, kh, kw, stride, pad), pad_value)
+    return cols
+
+
+def col2im_batch(cols, x_shape, kh, kw, stride=(1, 1), pad=(0, 0), out=None):
+    """cols (C·kh·kw, N·OH·OW) → (N, C, H, W), one thread per pixel summing its taps in order."""
+    import cupy
+    cols = _contiguous(cols)
+    result = cupy.empty(tuple(x_shape), dtype=cols.dtype) if out is None else out
+    _elementwise("col2im_batch", _ctype(cols.dtype), result.size, cols, result,
+                 *_geometry(x_shape, kh, kw, stride, pad))
+    return result
+
+
+def swap01(a, out=None):
+    """(P, Q, R) → a contiguous (Q, P, R): one copy kernel (CuPy's)."""
+    if out is None:
+        return _contiguous(a.transpose(1, 0, 2))
+    out[...] = a.transpose(1, 0, 2)
+    return out
+
+
+def im2col(x, kh, kw, stride=(1, 1), pad=(0, 0), pad_value=0.0):
+    """x (N, C, H, W) → (N, C·kh·kw, OH·OW): im2col_batch and swap01 (2 launches)."""
+    cols = im2col_batch(x, kh, kw, stride, pad, pad_value)
+    return swap01(cols.reshape(cols.shape[0], x.shape[0], -1))
+
+
+def col2im(cols, x_shape, kh, kw, stride=(1, 1), pad=(0, 0)):
+    """(N, C·kh·kw, OH·OW) → (N, C, H, W): swap01 and col2im_batch (2 launches)."""
+    return col2im_batch(swap01(cols).reshape(cols.shape[1], -1), x_shape, kh, kw, stride, pad)
+
+
+# ---------------------------------------------------------------------------
+# Max pooling (pool.cu)
+# ---------------------------------------------------------------------------
+def maxpool_forward(x, kh, kw, stride, pad=(0, 0)):
+    """x (N, C, H, W) → y, argmax (N, C, OH, OW); argmax int8 up to 127 taps, else int64."""
+    import cupy
+    x = _contiguous(x)
+    n, c, h, w = x.shape
+    oh, ow = out_size(h, kh, stride[0], pad[0]), out_size(w, kw, stride[1], pad[1])
+    y = cupy.empty((n, c, oh, ow), dtype=x.dtype)
+    argmax = cupy.empty((n, c, oh, ow), dtype=np.int8 if kh * kw <= 127 else np.int64)
+    _elementwise("maxpool_forward", f"{_ctype(x.dtype)}, {_ARGMAX[argmax.dtype]}", y.size, x, y,
+                 argmax, *_geometry(x.shape, kh, kw, stride, pad))
+    return y, argmax
+
+
+def maxpool_backward(gy, argmax, x_shape, kh, kw, stride, pad=(0, 0)):
+    """gy, argmax (N, C, OH, OW) → gx (N, C, H, W), one thread per input pixel."""
+    import cupy
+    gy = _contiguous(gy)
+    if np.dtype(argmax.dtype) not in _ARGMAX:
+        argmax = argmax.astype(np.int64)
+    argmax = _contiguous(argmax)
+    gx = cupy.empty(tuple(x_shape), dtype=gy.dtype)
+    _elementwise("maxpool_backward", f"{_ctype(gy.dtype)}, {_ARGMAX[np.dtype(argmax.dtype)]}",
+                 gx.size, gy, argmax, gx, *_geometry(x_shape, kh, kw, stride, pad))
+    return gx
+
+
+# ---------------------------------------------------------------------------
+# Batch norm (batchnorm.cu): one block of cuda.BLOCK threads per channel
+# ---------------------------------------------------------------------------
+def _ncl(shape):
+    l = 1
+    for s in shape[2:]:
+        l *= int(s)
+    return int(shape[0]), int(shape[1]), l
+
+
+def _per_channel(a, dtype, placeholder):
+    """(array, 1) for a given (C,) array in ``dtype``; (placeholder, 0) for None (never read)."""
+    return (placeholder, 0) if a is None else (_contiguous(a, dtype), 1)
+
+
+def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True):
+    """(y, mean, var, inv_std); see ``reference.batchnorm_forward``. One launch."""
+    import cupy
+    x = _contiguous(x)
+    n, c, l = _ncl(x.shape)
+    dt = x.dtype
+    mean_in, _ = _per_channel(None if training else mean, dt, x)
+    var_in, _ = _per_channel(None if training else var, dt, x)
+    gamma_a, has_gamma = _per_channel(gamma, dt, x)
+    beta_a, has_beta = _per_channel(beta, dt, x)
+    y = cupy.empty_like(x)
+    mean_out, var_out, inv_std = (cupy.empty(c, dtype=dt) for _ in range(3))
+    _launch("batchnorm_forward", _ctype(dt), c if n * l else 0, cuda.BLOCK, x, y, mean_in,
+            var_in, gamma_a, beta_a, mean_out, var_out, inv_std, n, c, l, eps, int(bool(training)),
+            has_gamma, has_beta)
+    if not training:
+        return y, mean, var, inv_std
+    return y, mean_out, var_out, inv_std
+
+
+def batchnorm_backward(gy, x, mean, inv_std, gamma=None, training=True):
+    """(gx, ggamma, gbeta); see ``reference.batchnorm_backward``. One launch."""
+    import cupy
+    gy = _contiguous(gy)
+    dt = gy.dtype
+    x = _contiguous(x, dt)
+    n, c, l = _ncl(gy.shape)
+    gamma_a, has_gamma = _per_channel(gamma, dt, gy)
+    gx = cupy.empty_like(gy)
+    ggamma, gbeta = cupy.empty(c, dtype=dt), cupy.empty(c, dtype=dt)
+    _launch("batchnorm_backward", _ctype(dt), c if n * l else 0, cuda.BLOCK, gy, x,
+            _contiguous(mean, dt), _contiguous(inv_std, dt), gamma_a, gx, ggamma, gbeta, n, c, l,
+            int(bool(training)), has_gamma)
+    return gx, ggamma, gbeta
+
+
+# ---------------------------------------------------------------------------
+# Optimizers (optim.cu): in place over flat buffers
+# ---------------------------------------------------------------------------
+def adam_update(w, g, m, v, lr, beta1, beta2, eps, t):
+    """In place on w, m, v; see ``reference.adam_update``. One launch for all of w — so one
+    launch for every parameter when they live side by side in one flat buffer."""
+    if not (w.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
+        from . import reference                  # an in-place update needs flat views
+        return reference.adam_update(w, g, m, v, lr, beta1, beta2, eps, t)
+    ty = np.dtype(w.dtype).type
+    _elementwise("adam_update", _ctype(w.dtype), w.size, w, _contiguous(g, w.dtype), m, v, w.size,
+                 ty(lr), ty(beta1), ty(1.0 - beta1), ty(beta2), ty(1.0 - beta2), ty(eps),
+                 ty(1.0 - beta1 ** t), ty(1.0 - beta2 ** t))
+
+
+def sgd_update(w, g, buf, lr, momentum=0.0, weight_decay=0.0, nesterov=False, first=False):
+    """In place: SGD of optim/sgd.py (buf: the momentum buffer, None without momentum)."""
+    _elementwise("sgd_update", _ctype(w.dtype), w.size, w, _contiguous(g, w.dtype),
+                 w if buf is None else buf, w.size, lr, momentum, weight_decay,
+                 int(bool(nesterov)), int(bool(first)))
+
+
+# ---------------------------------------------------------------------------
+# Table 1's Sign and Round, and the clip (projection.cu)
+# ---------------------------------------------------------------------------
+def _maxabs(w):
+    """α = max|w| as a 1-element device array (one block, fixed order; never read here)."""
+    import cupy
+    alpha = cupy.empty(1, dtype=w.dtype)
+    _launch("maxabs", _ctype(w.dtype), 1, cuda.BLOCK, w, w.size, alpha)
+    return alpha
+
+
+def _projection(kernel, w):
+    import cupy
+    w = _contiguous(w)
+    out = cupy.empty_like(w)
+    if w.size:
+        _elementwise(kernel, _ctype(w.dtype), w.size, w, _maxabs(w), out, w.size)
+    return out
+
+
+def sign_projection(w):
+    """α·sign(w), sign(0) = +1, α = max|w|; see ``reference.sign_projection``. 2 launches."""
+    return _projection("sign_apply", w)
+
+
+def round_projection(w):
+    """α·round(w/α), ties half away from zero; see ``projections.round``. 2 launches."""
+    return _projection("round_apply", w)
+
+
+def clip(v, c):
+    """max(min(v, c), −c); see ``clipping.prox_linf``. One launch."""
+    import cupy
+    v = _contiguous(v)
+    out = cupy.empty_like(v)
+    _elementwise("clip_apply", _ctype(v.dtype), v.size, v, out, v.size, c)
+    return out
