@@ -151,3 +151,11 @@ def test_family_compiles_to_ptx_for_sm90_with_every_instance(ptx_dir, family):
 def test_ptx_assembles_for_sm90(ptx_dir, family):
     if not (ptx_dir / (family + ".ptxas-ok")).exists():
         pytest.skip("ptxas not found beside nvcc")
+
+def test_info_names_cupy_gpu_and_kernel_family(capsys):
+    from tinyproj.cli import misc
+    assert misc._cmd_info(None) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "cupy" in lines and "gpu" in lines
+    assert "CPU arrays:" in lines["kernels"] and "GPU arrays:" in lines["kernels"]

@@ -16,16 +16,22 @@ def _cmd_info(args) -> int:
     from .. import __version__, _threads, backend, kernels
     print(f"tinyproj {__version__}")
     print(f"python   {sys.version.split()[0]}")
-    for package in ("numpy", "numba", "cupy-cuda12x", "torch"):
+    for package in ("numpy", "numba", "torch"):
         try:
             print(f"{package:<8} {metadata.version(package)}")
         except metadata.PackageNotFoundError:
             print(f"{package:<8} not installed")
-    print(f"backend  {backend.name()} (cupy usable: {backend.cupy_available()})")
-    fast = kernels.cpu_module() is not None
-    family = ("reference" if kernels.mode() == "reference"
-              else "numba on the CPU" if fast else "reference (numba unavailable)")
-    print(f"kernels  {kernels.mode()} (TINYPROJ_KERNELS): {family}; "
+    print(f"cupy     {_cupy_line(metadata)}")
+    cupy_ok = backend.cupy_available()
+    print(f"gpu      {_gpu_line() if cupy_ok else 'none usable (no CuPy, or no GPU/driver)'}")
+    print(f"backend  {backend.name()} (cupy usable: {cupy_ok})")
+    import numpy as np
+    if kernels.mode() == "reference":
+        families = "the readable reference kernels for every array (kernels/reference.py)"
+    else:
+        gpu_family = "cuda (kernels/gpu.py, sources in kernels/cuda/)" if cupy_ok else "no GPU"
+        families = f"CPU arrays: {kernels.family(np.zeros(1))}; GPU arrays: {gpu_family}"
+    print(f"kernels  {kernels.mode()} (TINYPROJ_KERNELS): {families}; "
           f"NUMBA_DISABLE_JIT={os.environ.get('NUMBA_DISABLE_JIT', '0')}")
     threads = _threads.report()
     print(f"threads  OPENBLAS_THREAD_TIMEOUT={threads['OPENBLAS_THREAD_TIMEOUT']}"
@@ -38,6 +44,33 @@ def _cmd_info(args) -> int:
     print(f"cache    {location.cache_dir()} (derived arrays such as the whitened CIFAR-10; "
           "$TINYPROJ_CACHE to change)")
     return 0
+
+
+def _cupy_line(metadata) -> str:
+    """The installed CuPy wheel(s) and version(s), e.g. ``cupy-cuda13x 14.2.0``."""
+    found = []
+    for package in ("cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x", "cupy"):
+        try:
+            found.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ", ".join(found) or "not installed (pip install 'tinyproj[gpu]' on a CUDA 13 machine)"
+
+
+def _gpu_line() -> str:
+    """The GPU's name and the CUDA runtime and driver versions, as CuPy sees them."""
+    import cupy
+    runtime = cupy.cuda.runtime
+
+    def version(v):                          # 13000 → "13.0"
+        return f"{v // 1000}.{v % 1000 // 10}"
+    try:
+        name = runtime.getDeviceProperties(0)["name"]
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        return (f"{name} (CUDA runtime {version(runtime.runtimeGetVersion())}, driver "
+                f"{version(runtime.driverGetVersion())}; CuPy {cupy.__version__})")
+    except Exception as exc:                 # info must print, whatever the driver says
+        return f"CuPy {cupy.__version__}, but the device could not be queried ({exc})"
 
 
 def _cmd_lessons(args) -> int:
