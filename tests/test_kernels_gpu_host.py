@@ -353,3 +353,40 @@ def test_unknown_name_is_refused(host):
 def test_cached_library_is_reused(host):
     path = host.library_path()
     assert path.exists() and host.build() == path
+
+
+# ---------------------------------------------------------------------------
+# Batch norm with the following ReLU fused (forward: y·[y > 0]; backward: gy·[y > 0] first)
+# ---------------------------------------------------------------------------
+def relu(a):
+    return a * (a > 0)                        # functional ReLU's own formula
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BN_SHAPES[:4])
+def test_batchnorm_relu_fused_forward_eval_bit_exact(host, shape, dtype):
+    x, gamma, beta = bn_inputs(shape, dtype)
+    mean = x.mean(axis=tuple(i for i in range(x.ndim) if i != 1)).astype(dtype)
+    var = np.ones(shape[1], dtype=dtype)
+    y, *_ = host.get("batchnorm_forward")(x, mean, var, 1e-5, gamma, beta, False, relu=True)
+    y_ref, *_ = ref.batchnorm_forward(x, mean, var, 1e-5, gamma, beta, False)
+    assert (y == 0).any() and (y > 0).any()
+    assert_same_bits(y, relu(y_ref))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_batchnorm_relu_fused_training(host, shape, dtype):
+    x, gamma, beta = bn_inputs(shape, dtype)
+    y, mean, var, inv_std = host.get("batchnorm_forward")(x, None, None, 1e-5, gamma, beta,
+                                                          relu=True)
+    plain, *_ = host.get("batchnorm_forward")(x, None, None, 1e-5, gamma, beta)
+    assert_same_bits(y, relu(plain))
+    gy = random_x(shape, dtype, seed=6)
+    got = host.get("batchnorm_backward")(gy, x, mean, inv_std, gamma, True, relu_out=y)
+    want = host.get("batchnorm_backward")(gy * (plain > 0), x, mean, inv_std, gamma, True)
+    for a, b in zip(got, want):
+        assert_same_bits(a, b)
+    f64 = [a.astype(np.float64) for a in (gy * (plain > 0), x, mean, inv_std, gamma)]
+    for a, exact in zip(got, ref.batchnorm_backward(*f64, True)):
+        close_to_exact(a, exact, dtype)

@@ -183,8 +183,11 @@ def _per_channel(a, dtype, placeholder):
     return (placeholder, 0) if a is None else (_contiguous(a, dtype), 1)
 
 
-def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True):
-    """(y, mean, var, inv_std); see ``reference.batchnorm_forward``. One launch."""
+def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True, relu=False):
+    """(y, mean, var, inv_std); see ``reference.batchnorm_forward``. One launch.
+
+    relu=True: y is also passed through the ReLU that follows (y·[y > 0]) in the same launch.
+    """
     import cupy
     x = _contiguous(x)
     n, c, l = _ncl(x.shape)
@@ -197,25 +200,30 @@ def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True):
     mean_out, var_out, inv_std = (cupy.empty(c, dtype=dt) for _ in range(3))
     _launch("batchnorm_forward", _ctype(dt), c if n * l else 0, cuda.BLOCK, x, y, mean_in,
             var_in, gamma_a, beta_a, mean_out, var_out, inv_std, n, c, l, eps, int(bool(training)),
-            has_gamma, has_beta)
+            has_gamma, has_beta, int(bool(relu)))
     if not training:
         return y, mean, var, inv_std
     return y, mean_out, var_out, inv_std
 
 
-def batchnorm_backward(gy, x, mean, inv_std, gamma=None, training=True):
-    """(gx, ggamma, gbeta); see ``reference.batchnorm_backward``. One launch."""
+def batchnorm_backward(gy, x, mean, inv_std, gamma=None, training=True, relu_out=None):
+    """(gx, ggamma, gbeta); see ``reference.batchnorm_backward``. One launch.
+
+    relu_out: the y of ``batchnorm_forward(..., relu=True)`` when the ReLU was fused; gy is
+    then the gradient of that output, and gy·[relu_out > 0] goes through the batch norm.
+    """
     import cupy
     gy = _contiguous(gy)
     dt = gy.dtype
     x = _contiguous(x, dt)
     n, c, l = _ncl(gy.shape)
     gamma_a, has_gamma = _per_channel(gamma, dt, gy)
+    relu_a = gy if relu_out is None else _contiguous(relu_out, dt)
     gx = cupy.empty_like(gy)
     ggamma, gbeta = cupy.empty(c, dtype=dt), cupy.empty(c, dtype=dt)
     _launch("batchnorm_backward", _ctype(dt), c if n * l else 0, cuda.BLOCK, gy, x,
-            _contiguous(mean, dt), _contiguous(inv_std, dt), gamma_a, gx, ggamma, gbeta, n, c, l,
-            int(bool(training)), has_gamma)
+            _contiguous(mean, dt), _contiguous(inv_std, dt), gamma_a, relu_a, gx, ggamma, gbeta,
+            n, c, l, int(bool(training)), has_gamma, int(relu_out is not None))
     return gx, ggamma, gbeta
 
 

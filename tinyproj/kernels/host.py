@@ -239,8 +239,11 @@ def _per_channel(a, c, dtype):
     return np.ascontiguousarray(a, dtype=dtype), 1
 
 
-def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True):
-    """(y, mean, var, inv_std); see ``reference.batchnorm_forward``. One block per channel."""
+def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True, relu=False):
+    """(y, mean, var, inv_std); see ``reference.batchnorm_forward``. One block per channel.
+
+    relu=True: y is also passed through the ReLU that follows (y·[y > 0]), fused.
+    """
     x = _contiguous(x)
     n, c, l = _ncl(x)
     dt = x.dtype
@@ -251,24 +254,30 @@ def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True):
     y = np.empty_like(x)
     mean_out, var_out, inv_std = (np.empty(c, dtype=dt) for _ in range(3))
     _call("batchnorm_forward", dt, x, y, mean_in, var_in, gamma_a, beta_a, mean_out, var_out,
-          inv_std, n, c, l, eps, int(bool(training)), has_gamma, has_beta)
+          inv_std, n, c, l, eps, int(bool(training)), has_gamma, has_beta, int(bool(relu)))
     if not training:                       # the reference hands the given statistics back
         return y, mean, var, inv_std
     return y, mean_out, var_out, inv_std
 
 
-def batchnorm_backward(gy, x, mean, inv_std, gamma=None, training=True):
-    """(gx, ggamma, gbeta); see ``reference.batchnorm_backward``. One block per channel."""
+def batchnorm_backward(gy, x, mean, inv_std, gamma=None, training=True, relu_out=None):
+    """(gx, ggamma, gbeta); see ``reference.batchnorm_backward``. One block per channel.
+
+    relu_out: the y of ``batchnorm_forward(..., relu=True)`` when the ReLU was fused; gy is
+    then the gradient of that output, and gy·[relu_out > 0] goes through the batch norm.
+    """
     gy, x = _contiguous(gy), _contiguous(x)
     n, c, l = _ncl(gy)
     dt = gy.dtype
     mean_a, _ = _per_channel(mean, c, dt)
     inv_a, _ = _per_channel(inv_std, c, dt)
     gamma_a, has_gamma = _per_channel(gamma, c, dt)
+    relu_a = gy if relu_out is None else np.ascontiguousarray(relu_out, dtype=dt)
     gx = np.empty_like(gy)
     ggamma, gbeta = np.empty(c, dtype=dt), np.empty(c, dtype=dt)
     _call("batchnorm_backward", dt, gy, np.ascontiguousarray(x, dtype=dt), mean_a, inv_a,
-          gamma_a, gx, ggamma, gbeta, n, c, l, int(bool(training)), has_gamma)
+          gamma_a, relu_a, gx, ggamma, gbeta, n, c, l, int(bool(training)), has_gamma,
+          int(relu_out is not None))
     return gx, ggamma, gbeta
 
 

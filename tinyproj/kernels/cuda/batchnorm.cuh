@@ -8,6 +8,11 @@
 //   ggamma = Σ gy·x̂,  gbeta = Σ gy,  gx = γ·inv_std·(gy − Σgy/m − x̂·Σ(gy·x̂)/m)   (training)
 //                                     gx = (gy·γ)·inv_std                          (evaluation)
 // The sums are fixed-order block reductions (common.cuh, TP_BLOCK): one GPU block per channel.
+//
+// Fused ReLU (optional): the forward pass can apply the ReLU that follows it, y ← y·[y > 0]
+// (functional ReLU's own formula, so NaN stays NaN and the bits match), and the backward pass
+// then takes that output r and uses gy·[r > 0] in place of gy (r > 0 exactly where the
+// normalized value was > 0), so the ReLU costs no launch of its own in either direction.
 #ifndef TINYPROJ_BATCHNORM_CUH
 #define TINYPROJ_BATCHNORM_CUH
 #include "common.cuh"
@@ -44,23 +49,33 @@ TP_HD T bn_inv_std(T var, T eps) { return T(1) / tp_sqrt(var + eps); }
 // y for one value: x̂ = (x − μ)·inv_std, then ·γ and +β when given (the reference's order).
 template <typename T>
 TP_HD T bn_forward_element(T x, T mean, T inv_std, const T* gamma, const T* beta, tp_int ci,
-                           tp_int has_gamma, tp_int has_beta) {
+                           tp_int has_gamma, tp_int has_beta, tp_int relu) {
     T y = (x - mean) * inv_std;
     if (has_gamma) y = y * gamma[ci];
     if (has_beta) y = y + beta[ci];
+    if (relu) y = y * (y > T(0) ? T(1) : T(0));
     return y;
+}
+
+// The gradient arriving at the batch norm itself: gy, or gy·[r > 0] behind a fused ReLU
+// whose output is r (the product, as the ReLU's backward computes it).
+template <typename T>
+TP_HD T bn_grad_in(const T* gy, const T* relu_out, tp_int has_relu, tp_int idx) {
+    return has_relu ? gy[idx] * (relu_out[idx] > T(0) ? T(1) : T(0)) : gy[idx];
 }
 
 // Thread t's shares of Σgy (*a) and Σgy·x̂ (*b) over channel ci.
 template <typename T>
-TP_HD void bn_backward_shares(const T* gy, const T* x, T mean, T inv_std, tp_int n, tp_int c,
-                              tp_int l, tp_int ci, tp_int t, double* a, double* b) {
+TP_HD void bn_backward_shares(const T* gy, const T* relu_out, tp_int has_relu, const T* x,
+                              T mean, T inv_std, tp_int n, tp_int c, tp_int l, tp_int ci,
+                              tp_int t, double* a, double* b) {
     double sa = 0.0, sb = 0.0;
     for (tp_int e = t; e < n * l; e += TP_BLOCK) {
         tp_int idx = bn_index(c, l, ci, e);
         T xhat = (x[idx] - mean) * inv_std;
-        sa += (double)gy[idx];
-        sb += (double)gy[idx] * (double)xhat;
+        T g = bn_grad_in(gy, relu_out, has_relu, idx);
+        sa += (double)g;
+        sb += (double)g * (double)xhat;
     }
     *a = sa;
     *b = sb;

@@ -59,7 +59,7 @@ template <typename T>
 void batchnorm_forward_loop(const T* x, T* y, const T* mean_in, const T* var_in, const T* gamma,
                             const T* beta, T* mean_out, T* var_out, T* inv_std_out, tp_int n,
                             tp_int c, tp_int l, T eps, tp_int training, tp_int has_gamma,
-                            tp_int has_beta) {
+                            tp_int has_beta, tp_int relu) {
     double s[TP_BLOCK];
     tp_int m = n * l;
     for (tp_int ci = 0; ci < c; ++ci) {
@@ -80,7 +80,7 @@ void batchnorm_forward_loop(const T* x, T* y, const T* mean_in, const T* var_in,
         for (tp_int e = 0; e < m; ++e) {
             tp_int idx = bn_index(c, l, ci, e);
             y[idx] = bn_forward_element(x[idx], mean, inv_std, gamma, beta, ci, has_gamma,
-                                        has_beta);
+                                        has_beta, relu);
         }
         mean_out[ci] = mean;
         var_out[ci] = var;
@@ -90,14 +90,16 @@ void batchnorm_forward_loop(const T* x, T* y, const T* mean_in, const T* var_in,
 
 template <typename T>
 void batchnorm_backward_loop(const T* gy, const T* x, const T* mean, const T* inv_std,
-                             const T* gamma, T* gx, T* ggamma, T* gbeta, tp_int n, tp_int c,
-                             tp_int l, tp_int training, tp_int has_gamma) {
+                             const T* gamma, const T* relu_out, T* gx, T* ggamma, T* gbeta,
+                             tp_int n, tp_int c, tp_int l, tp_int training, tp_int has_gamma,
+                             tp_int has_relu) {
     double sa[TP_BLOCK], sb[TP_BLOCK];
     tp_int m = n * l;
     for (tp_int ci = 0; ci < c; ++ci) {
         T mu = mean[ci], inv = inv_std[ci];
         for (tp_int t = 0; t < TP_BLOCK; ++t)
-            bn_backward_shares(gy, x, mu, inv, n, c, l, ci, t, &sa[t], &sb[t]);
+            bn_backward_shares(gy, relu_out, has_relu, x, mu, inv, n, c, l, ci, t, &sa[t],
+                               &sb[t]);
         block_sum(sa);
         block_sum(sb);
         T mean_g = training ? (T)(sa[0] / (double)m) : T(0);
@@ -105,8 +107,8 @@ void batchnorm_backward_loop(const T* gy, const T* x, const T* mean, const T* in
         T gam = has_gamma ? gamma[ci] : T(1);
         for (tp_int e = 0; e < m; ++e) {
             tp_int idx = bn_index(c, l, ci, e);
-            gx[idx] = bn_backward_element(gy[idx], x[idx], mu, inv, gam, mean_g, mean_gx,
-                                          has_gamma, training);
+            gx[idx] = bn_backward_element(bn_grad_in(gy, relu_out, has_relu, idx), x[idx], mu,
+                                          inv, gam, mean_g, mean_gx, has_gamma, training);
         }
         ggamma[ci] = (T)sb[0];
         gbeta[ci] = (T)sa[0];
@@ -173,14 +175,14 @@ extern "C" void tp_maxpool_backward_##SUF(const T* gy, const tp_int* am, T* gx, 
 extern "C" void tp_batchnorm_forward_##SUF(const T* x, T* y, const T* mean_in,               \
         const T* var_in, const T* gamma, const T* beta, T* mean_out, T* var_out,             \
         T* inv_std_out, tp_int n, tp_int c, tp_int l, T eps, tp_int training,                \
-        tp_int has_gamma, tp_int has_beta) {                                                  \
+        tp_int has_gamma, tp_int has_beta, tp_int relu) {                                     \
     batchnorm_forward_loop(x, y, mean_in, var_in, gamma, beta, mean_out, var_out,            \
-                           inv_std_out, n, c, l, eps, training, has_gamma, has_beta); }       \
+                           inv_std_out, n, c, l, eps, training, has_gamma, has_beta, relu); } \
 extern "C" void tp_batchnorm_backward_##SUF(const T* gy, const T* x, const T* mean,          \
-        const T* inv_std, const T* gamma, T* gx, T* ggamma, T* gbeta, tp_int n, tp_int c,    \
-        tp_int l, tp_int training, tp_int has_gamma) {                                        \
-    batchnorm_backward_loop(gy, x, mean, inv_std, gamma, gx, ggamma, gbeta, n, c, l,         \
-                            training, has_gamma); }                                           \
+        const T* inv_std, const T* gamma, const T* relu_out, T* gx, T* ggamma, T* gbeta,     \
+        tp_int n, tp_int c, tp_int l, tp_int training, tp_int has_gamma, tp_int has_relu) {  \
+    batchnorm_backward_loop(gy, x, mean, inv_std, gamma, relu_out, gx, ggamma, gbeta, n, c,  \
+                            l, training, has_gamma, has_relu); }                              \
 extern "C" void tp_adam_update_##SUF(T* w, const T* g, T* m, T* v, tp_int size, T lr,        \
         T b1, T omb1, T b2, T omb2, T eps, T bc1, T bc2) {                                    \
     adam_update_loop(w, g, m, v, size, lr, b1, omb1, b2, omb2, eps, bc1, bc2); }              \
