@@ -390,3 +390,45 @@ def test_batchnorm_relu_fused_training(host, shape, dtype):
     f64 = [a.astype(np.float64) for a in (gy * (plain > 0), x, mean, inv_std, gamma)]
     for a, exact in zip(got, ref.batchnorm_backward(*f64, True)):
         close_to_exact(a, exact, dtype)
+
+
+# ---------------------------------------------------------------------------
+# Every layer at once over a flat buffer with an offsets table (Sign, Round, clip)
+# ---------------------------------------------------------------------------
+LAYER_SIZES = [[27 * 16, 0, 16, 9 * 16 * 32, 1, 10 * 32 * 4], [5], [0, 3, 0]]
+
+
+def flat_layers(sizes, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    tensors = [rng.standard_normal(n).astype(dtype) * rng.uniform(0.01, 3) for n in sizes]
+    if len(tensors) > 3:
+        tensors[3][::5] = 0.0
+        tensors[4][:] = 0.0                            # an all-zero tensor: α = 0
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    flat = np.concatenate(tensors) if tensors else np.zeros(0, dtype)
+    return flat.astype(dtype), offsets, tensors
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", LAYER_SIZES, ids=["6-layers", "1-layer", "with-empties"])
+@pytest.mark.parametrize("which", ["sign", "round"])
+def test_projection_segments_equal_each_tensor_alone(host, which, sizes, dtype):
+    flat, offsets, tensors = flat_layers(sizes, dtype)
+    one = ref.sign_projection if which == "sign" else projections.round
+    got = host.get(f"{which}_projection_segments")(flat, offsets)
+    assert_same_bits(got, np.concatenate([one(t) for t in tensors]).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", LAYER_SIZES, ids=["6-layers", "1-layer", "with-empties"])
+def test_clip_segments_in_place_equal_each_tensor_alone(host, sizes, dtype):
+    flat, offsets, tensors = flat_layers(sizes, dtype, seed=1)
+    bounds = np.array([0.5, 1.0, np.inf, 0.05, 0.0, 2.0][:len(sizes)], dtype=dtype)
+    want = np.concatenate([clipping.prox_linf(t, float(c)) for t, c in zip(tensors, bounds)])
+    assert host.get("clip_segments")(flat, offsets, bounds, out=flat) is flat
+    assert_same_bits(flat, want.astype(dtype))
+
+
+def test_segments_refuse_offsets_that_do_not_cover_the_buffer(host):
+    with pytest.raises(ValueError, match="offsets"):
+        host.get("sign_projection_segments")(np.ones(10, np.float32), np.array([0, 4, 9]))

@@ -39,11 +39,12 @@ def test_kernel_is_exported_by_the_host_build_with_the_same_arguments(name):
     assert found == cuda.KERNELS[name][1], f"host_loops.cpp: tp_{name}_##SUF has {found}"
 
 
-def test_every_name_gpu_py_launches_is_in_the_table():
-    launched = set(re.findall(r'_(?:launch|elementwise|projection)\(\s*"(\w+)"', GPU_SOURCE))
-    launched |= set(re.findall(r'_projection\("(\w+)"', GPU_SOURCE))
+def test_gpu_py_launches_exactly_the_kernels_of_the_table():
+    launched = set(re.findall(r'_(?:launch|elementwise|projection|segments)\(\s*"(\w+)"',
+                              GPU_SOURCE))
     assert launched, "found no launches in gpu.py (has the helper been renamed?)"
     assert launched <= set(cuda.KERNELS), f"not in cuda.KERNELS: {launched - set(cuda.KERNELS)}"
+    assert set(cuda.KERNELS) <= launched, f"never launched: {set(cuda.KERNELS) - launched}"
 
 
 def test_no_global_kernel_is_left_out_of_the_table():

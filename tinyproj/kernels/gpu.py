@@ -286,3 +286,43 @@ def clip(v, c):
     out = cupy.empty_like(v)
     _elementwise("clip_apply", _ctype(v.dtype), v.size, v, out, v.size, c)
     return out
+
+
+# ---------------------------------------------------------------------------
+# Every layer at once: tensors side by side in one flat buffer, tensor s = [offsets[s], offsets[s+1])
+# offsets (S + 1,) int64 and bounds (S,) are best kept on the device (made once per model), so
+# that a step copies nothing up; a NumPy array given here is copied up on each call.
+# ---------------------------------------------------------------------------
+def _segments(kernel, w, offsets):
+    import cupy
+    w = _contiguous(w).reshape(-1)
+    offsets = _contiguous(offsets, np.int64)
+    n_seg = offsets.size - 1
+    alpha = cupy.empty(max(n_seg, 1), dtype=w.dtype)
+    out = cupy.empty_like(w)
+    if w.size:
+        _launch("maxabs_segments", _ctype(w.dtype), n_seg, cuda.BLOCK, w, offsets, n_seg, alpha)
+        _elementwise(kernel, _ctype(w.dtype), w.size, w, offsets, n_seg, alpha, out, w.size)
+    return out
+
+
+def sign_projection_segments(w, offsets):
+    """Sign of every tensor of a flat buffer, each with its own α: 2 launches in all."""
+    return _segments("sign_segments", w, offsets)
+
+
+def round_projection_segments(w, offsets):
+    """Round of every tensor of a flat buffer, each with its own α: 2 launches in all."""
+    return _segments("round_segments", w, offsets)
+
+
+def clip_segments(v, offsets, bounds, out=None):
+    """Clip segment s of a flat buffer to [−bounds[s], bounds[s]] (inf: untouched). One launch;
+    out may be v itself (in place)."""
+    import cupy
+    v = _contiguous(v).reshape(-1)
+    offsets = _contiguous(offsets, np.int64)
+    out = cupy.empty_like(v) if out is None else out
+    _elementwise("clip_segments", _ctype(v.dtype), v.size, v, offsets, offsets.size - 1,
+                 _contiguous(bounds, v.dtype), out, v.size)
+    return out

@@ -35,7 +35,8 @@ FLAGS = ["-O2", "-std=c++17", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fas
 
 NAMES = ("im2col_batch", "col2im_batch", "im2col", "col2im", "swap01", "maxpool_forward",
          "maxpool_backward", "batchnorm_forward", "batchnorm_backward", "adam_update",
-         "sgd_update", "sign_projection", "round_projection", "clip")
+         "sgd_update", "sign_projection", "round_projection", "clip",
+         "sign_projection_segments", "round_projection_segments", "clip_segments")
 
 
 class HostBuildError(RuntimeError):
@@ -331,4 +332,54 @@ def clip(v, c):
     v = _contiguous(v)
     out = np.empty_like(v)
     _call("clip_apply", v.dtype, v, out, v.size, c)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Every layer at once: tensors side by side in one flat buffer, tensor s = [offsets[s], offsets[s+1])
+# ---------------------------------------------------------------------------
+def _offsets(offsets, size):
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or offsets[-1] != size \
+            or (np.diff(offsets) < 0).any():
+        raise ValueError(f"offsets must rise from 0 to the buffer's size {size}; got {offsets}")
+    return offsets
+
+
+def _segments(kernel, w, offsets):
+    w = _contiguous(w).reshape(-1)
+    offsets = _offsets(offsets, w.size)
+    n_seg = offsets.size - 1
+    alpha = np.empty(max(n_seg, 1), dtype=w.dtype)
+    _call("maxabs_segments", w.dtype, w, offsets, n_seg, alpha)
+    out = np.empty_like(w)
+    _call(kernel, w.dtype, w, offsets, n_seg, alpha, out, w.size)
+    return out
+
+
+def sign_projection_segments(w, offsets):
+    """Sign of every tensor of a flat buffer, each with its own α (2 launches on the GPU).
+
+    w: (P,) the tensors side by side; offsets: (S + 1,) int64, 0 = offsets[0] <= ... <=
+    offsets[S] = P. Returns a new (P,) array: segment s is ``sign_projection`` of segment s.
+    """
+    return _segments("sign_segments", w, offsets)
+
+
+def round_projection_segments(w, offsets):
+    """Round of every tensor of a flat buffer, each with its own α; see the Sign version."""
+    return _segments("round_segments", w, offsets)
+
+
+def clip_segments(v, offsets, bounds, out=None):
+    """Clip every tensor of a flat buffer to its own bound: segment s to [−bounds[s], bounds[s]].
+
+    bounds: (S,) of v's dtype (inf: leave the tensor alone). out: a (P,) array to write, which
+    may be v itself (in place, as Algorithm 1's line 12). One launch on the GPU.
+    """
+    v = _contiguous(v).reshape(-1)
+    offsets = _offsets(offsets, v.size)
+    bounds = np.ascontiguousarray(bounds, dtype=v.dtype)
+    out = np.empty_like(v) if out is None else out
+    _call("clip_segments", v.dtype, v, offsets, offsets.size - 1, bounds, out, v.size)
     return out

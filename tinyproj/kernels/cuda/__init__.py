@@ -5,7 +5,8 @@
     pool.cuh/.cu      maxpool_forward, maxpool_backward (gather-style)
     batchnorm.cuh/.cu batchnorm_forward, batchnorm_backward (one block per channel, fixed order)
     optim.cuh/.cu     adam_update, sgd_update (flat buffers: all parameters in one launch)
-    projection.cuh/.cu maxabs, sign_apply, round_apply, clip_apply
+    projection.cuh/.cu maxabs, sign_apply, round_apply, clip_apply, and *_segments: every
+                      layer at once over a flat buffer with an offsets table
     host_loops.cpp    the same functions in plain loops, exported as tp_<name>_f32 / _f64
 
 kernels/gpu.py compiles the .cu files with CuPy (``cupy.RawModule``); kernels/host.py compiles
@@ -36,6 +37,10 @@ KERNELS = {
     "sign_apply": ("projection.cu", "pppi"),
     "round_apply": ("projection.cu", "pppi"),
     "clip_apply": ("projection.cu", "ppit"),
+    "maxabs_segments": ("projection.cu", "ppip"),
+    "sign_segments": ("projection.cu", "ppippi"),
+    "round_segments": ("projection.cu", "ppippi"),
+    "clip_segments": ("projection.cu", "ppippi"),
 }
 BLOCK = 256                              # TP_BLOCK in common.cuh: threads of a reduction block
 

@@ -153,6 +153,33 @@ void clip_apply_loop(const T* v, T* out, tp_int size, T c) {
     for (tp_int e = 0; e < size; ++e) out[e] = clip_element(v[e], c);
 }
 
+template <typename T>
+void maxabs_segments_loop(const T* w, const tp_int* offsets, tp_int n_seg, T* alpha) {
+    for (tp_int seg = 0; seg < n_seg; ++seg)
+        maxabs_loop(w + offsets[seg], offsets[seg + 1] - offsets[seg], &alpha[seg]);
+}
+
+template <typename T>
+void sign_segments_loop(const T* w, const tp_int* offsets, tp_int n_seg, const T* alpha, T* out,
+                        tp_int size) {
+    for (tp_int e = 0; e < size; ++e)
+        out[e] = sign_element(w[e], alpha[tp_segment_of(offsets, n_seg, e)]);
+}
+
+template <typename T>
+void round_segments_loop(const T* w, const tp_int* offsets, tp_int n_seg, const T* alpha, T* out,
+                         tp_int size) {
+    for (tp_int e = 0; e < size; ++e)
+        out[e] = round_element(w[e], alpha[tp_segment_of(offsets, n_seg, e)]);
+}
+
+template <typename T>
+void clip_segments_loop(const T* v, const tp_int* offsets, tp_int n_seg, const T* bounds, T* out,
+                        tp_int size) {
+    for (tp_int e = 0; e < size; ++e)
+        out[e] = clip_element(v[e], bounds[tp_segment_of(offsets, n_seg, e)]);
+}
+
 }  // namespace
 
 // C names for ctypes: tp_<kernel>_f32 and tp_<kernel>_f64. The argument lists are those of
@@ -196,7 +223,19 @@ extern "C" void tp_sign_apply_##SUF(const T* w, const T* alpha, T* out, tp_int s
 extern "C" void tp_round_apply_##SUF(const T* w, const T* alpha, T* out, tp_int size) {      \
     round_apply_loop(w, alpha, out, size); }                                                  \
 extern "C" void tp_clip_apply_##SUF(const T* v, T* out, tp_int size, T c) {                  \
-    clip_apply_loop(v, out, size, c); }
+    clip_apply_loop(v, out, size, c); }                                                       \
+extern "C" void tp_maxabs_segments_##SUF(const T* w, const tp_int* offsets, tp_int n_seg,     \
+        T* alpha) {                                                                           \
+    maxabs_segments_loop(w, offsets, n_seg, alpha); }                                         \
+extern "C" void tp_sign_segments_##SUF(const T* w, const tp_int* offsets, tp_int n_seg,       \
+        const T* alpha, T* out, tp_int size) {                                                \
+    sign_segments_loop(w, offsets, n_seg, alpha, out, size); }                                \
+extern "C" void tp_round_segments_##SUF(const T* w, const tp_int* offsets, tp_int n_seg,      \
+        const T* alpha, T* out, tp_int size) {                                                \
+    round_segments_loop(w, offsets, n_seg, alpha, out, size); }                               \
+extern "C" void tp_clip_segments_##SUF(const T* v, const tp_int* offsets, tp_int n_seg,       \
+        const T* bounds, T* out, tp_int size) {                                               \
+    clip_segments_loop(v, offsets, n_seg, bounds, out, size); }
 
 TP_EXPORT_ALL(float, f32)
 TP_EXPORT_ALL(double, f64)

@@ -31,3 +31,37 @@ template <typename T>
 __global__ void clip_apply(const T* v, T* out, tp_int size, T c) {
     TP_FOR_EACH(e, size) out[e] = clip_element(v[e], c);
 }
+
+// Every layer at once, over a flat buffer with an offsets table (projection.cuh):
+// maxabs_segments: one block per tensor (grid = n_seg), α of tensor s into alpha[s];
+// sign_segments / round_segments / clip_segments: one thread per element, tensor s read from
+// the table (clip bound bounds[s]; an infinite bound leaves the tensor as it is). out may be v.
+template <typename T>
+__global__ void maxabs_segments(const T* w, const tp_int* offsets, tp_int n_seg, T* alpha) {
+    __shared__ T s[TP_BLOCK];
+    tp_int seg = blockIdx.x, t = threadIdx.x;
+    s[t] = maxabs_share(w + offsets[seg], offsets[seg + 1] - offsets[seg], t);
+    for (tp_int half = TP_BLOCK / 2; half > 0; half /= 2) {
+        __syncthreads();
+        if (t < half) s[t] = tp_max_nan(s[t], s[t + half]);
+    }
+    if (t == 0) alpha[seg] = s[0];
+}
+
+template <typename T>
+__global__ void sign_segments(const T* w, const tp_int* offsets, tp_int n_seg, const T* alpha,
+                              T* out, tp_int size) {
+    TP_FOR_EACH(e, size) out[e] = sign_element(w[e], alpha[tp_segment_of(offsets, n_seg, e)]);
+}
+
+template <typename T>
+__global__ void round_segments(const T* w, const tp_int* offsets, tp_int n_seg, const T* alpha,
+                               T* out, tp_int size) {
+    TP_FOR_EACH(e, size) out[e] = round_element(w[e], alpha[tp_segment_of(offsets, n_seg, e)]);
+}
+
+template <typename T>
+__global__ void clip_segments(const T* v, const tp_int* offsets, tp_int n_seg, const T* bounds,
+                              T* out, tp_int size) {
+    TP_FOR_EACH(e, size) out[e] = clip_element(v[e], bounds[tp_segment_of(offsets, n_seg, e)]);
+}

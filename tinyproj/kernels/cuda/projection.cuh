@@ -41,4 +41,16 @@ TP_HD T clip_element(T v, T c) {
     return (a != a || a > -c) ? a : -c;              // numpy.maximum(a, −c)
 }
 
+// Several tensors in one flat buffer (all the layers' weights side by side): tensor s holds
+// the elements [offsets[s], offsets[s + 1]), offsets[0] = 0, n_seg tensors. The tensor of
+// element e: the last s with offsets[s] <= e (a binary search; empty tensors are skipped).
+TP_HD tp_int tp_segment_of(const tp_int* offsets, tp_int n_seg, tp_int e) {
+    tp_int lo = 0, hi = n_seg;
+    while (hi - lo > 1) {
+        tp_int mid = (lo + hi) / 2;
+        if (offsets[mid] <= e) lo = mid; else hi = mid;
+    }
+    return lo;
+}
+
 #endif  // TINYPROJ_PROJECTION_CUH
