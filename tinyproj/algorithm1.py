@@ -192,7 +192,7 @@ def clip(weights: dict, bounds: dict, trace=None) -> None:
 # One step.
 # ---------------------------------------------------------------------------
 def train_step(model, x, y, loss_fn, optimizer, projection, bounds, rng, trace=None,
-               step=None, return_scores=False):
+               step=None, return_scores=False, sync=True):
     """One step of Algorithm 1 on the minibatch ``(x, y)``; returns the loss (a float).
 
     With ``return_scores=True`` it returns ``(loss, scores)``, scores the (N, classes)
@@ -211,12 +211,17 @@ def train_step(model, x, y, loss_fn, optimizer, projection, bounds, rng, trace=N
     A NaN or infinite loss raises FloatingPointError before anything is updated: the
     weights are back to W^t, the batch-norm running statistics as they were, and no
     optimizer state has moved. Projection "none" with bounds ``{}`` is standard backprop.
+
+    sync=False (for a GPU): the loss stays on the device — returned as a 0-d array, never
+    read — so the step makes no device→host sync; it is therefore **not** checked for NaN
+    here: the caller reads the losses later and stops on a non-finite one (the training
+    loop does so every few steps, naming the step; see ``runs/training.py``).
     """
     projection = projections.parse(projection)
     weights = weight_params(model)
     _check_bounds(weights, model, bounds)
     rng = backend.global_rng() if rng is None else rng
-    bn_state = _buffers_snapshot(model)              # to undo the forward pass on NaN
+    bn_state = _buffers_snapshot(model) if sync else []   # to undo the forward pass on NaN
 
     # -- Lines 1-3: project the weights -------------------------------------------------
     step_projection = projection.sample(rng)         # θ drawn once for the whole minibatch
@@ -224,10 +229,13 @@ def train_step(model, x, y, loss_fn, optimizer, projection, bounds, rng, trace=N
     try:
         # -- Line 5: forward propagation with P ---------------------------------------
         scores, loss = forward(model, x, y, loss_fn)
-        loss_value = float(loss.item())
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(_nan_message(loss_value, step, step_projection, x,
-                                                  optimizer))
+        if sync:                                     # reading the loss is a sync on a GPU
+            loss_value = float(loss.item())
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(_nan_message(loss_value, step, step_projection, x,
+                                                      optimizer))
+        else:
+            loss_value = loss.data                   # a 0-d array, left on the device
         # -- Line 7: backward propagation, ∂L/∂P -------------------------------------
         backward(model, loss)
     except BaseException:

@@ -18,6 +18,12 @@ Switching backends::
 
 or, for a whole process (the test suite included), ``TINYPROJ_BACKEND=cupy``.
 Once CuPy is in use, a Tensor made from a NumPy array is moved to the GPU.
+
+``use("standin")`` (``TINYPROJ_BACKEND=standin``) runs the GPU code path on the CPU: the
+array module is :mod:`tinyproj.standin`, which behaves like CuPy where it matters (no
+implicit conversion to host arrays, no mixing of device and host arrays) and counts kernel
+launches, device→host syncs and host→device copies (rule 9 of DESIGN.md). Everything
+below treats its arrays as device arrays ("gpu").
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ import numpy as np
 __all__ = [
     "BackendError", "use", "name", "xp", "xp_of", "is_gpu_array", "to_device", "to_numpy",
     "asarray", "default_float", "make_rng", "manual_seed", "global_rng", "scatter_add",
-    "cupy_available",
+    "cupy_available", "on_device",
 ]
 
 default_float = np.float32
@@ -75,14 +81,23 @@ def use(backend_name: str) -> None:
         _state.update(name="numpy", xp=np)
     elif backend_name == "cupy":
         _state.update(name="cupy", xp=_import_cupy())
+    elif backend_name == "standin":
+        from . import standin
+        _state.update(name="standin", xp=standin)
     else:
-        raise BackendError(f"unknown backend {backend_name!r}; choose 'numpy' or 'cupy'")
+        raise BackendError(f"unknown backend {backend_name!r}; choose 'numpy', 'cupy' or "
+                           "'standin' (the counting CPU stand-in for the GPU)")
     _global["rng"] = None  # the global generator must live on the new backend
 
 
 def name() -> str:
-    """The name of the backend in use: ``"numpy"`` or ``"cupy"``."""
+    """The name of the backend in use: ``"numpy"``, ``"cupy"`` or ``"standin"``."""
     return _state["name"]
+
+
+def on_device() -> bool:
+    """True when the backend in use keeps arrays on a device (CuPy, or the stand-in)."""
+    return _state["name"] != "numpy"
 
 
 def xp():
@@ -90,14 +105,23 @@ def xp():
     return _state["xp"]
 
 
+_STANDIN_MODULE = "tinyproj.standin"
+
+
 def is_gpu_array(array) -> bool:
-    """True for a CuPy array (checked without importing CuPy)."""
-    return type(array).__module__.split(".")[0] == "cupy"
+    """True for a CuPy array or a stand-in device array (checked without importing CuPy)."""
+    module = type(array).__module__
+    return module.split(".")[0] == "cupy" or module == _STANDIN_MODULE
 
 
 def xp_of(array):
-    """The array module that owns ``array``: cupy for a CuPy array, numpy for anything else."""
-    if is_gpu_array(array):
+    """The array module that owns ``array``: cupy for a CuPy array, the stand-in module for
+    a stand-in array, numpy for anything else."""
+    module = type(array).__module__
+    if module == _STANDIN_MODULE:
+        from . import standin
+        return standin
+    if module.split(".")[0] == "cupy":
         import cupy
         return cupy
     return np
@@ -111,10 +135,14 @@ def to_numpy(array) -> np.ndarray:
 
 
 def to_device(array, device: str):
-    """Move ``array`` to ``"cpu"`` (a NumPy array) or ``"gpu"`` (a CuPy array)."""
+    """Move ``array`` to ``"cpu"`` (a NumPy array) or ``"gpu"`` (a CuPy array; a stand-in
+    device array while the stand-in backend is in use)."""
     if device == "cpu":
         return to_numpy(array)
     if device == "gpu":
+        if name() == "standin" or type(array).__module__ == _STANDIN_MODULE:
+            from . import standin
+            return standin.asarray(array)
         return _import_cupy().asarray(array)
     raise BackendError(f"unknown device {device!r}; choose 'cpu' or 'gpu'")
 
@@ -144,7 +172,7 @@ def make_rng(seed=None):
     Both offer ``random``, ``standard_normal``, ``uniform``, ``integers`` and
     ``permutation``-style use through :func:`permutation` below.
     """
-    if name() == "cupy":
+    if name() in ("cupy", "standin"):
         return xp().random.default_rng(seed)
     return np.random.default_rng(seed)
 
@@ -178,7 +206,9 @@ def scatter_add(target, indices, values) -> None:
     NumPy spells it ``np.add.at``; CuPy ``cupyx.scatter_add``. Plain ``+=`` with
     fancy indices would keep only one of the repeated updates.
     """
-    if is_gpu_array(target):
+    if type(target).__module__ == _STANDIN_MODULE:
+        np.add.at(target, indices, values)          # the stand-in counts it as one launch
+    elif is_gpu_array(target):
         import cupyx
         cupyx.scatter_add(target, indices, values)
     else:
@@ -187,4 +217,5 @@ def scatter_add(target, indices, values) -> None:
 
 _start = os.environ.get("TINYPROJ_BACKEND", "numpy").strip().lower() or "numpy"
 if _start != "numpy":
-    use(_start)      # TINYPROJ_BACKEND=cupy: start on the GPU (a clear error if unusable)
+    use(_start)      # TINYPROJ_BACKEND=cupy: start on the GPU (a clear error if unusable);
+                     # TINYPROJ_BACKEND=standin: the counting CPU stand-in for the GPU

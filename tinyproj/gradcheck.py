@@ -145,7 +145,7 @@ def _as_float64_copies(inputs):
                 f"gradcheck: input {k} has dtype {a.dtype}; only floating inputs can be "
                 "differentiated. Pass integer arguments (labels, indices) through a closure: "
                 "gradcheck(lambda s: F.cross_entropy(s, labels), [scores])")
-        if backend.name() == "cupy" and not backend.is_gpu_array(a):
+        if backend.on_device() and not backend.is_gpu_array(a):
             a = backend.to_device(a, "gpu")          # check on the backend in use
         xp = backend.xp_of(a)
         arrays.append(a.astype(xp.float64, order="C", copy=True))  # contiguous: see numerical_grad

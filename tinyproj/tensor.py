@@ -96,7 +96,7 @@ class Tensor:
             data = data.data
         if not hasattr(data, "shape") or not hasattr(data, "dtype"):
             data = backend.asarray(data)
-        elif backend.name() == "cupy" and not backend.is_gpu_array(data):
+        elif backend.on_device() and not backend.is_gpu_array(data):
             data = backend.to_device(data, "gpu")    # a Tensor lives on the backend in use
         self.data = data
         self.grad = None

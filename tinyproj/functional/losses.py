@@ -2,19 +2,26 @@
 
 scores : (N, K) Tensor of class scores; labels : (N,) integer class indices.
 Both return the mean over the batch (a scalar Tensor).
+
+Labels are checked to lie in [0, K) when they are host (NumPy) arrays. Labels already on
+the device (CuPy, the stand-in) are not read back for that check — it would cost a
+device→host sync every step; the training loop checks a resident dataset's labels once,
+when it moves them to the device, and the targets are built by comparison (an
+out-of-range label gives a row of −1 targets, never a write out of bounds).
 """
 from __future__ import annotations
 
+import numpy as np  # dtype objects only (scalar constants of the scores' dtype)
+
 from .. import backend
 from ..tensor import Function, Tensor, as_tensor
-from .elementwise import mul, pow, relu, sub
-from .reductions import mean
 
 
 def _check(name, scores, labels):
     labels = labels.data if isinstance(labels, Tensor) else labels
     xp = backend.xp_of(scores.data)
-    labels = xp.asarray(labels)
+    on_host = not backend.is_gpu_array(labels)
+    labels = backend.asarray(labels) if not hasattr(labels, "dtype") else labels
     if scores.ndim != 2:
         raise ValueError(f"{name}: scores must be 2-D (N, num_classes), got {tuple(scores.shape)}")
     if labels.shape != (scores.shape[0],):
@@ -22,18 +29,49 @@ def _check(name, scores, labels):
                          f"shape {tuple(scores.shape)}: expected labels ({scores.shape[0]},)")
     if labels.dtype.kind not in "iu":
         raise ValueError(f"{name}: labels must be integer class indices, got dtype {labels.dtype}")
-    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= scores.shape[1]):
-        raise ValueError(f"{name}: labels must lie in [0, {scores.shape[1] - 1}], got values in "
-                         f"[{int(labels.min())}, {int(labels.max())}]")
-    return labels
+    if on_host:                                       # host labels: checked at no cost
+        check_labels(backend.to_numpy(labels), scores.shape[1], name)
+    return xp.asarray(labels)                         # host labels with device scores: a copy
+
+
+def check_labels(labels, num_classes: int, name: str = "labels") -> None:
+    """ValueError unless every label lies in [0, num_classes). On device labels this reads
+    two numbers back (a sync): call it once per dataset, not once per step."""
+    if not labels.size:
+        return
+    low, high = (int(v) for v in backend.to_numpy(backend.xp_of(labels).stack(
+        [labels.min(), labels.max()])))
+    if low < 0 or high >= num_classes:
+        raise ValueError(f"{name}: labels must lie in [0, {num_classes - 1}], got values in "
+                         f"[{low}, {high}]")
 
 
 def one_vs_all_targets(labels, num_classes, dtype):
     """±1 targets: t[n, k] = +1 if k == labels[n] else −1.  (N,) → (N, K)."""
     xp = backend.xp_of(labels)
-    t = -xp.ones((labels.shape[0], num_classes), dtype=dtype)
-    t[xp.arange(labels.shape[0]), labels] = 1
-    return t
+    one = np.dtype(dtype).type(1)                    # scalars, not arrays: nothing to copy up
+    return xp.where(labels[:, None] == xp.arange(num_classes), one, -one)
+
+
+class SquareHinge(Function):
+    """L = (1/(N·K)) Σ_nk m_nk²  with the margin m = max(0, 1 − t ⊙ s);
+    dL/ds = −2 t ⊙ m / (N·K).
+
+    One function with its own backward (instead of sub, mul, relu, pow and mean, each
+    with theirs): the same numbers in fewer array operations — on a GPU, fewer launches.
+    """
+
+    def __init__(self, targets):
+        self.t = targets
+
+    def forward(self, s):
+        xp = backend.xp_of(s)
+        self.m = xp.maximum(1 - self.t * s, 0)      # the margin m (N, K)
+        return xp.asarray(xp.mean(self.m * self.m))  # a 0-d array (NumPy gives a scalar)
+
+    def backward(self, gy):
+        scale = -2.0 / self.m.size
+        return (self.t * self.m) * (gy * scale)
 
 
 def square_hinge_loss(scores, labels):
@@ -45,8 +83,7 @@ def square_hinge_loss(scores, labels):
     scores = as_tensor(scores)
     labels = _check("square_hinge_loss", scores, labels)
     t = one_vs_all_targets(labels, scores.shape[1], scores.dtype)
-    margin = relu(sub(1.0, mul(scores, t)))
-    return mean(pow(margin, 2))
+    return SquareHinge(t)(scores)
 
 
 class CrossEntropy(Function):

@@ -32,14 +32,17 @@ def error_rate(model, source, batch_size: int = 500, limit: int | None = None) -
     n = len(source) if limit is None else min(limit, len(source))
     was_training = model.training
     model.eval()
-    wrong = 0
+    wrong = []                               # per batch, left on the device until the end
     with no_grad():
         for idx in batch_indices(n, batch_size):
             x, y = source.batch(idx)
             pred = model(x).data.argmax(axis=1)
-            wrong += int((pred != y).sum())
+            wrong.append((pred != y).sum())
     model.train(was_training)
-    return wrong / max(1, n)
+    if not wrong:
+        return 0.0
+    total = backend.to_numpy(backend.xp_of(wrong[0]).stack(wrong)).sum()   # one sync
+    return int(total) / max(1, n)
 
 
 @contextlib.contextmanager

@@ -28,6 +28,17 @@ would have used. Ctrl-C and SIGTERM (a cluster's time limit) are caught between 
 steps: the run saves a checkpoint there and stops; a second one stops at once (the
 previous checkpoint is still intact: files are written atomically). A NaN loss stops the
 run with the last checkpoint intact.
+
+On a device (CuPy, or the counting stand-in) a step makes no device→host sync and no
+host→device copy: the training set is copied to the device once (``ResidentSource``), each
+epoch's shuffled order once, and every minibatch is gathered there. The loss and the
+number of training errors of each step stay on the device and are read together every
+:data:`READ_EVERY` steps (for the progress bar), and always before an evaluation or a
+checkpoint. A non-finite loss is therefore noticed up to READ_EVERY − 1 steps late: the
+run stops then, naming the step whose loss was not finite, and **writes no checkpoint** —
+the weights in memory have taken the later steps, the last checkpoint on disk is the last
+state known to be finite. (On NumPy the loss is read at every step, which costs nothing,
+and Algorithm 1 stops before the bad update.)
 """
 from __future__ import annotations
 
@@ -38,7 +49,9 @@ import time
 from pathlib import Path
 
 from .. import algorithm1, backend, projections
+from ..data.sources import ArraySource, ResidentSource
 from ..errors import UserError
+from ..functional.losses import check_labels
 from .build import (LOSSES, build_data, build_model, build_optimizer, clip_schedule,
                     lr_schedule, resolve_data_dir)
 from .config import TrainConfig, check_last_batch, validate
@@ -52,6 +65,54 @@ __all__ = ["train", "TrainingInterrupted", "LoadedRun", "load_run", "resume_conf
            "build_data", "build_model", "build_optimizer", "lr_schedule", "LOSSES"]
 
 _WRITTEN = ("config.json", "metrics.jsonl", "checkpoint.npz")
+
+READ_EVERY = 50
+"""On a device: steps between two reads of the losses and error counts (one sync each)."""
+
+
+class _Tally:
+    """Per-step loss and error count, kept as arrays (on the device) until :meth:`read`."""
+
+    def __init__(self):
+        self.steps, self.losses, self.wrong, self.sizes = [], [], [], []
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def add(self, step: int, loss, wrong, size: int) -> None:
+        self.steps.append(step)
+        self.losses.append(loss)
+        self.wrong.append(wrong)
+        self.sizes.append(size)
+
+    def read(self, pos: dict, lr: float, late: bool):
+        """Add the steps since the last read to ``pos`` (two syncs on a device); the last
+        loss, or None. FloatingPointError naming the first step whose loss is not finite."""
+        if not self.steps:
+            return None
+        xp = backend.xp_of(self.losses[0]) if hasattr(self.losses[0], "shape") else None
+        if xp is not None:
+            losses = backend.to_numpy(xp.stack(self.losses)).tolist()
+        else:
+            losses = [float(v) for v in self.losses]
+        wrong = backend.to_numpy(backend.xp_of(self.wrong[0]).stack(self.wrong)).tolist()
+        steps, sizes = self.steps, self.sizes
+        self.__init__()
+        for step, loss, n in zip(steps, losses, sizes):
+            if loss != loss or loss in (float("inf"), float("-inf")):
+                ran = (f" The loss is read from the device every {READ_EVERY} steps, so steps "
+                       f"up to {steps[-1]} ran after it: the weights in memory are not usable."
+                       if late and step != steps[-1] else "")
+                raise FloatingPointError(
+                    f"Algorithm 1, step {step}: the loss is {loss} (not finite) after the forward "
+                    f"pass (line 5).{ran} Usual causes: a learning rate too high (lr={lr}), "
+                    "weights that grew without clipping, or bad input data. Try a smaller "
+                    "learning rate or clipping (clipping.clip_bounds(model, 0.5)).")
+        for loss, w, n in zip(losses, wrong, sizes):
+            pos["loss_sum"] += loss * n
+            pos["wrong"] += int(w)
+            pos["seen"] += n
+        return losses[-1]
 
 
 class TrainingInterrupted(Exception):
@@ -151,6 +212,13 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
     bounds_at = clip_schedule(cfg, model)
     trained = model if wrap is None else wrap(model, rng)
     rows = []
+    on_device = backend.on_device()
+    read_every = READ_EVERY if on_device else 1
+    tally = _Tally()
+    resident = None                         # the training set and the order on the device
+    if on_device and isinstance(train_src, ArraySource):
+        resident = {"source": ResidentSource(train_src), "order": None}
+        check_labels(resident["source"].y, data[4], "training labels")   # once: one sync
     ckpt_path = out / "checkpoint.npz" if out is not None else None
     metrics_path = out / "metrics.jsonl" if out is not None else None
 
@@ -174,7 +242,17 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
         if metrics_path is not None:
             append_jsonl(metrics_path, row)
 
+    def read_tally():
+        """Bring the losses and error counts up to date (NaN: stop, no checkpoint)."""
+        try:
+            return tally.read(pos, optimizer.lr, late=on_device)
+        except FloatingPointError as err:
+            bar.close()
+            where = f"; the last checkpoint in {ckpt_path} is intact" if ckpt_path else ""
+            raise FloatingPointError(f"{err}{where}") from None
+
     def checkpoint():
+        read_tally()                          # never a checkpoint of a non-finite run
         if ckpt_path is not None:
             meta = {"pos": pos, "rng": rng_state(rng), "config": cfg.to_dict()}
             save_checkpoint(ckpt_path, model.state_dict(), optimizer.state_dict(), meta)
@@ -184,6 +262,7 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                                                and pos["step"] >= cfg.iterations)
 
     def evaluate():
+        read_tally()
         if progress:
             scored = len(test_src or ()) + len(val_src or ())
             log(f"evaluating: {scored} images under {len(cfg.test_projections)} test "
@@ -195,6 +274,7 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
         record(row)
         log(_summary(row))
 
+    bar = progress_bar(False, steps_per_epoch)
     if eval_at_start and not resume:
         evaluate()
     bar = progress_bar(progress, steps_per_epoch)
@@ -203,27 +283,33 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
             if pos["order"] is None:       # a new epoch: shuffle with the run's generator
                 pos["order"] = backend.permutation(rng, n).tolist()
                 pos.update(batch=0, loss_sum=0.0, wrong=0, seen=0)
+            if resident is not None and resident["order"] is None:
+                resident["order"] = backend.asarray(pos["order"])    # one copy per epoch
             start = time.perf_counter()
             bar.reset(f"epoch {pos['epoch'] + 1}", pos["batch"])
             trained.train()
             while pos["batch"] < steps_per_epoch and not done():
-                idx = pos["order"][pos["batch"] * bs:(pos["batch"] + 1) * bs]
-                x, y = train_src.batch(idx)
+                first = pos["batch"] * bs
+                size = min(n, first + bs) - first
+                if resident is not None:     # gathered on the device, nothing copied up
+                    x, y = resident["source"].batch(resident["order"][first:first + bs])
+                else:
+                    x, y = train_src.batch(pos["order"][first:first + bs])
                 optimizer.lr = lr_at(pos["epoch"], pos["step"])
                 try:
                     loss, scores = algorithm1.train_step(
                         trained, x, y, loss_fn, optimizer, projection, bounds_at(pos["step"]),
-                        rng, step=pos["step"], return_scores=True)
+                        rng, step=pos["step"], return_scores=True, sync=not on_device)
                 except FloatingPointError as err:
                     bar.close()
                     where = f"; the last checkpoint in {ckpt_path} is intact" if ckpt_path else ""
                     raise FloatingPointError(f"{err}{where}") from None
-                pos["loss_sum"] += loss * len(idx)
-                pos["wrong"] += int((scores.argmax(axis=1) != y).sum())
-                pos["seen"] += len(idx)
+                tally.add(pos["step"], loss, (scores.argmax(axis=1) != y).sum(), size)
                 pos["step"] += 1
                 pos["batch"] += 1
-                bar.update(loss=f"{loss:.4f}")
+                bar.update()
+                if len(tally) >= read_every:
+                    bar.update(0, loss=f"{read_tally():.4f}")
                 if stop.requested or (stop_at_step is not None and pos["step"] >= stop_at_step):
                     pos["elapsed"] += time.perf_counter() - start
                     checkpoint()
@@ -237,6 +323,8 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
             pos["elapsed"] += time.perf_counter() - start
             if pos["batch"] >= steps_per_epoch:
                 pos.update(epoch=pos["epoch"] + 1, order=None)
+                if resident is not None:
+                    resident["order"] = None
             if pos["epoch"] % cfg.eval_every == 0 or done():
                 bar.close()
                 evaluate()

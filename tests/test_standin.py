@@ -1,0 +1,109 @@
+"""The strict CPU stand-in for the GPU (tinyproj/standin.py): what it refuses, what it counts."""
+import numpy as np
+import pytest
+
+from tinyproj import backend, standin
+from tinyproj.standin import DeviceArray
+
+
+@pytest.fixture
+def xp():
+    previous = backend.name()
+    backend.use("standin")
+    standin.reset()
+    yield backend.xp()
+    backend.use(previous)
+
+
+def test_a_host_array_goes_up_as_one_copy_and_comes_back_as_one_sync(xp):
+    host = np.arange(6, dtype=np.float32).reshape(2, 3)
+    d = xp.asarray(host)
+    assert isinstance(d, DeviceArray) and backend.is_gpu_array(d) and backend.xp_of(d) is xp
+    assert standin.counts() == {"launches": 0, "syncs": 0, "copies": 1}
+    back = backend.to_numpy(d)
+    np.testing.assert_array_equal(back, host)
+    assert standin.counts()["syncs"] == 1
+    assert xp.asarray(d) is d and standin.counts()["copies"] == 1   # already on the device
+    d.sum().item()
+    assert standin.counts() == {"launches": 1, "syncs": 2, "copies": 1}
+
+
+@pytest.mark.parametrize("convert", [np.asarray, float, int, bool, list,
+                                     lambda a: a.tolist(), lambda a: f"{a:.3f}"])
+def test_implicit_conversion_to_the_host_is_refused(xp, convert):
+    d = xp.ones(())
+    with pytest.raises(TypeError, match="Implicit conversion to a NumPy array is not allowed"):
+        convert(d if convert is not list else xp.ones(3))
+
+
+def test_device_and_host_arrays_do_not_mix(xp):
+    d, h = xp.ones(3), np.ones(3)
+    for op in (lambda: d + h, lambda: h + d, lambda: xp.maximum(d, h),
+               lambda: xp.where(d > 0, h, 0.0), lambda: xp.concatenate([d, h])):
+        with pytest.raises(TypeError, match="do not mix"):
+            op()
+    assert float(backend.to_numpy(d * 2.0 + np.float32(1)).sum()) == 9.0   # scalars are fine
+
+
+def test_operations_count_one_launch_each_and_views_none(xp):
+    d = xp.zeros((4, 6), dtype=np.float32)             # a filled allocation: one launch
+    with standin.counting() as c:
+        e = xp.exp(d) * 2 + 1                           # three
+        v = e.reshape(6, 4).T[1:]                       # views: none
+        s = v.sum(axis=0)                               # one
+        g = e[xp.asarray(np.array([0, 2]))]             # a gather: one (and one copy up)
+        e[0] = 5                                        # a scatter: one
+        xp.empty((3,))                                  # no launch
+    assert (c.launches, c.syncs, c.copies) == (6, 0, 1)
+    assert s.shape == (6,) and g.shape == (2, 6)
+    assert c.ops["multiply"] == 1 and "reshape" not in c.ops
+
+
+def test_boolean_masks_and_nonzero_read_a_size_back(xp):
+    d = xp.asarray(np.array([1.0, -1.0, 2.0]))
+    with standin.counting() as c:
+        d[d > 0]
+        xp.nonzero(d)
+    assert c.syncs == 2
+
+
+def test_strict_mode_off_counts_what_cupy_would_do_silently(xp):
+    previous = standin.set_strict(False)
+    try:
+        with standin.counting() as c:
+            assert float(xp.ones(()) * 3) == 3.0 and bool(xp.ones(()))
+        assert c.syncs == 2
+    finally:
+        standin.set_strict(previous)
+
+
+def test_random_draws_are_device_arrays_and_launches(xp):
+    rng = backend.make_rng(0)
+    with standin.counting() as c:
+        a = rng.standard_normal((2, 3), dtype=np.float32)
+        u = rng.uniform(0.0, 2.0)
+    assert isinstance(a, DeviceArray) and a.dtype == np.float32 and u.shape == ()
+    assert c.launches == 2 and c.syncs == 0
+    same = backend.to_numpy(backend.make_rng(0).standard_normal((2, 3), dtype=np.float32))
+    np.testing.assert_array_equal(backend.to_numpy(a), same)      # seeded: reproducible
+
+
+def test_backend_helpers_know_the_standin(xp):
+    d = backend.to_device(np.ones((2, 2)), "gpu")
+    assert isinstance(d, DeviceArray)
+    assert isinstance(backend.asarray([1.0, 2.0]), DeviceArray)
+    target = xp.zeros(3)
+    backend.scatter_add(target, xp.asarray(np.array([0, 0, 2])), xp.ones(3))
+    np.testing.assert_array_equal(backend.to_numpy(target), [2.0, 0.0, 1.0])
+    import tinyproj as tp
+    t = tp.tensor(np.ones(3, dtype=np.float32))                    # moved to the device
+    assert isinstance(t.data, DeviceArray)
+    from tinyproj import kernels
+    assert kernels.get("swap01", d).__module__ != "tinyproj.kernels.cpu"   # never Numba
+
+
+def test_copy_and_deepcopy_stay_on_the_device(xp):
+    import copy
+    d = xp.ones(3)
+    for c in (copy.copy(d), copy.deepcopy(d), d.copy(), d.astype(np.float64)):
+        assert isinstance(c, DeviceArray)

@@ -1,0 +1,559 @@
+"""A strict CPU stand-in for the GPU: an array module that behaves like CuPy where it matters.
+
+Rule 9 of DESIGN.md: GPU code is checkable without a GPU. This module plays CuPy's part on
+the CPU. Its arrays (:class:`DeviceArray`) hold a NumPy array but act as if it lived on a
+device::
+
+    from tinyproj import backend, standin
+    backend.use("standin")                  # or TINYPROJ_BACKEND=standin for a whole process
+    xp = backend.xp()                       # this module, used like cupy
+    x = xp.asarray(host_images)             # a host→device copy (counted)
+    y = xp.maximum(x, 0) * 2                # two kernel launches (counted)
+    y.sum().item()                          # one launch and one device→host sync (counted)
+    float(y.sum())                          # TypeError: implicit conversion to the host
+    standin.counts()                        # {"launches": 3, "syncs": 1, "copies": 1}
+
+What it refuses, like CuPy (or stricter, so that a hidden sync shows up as an error;
+``set_strict(False)`` lets ``float``/``int``/``bool`` through as counted syncs, as CuPy does):
+
+* implicit conversion to the host: ``np.asarray(x)``, ``float(x)``, ``int(x)``, ``bool(x)``
+  (``if x.any():``), ``x.tolist()``, ``for v in x``, formatting — TypeError; use the
+  explicit ``x.get()``, ``xp.asnumpy(x)`` or ``x.item()`` (each counted as a sync);
+* mixing device and host arrays in one operation (``x + numpy_array``,
+  ``xp.where(mask, numpy_array, 0)``) — TypeError; Python and NumPy scalars are fine.
+
+What it counts (:func:`counts`, :func:`reset`, :func:`counting`):
+
+* ``launches`` — every array operation that runs a kernel: ufuncs and operators,
+  reductions, matmul, indexing that gathers or scatters (not views), creation of filled
+  arrays, copies, casts, random draws. One call counts one launch, whatever its size — the
+  count is what a GPU pays per step in host overhead (tens of µs each);
+* ``syncs`` — device→host transfers: ``.get()``, ``xp.asnumpy``, ``.item()``, boolean-mask
+  indexing and ``nonzero``/``unique`` (their output size must be read back);
+* ``copies`` — host→device transfers: ``xp.asarray(numpy_array)``, a host index array or
+  host values in indexing.
+
+``by_op()`` tells which operations made the launches. Compared with real CuPy the counts
+are a lower bound where CuPy runs one call as several kernels (``pad``, ``sort``).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import operator
+from collections import Counter
+
+import numpy as np
+
+__all__ = ["DeviceArray", "counts", "reset", "counting", "by_op", "set_strict", "asarray", "array",
+           "asnumpy", "get_array_module", "ndarray", "random"]
+
+_counts = {"launches": 0, "syncs": 0, "copies": 0}
+_ops: Counter = Counter()
+_mode = {"strict": True}
+
+
+def set_strict(strict: bool) -> bool:
+    """Strict (default): ``float(x)``, ``int(x)``, ``bool(x)`` on a device array raise.
+    Not strict: they work as in CuPy, each counted as a sync (to measure code as it is).
+    Returns the previous setting."""
+    previous, _mode["strict"] = _mode["strict"], bool(strict)
+    return previous
+
+
+def counts() -> dict:
+    """``{"launches", "syncs", "copies"}`` since the last :func:`reset` (a copy)."""
+    return dict(_counts)
+
+
+def by_op() -> dict:
+    """Launches per operation name since the last :func:`reset`, most frequent first."""
+    return dict(_ops.most_common())
+
+
+def reset() -> None:
+    """Set every counter to zero."""
+    for key in _counts:
+        _counts[key] = 0
+    _ops.clear()
+
+
+class _Counted(dict):
+    """What :func:`counting` yields: filled with the counts when the block ends."""
+
+    launches = property(lambda self: self["launches"])
+    syncs = property(lambda self: self["syncs"])
+    copies = property(lambda self: self["copies"])
+
+
+@contextlib.contextmanager
+def counting():
+    """``with standin.counting() as c: ...`` — afterwards ``c.launches``, ``c.syncs``,
+    ``c.copies`` and ``c.ops`` hold what the block did (the global counters keep running)."""
+    before, ops_before = counts(), Counter(_ops)
+    result = _Counted()
+    try:
+        yield result
+    finally:
+        after = counts()
+        result.update({k: after[k] - before[k] for k in after})
+        result.ops = dict((Counter(_ops) - ops_before).most_common())
+
+
+def _launch(op: str, n: int = 1) -> None:
+    _counts["launches"] += n
+    _ops[op] += n
+
+
+def _sync(n: int = 1) -> None:
+    _counts["syncs"] += n
+
+
+def _copy(n: int = 1) -> None:
+    _counts["copies"] += n
+
+
+# ---------------------------------------------------------------------------
+# Crossing the device/host line.
+# ---------------------------------------------------------------------------
+_IMPLICIT = ("Implicit conversion to a NumPy array is not allowed (tinyproj stand-in device, "
+             "as in CuPy): {what}. Bring values to the host explicitly with .get(), "
+             "backend.to_numpy(a) or .item() — each one is a device→host sync.")
+
+
+def _implicit(what: str):
+    return TypeError(_IMPLICIT.format(what=what))
+
+
+def _mixed(obj) -> TypeError:
+    return TypeError(
+        f"Unsupported type {type(obj)} in an operation on the stand-in device: device and host "
+        "arrays do not mix (as in CuPy). Move the host array up with xp.asarray(a) or "
+        "backend.to_device(a, 'gpu') (a host→device copy), or bring the device array down "
+        "with .get().")
+
+
+def _unwrap(obj):
+    """Device arrays → their NumPy payload; host arrays refused; containers recursed."""
+    t = type(obj)
+    if t is DeviceArray:
+        return obj._a
+    if t is np.ndarray or isinstance(obj, np.ndarray):
+        raise _mixed(obj)
+    if t is list or t is tuple:
+        return t(_unwrap(o) for o in obj)
+    return obj
+
+
+def _wrap(obj):
+    """NumPy results → device arrays (NumPy scalars become 0-d arrays, as CuPy returns)."""
+    if isinstance(obj, np.ndarray):
+        return DeviceArray(obj)
+    if isinstance(obj, np.generic):
+        return DeviceArray(np.asarray(obj))
+    if type(obj) is tuple:
+        return tuple(_wrap(o) for o in obj)
+    if type(obj) is list:
+        return [_wrap(o) for o in obj]
+    return obj
+
+
+def _has_array(obj) -> bool:
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return True
+    if type(obj) in (tuple, list):
+        return any(_has_array(o) for o in obj)
+    return False
+
+
+def _is_view(result, inputs) -> bool:
+    """True when ``result`` is a view into one of the input arrays (no kernel ran)."""
+    if not isinstance(result, np.ndarray) or result.base is None:
+        return False
+    return any(isinstance(a, np.ndarray) and a.size and np.may_share_memory(result, a)
+               for a in inputs)
+
+
+def _flat_arrays(args):
+    for a in args:
+        if isinstance(a, np.ndarray):
+            yield a
+        elif type(a) in (list, tuple):
+            yield from _flat_arrays(a)
+
+
+# functions that allocate without filling (no kernel), and those that read a size back
+_NO_LAUNCH = {"empty", "empty_like", "shape", "ndim", "size", "result_type", "can_cast",
+              "may_share_memory", "shares_memory", "isscalar", "broadcast_shapes",
+              "min_scalar_type", "promote_types", "iscomplexobj", "isrealobj"}
+_SIZE_READ = {"nonzero", "argwhere", "flatnonzero", "unique", "compress", "extract",
+              "unique_values", "unique_counts", "unique_inverse", "unique_all"}
+
+
+def _call(op: str, func, args, kwargs):
+    """Run a NumPy function on device arrays: unwrap, call, count, wrap."""
+    raw_args = _unwrap(args)
+    raw_kwargs = {k: _unwrap(v) for k, v in kwargs.items()}
+    result = func(*raw_args, **raw_kwargs)
+    if op in _NO_LAUNCH:
+        pass
+    elif "out" in kwargs and kwargs["out"] is not None:
+        _launch(op)
+    elif result is None or _has_array(result):
+        if not _is_view(result, list(_flat_arrays(raw_args))):
+            _launch(op)
+    if op in _SIZE_READ:
+        _sync()
+    if "out" in kwargs and kwargs["out"] is not None:
+        out = kwargs["out"]
+        return out[0] if type(out) is tuple and len(out) == 1 else out
+    return _wrap(result)
+
+
+class DeviceArray:
+    """An array "on the device": a NumPy array that refuses to be used as a host array.
+
+    Supports what CuPy arrays support: operators, ufuncs, reductions and methods, NumPy
+    functions (dispatched through ``__array_function__``), indexing and views; ``.get()``
+    brings a NumPy copy to the host (a counted sync).
+    """
+
+    __slots__ = ("_a",)
+    __array_priority__ = 100
+
+    def __init__(self, array: np.ndarray):
+        self._a = array
+
+    # -- metadata (no device work) ----------------------------------------------------
+    shape = property(lambda self: self._a.shape)
+    dtype = property(lambda self: self._a.dtype)
+    ndim = property(lambda self: self._a.ndim)
+    size = property(lambda self: self._a.size)
+    strides = property(lambda self: self._a.strides)
+    itemsize = property(lambda self: self._a.itemsize)
+    nbytes = property(lambda self: self._a.nbytes)
+    flags = property(lambda self: self._a.flags)
+    T = property(lambda self: DeviceArray(self._a.T))
+    device = "standin"
+
+    def __len__(self):
+        return len(self._a)
+
+    def __repr__(self):
+        return f"DeviceArray(shape={self._a.shape}, dtype={self._a.dtype}) (stand-in device)"
+
+    __str__ = __repr__
+
+    # -- explicit transfers -----------------------------------------------------------
+    def get(self, stream=None, out=None):
+        """A NumPy copy on the host (a device→host sync)."""
+        _sync()
+        return self._a.copy()
+
+    def item(self):
+        """The one value as a Python number (a device→host sync)."""
+        _sync()
+        return self._a.item()
+
+    def set(self, array):
+        """Overwrite with the values of a host array (a host→device copy)."""
+        _copy()
+        self._a[...] = np.asarray(array)
+
+    # -- implicit transfers are refused -----------------------------------------------
+    def __array__(self, dtype=None, copy=None):
+        raise _implicit("np.asarray / a NumPy function on a host array got a device array")
+
+    def _scalar(self, kind, what):
+        if _mode["strict"]:
+            raise _implicit(what)
+        _sync()                           # CuPy's own behaviour: a hidden sync
+        return kind(self._a)
+
+    def __float__(self):
+        return self._scalar(float, "float(device array)")
+
+    def __int__(self):
+        return self._scalar(int, "int(device array)")
+
+    def __index__(self):
+        return self._scalar(operator.index, "a device array used as a Python index")
+
+    def __complex__(self):
+        return self._scalar(complex, "complex(device array)")
+
+    def __bool__(self):
+        return self._scalar(bool, "bool(device array), e.g. `if (a > 0).any():`")
+
+    def __format__(self, spec):
+        if not spec:
+            return repr(self)
+        raise _implicit(f"formatting a device array with {spec!r}")
+
+    def tolist(self):
+        raise _implicit(".tolist()")
+
+    def __iter__(self):
+        raise _implicit("iterating over a device array")
+
+    __hash__ = None
+
+    # -- NumPy protocols ----------------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        raw = _unwrap(inputs)
+        raw_kwargs = {k: _unwrap(v) for k, v in kwargs.items()}
+        result = getattr(ufunc, method)(*raw, **raw_kwargs)
+        _launch(f"{ufunc.__name__}" + ("" if method == "__call__" else f".{method}"))
+        if method == "at":
+            return None
+        out = kwargs.get("out")
+        if out is not None:
+            return out[0] if type(out) is tuple and len(out) == 1 else out
+        return _wrap(result)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return _call(func.__name__, func, args, kwargs)
+
+    # -- copies ---------------------------------------------------------------------------
+    def __copy__(self):
+        _launch("copy")
+        return DeviceArray(self._a.copy())
+
+    def __deepcopy__(self, memo):
+        return self.__copy__()
+
+    def __reduce__(self):
+        raise _implicit("pickling a device array (bring it to the host with .get() first)")
+
+    def copy(self, order="C"):
+        _launch("copy")
+        return DeviceArray(self._a.copy(order=order))
+
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        if not copy and np.dtype(dtype) == self._a.dtype:
+            return self
+        _launch("astype")
+        return DeviceArray(self._a.astype(dtype, order=order, casting=casting, copy=True))
+
+    # -- indexing -------------------------------------------------------------------------
+    def _key(self, key):
+        if type(key) is tuple:
+            return tuple(self._key_part(k) for k in key)
+        return self._key_part(key)
+
+    @staticmethod
+    def _key_part(k):
+        if type(k) is DeviceArray:
+            return k._a
+        if isinstance(k, np.ndarray) or type(k) is list:
+            _copy()                       # a host index array goes up first
+            return np.asarray(k)
+        return k
+
+    def __getitem__(self, key):
+        raw_key = self._key(key)
+        result = self._a[raw_key]
+        if _is_boolean_key(raw_key):
+            _sync()                       # the output size is read back to the host
+        if isinstance(result, np.ndarray) and _is_view(result, [self._a]):
+            return DeviceArray(result)
+        if not isinstance(result, np.ndarray):
+            return DeviceArray(np.asarray(result))   # one element: a 0-d view in CuPy
+        _launch("getitem")
+        return DeviceArray(result)
+
+    def __setitem__(self, key, value):
+        raw_key = self._key(key)
+        if isinstance(value, np.ndarray):
+            _copy()                       # host values go up first
+        elif type(value) is DeviceArray:
+            value = value._a
+        elif type(value) in (list, tuple):
+            value = _unwrap(value)
+        if _is_boolean_key(raw_key):
+            _sync()
+        self._a[raw_key] = value
+        _launch("setitem")
+
+    # -- everything else a NumPy array has: methods run as counted kernels ---------------
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        attr = getattr(self._a, name)
+        if not callable(attr):
+            return _wrap(attr) if isinstance(attr, np.ndarray) else attr
+        raw = self._a
+
+        def method(*args, **kwargs):
+            raw_args = _unwrap(args)
+            raw_kwargs = {k: _unwrap(v) for k, v in kwargs.items()}
+            result = attr(*raw_args, **raw_kwargs)
+            if result is None or (_has_array(result) and not _is_view(result, [raw])):
+                _launch(name)
+            if "out" in kwargs and kwargs["out"] is not None:
+                return kwargs["out"]
+            return _wrap(result)
+        return method
+
+
+def _is_boolean_key(key) -> bool:
+    parts = key if type(key) is tuple else (key,)
+    return any(isinstance(k, np.ndarray) and k.dtype == bool for k in parts)
+
+
+def _operator(ufunc, reflected=False, inplace=False):
+    def op(self, other):
+        if type(other) is DeviceArray:
+            raw_other = other._a
+        elif isinstance(other, np.ndarray):
+            raise _mixed(other)
+        elif isinstance(other, (int, float, complex, bool, np.generic)):
+            raw_other = other
+        else:
+            return NotImplemented         # e.g. a Tensor: its reflected operator runs
+        _launch(ufunc.__name__)
+        if inplace:
+            ufunc(self._a, raw_other, out=self._a)
+            return self
+        result = ufunc(raw_other, self._a) if reflected else ufunc(self._a, raw_other)
+        return _wrap(result)
+    return op
+
+
+for _name, _uf in {"add": np.add, "sub": np.subtract, "mul": np.multiply,
+                   "truediv": np.true_divide, "floordiv": np.floor_divide, "mod": np.remainder,
+                   "pow": np.power, "matmul": np.matmul, "and": np.bitwise_and,
+                   "or": np.bitwise_or, "xor": np.bitwise_xor, "lshift": np.left_shift,
+                   "rshift": np.right_shift}.items():
+    setattr(DeviceArray, f"__{_name}__", _operator(_uf))
+    setattr(DeviceArray, f"__r{_name}__", _operator(_uf, reflected=True))
+    setattr(DeviceArray, f"__i{_name}__", _operator(_uf, inplace=True))
+for _name, _uf in {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+                   "gt": np.greater, "ge": np.greater_equal}.items():
+    setattr(DeviceArray, f"__{_name}__", _operator(_uf))
+
+
+def _unary(ufunc):
+    def op(self):
+        _launch(ufunc.__name__)
+        return DeviceArray(ufunc(self._a))
+    return op
+
+
+DeviceArray.__neg__ = _unary(np.negative)
+DeviceArray.__pos__ = _unary(np.positive)
+DeviceArray.__abs__ = _unary(np.absolute)
+DeviceArray.__invert__ = _unary(np.invert)
+
+ndarray = DeviceArray
+"""``xp.ndarray`` — so that ``isinstance(a, xp.ndarray)`` works as with CuPy."""
+
+
+# ---------------------------------------------------------------------------
+# Module functions: ``xp.zeros``, ``xp.maximum``, ... (NumPy's, on device arrays).
+# ---------------------------------------------------------------------------
+def asarray(a, dtype=None, order=None):
+    """A device array: device arrays stay (a cast is a launch); anything else is copied up."""
+    if type(a) is DeviceArray:
+        if dtype is None or np.dtype(dtype) == a.dtype:
+            return a
+        return a.astype(dtype)
+    _copy()
+    return DeviceArray(np.array(a, dtype=dtype, order=order or "K"))
+
+
+def array(a, dtype=None, copy=True, order="K", ndmin=0):
+    """Like ``cupy.array``: a new device array (from the host: a copy up)."""
+    if type(a) is DeviceArray:
+        _launch("copy")
+        return DeviceArray(np.array(a._a, dtype=dtype, copy=True, order=order, ndmin=ndmin))
+    _copy()
+    return DeviceArray(np.array(a, dtype=dtype, order=order, ndmin=ndmin))
+
+
+def ascontiguousarray(a, dtype=None):
+    if type(a) is not DeviceArray:
+        return asarray(np.ascontiguousarray(a, dtype=dtype))
+    if a._a.flags.c_contiguous and (dtype is None or np.dtype(dtype) == a.dtype):
+        return a
+    _launch("ascontiguousarray")
+    return DeviceArray(np.ascontiguousarray(a._a, dtype=dtype))
+
+
+def asnumpy(a, stream=None, out=None):
+    """A NumPy array on the host (a device→host sync for device arrays)."""
+    if type(a) is DeviceArray:
+        return a.get()
+    return np.asarray(a)
+
+
+def get_array_module(*args):
+    """This module when any argument is a device array, else numpy (like CuPy's)."""
+    import sys
+    return sys.modules[__name__] if any(type(a) is DeviceArray for a in args) else np
+
+
+@functools.lru_cache(maxsize=None)
+def _wrapped(name: str):
+    target = getattr(np, name)
+    if isinstance(target, type) or not callable(target):
+        return target                     # dtypes, constants, np.newaxis: as they are
+
+    @functools.wraps(target)
+    def function(*args, **kwargs):
+        return _call(name, target, args, kwargs)
+    return function
+
+
+def __getattr__(name: str):
+    """Every other NumPy name, working on device arrays (``xp.exp``, ``xp.zeros``...)."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    if not hasattr(np, name):
+        raise AttributeError(f"the stand-in device module has no {name!r} (numpy has none)")
+    return _wrapped(name)
+
+
+# ---------------------------------------------------------------------------
+# Random numbers: ``xp.random.default_rng(seed)`` like ``cupy.random.default_rng``.
+# ---------------------------------------------------------------------------
+class Generator:
+    """A seeded generator on the stand-in device; every draw is a launch, results are
+    device arrays (a single draw is a 0-d device array, as with CuPy)."""
+
+    def __init__(self, seed=None):
+        self._g = np.random.default_rng(seed)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        attr = getattr(self._g, name)
+        if not callable(attr):
+            raise AttributeError(f"the stand-in generator has no public state ({name!r}); "
+                                 "like CuPy's, its state lives on the device")
+
+        def draw(*args, **kwargs):
+            result = attr(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()})
+            _launch(f"random.{name}")
+            if isinstance(result, (float, int, bool)):
+                result = np.asarray(result)
+            return _wrap(result)
+        return draw
+
+    def __repr__(self):
+        return "standin.random.Generator"
+
+
+class _Random:
+    """``xp.random``: ``default_rng`` and ``Generator``."""
+
+    Generator = Generator
+
+    @staticmethod
+    def default_rng(seed=None):
+        if isinstance(seed, Generator):
+            return seed
+        return Generator(seed)
+
+
+random = _Random()
