@@ -432,3 +432,145 @@ def test_clip_segments_in_place_equal_each_tensor_alone(host, sizes, dtype):
 def test_segments_refuse_offsets_that_do_not_cover_the_buffer(host):
     with pytest.raises(ValueError, match="offsets"):
         host.get("sign_projection_segments")(np.ones(10, np.float32), np.array([0, 4, 9]))
+
+
+# ---------------------------------------------------------------------------
+# gpu.py's own Python (shapes, argument order and types, grid and block), run without a GPU:
+# a fake ``cupy`` whose RawModule runs each requested kernel through the host build
+# ---------------------------------------------------------------------------
+class _FakeKernel:
+    def __init__(self, module, expr):
+        self.module, self.expr = module, expr
+        self.name, targs = expr[:-1].split("<")
+        self.targs = [t.strip() for t in targs.split(",")]
+
+    def __call__(self, grid, block, args):
+        from tinyproj.kernels import cuda, host
+        family, kinds = cuda.KERNELS[self.name]
+        assert len(args) == len(kinds), f"{self.expr}: {len(args)} arguments for {kinds}"
+        scalar = np.float32 if self.targs[0] == "float" else np.float64
+        assert block[0] in (256, cuda.BLOCK) and grid[0] >= 1
+        if self.name in ("maxabs", "maxabs_segments") or self.name.startswith("batchnorm"):
+            assert block[0] == cuda.BLOCK, f"{self.name} needs blocks of TP_BLOCK threads"
+        converted, write_back = [], []
+        for kind, arg in zip(kinds, args):
+            if kind == "i":
+                assert type(arg) is np.int64, f"{self.expr}: an int64 expected, got {type(arg)}"
+            elif kind == "t":
+                assert type(arg) is scalar, f"{self.expr}: {scalar} expected, got {type(arg)}"
+            else:
+                assert isinstance(arg, np.ndarray) and arg.flags.c_contiguous, self.expr
+                if arg.dtype == np.int8:                  # the host build's argmax is int64
+                    assert self.targs[1] == "signed char"
+                    wide = arg.astype(np.int64)
+                    write_back.append((arg, wide))
+                    arg = wide
+                elif arg.dtype.kind == "f":
+                    assert arg.dtype == scalar, f"{self.expr}: a {arg.dtype} array"
+            converted.append(arg)
+        if self.name == "maxabs_segments":               # a block per tensor
+            assert grid[0] == int(args[2])
+        elif self.name.startswith("batchnorm"):          # a block per channel
+            assert grid[0] == int(args[10])                # (9 arrays, then n, c, l)
+        elif self.name != "maxabs":                       # element-wise: every element covered
+            total = {"im2col_batch": converted[1].size, "col2im_batch": converted[1].size,
+                     "maxpool_forward": converted[1].size, "maxpool_backward": converted[2].size}
+            total = total.get(self.name, int(args[kinds.index("i")]) if "i" in kinds else 0)
+            assert grid[0] * block[0] >= min(total, 65535 * 256)
+        host._call(self.name, scalar, *converted)
+        for narrow, wide in write_back:
+            narrow[...] = wide
+
+
+class _FakeRawModule:
+    def __init__(self, code, options, name_expressions):
+        assert "#include \"" not in code, "gpu.py must hand CuPy the expanded source"
+        assert "--fmad=false" in options
+        self.names = list(name_expressions)
+
+    def get_function(self, expr):
+        assert expr in self.names, f"{expr} was not among the name expressions {self.names}"
+        return _FakeKernel(self, expr)
+
+
+@pytest.fixture
+def fake_gpu(host, monkeypatch):
+    """kernels.gpu with ``import cupy`` answered by NumPy and the host build."""
+    import types
+
+    from tinyproj.kernels import gpu
+    fake = types.ModuleType("cupy")
+    fake.ascontiguousarray = lambda a, dtype=None: np.ascontiguousarray(a, dtype=dtype)
+    fake.empty, fake.empty_like = np.empty, np.empty_like
+    fake.RawModule = lambda code, options, name_expressions: _FakeRawModule(
+        code, options, name_expressions)
+    monkeypatch.setitem(__import__("sys").modules, "cupy", fake)
+    monkeypatch.setattr(gpu, "_modules", {})
+    return gpu
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, k, stride, pad", GEOMETRIES)
+def test_gpu_py_conv_and_pool_through_the_fake_cupy(fake_gpu, shape, k, stride, pad, dtype):
+    x = random_x(shape, dtype)
+    cols = fake_gpu.im2col_batch(x, *k, stride, pad)
+    assert_same_bits(cols, ref.im2col_batch(x, *k, stride, pad))
+    assert_same_bits(fake_gpu.col2im_batch(cols, shape, *k, stride, pad),
+                     ref.col2im_batch(cols, shape, *k, stride, pad))
+    assert_same_bits(fake_gpu.im2col(x, *k, stride, pad), ref.im2col(x, *k, stride, pad))
+    if pool_padding_ok(k[0], pad[0]) and pool_padding_ok(k[1], pad[1]):
+        y, argmax = fake_gpu.maxpool_forward(x, *k, stride, pad)
+        y_ref, argmax_ref = ref.maxpool_forward(x, *k, stride, pad)
+        assert_same_bits(y, y_ref)
+        np.testing.assert_array_equal(argmax, argmax_ref)
+        assert argmax.dtype == (np.int8 if k[0] * k[1] <= 127 else np.int64)
+        gy = random_x(y.shape, dtype, seed=2)
+        assert_same_bits(fake_gpu.maxpool_backward(gy, argmax, shape, *k, stride, pad),
+                         ref.maxpool_backward(gy, argmax_ref, shape, *k, stride, pad))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_gpu_py_batchnorm_through_the_fake_cupy(fake_gpu, host, shape, dtype):
+    x, gamma, beta = bn_inputs(shape, dtype)
+    for relu in (False, True):
+        got = fake_gpu.batchnorm_forward(x, None, None, 1e-5, gamma, beta, True, relu=relu)
+        want = host.batchnorm_forward(x, None, None, 1e-5, gamma, beta, True, relu=relu)
+        for a, b in zip(got, want):
+            assert_same_bits(a, b)
+    y, mean, var, inv_std = got
+    assert_same_bits(fake_gpu.batchnorm_forward(x, mean, var, 1e-5, None, None, False)[0],
+                     ref.batchnorm_forward(x, mean, var, 1e-5, None, None, False)[0])
+    gy = random_x(shape, dtype, seed=4)
+    for kwargs in ({}, {"relu_out": y}):
+        for a, b in zip(fake_gpu.batchnorm_backward(gy, x, mean, inv_std, gamma, True, **kwargs),
+                        host.batchnorm_backward(gy, x, mean, inv_std, gamma, True, **kwargs)):
+            assert_same_bits(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gpu_py_optimizers_and_projections_through_the_fake_cupy(fake_gpu, dtype):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(1000).astype(dtype)
+    g = rng.standard_normal(1000).astype(dtype)
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    w_ref, m_ref, v_ref = w.copy(), m.copy(), v.copy()
+    fake_gpu.adam_update(w, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 1)
+    ref.adam_update(w_ref, g, m_ref, v_ref, 1e-3, 0.9, 0.999, 1e-8, 1)
+    assert_same_bits(w, w_ref)
+    w2 = w.copy()
+    fake_gpu.sgd_update(w2, g, None, 0.1)
+    assert_same_bits(w2, w - dtype(0.1) * g)
+    for kind in ("plain", "zeros-inside", "all-zero", "empty", "nan"):
+        wk = weights(dtype, kind)
+        assert_same_bits(fake_gpu.sign_projection(wk), ref.sign_projection(wk))
+        assert_same_bits(fake_gpu.round_projection(wk), projections.round(wk))
+        assert_same_bits(fake_gpu.clip(wk, 0.3), clipping.prox_linf(wk, 0.3))
+    flat, offsets, tensors = flat_layers(LAYER_SIZES[0], dtype)
+    assert_same_bits(fake_gpu.sign_projection_segments(flat, offsets),
+                     np.concatenate([ref.sign_projection(t) for t in tensors]))
+    assert_same_bits(fake_gpu.round_projection_segments(flat, offsets),
+                     np.concatenate([projections.round(t) for t in tensors]))
+    bounds = np.array([0.5, 1.0, np.inf, 0.05, 0.0, 2.0], dtype=dtype)
+    assert_same_bits(fake_gpu.clip_segments(flat, offsets, bounds),
+                     np.concatenate([clipping.prox_linf(t, float(c)) for t, c in zip(tensors, bounds)]))
