@@ -19,7 +19,7 @@ $(VENV)/.installed-demo: pyproject.toml $(VENV)/.created
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.created
-	$(PY) -m pip install --quiet -e ".[test,bench]"
+	$(PY) -m pip install --quiet -e ".[test,bench,course]"
 	touch $@ $(VENV)/.installed-demo $(VENV)/.installed-bench
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.created

@@ -38,7 +38,11 @@ import sys
 
 import numpy as np
 
-import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
+try:
+    import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
+except ModuleNotFoundError:  # a notebook whose working folder is not lessons/
+    sys.path.insert(0, os.path.join(os.environ.get("TINYPROJ_ROOT", os.getcwd()), "lessons"))
+    import _quick  # noqa: F401
 import tinyproj as tp
 import tinyproj.functional as F
 from tinyproj.gradcheck import GradcheckError, gradcheck
@@ -427,3 +431,39 @@ print("\nu.grad =", u.grad)
 
 # %%
 print("\nLesson 1 done.")
+
+# %% [markdown]
+# ## Exercises you can check
+#
+# Replace each `...` by your answer and run the cell: the checker prints **correct**, or what is
+# off, or *not answered yet*. The checkers live in `lessons/exercises.py`; they compute the right
+# answer with tinyproj itself (there is no solution file), so try first, then read them.
+#
+# 1. By hand: the gradient of L = Σ 3·xᵢ² at x = [1, −2, 0.5] (an array of three numbers).
+# 2. Write the backward of `Cube` (y = x³) below; the checker runs `gradcheck` on it.
+# 3. x has shape (4, 3), b has shape (3,) and L = Σ (x + b). What is `b.grad`? (Section 3.)
+
+# %%
+from exercises import check_01_1, check_01_2, check_01_3  # noqa: E402  (lessons/exercises.py)
+
+answer_1 = ...                  # e.g. np.array([..., ..., ...])
+check_01_1(answer_1)
+
+
+# %%
+class Cube(tp.Function):
+    """y = x³ — forward is done; backward is yours."""
+
+    def forward(self, x):
+        self.x = x
+        return x ** 3
+
+    def backward(self, gy):
+        return ...              # dL/dx = dL/dy · dy/dx
+
+
+check_01_2(Cube)
+
+# %%
+answer_3 = ...                  # b.grad, an array
+check_01_3(answer_3)

@@ -37,7 +37,11 @@ import time
 
 import numpy as np
 
-import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
+try:
+    import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
+except ModuleNotFoundError:  # a notebook whose working folder is not lessons/
+    sys.path.insert(0, os.path.join(os.environ.get("TINYPROJ_ROOT", os.getcwd()), "lessons"))
+    import _quick  # noqa: F401
 import tinyproj as tp
 import tinyproj.functional as F
 from tinyproj.gradcheck import gradcheck
@@ -429,15 +433,13 @@ print(f"random {shape_p}: forward and backward by patches match F.max_pool2d")
 print(gradcheck(lambda t: F.max_pool2d(t, 3, stride=2), [rng.standard_normal((1, 2, 7, 7))]))
 
 # %% [markdown]
-# ## A figure (saved, not shown)
+# ## A figure
 #
-# The columns of section 1 as an image, and the memory bill of section 5, saved to `lessons/out/`.
+# The columns of section 1 as an image, and the memory bill of section 5: shown here in a
+# notebook, and saved to `lessons/out/` either way.
 
 # %%
 try:
-    import matplotlib
-    if "ipykernel" not in sys.modules:
-        matplotlib.use("Agg")                  # no screen needed: draw into a file
     import matplotlib.pyplot as plt
 except ImportError:
     plt = None
@@ -464,10 +466,7 @@ if plt is not None:
     axes[2].set_title("memory bill of the columns")
     axes[2].legend()
     fig.tight_layout()
-    path = os.path.join(_quick.out_dir(), "02_convolution_im2col.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print("figure saved to", os.path.relpath(path))
+    _quick.show(fig, "02_convolution_im2col.png")    # inline in a notebook; saved to lessons/out/
 
 # %% [markdown]
 # ## Summary
@@ -483,3 +482,29 @@ if plt is not None:
 
 # %%
 print("\nLesson 2 done.")
+
+# %% [markdown]
+# ## Exercises you can check
+#
+# Replace each `...` by your answer and run the cell: the checker prints **correct**, or what is
+# off, or *not answered yet*. The checkers live in `lessons/exercises.py`; they compute the right
+# answer with tinyproj itself (there is no solution file), so try first, then read them.
+#
+# 1. Write `my_out_size(size, k, stride, pad)`: the output length of a convolution along one axis
+#    (section 1); the checker compares it with tinyproj's on many sizes.
+# 2. The shape of `im2col(x, 3, 3, stride=(2, 2), pad=(1, 1))` for x of shape (2, 3, 8, 8), as a
+#    tuple (N, C·kh·kw, OH·OW) — work it out before you run im2col.
+
+# %%
+from exercises import check_02_1, check_02_2  # noqa: E402  (lessons/exercises.py)
+
+
+def my_out_size(size, k, stride=1, pad=0):
+    return ...                  # your formula
+
+
+check_02_1(my_out_size)
+
+# %%
+answer_2 = ...                  # e.g. (2, ..., ...)
+check_02_2(answer_2)

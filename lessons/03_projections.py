@@ -51,11 +51,12 @@ import time
 
 import numpy as np
 
-import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
-import matplotlib
-
-matplotlib.use("Agg")               # write figures to files; no window needed
-import matplotlib.pyplot as plt     # noqa: E402
+try:
+    import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
+except ModuleNotFoundError:  # a notebook whose working folder is not lessons/
+    sys.path.insert(0, os.path.join(os.environ.get("TINYPROJ_ROOT", os.getcwd()), "lessons"))
+    import _quick  # noqa: F401
+import matplotlib.pyplot as plt     # noqa: E402  (figures: inline in a notebook, files in lessons/out/)
 from matplotlib.ticker import NullLocator  # noqa: E402
 
 import tinyproj as tp               # noqa: E402
@@ -64,8 +65,7 @@ import tinyproj.nn as nn            # noqa: E402
 from tinyproj import algorithm1, backend, clipping, data, models, optim, projections  # noqa: E402
 
 QUICK = os.environ.get("TINYPROJ_QUICK") == "1" or "--quick" in sys.argv
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
-os.makedirs(OUT, exist_ok=True)     # figures go to lessons/out/ (not committed)
+OUT = _quick.out_dir()              # figures go to lessons/out/ (not committed)
 np.set_printoptions(precision=4, suppress=True, linewidth=110)
 T0 = time.time()
 rng = backend.make_rng(0)           # rule 5: one seeded generator, passed to every random draw
@@ -140,10 +140,7 @@ for ax in axes:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
 fig.tight_layout()
-path = os.path.join(OUT, "03_transfer_deterministic.png")
-fig.savefig(path, dpi=110)
-plt.close(fig)
-print("saved", path)
+_quick.show(fig, "03_transfer_deterministic.png")   # inline in a notebook; saved to lessons/out/
 
 # %% [markdown]
 # β < 1 pushes weights out towards ±α (at β = 0, all the way: Sign), β > 1 pulls the small
@@ -203,10 +200,7 @@ for ax, (spec, fn) in zip(axes.ravel(), stochastic.items()):
     ax.legend(fontsize=7, loc="upper left")
 fig.suptitle(f"Stochastic projections, {n_show} draws each (α = {alpha})")
 fig.tight_layout()
-path = os.path.join(OUT, "03_transfer_stochastic.png")
-fig.savefig(path, dpi=110)
-plt.close(fig)
-print("saved", path)
+_quick.show(fig, "03_transfer_stochastic.png")   # inline in a notebook; saved to lessons/out/
 
 # %% [markdown]
 # ### Checking the allowed states
@@ -456,10 +450,7 @@ for label in (["Tr-None-C"] if QUICK else list(nets)):
     axes.ravel()[-1].axis("off")
     fig.suptitle(f"{label}: {layer} before and after each projection (log counts)")
     fig.tight_layout()
-    path = os.path.join(OUT, f"03_histograms_{label.replace('-', '_')}.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print("saved", path)
+    _quick.show(fig, f"03_histograms_{label.replace('-', '_')}.png", dpi=100)   # inline in a notebook; saved to lessons/out/
 
 # %% [markdown]
 # ### Test accuracy with each projection applied to all layers
@@ -555,3 +546,30 @@ print(f"({time.time() - t:.1f} s; chance level is 0.100)")
 
 # %%
 print(f"lesson 3 done in {time.time() - T0:.1f} s")
+
+# %% [markdown]
+# ## Exercises you can check
+#
+# Replace each `...` by your answer and run the cell: the checker prints **correct**, or what is
+# off, or *not answered yet*. The checkers live in `lessons/exercises.py`; they compute the right
+# answer with tinyproj itself (there is no solution file), so try first, then read them.
+#
+# 1. Write `my_round(w)`: Round(w) = α·round(w/α) with α = max|w| and ties (w/α = ±0.5) half
+#    away from zero, in NumPy (section 2). The checker compares it with `projections.round`.
+# 2. A tensor whose largest |w| is 1 (so α = 1) holds a weight w = 0.3. What is the expectation
+#    E[Stoch(w)] of its stochastic projection (section 4)? The checker measures it with 200,000
+#    draws.
+
+# %%
+from exercises import check_03_1, check_03_2  # noqa: E402  (lessons/exercises.py)
+
+
+def my_round(w):
+    return ...                  # α · (w/α rounded half away from zero)
+
+
+check_03_1(my_round)
+
+# %%
+answer_2 = ...                  # a number
+check_03_2(answer_2)

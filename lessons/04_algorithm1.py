@@ -44,10 +44,16 @@
 
 # %%
 import inspect
+import os
+import sys
 
 import numpy as np
 
-import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
+try:
+    import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
+except ModuleNotFoundError:  # a notebook whose working folder is not lessons/
+    sys.path.insert(0, os.path.join(os.environ.get("TINYPROJ_ROOT", os.getcwd()), "lessons"))
+    import _quick  # noqa: F401
 import tinyproj as tp
 import tinyproj.functional as F
 from tinyproj import algorithm1, backend, clipping, data, models, optim, projections
@@ -366,3 +372,26 @@ assert same
 
 # %%
 print("lesson 4 done")
+
+# %% [markdown]
+# ## Exercises you can check
+#
+# Replace each `...` by your answer and run the cell: the checker prints **correct**, or what is
+# off, or *not answered yet*. The checkers live in `lessons/exercises.py`; they compute the right
+# answer with tinyproj itself (there is no solution file), so try first, then read them.
+#
+# 1. One update and clip by hand (lines 9–12 of Algorithm 1 with plain SGD): full-precision
+#    weights W = [0.35, −0.38, 0.1], gradient with respect to the *projected* weights
+#    ∂L/∂P = [−1, 0.5, 2], learning rate 0.1, clip bound c = 0.4. What is W after the step?
+# 2. Put the five parts of one step in order, using the names
+#    "project", "forward", "backward", "update", "clip".
+
+# %%
+from exercises import check_04_1, check_04_2  # noqa: E402  (lessons/exercises.py)
+
+answer_1 = ...                  # e.g. np.array([..., ..., ...])
+check_04_1(answer_1)
+
+# %%
+answer_2 = ...                  # a list of the five names, in order
+check_04_2(answer_2)

@@ -45,19 +45,19 @@ import time
 
 import numpy as np
 
-import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
-import matplotlib
-
-matplotlib.use("Agg")               # write figures to files; no window needed
-import matplotlib.pyplot as plt     # noqa: E402
+try:
+    import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
+except ModuleNotFoundError:  # a notebook whose working folder is not lessons/
+    sys.path.insert(0, os.path.join(os.environ.get("TINYPROJ_ROOT", os.getcwd()), "lessons"))
+    import _quick  # noqa: F401
+import matplotlib.pyplot as plt     # noqa: E402  (figures: inline in a notebook, files in lessons/out/)
 
 import tinyproj as tp               # noqa: E402
 import tinyproj.nn as nn            # noqa: E402
 from tinyproj import backend, clipping, optim, projections  # noqa: E402
 
 QUICK = os.environ.get("TINYPROJ_QUICK") == "1" or "--quick" in sys.argv
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
-os.makedirs(OUT, exist_ok=True)     # figures go to lessons/out/ (not committed)
+OUT = _quick.out_dir()              # figures go to lessons/out/ (not committed)
 np.set_printoptions(precision=4, suppress=True, linewidth=120)
 T0 = time.time()
 print(f"quick mode: {QUICK}   figures go to {OUT}")
@@ -148,10 +148,7 @@ for ax in axes:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
 fig.tight_layout()
-path = os.path.join(OUT, "05_prox_grid.png")
-fig.savefig(path, dpi=110)
-plt.close(fig)
-print("saved", path)
+_quick.show(fig, "05_prox_grid.png")   # inline in a notebook; saved to lessons/out/
 
 # %% [markdown]
 # ## 2. One SGD step + clip = one proximal-gradient step
@@ -276,10 +273,7 @@ ax.set_title("Projected gradient descent on a quadratic")
 ax.set_aspect("equal")
 ax.legend(fontsize=7, loc="lower left")
 fig.tight_layout()
-path = os.path.join(OUT, "05_projected_gd.png")
-fig.savefig(path, dpi=110)
-plt.close(fig)
-print("saved", path)
+_quick.show(fig, "05_projected_gd.png")   # inline in a notebook; saved to lessons/out/
 
 # %% [markdown]
 # ## 3. Clip bounds and clip schedules
@@ -331,10 +325,7 @@ ax.set_ylabel("clip factor f")
 ax.legend()
 ax.grid(alpha=0.3)
 fig.tight_layout()
-path = os.path.join(OUT, "05_clip_schedule.png")
-fig.savefig(path, dpi=110)
-plt.close(fig)
-print("saved", path)
+_quick.show(fig, "05_clip_schedule.png")   # inline in a notebook; saved to lessons/out/
 
 # %% [markdown]
 # ## 4. Stochastic projections smooth the loss surface
@@ -479,10 +470,7 @@ ax.set_title(f"Smoothed surfaces of L(p) = (p − t)², t = {t_target}")
 ax.legend(fontsize=7)
 ax.grid(alpha=0.3)
 fig.tight_layout()
-path = os.path.join(OUT, "05_smoothed_1d.png")
-fig.savefig(path, dpi=110)
-plt.close(fig)
-print("saved", path)
+_quick.show(fig, "05_smoothed_1d.png")   # inline in a notebook; saved to lessons/out/
 
 # %% [markdown]
 # ### The same in two dimensions
@@ -566,10 +554,7 @@ for ax, Z, title in [(axes[0], sign_surface, "L(Sign(w)): constant on each quadr
     ax.set_title(title)
     ax.legend(fontsize=7, loc="upper right")
 fig.tight_layout()
-path = os.path.join(OUT, "05_smoothed_2d.png")
-fig.savefig(path, dpi=110)
-plt.close(fig)
-print("saved", path)
+_quick.show(fig, "05_smoothed_2d.png")   # inline in a notebook; saved to lessons/out/
 
 # %% [markdown]
 # ## What to remember
@@ -585,3 +570,29 @@ print("saved", path)
 
 # %%
 print(f"lesson 5 done in {time.time() - T0:.1f} s")
+
+# %% [markdown]
+# ## Exercises you can check
+#
+# Replace each `...` by your answer and run the cell: the checker prints **correct**, or what is
+# off, or *not answered yet*. The checkers live in `lessons/exercises.py`; they compute the right
+# answer with tinyproj itself (there is no solution file), so try first, then read them.
+#
+# 1. Write `my_prox(v, c)`: the proximal operator of the ℓ∞ ball of radius c at v, element-wise
+#    (section 1 finds it by brute force). The checker compares it with `clipping.prox_linf`.
+# 2. Projected gradient descent (step, then clip to [−1, 1]) on L(w) = ½(w − 3)², started at 0:
+#    where does it end? (Section 2: what is the fixed point w* = prox(w* − lr·∇L(w*))?)
+
+# %%
+from exercises import check_05_1, check_05_2  # noqa: E402  (lessons/exercises.py)
+
+
+def my_prox(v, c):
+    return ...                  # one line of NumPy
+
+
+check_05_1(my_prox)
+
+# %%
+answer_2 = ...                  # a number
+check_05_2(answer_2)

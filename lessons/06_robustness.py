@@ -46,11 +46,16 @@
 # %%
 import os
 import shutil
+import sys
 import time
 
 import numpy as np
 
-import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
+try:
+    import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
+except ModuleNotFoundError:  # a notebook whose working folder is not lessons/
+    sys.path.insert(0, os.path.join(os.environ.get("TINYPROJ_ROOT", os.getcwd()), "lessons"))
+    import _quick  # noqa: F401
 from tinyproj import backend, data, reporting, robustness
 from tinyproj.robustness import analysis
 from tinyproj.runs import training
@@ -208,7 +213,7 @@ bn_curves["trained statistics kept"] = kept
 for label, rows in bn_curves.items():
     print(f"{label:26s}" + "  ".join(f"σ={r['level']:<4g} {100 * r['error_mean']:5.1f}%"
                                       for r in rows))
-print("saved", reporting.sweep_plot(bn_curves, "addnorm", os.path.join(OUT, "06_bn_reestimation.png")))
+_quick.show(reporting.sweep_plot(bn_curves, "addnorm", os.path.join(OUT, "06_bn_reestimation.png")))
 
 # %% [markdown]
 # ## 3. The three sweeps of Figure 2
@@ -242,7 +247,7 @@ for preset in PRESETS:
 
 for distortion, curves in sweeps.items():
     name = reporting.DISTORTIONS[distortion]["figure"]
-    print("saved", reporting.sweep_plot(curves, distortion, os.path.join(OUT, f"06_{name}.png")))
+    _quick.show(reporting.sweep_plot(curves, distortion, os.path.join(OUT, f"06_{name}.png")))
 
 # %% [markdown]
 # ### How to read the curves
@@ -317,9 +322,9 @@ print(f"per-layer sweep: {len(per_layer)} points in {time.perf_counter() - t:.1f
 for layer in dict.fromkeys(r["layer"] for r in per_layer):
     print(f"  {layer:14s}" + "  ".join(f"σ={r['level']:g}: {100 * r['error_mean']:5.1f}%"
                                         for r in per_layer if r["layer"] == layer))
-print("saved", reporting.per_layer_plot({"tr-none-c": per_layer}, "addnorm",
-                                        os.path.join(OUT, "06_layers_addnorm.png"),
-                                        baseline={"tr-none-c": sweeps["addnorm"]["tr-none-c"]}))
+_quick.show(reporting.per_layer_plot({"tr-none-c": per_layer}, "addnorm",
+                                     os.path.join(OUT, "06_layers_addnorm.png"),
+                                     baseline={"tr-none-c": sweeps["addnorm"]["tr-none-c"]}))
 
 # %% [markdown]
 # ## 6. Everything in one report
@@ -363,3 +368,26 @@ print(f"\nlesson finished in {time.perf_counter() - START:.0f} s")
 #    distortion?
 # 4. Increase `DRAWS`. How do the error bars shrink? How many draws do you need before the
 #    difference between the two networks at σ = 0.4 is larger than the error bars?
+
+# %% [markdown]
+# ## Exercises you can check
+#
+# Replace each `...` by your answer and run the cell: the checker prints **correct**, or what is
+# off, or *not answered yet*. The checkers live in `lessons/exercises.py`; they compute the right
+# answer with tinyproj itself (there is no solution file), so try first, then read them.
+#
+# 1. Bits per weight (section 4): weights of second moment Q_w = 0.04 under additive noise of
+#    power Q_n = 0.0025. What is ½·log2(1 + Q_w/Q_n)?
+# 2. An AddNorm sweep gave the test errors [10, 12, 30, 70, 88] % at σ = [0, 0.2, 0.4, 0.7, 1.0]
+#    (10 classes: chance is 90 %). Where is the midpoint σ, the level at which the error is
+#    halfway from clean to chance (interpolated linearly between the grid points)?
+
+# %%
+from exercises import check_06_1, check_06_2  # noqa: E402  (lessons/exercises.py)
+
+answer_1 = ...                  # a number of bits
+check_06_1(answer_1)
+
+# %%
+answer_2 = ...                  # a σ between two grid points
+check_06_2(answer_2)

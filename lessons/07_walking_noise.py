@@ -46,11 +46,16 @@
 
 # %%
 import os
+import sys
 import time
 
 import numpy as np
 
-import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
+try:
+    import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
+except ModuleNotFoundError:  # a notebook whose working folder is not lessons/
+    sys.path.insert(0, os.path.join(os.environ.get("TINYPROJ_ROOT", os.getcwd()), "lessons"))
+    import _quick  # noqa: F401
 from tinyproj import backend, data
 from tinyproj import walking_noise as wn
 from tinyproj.runs.evaluation import error_rate
@@ -163,9 +168,9 @@ with no_grad():
     wrong_noisy = float(np.mean(noisy_out[-1].argmax(1) != y))
     print(f"  errors on these {len(y)} images: {100 * wrong_clean:.1f} % clean, "
           f"{100 * wrong_noisy:.1f} % with the noise")
-print("saved", wn_plots.activation_histogram(clean_out[k], noisy_out[k],
-                                             os.path.join(OUT, "07_noise_at_relu2.png"),
-                                             site="relu2", noise="additive noise σ = 0.5"))
+_quick.show(wn_plots.activation_histogram(clean_out[k], noisy_out[k],
+                                          os.path.join(OUT, "07_noise_at_relu2.png"),
+                                          site="relu2", noise="additive noise σ = 0.5"))
 noisy.set_noise(wn.NoiseSpec("multiplicative", 0.5), sites=["relu2"])
 with no_grad():
     mult_out = noisy.site_outputs(x)[k].data
@@ -192,7 +197,7 @@ print("          " + "".join(f"{s:>7g}" for s in SIGMAS))
 for site in noisy.sites:
     acc = [r["accuracy"] for r in rows if r["site"] == site.index]
     print(f"  {site.name:7s} " + "".join(f"{100 * a:7.1f}" for a in acc))
-print("saved", wn_plots.accuracy_vs_sigma(rows, os.path.join(OUT, "07_walk_additive.png")))
+_quick.show(wn_plots.accuracy_vs_sigma(rows, os.path.join(OUT, "07_walk_additive.png")))
 
 # %% [markdown]
 # ## 4. The midpoint noise level μ
@@ -223,9 +228,9 @@ for m in mids:
     text = f"{mu:8.3g}" if mu is not None else ("  beyond" if m["beyond_grid"] else "     n/a")
     ratio = f"{mu / signal[m['site_name']]:8.2f}" if mu is not None else ""
     print(f"  {m['site_name']:7s}{text}   {signal[m['site_name']]:8.3f}   {ratio}")
-print("saved", wn_plots.midpoints_plot({"additive, clean network": mids},
-                                       os.path.join(OUT, "07_mu_per_site.png"),
-                                       grid_max=max(SIGMAS)))
+_quick.show(wn_plots.midpoints_plot({"additive, clean network": mids},
+                                    os.path.join(OUT, "07_mu_per_site.png"),
+                                    grid_max=max(SIGMAS)))
 
 # %% [markdown]
 # Reading the walk: the input is the most fragile site (pixels in [0, 1]: σ ≈ 0.5 already
@@ -247,7 +252,7 @@ mu_all = wn.midpoints_table(glob, chance=D.chance_accuracy)[0]["midpoint_sigma"]
 mu_min = min(m["midpoint_sigma"] for m in mids if m["midpoint_sigma"] is not None)
 print(f"global additive noise: mu = {mu_all:.3g}   (smallest per-site mu: {mu_min:.3g})")
 ends = (0, noisy.sites[-1].index)              # the input and the logits
-print("saved", wn_plots.accuracy_vs_sigma(
+_quick.show(wn_plots.accuracy_vs_sigma(
     {"additive noise: one site vs all sites": [r for r in rows if r["site"] in ends] + glob},
     os.path.join(OUT, "07_global_vs_site.png")))
 
@@ -283,10 +288,10 @@ for a, b in zip(*bn_tables.values()):
     f = [f"{m['midpoint_sigma']:.3g}" if m["midpoint_sigma"] is not None
          else ("beyond" if m["beyond_grid"] else "n/a") for m in (a, b)]
     print(f"  {a['site_name']:7s} {f[0]:>12s}   {f[1]:>12s}")
-print("saved", wn_plots.midpoints_plot(bn_tables, os.path.join(OUT, "07_bn_protocols.png"),
-                                       grid_max=max(SIGMAS),
-                                       title="Batch norm under noise: keep the trained "
-                                             "statistics (running) or re-estimate them"))
+_quick.show(wn_plots.midpoints_plot(bn_tables, os.path.join(OUT, "07_bn_protocols.png"),
+                                    grid_max=max(SIGMAS),
+                                    title="Batch norm under noise: keep the trained "
+                                          "statistics (running) or re-estimate them"))
 
 # %% [markdown]
 # Look at the sites just before a batch norm (`fc1`, `fc2`): with re-estimated statistics
@@ -321,7 +326,7 @@ for site in (noisy.sites[-1].name, "relu2"):
     print(f"{site:6s} " + "   ".join(
         f"N={n:<2d} mu={mus[n]:.3g} (x{mus[n] / mus[1]:.2f}, sqrt(N)={np.sqrt(n):.0f})"
         for n in REPEATS if mus.get(n) and mus.get(1)))
-print("saved", wn_plots.accuracy_vs_sigma(
+_quick.show(wn_plots.accuracy_vs_sigma(
     {f"additive noise at {noisy.sites[-1].name} (the logits)":
         [r for r in rep_rows if r["site_name"] == noisy.sites[-1].name],
      "additive noise at relu2": [r for r in rep_rows if r["site_name"] == "relu2"]},
@@ -380,12 +385,12 @@ for label, clamp in (("clean", None), ("noisy", None), ("noisy, clamp 1.0", 1.0)
 print("signal rms per site (input → logits):")
 for label, d in trained.items():
     print(f"  {label:17s}", np.round(signal_rms(d["model"]), 2))
-print("saved", wn_plots.weight_stats_plot(
+_quick.show(wn_plots.weight_stats_plot(
     {"free": trained["noisy"]["dyn"], "clamp 0.1": trained["noisy, clamp 0.1"]["dyn"]},
     os.path.join(OUT, "07_weights_additive.png"), stats=["mean_abs", "max_abs"],
     title=f"Weights during training with additive noise σ = {TRAIN_SIGMA} at every site "
           "(solid: free, dashed: clamped to [−0.1, 0.1])"))
-print("saved", wn_plots.accuracy_vs_sigma(
+_quick.show(wn_plots.accuracy_vs_sigma(
     {"global additive noise": [dict(r, trained_as=label) for label, d in trained.items()
                                for r in d["rows"]]},
     os.path.join(OUT, "07_noisy_training.png"), lines_by="trained_as",
@@ -437,9 +442,9 @@ for label, model in (("clean", clean), ("multiplicative-trained", mult_model)):
     print(f"  {label:23s}" + "  ".join(f"{k}: near max {v['share_near_max']:.3f}, "
                                        f"bimodality {v['bimodality']:.2f}"
                                        for k, v in b.items()))
-print("saved", wn_plots.weight_stats_plot(mult_dyn, os.path.join(OUT, "07_binarization.png"),
-                                          title="Weights during training with multiplicative "
-                                                "noise σ = 0.5 at every site"))
+_quick.show(wn_plots.weight_stats_plot(mult_dyn, os.path.join(OUT, "07_binarization.png"),
+                                       title="Weights during training with multiplicative "
+                                             "noise σ = 0.5 at every site"))
 
 # %% [markdown]
 # In a run this short the weights do not binarize: both measures fall from their values for
@@ -481,9 +486,9 @@ print(f"measured {len(table.cells)} cells in {time.perf_counter() - t:.1f} s\n")
 paths = cross.write_cross_table(table, os.path.join(OUT, "07_cross"))
 print(paths["md"].read_text())
 print("saved", paths["csv"])
-print("saved", wn_plots.cross_heatmap(table, os.path.join(OUT, "07_cross_robustness.png")))
-print("saved", wn_plots.cross_heatmap(table, os.path.join(OUT, "07_cross_relative.png"),
-                                      relative_to="tr-none-nc"))
+_quick.show(wn_plots.cross_heatmap(table, os.path.join(OUT, "07_cross_robustness.png")))
+_quick.show(wn_plots.cross_heatmap(table, os.path.join(OUT, "07_cross_relative.png"),
+                                   relative_to="tr-none-nc"))
 
 # %% [markdown]
 # How to read it: compare numbers **down** a column (the columns have different units).
@@ -524,3 +529,26 @@ print(f"\nlesson finished in {time.perf_counter() - START:.0f} s")
 # 5. Add a row to the cross table: `cross.Regime("tr-stochm-c", "algorithm1",
 #    "stochm:gamma=0.5", 0.5)`, and a column: combined noise
 #    (`cross.Perturbation("act-combined", "activation", "combined", SIGMAS)`).
+
+# %% [markdown]
+# ## Exercises you can check
+#
+# Replace each `...` by your answer and run the cell: the checker prints **correct**, or what is
+# off, or *not answered yet*. The checkers live in `lessons/exercises.py`; they compute the right
+# answer with tinyproj itself (there is no solution file), so try first, then read them.
+#
+# 1. Section 7 averages N noisy passes. With additive noise σ = 0.8 and N = 16 independent
+#    passes, what is the standard deviation of the averaged noise?
+# 2. A walk gave the accuracies [0.98, 0.97, 0.90, 0.40, 0.12] at σ = [0.1, 0.3, 1, 3, 10]
+#    (10 classes: chance 0.1). What is μ, the σ where the accuracy is halfway from its maximum to
+#    chance? Interpolate between the two bracketing points on a **log σ** scale (section 4).
+
+# %%
+from exercises import check_07_1, check_07_2  # noqa: E402  (lessons/exercises.py)
+
+answer_1 = ...                  # a number
+check_07_1(answer_1)
+
+# %%
+answer_2 = ...                  # μ, a number between two grid points
+check_07_2(answer_2)

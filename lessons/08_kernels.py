@@ -47,7 +47,11 @@ import subprocess
 import sys
 import time
 
-import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
+try:
+    import _quick  # noqa: F401  (makes `import tinyproj` find this checkout; see lessons/_quick.py)
+except ModuleNotFoundError:  # a notebook whose working folder is not lessons/
+    sys.path.insert(0, os.path.join(os.environ.get("TINYPROJ_ROOT", os.getcwd()), "lessons"))
+    import _quick  # noqa: F401
 import tinyproj as tp    # before NumPy, so that its thread settings reach OpenBLAS (section 4)
 
 import numpy as np
@@ -736,3 +740,25 @@ assert got.shape == want.shape and np.array_equal(got[finite], want[finite])
 
 # %%
 print("\nLesson 8 done.")
+
+# %% [markdown]
+# ## Exercises you can check
+#
+# Replace each `...` by your answer and run the cell: the checker prints **correct**, or what is
+# off, or *not answered yet*. The checkers live in `lessons/exercises.py`; they compute the right
+# answer with tinyproj itself (there is no solution file), so try first, then read them.
+#
+# 1. FLOPs (a multiply and an add count as two) of the 128→128 3×3 convolution at 32×32,
+#    padding 1, stride 1, batch 50 — section 1's 2·N·O·K·L.
+# 2. Bytes of the float32 columns im2col makes for x of shape (8, 64, 16, 16), a 3×3 kernel,
+#    stride 1, padding 1 (section 2).
+
+# %%
+from exercises import check_08_1, check_08_2  # noqa: E402  (lessons/exercises.py)
+
+answer_1 = ...                  # a number (write it as a product if you like)
+check_08_1(answer_1)
+
+# %%
+answer_2 = ...                  # a number of bytes
+check_08_2(answer_2)
