@@ -575,3 +575,13 @@ def test_gpu_py_optimizers_and_projections_through_the_fake_cupy(fake_gpu, dtype
     bounds = np.array([0.5, 1.0, np.inf, 0.05, 0.0, 2.0], dtype=dtype)
     assert_same_bits(fake_gpu.clip_segments(flat, offsets, bounds),
                      np.concatenate([clipping.prox_linf(t, float(c)) for t, c in zip(tensors, bounds)]))
+
+
+def test_out_must_be_contiguous_of_the_right_shape(host):
+    x = random_x((2, 3, 6, 6), np.float32)
+    wrong = np.empty((27, 2 * 36 * 2), dtype=np.float32)[:, ::2]          # strided
+    with pytest.raises(ValueError, match="C-contiguous"):
+        host.get("im2col_batch")(x, 3, 3, (1, 1), (1, 1), out=wrong)
+    with pytest.raises(ValueError, match="shape"):
+        host.get("col2im_batch")(np.zeros((27, 72), np.float32), x.shape, 3, 3, (1, 1), (1, 1),
+                                 out=np.empty((2, 3, 6, 5), np.float32))

@@ -90,6 +90,15 @@ def _contiguous(a, dtype=None):
     return cupy.ascontiguousarray(a, dtype=dtype)
 
 
+def _out(out, shape, dtype):
+    """``out`` checked (the kernels write it as a flat C-contiguous array), or None."""
+    if out is not None and (tuple(out.shape) != tuple(shape) or out.dtype != dtype
+                            or not out.flags.c_contiguous):
+        raise ValueError(f"out must be a C-contiguous {np.dtype(dtype)} array of shape "
+                         f"{tuple(shape)}, got {out.dtype} {tuple(out.shape)}")
+    return out
+
+
 def _geometry(x_shape, kh, kw, stride, pad):
     n, c, h, w = (int(s) for s in x_shape)
     return (n, c, h, w, kh, kw, stride[0], stride[1], pad[0], pad[1])
@@ -104,7 +113,8 @@ def im2col_batch(x, kh, kw, stride=(1, 1), pad=(0, 0), pad_value=0.0, out=None):
     x = _contiguous(x)
     n, c, h, w = x.shape
     oh, ow = out_size(h, kh, stride[0], pad[0]), out_size(w, kw, stride[1], pad[1])
-    cols = cupy.empty((c * kh * kw, n * oh * ow), dtype=x.dtype) if out is None else out
+    shape = (c * kh * kw, n * oh * ow)
+    cols = cupy.empty(shape, dtype=x.dtype) if out is None else _out(out, shape, x.dtype)
     _elementwise("im2col_batch", _ctype(x.dtype), cols.size, x, cols,
                  *_geometry(x.shape, kh, kw, stride, pad), pad_value)
     return cols
@@ -114,7 +124,8 @@ def col2im_batch(cols, x_shape, kh, kw, stride=(1, 1), pad=(0, 0), out=None):
     """cols (C·kh·kw, N·OH·OW) → (N, C, H, W), one thread per pixel summing its taps in order."""
     import cupy
     cols = _contiguous(cols)
-    result = cupy.empty(tuple(x_shape), dtype=cols.dtype) if out is None else out
+    result = (cupy.empty(tuple(x_shape), dtype=cols.dtype) if out is None
+              else _out(out, x_shape, cols.dtype))
     _elementwise("col2im_batch", _ctype(cols.dtype), result.size, cols, result,
                  *_geometry(x_shape, kh, kw, stride, pad))
     return result
@@ -322,7 +333,7 @@ def clip_segments(v, offsets, bounds, out=None):
     import cupy
     v = _contiguous(v).reshape(-1)
     offsets = _contiguous(offsets, np.int64)
-    out = cupy.empty_like(v) if out is None else out
+    out = cupy.empty_like(v) if out is None else _out(out, v.shape, v.dtype)
     _elementwise("clip_segments", _ctype(v.dtype), v.size, v, offsets, offsets.size - 1,
                  _contiguous(bounds, v.dtype), out, v.size)
     return out

@@ -159,6 +159,15 @@ def _call(name: str, dtype, *args):
     getattr(library(), f"tp_{name}_{suffix}")(*converted)
 
 
+def _out(out, shape, dtype):
+    """``out`` checked (the kernels write it as a flat C-contiguous array), or None."""
+    if out is not None and (tuple(out.shape) != tuple(shape) or out.dtype != dtype
+                            or not out.flags.c_contiguous):
+        raise ValueError(f"out must be a C-contiguous {np.dtype(dtype)} array of shape "
+                         f"{tuple(shape)}, got {out.dtype} {tuple(out.shape)}")
+    return out
+
+
 def _geometry(x_shape, kh, kw, stride, pad):
     n, c, h, w = (int(s) for s in x_shape)
     return (n, c, h, w, kh, kw, stride[0], stride[1], pad[0], pad[1])
@@ -176,7 +185,8 @@ def im2col_batch(x, kh, kw, stride=(1, 1), pad=(0, 0), pad_value=0.0, out=None):
     x = _contiguous(x)
     n, c, h, w = x.shape
     oh, ow = out_size(h, kh, stride[0], pad[0]), out_size(w, kw, stride[1], pad[1])
-    cols = np.empty((c * kh * kw, n * oh * ow), dtype=x.dtype) if out is None else out
+    shape = (c * kh * kw, n * oh * ow)
+    cols = np.empty(shape, dtype=x.dtype) if out is None else _out(out, shape, x.dtype)
     _call("im2col_batch", x.dtype, x, cols, *_geometry(x.shape, kh, kw, stride, pad), pad_value)
     return cols
 
@@ -184,7 +194,8 @@ def im2col_batch(x, kh, kw, stride=(1, 1), pad=(0, 0), pad_value=0.0, out=None):
 def col2im_batch(cols, x_shape, kh, kw, stride=(1, 1), pad=(0, 0), out=None):
     """cols (C·kh·kw, N·OH·OW) → (N, C, H, W); see ``reference.col2im_batch``."""
     cols = _contiguous(cols)
-    result = np.empty(tuple(x_shape), dtype=cols.dtype) if out is None else out
+    result = (np.empty(tuple(x_shape), dtype=cols.dtype) if out is None
+              else _out(out, x_shape, cols.dtype))
     _call("col2im_batch", cols.dtype, cols, result, *_geometry(x_shape, kh, kw, stride, pad))
     return result
 
@@ -380,6 +391,6 @@ def clip_segments(v, offsets, bounds, out=None):
     v = _contiguous(v).reshape(-1)
     offsets = _offsets(offsets, v.size)
     bounds = np.ascontiguousarray(bounds, dtype=v.dtype)
-    out = np.empty_like(v) if out is None else out
+    out = np.empty_like(v) if out is None else _out(out, v.shape, v.dtype)
     _call("clip_segments", v.dtype, v, offsets, offsets.size - 1, bounds, out, v.size)
     return out
