@@ -39,9 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _note(message, category, filename, lineno, line=None) -> str:
+def _note(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings on the command line read as one note, without a source line."""
-    return f"note: {message}\n"
+    print(f"note: {message}", file=sys.stderr)
 
 
 def _sigterm_as_interrupt(signum, frame):
@@ -50,15 +50,20 @@ def _sigterm_as_interrupt(signum, frame):
 
 def main(argv=None) -> int:
     """Run one command; returns the exit status (0 ok, 1 failed, 2 user error, 130 stopped)."""
-    from ..errors import USER_ERRORS
-    from ..runs.training import TrainingInterrupted
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
-    if not debug:
-        import warnings
-        warnings.formatwarning = _note
+    import warnings
+    with warnings.catch_warnings():          # restored when the command returns
+        if not debug:
+            warnings.showwarning = _note
+        return _run(args, debug)
+
+
+def _run(args, debug: bool) -> int:
+    from ..errors import USER_ERRORS
+    from ..runs.training import TrainingInterrupted
     if hasattr(signal, "SIGTERM") and _is_main_thread():
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
