@@ -96,8 +96,8 @@ def show(figure, name: str | None = None, dpi: int = 110):
     ``figure`` is a matplotlib ``Figure`` or the path of an image a plot function has already
     saved (then it is only shown). With ``name=None`` a Figure is shown but not saved (a plot
     function that was given a path has saved it already). The figure is closed afterwards, so a
-    script does not keep it in memory and Jupyter does not draw it a second time. Returns the path
-    of the file (None if nothing was saved).
+    script does not keep it in memory and Jupyter does not draw it a second time. Returns None,
+    so that a cell ending with ``show(...)`` shows the figure and no ``Out[]`` line.
     """
     png = None
     if isinstance(figure, (str, os.PathLike)):
@@ -121,4 +121,3 @@ def show(figure, name: str | None = None, dpi: int = 110):
     if in_notebook():
         from IPython.display import Image, display
         display(Image(data=png) if png is not None else Image(filename=str(path)))
-    return path

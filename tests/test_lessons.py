@@ -91,11 +91,14 @@ def test_quick_show_saves_in_script_mode(monkeypatch, tmp_path, capsys):
     assert quick.ROOT == str(ROOT) and not quick.in_notebook()
     fig = Figure()
     fig.add_subplot().plot([0, 1], [1, 0])
-    path = quick.show(fig, "line.png")
-    assert path == tmp_path / "out" / "line.png" and path.read_bytes()[:4] == b"\x89PNG"
+    assert quick.show(fig, "line.png") is None            # a cell ending with it: no Out[] line
+    path = tmp_path / "out" / "line.png"
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert capsys.readouterr().out.startswith("saved ")
+    quick.show(path)                                      # what a plot function returned
     assert "saved" in capsys.readouterr().out
-    assert quick.show(path) == path                       # what a plot function returned
-    assert quick.show(fig) is None                        # shown only: nothing saved
+    quick.show(fig)                                       # shown only: nothing saved
+    assert capsys.readouterr().out == ""
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["line.png"]
     with pytest.raises(TypeError):
         quick.show(42)
