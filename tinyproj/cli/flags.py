@@ -34,7 +34,12 @@ def add_config_flags(parser, exclude=()) -> None:
             parser.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction,
                                 default=None, help=help_text)
             continue
-        parse = f.metadata.get("parse") or type(default)
+        parse = f.metadata.get("parse")
+        if parse is None:
+            if default is None or isinstance(default, (list, dict)):
+                raise TypeError(f"TrainConfig.{f.name}: give its setting() a parse= (the type "
+                                "of a None, list or dict default cannot be guessed)")
+            parse = type(default)
         parser.add_argument(flag_name(f.name), type=parse, default=None, help=help_text,
                             metavar=f.name.upper())
 
