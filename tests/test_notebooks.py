@@ -63,13 +63,14 @@ def kernel_env(out_dir: str) -> dict:
     return env
 
 
-def execute(lesson: Path, out_dir: str) -> dict:
-    """Run ``lesson`` as a notebook; returns cells, errors, images, seconds and the error text."""
+def execute(lesson: Path, out_dir: str, cwd: Path = LESSONS_DIR) -> dict:
+    """Run ``lesson`` as a notebook (kernel working folder ``cwd``, Jupyter's default the lesson's
+    folder); returns cells, errors, images, seconds and the error text."""
     nb = jupytext.read(lesson)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
     client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S,
-                            allow_errors=False, resources={"metadata": {"path": str(LESSONS_DIR)}})
+                            allow_errors=False, resources={"metadata": {"path": str(cwd)}})
     start = time.perf_counter()
     error = None
     try:
@@ -107,6 +108,15 @@ def test_lesson_runs_as_notebook(lesson: Path, tmp_path):
             f"{lesson.name} draws figures (_quick.show) but the notebook shows none inline "
             f"(no image/png output)")
         assert result["saved"], f"{lesson.name} shows figures but saved no PNG in its out folder"
+
+
+def test_lesson_runs_from_the_repository_root(tmp_path):
+    """A kernel started at the repository root (VS Code, `jupyter lab` there) finds lessons/."""
+    lesson = LESSONS_DIR / "01_autograd.py"            # the quickest lesson, a few seconds
+    if not lesson.exists():
+        pytest.skip("no lesson 01")
+    result = execute(lesson, str(tmp_path / "out"), cwd=ROOT)
+    assert result["error"] is None, f"{lesson.name} from the repository root: {result['error']}"
 
 
 def test_notebook_tests_see_every_lesson():
