@@ -9,6 +9,10 @@
   to PTX for sm_90 with ``-Werror all-warnings`` (and ptxas assembles it, where present).
   Skips cleanly without nvcc. Successful builds are remembered under a hash of the sources
   in ``<cache_dir>/kernels/``, so reruns are instant.
+* Where libnvrtc is found (the ``nvidia-cuda-nvrtc`` wheel, the system, $TINYPROJ_NVRTC): the
+  very compile cupy.RawModule makes — expanded source, gpu.OPTIONS, every name expression and
+  its lowered name — with an empty log (no warning), under NVRTC's default C++ and C++11.
+  NVRTC needs no GPU. Skips cleanly without it.
 """
 import hashlib
 import re
@@ -160,3 +164,80 @@ def test_info_names_cupy_gpu_and_kernel_family(capsys):
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     assert "cupy" in lines and "gpu" in lines
     assert "CPU arrays:" in lines["kernels"] and "GPU arrays:" in lines["kernels"]
+
+
+# ---------------------------------------------------------------------------
+# NVRTC, where its library is found: the very compile CuPy's RawModule makes (the expanded
+# source, gpu.OPTIONS, gpu.name_expressions), with the lowered name of every instance
+# ---------------------------------------------------------------------------
+def _find_nvrtc():
+    """A path to libnvrtc: $TINYPROJ_NVRTC, the nvidia-cuda-nvrtc wheel, the system, the
+    CUDA toolkit beside nvcc; None when there is none."""
+    import ctypes.util
+    import importlib.util
+    import os
+    candidates = [os.environ.get("TINYPROJ_NVRTC", "")]
+    spec = importlib.util.find_spec("nvidia")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        candidates += sorted(str(p) for p in Path(root).glob("*/lib/libnvrtc.so*")
+                             if "alt" not in p.name and "builtins" not in p.name)
+    candidates.append(ctypes.util.find_library("nvrtc") or "")
+    if NVCC:
+        candidates += sorted(str(p) for p in Path(NVCC).resolve().parents[1].glob("lib*/libnvrtc.so*"))
+    return next((c for c in candidates if c and Path(c).exists()), None)
+
+
+@pytest.fixture(scope="module")
+def nvrtc():
+    import ctypes
+    path = _find_nvrtc()
+    if path is None:
+        pytest.skip("libnvrtc not found (pip install nvidia-cuda-nvrtc, or set $TINYPROJ_NVRTC)")
+    for builtins in sorted(Path(path).parent.glob("libnvrtc-builtins.so*")):
+        if "alt" not in builtins.name:         # NVRTC opens it by name: load it from beside
+            ctypes.CDLL(str(builtins), mode=ctypes.RTLD_GLOBAL)
+    return ctypes.CDLL(path)
+
+
+def _nvrtc_compile(lib, source, options, names):
+    """Compile like cupy.RawModule; returns (log, {name expression: lowered name}, ptx)."""
+    import ctypes
+    prog = ctypes.c_void_p()
+    assert lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), b"tinyproj.cu", 0, None,
+                                  None) == 0
+    try:
+        for name in names:
+            assert lib.nvrtcAddNameExpression(prog, name.encode()) == 0
+        opts = (ctypes.c_char_p * len(options))(*[o.encode() for o in options])
+        result = lib.nvrtcCompileProgram(prog, len(options), opts)
+        size = ctypes.c_size_t()
+        lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+        log = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetProgramLog(prog, log)
+        log = log.value.decode(errors="replace").strip()
+        if result != 0:
+            return f"compile failed ({result}): {log}", {}, ""
+        lowered = {}
+        for name in names:
+            out = ctypes.c_char_p()
+            assert lib.nvrtcGetLoweredName(prog, name.encode(), ctypes.byref(out)) == 0, name
+            lowered[name] = out.value.decode()
+        lib.nvrtcGetPTXSize(prog, ctypes.byref(size))
+        ptx = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetPTX(prog, ptx)
+        return log, lowered, ptx.value.decode()
+    finally:
+        lib.nvrtcDestroyProgram(ctypes.byref(prog))
+
+
+@pytest.mark.parametrize("std", [None, "--std=c++11"], ids=["default-std", "c++11"])
+@pytest.mark.parametrize("family", cuda.families())
+def test_nvrtc_compiles_what_cupy_compiles(nvrtc, family, std):
+    options = [*gpu.OPTIONS, "--gpu-architecture=compute_90"]     # a warning fills the log
+    options += [std] if std else []
+    names = gpu.name_expressions(family)
+    log, lowered, ptx = _nvrtc_compile(nvrtc, cuda.expanded(family), options, names)
+    assert not log, log
+    assert set(lowered) == set(names)
+    for name, mangled in lowered.items():
+        assert f".entry {mangled}(" in ptx, f"{name} ({mangled}) missing from the PTX"
