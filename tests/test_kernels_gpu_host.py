@@ -585,3 +585,112 @@ def test_out_must_be_contiguous_of_the_right_shape(host):
     with pytest.raises(ValueError, match="shape"):
         host.get("col2im_batch")(np.zeros((27, 72), np.float32), x.shape, 3, 3, (1, 1), (1, 1),
                                  out=np.empty((2, 3, 6, 5), np.float32))
+
+
+# ---------------------------------------------------------------------------
+# On a GPU (``pytest -m gpu``; skipped without CuPy and a GPU): the CUDA build of every kernel
+# gives the host build's bits — the same functions, the same block order, no FMA on either
+# side — and so the reference's wherever the host tests above ask for bits.
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cp(host):
+    from tinyproj import backend
+    if not backend.cupy_available():
+        pytest.skip("needs CuPy and a CUDA GPU")
+    import cupy
+    return cupy
+
+
+def same_bits_on_host(got, want):
+    got = got.get() if hasattr(got, "get") else got
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, k, stride, pad", GEOMETRIES)
+def test_cuda_conv_and_pool_equal_the_host_build(cp, host, shape, k, stride, pad, dtype):
+    from tinyproj.kernels import gpu
+    x = random_x(shape, dtype)
+    cols = host.im2col_batch(x, *k, stride, pad)
+    same_bits_on_host(gpu.im2col_batch(cp.asarray(x), *k, stride, pad), cols)
+    same_bits_on_host(gpu.col2im_batch(cp.asarray(cols), shape, *k, stride, pad),
+                      host.col2im_batch(cols, shape, *k, stride, pad))
+    if pool_padding_ok(k[0], pad[0]) and pool_padding_ok(k[1], pad[1]):
+        y, argmax = host.maxpool_forward(x, *k, stride, pad)
+        y_d, argmax_d = gpu.maxpool_forward(cp.asarray(x), *k, stride, pad)
+        same_bits_on_host(y_d, y)
+        np.testing.assert_array_equal(argmax_d.get() if hasattr(argmax_d, "get") else argmax_d,
+                                      argmax)
+        gy = random_x(y.shape, dtype, seed=2)
+        same_bits_on_host(gpu.maxpool_backward(cp.asarray(gy), argmax_d, shape, *k, stride, pad),
+                          host.maxpool_backward(gy, argmax, shape, *k, stride, pad))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BN_SHAPES + [(50, 128, 32, 32)])
+def test_cuda_batchnorm_equals_the_host_build(cp, host, shape, dtype):
+    from tinyproj.kernels import gpu
+    x, gamma, beta = bn_inputs(shape, dtype)
+    xd, gd, bd = cp.asarray(x), cp.asarray(gamma), cp.asarray(beta)
+    for relu in (False, True):
+        want = host.batchnorm_forward(x, None, None, 1e-5, gamma, beta, True, relu=relu)
+        for a, b in zip(gpu.batchnorm_forward(xd, None, None, 1e-5, gd, bd, True, relu=relu), want):
+            same_bits_on_host(a, b)
+    y, mean, var, inv_std = want
+    gy = random_x(shape, dtype, seed=4)
+    for training in (True, False):
+        for relu_out in (None, y):
+            got = gpu.batchnorm_backward(cp.asarray(gy), xd, cp.asarray(mean), cp.asarray(inv_std),
+                                         gd, training,
+                                         relu_out=None if relu_out is None else cp.asarray(relu_out))
+            for a, b in zip(got, host.batchnorm_backward(gy, x, mean, inv_std, gamma, training,
+                                                         relu_out=relu_out)):
+                same_bits_on_host(a, b)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuda_optimizers_and_projections_equal_the_host_build(cp, host, dtype):
+    from tinyproj.kernels import gpu
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(300_001).astype(dtype)
+    g = rng.standard_normal(w.size).astype(dtype)
+    arrays = [w.copy(), g, np.zeros_like(w), np.zeros_like(w)]
+    device = [cp.asarray(a) for a in arrays]
+    for t in (1, 2, 3):
+        host.adam_update(*arrays, 1e-3, 0.9, 0.999, 1e-8, t)
+        gpu.adam_update(*device, 1e-3, 0.9, 0.999, 1e-8, t)
+    for a, b in zip(device, arrays):
+        same_bits_on_host(a, b)
+    buf, buf_d, w2, w2_d = np.zeros_like(w), cp.zeros(w.size, dtype), w.copy(), cp.asarray(w)
+    for step in range(3):
+        host.sgd_update(w2, g, buf, 0.1, 0.9, 5e-4, True, first=step == 0)
+        gpu.sgd_update(w2_d, cp.asarray(g), buf_d, 0.1, 0.9, 5e-4, True, first=step == 0)
+    same_bits_on_host(w2_d, w2)
+    for kind in KINDS:
+        wk = weights(dtype, kind)
+        for name in ("sign_projection", "round_projection"):
+            same_bits_on_host(getattr(gpu, name)(cp.asarray(wk)), getattr(host, name)(wk))
+        same_bits_on_host(gpu.clip(cp.asarray(wk), 0.3), host.clip(wk, 0.3))
+    flat, offsets, _ = flat_layers(LAYER_SIZES[0], dtype)
+    bounds = np.array([0.5, 1.0, np.inf, 0.05, 0.0, 2.0], dtype=dtype)
+    fd, od = cp.asarray(flat), cp.asarray(offsets)
+    for name in ("sign_projection_segments", "round_projection_segments"):
+        same_bits_on_host(getattr(gpu, name)(fd, od), getattr(host, name)(flat, offsets))
+    same_bits_on_host(gpu.clip_segments(fd, od, cp.asarray(bounds), out=fd),
+                      host.clip_segments(flat, offsets, bounds))
+
+
+@pytest.mark.gpu
+def test_cupy_arrays_get_the_cuda_kernels(cp, monkeypatch):
+    from tinyproj import kernels
+    from tinyproj.kernels import gpu
+    monkeypatch.setenv("TINYPROJ_KERNELS", "auto")
+    x = cp.zeros((1, 1, 4, 4), cp.float32)
+    for name in kernels.KERNEL_NAMES:
+        assert kernels.get(name, x) is getattr(gpu, name)
+    monkeypatch.setenv("TINYPROJ_KERNELS", "reference")
+    assert kernels.get("im2col_batch", x) is ref.im2col_batch
