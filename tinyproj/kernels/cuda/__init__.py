@@ -81,7 +81,13 @@ def expanded(name: str, _seen=None) -> str:
             return f"// (#include \"{header}\" already above)"
         return expanded(header, seen)
 
-    return _INCLUDE.sub(include, (FOLDER / name).read_text())
+    path = FOLDER / name
+    if not path.exists():
+        raise FileNotFoundError(
+            f"the CUDA kernel source {path} is missing from this installation of tinyproj (the "
+            "package was built without its .cuh/.cu/.cpp files); install from a source "
+            "checkout (pip install -e .) or set TINYPROJ_KERNELS=reference")
+    return _INCLUDE.sub(include, path.read_text())
 
 
 def kernel_parameters(text: str, name: str):
