@@ -263,12 +263,23 @@ def test_train_regime_replaces_only_its_own_folders(tmp_path):
 # Figures
 # ---------------------------------------------------------------------------
 def assert_png(path, min_bytes=8_000):
-    """A PNG that decodes, has a sensible size and is not one flat colour."""
+    """A PNG that decodes, has a sensible size and is not one flat colour.
+
+    path: a PNG file, or the matplotlib Figure a plot function returned (it is drawn to a
+    PNG in memory, and the file it was saved to is checked too)."""
+    import io
+    from matplotlib.figure import Figure
     from matplotlib.image import imread
-    data = path.read_bytes()
+    if isinstance(path, Figure):
+        buf = io.BytesIO()
+        path.savefig(buf, format="png", dpi=110)
+        data, path = buf.getvalue(), "the returned Figure"
+        image = imread(io.BytesIO(data), format="png")
+    else:
+        data = path.read_bytes()
+        image = imread(str(path))
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
     assert len(data) > min_bytes, f"{path} is suspiciously small ({len(data)} bytes)"
-    image = imread(str(path))
     assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300
     assert float(image[..., :3].std()) > 0.02, f"{path} is (nearly) blank"
 
@@ -287,6 +298,7 @@ def walk_rows():
 
 def test_accuracy_vs_sigma_png(tmp_path):
     assert_png(reporting.accuracy_vs_sigma(walk_rows(), tmp_path / "acc.png"))
+    assert_png(tmp_path / "acc.png")                 # and the file it was saved to
     rows = [dict(r, repeats=n) for n in (1, 4) for r in walk_rows()
             if r["site"] == 1 and r["noise"] == "additive"]
     assert_png(reporting.accuracy_vs_sigma({"σ at fc1": rows}, tmp_path / "rep.png",

@@ -18,6 +18,9 @@ Then every (site, σ) is scored with noise at evaluation. RUN_DIR/walk.jsonl get
 object per (seed, site, σ), stamped with the fingerprint of the network walked, and
 RUN_DIR/midpoints.csv the midpoint μ per site (over seeds: geometric mean and spread) of the
 points of this command — rows of other commands stay in walk.jsonl but are not in the table.
+Two figures of the same points go beside them: RUN_DIR/walk-accuracy.png (test accuracy
+against σ, one line per site, a dot at each site's μ) and RUN_DIR/walk-midpoints.png (μ per
+site, input to logits); the last line printed names every result file.
 Run the same command again to resume; shards write walk.shard-<i>-of-<n>.jsonl, and every
 later run reads them all. With --shard train the models first (--train-only, once), so that
 shards do not race. A point on file that was measured on another network (--run B into the
@@ -309,6 +312,7 @@ def _cmd_walk(args) -> int:
                      compute=False, **options)
     table = midpoints_table(rows)
     write_midpoints_csv(out / "midpoints.csv", table)
+    figures = _write_figures(rows, table, out)
     if not args.quiet:
         print(f"\n{len(rows)} of {total} point(s) of this walk done, in {walk_file}"
               f"{' and its shard files' if shard is not None else ''}; midpoints in "
@@ -317,14 +321,50 @@ def _cmd_walk(args) -> int:
             print("(the midpoints are of the points done so far; the other shards' points "
                   "follow when they finish)")
         _print_table(table)
+        names = ["walk.jsonl", "midpoints.csv"] + [f.name for f in figures]
+        print(f"\nresults in {out}/: {', '.join(names)}")
     return 0
+
+
+FIGURES = ("walk-accuracy.png", "walk-midpoints.png")
+"""The figures `tinyproj walk` writes into its --out folder (rewritten by every run)."""
+
+
+def _mean_over_seeds(rows) -> list:
+    """One row per (site, noise, ratio, σ, training): the accuracy averaged over seeds, so
+    that each site is one line of the figure (the seeds' spread is in midpoints.csv)."""
+    groups = {}
+    for r in rows:
+        key = (r.get("site"), r.get("site_name"), str(r.get("noise")), r.get("ratio"),
+               r.get("sigma"), r.get("train_sigma"))
+        groups.setdefault(key, []).append(r)
+    return [dict(g[0], accuracy=sum(float(r["accuracy"]) for r in g) / len(g))
+            for g in groups.values()]
+
+
+def _write_figures(rows, table, out: Path) -> list:
+    """Accuracy against σ per site (μ marked) and μ per site, drawn by tinyproj.reporting
+    into ``out``; the paths written (none while no point is done)."""
+    from .. import reporting
+    if not rows:
+        return []
+    chance = rows[0].get("chance")
+    reporting.accuracy_vs_sigma(_mean_over_seeds(rows), out / FIGURES[0],
+                                chance=chance if chance is not None else 0.1)
+    written = [out / FIGURES[0]]
+    if any(e.get("midpoint_sigma") is not None or e.get("beyond_grid") for e in table):
+        edge = max(float(r["sigma"]) for r in rows)
+        reporting.midpoints_plot(table, out / FIGURES[1], grid_max=edge)
+        written.append(out / FIGURES[1])
+    return written
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("walk", help="Walking Noise: accuracy per noise site and sigma, midpoints",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, metavar="RUN_DIR",
-                   help="folder for model(s), walk.jsonl and midpoints.csv")
+                   help="folder for model(s), walk.jsonl, midpoints.csv and the figures "
+                        "walk-accuracy.png, walk-midpoints.png")
     p.add_argument("--run", default=None, metavar="TRAINED_RUN_DIR",
                    help="walk this trained run (`tinyproj train --out`) instead of training")
     p.add_argument("--model", default="mlp_tfc", help="mlp_tfc (default) or lenet5")

@@ -17,7 +17,8 @@ Example::
     rep = reporting.make_report(["runs/tr-none-nc", "runs/tr-sign-c"], "report/")
     reporting.sweep_plot({"tr-sign-c": rows}, "addnorm", "fig2a.png")
 
-Every figure function takes plain data and a path and returns the path of the PNG.
+Every figure function takes plain data and optionally a path, saves the PNG there when
+given one, and returns the matplotlib Figure (shown inline when a notebook cell ends with it).
 Files here import each other's public names only.
 """
 from . import style

@@ -13,12 +13,12 @@ from __future__ import annotations
 import math
 
 from ..experiments import format_cell
-from .style import DIVERGING_CMAP, SEQUENTIAL_CMAP, figure, save
+from .style import DIVERGING_CMAP, SEQUENTIAL_CMAP, figure, finish
 
 __all__ = ["cross_heatmap"]
 
 
-def cross_heatmap(table, path, title: str | None = None, relative_to: str | None = None,
+def cross_heatmap(table, path=None, title: str | None = None, relative_to: str | None = None,
                   cmap: str | None = None):
     """The cross-robustness table as a heat map: rows = training regimes, columns = tests.
 
@@ -111,7 +111,7 @@ def cross_heatmap(table, path, title: str | None = None, relative_to: str | None
             else "hatched: accuracy never fell halfway on the grid")
     ax.set_title(title or "Cross-robustness: does robustness learned against one perturbation "
                  f"carry over?\n({what})", fontsize=10)
-    return save(fig, path)
+    return finish(fig, path)
 
 
 def _hatch(x, y):

@@ -168,7 +168,8 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
     # -- Figure 1B: metrics --------------------------------------------------------------
     with_rows = {r.label: r.rows for r in runs if r.rows}
     if with_rows:
-        rep.figures["fig1b"] = figures.training_curves(with_rows, out / "fig1b.png")
+        figures.training_curves(with_rows, out / "fig1b.png")
+        rep.figures["fig1b"] = out / "fig1b.png"
     else:
         rep.skipped["fig1b"] = "no run has a metrics.jsonl row yet (no evaluation has finished)"
 
@@ -201,13 +202,14 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
         why = ("no run could be loaded (checkpoint.npz and the run's data are needed; see the "
                "notes below, or pass --data-dir)")
         if dist:
-            rep.figures["fig1c"] = figures.sign_distance_plot(dist, out / "fig1c.png", dist_n)
-            rep.figures["fig1d"] = figures.correlation_plot(corr, out / "fig1d.png")
+            figures.sign_distance_plot(dist, out / "fig1c.png", dist_n)
+            figures.correlation_plot(corr, out / "fig1d.png")
+            rep.figures["fig1c"], rep.figures["fig1d"] = out / "fig1c.png", out / "fig1d.png"
         else:
             rep.skipped["fig1c"] = rep.skipped["fig1d"] = why
         if hist is not None:
-            rep.figures["fig2d"] = figures.power_histogram_plot(hist[1], out / "fig2d.png",
-                                                              hist[0])
+            figures.power_histogram_plot(hist[1], out / "fig2d.png", hist[0])
+            rep.figures["fig2d"] = out / "fig2d.png"
         else:
             rep.skipped["fig2d"] = why
 
@@ -227,8 +229,8 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
             if layer_rows:
                 per_layer[run.label] = layer_rows
         if curves:
-            rep.figures[name] = figures.sweep_plot(curves, distortion, out / f"{name}.png",
-                                                   chance=chance)
+            figures.sweep_plot(curves, distortion, out / f"{name}.png", chance=chance)
+            rep.figures[name] = out / f"{name}.png"
         elif refused:
             rep.skipped[name] = (f"the {distortion} sweep files of {', '.join(refused)} could "
                                  "not be used (see the notes)")
@@ -236,9 +238,9 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
             rep.skipped[name] = (f"no run has sweeps/{distortion}.jsonl (or its shards); make "
                                  f"it with `tinyproj sweep RUN_DIR --distortion {distortion}`")
         if per_layer:      # the figure is named like its sweep file
-            rep.figures[layers_name] = figures.per_layer_plot(
-                per_layer, distortion, out / f"{layers_name}.png", baseline=curves,
-                chance=chance)
+            figures.per_layer_plot(per_layer, distortion, out / f"{layers_name}.png",
+                                   baseline=curves, chance=chance)
+            rep.figures[layers_name] = out / f"{layers_name}.png"
 
     rep.markdown = _write_markdown(rep)
     log(f"report written to {rep.markdown} ({len(rep.figures)} figures, "

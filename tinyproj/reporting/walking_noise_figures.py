@@ -1,8 +1,8 @@
 """The figures of Walking Noise (Borras et al.), with matplotlib.
 
-Each function takes plain data (result rows, dicts of numbers) and a path, draws one figure
-in the house style (:mod:`tinyproj.reporting.style`: no pyplot, Agg canvas, atomic PNG) and
-returns the path::
+Each function takes plain data (result rows, dicts of numbers) and optionally a path, draws
+one figure in the house style (:mod:`tinyproj.reporting.style`: no pyplot, Agg canvas,
+atomic PNG), saves it when given the path and returns the matplotlib Figure::
 
     from tinyproj import reporting
     reporting.accuracy_vs_sigma(rows, "walk.png")              # rows of walk(...)
@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 
 from .. import backend
-from .style import colors, figure, percent, save
+from .style import colors, figure, finish, percent
 
 __all__ = ["accuracy_vs_sigma", "midpoints_plot", "activation_histogram",
            "weight_stats_plot", "NOISE_NAMES"]
@@ -71,7 +71,7 @@ def _log_sigma_axis(ax, xlabel="noise level σ  [log scale]"):
 # ---------------------------------------------------------------------------
 # Accuracy against σ
 # ---------------------------------------------------------------------------
-def accuracy_vs_sigma(rows, path, lines_by: str = "site", chance: float | None = 0.1,
+def accuracy_vs_sigma(rows, path=None, lines_by: str = "site", chance: float | None = 0.1,
                       title: str | None = None, mark_midpoints: bool = True,
                       label_format=None):
     """Test accuracy (%) against σ on a log axis: one line per site, one panel per noise kind.
@@ -128,7 +128,7 @@ def accuracy_vs_sigma(rows, path, lines_by: str = "site", chance: float | None =
     if mark_midpoints and chance is not None:
         fig.suptitle("Accuracy as noise grows (dots: the midpoint μ, halfway from the best "
                      "accuracy down to chance)", fontsize=10)
-    return save(fig, path)
+    return finish(fig, path)
 
 
 def _crossing(xs, ys, chance_pct):
@@ -167,7 +167,7 @@ def _grid_edge(row):
     return None
 
 
-def midpoints_plot(tables, path, title: str | None = None, grid_max: float | None = None,
+def midpoints_plot(tables, path=None, title: str | None = None, grid_max: float | None = None,
                    ylabel: str = "midpoint noise level μ  [log scale]"):
     """The walk: μ of every site, input on the left, logits on the right.
 
@@ -177,7 +177,9 @@ def midpoints_plot(tables, path, title: str | None = None, grid_max: float | Non
     fell to the threshold on the grid have no μ: they are drawn as an upward triangle at
     the grid's top edge (``grid_max``, or the row's ``sigma_max``, or the largest μ seen)
     with an arrow, meaning "μ is larger than this". A site whose clean accuracy is already
-    at chance (no μ and not beyond the grid) is left out.
+    at chance (no μ and not beyond the grid) is left out. The grid's top is marked (and the
+    axis reaches it) only when some site went beyond it; otherwise the axis spans the μ
+    drawn. Returns the Figure (saved at ``path`` when given).
     """
     if not isinstance(tables, dict):
         tables = {"": tables}
@@ -223,9 +225,19 @@ def midpoints_plot(tables, path, title: str | None = None, grid_max: float | Non
                 ax.annotate("", xy=(x, edge * 2.2), xytext=(x, edge * 1.15),
                             arrowprops=dict(arrowstyle="->", color=color, lw=1.5))
             beyond_drawn = True
-    ax.axhline(edge, color="grey", ls="--", lw=0.8, label=f"top of the σ grid ({edge:g})")
     ax.set_yscale("log")
-    ax.set_ylim(top=edge * 4)
+    if beyond_drawn:              # the grid's top matters only when a site went beyond it
+        ax.axhline(edge, color="grey", ls="--", lw=0.8, label=f"top of the σ grid ({edge:g})")
+        ax.set_ylim(top=edge * 4)
+    elif values:                  # else the axis spans the μ drawn (a decade either side at most)
+        lo, hi = min(values), max(values)
+        ax.set_ylim(lo / min(10.0, max(2.0, (hi / lo) ** 0.15)),
+                    hi * min(10.0, max(2.0, (hi / lo) ** 0.15)))
+        if hi / lo < 30:          # few decades: plain numbers (0.3, 0.5), not 3×10^-1
+            from matplotlib.ticker import FuncFormatter
+            plain = FuncFormatter(lambda v, _: f"{v:g}")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(plain)
     ax.set_xticks(range(len(order)))
     ax.set_xticklabels([f"{s}: {n}" if n is not None else str(s) for s, n in order],
                        rotation=45, ha="right")
@@ -236,13 +248,13 @@ def midpoints_plot(tables, path, title: str | None = None, grid_max: float | Non
                  "(higher = more robust)", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
-    return save(fig, path)
+    return finish(fig, path)
 
 
 # ---------------------------------------------------------------------------
 # Activations with and without noise
 # ---------------------------------------------------------------------------
-def activation_histogram(clean, noisy, path, site: str = "", noise: str = "", bins: int = 60):
+def activation_histogram(clean, noisy, path=None, site: str = "", noise: str = "", bins: int = 60):
     """Histograms of one site's activations without and with noise, and noisy vs clean.
 
     clean, noisy: arrays of the same shape (any backend; flattened here), the site's
@@ -276,7 +288,7 @@ def activation_histogram(clean, noisy, path, site: str = "", noise: str = "", bi
     ax2.legend(fontsize=8)
     fig.suptitle(f"What {noise or 'the noise'} does to the activations"
                  f"{' at ' + site if site else ''}", fontsize=11)
-    return save(fig, path)
+    return finish(fig, path)
 
 
 # ---------------------------------------------------------------------------
@@ -316,7 +328,7 @@ def _stats_series(rows) -> dict:
     return series
 
 
-def weight_stats_plot(rows, path, title: str | None = None, stats=None):
+def weight_stats_plot(rows, path=None, title: str | None = None, stats=None):
     """Weight statistics per layer against the epoch (the dynamics of noisy training).
 
     rows: the dynamics rows of ``train_noisy`` (one per epoch, or one per epoch and layer)
@@ -361,4 +373,4 @@ def weight_stats_plot(rows, path, title: str | None = None, stats=None):
     axes[0].legend(fontsize=7)
     fig.suptitle(title or "How the weights change during training (one colour per layer)",
                  fontsize=11)
-    return save(fig, path)
+    return finish(fig, path)
