@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: test demo bench lessons clean
+.PHONY: test demo bench lessons course clean
 
 # One stamp per set of extras: the demo needs only the package itself; the tests add pytest
 # and hypothesis, and PyTorch (CPU) for the comparison tests; the benchmark adds PyTorch.
@@ -37,6 +37,15 @@ bench: $(VENV)/.installed-bench
 
 lessons: $(VENV)/.installed-demo
 	$(PY) -m tinyproj.cli lessons
+
+# The course website: README, lessons executed as notebooks (quick mode), CLI reference,
+# results pages -> build/course-site/index.html (open it in a browser; docs/build_course.py).
+$(VENV)/.installed-course: pyproject.toml $(VENV)/.created
+	$(PY) -m pip install --quiet -e ".[course]"
+	touch $@ $(VENV)/.installed-demo
+
+course: $(VENV)/.installed-course
+	NO_MKDOCS_2_WARNING=1 $(PY) docs/build_course.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
