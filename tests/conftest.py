@@ -18,7 +18,8 @@ def shared_data_dir() -> Path:
 
 def pytest_report_header(config):
     from tinyproj import backend
-    return f"tinyproj backend: {backend.name()} (set TINYPROJ_BACKEND=cupy to run the suite on a GPU)"
+    return (f"tinyproj backend: {backend.name()} (TINYPROJ_BACKEND=cupy runs the suite on a GPU, "
+            "TINYPROJ_BACKEND=standin on the counting CPU stand-in for one)")
 
 
 def _on_host(function):
@@ -32,10 +33,34 @@ def _on_host(function):
 
 
 def pytest_configure(config):
-    """On the CuPy backend, numpy.testing's assertions compare GPU arrays on the host."""
+    """Markers; on a device backend (CuPy, the stand-in) numpy.testing's assertions compare
+    device arrays on the host (an explicit copy down, as a test means it)."""
+    config.addinivalue_line("markers", "gpu: needs CuPy and a CUDA GPU (skipped cleanly "
+                            "elsewhere); `pytest -m gpu` runs only these")
+    config.addinivalue_line("markers", "numpy_only(reason): meaningful on the NumPy backend "
+                            "only (Numba kernels, host-array APIs); skipped, with the reason, "
+                            "on a device backend")
     from tinyproj import backend
-    if backend.name() == "cupy":
+    if backend.on_device():
         import numpy.testing as npt
         for name in ("assert_allclose", "assert_array_equal", "assert_array_almost_equal",
                      "assert_equal", "assert_array_less"):
             setattr(npt, name, _on_host(getattr(npt, name)))
+
+
+def pytest_collection_modifyitems(config, items):
+    """``gpu`` tests skip without CuPy and a GPU; ``numpy_only`` tests skip on a device backend
+    (each with its reason in the report)."""
+    from tinyproj import backend
+    gpu_reason = None
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            if gpu_reason is None:
+                gpu_reason = "" if backend.cupy_available() else "needs CuPy and a CUDA GPU"
+            if gpu_reason:
+                item.add_marker(pytest.mark.skip(reason=gpu_reason))
+        marker = item.get_closest_marker("numpy_only")
+        if marker is not None and backend.on_device():
+            why = marker.args[0] if marker.args else marker.kwargs.get("reason", "")
+            item.add_marker(pytest.mark.skip(
+                reason=f"NumPy backend only ({backend.name()} in use): {why}"))

@@ -118,8 +118,8 @@ def test_sign_forward_uses_two_valued_weights():
                       trace=trace)
     assert trace.loss == loss and trace.projection == "sign"
     for n, rec in trace.items():
-        alpha = np.abs(rec["W"]).max()
-        assert set(np.unique(rec["P"]).tolist()) <= {-alpha, alpha}
+        alpha = float(np.abs(backend.to_numpy(rec["W"])).max())
+        assert set(np.unique(backend.to_numpy(rec["P"])).tolist()) <= {-alpha, alpha}
         np.testing.assert_array_equal(rec["P"], projections.sign(rec["W"]))
 
 

@@ -221,7 +221,7 @@ def test_dropout_scale_keeps_mean_and_dtype():
     x = tp.tensor(np.ones((200, 200), np.float32))
     y = F.dropout(x, 0.5, rng=np.random.default_rng(0))
     assert y.dtype == np.float32
-    assert set(np.unique(y.data)) <= {0.0, 2.0}
+    assert set(np.unique(y.numpy())) <= {0.0, 2.0}
     assert abs(y.data.mean() - 1.0) < 0.02
 
 
@@ -333,6 +333,11 @@ def test_batch_norm_training_gradient(shape, affine):
                                rtol=1e-10)
 
 
+HOST_STATS = ("passes NumPy arrays as the running statistics, which batch norm updates in "
+              "place: on a device they must be device arrays (nn.BatchNorm keeps them there)")
+
+
+@pytest.mark.numpy_only(HOST_STATS)
 @pytest.mark.parametrize("shape", [(6, 4), (3, 2, 3, 3)])
 def test_batch_norm_eval_gradient_and_value(shape):
     c = shape[1]
@@ -350,6 +355,7 @@ def test_batch_norm_eval_gradient_and_value(shape):
     np.testing.assert_array_equal(rm, rm_before)  # evaluation does not touch running stats
 
 
+@pytest.mark.numpy_only(HOST_STATS)
 @pytest.mark.parametrize("shape", [(8, 3), (4, 3, 2, 5)])
 def test_batch_norm_running_stats_update(shape):
     c = shape[1]
@@ -366,6 +372,7 @@ def test_batch_norm_running_stats_update(shape):
     np.testing.assert_allclose(rv, exp_v, rtol=1e-12)
 
 
+@pytest.mark.numpy_only(HOST_STATS)
 def test_batch_norm_cumulative_average_with_momentum_1_over_k():
     rm, rv = np.zeros(2), np.zeros(2)
     batches = [normal(5, 2, seed=s) + s for s in range(4)]
@@ -424,7 +431,7 @@ def test_cross_entropy_stable_for_huge_scores(dtype):
     expected = (0.0 + 1e4 + 1 + np.log1p(np.exp(-1.0))) / 2
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     np.testing.assert_allclose(x.grad.sum(axis=1), 0, atol=1e-6)
-    assert x.grad[1, 2] == pytest.approx(-0.5, rel=1e-6)
+    assert float(x.grad[1, 2]) == pytest.approx(-0.5, rel=1e-6)
 
 
 @pytest.mark.parametrize("loss", [F.square_hinge_loss, F.cross_entropy])

@@ -11,7 +11,7 @@ from tinyproj import backend, optim
 
 
 def rel_err(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a, b = (np.asarray(backend.to_numpy(v), dtype=np.float64) for v in (a, b))
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
 
 
@@ -325,8 +325,9 @@ def test_batchnorm_eval_uses_running_stats():
     x = randn(4, 3, 5, 5)
     y = bn(x).data
     rm, rv = bn.running_mean.reshape(1, 3, 1, 1), bn.running_var.reshape(1, 3, 1, 1)
-    expected = (x - rm) / np.sqrt(rv + 1e-5) * bn.weight.data.reshape(1, 3, 1, 1) \
-        + bn.bias.data.reshape(1, 3, 1, 1)
+    rm, rv = backend.to_numpy(rm), backend.to_numpy(rv)
+    expected = (x - rm) / np.sqrt(rv + 1e-5) * bn.weight.numpy().reshape(1, 3, 1, 1) \
+        + bn.bias.numpy().reshape(1, 3, 1, 1)
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(bn.running_mean, [0.5, -1.0, 2.0])   # not updated in eval
     assert int(bn.num_batches_tracked) == 0
@@ -363,7 +364,7 @@ def test_batchnorm_reestimation_is_an_exact_average(bn, shape, axes):
     assert bn.reestimation_batches == 7
     nn.stop_bn_reestimation(model)
     assert not bn.reestimating
-    before = bn.running_mean.copy()
+    before = backend.to_numpy(bn.running_mean).copy()
     xb = batches[0]
     bn(xb)                                               # back to momentum 0.1
     np.testing.assert_allclose(bn.running_mean, 0.9 * before + 0.1 * xb.mean(axis=axes),
@@ -400,7 +401,7 @@ def test_linear_matches_torch():
     ours = nn.Linear(7, 5, bias=True, rng=backend.make_rng(0))
     ours.bias.data[...] = randn(5, seed=3)
     theirs = torch.nn.Linear(7, 5)
-    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.tensor(backend.to_numpy(v)) for k, v in ours.state_dict().items()})
     _compare_with_torch(ours, theirs, randn(9, 7, seed=1), torch)
 
 
@@ -410,7 +411,7 @@ def test_conv2d_matches_torch(k, stride, padding):
     ours = nn.Conv2d(3, 4, k, stride=stride, padding=padding, bias=True, rng=backend.make_rng(0))
     ours.bias.data[...] = randn(4, seed=3)
     theirs = torch.nn.Conv2d(3, 4, k, stride=stride, padding=padding)
-    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.tensor(backend.to_numpy(v)) for k, v in ours.state_dict().items()})
     _compare_with_torch(ours, theirs, randn(2, 3, 9, 8, seed=1), torch)
 
 
@@ -420,7 +421,7 @@ def test_batchnorm2d_matches_torch_in_training_and_eval():
     ours.weight.data[...] = randn(3, seed=2)
     ours.bias.data[...] = randn(3, seed=3)
     theirs = torch.nn.BatchNorm2d(3)
-    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.tensor(backend.to_numpy(v)) for k, v in ours.state_dict().items()})
     x = randn(4, 3, 5, 6, seed=1) * 2 + 1
     _compare_with_torch(ours, theirs, x, torch)
     assert rel_err(ours.running_mean, theirs.running_mean.numpy()) <= 1e-5

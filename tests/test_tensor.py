@@ -96,7 +96,7 @@ def test_broadcast_gradient_reduction(op, sa, sb):
     assert y.shape == out_shape
     gy = rng.standard_normal(out_shape)
     y.backward(gy)
-    av, bv = np.broadcast_to(a.data, out_shape), np.broadcast_to(b.data, out_shape)
+    av, bv = np.broadcast_to(a.numpy(), out_shape), np.broadcast_to(b.numpy(), out_shape)
     da, db = {"add": (gy, gy), "sub": (gy, -gy), "mul": (gy * bv, gy * av),
               "div": (gy / bv, -gy * av / bv ** 2)}[op]
     # sum the broadcast copies back: this is what sum_to must do

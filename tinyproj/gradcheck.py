@@ -169,8 +169,8 @@ def _loss_value(fn, arrays, weights) -> float:
     xp = backend.xp_of(data)
     data = xp.asarray(data, dtype=xp.float64)
     if weights is None:
-        return float(data.sum())
-    return float((data * weights).sum())
+        return data.sum().item()                     # .item(): an explicit sync on a GPU
+    return (data * weights).sum().item()
 
 
 def numerical_grad(fn, inputs, i, eps: float = 1e-6, weights=None):
@@ -187,7 +187,7 @@ def numerical_grad(fn, inputs, i, eps: float = 1e-6, weights=None):
     flat_x = x.reshape(-1)           # a view: writing it perturbs arrays[i]
     flat_g = grad.reshape(-1)
     for k in range(x.size):
-        orig = float(flat_x[k])
+        orig = flat_x[k].item()
         flat_x[k] = orig + eps
         lp = _loss_value(fn, arrays, weights)
         flat_x[k] = orig - eps
@@ -212,11 +212,11 @@ def _compare(analytic, numeric, atol, rtol):
     diff = xp.abs(analytic - numeric)
     scale = xp.abs(numeric)
     rel = diff / xp.maximum(scale, 1e-300)
-    worst = int(diff.argmax()) if diff.size else 0
+    worst = int(diff.argmax().item()) if diff.size else 0
     worst_index = _unravel(worst, diff.shape) if diff.size else ()
-    ok = bool((diff <= atol + rtol * scale).all())
-    max_abs = float(diff.max()) if diff.size else 0.0
-    max_rel = float(rel.max()) if diff.size else 0.0
+    ok = bool((diff <= atol + rtol * scale).all().item())
+    max_abs = float(diff.max().item()) if diff.size else 0.0
+    max_rel = float(rel.max().item()) if diff.size else 0.0
     return max_abs, max_rel, worst_index, ok
 
 
@@ -241,8 +241,8 @@ def _failure_message(fn, check: InputCheck, result: GradcheckResult) -> str:
         n = backend.to_numpy(c.numeric)[c.worst_index]
         where = f"index {c.worst_index}" if c.mode == "elementwise" else \
             f"direction {c.worst_index[0]}"
-        lines.append(f"  largest difference at {where}: analytic {float(a):.9g}, "
-                     f"numeric {float(n):.9g}")
+        lines.append(f"  largest difference at {where}: analytic {a.item():.9g}, "
+                     f"numeric {n.item():.9g}")
     if c.note:
         lines.append(f"  note: {c.note}")
     label = "gradient" if c.mode == "elementwise" else "directional derivatives"

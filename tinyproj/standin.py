@@ -13,12 +13,13 @@ device::
     float(y.sum())                          # TypeError: implicit conversion to the host
     standin.counts()                        # {"launches": 3, "syncs": 1, "copies": 1}
 
-What it refuses, like CuPy (or stricter, so that a hidden sync shows up as an error;
-``set_strict(False)`` lets ``float``/``int``/``bool`` through as counted syncs, as CuPy does):
+What it refuses, like CuPy, or stricter where a hidden sync would go unnoticed:
 
-* implicit conversion to the host: ``np.asarray(x)``, ``float(x)``, ``int(x)``, ``bool(x)``
-  (``if x.any():``), ``x.tolist()``, ``for v in x``, formatting — TypeError; use the
-  explicit ``x.get()``, ``xp.asnumpy(x)`` or ``x.item()`` (each counted as a sync);
+* implicit conversion to the host: ``np.asarray(x)`` always (as CuPy); ``float(x)``,
+  ``int(x)``, ``bool(x)`` (``if x.any():``), ``x.tolist()``, ``for v in x`` and formatting
+  when tinyproj's own code does it (CuPy would sync silently; tests and lessons may, as
+  counted syncs — see :func:`set_strict`) — TypeError; use the explicit ``x.get()``,
+  ``xp.asnumpy(x)`` or ``x.item()`` (each counted as a sync);
 * mixing device and host arrays in one operation (``x + numpy_array``,
   ``xp.where(mask, numpy_array, 0)``) — TypeError; Python and NumPy scalars are fine.
 
@@ -33,7 +34,9 @@ What it counts (:func:`counts`, :func:`reset`, :func:`counting`):
 * ``copies`` — host→device transfers: ``xp.asarray(numpy_array)``, a host index array or
   host values in indexing.
 
-``by_op()`` tells which operations made the launches. Compared with real CuPy the counts
+``by_op()`` tells which operations made the launches. ``kernels.get(name, device_array)``
+hands out the GPU kernels' host-compiled twins (``kernels/host.py``), one launch per call,
+as CuPy arrays get the CUDA kernels themselves. Compared with real CuPy the counts
 are a lower bound where CuPy runs one call as several kernels (``pad``, ``sort``).
 """
 from __future__ import annotations
@@ -41,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import operator
+import sys
 from collections import Counter
 
 import numpy as np
@@ -50,15 +54,31 @@ __all__ = ["DeviceArray", "counts", "reset", "counting", "by_op", "set_strict", 
 
 _counts = {"launches": 0, "syncs": 0, "copies": 0}
 _ops: Counter = Counter()
-_mode = {"strict": True}
+_mode = {"strict": "framework"}
 
 
-def set_strict(strict: bool) -> bool:
-    """Strict (default): ``float(x)``, ``int(x)``, ``bool(x)`` on a device array raise.
-    Not strict: they work as in CuPy, each counted as a sync (to measure code as it is).
+def set_strict(strict) -> object:
+    """Where ``float(x)``, ``int(x)``, ``bool(x)``, ``x.tolist()``, iteration and formatting
+    of a device array raise instead of syncing silently:
+
+    * ``"framework"`` (default): in tinyproj's own code (modules ``tinyproj.*``), where a
+      hidden sync is a bug; elsewhere — tests, lessons, a user's script — they work as in
+      CuPy, each counted as a sync;
+    * ``True``: everywhere; ``False``: nowhere (to measure code as it is, as CuPy runs it).
+
     Returns the previous setting."""
-    previous, _mode["strict"] = _mode["strict"], bool(strict)
+    previous = _mode["strict"]
+    _mode["strict"] = strict if strict == "framework" else bool(strict)
     return previous
+
+
+def _strict_at(depth: int) -> bool:
+    """Whether an implicit conversion made ``depth`` frames up from the caller is refused."""
+    strict = _mode["strict"]
+    if strict != "framework":
+        return strict
+    frame = sys._getframe(depth + 1)
+    return str(frame.f_globals.get("__name__", "")).startswith("tinyproj.")
 
 
 def counts() -> dict:
@@ -265,10 +285,14 @@ class DeviceArray:
         raise _implicit("np.asarray / a NumPy function on a host array got a device array")
 
     def _scalar(self, kind, what):
-        if _mode["strict"]:
+        if _strict_at(2):                 # the frame that called float(), int(), bool()...
             raise _implicit(what)
+        if self._a.size != 1:
+            raise TypeError(f"{what}: only a one-element array converts to a Python scalar "
+                            f"(this one has shape {self._a.shape})")
         _sync()                           # CuPy's own behaviour: a hidden sync
-        return kind(self._a)
+        return kind(self._a.reshape(()).item() if kind is not operator.index else
+                    self._a.reshape(())[()])
 
     def __float__(self):
         return self._scalar(float, "float(device array)")
@@ -288,13 +312,23 @@ class DeviceArray:
     def __format__(self, spec):
         if not spec:
             return repr(self)
-        raise _implicit(f"formatting a device array with {spec!r}")
+        if _strict_at(1):
+            raise _implicit(f"formatting a device array with {spec!r}")
+        _sync()
+        return format(self._a.item() if self._a.ndim == 0 else self._a, spec)
 
     def tolist(self):
-        raise _implicit(".tolist()")
+        if _strict_at(1):
+            raise _implicit(".tolist()")
+        _sync()
+        return self._a.tolist()
 
     def __iter__(self):
-        raise _implicit("iterating over a device array")
+        if _strict_at(1):
+            raise _implicit("iterating over a device array")
+        _sync()                           # CuPy yields device views; each use syncs again
+        return iter([DeviceArray(self._a[i]) if self._a.ndim > 1 else
+                     DeviceArray(np.asarray(self._a[i])) for i in range(len(self._a))])
 
     __hash__ = None
 
@@ -487,6 +521,16 @@ def asnumpy(a, stream=None, out=None):
     return np.asarray(a)
 
 
+def scatter_add(target, indices, values) -> None:
+    """``target[indices] += values`` with repeats accumulated (``cupyx.scatter_add``): one
+    launch; host index arrays are copied up first, as CuPy's indexing does."""
+    if type(target) is not DeviceArray:
+        raise _mixed(target)
+    raw_values = values._a if type(values) is DeviceArray else _unwrap(values)
+    np.add.at(target._a, target._key(indices), raw_values)
+    _launch("scatter_add")
+
+
 def get_array_module(*args):
     """This module when any argument is a device array, else numpy (like CuPy's)."""
     import sys
@@ -512,6 +556,40 @@ def __getattr__(name: str):
     if not hasattr(np, name):
         raise AttributeError(f"the stand-in device module has no {name!r} (numpy has none)")
     return _wrapped(name)
+
+
+# ---------------------------------------------------------------------------
+# Kernels: what ``kernels.get(name, device_array)`` hands out.
+# ---------------------------------------------------------------------------
+def tinyproj_kernel(name: str):
+    """The GPU kernel ``name`` for stand-in arrays: its host-compiled twin (``kernels/host.py``,
+    the very per-element code of the CUDA kernel, built by the system C++ compiler), run as
+    one counted launch — or None (then ``kernels.get`` hands out the reference kernel, whose
+    array operations are counted one by one) when no C++ compiler is usable or
+    ``TINYPROJ_STANDIN_KERNELS=reference`` asks for the reference path."""
+    import os
+    if os.environ.get("TINYPROJ_STANDIN_KERNELS", "host").strip().lower() == "reference":
+        return None
+    try:
+        from .kernels import host
+    except ImportError:
+        return None
+    if name not in host.NAMES or not host.available():
+        return None
+    kernel = host.get(name)
+    from .kernels import reference
+
+    @functools.wraps(kernel)
+    def launch(*args, **kwargs):
+        raw_args = _unwrap(args)
+        raw_kwargs = {k: _unwrap(v) for k, v in kwargs.items()}
+        try:
+            result = kernel(*raw_args, **raw_kwargs)
+        except TypeError:                 # a dtype the kernel does not take (float32/64 only)
+            return getattr(reference, name)(*args, **kwargs)
+        _launch(f"kernel.{name}")
+        return _wrap(result)
+    return launch
 
 
 # ---------------------------------------------------------------------------

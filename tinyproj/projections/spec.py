@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import re
 
+from .. import backend
 from .table1 import (_rng, addnorm, multunif, none, power, round, sign, stoch, stochm,
                      stochm3, stochm_literal)
 
@@ -28,8 +29,9 @@ class Uniform:
             raise ValueError(f"U(low, high) needs finite low <= high; got U({low}, {high}).")
 
     def draw(self, rng) -> float:
-        """One value from U(low, high), as a Python float."""
-        return float(_rng(rng).uniform(self.low, self.high, 1)[0])
+        """One value from U(low, high), as a Python float (on a device generator: drawn
+        there and read back, an explicit sync — one per minibatch for ``U(..)`` specs)."""
+        return float(backend.to_numpy(_rng(rng).uniform(self.low, self.high, 1))[0])
 
     def __str__(self):
         return f"U({_fmt(self.low)},{_fmt(self.high)})"
