@@ -200,7 +200,7 @@ for ax, (spec, fn) in zip(axes.ravel(), stochastic.items()):
     ax.legend(fontsize=7, loc="upper left")
 fig.suptitle(f"Stochastic projections, {n_show} draws each (α = {alpha})")
 fig.tight_layout()
-_quick.show(fig, "03_transfer_stochastic.png")   # inline in a notebook; saved to lessons/out/
+_quick.show(fig, "03_transfer_stochastic.png")
 
 # %% [markdown]
 # ### Checking the allowed states
@@ -450,7 +450,7 @@ for label in (["Tr-None-C"] if QUICK else list(nets)):
     axes.ravel()[-1].axis("off")
     fig.suptitle(f"{label}: {layer} before and after each projection (log counts)")
     fig.tight_layout()
-    _quick.show(fig, f"03_histograms_{label.replace('-', '_')}.png", dpi=100)   # inline in a notebook; saved to lessons/out/
+    _quick.show(fig, f"03_histograms_{label.replace('-', '_')}.png", dpi=100)
 
 # %% [markdown]
 # ### Test accuracy with each projection applied to all layers

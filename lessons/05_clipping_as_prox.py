@@ -273,7 +273,7 @@ ax.set_title("Projected gradient descent on a quadratic")
 ax.set_aspect("equal")
 ax.legend(fontsize=7, loc="lower left")
 fig.tight_layout()
-_quick.show(fig, "05_projected_gd.png")   # inline in a notebook; saved to lessons/out/
+_quick.show(fig, "05_projected_gd.png")
 
 # %% [markdown]
 # ## 3. Clip bounds and clip schedules
@@ -325,7 +325,7 @@ ax.set_ylabel("clip factor f")
 ax.legend()
 ax.grid(alpha=0.3)
 fig.tight_layout()
-_quick.show(fig, "05_clip_schedule.png")   # inline in a notebook; saved to lessons/out/
+_quick.show(fig, "05_clip_schedule.png")
 
 # %% [markdown]
 # ## 4. Stochastic projections smooth the loss surface
@@ -470,7 +470,7 @@ ax.set_title(f"Smoothed surfaces of L(p) = (p − t)², t = {t_target}")
 ax.legend(fontsize=7)
 ax.grid(alpha=0.3)
 fig.tight_layout()
-_quick.show(fig, "05_smoothed_1d.png")   # inline in a notebook; saved to lessons/out/
+_quick.show(fig, "05_smoothed_1d.png")
 
 # %% [markdown]
 # ### The same in two dimensions
@@ -554,7 +554,7 @@ for ax, Z, title in [(axes[0], sign_surface, "L(Sign(w)): constant on each quadr
     ax.set_title(title)
     ax.legend(fontsize=7, loc="upper right")
 fig.tight_layout()
-_quick.show(fig, "05_smoothed_2d.png")   # inline in a notebook; saved to lessons/out/
+_quick.show(fig, "05_smoothed_2d.png")
 
 # %% [markdown]
 # ## What to remember

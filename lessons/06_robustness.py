@@ -213,7 +213,7 @@ bn_curves["trained statistics kept"] = kept
 for label, rows in bn_curves.items():
     print(f"{label:26s}" + "  ".join(f"σ={r['level']:<4g} {100 * r['error_mean']:5.1f}%"
                                       for r in rows))
-_quick.show(reporting.sweep_plot(bn_curves, "addnorm", os.path.join(OUT, "06_bn_reestimation.png")))
+_quick.show(reporting.sweep_plot(bn_curves, "addnorm"), "06_bn_reestimation.png")
 
 # %% [markdown]
 # ## 3. The three sweeps of Figure 2
@@ -247,7 +247,7 @@ for preset in PRESETS:
 
 for distortion, curves in sweeps.items():
     name = reporting.DISTORTIONS[distortion]["figure"]
-    _quick.show(reporting.sweep_plot(curves, distortion, os.path.join(OUT, f"06_{name}.png")))
+    _quick.show(reporting.sweep_plot(curves, distortion), f"06_{name}.png")
 
 # %% [markdown]
 # ### How to read the curves
@@ -322,9 +322,9 @@ print(f"per-layer sweep: {len(per_layer)} points in {time.perf_counter() - t:.1f
 for layer in dict.fromkeys(r["layer"] for r in per_layer):
     print(f"  {layer:14s}" + "  ".join(f"σ={r['level']:g}: {100 * r['error_mean']:5.1f}%"
                                         for r in per_layer if r["layer"] == layer))
-_quick.show(reporting.per_layer_plot({"tr-none-c": per_layer}, "addnorm",
-                                     os.path.join(OUT, "06_layers_addnorm.png"),
-                                     baseline={"tr-none-c": sweeps["addnorm"]["tr-none-c"]}))
+fig = reporting.per_layer_plot({"tr-none-c": per_layer}, "addnorm",
+                               baseline={"tr-none-c": sweeps["addnorm"]["tr-none-c"]})
+_quick.show(fig, "06_layers_addnorm.png")
 
 # %% [markdown]
 # ## 6. Everything in one report

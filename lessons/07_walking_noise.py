@@ -168,9 +168,9 @@ with no_grad():
     wrong_noisy = float(np.mean(noisy_out[-1].argmax(1) != y))
     print(f"  errors on these {len(y)} images: {100 * wrong_clean:.1f} % clean, "
           f"{100 * wrong_noisy:.1f} % with the noise")
-_quick.show(wn_plots.activation_histogram(clean_out[k], noisy_out[k],
-                                          os.path.join(OUT, "07_noise_at_relu2.png"),
-                                          site="relu2", noise="additive noise σ = 0.5"))
+fig = wn_plots.activation_histogram(clean_out[k], noisy_out[k],
+                                    site="relu2", noise="additive noise σ = 0.5")
+_quick.show(fig, "07_noise_at_relu2.png")
 noisy.set_noise(wn.NoiseSpec("multiplicative", 0.5), sites=["relu2"])
 with no_grad():
     mult_out = noisy.site_outputs(x)[k].data
@@ -197,7 +197,7 @@ print("          " + "".join(f"{s:>7g}" for s in SIGMAS))
 for site in noisy.sites:
     acc = [r["accuracy"] for r in rows if r["site"] == site.index]
     print(f"  {site.name:7s} " + "".join(f"{100 * a:7.1f}" for a in acc))
-_quick.show(wn_plots.accuracy_vs_sigma(rows, os.path.join(OUT, "07_walk_additive.png")))
+_quick.show(wn_plots.accuracy_vs_sigma(rows), "07_walk_additive.png")
 
 # %% [markdown]
 # ## 4. The midpoint noise level μ
@@ -228,9 +228,8 @@ for m in mids:
     text = f"{mu:8.3g}" if mu is not None else ("  beyond" if m["beyond_grid"] else "     n/a")
     ratio = f"{mu / signal[m['site_name']]:8.2f}" if mu is not None else ""
     print(f"  {m['site_name']:7s}{text}   {signal[m['site_name']]:8.3f}   {ratio}")
-_quick.show(wn_plots.midpoints_plot({"additive, clean network": mids},
-                                    os.path.join(OUT, "07_mu_per_site.png"),
-                                    grid_max=max(SIGMAS)))
+fig = wn_plots.midpoints_plot({"additive, clean network": mids}, grid_max=max(SIGMAS))
+_quick.show(fig, "07_mu_per_site.png")
 
 # %% [markdown]
 # Reading the walk: the input is the most fragile site (pixels in [0, 1]: σ ≈ 0.5 already
@@ -252,9 +251,9 @@ mu_all = wn.midpoints_table(glob, chance=D.chance_accuracy)[0]["midpoint_sigma"]
 mu_min = min(m["midpoint_sigma"] for m in mids if m["midpoint_sigma"] is not None)
 print(f"global additive noise: mu = {mu_all:.3g}   (smallest per-site mu: {mu_min:.3g})")
 ends = (0, noisy.sites[-1].index)              # the input and the logits
-_quick.show(wn_plots.accuracy_vs_sigma(
-    {"additive noise: one site vs all sites": [r for r in rows if r["site"] in ends] + glob},
-    os.path.join(OUT, "07_global_vs_site.png")))
+fig = wn_plots.accuracy_vs_sigma(
+    {"additive noise: one site vs all sites": [r for r in rows if r["site"] in ends] + glob})
+_quick.show(fig, "07_global_vs_site.png")
 
 # %% [markdown]
 # ## 6. Batch norm: two protocols
@@ -288,10 +287,10 @@ for a, b in zip(*bn_tables.values()):
     f = [f"{m['midpoint_sigma']:.3g}" if m["midpoint_sigma"] is not None
          else ("beyond" if m["beyond_grid"] else "n/a") for m in (a, b)]
     print(f"  {a['site_name']:7s} {f[0]:>12s}   {f[1]:>12s}")
-_quick.show(wn_plots.midpoints_plot(bn_tables, os.path.join(OUT, "07_bn_protocols.png"),
-                                    grid_max=max(SIGMAS),
-                                    title="Batch norm under noise: keep the trained "
-                                          "statistics (running) or re-estimate them"))
+fig = wn_plots.midpoints_plot(bn_tables, grid_max=max(SIGMAS),
+                              title="Batch norm under noise: keep the trained "
+                                    "statistics (running) or re-estimate them")
+_quick.show(fig, "07_bn_protocols.png")
 
 # %% [markdown]
 # Look at the sites just before a batch norm (`fc1`, `fc2`): with re-estimated statistics
@@ -326,12 +325,13 @@ for site in (noisy.sites[-1].name, "relu2"):
     print(f"{site:6s} " + "   ".join(
         f"N={n:<2d} mu={mus[n]:.3g} (x{mus[n] / mus[1]:.2f}, sqrt(N)={np.sqrt(n):.0f})"
         for n in REPEATS if mus.get(n) and mus.get(1)))
-_quick.show(wn_plots.accuracy_vs_sigma(
+fig = wn_plots.accuracy_vs_sigma(
     {f"additive noise at {noisy.sites[-1].name} (the logits)":
         [r for r in rep_rows if r["site_name"] == noisy.sites[-1].name],
      "additive noise at relu2": [r for r in rep_rows if r["site_name"] == "relu2"]},
-    os.path.join(OUT, "07_repeats.png"), lines_by="repeats",
-    label_format=lambda key, row: f"average of N = {key} noisy passes"))
+    lines_by="repeats",
+    label_format=lambda key, row: f"average of N = {key} noisy passes")
+_quick.show(fig, "07_repeats.png")
 
 # %% [markdown]
 # ## 8. Training with noise raises μ — and the signal
@@ -385,16 +385,18 @@ for label, clamp in (("clean", None), ("noisy", None), ("noisy, clamp 1.0", 1.0)
 print("signal rms per site (input → logits):")
 for label, d in trained.items():
     print(f"  {label:17s}", np.round(signal_rms(d["model"]), 2))
-_quick.show(wn_plots.weight_stats_plot(
+fig = wn_plots.weight_stats_plot(
     {"free": trained["noisy"]["dyn"], "clamp 0.1": trained["noisy, clamp 0.1"]["dyn"]},
-    os.path.join(OUT, "07_weights_additive.png"), stats=["mean_abs", "max_abs"],
+    stats=["mean_abs", "max_abs"],
     title=f"Weights during training with additive noise σ = {TRAIN_SIGMA} at every site "
-          "(solid: free, dashed: clamped to [−0.1, 0.1])"))
-_quick.show(wn_plots.accuracy_vs_sigma(
+          "(solid: free, dashed: clamped to [−0.1, 0.1])")
+_quick.show(fig, "07_weights_additive.png")
+fig = wn_plots.accuracy_vs_sigma(
     {"global additive noise": [dict(r, trained_as=label) for label, d in trained.items()
                                for r in d["rows"]]},
-    os.path.join(OUT, "07_noisy_training.png"), lines_by="trained_as",
-    label_format=lambda key, row: f"trained {key}"))
+    lines_by="trained_as",
+    label_format=lambda key, row: f"trained {key}")
+_quick.show(fig, "07_noisy_training.png")
 
 # %% [markdown]
 # What to see:
@@ -442,9 +444,10 @@ for label, model in (("clean", clean), ("multiplicative-trained", mult_model)):
     print(f"  {label:23s}" + "  ".join(f"{k}: near max {v['share_near_max']:.3f}, "
                                        f"bimodality {v['bimodality']:.2f}"
                                        for k, v in b.items()))
-_quick.show(wn_plots.weight_stats_plot(mult_dyn, os.path.join(OUT, "07_binarization.png"),
-                                       title="Weights during training with multiplicative "
-                                             "noise σ = 0.5 at every site"))
+fig = wn_plots.weight_stats_plot(mult_dyn,
+                                 title="Weights during training with multiplicative "
+                                       "noise σ = 0.5 at every site")
+_quick.show(fig, "07_binarization.png")
 
 # %% [markdown]
 # In a run this short the weights do not binarize: both measures fall from their values for
@@ -486,9 +489,9 @@ print(f"measured {len(table.cells)} cells in {time.perf_counter() - t:.1f} s\n")
 paths = cross.write_cross_table(table, os.path.join(OUT, "07_cross"))
 print(paths["md"].read_text())
 print("saved", paths["csv"])
-_quick.show(wn_plots.cross_heatmap(table, os.path.join(OUT, "07_cross_robustness.png")))
-_quick.show(wn_plots.cross_heatmap(table, os.path.join(OUT, "07_cross_relative.png"),
-                                   relative_to="tr-none-nc"))
+_quick.show(wn_plots.cross_heatmap(table), "07_cross_robustness.png")
+fig = wn_plots.cross_heatmap(table, relative_to="tr-none-nc")
+_quick.show(fig, "07_cross_relative.png")
 
 # %% [markdown]
 # How to read it: compare numbers **down** a column (the columns have different units).
