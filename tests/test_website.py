@@ -80,13 +80,13 @@ def screenshot(page: Path, name: str) -> Path:
     shot = SHOTS / f"{name}.png"
     shot.unlink(missing_ok=True)
     subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-                    "--hide-scrollbars", f"--screenshot={shot}", "--window-size=1280,2400",
+                    "--hide-scrollbars", f"--screenshot={shot}", "--window-size=1280,6000",
                     "--virtual-time-budget=5000", page.as_uri()],
                    capture_output=True, text=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 20_000, f"no screenshot of {page}"
     from matplotlib.image import imread
     image = imread(str(shot))
-    assert image.shape[0] >= 2000 and float(image[..., :3].std()) > 0.05, f"{shot} is blank"
+    assert image.shape[0] >= 5000 and float(image[..., :3].std()) > 0.05, f"{shot} is blank"
     return shot
 
 

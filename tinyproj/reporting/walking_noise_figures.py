@@ -235,9 +235,10 @@ def midpoints_plot(tables, path=None, title: str | None = None, grid_max: float 
                     hi * min(10.0, max(2.0, (hi / lo) ** 0.15)))
         if hi / lo < 30:          # few decades: plain numbers (0.3, 0.5), not 3×10^-1
             from matplotlib.ticker import FuncFormatter
-            plain = FuncFormatter(lambda v, _: f"{v:g}")
-            ax.yaxis.set_major_formatter(plain)
-            ax.yaxis.set_minor_formatter(plain)
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(FuncFormatter(      # 2, 3 and 5 of each decade only
+                lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** math.floor(math.log10(v)),
+                                                         6) in (2.0, 3.0, 5.0) else ""))
     ax.set_xticks(range(len(order)))
     ax.set_xticklabels([f"{s}: {n}" if n is not None else str(s) for s, n in order],
                        rotation=45, ha="right")
