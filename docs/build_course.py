@@ -47,8 +47,9 @@ def lessons(only=()) -> list:
 
 def _rewrite_links(text: str, prefix: str = "") -> str:
     """Links to lesson scripts point at their pages (the executed notebooks)."""
-    return re.sub(r"\((?:\./)?lessons/(\d\d_[A-Za-z0-9_]+)\.py\)",
+    text = re.sub(r"\((?:\./)?lessons/(\d\d_[A-Za-z0-9_]+)\.py\)",
                   lambda m: f"({prefix}lessons/{m.group(1)}.ipynb)", text)
+    return re.sub(r"\((?:\./)?lessons/README\.md\)", f"({prefix}lessons/index.md)", text)
 
 
 def stage_pages(src: Path) -> None:
