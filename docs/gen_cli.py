@@ -42,7 +42,7 @@ def _cell(text) -> str:
 
 def command_page(name: str, parser: argparse.ArgumentParser, summary: str) -> str:
     """The Markdown page of one sub-command: what it does, usage, every option, --help."""
-    env = dict(os.environ, COLUMNS="100")
+    env = dict(os.environ, COLUMNS="80")
     os.environ.update(env)                              # argparse wraps at $COLUMNS
     lines = [f"# tinyproj {name}", "", _cell(summary) + ("." if summary else ""), ""]
     if parser.description:
