@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: test demo bench lessons course clean
+.PHONY: test test-standin demo bench lessons course clean
 
 # One stamp per set of extras: the demo needs only the package itself; the tests add pytest
 # and hypothesis, and PyTorch (CPU) for the comparison tests; the benchmark adds PyTorch.
@@ -28,6 +28,18 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.created
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q
+
+# The GPU code path on the CPU (issue 11): the same tests on the counting stand-in for the
+# device (TINYPROJ_BACKEND=standin), over the files that cover the framework's array code;
+# tests/test_budgets.py asserts the launches, syncs and copies of a training step.
+STANDIN_TESTS := tests/test_standin.py tests/test_budgets.py tests/test_tensor.py \
+	tests/test_functional.py tests/test_nn.py tests/test_optim.py tests/test_clipping.py \
+	tests/test_projections.py tests/test_algorithm1.py tests/test_models.py \
+	tests/test_kernels.py tests/test_against_torch.py tests/test_training.py \
+	tests/test_robustness.py
+
+test-standin: $(VENV)/.installed-test
+	TINYPROJ_BACKEND=standin $(PY) -m pytest -q $(STANDIN_TESTS)
 
 demo: $(VENV)/.installed-demo
 	$(PY) -m tinyproj.cli demo

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import tinyproj as tp
+from tinyproj import backend
 import tinyproj.functional as F
 
 torch = pytest.importorskip("torch")
@@ -17,8 +18,8 @@ FWD_TOL, GRAD_TOL = 1e-4, 1e-3
 
 
 def rel_err(a, b):
-    a = a.detach().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-    b = b.detach().numpy() if isinstance(b, torch.Tensor) else np.asarray(b)
+    a = a.detach().numpy() if isinstance(a, torch.Tensor) else np.asarray(backend.to_numpy(a))
+    b = b.detach().numpy() if isinstance(b, torch.Tensor) else np.asarray(backend.to_numpy(b))
     assert a.shape == b.shape, (a.shape, b.shape)
     a, b = a.astype(np.float64), b.astype(np.float64)
     return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30)
@@ -130,6 +131,7 @@ def test_batch_norm_training_matches_torch(shape):
     rm = f32(rng, c)
     rv = rng.uniform(0.5, 2.0, c).astype(np.float32)
     rmt, rvt = torch.tensor(rm.copy()), torch.tensor(rv.copy())
+    rm, rv = backend.asarray(rm), backend.asarray(rv)   # statistics live with x (a device)
     for step in range(2):   # two updates of the running statistics
         if step:
             x.grad = g.grad = b.grad = None

@@ -63,7 +63,7 @@ def numbers(rows):
 
 
 def state(model):
-    return {k: np.array(v, copy=True) for k, v in model.state_dict().items()}
+    return {k: np.array(backend.to_numpy(v), copy=True) for k, v in model.state_dict().items()}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ def second_moment(array) -> float:
     """mean(x²) of a whole array, accumulated in float64, as a Python float."""
     xp = backend.xp_of(array)
     x = xp.asarray(array, dtype="float64")
-    return float((x * x).mean()) if x.size else 0.0
+    return (x * x).mean().item() if x.size else 0.0      # .item(): an explicit sync on a GPU
 
 
 @dataclass
@@ -106,7 +106,7 @@ def addnorm_noise_power(weights: dict, sigma: float) -> dict:
     out = {}
     for name, w in weights.items():
         xp = backend.xp_of(w)
-        alpha = float(xp.abs(w).max()) if w.size else 0.0
+        alpha = xp.abs(w).max().item() if w.size else 0.0    # .item(): explicit sync
         out[name] = (alpha * float(sigma)) ** 2
     return out
 

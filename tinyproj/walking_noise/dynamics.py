@@ -62,8 +62,9 @@ def weight_stats(model) -> dict:
     for layer, w in layer_weights(model).items():
         v, xp = _flat64(w)
         a = xp.abs(v)
-        out[layer] = {"mean_abs": float(a.mean()), "std": float(v.std()),
-                      "max_abs": float(a.max())}
+        stats = backend.to_numpy(xp.stack([a.mean(), v.std(), a.max()]))   # one sync
+        out[layer] = {"mean_abs": float(stats[0]), "std": float(stats[1]),
+                      "max_abs": float(stats[2])}
     return out
 
 
