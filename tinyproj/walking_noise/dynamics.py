@@ -72,21 +72,20 @@ def share_near_max(w, fraction: float = 0.9) -> float:
     """Fraction of the entries of ``w`` with |w| > fraction · max|w| (0.0 for all zeros)."""
     v, xp = _flat64(w)
     a = xp.abs(v)
-    top = float(a.max()) if a.size else 0.0
+    top = a.max().item() if a.size else 0.0          # .item(): explicit syncs on a GPU
     if top == 0.0:
         return 0.0
-    return float((a > fraction * top).mean())
+    return (a > fraction * top).mean().item()
 
 
 def bimodality_coefficient(w) -> float | None:
     """Sarle's b = (skew² + 1) / kurtosis of the entries of ``w`` (None without spread)."""
     v, xp = _flat64(w)
     d = v - v.mean()
-    m2 = float((d * d).mean())
+    m2, m3, m4 = (float(m) for m in backend.to_numpy(          # one sync on a GPU
+        xp.stack([(d * d).mean(), (d ** 3).mean(), (d ** 4).mean()])))
     if not m2 > 0 or not math.isfinite(m2):
         return None
-    m3 = float((d ** 3).mean())
-    m4 = float((d ** 4).mean())
     skew = m3 / m2 ** 1.5
     kurt = m4 / (m2 * m2)
     return (skew * skew + 1.0) / kurt
