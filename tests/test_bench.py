@@ -67,7 +67,7 @@ def test_torch_sign_step_is_tinyprojs_algorithm1_step():
     tmodel.train()
     with torch.no_grad():
         for (_, p), tp_ in zip(model.named_parameters(), tmodel.parameters()):
-            tp_.copy_(torch.tensor(p.data))
+            tp_.copy_(torch.tensor(backend.to_numpy(p.data)))
     bounds = clipping.clip_bounds(model, 0.5)
     x = np.random.default_rng(1).standard_normal((8, 3, 32, 32)).astype(np.float32)
     y = np.arange(8) % 10

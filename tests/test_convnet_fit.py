@@ -30,7 +30,8 @@ def fit(x, y, seed, steps=60):
         losses.append(loss.item())
     model.eval()
     with tp.no_grad():
-        accuracy = float((model(x).data.argmax(axis=1) == y).mean())
+        accuracy = float((backend.to_numpy(model(x).data).argmax(axis=1)
+                          == backend.to_numpy(y)).mean())
     return model, losses, accuracy
 
 

@@ -261,7 +261,7 @@ def test_sign_distance_matches_a_hand_computation(model):
     dn = analysis.sign_distance(model, normalized=True)
     assert list(d) == list(weight_params(model))
     for name, p in weight_params(model).items():
-        W = np.asarray(p.data, dtype=np.float64)
+        W = np.asarray(backend.to_numpy(p.data), dtype=np.float64)
         alpha = np.abs(W).max()
         hand = np.mean(np.abs(W - alpha * np.where(W >= 0, 1.0, -1.0)))
         assert d[name] == pytest.approx(hand, rel=1e-6)
@@ -292,13 +292,13 @@ def test_activation_correlation_is_one_for_sign_valued_weights(model, batch, bn)
     xs, ys = data.synthetic_classification(40, seed=2)
     source = ArraySource(xs, ys)
     kwargs = dict(source=source, bn_batches=2, batch_size=20) if bn == "reestimate" else {}
-    before = {k: np.array(v) for k, v in model.state_dict().items()}
+    before = {k: np.array(backend.to_numpy(v)) for k, v in model.state_dict().items()}
     r = analysis.activation_correlation(model, batch, bn=bn, **kwargs)
     assert list(r) == [n.split(".")[0] for n in weight_params(model)]
     assert all(-1.0 <= v < 0.9999 for v in r.values())          # Sign changes the activity
     after = model.state_dict()
     for k in before:                                            # weights and stats restored
-        np.testing.assert_array_equal(before[k], np.asarray(after[k]), err_msg=k)
+        np.testing.assert_array_equal(before[k], backend.to_numpy(after[k]), err_msg=k)
     for p in weight_params(model).values():
         p.data = projections.sign(p.data)                       # now W == Sign(W)
     r = analysis.activation_correlation(model, batch, bn=bn, **kwargs)

@@ -70,9 +70,9 @@ def sign_distance(model, normalized: bool = False) -> "OrderedDict[str, float]":
     for name, p in weight_params(model).items():
         W = p.data
         xp = backend.xp_of(W)
-        dist = float(xp.abs(W.astype("float64") - projections.sign(W).astype("float64")).mean())
+        dist = xp.abs(W.astype("float64") - projections.sign(W).astype("float64")).mean().item()
         if normalized:
-            alpha = float(xp.abs(W).max())
+            alpha = xp.abs(W).max().item()           # .item(): explicit syncs on a GPU
             dist = dist / alpha if alpha > 0 else 0.0
         out[name] = dist
     return out
@@ -157,10 +157,12 @@ def pearson(a, b) -> float:
         raise ValueError(f"pearson: the arrays have {a.size} and {b.size} values; they must "
                          "have the same shape")
     da, db = a - a.mean(), b - b.mean()
-    denom = math.sqrt(float((da * da).sum()) * float((db * db).sum()))
+    ss_a, ss_b, cross = (float(v) for v in backend.to_numpy(xp.stack(   # one sync
+        [(da * da).sum(), (db * db).sum(), (da * db).sum()])))
+    denom = math.sqrt(ss_a * ss_b)
     if denom == 0.0:
-        return 1.0 if bool(xp.array_equal(a, b)) else float("nan")
-    return float((da * db).sum()) / denom
+        return 1.0 if bool(xp.array_equal(a, b).item()) else float("nan")
+    return cross / denom
 
 
 @contextlib.contextmanager
@@ -271,7 +273,7 @@ def power_histograms(model, layer: str = "conv2", betas=DEFAULT_BETAS, bins: int
     """
     name, W = _find_weight(model, layer)
     xp = backend.xp_of(W)
-    alpha = float(xp.abs(W).max())
+    alpha = xp.abs(W).max().item()                   # .item(): an explicit sync on a GPU
     half = alpha if alpha > 0 else 1.0
     edges = xp.linspace(-half, half, int(bins) + 1)
     counts = OrderedDict()
