@@ -2,10 +2,11 @@
 # A robustness sweep of one trained run as a SLURM job array: one array task per shard.
 #
 #   sbatch benchmarks/slurm_sweep.sh runs/tr-sign-c addnorm          # Figure 2A
-#   sbatch benchmarks/slurm_sweep.sh runs/tr-sign-c power --walk      # extra flags pass through
+#   sbatch benchmarks/slurm_sweep.sh runs/tr-sign-c power --per-layer # extra flags pass through
 #
 # Task i (0-based, SLURM_ARRAY_TASK_ID) does grid points i, i+N, i+2N, ... and writes
-# RUN_DIR/sweeps/<name>.shard-<i>-of-<N>.jsonl. A task that hits its time limit is resumed by
+# RUN_DIR/sweeps/<name>.shard-<i>-of-<N>.jsonl (<name>: the distortion, or layers-<distortion>
+# with --per-layer or --layer). A task that hits its time limit is resumed by
 # resubmitting (the same command skips finished points; `sbatch --array=3 ...` reruns one).
 # Random draws depend only on (seed, level, layer, draw), so the merged shards equal one
 # unsharded run exactly. Merge and read them with
