@@ -54,11 +54,12 @@ from ..errors import UserError
 from ..functional.losses import check_labels
 from .build import (LOSSES, build_data, build_model, build_optimizer, clip_schedule,
                     lr_schedule, resolve_data_dir)
-from .config import TrainConfig, check_last_batch, validate
+from .config import RESUMABLE_CHANGES, TrainConfig, check_last_batch, validate
 from .evaluation import errors_by_projection
 from .files import (append_jsonl, atomic_write_text, folder_lock, read_jsonl,
                     remove_stale_temps, rng_state, save_checkpoint, set_rng_state)
-from .folder import LoadedRun, check_checkpoint, check_new_folder, load_run, resume_config
+from .folder import (LoadedRun, check_checkpoint, check_new_folder, load_run, read_config,
+                     resume_config)
 from .progress import progress_bar
 
 __all__ = ["train", "TrainingInterrupted", "LoadedRun", "load_run", "resume_config",
@@ -196,8 +197,21 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         if not resume:
             check_new_folder(out)           # again, under the lock
             atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+        else:
+            _save_resume_changes(out, cfg)
         return _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                      on_eval, eval_at_start)
+
+
+def _save_resume_changes(out: Path, cfg: TrainConfig) -> None:
+    """Record in config.json what a resume changed (``--epochs 5``...), so that a later plain
+    ``--resume`` (the command printed on Ctrl-C) continues to the same end."""
+    saved = read_config(out).to_dict()
+    changed = {k: v for k, v in cfg.to_dict().items()
+               if k in RESUMABLE_CHANGES and k != "out" and v is not None and saved.get(k) != v}
+    if changed:
+        atomic_write_text(out / "config.json",
+                          json.dumps({**saved, **changed}, indent=2) + "\n")
 
 
 def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap, on_eval,
@@ -260,6 +274,12 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
     def done():
         return pos["epoch"] >= cfg.epochs or (cfg.iterations is not None
                                                and pos["step"] >= cfg.iterations)
+
+    if resume and done():
+        by_steps = cfg.iterations is not None and pos["step"] >= cfg.iterations
+        log(f"the run has already trained its "
+            + (f"{cfg.iterations} steps; add --iterations N" if by_steps else
+               f"{cfg.epochs} epoch(s); add --epochs N") + " (more than that) to train longer")
 
     def evaluate():
         read_tally()
