@@ -99,8 +99,10 @@ else:
     # class means.
     SIZES = dict(dataset="synthetic", width=1 / 16, val_size=0, epochs=2 if QUICK else 4,
                  train_subset=600 if QUICK else None)
-    print("data: synthetic images (CIFAR-10 not used; set TINYPROJ_DATA, or "
-          "TINYPROJ_LESSON_DATA=cifar10)")
+    why = ("TINYPROJ_LESSON_DATA=synthetic" if forced == "synthetic" else
+           "quick mode; TINYPROJ_LESSON_DATA=cifar10 for the real ones" if cifar_found else
+           "CIFAR-10 not found; set TINYPROJ_DATA, or TINYPROJ_LESSON_DATA=cifar10")
+    print(f"data: synthetic images ({why})")
 SIZES.update(batch_size=50, lr=0.003, lr_final=3e-4, bn_batches=4 if QUICK else 20,
              eval_batch_size=500, seed=0)
 N_TEST = SIZES.get("test_subset")            # None: the whole (synthetic) test set

@@ -35,7 +35,8 @@ def _print_summary(rows, per_layer: bool) -> None:
         try:
             mids = midpoints(rows)
         except ValueError as err:
-            print(f"(no midpoints: {err})")
+            print(f"(no midpoints: add {dist.param}={dist.identity:g}, the undistorted "
+                  "level, to --levels to get them)")
             return
         print(f"layer-wise midpoint {dist.param} (error halfway from clean to chance, "
               f"going {dist.worse} from {dist.param}={dist.identity:g}):")

@@ -372,7 +372,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--dataset", default="mnist",
                    help="mnist (default), fashion-mnist, cifar10, synthetic")
     p.add_argument("--data-dir", default=None, help="where the dataset is (default "
-                   "$TINYPROJ_DATA or ./datasets)")
+                   "$TINYPROJ_DATA, else ../shared/datasets, else datasets/)")
     p.add_argument("--noise", default="additive",
                    help="additive (default) | multiplicative | combined[:ratio=R]")
     p.add_argument("--sigmas", default=None,
