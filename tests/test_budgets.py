@@ -108,7 +108,8 @@ def test_the_launch_count_does_not_grow_with_kernel_size(on_standin):
 
 @pytest.mark.xfail(reason="271 launches per step: per-parameter Adam and leaf-gradient copies, "
                           "batch-norm bookkeeping, unfused ReLU, per-layer clip and Sign (see "
-                          "the module docstring)", strict=True)
+                          "the module docstring); passes (XPASS) once the launches get there — "
+                          "then drop this marker", strict=False)
 def test_one_step_is_within_the_issue_target_of_200_launches(paper_step):
     assert paper_step.launches <= LAUNCHES_TARGET
 
