@@ -203,6 +203,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
                      on_eval, eval_at_start)
 
 
+def _where(pos: dict) -> str:
+    """Where a run stands, with epochs counted from 1 as the progress bar does."""
+    if pos["order"] is None:                 # between two epochs
+        return f"after epoch {pos['epoch']}" if pos["epoch"] else "before the first epoch"
+    return f"in epoch {pos['epoch'] + 1}"
+
+
 def _save_resume_changes(out: Path, cfg: TrainConfig) -> None:
     """Record in config.json what a resume changed (``--epochs 5``...), so that a later plain
     ``--resume`` (the command printed on Ctrl-C) continues to the same end."""
@@ -249,7 +256,7 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
         # evaluations logged after the checkpoint was written are redone
         rows = [r for r in read_jsonl(metrics_path) if r["step"] <= pos["step"]]
         atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
-        log(f"resumed {out} at epoch {pos['epoch']}, step {pos['step']}")
+        log(f"resumed {out} at step {pos['step']} ({_where(pos)})")
 
     def record(row):
         rows.append(row)
@@ -337,9 +344,8 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                     where = (f"checkpoint saved in {ckpt_path} — continue with "
                              f"`tinyproj train --out {out} --resume`" if ckpt_path else
                              "no run folder, nothing saved")
-                    raise TrainingInterrupted(f"stopped at epoch {pos['epoch']}, step "
-                                              f"{pos['step']} ({stop.requested or 'requested'}"
-                                              f"); {where}")
+                    raise TrainingInterrupted(f"stopped at step {pos['step']}, {_where(pos)} "
+                                              f"({stop.requested or 'requested'}); {where}")
             pos["elapsed"] += time.perf_counter() - start
             if pos["batch"] >= steps_per_epoch:
                 pos.update(epoch=pos["epoch"] + 1, order=None)
