@@ -1,6 +1,6 @@
 """Budgets of one training step on the device path, counted through the CPU stand-in.
 
-Issue 11, deliverable 4; rule 9 of DESIGN.md. Counts, not times: kernel launches, device→host
+Issue 11, deliverable 4; rule 9 of docs/design.md. Counts, not times: kernel launches, device→host
 syncs and host→device copies of one ``bc_cifar10`` Algorithm-1 step (Sign, clipping, Adam,
 square hinge loss) in steady state, measured by running the GPU code path on the stand-in
 (``tinyproj/standin.py``), whose ``kernels.get`` hands out the GPU kernels' host-compiled

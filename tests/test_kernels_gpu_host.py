@@ -2,7 +2,7 @@
 
 Each kernel in kernels/cuda/ is written once as ``__host__ __device__`` functions; the GPU
 thread and the host loop tested here call the same function, so these tests check the GPU
-arithmetic on a machine without a GPU (DESIGN.md rule 9). Copies and gathers (im2col, col2im,
+arithmetic on a machine without a GPU (docs/design.md rule 9). Copies and gathers (im2col, col2im,
 max pooling, Adam, Sign, Round, clip) must give the reference's bits; the float32 batch-norm
 reductions (float64 sums in a fixed block order) agree with the exact result — the reference
 run in float64 — to 1e-6 relative.

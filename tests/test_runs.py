@@ -141,6 +141,16 @@ def test_resume_reads_config_json_and_refuses_conflicting_overrides(tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2]
 
 
+def test_a_resume_that_trains_longer_is_remembered_by_the_next_plain_resume(tmp_path):
+    train(tiny(tmp_path, epochs=1), **QUIET)
+    longer = resume_config(tmp_path / "run", {"epochs": 3})
+    with pytest.raises(TrainingInterrupted):
+        train(longer, resume=True, stop_at_step=4, **QUIET)          # stopped in epoch 2
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 3
+    _, rows = train(resume_config(tmp_path / "run"), resume=True, **QUIET)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+
+
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
 def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path, damage):
     train(tiny(tmp_path, epochs=1), **QUIET)

@@ -1,7 +1,7 @@
 """The one array seam: NumPy by default, CuPy when asked.
 
 Every piece of tinyproj that touches array data asks this module for its array
-module instead of importing numpy directly (rule 1 of DESIGN.md)::
+module instead of importing numpy directly (rule 1 of docs/design.md)::
 
     xp = backend.xp_of(array)      # numpy or cupy, whichever owns `array`
     xp = backend.xp()              # the module of the backend in use
@@ -22,7 +22,7 @@ Once CuPy is in use, a Tensor made from a NumPy array is moved to the GPU.
 ``use("standin")`` (``TINYPROJ_BACKEND=standin``) runs the GPU code path on the CPU: the
 array module is :mod:`tinyproj.standin`, which behaves like CuPy where it matters (no
 implicit conversion to host arrays, no mixing of device and host arrays) and counts kernel
-launches, device→host syncs and host→device copies (rule 9 of DESIGN.md). Everything
+launches, device→host syncs and host→device copies (rule 9 of docs/design.md). Everything
 below treats its arrays as device arrays ("gpu").
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A strict CPU stand-in for the GPU: an array module that behaves like CuPy where it matters.
 
-Rule 9 of DESIGN.md: GPU code is checkable without a GPU. This module plays CuPy's part on
+Rule 9 of docs/design.md: GPU code is checkable without a GPU. This module plays CuPy's part on
 the CPU. Its arrays (:class:`DeviceArray`) hold a NumPy array but act as if it lived on a
 device::
 

@@ -132,18 +132,20 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("demo", help="train small Tr-None-NC and Tr-Sign-C nets briefly, compare")
     p.add_argument("--presets", default="tr-none-nc,tr-sign-c",
                    help="comma-separated presets (default tr-none-nc,tr-sign-c)")
-    p.add_argument("--width", type=float, default=0.25)
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--train-subset", type=int, default=10000)
+    p.add_argument("--width", type=float, default=0.25,
+                   help="channel multiplier of bc_cifar10 (default 0.25; the paper's is 1.0)")
+    p.add_argument("--epochs", type=int, default=1, help="epochs per network (default 1)")
+    p.add_argument("--train-subset", type=int, default=10000,
+                   help="train on the first N CIFAR-10 images (default 10000)")
     p.add_argument("--test-subset", type=int, default=2000,
                    help="score the first N test images (default 2000; 0: all 10,000)")
     p.add_argument("--val-size", type=int, default=0,
                    help="validation images split off the training set (default 0: none)")
     p.add_argument("--data-dir", default=None,
                    help="default $TINYPROJ_DATA, else ../shared/datasets, else datasets/")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
     p.add_argument("--out", default="runs/demo",
                    help="folder for the demo's runs (default runs/demo); only folders made by "
                         "an earlier demo are replaced")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)

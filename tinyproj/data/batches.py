@@ -54,7 +54,7 @@ def iterate_minibatches(x, y, batch_size, rng=None, shuffle=True, drop_last=Fals
       which ``drop_last=True`` leaves out.
     - With ``shuffle=True`` the order is ``backend.permutation(rng, N)``: every example
       appears exactly once per epoch, and the same generator state gives the same order.
-      Pass the run's generator as ``rng`` (rule 5 of DESIGN.md); without one the global
+      Pass the run's generator as ``rng`` (rule 5 of docs/design.md); without one the global
       generator ``backend.global_rng()`` is used. ``shuffle=False`` keeps the order 0..N-1.
     """
     n = len(x)

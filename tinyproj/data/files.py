@@ -192,7 +192,7 @@ def download(urls, md5: str, folder, fname: str, dataset: str | None = None) -> 
 
 
 # ---------------------------------------------------------------------------
-# Atomic writes (rule 7 of DESIGN.md)
+# Atomic writes (rule 7 of docs/design.md)
 # ---------------------------------------------------------------------------
 def atomic_save_npz(path, **arrays) -> Path:
     """Save ``arrays`` to ``path`` (.npz, uncompressed) via a temporary file and ``os.replace``.

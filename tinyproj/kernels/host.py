@@ -69,7 +69,7 @@ def build(force: bool = False) -> Path:
     """Compile host_loops.cpp unless the cached library for these sources exists; its path.
 
     The compiler writes to a temporary name in the cache folder that is renamed into place
-    (DESIGN.md rule 7), so two processes building at once never load half a file.
+    (docs/design.md rule 7), so two processes building at once never load half a file.
     """
     cxx = compiler()
     if cxx is None:

@@ -32,7 +32,7 @@ the dataset and honours or refuses every option before a weight is allocated::
     models.check(name, input_shape, num_classes, width=1.0, bn=False, **options)
 
 Every function takes ``rng`` (the generator for the Glorot-uniform initial weights, rule 5
-of DESIGN.md) and ``width`` (multiplies the channel and unit counts).
+of docs/design.md) and ``width`` (multiplies the channel and unit counts).
 
 The weights that Algorithm 1 projects and clips are the parameters with ndim ≥ 2 (conv and
 linear weights); see :func:`tinyproj.algorithm1.weight_params`. Biases and batch-norm

@@ -164,7 +164,7 @@ def build(name, input_shape=None, num_classes: int = 10, width: float = 1.0, bn:
     num_classes:  the number of scores (the dataset's classes).
     width:        multiplies the channel / hidden-unit counts (each rounded, at least 1).
     bn:           batch norm on (mlp_tfc, lenet5); refused for the models that always have it.
-    rng:          generator for the initial weights (rule 5 of DESIGN.md).
+    rng:          generator for the initial weights (rule 5 of docs/design.md).
     options:      model-specific keywords (alexnet_bn: dropout, output_bn, conv1_padding;
                   mlp_tfc: hidden).
 

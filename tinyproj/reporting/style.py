@@ -4,7 +4,7 @@ Every figure module of :mod:`tinyproj.reporting` draws through these few functio
 figures look alike and none of them touches pyplot's global state: :func:`figure` builds
 a ``matplotlib.figure.Figure`` with the Agg canvas (no screen needed, safe in threads and
 tests) and :func:`finish` wraps its titles to fit, saves it as a PNG atomically when given a
-path (rule 7 of DESIGN.md) and returns the Figure, which Jupyter shows inline::
+path (rule 7 of docs/design.md) and returns the Figure, which Jupyter shows inline::
 
     from tinyproj.reporting import style
     fig, (ax,) = style.figure()

@@ -1,4 +1,4 @@
-"""Atomic files and training checkpoints (rule 7 of DESIGN.md).
+"""Atomic files and training checkpoints (rule 7 of docs/design.md).
 
 Every file is written to a temporary name in the same folder and then renamed
 over the target with ``os.replace``, which is atomic on POSIX and Windows: an

@@ -2,7 +2,7 @@
 
 Every result row (a sweep point, a walk point) carries the fingerprint of the network it
 measured, so a row of an older or another network is never taken for a fresh one (rule 8 of
-DESIGN.md)::
+docs/design.md)::
 
     fingerprint = sha256( for each array, by name:  name NUL dtype NUL shape NUL nbytes LF
                                                       raw bytes (C order) )[:16 hex digits]

@@ -8,7 +8,7 @@ A run folder (``cfg.out``) holds::
     sweeps/, walk/    results measured on this run's network (stamped with its fingerprint)
     .lock             held while a process trains in the folder
 
-Rules (DESIGN.md, rule 8): a new run starts only in a new or empty folder; a folder that
+Rules (docs/design.md, rule 8): a new run starts only in a new or empty folder; a folder that
 holds anything else (another run, a run's sweeps, someone's files) is refused and left as
 it is. ``--resume`` continues the run of the folder with the settings of its
 ``config.json``; an override is accepted only for the settings a resume may change

@@ -5,7 +5,7 @@
 //     `__global__` wrappers in the .cu files call it from one GPU thread per element;
 //   * under g++/clang++ TP_HD is plain `inline`, and host_loops.cpp calls the same function
 //     in an ordinary loop, which tests/test_kernels_gpu_host.py compares with reference.py.
-// So the arithmetic a GPU runs is checked on any CPU (DESIGN.md, rule 9).
+// So the arithmetic a GPU runs is checked on any CPU (docs/design.md, rule 9).
 //
 // Rounding: no fused multiply-adds anywhere (nvcc/NVRTC get --fmad=false, g++ gets
 // -ffp-contract=off), IEEE division and square root, float64 accumulators for sums.
