@@ -6,6 +6,7 @@
     tinyproj sweep RUN_DIR --distortion addnorm,multunif,power [--per-layer] [--shard i/n]
     tinyproj walk --model mlp_tfc --dataset mnist --out runs/wn     Walking Noise
     tinyproj report RUN_DIR... --out DIR      Table 2, the paper's figures, report.md
+    tinyproj reproduce table2 --out DIR   the six networks, their sweeps and the report, resumable
     tinyproj bench                speed and memory against PyTorch (conv layers, full steps)
     tinyproj info                 versions, backend, kernels, where data is looked for
     tinyproj lessons [--quick]    run the lessons in lessons/ one after another
@@ -24,7 +25,7 @@ import importlib
 import signal
 import sys
 
-COMMAND_MODULES = ["train", "sweep", "walk", "misc", "report", "bench"]
+COMMAND_MODULES = ["train", "sweep", "walk", "misc", "report", "bench", "reproduce"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

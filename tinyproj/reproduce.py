@@ -1,0 +1,262 @@
+"""The papers' full experiments as one resumable plan: ``tinyproj reproduce table2|alexnet``.
+
+A reproduction is a list of steps, each an ordinary ``tinyproj`` command that a user could
+type::
+
+    tinyproj train --preset tr-sign-c --out DIR/runs/tr-sign-c          (or --resume)
+    tinyproj sweep DIR/runs/tr-sign-c --distortion addnorm,multunif,power
+    ...                                                                  (six networks)
+    tinyproj report DIR/runs/tr-none-nc ... --out DIR/report
+
+Every step is resumable by itself — ``train --resume`` continues a run from its last
+checkpoint (and says so when it has finished), a sweep skips the grid points it already has,
+the report is rebuilt from the files — so the plan is resumable by running the same
+``tinyproj reproduce`` command again: finished steps return at once, an interrupted one
+continues where it stopped. Nothing here trains or scores by itself; it only orders commands
+(read :func:`plan`), which keeps one code path for every number.
+
+Layout of ``--out DIR``::
+
+    DIR/reproduce.json           what this folder reproduces (kind, width, seeds, ...)
+    DIR/runs/<preset>[-seed<k>]/ one run folder per network and seed (config, metrics, sweeps/)
+    DIR/report/                  report.md, table2.md/.csv, the figures
+
+``reproduce.json`` guards against mixing: the same folder with another width, seed count or
+sweep setting is refused (those results would belong to other networks); only ``--epochs``
+may grow, as with ``train --resume``.
+
+On a cluster, ``--slurm FILE`` writes a SLURM job-array script instead of running: array task
+i runs network i (``--network i``: its training, then its sweeps), and a dependent job builds
+the report (``--report-only``); the script's header gives both ``sbatch`` lines.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError
+from .runs.files import atomic_write_text
+from .runs.folder import is_run_folder
+
+__all__ = ["KINDS", "Step", "ReproduceSettings", "plan", "check_out_folder", "run_plan",
+           "slurm_script", "select", "networks", "write_marker"]
+
+# The networks of each reproduction: Table 2's six rows (sweeps: Figures 2A-C for all of
+# them, as the paper draws every network in each panel), and the AlexNet benchmark run.
+KINDS = {
+    "table2": ("tr-none-nc", "tr-none-c", "tr-sign-c", "tr-stoch-c", "tr-power-c",
+               "tr-stochm-c"),
+    "alexnet": ("alexnet-stochm3-c",),
+}
+SWEEPS = {"table2": "addnorm,multunif,power", "alexnet": ""}
+MARKER = "reproduce.json"
+
+
+@dataclass
+class ReproduceSettings:
+    """What a reproduction was asked for; the identity of its folder (see ``MARKER``).
+
+    width: channel multiplier (1.0 is the paper's network); epochs: None keeps each preset's
+    own; seeds: networks per row (seed 0, 1, ...; error bars over seeds in the report);
+    distortions: the sweeps per network ("" for none); draws: random draws per sweep level.
+    train_subset / test_subset: the first N images only (trials; None: all of them).
+    """
+    kind: str
+    width: float = 1.0
+    epochs: int | None = None
+    seeds: int = 1
+    distortions: str | None = None
+    draws: int = 3
+    data_dir: str | None = None
+    train_subset: int | None = None
+    test_subset: int | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise UserError(f"reproduce: unknown experiment {self.kind!r}; choose one of "
+                            f"{', '.join(KINDS)}", flag="reproduce")
+        if self.distortions is None:
+            self.distortions = SWEEPS[self.kind]
+        if not self.width > 0:
+            raise UserError(f"--width must be > 0 (1.0 is the paper's network), got "
+                            f"{self.width!r}", flag="--width")
+        if self.epochs is not None and self.epochs < 1:
+            raise UserError(f"--epochs must be >= 1, got {self.epochs!r}", flag="--epochs")
+        if not 1 <= self.seeds <= 100:
+            raise UserError(f"--seeds must be between 1 and 100, got {self.seeds!r}",
+                            flag="--seeds")
+        for flag, n in (("--train-subset", self.train_subset),
+                        ("--test-subset", self.test_subset)):
+            if n is not None and n < 1:
+                raise UserError(f"{flag} must be >= 1 (leave it out for all images), got "
+                                f"{n!r}", flag=flag)
+        if self.draws < 1:
+            raise UserError(f"--draws must be >= 1, got {self.draws!r}", flag="--draws")
+        if self.distortions:
+            from .robustness import get_distortion
+            names = [d.strip() for d in self.distortions.split(",") if d.strip()]
+            for name in names:
+                try:
+                    get_distortion(name)
+                except (KeyError, ValueError) as err:
+                    raise UserError(f"--distortions: {err}", flag="--distortions") from None
+            self.distortions = ",".join(names)
+
+    def identity(self) -> dict:
+        """The settings a folder's results depend on (epochs may grow; data_dir may move)."""
+        return {"kind": self.kind, "width": self.width, "seeds": self.seeds,
+                "distortions": self.distortions, "draws": self.draws,
+                "train_subset": self.train_subset, "test_subset": self.test_subset}
+
+
+@dataclass
+class Step:
+    """One command of the plan: ``argv`` for ``tinyproj``; ``network`` the index it belongs to
+    (None for the report); ``what`` a few words for the progress line."""
+    argv: list
+    what: str
+    network: int | None = None
+
+    def command(self) -> str:
+        return "tinyproj " + " ".join(shlex.quote(a) for a in self.argv)
+
+
+def networks(settings: ReproduceSettings) -> list:
+    """(preset, seed, folder name) of every network, in array-task order."""
+    out = []
+    for preset in KINDS[settings.kind]:
+        for seed in range(settings.seeds):
+            name = preset if settings.seeds == 1 else f"{preset}-seed{seed}"
+            out.append((preset, seed, name))
+    return out
+
+
+def plan(settings: ReproduceSettings, out) -> list:
+    """The steps, in order: per network its training then its sweeps; the report last.
+
+    A network whose folder already holds a run is continued (``--resume``), else started.
+    """
+    out = Path(out)
+    steps = []
+    data = ["--data-dir", settings.data_dir] if settings.data_dir else []
+    for i, (preset, seed, name) in enumerate(networks(settings)):
+        folder = out / "runs" / name
+        epochs = ["--epochs", str(settings.epochs)] if settings.epochs else []
+        if is_run_folder(folder):
+            argv = ["train", "--out", str(folder), "--resume", "--no-progress"] + epochs + data
+        else:
+            subsets = [f for flag, n in (("--train-subset", settings.train_subset),
+                                         ("--test-subset", settings.test_subset))
+                       if n is not None for f in (flag, str(n))]
+            argv = (["train", "--preset", preset, "--out", str(folder), "--no-progress",
+                     "--width", repr(settings.width), "--seed", str(seed)]
+                    + epochs + subsets + data)
+        steps.append(Step(argv, f"train {name}", i))
+        if settings.distortions:
+            steps.append(Step(["sweep", str(folder), "--distortion", settings.distortions,
+                               "--draws", str(settings.draws), "--no-progress", "--quiet"]
+                              + data, f"sweep {name} ({settings.distortions})", i))
+    folders = [str(out / "runs" / name) for _, _, name in networks(settings)]
+    steps.append(Step(["report"] + folders + ["--out", str(out / "report")] + data,
+                      "report"))
+    return steps
+
+
+def check_out_folder(settings: ReproduceSettings, out) -> Path:
+    """``out`` must be new, empty, or a reproduction of the same experiment and settings.
+
+    Nothing is written here. A folder with other files is refused (never overwrite what this
+    command did not create); one made for other settings is refused with both named.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the reproduction",
+                        flag="--out")
+    if not out.is_dir() or not any(out.iterdir()):
+        return out
+    marker = out / MARKER
+    if not marker.is_file():
+        raise UserError(f"--out {out} is not empty and was not made by `tinyproj reproduce` "
+                        f"(no {MARKER}); choose a new folder", flag="--out")
+    try:
+        saved = json.loads(marker.read_text())
+        if not isinstance(saved, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UserError(f"{marker} is not valid JSON ({err}); this folder's settings are "
+                        "unknown — choose a new --out folder", flag="--out") from None
+    mine = settings.identity()
+    differ = [f"{k}: the folder has {saved.get(k)!r}, you asked for {v!r}"
+              for k, v in mine.items() if saved.get(k) != v]
+    if differ:
+        raise UserError(f"--out {out} holds a reproduction with other settings ("
+                        + "; ".join(differ) + "); its runs belong to other networks. Use its "
+                        "settings to continue it, or choose a new --out folder", flag="--out")
+    return out
+
+
+def write_marker(settings: ReproduceSettings, out) -> None:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / MARKER, json.dumps(settings.identity(), indent=2) + "\n")
+
+
+def run_plan(steps, execute, log=print) -> int:
+    """Run ``steps`` in order through ``execute(argv) -> exit status``; stop at the first
+    failure and return its status (0 when all succeed)."""
+    for k, step in enumerate(steps, 1):
+        log(f"[{k}/{len(steps)}] {step.what}: {step.command()}")
+        status = execute(step.argv)
+        if status:
+            log(f"step {k} ({step.what}) stopped with exit status {status}; run the same "
+                "`tinyproj reproduce` command again to continue from there")
+            return status
+    return 0
+
+
+def slurm_script(settings: ReproduceSettings, out, argv_tail: list) -> str:
+    """A SLURM job-array script: task i trains and sweeps network i; see the header."""
+    n = len(networks(settings))
+    base = "tinyproj reproduce " + " ".join(shlex.quote(a) for a in argv_tail)
+    return f"""#!/bin/bash
+# tinyproj reproduce {settings.kind}: {n} network(s), one SLURM array task each.
+# Submit the networks, then the report once they have all finished:
+#   jid=$(sbatch --parsable THIS_SCRIPT)
+#   sbatch --dependency=afterok:$jid --wrap "{base} --report-only"
+# A task stopped by its time limit continues when resubmitted (`sbatch --array=3 THIS_SCRIPT`):
+# training resumes from its checkpoint and the sweeps skip their finished points.
+#SBATCH --job-name=tinyproj-{settings.kind}
+#SBATCH --array=0-{n - 1}
+#SBATCH --cpus-per-task=8
+#SBATCH --mem=32G
+#SBATCH --time=24:00:00
+#SBATCH --output={out}/logs/%x-%A_%a.out
+# On a GPU partition add, for example:
+##SBATCH --gres=gpu:1
+##SBATCH --partition=gpu
+set -euo pipefail
+mkdir -p {shlex.quote(str(out))}/logs
+# Activate the environment that has tinyproj installed, e.g.
+# source .venv/bin/activate
+srun {base} --network "$SLURM_ARRAY_TASK_ID"
+"""
+
+
+def select(steps, settings: ReproduceSettings, network=None, report_only=False) -> list:
+    """The steps of one network (``--network i``), of the report only, or all of them."""
+    if network is not None and report_only:
+        raise UserError("--network and --report-only exclude each other: a network's task "
+                        "trains and sweeps, the report runs once after all of them",
+                        flag="--network")
+    if network is not None:
+        n = len(networks(settings))
+        if not 0 <= network < n:
+            raise UserError(f"--network must be in 0..{n - 1} ({n} networks: "
+                            + ", ".join(name for _, _, name in networks(settings)) + f"), got "
+                            f"{network}", flag="--network")
+        return [s for s in steps if s.network == network]
+    if report_only:
+        return [s for s in steps if s.network is None]
+    return list(steps)
