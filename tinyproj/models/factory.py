@@ -19,7 +19,10 @@ lenet5         in_channels = C, input_size = H (square)                 channels
 Refusals (all :class:`~tinyproj.errors.UserError`, a ValueError, naming the flag to change):
 an unknown name (``--model``); a width that is not a finite number > 0 (``--width``);
 ``bn=True`` for bc_cifar10 or alexnet_bn, which have batch norm after every layer and no
-switch for it (``--bn``); an input shape the network cannot take — a flat vector for a
+switch for it (``--bn``); an ``init`` other than glorot or torch (``--init``), a ``bias`` other
+than None/True/False (``--bias``), and either of them set away from its default (init
+"glorot", bias None) for bc_cifar10 or alexnet_bn, which have Merolla's Glorot weights and no
+biases; an input shape the network cannot take — a flat vector for a
 conv net, non-square images, or images so small that the pools shrink them to nothing,
 e.g. alexnet_bn on 28×28 or 32×32 (``--dataset``); a bad ``num_classes``; a keyword the
 model does not take, or one the factory derives (``in_channels``, ``input_size``,
@@ -56,6 +59,7 @@ BN_SWITCH = ("mlp_tfc", "lenet5")
 """Models whose batch norm can be switched on and off (``bn``); the others always have it."""
 
 _DERIVED = ("in_channels", "input_size", "in_features")
+_AUTHORS = ("init", "bias")     # the Walking Noise models' PyTorch-default switches
 _SIDES = {  # conv nets: side → feature-map sides (the last must be >= 1)
     "bc_cifar10": lambda side, options: bc_cifar10_sizes(side),
     "alexnet_bn": lambda side, options: alexnet_sizes(side, options.get("conv1_padding", 0)),
@@ -110,6 +114,28 @@ def _image_args(key: str, shape: tuple, options: dict) -> dict:
     return {"in_channels": c, "input_size": h}
 
 
+def _check_switches(key: str, init, bias) -> dict:
+    """``{"init": ..., "bias": ...}`` for a model with the switches, ``{}`` for one without
+    (where only the defaults are accepted). UserError naming ``--init`` or ``--bias``."""
+    from ..nn.init import check_init
+    try:
+        init = check_init(init)
+    except ValueError as err:
+        raise UserError(f"--init: {err}", flag="--init") from None
+    if isinstance(bias, str) or bias not in (None, False, True):
+        raise UserError(f"--bias must be auto, true or false, got {bias!r}", flag="--bias")
+    if key in BN_SWITCH:
+        return {"init": init, "bias": None if bias is None else bool(bias)}
+    if init != "glorot":
+        raise UserError(f"--init: {key} has Glorot initial weights only (its clip bounds are "
+                        f"built on them); --init torch is for {' and '.join(BN_SWITCH)}",
+                        flag="--init")
+    if bias is not None:
+        raise UserError(f"--bias: {key} has no biases (batch norm's β after every layer); "
+                        f"--bias true/false is for {' and '.join(BN_SWITCH)}", flag="--bias")
+    return {}
+
+
 def check(name, input_shape=None, num_classes: int = 10, width: float = 1.0, bn: bool = False,
           **options) -> tuple:
     """Validate a model request without building anything (no weights are allocated).
@@ -130,8 +156,9 @@ def check(name, input_shape=None, num_classes: int = 10, width: float = 1.0, bn:
             or num_classes < 1:
         raise UserError(f"--dataset: num_classes must be a positive integer, got "
                         f"{num_classes!r}", flag="--dataset")
+    switches = _check_switches(key, options.pop("init", "glorot"), options.pop("bias", None))
     accepted = [p for p in inspect.signature(MODELS[key]).parameters
-                if p not in _DERIVED + ("num_classes", "width", "bn", "rng")]
+                if p not in _DERIVED + _AUTHORS + ("num_classes", "width", "bn", "rng")]
     derived = [k for k in options if k in _DERIVED]
     if derived:
         raise UserError(f"model {key!r}: {', '.join(derived)} come from the input shape; pass "
@@ -145,7 +172,7 @@ def check(name, input_shape=None, num_classes: int = 10, width: float = 1.0, bn:
     shape = _shape(key, input_shape)
     kwargs = dict(options, num_classes=int(num_classes), width=width)
     if key in BN_SWITCH:
-        kwargs["bn"] = bool(bn)
+        kwargs.update(switches, bn=bool(bn))
     if key == "mlp_tfc":
         kwargs["in_features"] = math.prod(shape)
     else:
@@ -166,7 +193,8 @@ def build(name, input_shape=None, num_classes: int = 10, width: float = 1.0, bn:
     bn:           batch norm on (mlp_tfc, lenet5); refused for the models that always have it.
     rng:          generator for the initial weights (rule 5 of docs/design.md).
     options:      model-specific keywords (alexnet_bn: dropout, output_bn, conv1_padding;
-                  mlp_tfc: hidden).
+                  mlp_tfc: hidden; mlp_tfc and lenet5: init "glorot" | "torch", bias
+                  None | True | False).
 
     Same checks as :func:`check`, done before any weight is allocated. Example::
 

@@ -1,7 +1,14 @@
 """The networks of Walking Noise: the MLP "TFC" (``mlp_tfc``) and LeNet-5 (``lenet5``).
 
 Both take ``bn`` (batch norm after every hidden layer, or not) and ``width`` (multiplies
-every hidden unit and channel count, as in bc_cifar10; 1.0 is the paper's network).
+every hidden unit and channel count, as in bc_cifar10; 1.0 is the paper's network), and two
+settings for matching the authors' PyTorch code:
+
+* ``bias``: None (default) gives every Linear/Conv a bias when ``bn=False`` and none when
+  ``bn=True`` (batch norm's β is the bias then); True or False forces it for every layer.
+  The authors' layers are PyTorch's defaults, which always have a bias (``bias=True``).
+* ``init``: "glorot" (default: Glorot-uniform weights, zero biases) or "torch" (PyTorch's
+  default: weights and biases U(±1/√fan_in), what the authors trained from; see ``nn.init``).
 """
 from __future__ import annotations
 
@@ -19,8 +26,17 @@ class MLPTFC(Network):
     """Walking Noise's MLP "TFC"; build it with :func:`mlp_tfc`."""
 
 
+def _bias(bias, bn: bool) -> bool:
+    """The layers' bias switch: ``not bn`` when ``bias`` is None, else ``bias``."""
+    if bias is None:
+        return not bn
+    if isinstance(bias, str) or bias not in (False, True):
+        raise UserError(f"--bias must be auto, true or false, got {bias!r}", flag="--bias")
+    return bool(bias)
+
+
 def mlp_tfc(bn: bool = False, in_features: int = 784, hidden: int = 64, num_classes: int = 10,
-            rng=None, width: float = 1.0) -> MLPTFC:
+            rng=None, width: float = 1.0, bias=None, init: str = "glorot") -> MLPTFC:
     """The MLP "TFC" of Walking Noise (FINN/Brevitas's tiny fully connected net)::
 
         flatten                                    (N, 1, 28, 28) → (N, 784)
@@ -32,24 +48,27 @@ def mlp_tfc(bn: bool = False, in_features: int = 784, hidden: int = 64, num_clas
     width: the hidden layers get ``round(hidden · width)`` units (at least 1): width 0.5
     gives 32 units, width 2 gives 128. The input and output sizes do not change.
 
-    Biases: with ``bn=True`` no layer has a bias (the TFC of FINN/Brevitas: batch norm's β
-    is the bias); with ``bn=False`` every Linear has one (``bias=True``), otherwise the
-    network could not shift its units at all.
+    Biases (``bias=None``): with ``bn=True`` no layer has a bias (the TFC of FINN/Brevitas:
+    batch norm's β is the bias); with ``bn=False`` every Linear has one, otherwise the
+    network could not shift its units at all. ``bias=True`` gives every Linear a bias
+    whatever ``bn`` (the authors' PyTorch layers), ``bias=False`` none.
+    init: "glorot" or "torch" (PyTorch's default, the authors'); see the module docstring.
 
     Noise sites (Walking Noise: input + every linear + BN + ReLU + logits, not flatten):
     1 + 4 + 3 = 8 without BN, 11 with BN.
     """
     units = scaled(hidden, width)
+    has_bias = _bias(bias, bn)
     layers = OrderedDict()
     layers["flatten"] = nn.Flatten()
     n_in = in_features
     for k in (1, 2, 3):
-        layers[f"fc{k}"] = nn.Linear(n_in, units, bias=not bn, rng=rng)
+        layers[f"fc{k}"] = nn.Linear(n_in, units, bias=has_bias, rng=rng, init=init)
         if bn:
             layers[f"bn{k}"] = nn.BatchNorm1d(units)
         layers[f"relu{k}"] = nn.ReLU()
         n_in = units
-    layers["fc4"] = nn.Linear(n_in, num_classes, bias=not bn, rng=rng)
+    layers["fc4"] = nn.Linear(n_in, num_classes, bias=has_bias, rng=rng, init=init)
     return MLPTFC(layers)
 
 
@@ -73,7 +92,7 @@ def lenet5_sizes(input_size: int) -> list:
 
 
 def lenet5(bn: bool = False, num_classes: int = 10, in_channels: int = 1, rng=None,
-           input_size: int = 28, width: float = 1.0) -> LeNet5:
+           input_size: int = 28, width: float = 1.0, bias=None, init: str = "glorot") -> LeNet5:
     """LeNet-5 as in Walking Noise: C6@5–M2–C16@5–M2–FC120–FC84–FC10::
 
         conv1 6 5×5 (padding p), [bn1], relu1, pool1 (max 2×2)     28×28 → 28×28 → 14×14
@@ -88,8 +107,10 @@ def lenet5(bn: bool = False, num_classes: int = 10, in_channels: int = 1, rng=No
       (:func:`lenet5_sizes`), so ``input_size`` must be the side of the images given.
     * ReLU and max-pooling (the modern LeNet-5 of Walking Noise, not tanh/subsampling);
       order conv → [BN] → ReLU → pool.
-    * Biases as in :func:`mlp_tfc`: every layer has one when ``bn=False``, none when
-      ``bn=True``. BN (when on) follows every conv and hidden FC, never the output.
+    * Biases as in :func:`mlp_tfc`: with ``bias=None`` every layer has one when ``bn=False``,
+      none when ``bn=True``; ``bias=True``/``False`` forces it. BN (when on) follows every
+      conv and hidden FC, never the output.
+    * init: "glorot" or "torch" (PyTorch's default, the authors'); see the module docstring.
     * width: multiplies the channel and unit counts 6, 16, 120, 84 (each rounded, at least 1).
 
     Noise sites (input + conv/linear + BN + ReLU + pool + logits): 12 without BN, 16 with.
@@ -100,6 +121,7 @@ def lenet5(bn: bool = False, num_classes: int = 10, in_channels: int = 1, rng=No
         raise UserError(f"lenet5: input_size={input_size} is too small for two 5×5 convs and "
                         "two 2×2 pools; use 28 (MNIST) or 32 (CIFAR-10)", flag="--dataset")
     side = sizes[-1]
+    has_bias = _bias(bias, bn)
     layers = OrderedDict()
 
     def block(k, layer, n_out, bn_cls, pool):
@@ -110,12 +132,12 @@ def lenet5(bn: bool = False, num_classes: int = 10, in_channels: int = 1, rng=No
         if pool:
             layers[f"pool{k}"] = nn.MaxPool2d(2)
 
-    block(1, nn.Conv2d(in_channels, c1, 5, padding=lenet5_padding(input_size), bias=not bn,
-                       rng=rng), c1, nn.BatchNorm2d, pool=True)
-    block(2, nn.Conv2d(c1, c2, 5, bias=not bn, rng=rng), c2, nn.BatchNorm2d, pool=True)
+    opts = dict(bias=has_bias, rng=rng, init=init)
+    block(1, nn.Conv2d(in_channels, c1, 5, padding=lenet5_padding(input_size), **opts), c1,
+          nn.BatchNorm2d, pool=True)
+    block(2, nn.Conv2d(c1, c2, 5, **opts), c2, nn.BatchNorm2d, pool=True)
     layers["flatten"] = nn.Flatten()
-    block(3, nn.Linear(c2 * side * side, f3, bias=not bn, rng=rng), f3, nn.BatchNorm1d,
-          pool=False)
-    block(4, nn.Linear(f3, f4, bias=not bn, rng=rng), f4, nn.BatchNorm1d, pool=False)
-    layers["fc5"] = nn.Linear(f4, num_classes, bias=not bn, rng=rng)
+    block(3, nn.Linear(c2 * side * side, f3, **opts), f3, nn.BatchNorm1d, pool=False)
+    block(4, nn.Linear(f3, f4, **opts), f4, nn.BatchNorm1d, pool=False)
+    layers["fc5"] = nn.Linear(f4, num_classes, **opts)
     return LeNet5(layers)

@@ -2,7 +2,8 @@
 
 Each layer is a thin :class:`~tinyproj.nn.Module` around one op of
 ``tinyproj.functional``; the arithmetic (and its backward) lives there. What the
-layer adds: its Parameters (float32, Glorot-uniform, biases zero), its mode
+layer adds: its Parameters (float32; Glorot-uniform weights and zero biases by default, or
+PyTorch's default U(±1/√fan_in) for both with ``init="torch"``, see ``nn.init``), its mode
 (training/evaluation) and shape checks whose message names the layer, e.g.
 
     ValueError: Linear 'classifier.2' (in_features=10, out_features=5, bias=False):
@@ -20,6 +21,25 @@ from .module import Module, Parameter
 __all__ = ["Linear", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Dropout"]
 
 
+def _init_parameters(module, shape, bias: bool, rng, how: str) -> None:
+    """Set ``module.weight`` (of ``shape``) and ``module.bias`` (or None).
+
+    glorot: W ~ U(±√(6/(fan_in + fan_out))), b = 0.
+    torch:  W ~ U(±1/√fan_in), then b ~ U(±1/√fan_in) (PyTorch's order: weight first).
+    """
+    how = init.check_init(how)
+    if how == "torch":
+        module.weight = Parameter(init.torch_uniform(shape, rng=rng))
+    else:
+        module.weight = Parameter(init.glorot_uniform(shape, rng))
+    if not bias:
+        module.register_parameter("bias", None)
+    elif how == "torch":
+        module.bias = Parameter(init.torch_uniform(shape[0], init.fans(shape)[0], rng=rng))
+    else:
+        module.bias = Parameter(init.zeros(shape[0]))
+
+
 def _positive_int(value, what, owner):
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{owner}: {what} must be a positive integer, got {value!r}")
@@ -35,19 +55,17 @@ class Linear(Module):
 
     Shapes: x (N, in_features) → y (N, out_features);
     weight W (out_features, in_features), bias b (out_features,).
-    Init: W ~ U(−a, a), a = sqrt(6 / (in_features + out_features)) (Glorot); b = 0.
+    Init (``init=``): "glorot" W ~ U(−a, a), a = sqrt(6 / (in_features + out_features)),
+    b = 0; "torch" (PyTorch's default) W, b ~ U(−1/√in_features, 1/√in_features).
     rng: the generator for the initial weights (default ``backend.global_rng()``).
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = False, rng=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = False, rng=None,
+                 init: str = "glorot"):
         super().__init__()
         self.in_features = _positive_int(in_features, "in_features", "Linear")
         self.out_features = _positive_int(out_features, "out_features", "Linear")
-        self.weight = Parameter(init.glorot_uniform((out_features, in_features), rng))
-        if bias:
-            self.bias = Parameter(init.zeros(out_features))
-        else:
-            self.register_parameter("bias", None)
+        _init_parameters(self, (out_features, in_features), bias, rng, init)
 
     def forward(self, x):
         if x.ndim != 2 or x.shape[1] != self.in_features:
@@ -74,12 +92,13 @@ class Conv2d(Module):
 
     OH = (H + 2·padding − kh) // stride + 1 (same for OW).
     weight W (C_out, C_in, kh, kw), bias b (C_out,).
-    Init: Glorot uniform with fan_in = C_in·kh·kw, fan_out = C_out·kh·kw; b = 0.
+    Init (``init=``): "glorot" with fan_in = C_in·kh·kw, fan_out = C_out·kh·kw, b = 0;
+    "torch" (PyTorch's default) W, b ~ U(−1/√fan_in, 1/√fan_in).
     kernel_size, stride and padding are ints or (vertical, horizontal) pairs.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 bias: bool = False, rng=None):
+                 bias: bool = False, rng=None, init: str = "glorot"):
         super().__init__()
         self.in_channels = _positive_int(in_channels, "in_channels", "Conv2d")
         self.out_channels = _positive_int(out_channels, "out_channels", "Conv2d")
@@ -90,12 +109,7 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d: kernel_size and stride must be >= 1 and padding >= 0, got "
                              f"kernel_size={self.kernel_size}, stride={self.stride}, "
                              f"padding={self.padding}")
-        shape = (out_channels, in_channels) + self.kernel_size
-        self.weight = Parameter(init.glorot_uniform(shape, rng))
-        if bias:
-            self.bias = Parameter(init.zeros(out_channels))
-        else:
-            self.register_parameter("bias", None)
+        _init_parameters(self, (out_channels, in_channels) + self.kernel_size, bias, rng, init)
 
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:

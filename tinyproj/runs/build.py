@@ -59,9 +59,11 @@ def build_data(cfg: TrainConfig):
 
 
 def build_model(cfg: TrainConfig, input_shape, num_classes, rng):
-    """The network ``cfg.model`` for this input shape and width, initialized from ``rng``."""
+    """The network ``cfg.model`` for this input shape and width, initialized from ``rng``
+    (``cfg.init``, ``cfg.bias``: the Walking Noise models' PyTorch-default switches)."""
+    from .config import BIAS
     return models.build(cfg.model, input_shape=tuple(input_shape), num_classes=num_classes,
-                        width=cfg.width, bn=cfg.bn, rng=rng)
+                        width=cfg.width, bn=cfg.bn, rng=rng, init=cfg.init, bias=BIAS[cfg.bias])
 
 
 def build_optimizer(cfg: TrainConfig, model):

@@ -83,6 +83,12 @@ class TrainConfig:
     model: str = setting("bc_cifar10", "bc_cifar10 | alexnet_bn | mlp_tfc | lenet5")
     width: float = setting(1.0, "channel/unit multiplier of the model (1.0: the paper's)")
     bn: bool = setting(False, "batch norm in mlp_tfc / lenet5 (the others always have it)")
+    init: str = setting("glorot", "initial weights of mlp_tfc / lenet5: glorot (U(±√(6/(fan_in"
+                                  "+fan_out))), biases 0) | torch (PyTorch's default, the "
+                                  "Walking Noise authors': weights and biases U(±1/√fan_in))")
+    bias: str = setting("auto", "biases in mlp_tfc / lenet5: auto (only without --bn) | true "
+                                "(every layer, as the Walking Noise authors' PyTorch layers) | "
+                                "false")
     dataset: str = setting("cifar10", "cifar10 | mnist | fashion-mnist | synthetic | imagenet")
     data_dir: str | None = setting(None, "folder holding cifar-10-batches-py/, mnist/, ... "
                                          "(default: $TINYPROJ_DATA, else ../shared/datasets, "
@@ -223,7 +229,22 @@ _CHOICES = {
     "optimizer": ("adam", "sgd"),
     "lr_schedule": ("exponential", "cosine", "step", "constant"),
     "preprocess": (None, "none", "scale", "gcn", "gcn_zca", "default"),
+    "init": ("glorot", "torch"),
+    "bias": ("auto", "true", "false"),
 }
+
+BIAS = {"auto": None, "true": True, "false": False}
+"""``cfg.bias`` → the models' ``bias=`` argument."""
+
+
+def _canonical_bias(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "auto"
+    text = str(value).strip().lower()
+    return {"yes": "true", "on": "true", "1": "true", "no": "false", "off": "false",
+            "0": "false", "none": "auto"}.get(text, text)
 
 
 def _fail(name: str, problem: str, fix: str = "") -> None:
@@ -267,6 +288,8 @@ def validate(cfg: TrainConfig, data_shape=None) -> TrainConfig:
         _fail("dataset", f"unknown dataset {cfg.dataset!r}", f"the datasets are "
               f"{', '.join(DATASETS)}")
     cfg.dataset = key
+    cfg.init = str(cfg.init).strip().lower()
+    cfg.bias = _canonical_bias(cfg.bias)
     _check_number(cfg, "width", 0, low_open=True)
     for name, (low, integer, optional) in {
             "train_subset": (1, True, True), "val_size": (0, True, False),
@@ -330,7 +353,8 @@ def _check_model_and_data(cfg: TrainConfig, models, data_shape=None) -> None:
     check = getattr(models, "check", None)
     try:
         if check is not None:
-            check(cfg.model, shape, num_classes, width=cfg.width, bn=cfg.bn)
+            check(cfg.model, shape, num_classes, width=cfg.width, bn=cfg.bn, init=cfg.init,
+                  bias=BIAS[cfg.bias])
     except UserError:
         raise
     except ValueError as err:
