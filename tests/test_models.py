@@ -116,8 +116,9 @@ def test_mlp_tfc_and_lenet5_forward(bn):
         layers = [m for m in model.children() if isinstance(m, (nn.Conv2d, nn.Linear))]
         # biases exactly when there is no batch norm
         assert all((m.bias is not None) == (not bn) for m in layers)
-    assert models.lenet5().conv1.padding == (2, 2)
-    assert models.lenet5().fc3.in_features == 400
+    assert models.lenet5().conv1.padding == (0, 0)         # the authors' LeNet-5 pads nothing
+    assert models.lenet5().fc3.in_features == 16 * 4 * 4   # 28 → 24 → 12 → 8 → 4
+    assert models.lenet5(conv1_padding=2).fc3.in_features == 400   # the classic LeNet
     assert models.lenet5(in_channels=3, input_size=32).conv1.padding == (0, 0)
     assert models.mlp_tfc().fc4.in_features == 64
 
@@ -182,6 +183,47 @@ def test_lenet5_on_32x32_images_runs_forward():
     assert model.conv1.in_channels == 3 and model.conv1.padding == (0, 0)
     assert model.fc3.in_features == 400
     assert model(_x(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("bn", [False, True])
+def test_lenet5_trains_on_32x32_images(bn):
+    """Training steps on synthetic 3×32×32 data (CIFAR-10/SVHN's shape) move every weight and
+    lower the loss on the batch it keeps seeing."""
+    from tinyproj import functional as F
+    from tinyproj import optim
+    from tinyproj.algorithm1 import train_step
+    x, y = tp.data.synthetic_classification(16, (3, 32, 32), 10, seed=0)
+    model = models.build("lenet5", (3, 32, 32), 10, bn=bn, bias=True, init="torch",
+                         rng=backend.make_rng(0))
+    assert model.fc3.in_features == 400
+    before = {k: v.data.copy() for k, v in model.named_parameters()}
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    losses = [train_step(model, x, y, F.cross_entropy, opt, "none", {}, backend.make_rng(1))
+              for _ in range(5)]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    moved = {k for k, v in model.named_parameters() if not np.array_equal(v.data, before[k])}
+    # every weight and the output bias (a bias before batch norm has zero gradient in exact
+    # arithmetic: BN subtracts it again)
+    assert {k for k in before if before[k].ndim >= 2} | {"fc5.bias"} <= moved
+
+
+def test_lenet5_shapes_match_its_docstring():
+    """MNIST: 28 → 24 → 12 → 8 → 4 (fc3: 256); 32×32: 28 → 14 → 10 → 5 (fc3: 400)."""
+    assert models.lenet5_sizes(28) == [28, 24, 12, 8, 4]
+    assert models.lenet5_sizes(32) == [32, 28, 14, 10, 5]
+    assert models.lenet5_sizes(28, conv1_padding=2) == [28, 28, 14, 10, 5]
+    m = models.build("lenet5", (1, 28, 28), 10)
+    seen = {}
+    out = _x(2, 1, 28, 28)
+    for name, layer in m.named_children():
+        out = layer(out)
+        seen[name] = tuple(out.shape)
+    assert seen["relu1"] == (2, 6, 24, 24) and seen["pool1"] == (2, 6, 12, 12)
+    assert seen["relu2"] == (2, 16, 8, 8) and seen["pool2"] == (2, 16, 4, 4)
+    assert seen["flatten"] == (2, 256) and seen["fc5"] == (2, 10)
+    with pytest.raises(UserError, match="conv1_padding"):
+        models.lenet5(conv1_padding=-1)
 
 
 def test_factory_derives_channels_and_size_from_the_shape():

@@ -22,7 +22,8 @@ alexnet_bn    5 conv (96 11×11/4, 256 5×5, 384, 384, 256 3×3) + BN + ReLU, ma
               3×3/2 after conv1, conv2, conv5, then FC 4096–4096–classes with BN,
               no biases                                                     (alexnet.py)
 mlp_tfc       Flatten, 3 × (Linear 64, [BN], ReLU), Linear 10 (Walking Noise's TFC)    4
-lenet5        C6@5–M2–C16@5–M2–FC120–FC84–FC10, ReLU, optional BN  (walking_noise.py)  5
+lenet5        C6@5–M2–C16@5–M2–FC120–FC84–FC10, ReLU, optional BN, no padding      5
+              (fc3: 256 inputs on MNIST, 400 on 32×32)              (walking_noise.py)
 ============  =======================================================================  =========
 
 Commands build models through one factory (factory.py), which takes the input shape from

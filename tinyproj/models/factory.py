@@ -63,7 +63,7 @@ _AUTHORS = ("init", "bias")     # the Walking Noise models' PyTorch-default swit
 _SIDES = {  # conv nets: side → feature-map sides (the last must be >= 1)
     "bc_cifar10": lambda side, options: bc_cifar10_sizes(side),
     "alexnet_bn": lambda side, options: alexnet_sizes(side, options.get("conv1_padding", 0)),
-    "lenet5": lambda side, options: lenet5_sizes(side),
+    "lenet5": lambda side, options: lenet5_sizes(side, options.get("conv1_padding", 0)),
 }
 
 
@@ -193,7 +193,7 @@ def build(name, input_shape=None, num_classes: int = 10, width: float = 1.0, bn:
     bn:           batch norm on (mlp_tfc, lenet5); refused for the models that always have it.
     rng:          generator for the initial weights (rule 5 of docs/design.md).
     options:      model-specific keywords (alexnet_bn: dropout, output_bn, conv1_padding;
-                  mlp_tfc: hidden; mlp_tfc and lenet5: init "glorot" | "torch", bias
+                  mlp_tfc: hidden; lenet5: conv1_padding; mlp_tfc and lenet5: init "glorot" | "torch", bias
                   None | True | False).
 
     Same checks as :func:`check`, done before any weight is allocated. Example::

@@ -19,7 +19,7 @@ from ..errors import UserError
 from ..kernels.geometry import trace
 from .base import Network, scaled
 
-__all__ = ["MLPTFC", "LeNet5", "mlp_tfc", "lenet5", "lenet5_padding", "lenet5_sizes"]
+__all__ = ["MLPTFC", "LeNet5", "mlp_tfc", "lenet5", "lenet5_sizes"]
 
 
 class MLPTFC(Network):
@@ -76,35 +76,35 @@ class LeNet5(Network):
     """LeNet-5 with ReLU and max-pooling; build it with :func:`lenet5`."""
 
 
-def lenet5_padding(input_size: int) -> int:
-    """conv1's padding: pads the input up to LeNet's 32×32, ``max(0, (32 − input_size) // 2)``."""
-    return max(0, (32 - input_size) // 2)
-
-
-def lenet5_sizes(input_size: int) -> list:
+def lenet5_sizes(input_size: int, conv1_padding: int = 0) -> list:
     """Side of the feature maps: ``[input, conv1, pool1, conv2, pool2]``.
 
-    28 → 28 → 14 → 10 → 5 (padding 2) and 32 → 28 → 14 → 10 → 5 (no padding) both end in
-    5×5, so fc3 has 16·5·5 = 400 inputs; other sides give other sizes (227 → … → 53).
+    The authors' LeNet-5 pads nothing: 28 → 24 → 12 → 8 → 4 on MNIST (fc3 gets 16·4·4 = 256
+    inputs) and 32 → 28 → 14 → 10 → 5 on CIFAR-10/SVHN (16·5·5 = 400). The classic LeNet's
+    ``conv1_padding=2`` on MNIST gives 28 → 28 → 14 → 10 → 5 (400).
     """
-    return trace(input_size, [(5, 1, lenet5_padding(input_size)), (2, 2, 0), (5, 1, 0),
-                              (2, 2, 0)])
+    return trace(input_size, [(5, 1, conv1_padding), (2, 2, 0), (5, 1, 0), (2, 2, 0)])
 
 
 def lenet5(bn: bool = False, num_classes: int = 10, in_channels: int = 1, rng=None,
-           input_size: int = 28, width: float = 1.0, bias=None, init: str = "glorot") -> LeNet5:
+           input_size: int = 28, width: float = 1.0, bias=None, init: str = "glorot",
+           conv1_padding: int = 0) -> LeNet5:
     """LeNet-5 as in Walking Noise: C6@5–M2–C16@5–M2–FC120–FC84–FC10::
 
-        conv1 6 5×5 (padding p), [bn1], relu1, pool1 (max 2×2)     28×28 → 28×28 → 14×14
-        conv2 16 5×5,           [bn2], relu2, pool2                → 10×10 → 5×5
-        flatten                                                     (N, 16·5·5 = 400)
-        fc3 120, [bn3], relu3;  fc4 84, [bn4], relu4
-        fc5 num_classes                                             the scores (logits)
+                                                  MNIST (1×28×28)      CIFAR-10, SVHN (3×32×32)
+        conv1 6 5×5, [bn1], relu1                 (N, 6, 24, 24)       (N, 6, 28, 28)
+        pool1 (max 2×2)                           (N, 6, 12, 12)       (N, 6, 14, 14)
+        conv2 16 5×5, [bn2], relu2                (N, 16, 8, 8)        (N, 16, 10, 10)
+        pool2                                     (N, 16, 4, 4)        (N, 16, 5, 5)
+        flatten                                   (N, 256)             (N, 400)
+        fc3 120, [bn3], relu3                     (N, 120)
+        fc4 84, [bn4], relu4                      (N, 84)
+        fc5 num_classes                           (N, 10) the scores (logits)
 
-    * conv1's padding pads the input up to LeNet's 32×32 (:func:`lenet5_padding`): MNIST's
-      28×28 gets padding 2 (the classic LeNet on MNIST) and a 32×32 input (CIFAR-10, with
-      ``in_channels=3``) none. The flattened size is computed from input_size either way
-      (:func:`lenet5_sizes`), so ``input_size`` must be the side of the images given.
+    * No padding anywhere, as the authors' code (``nn.Conv2d(..., kernel_size=5)``, fc3 a
+      ``LazyLinear``): on MNIST fc3 has 256 inputs. ``conv1_padding=2`` gives the classic
+      LeNet on MNIST (28 padded to 32, fc3 with 400 inputs). The flattened size is computed
+      from ``input_size`` (:func:`lenet5_sizes`), which must be the side of the images.
     * ReLU and max-pooling (the modern LeNet-5 of Walking Noise, not tanh/subsampling);
       order conv → [BN] → ReLU → pool.
     * Biases as in :func:`mlp_tfc`: with ``bias=None`` every layer has one when ``bn=False``,
@@ -116,7 +116,9 @@ def lenet5(bn: bool = False, num_classes: int = 10, in_channels: int = 1, rng=No
     Noise sites (input + conv/linear + BN + ReLU + pool + logits): 12 without BN, 16 with.
     """
     c1, c2, f3, f4 = (scaled(n, width) for n in (6, 16, 120, 84))
-    sizes = lenet5_sizes(input_size)
+    if isinstance(conv1_padding, bool) or not isinstance(conv1_padding, int) or conv1_padding < 0:
+        raise UserError(f"lenet5: conv1_padding must be an integer >= 0, got {conv1_padding!r}")
+    sizes = lenet5_sizes(input_size, conv1_padding)
     if sizes[-1] < 1:
         raise UserError(f"lenet5: input_size={input_size} is too small for two 5×5 convs and "
                         "two 2×2 pools; use 28 (MNIST) or 32 (CIFAR-10)", flag="--dataset")
@@ -133,7 +135,7 @@ def lenet5(bn: bool = False, num_classes: int = 10, in_channels: int = 1, rng=No
             layers[f"pool{k}"] = nn.MaxPool2d(2)
 
     opts = dict(bias=has_bias, rng=rng, init=init)
-    block(1, nn.Conv2d(in_channels, c1, 5, padding=lenet5_padding(input_size), **opts), c1,
+    block(1, nn.Conv2d(in_channels, c1, 5, padding=conv1_padding, **opts), c1,
           nn.BatchNorm2d, pool=True)
     block(2, nn.Conv2d(c1, c2, 5, **opts), c2, nn.BatchNorm2d, pool=True)
     layers["flatten"] = nn.Flatten()
