@@ -30,16 +30,41 @@ carries almost only noise, and the network may push its weights to two values ±
     equal (no spread: undefined).
 
 Both are in [0, 1]; watch them per epoch (``train_noisy(record_dynamics=True)``).
+
+Over a run (:func:`growth`, :func:`magnitude_histogram`, :func:`looks_binarized`):
+
+``growth``
+    per layer, mean |w| at the end over mean |w| at the start (epoch 0, before any step):
+    above 1 the layer's weights grew. Walking Noise's additive-noise claim predicts growth in
+    the layers that feed the noisy site, more for larger σ.
+``magnitude_histogram``
+    the shares of |w| / max|w| in equal bins over [0, 1]: a layer of ±a values has all its
+    weight in the last bin, Glorot/PyTorch-uniform weights are flat, Gaussian-like weights
+    pile up near 0. The last of 10 bins is ``share_near_max``.
+``looks_binarized``
+    the verdict used in the results: bimodality above 0.7 — between a uniform layer (5/9) and
+    a mixture of ±a with spread 0.3·a around each (≈ 0.76); a Gaussian scores 1/3.
+    Sarle's coefficient rather than ``share_near_max``, because one outlier sets max|w|.
+
+How these measures behave in the authors' regime (MNIST ``mlp_tfc``, σ up to 1e8–1e10) is
+the experiment ``benchmarks/wn_dynamics.py``; its numbers are in
+``results/wn-dynamics-mnist/`` and lesson 10.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np  # host-side: histograms of values copied to the host
+
 from .. import backend
 from ..algorithm1 import weight_params
 
 __all__ = ["weight_stats", "binarization", "share_near_max", "bimodality_coefficient",
-           "layer_weights", "dynamics_row"]
+           "layer_weights", "dynamics_row", "magnitude_histogram", "looks_binarized",
+           "growth", "BINARIZED_BIMODALITY"]
+
+BINARIZED_BIMODALITY = 0.7
+"""Bimodality above which :func:`looks_binarized` calls a layer binarized (module docstring)."""
 
 
 def layer_weights(model) -> dict:
@@ -101,3 +126,45 @@ def binarization(model, fraction: float = 0.9) -> dict:
 def dynamics_row(model) -> dict:
     """``{"weights": weight_stats(model), "binarization": binarization(model)}``."""
     return {"weights": weight_stats(model), "binarization": binarization(model)}
+
+
+def magnitude_histogram(w, bins: int = 10) -> list:
+    """Shares of |w| / max|w| in ``bins`` equal bins over [0, 1] (floats summing to 1).
+
+    The last bin is (1 − 1/bins, 1]: with 10 bins it holds the weights within 10 % of the
+    layer's largest magnitude. All zeros (no scale): every weight counts in the first bin.
+    """
+    if not isinstance(bins, int) or isinstance(bins, bool) or bins < 1:
+        raise ValueError(f"magnitude_histogram: bins must be an integer >= 1, got {bins!r}")
+    v, xp = _flat64(w)
+    a = np.asarray(backend.to_numpy(xp.abs(v)))       # one copy to the host (explicit sync)
+    if a.size == 0:
+        return [0.0] * bins
+    top = float(a.max())
+    if top == 0.0:
+        return [1.0] + [0.0] * (bins - 1)
+    # bin k holds k/bins < |w|/top <= (k+1)/bins; exact zeros go to bin 0
+    idx = np.clip(np.ceil(a / top * bins).astype(np.int64) - 1, 0, bins - 1)
+    return [float(c) / a.size for c in np.bincount(idx, minlength=bins)]
+
+
+def looks_binarized(w, threshold: float = BINARIZED_BIMODALITY) -> bool:
+    """True when Sarle's bimodality of ``w`` is above ``threshold`` (False without spread)."""
+    b = bimodality_coefficient(w)
+    return b is not None and b > threshold
+
+
+def growth(first: dict, last: dict, key: str = "mean_abs") -> dict:
+    """``{layer: last[layer][key] / first[layer][key]}`` for two :func:`weight_stats` results.
+
+    first: the statistics at the start (epoch 0); last: at the end. A layer whose starting
+    value is 0 gives ``inf`` (or ``nan`` when both are 0); layers missing from either are left
+    out.
+    """
+    out = {}
+    for layer in first:
+        if layer not in last:
+            continue
+        a, b = float(first[layer][key]), float(last[layer][key])
+        out[layer] = b / a if a != 0 else (math.inf if b != 0 else math.nan)
+    return out
