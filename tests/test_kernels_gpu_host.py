@@ -472,7 +472,7 @@ class _FakeKernel:
         if self.name == "maxabs_segments":               # a block per tensor
             assert grid[0] == int(args[2])
         elif self.name.startswith("batchnorm"):          # a block per channel
-            assert grid[0] == int(args[10])                # (9 arrays, then n, c, l)
+            assert grid[0] == int(args[kinds.index("i") + 1])   # (the arrays, then n, c, l)
         elif self.name != "maxabs":                       # element-wise: every element covered
             total = {"im2col_batch": converted[1].size, "col2im_batch": converted[1].size,
                      "maxpool_forward": converted[1].size, "maxpool_backward": converted[2].size}

@@ -436,3 +436,76 @@ def test_batchnorm1d_matches_torch():
     ours, theirs = nn.BatchNorm1d(6), torch.nn.BatchNorm1d(6)
     _compare_with_torch(ours, theirs, randn(8, 6, seed=1) * 3, torch)
     assert rel_err(ours.running_var, theirs.running_var.numpy()) <= 1e-5
+
+
+# ---------------------------------------------------------------------------
+# Batch norm fused with the ReLU that follows it (issues 11 and 15)
+# ---------------------------------------------------------------------------
+def _bn_relu_model(kind, seed=0):
+    rng = backend.make_rng(seed)
+    if kind == "2d":
+        return nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, rng=rng), nn.BatchNorm2d(3),
+                             nn.ReLU(), nn.Flatten(), nn.Linear(3 * 5 * 4, 6, rng=rng),
+                             nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2, rng=rng),
+                             nn.BatchNorm1d(2))
+    return nn.Sequential(nn.Linear(4, 5, rng=rng), nn.BatchNorm1d(5), nn.ReLU())
+
+
+@pytest.mark.parametrize("kind", ["2d", "1d"])
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_bn_relu_equals_the_unfused_modules(kind, training, monkeypatch):
+    shape = (6, 2, 5, 4) if kind == "2d" else (7, 4)
+    x = randn(*shape, seed=3) * 2
+    results = []
+    for fuse in (False, True):
+        model = _bn_relu_model(kind)
+        model.fuse_bn_relu = fuse
+        model.train(training)
+        if not training:                 # some running statistics to evaluate with
+            model.train()
+            model(tp.tensor(x * 0.5))
+            model.train(False)
+        xt = tp.tensor(x, requires_grad=True)
+        out = model(xt)
+        (out * tp.tensor(randn(*out.shape, seed=4))).sum().backward()
+        results.append((out.numpy(), xt.grad, [p.grad for p in model.parameters()],
+                        [backend.to_numpy(b) for _, b in model.named_buffers()]))
+    (o0, g0, p0, b0), (o1, g1, p1, b1) = results
+    assert rel_err(o1, o0) <= 1e-5
+    assert rel_err(g1, g0) <= 1e-5
+    for a, b in zip(p1, p0):
+        assert rel_err(a, b) <= 1e-5
+    for a, b in zip(b1, b0):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_fused_bn_relu_gradients_agree_with_finite_differences_in_float64():
+    from tinyproj import gradcheck
+    import tinyproj.functional as F
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 3, 2, 3))
+    gamma, beta = rng.standard_normal(3), rng.standard_normal(3) * 0.3
+
+    def fn(x, gamma, beta):
+        return F.batch_norm(x, None, None, gamma, beta, training=True, relu=True)
+    gradcheck.gradcheck(fn, [x, gamma, beta])
+
+    def fn_eval(x, gamma, beta):
+        return F.batch_norm(x, np.zeros(3), np.ones(3) * 2, gamma, beta, training=False,
+                            relu=True)
+    gradcheck.gradcheck(fn_eval, [x, gamma, beta])
+
+
+def test_fusion_is_used_only_for_a_batch_norm_followed_by_a_plain_relu(monkeypatch):
+    calls = []
+    real = nn.BatchNorm2d.forward
+
+    def spy(self, x, relu=False):
+        calls.append(relu)
+        return real(self, x, relu=relu)
+    monkeypatch.setattr(nn.BatchNorm2d, "forward", spy)
+    x = tp.tensor(randn(2, 2, 5, 4))
+    _bn_relu_model("2d")(x)
+    seq = nn.Sequential(nn.BatchNorm2d(2), nn.MaxPool2d(2), nn.ReLU())
+    seq(x)
+    assert calls == [True, False]

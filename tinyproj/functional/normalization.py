@@ -30,9 +30,19 @@ from ..tensor import Function, as_tensor
 
 
 class BatchNorm(Function):
-    def __init__(self, running_mean, running_var, training, momentum, eps):
+    """Batch norm, optionally followed by a ReLU in the same kernel (``relu=True``).
+
+    tracked: the layer's 0-d int64 batch counter, raised by one by the kernel in training
+    mode (or None). The running statistics, the counter and the ReLU cost no array operation
+    of their own: ``kernels.get("batchnorm_forward_fused")`` does them in the same launch (on a
+    GPU) or the same pass (Numba); ``kernels/reference.py`` holds them as plain array code.
+    """
+
+    def __init__(self, running_mean, running_var, training, momentum, eps, relu=False,
+                 tracked=None):
         self.running_mean, self.running_var = running_mean, running_var
         self.training, self.momentum, self.eps = training, momentum, eps
+        self.relu, self.tracked = relu, tracked
 
     def forward(self, x, gamma, beta):
         if x.ndim not in (2, 4):
@@ -51,36 +61,40 @@ class BatchNorm(Function):
         # the array work (statistics, x̂, γ·x̂ + β) is a kernel: kernels/reference.py holds
         # the readable version of exactly the formulas above. Backward recomputes x̂ from x
         # (which the graph keeps anyway) instead of keeping an x̂ array per layer.
-        y, mean, var, self.inv_std = kernels.get("batchnorm_forward", x)(
-            x, self.running_mean, self.running_var, self.eps, gamma, beta, self.training)
+        # The running statistics (training) are updated in place by the same kernel:
+        #   running ← (1 − momentum)·running + momentum·batch  (variance: unbiased, ·m/(m−1))
+        y, mean, var, self.inv_std = kernels.get("batchnorm_forward_fused", x)(
+            x, self.running_mean, self.running_var, self.eps, gamma, beta, self.training,
+            relu=self.relu, running_mean=self.running_mean if self.training else None,
+            running_var=self.running_var if self.training else None,
+            momentum=self.momentum if self.training else 0.0,
+            tracked=self.tracked if self.training else None)
         # in evaluation mode mean is the running mean itself: copy it, since the running
-        # statistics may change before backward runs
-        self.x, self.mean = x, (mean if self.training else mean.copy())
-        if self.training and self.running_mean is not None:
-            m, mom = x.size // c, self.momentum
-            self.running_mean *= 1 - mom
-            self.running_mean += mom * mean
-            self.running_var *= 1 - mom
-            self.running_var += mom * var * (m / (m - 1))
+        # statistics may change before backward runs (only needed when backward will run)
+        self.x = x
+        self.mean = mean if self.training or not self.recording else mean.copy()
         self.gamma = gamma
+        self.y = y if self.relu else None          # the ReLU's output decides its gradient
         return y
 
     def backward(self, gy):
-        gx, ggamma, gbeta = kernels.get("batchnorm_backward", gy)(
-            gy, self.x, self.mean, self.inv_std, self.gamma, self.training)
+        gx, ggamma, gbeta = kernels.get("batchnorm_backward_fused", gy)(
+            gy, self.x, self.mean, self.inv_std, self.gamma, self.training, relu_out=self.y)
         return gx, (ggamma if self.gamma is not None else None), gbeta
 
 
 def batch_norm(x, running_mean=None, running_var=None, gamma=None, beta=None,
-               training=True, momentum=0.1, eps=1e-5):
+               training=True, momentum=0.1, eps=1e-5, relu=False, tracked=None):
     """Batch normalization of x (N, C) or (N, C, H, W) per channel; see the module docstring.
 
     running_mean, running_var : arrays (C,) updated in place when training (or None).
     gamma, beta : Tensors (C,) (scale and shift) or None.
+    relu : also apply the ReLU that follows, in the same kernel: ``relu(batch_norm(x))``.
+    tracked : a 0-d int64 array raised by one per training batch (the layer's counter), or None.
     """
     x = as_tensor(x)
     inputs = [x, gamma, beta]
-    fn = BatchNorm(running_mean, running_var, training, momentum, eps)
+    fn = BatchNorm(running_mean, running_var, training, momentum, eps, relu, tracked)
     if gamma is None or beta is None:
         # the Function takes tensors only; absent affine parameters are constants
         return _BatchNormPartial(fn, gamma is not None, beta is not None)(

@@ -4,7 +4,8 @@
   version of every kernel and the oracle the tests compare against; it runs unchanged on
   NumPy and CuPy.
 * ``cpu.py`` (Numba) — parallel loops that compute the same thing on NumPy arrays; used by
-  default on the CPU.
+  default on the CPU. ``cpu_fused.py`` (Numba) holds the fused ones (batch norm + ReLU with
+  its running statistics, SGD, Sign and the clip over every layer of a flat buffer).
 * ``gpu.py`` + ``cuda/`` — CUDA kernels for CuPy arrays (one launch per op, no host syncs),
   used by default on the GPU. Their per-element arithmetic is written once in ``cuda/*.cuh``
   as ``__host__ __device__`` functions, which ``host.py`` also compiles for the CPU with the
@@ -39,7 +40,11 @@ from . import reference
 
 KERNEL_NAMES = ("im2col", "col2im", "im2col_batch", "col2im_batch", "swap01",
                 "maxpool_forward", "maxpool_backward", "batchnorm_forward",
-                "batchnorm_backward", "adam_update", "sign_projection")
+                "batchnorm_backward", "adam_update", "sign_projection",
+                # fused (issues 11 and 15): several ops in one launch / one pass
+                "batchnorm_forward_fused", "batchnorm_backward_fused", "sgd_update",
+                "sign_projection_segments", "clip_segments")
+FUSED_NAMES = KERNEL_NAMES[11:]      # the CPU versions of these are in cpu_fused.py
 
 _cpu = None            # the Numba module once imported; False when Numba is unusable
 
@@ -81,6 +86,9 @@ def get(name: str, like=None):
     place = _place(like)
     if place == "numpy":
         cpu = cpu_module()
+        if cpu is not None and name in FUSED_NAMES:
+            from . import cpu_fused
+            return getattr(cpu_fused, name)
         return getattr(cpu if cpu is not None else reference, name)
     if place == "cupy":
         from . import gpu

@@ -194,10 +194,13 @@ def _per_channel(a, dtype, placeholder):
     return (placeholder, 0) if a is None else (_contiguous(a, dtype), 1)
 
 
-def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True, relu=False):
+def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True, relu=False,
+                      running_mean=None, running_var=None, momentum=0.0, tracked=None):
     """(y, mean, var, inv_std); see ``reference.batchnorm_forward``. One launch.
 
     relu=True: y is also passed through the ReLU that follows (y·[y > 0]) in the same launch.
+    running_mean, running_var (C,), training only: updated in place with ``momentum`` (see
+    ``reference.batchnorm_forward_fused``); tracked: a 0-d int64 counter raised by one.
     """
     import cupy
     x = _contiguous(x)
@@ -209,9 +212,19 @@ def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True, r
     beta_a, has_beta = _per_channel(beta, dt, x)
     y = cupy.empty_like(x)
     mean_out, var_out, inv_std = (cupy.empty(c, dtype=dt) for _ in range(3))
+    run = bool(training) and running_mean is not None
+    rmean = running_mean if run else mean_out                     # placeholders: never written
+    rvar = running_var if run else var_out
+    if not (rmean.flags.c_contiguous and rvar.flags.c_contiguous and rmean.dtype == dt
+            and rvar.dtype == dt):
+        raise ValueError("running statistics must be C-contiguous arrays of x's dtype")
+    count = tracked if tracked is not None else mean_out           # never written when 0
+    m = n * l
+    ty = dt.type
     _launch("batchnorm_forward", _ctype(dt), c if n * l else 0, cuda.BLOCK, x, y, mean_in,
-            var_in, gamma_a, beta_a, mean_out, var_out, inv_std, n, c, l, eps, int(bool(training)),
-            has_gamma, has_beta, int(bool(relu)))
+            var_in, gamma_a, beta_a, mean_out, var_out, inv_std, rmean, rvar, count, n, c, l,
+            eps, int(bool(training)), has_gamma, has_beta, int(bool(relu)), ty(1.0 - momentum),
+            ty(momentum), ty(m / (m - 1) if m > 1 else 1.0), int(run), int(tracked is not None))
     if not training:
         return y, mean, var, inv_std
     return y, mean_out, var_out, inv_std
@@ -337,3 +350,7 @@ def clip_segments(v, offsets, bounds, out=None):
     _elementwise("clip_segments", _ctype(v.dtype), v.size, v, offsets, offsets.size - 1,
                  _contiguous(bounds, v.dtype), out, v.size)
     return out
+
+
+batchnorm_forward_fused = batchnorm_forward      # kernels.get's names for the fused versions
+batchnorm_backward_fused = batchnorm_backward

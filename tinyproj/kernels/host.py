@@ -36,7 +36,8 @@ FLAGS = ["-O2", "-std=c++17", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fas
 NAMES = ("im2col_batch", "col2im_batch", "im2col", "col2im", "swap01", "maxpool_forward",
          "maxpool_backward", "batchnorm_forward", "batchnorm_backward", "adam_update",
          "sgd_update", "sign_projection", "round_projection", "clip",
-         "sign_projection_segments", "round_projection_segments", "clip_segments")
+         "sign_projection_segments", "round_projection_segments", "clip_segments",
+         "batchnorm_forward_fused", "batchnorm_backward_fused")
 
 
 class HostBuildError(RuntimeError):
@@ -251,10 +252,13 @@ def _per_channel(a, c, dtype):
     return np.ascontiguousarray(a, dtype=dtype), 1
 
 
-def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True, relu=False):
+def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True, relu=False,
+                      running_mean=None, running_var=None, momentum=0.0, tracked=None):
     """(y, mean, var, inv_std); see ``reference.batchnorm_forward``. One block per channel.
 
     relu=True: y is also passed through the ReLU that follows (y·[y > 0]), fused.
+    running_mean, running_var (C,), training only: updated in place with ``momentum`` (see
+    ``reference.batchnorm_forward_fused``); tracked: a 0-d int64 counter raised by one.
     """
     x = _contiguous(x)
     n, c, l = _ncl(x)
@@ -265,8 +269,21 @@ def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True, r
     beta_a, has_beta = _per_channel(beta, c, dt)
     y = np.empty_like(x)
     mean_out, var_out, inv_std = (np.empty(c, dtype=dt) for _ in range(3))
+    run = bool(training) and running_mean is not None
+    rmean = running_mean if run else mean_out                     # placeholders: never written
+    rvar = running_var if run else var_out
+    for a in (rmean, rvar):
+        if not (a.flags.c_contiguous and a.dtype == dt):
+            raise ValueError("running statistics must be C-contiguous arrays of x's dtype")
+    count = tracked if tracked is not None else np.zeros((), dtype=np.int64)
+    if count.dtype != np.int64:
+        raise ValueError("tracked must be an int64 array")
+    m = n * l
+    ty = dt.type
     _call("batchnorm_forward", dt, x, y, mean_in, var_in, gamma_a, beta_a, mean_out, var_out,
-          inv_std, n, c, l, eps, int(bool(training)), has_gamma, has_beta, int(bool(relu)))
+          inv_std, rmean, rvar, count, n, c, l, eps, int(bool(training)), has_gamma, has_beta,
+          int(bool(relu)), ty(1.0 - momentum), ty(momentum), ty(m / (m - 1) if m > 1 else 1.0),
+          int(run), int(tracked is not None))
     if not training:                       # the reference hands the given statistics back
         return y, mean, var, inv_std
     return y, mean_out, var_out, inv_std
@@ -394,3 +411,7 @@ def clip_segments(v, offsets, bounds, out=None):
     out = np.empty_like(v) if out is None else _out(out, v.shape, v.dtype)
     _call("clip_segments", v.dtype, v, offsets, offsets.size - 1, bounds, out, v.size)
     return out
+
+
+batchnorm_forward_fused = batchnorm_forward      # kernels.get's names for the fused versions
+batchnorm_backward_fused = batchnorm_backward

@@ -273,3 +273,99 @@ def sign_projection(w):
     xp = backend.xp_of(w)
     alpha = xp.max(xp.abs(w)) if w.size else xp.zeros((), dtype=w.dtype)
     return xp.where(w >= 0, alpha, -alpha).astype(w.dtype, copy=False)
+
+
+# ---------------------------------------------------------------------------
+# Fused versions (issue 11: fewer launches on a GPU; issue 15: fewer passes on the CPU).
+# Each is the plain composition of the ops it fuses: the fast kernels must match it.
+# ---------------------------------------------------------------------------
+def batchnorm_forward_fused(x, mean, var, eps, gamma=None, beta=None, training=True, relu=False,
+                            running_mean=None, running_var=None, momentum=0.0, tracked=None):
+    """``batchnorm_forward``, then the bookkeeping a training batch-norm layer does, then ReLU.
+
+    training and running_mean/running_var given (C,): updated in place (PyTorch's convention,
+    m values per channel, the running variance unbiased)::
+
+        running_mean ← running_mean·(1 − momentum) + momentum·μ
+        running_var  ← running_var·(1 − momentum) + momentum·σ²·m/(m − 1)
+
+    tracked: a 0-d int64 array (the layer's batch counter), raised by one. relu=True: the
+    output is y·[y > 0] (functional ReLU's formula). Returns ``(y, mean, var, inv_std)``.
+    """
+    y, mean, var, inv_std = batchnorm_forward(x, mean, var, eps, gamma, beta, training)
+    if training and running_mean is not None:
+        m = x.size // x.shape[1]
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean
+        running_var *= 1 - momentum
+        running_var += momentum * var * (m / (m - 1))
+    if tracked is not None:
+        tracked += 1
+    if relu:
+        y = y * (y > 0)
+    return y, mean, var, inv_std
+
+
+def batchnorm_backward_fused(gy, x, mean, inv_std, gamma=None, training=True, relu_out=None):
+    """``batchnorm_backward`` behind an optional fused ReLU whose output was ``relu_out``:
+    the gradient reaching the batch norm is gy·[relu_out > 0] (ReLU's backward)."""
+    if relu_out is not None:
+        gy = gy * (relu_out > 0)
+    return batchnorm_backward(gy, x, mean, inv_std, gamma, training)
+
+
+def sgd_update(w, g, buf, lr, momentum=0.0, weight_decay=0.0, nesterov=False, first=False):
+    """One SGD step in place on w (and the momentum buffer ``buf``), PyTorch's convention::
+
+        g ← g + wd·w;  buf ← g (first step) or momentum·buf + g;
+        g ← g + momentum·buf (nesterov) or buf;  w ← w − lr·g
+
+    momentum 0: plain ``w ← w − lr·g`` (buf untouched, may be None).
+    """
+    if weight_decay:
+        g = g + weight_decay * w
+    if momentum:
+        if first:
+            buf[...] = g
+        else:
+            buf *= momentum
+            buf += g
+        g = g + momentum * buf if nesterov else buf
+    w -= lr * g
+
+
+def _segment_slices(offsets):
+    """(start, stop) of each tensor of a flat buffer; offsets is a host array or list."""
+    bounds = [int(o) for o in offsets]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def sign_projection_segments(w, offsets):
+    """Sign of every tensor of a flat buffer, each with its own α = max|w_s|.
+
+    w: (P,) the tensors side by side; offsets: (S + 1,) int64 on the host, rising from 0 to
+    P (tensor s = w[offsets[s]:offsets[s + 1]]). A new (P,) array.
+    """
+    xp = backend.xp_of(w)
+    out = xp.empty_like(w)
+    for a, b in _segment_slices(offsets):
+        if b > a:
+            out[a:b] = sign_projection(w[a:b])
+    return out
+
+
+def clip_segments(v, offsets, bounds, out=None):
+    """Clip tensor s of a flat buffer to [−bounds[s], bounds[s]] (inf: untouched); out may be v.
+
+    offsets and bounds are host arrays or lists (this is the readable version: one slice per
+    tensor); the result is max(min(v, c), −c) as ``clipping.prox_linf``.
+    """
+    xp = backend.xp_of(v)
+    out = v.copy() if out is None else out
+    for (a, b), c in zip(_segment_slices(offsets), bounds):
+        c = float(c)
+        if b > a and c != float("inf"):
+            xp.clip(v[a:b], -c, c, out=out[a:b])
+        elif out is not v:
+            out[a:b] = v[a:b]
+    return out

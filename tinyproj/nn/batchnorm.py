@@ -101,7 +101,9 @@ class BatchNormBase(Module):
             return 1.0 / float(self.num_batches_tracked)
         return float(self.momentum)
 
-    def forward(self, x):
+    def forward(self, x, relu: bool = False):
+        """y = γ·x̂ + β (see the module docstring); relu=True returns relu(y), computed in the
+        same kernel (``nn.Sequential`` asks for it when a ReLU follows this layer)."""
         if x.ndim != self._ndim or x.shape[1] != self.num_features:
             raise ValueError(f"{self.describe()}: expected input of shape "
                              f"{self._layout.replace('C', str(self.num_features))}, "
@@ -112,12 +114,17 @@ class BatchNormBase(Module):
                 raise ValueError(f"{self.describe()}: training mode needs more than one value per "
                                  f"channel to compute batch statistics, got input of shape "
                                  f"{tuple(x.shape)} (use a batch larger than 1, or call eval())")
-            self.num_batches_tracked += 1
+            if self.momentum is None and not self.reestimating:
+                self.num_batches_tracked += 1      # the cumulative average reads the count
+                tracked = None
+            else:
+                tracked = self.num_batches_tracked  # raised by one inside the kernel
             momentum = self._momentum()
         else:
-            momentum = 0.0
+            momentum, tracked = 0.0, None
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=self.training, momentum=momentum, eps=self.eps)
+                            training=self.training, momentum=momentum, eps=self.eps, relu=relu,
+                            tracked=tracked)
 
     def extra_repr(self):
         s = f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

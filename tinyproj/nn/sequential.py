@@ -30,9 +30,23 @@ class Sequential(Module):
         self.add_module(str(len(self)), _checked_module(module, len(self)))
         return self
 
+    fuse_bn_relu = True
+    """A batch norm directly followed by a ReLU runs as one kernel (``BatchNorm(x, relu=True)``):
+    the same numbers (tests/test_nn.py checks it), fewer launches and passes. Set False (on the
+    class or one model) for the plain path, one module after the other."""
+
     def forward(self, x):
-        for module in self:
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            module = modules[i]
+            if self.fuse_bn_relu and i + 1 < len(modules) and _bn_then_relu(module,
+                                                                          modules[i + 1]):
+                x = module(x, relu=True)         # batch norm and the ReLU after it, fused
+                i += 2
+                continue
             x = module(x)
+            i += 1
         return x
 
     def __len__(self):
@@ -55,6 +69,14 @@ class Sequential(Module):
         except TypeError:
             raise TypeError(f"Sequential indices must be integers or slices, not "
                             f"{type(index).__name__}") from None
+
+
+def _bn_then_relu(module, following) -> bool:
+    """Whether ``module`` is a batch norm and ``following`` a plain ReLU (exact types: a
+    subclass may change what either computes)."""
+    from .batchnorm import BatchNorm1d, BatchNorm2d
+    from .layers import ReLU
+    return type(module) in (BatchNorm1d, BatchNorm2d) and type(following) is ReLU
 
 
 def _checked_module(module, position):

@@ -29,7 +29,7 @@ KERNELS = {
     "col2im_batch": ("conv.cu", "pp" + _GEOMETRY),
     "maxpool_forward": ("pool.cu", "ppp" + _GEOMETRY),
     "maxpool_backward": ("pool.cu", "ppp" + _GEOMETRY),
-    "batchnorm_forward": ("batchnorm.cu", "ppppppppp" + "iii" + "t" + "iiii"),
+    "batchnorm_forward": ("batchnorm.cu", "ppppppppp" + "ppp" + "iii" + "t" + "iiii" + "ttt" + "ii"),
     "batchnorm_backward": ("batchnorm.cu", "ppppppppp" + "iii" + "iii"),
     "adam_update": ("optim.cu", "pppp" + "i" + "tttttttt"),
     "sgd_update": ("optim.cu", "ppp" + "i" + "ttt" + "ii"),

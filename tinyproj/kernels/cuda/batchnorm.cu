@@ -4,13 +4,16 @@
 
 // x, y (N, C, L); mean_in, var_in: the statistics to use when training == 0 (else ignored);
 // gamma, beta read only when has_gamma, has_beta; mean_out, var_out, inv_std_out (C,);
-// relu: apply the following ReLU too.
+// relu: apply the following ReLU too; has_running: update running_mean, running_var (C,) with
+// keep, momentum, unbias (batchnorm.cuh); count: add one to tracked[0] (int64, block 0).
 template <typename T>
 __global__ void batchnorm_forward(const T* x, T* y, const T* mean_in, const T* var_in,
                                   const T* gamma, const T* beta, T* mean_out, T* var_out,
-                                  T* inv_std_out, tp_int n, tp_int c, tp_int l, T eps,
+                                  T* inv_std_out, T* running_mean, T* running_var,
+                                  tp_int* tracked, tp_int n, tp_int c, tp_int l, T eps,
                                   tp_int training, tp_int has_gamma, tp_int has_beta,
-                                  tp_int relu) {
+                                  tp_int relu, T keep, T momentum, T unbias, tp_int has_running,
+                                  tp_int count) {
     __shared__ double s[TP_BLOCK];
     tp_int ci = blockIdx.x, t = threadIdx.x, m = n * l;
     T mean, var;
@@ -37,6 +40,9 @@ __global__ void batchnorm_forward(const T* x, T* y, const T* mean_in, const T* v
         mean_out[ci] = mean;
         var_out[ci] = var;
         inv_std_out[ci] = inv_std;
+        if (has_running)
+            bn_running_update(running_mean, running_var, ci, mean, var, keep, momentum, unbias);
+        if (count && ci == 0) tracked[0] += 1;
     }
 }
 

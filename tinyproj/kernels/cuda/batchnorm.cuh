@@ -9,6 +9,13 @@
 //                                     gx = (gy·γ)·inv_std                          (evaluation)
 // The sums are fixed-order block reductions (common.cuh, TP_BLOCK): one GPU block per channel.
 //
+// Running statistics (optional, training mode): updated in the same launch, PyTorch's convention
+// with the roundings of the array code it replaces (nn/batchnorm.py), all in T:
+//   running_mean ← running_mean·keep + momentum·μ,  running_var ← running_var·keep + (momentum·σ²)·unbias
+//   keep = 1 − momentum, unbias = m/(m − 1) (the running variance is the unbiased one)
+// and the layer's batch counter (int64) goes up by one (block 0 does it), so the bookkeeping
+// of a training-mode batch norm costs no launch of its own.
+//
 // Fused ReLU (optional): the forward pass can apply the ReLU that follows it, y ← y·[y > 0]
 // (functional ReLU's own formula, so NaN stays NaN and the bits match), and the backward pass
 // then takes that output r and uses gy·[r > 0] in place of gy (r > 0 exactly where the
@@ -55,6 +62,14 @@ TP_HD T bn_forward_element(T x, T mean, T inv_std, const T* gamma, const T* beta
     if (has_beta) y = y + beta[ci];
     if (relu) y = y * (y > T(0) ? T(1) : T(0));
     return y;
+}
+
+// The running statistics of channel ci after one training batch (see the top of this file).
+template <typename T>
+TP_HD void bn_running_update(T* running_mean, T* running_var, tp_int ci, T mean, T var, T keep,
+                             T momentum, T unbias) {
+    running_mean[ci] = running_mean[ci] * keep + momentum * mean;
+    running_var[ci] = running_var[ci] * keep + (momentum * var) * unbias;
 }
 
 // The gradient arriving at the batch norm itself: gy, or gy·[r > 0] behind a fused ReLU

@@ -57,9 +57,11 @@ void block_sum(double* s) {
 // One "block" per channel, as in batchnorm.cu.
 template <typename T>
 void batchnorm_forward_loop(const T* x, T* y, const T* mean_in, const T* var_in, const T* gamma,
-                            const T* beta, T* mean_out, T* var_out, T* inv_std_out, tp_int n,
+                            const T* beta, T* mean_out, T* var_out, T* inv_std_out,
+                            T* running_mean, T* running_var, tp_int* tracked, tp_int n,
                             tp_int c, tp_int l, T eps, tp_int training, tp_int has_gamma,
-                            tp_int has_beta, tp_int relu) {
+                            tp_int has_beta, tp_int relu, T keep, T momentum, T unbias,
+                            tp_int has_running, tp_int count) {
     double s[TP_BLOCK];
     tp_int m = n * l;
     for (tp_int ci = 0; ci < c; ++ci) {
@@ -85,7 +87,10 @@ void batchnorm_forward_loop(const T* x, T* y, const T* mean_in, const T* var_in,
         mean_out[ci] = mean;
         var_out[ci] = var;
         inv_std_out[ci] = inv_std;
+        if (has_running)
+            bn_running_update(running_mean, running_var, ci, mean, var, keep, momentum, unbias);
     }
+    if (count && c > 0) tracked[0] += 1;
 }
 
 template <typename T>
@@ -201,10 +206,13 @@ extern "C" void tp_maxpool_backward_##SUF(const T* gy, const tp_int* am, T* gx, 
     maxpool_backward_loop(gy, am, gx, n, c, h, w, kh, kw, sh, sw, ph, pw); }                  \
 extern "C" void tp_batchnorm_forward_##SUF(const T* x, T* y, const T* mean_in,               \
         const T* var_in, const T* gamma, const T* beta, T* mean_out, T* var_out,             \
-        T* inv_std_out, tp_int n, tp_int c, tp_int l, T eps, tp_int training,                \
-        tp_int has_gamma, tp_int has_beta, tp_int relu) {                                     \
+        T* inv_std_out, T* rmean, T* rvar, tp_int* tracked, tp_int n, tp_int c, tp_int l,    \
+        T eps, tp_int training, tp_int has_gamma, tp_int has_beta, tp_int relu, T keep,      \
+        T mom, T unbias, tp_int has_running, tp_int count) {                                  \
     batchnorm_forward_loop(x, y, mean_in, var_in, gamma, beta, mean_out, var_out,            \
-                           inv_std_out, n, c, l, eps, training, has_gamma, has_beta, relu); } \
+                           inv_std_out, rmean, rvar, tracked, n, c, l, eps, training,         \
+                           has_gamma, has_beta, relu, keep, mom, unbias, has_running,         \
+                           count); }                                                          \
 extern "C" void tp_batchnorm_backward_##SUF(const T* gy, const T* x, const T* mean,          \
         const T* inv_std, const T* gamma, const T* relu_out, T* gx, T* ggamma, T* gbeta,     \
         tp_int n, tp_int c, tp_int l, tp_int training, tp_int has_gamma, tp_int has_relu) {  \

@@ -1,0 +1,256 @@
+"""Fused Numba kernels for the CPU (issue 15, item 1): several array ops in one pass.
+
+Each function here has the signature and the result of its namesake in ``reference.py``
+(the plain composition of the ops it fuses) and is tested against it in
+tests/test_kernels_fused.py:
+
+* ``batchnorm_forward_fused`` — batch statistics (float64 sums, two passes), normalization,
+  γ·x̂ + β, the running-statistics update of a training layer and the ReLU that follows,
+  in two passes over x instead of about fifteen array operations;
+* ``batchnorm_backward_fused`` — the ReLU's mask and the batch-norm backward in two passes;
+* ``sgd_update`` — SGD with momentum over a flat buffer, one pass (Adam's one pass is
+  ``cpu.adam_update``);
+* ``sign_projection_segments``, ``clip_segments`` — Table 1's Sign and the clip over every
+  layer of a flat buffer at once (optim/flat.py keeps the weights side by side).
+
+Accuracy: the element-wise parts round exactly as the reference's array code (the same
+float32 operations in the same order, no fastmath), so the running statistics, SGD, Sign
+and the clip are bit-identical; the batch-norm sums run in float64 in a fixed order, so the
+statistics and gradients agree with the reference's float32 NumPy sums to ~1e-6 relative.
+No thread writes an element another thread writes: each channel (batch norm) or each tensor
+(Sign's α) belongs to one thread.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_PARALLEL = dict(parallel=True, cache=True, nogil=True)
+
+
+def _as_ncl(a):
+    a = np.ascontiguousarray(a)
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def _per_channel(a, c, dtype, fill):
+    return np.full(c, fill, dtype=dtype) if a is None else np.ascontiguousarray(a, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------
+# Batch norm + ReLU
+# ---------------------------------------------------------------------------
+@njit(**_PARALLEL)
+def _bn_stats(x, mean, var):
+    """Per channel: mean = Σx/m, var = Σ(x − mean)²/m in float64 (two passes)."""
+    n, c, l = x.shape
+    m = n * l
+    for ci in prange(c):
+        s = 0.0
+        for ni in range(n):
+            for k in range(l):
+                s += x[ni, ci, k]
+        mu = s / m
+        q = 0.0
+        for ni in range(n):
+            for k in range(l):
+                d = x[ni, ci, k] - mu
+                q += d * d
+        mean[ci], var[ci] = mu, q / m
+
+
+@njit(**_PARALLEL)
+def _bn_apply(x, mean, inv_std, gamma, beta, relu, y):
+    """y = (x − μ)·inv_std·γ + β, then y·[y > 0] when relu (the reference's rounding order)."""
+    n, c, l = x.shape
+    zero = y.dtype.type(0)
+    one = y.dtype.type(1)
+    for job in prange(n * c):
+        ni, ci = job // c, job % c
+        for k in range(l):
+            v = (x[ni, ci, k] - mean[ci]) * inv_std[ci] * gamma[ci] + beta[ci]
+            if relu:
+                v = v * (one if v > zero else zero)
+            y[ni, ci, k] = v
+
+
+@njit(cache=True)
+def _bn_running(running_mean, running_var, mean, var, keep, momentum, unbias):
+    """running ← running·keep + momentum·batch (the variance times unbias = m/(m − 1))."""
+    for ci in range(mean.size):
+        running_mean[ci] = running_mean[ci] * keep + momentum * mean[ci]
+        running_var[ci] = running_var[ci] * keep + (momentum * var[ci]) * unbias
+
+
+def batchnorm_forward_fused(x, mean, var, eps, gamma=None, beta=None, training=True, relu=False,
+                            running_mean=None, running_var=None, momentum=0.0, tracked=None):
+    """See ``reference.batchnorm_forward_fused``: (y, mean, var, inv_std), running statistics
+    and the batch counter updated in place, the ReLU applied when relu=True."""
+    x3 = _as_ncl(x)
+    n, c, l = x3.shape
+    dt = x.dtype
+    if training:
+        mean64, var64 = np.empty(c), np.empty(c)
+        _bn_stats(x3, mean64, var64)
+        mean, var = mean64.astype(dt), var64.astype(dt)
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(dt)
+    y = np.empty_like(x3)
+    _bn_apply(x3, np.asarray(mean).astype(dt, copy=False), inv_std,
+              _per_channel(gamma, c, dt, 1), _per_channel(beta, c, dt, 0), bool(relu), y)
+    if training and running_mean is not None:
+        m = n * l
+        ty = running_mean.dtype.type
+        _bn_running(running_mean, running_var, mean, var, ty(1 - momentum), ty(momentum),
+                    ty(m / (m - 1)))
+    if tracked is not None:
+        tracked += 1
+    return y.reshape(x.shape), mean, var, inv_std
+
+
+@njit(**_PARALLEL)
+def _bn_backward_sums(gy, x, relu_out, has_relu, mean, inv_std, sum_g, sum_gx):
+    """Per channel: Σg and Σg·x̂ in float64, g = gy·[relu_out > 0] behind a fused ReLU."""
+    n, c, l = gy.shape
+    zero = gy.dtype.type(0)
+    for ci in prange(c):
+        a, b = 0.0, 0.0
+        for ni in range(n):
+            for k in range(l):
+                g = gy[ni, ci, k]
+                if has_relu and not relu_out[ni, ci, k] > zero:
+                    g = g * zero
+                a += g
+                b += g * ((x[ni, ci, k] - mean[ci]) * inv_std[ci])
+        sum_g[ci], sum_gx[ci] = a, b
+
+
+@njit(**_PARALLEL)
+def _bn_backward_dx(gy, x, relu_out, has_relu, mean, gamma, inv_std, mean_g, mean_gx, training,
+                    gx):
+    n, c, l = gy.shape
+    zero = gy.dtype.type(0)
+    for job in prange(n * c):
+        ni, ci = job // c, job % c
+        f = gamma[ci] * inv_std[ci]
+        for k in range(l):
+            g = gy[ni, ci, k]
+            if has_relu and not relu_out[ni, ci, k] > zero:
+                g = g * zero
+            if training:
+                xhat = (x[ni, ci, k] - mean[ci]) * inv_std[ci]
+                gx[ni, ci, k] = f * (g - mean_g[ci] - xhat * mean_gx[ci])
+            else:
+                gx[ni, ci, k] = (g * gamma[ci]) * inv_std[ci]
+
+
+def batchnorm_backward_fused(gy, x, mean, inv_std, gamma=None, training=True, relu_out=None):
+    """See ``reference.batchnorm_backward_fused``: (gx, ggamma, gbeta); relu_out: the output
+    of the forward pass with the fused ReLU (None: no ReLU)."""
+    gy3, x3 = _as_ncl(gy), _as_ncl(x)
+    n, c, l = gy3.shape
+    m = n * l
+    dt = gy.dtype
+    has_relu = relu_out is not None
+    r3 = _as_ncl(relu_out).astype(dt, copy=False) if has_relu else gy3
+    mean, inv_std = np.asarray(mean).astype(dt, copy=False), np.asarray(inv_std).astype(dt,
+                                                                                       copy=False)
+    sum_g, sum_gx = np.empty(c), np.empty(c)
+    _bn_backward_sums(gy3, x3, r3, has_relu, mean, inv_std, sum_g, sum_gx)
+    if training:
+        mean_g, mean_gx = (sum_g / m).astype(dt), (sum_gx / m).astype(dt)
+    else:
+        mean_g = mean_gx = np.zeros(c, dtype=dt)
+    gx = np.empty_like(gy3)
+    _bn_backward_dx(gy3, x3, r3, has_relu, mean, _per_channel(gamma, c, dt, 1), inv_std, mean_g,
+                    mean_gx, bool(training), gx)
+    return gx.reshape(gy.shape), sum_gx.astype(dt), sum_g.astype(dt)
+
+
+# ---------------------------------------------------------------------------
+# SGD over a flat buffer
+# ---------------------------------------------------------------------------
+@njit(**_PARALLEL)
+def _sgd(w, g, buf, lr, momentum, weight_decay, nesterov, first, use_momentum, use_decay):
+    for i in prange(w.size):
+        gi = g[i]
+        if use_decay:
+            gi = gi + weight_decay * w[i]
+        if use_momentum:
+            b = gi if first else buf[i] * momentum + gi
+            buf[i] = b
+            gi = gi + momentum * b if nesterov else b
+        w[i] = w[i] - lr * gi
+
+
+def sgd_update(w, g, buf, lr, momentum=0.0, weight_decay=0.0, nesterov=False, first=False):
+    """In place; see ``reference.sgd_update`` (C-contiguous w and buf, or the reference runs)."""
+    if not (w.flags.c_contiguous and (buf is None or buf.flags.c_contiguous)):
+        from . import reference
+        return reference.sgd_update(w, g, buf, lr, momentum, weight_decay, nesterov, first)
+    ty = w.dtype.type
+    g = np.ascontiguousarray(g, dtype=w.dtype).reshape(-1)
+    buf_flat = w.reshape(-1) if buf is None else buf.reshape(-1)
+    _sgd(w.reshape(-1), g, buf_flat, ty(lr), ty(momentum), ty(weight_decay), bool(nesterov),
+         bool(first), bool(momentum), bool(weight_decay))
+
+
+# ---------------------------------------------------------------------------
+# Sign and the clip over every layer of a flat buffer
+# ---------------------------------------------------------------------------
+@njit(**_PARALLEL)
+def _maxabs_segments(w, offsets, alpha):
+    """α_s = max|w| over tensor s (NaN wins, as numpy.max); 0 for an empty tensor."""
+    for s in prange(offsets.size - 1):
+        best = w.dtype.type(0)
+        for i in range(offsets[s], offsets[s + 1]):
+            a = abs(w[i])
+            if a != a or a > best:                      # a NaN, once in, stays
+                best = a
+        alpha[s] = best
+
+
+@njit(**_PARALLEL)
+def _sign_segments(w, offsets, alpha, out):
+    for s in prange(offsets.size - 1):
+        a = alpha[s]
+        for i in range(offsets[s], offsets[s + 1]):
+            out[i] = a if w[i] >= 0 else -a
+
+
+def _offsets(offsets, size):
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or offsets[-1] != size \
+            or (np.diff(offsets) < 0).any():
+        raise ValueError(f"offsets must rise from 0 to the buffer's size {size}; got {offsets}")
+    return offsets
+
+
+def sign_projection_segments(w, offsets):
+    """See ``reference.sign_projection_segments``: one parallel pass for α, one for the signs."""
+    w = np.ascontiguousarray(w).reshape(-1)
+    offsets = _offsets(offsets, w.size)
+    alpha = np.empty(offsets.size - 1, dtype=w.dtype)
+    _maxabs_segments(w, offsets, alpha)
+    out = np.empty_like(w)
+    _sign_segments(w, offsets, alpha, out)
+    return out
+
+
+@njit(**_PARALLEL)
+def _clip_segments(v, offsets, bounds, out):
+    for s in prange(offsets.size - 1):
+        c = bounds[s]
+        for i in range(offsets[s], offsets[s + 1]):
+            x = v[i]
+            a = x if (x != x or x < c) else c               # numpy.minimum(x, c)
+            out[i] = a if (a != a or a > -c) else -c        # numpy.maximum(a, −c)
+
+
+def clip_segments(v, offsets, bounds, out=None):
+    """See ``reference.clip_segments`` (bounds (S,); inf leaves a tensor as it is)."""
+    v = np.ascontiguousarray(v).reshape(-1)
+    offsets = _offsets(offsets, v.size)
+    bounds = np.ascontiguousarray(bounds, dtype=v.dtype)
+    out = np.empty_like(v) if out is None else out
+    _clip_segments(v, offsets, bounds, out.reshape(-1))
+    return out
