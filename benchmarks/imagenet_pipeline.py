@@ -1,0 +1,103 @@
+"""How fast the ImageNet input pipeline decodes, against what an AlexNet-BN step consumes.
+
+    python benchmarks/imagenet_pipeline.py                      256 JPEGs, workers 1..all
+    python benchmarks/imagenet_pipeline.py --images 2048 --step-seconds 0.08 --json out.json
+
+It writes ImageNet-like JPEGs itself (quality 90; sizes 500×375, 375×500 and 1024×768 in
+turn, the shapes that dominate ILSVRC-2012) into a temporary folder, then measures images
+per second of
+
+* ``load_image`` one by one in this process (the old path: resize + centre crop 224);
+* :class:`tinyproj.data.imagenet_decode.DecodePool` with 1, 2, 4, ... worker processes, for
+  the test transform (resize 256, centre crop 227, JPEG draft decoding) and the training
+  transform (random-resized crop 227 + flip).
+
+A GPU step at batch 512 consumes 512 / step_seconds images per second. Without a measured
+``--step-seconds`` the figure assumed is 3.1 TFLOP per step (AlexNet-BN, forward + backward)
+at 40 TFLOP/s, i.e. 0.078 s and ~6,600 images/s — an assumption, printed as such.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # run from a checkout
+
+from tinyproj.data.imagenet import load_image                   # noqa: E402
+from tinyproj.data.imagenet_decode import DecodePool              # noqa: E402
+
+SIZES = ((500, 375), (375, 500), (1024, 768))
+STEP_TFLOP, ASSUMED_TFLOPS, BATCH = 3.1, 40.0, 512
+
+
+def write_jpegs(folder: Path, n: int, seed: int = 0) -> list:
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        w, h = SIZES[i % len(SIZES)]
+        # smooth random content (a small noise image scaled up) plus fine grain, so the
+        # JPEG's size and decoding cost resemble a photograph's
+        base = rng.integers(0, 255, (h // 16 + 1, w // 16 + 1, 3), dtype=np.uint8)
+        img = np.asarray(Image.fromarray(base).resize((w, h), Image.BICUBIC), dtype=np.int16)
+        img = np.clip(img + rng.integers(-12, 13, img.shape), 0, 255).astype(np.uint8)
+        path = folder / f"{i:05d}.JPEG"
+        Image.fromarray(img).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def rate(fn, n: int) -> float:
+    start = time.perf_counter()
+    fn()
+    return n / (time.perf_counter() - start)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--images", type=int, default=256)
+    p.add_argument("--step-seconds", type=float, default=None,
+                   help="measured AlexNet-BN step time at batch 512 (default: an estimate)")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    step = args.step_seconds or STEP_TFLOP / ASSUMED_TFLOPS
+    need = BATCH / step
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_jpegs(Path(tmp), args.images)
+        rows.append(("load_image, one by one (old path)", 1,
+                     rate(lambda: [load_image(q) for q in paths], len(paths))))
+        workers = sorted({w for w in (1, 2, 4, 8, 16, cpus) if w <= cpus})
+        for w in workers:
+            with DecodePool(w) as pool:
+                pool.center(paths[:w])                      # start the workers
+                rows.append(("DecodePool test transform", w,
+                             rate(lambda: pool.center(paths), len(paths))))
+                rows.append(("DecodePool train transform", w,
+                             rate(lambda: pool.random(paths, 0, 0, range(len(paths))),
+                                  len(paths))))
+    print(f"{len(paths)} JPEGs, {cpus} CPUs; a GPU step of {step * 1e3:.0f} ms at batch {BATCH} "
+          f"consumes {need:,.0f} images/s" + ("" if args.step_seconds else
+                                             f" (assumed: {STEP_TFLOP} TFLOP at "
+                                             f"{ASSUMED_TFLOPS:g} TFLOP/s)"))
+    for name, w, r in rows:
+        print(f"  {name:<36} workers {w:>2}  {r:8.0f} images/s  ({r / need:5.1%} of the need)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"images": len(paths), "cpus": cpus, "step_seconds": step,
+             "step_assumed": args.step_seconds is None, "needed_images_per_s": need,
+             "rows": [{"path": n, "workers": w, "images_per_s": r} for n, w, r in rows]},
+            indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

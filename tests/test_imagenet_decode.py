@@ -1,0 +1,98 @@
+"""ImageNet's transforms (tinyproj/data/imagenet_decode.py) on JPEGs the tests write."""
+import math
+
+import numpy as np
+import pytest
+
+from tinyproj.data.imagenet import load_image
+from tinyproj.data.imagenet_decode import (RATIO, SCALE, DecodePool, decode_center,
+                                           decode_random, random_box)
+
+Image = pytest.importorskip("PIL.Image")
+
+
+def _jpeg(path, w, h, seed=0):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (h // 20 + 1, w // 20 + 1, 3), dtype=np.uint8)
+    Image.fromarray(base).resize((w, h), Image.BILINEAR).save(path, quality=92)
+    return path
+
+
+def test_center_matches_the_plain_decoder_when_no_draft_applies(tmp_path):
+    p = _jpeg(tmp_path / "a.JPEG", 500, 375)
+    np.testing.assert_array_equal(decode_center(p, 256, 227), load_image(p, 256, 227))
+
+
+def test_draft_decoding_of_a_large_image_stays_close_to_full_decoding(tmp_path):
+    p = _jpeg(tmp_path / "big.JPEG", 2000, 1500)
+    fast = decode_center(p, 256, 227).astype(float)
+    full = load_image(p, 256, 227).astype(float)
+    assert fast.shape == full.shape == (3, 227, 227)
+    assert np.abs(fast - full).mean() < 4.0          # of 255: a smooth image, decoded at 1/4
+
+
+def test_random_box_respects_bounds_scale_and_ratio():
+    rng = np.random.default_rng(0)
+    scales, ratios = [], []
+    for _ in range(3000):
+        left, top, bw, bh = random_box(500, 375, rng)
+        assert 0 <= left and left + bw <= 500 and 0 <= top and top + bh <= 375
+        scales.append(bw * bh / (500 * 375))
+        ratios.append(bw / bh)
+    assert SCALE[0] * 0.95 <= min(scales) and max(scales) <= 1.0
+    assert RATIO[0] * 0.97 <= min(ratios) and max(ratios) <= RATIO[1] * 1.03
+    # log-uniform ratio: symmetric about 0 on a square image (on 500×375 the tall boxes of
+    # large area do not fit and are redrawn, so wide ones are a little more frequent)
+    logs = [math.log(bw / bh) for _, _, bw, bh in (random_box(400, 400, rng) for _ in range(3000))]
+    assert abs(np.median(logs)) < 0.03
+
+
+def test_random_box_falls_back_to_a_centred_box_of_a_permitted_ratio():
+    class Never:                                      # draws that never fit the image
+        def uniform(self, lo, hi):
+            return hi
+        def integers(self, lo, hi):
+            return lo
+    left, top, bw, bh = random_box(1000, 100, Never())
+    assert (bw, bh) == (round(100 * RATIO[1]), 100) and left == (1000 - bw) // 2
+
+
+def test_random_decode_is_a_function_of_seed_epoch_index_and_flips_half_the_time(tmp_path):
+    p = _jpeg(tmp_path / "a.JPEG", 500, 375)
+    a = decode_random(p, seed=1, epoch=0, index=7)
+    assert a.shape == (3, 227, 227) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, decode_random(p, 1, 0, 7))
+    assert not np.array_equal(a, decode_random(p, 1, 1, 7))
+    flips = [np.random.default_rng((0, 0, i)).random() for i in range(2000)]
+    assert 0.46 < np.mean(np.array(flips) < 0.5) < 0.54
+
+
+def test_random_decode_resizes_its_box_and_mirrors_when_drawn(tmp_path, monkeypatch):
+    from tinyproj.data import imagenet_decode
+    p = _jpeg(tmp_path / "a.JPEG", 300, 200)
+    box = (40, 10, 150, 120)
+    monkeypatch.setattr(imagenet_decode, "random_box", lambda w, h, rng: box)
+    img = Image.open(p).convert("RGB").resize((227, 227), Image.BILINEAR,
+                                             box=(40, 10, 190, 130))
+    expect = np.asarray(img).transpose(2, 0, 1)
+    seen = set()
+    for index in range(8):
+        flip = np.random.default_rng((0, 0, index)).random() < 0.5   # the draw after the box
+        got = decode_random(p, 0, 0, index)
+        np.testing.assert_array_equal(got, expect[:, :, ::-1] if flip else expect)
+        seen.add(flip)
+    assert seen == {True, False}
+
+
+def test_pool_equals_serial_and_names_a_corrupt_file(tmp_path):
+    paths = [_jpeg(tmp_path / f"{i}.JPEG", 320 + 8 * i, 240, seed=i) for i in range(6)]
+    with DecodePool(0) as serial, DecodePool(2) as pool:
+        np.testing.assert_array_equal(serial.center(paths), pool.center(paths))
+        np.testing.assert_array_equal(serial.random(paths, 3, 2, range(6)),
+                                      pool.random(paths, 3, 2, range(6)))
+    bad = tmp_path / "bad.JPEG"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match="bad.JPEG"):
+        decode_center(bad)
+    with pytest.raises(ValueError, match="workers"):
+        DecodePool(-1)
