@@ -672,18 +672,27 @@ print_top(stats_ref, n=8)
 # products) and Numba's (the kernels). By default an idle thread of either pool keeps
 # **spinning** for a while, waiting for more work — and steals the cores the other pool now
 # needs, so an im2col right after a product (and the product right after an im2col) runs
-# slower than alone. `tinyproj/_threads.py` sets, unless you did:
+# slower than alone. `import tinyproj` settles it at run time (`tinyproj/_threads.py`), unless
+# you set these yourself, and whatever the order of `import numpy` and `import tinyproj`:
 #
-# * `OPENBLAS_THREAD_TIMEOUT=4` — OpenBLAS threads sleep almost at once (read when NumPy loads
-#   OpenBLAS, so it only works if `tinyproj` is imported before NumPy, as this lesson does in
-#   its first cell; the report below says whether it could apply);
-# * `OMP_WAIT_POLICY=PASSIVE` — the OpenMP threads of Numba's pool sleep when idle.
+# * OpenBLAS's thread timeout 2^4 cycles — its idle threads sleep almost at once. OpenBLAS
+#   reads `OPENBLAS_THREAD_TIMEOUT` only when it is loaded, so tinyproj finds the loaded library
+#   through `threadpoolctl`, has it read the setting again and restarts its threads;
+# * `OMP_WAIT_POLICY=PASSIVE` — the OpenMP threads of Numba's pool sleep when idle (read when
+#   Numba starts the pool, at its first parallel kernel, so an environment variable suffices).
+#
+# `_threads.spin_cpu_seconds()` measures the symptom: the CPU time the process burns while it
+# sleeps right after a product (about 0 when the idle threads sleep; tens of ms when they spin).
 #
 # Different problem, same symptom: two BLAS-heavy programs on the same cores oversubscribe
-# them; give each `OPENBLAS_NUM_THREADS=1`.
+# them; give each one thread with `tinyproj.limit_threads(1)` (BLAS, OpenMP and Numba, at run
+# time; also a `with` block).
 
 # %%
-print("thread settings:", _threads.report())
+thread_info = _threads.report()
+print("thread settings:", {k: v for k, v in thread_info.items() if k != "pools"})
+print("pools:", [(p["user_api"], p["internal_api"], p["num_threads"]) for p in thread_info["pools"]])
+print(f"CPU seconds burnt while sleeping 0.3 s after a product: {_threads.spin_cpu_seconds():.4f}")
 print("Numba threading layer:", numba.threading_layer(), "  threads:", numba.get_num_threads())
 
 # %% [markdown]

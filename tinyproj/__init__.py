@@ -4,12 +4,11 @@
     x = tp.tensor([[1.0, 2.0]], requires_grad=True)
     y = (x * x).sum(); y.backward(); x.grad   # → [[2., 4.]]
 """
-from . import _threads
+from . import _threads, backend
+from ._threads import limit as limit_threads
+from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 
-_threads.apply()                    # before NumPy loads OpenBLAS; see tinyproj/_threads.py
-
-from . import backend  # noqa: E402
-from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: E402
+_threads.apply()            # idle BLAS/OpenMP threads sleep, whatever the import order
 
 __version__ = "0.1.0"
 
@@ -20,4 +19,4 @@ def manual_seed(seed: int) -> None:
 
 
 __all__ = ["Tensor", "Function", "tensor", "no_grad", "enable_grad", "is_grad_enabled",
-           "backend", "manual_seed", "__version__"]
+           "backend", "manual_seed", "limit_threads", "__version__"]

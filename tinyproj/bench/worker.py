@@ -35,7 +35,7 @@ import time
 
 _START = time.perf_counter()
 
-import tinyproj  # noqa: E402,F401 - first, so that its thread settings reach OpenBLAS
+import tinyproj  # noqa: E402,F401 - its thread settings (any import order will do)
 
 
 def _status_mb(key):

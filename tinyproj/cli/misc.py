@@ -33,10 +33,8 @@ def _cmd_info(args) -> int:
         families = f"CPU arrays: {kernels.family(np.zeros(1))}; GPU arrays: {gpu_family}"
     print(f"kernels  {kernels.mode()} (TINYPROJ_KERNELS): {families}; "
           f"NUMBA_DISABLE_JIT={os.environ.get('NUMBA_DISABLE_JIT', '0')}")
-    threads = _threads.report()
-    print(f"threads  OPENBLAS_THREAD_TIMEOUT={threads['OPENBLAS_THREAD_TIMEOUT']}"
-          + ("" if threads["openblas_setting_applied"] else " (too late: numpy came first)")
-          + f", OMP_WAIT_POLICY={threads['OMP_WAIT_POLICY']}, {os.cpu_count()} cores")
+    for line in _thread_lines(_threads.report()):
+        print(line)
     from ..data import location
     path, source = location.data_dir_source()
     print(f"data     {location.data_dir()} (from {source}; --data-dir or $TINYPROJ_DATA "
@@ -44,6 +42,27 @@ def _cmd_info(args) -> int:
     print(f"cache    {location.cache_dir()} (derived arrays such as the whitened CIFAR-10; "
           "$TINYPROJ_CACHE to change)")
     return 0
+
+
+def _thread_lines(threads: dict) -> list:
+    """``tinyproj info``'s lines on threads: the settings in force and every pool loaded."""
+    omp = threads["OMP_WAIT_POLICY"]
+    omp_source = "set by tinyproj" if threads["omp_set_by_tinyproj"] else "yours"
+    lines = [f"threads  {os.cpu_count()} cores; Numba {threads['numba_threads']} threads; "
+             f"OMP_WAIT_POLICY={omp} ({omp_source if omp else 'unset'})"
+             + ("" if threads["defaults"] else "; TINYPROJ_THREAD_DEFAULTS=0: defaults off")]
+    lines += [f"         OpenBLAS {status}" for status in threads["openblas"]]
+    for pool in threads["pools"]:             # threadpoolctl's view, one line per library
+        extra = ", ".join(str(pool[k]) for k in ("version", "architecture", "threading_layer")
+                          if pool.get(k))
+        lib = pool["prefix"] if pool["internal_api"] == "openmp" else pool["internal_api"]
+        lines.append(f"pool     {pool['user_api']}: {lib}"
+                     + (f" ({extra})" if extra else "")
+                     + f", {pool['num_threads']} threads, {os.path.basename(pool['filepath'])}")
+    if not any(p["user_api"] == "openmp" for p in threads["pools"]):
+        lines.append("pool     openmp: not loaded yet (Numba starts it at its first parallel "
+                     "kernel)")
+    return lines
 
 
 def _cupy_line(metadata) -> str:

@@ -20,7 +20,7 @@ How the kernels are written
 
 Threads: Numba uses ``NUMBA_NUM_THREADS`` (default: every core). BLAS uses its own pool;
 the two take turns within a step, so both may use every core — provided neither keeps
-spinning when its turn is over (tinyproj/_threads.py).
+spinning when its turn is over (tinyproj/_threads.py sets that at run time).
 """
 from __future__ import annotations
 
