@@ -13,6 +13,8 @@ def test_bench_runs_workers_and_reports_every_number():
                        steps=[(0.0625, "auto"), (0.0625, "reference")], out=lines.append)
     (conv,) = result["conv"]
     assert conv["label"].startswith("3→4") and len(conv["tinyproj_times_s"]) == 2
+    lo, hi = conv["tinyproj_iqr_s"]
+    assert [lo, hi] == sorted(conv["tinyproj_times_s"])       # 2 runs: their range
     assert conv["tinyproj_s"] > 0 and conv["flops"] == 3 * 2 * 2 * 4 * 3 * 9 * 8 * 8
     assert conv["tinyproj_peak_mb"] >= 0
     auto, ref = result["step"]
@@ -31,9 +33,67 @@ def test_worker_rejects_an_unknown_case():
         worker._build({"framework": "tinyproj", "case": "pool"})
 
 
-def test_bench_cli_rejects_unknown_parts():
-    with pytest.raises(SystemExit, match="conv, step, first"):
-        main(["bench", "--only", "conv,speed"])
+@pytest.mark.parametrize("argv, flag", [(["--only", "conv,speed"], "--only"),
+                                        (["--repeats", "0"], "--repeats"),
+                                        (["--batch", "0"], "--batch")])
+def test_bench_cli_rejects_bad_flags_before_running_anything(argv, flag, monkeypatch, capsys):
+    monkeypatch.setattr(suite, "run", lambda **kw: pytest.fail("ran despite a bad flag"))
+    assert main(["bench", *argv]) == 2
+    err = capsys.readouterr().err
+    assert flag in err and "error:" in err
+
+
+def test_bench_cli_writes_the_json_it_was_given(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_run(**kw):
+        seen.update(kw)
+        return {"step": [], "repeats": kw["repeats"]}
+    monkeypatch.setattr(suite, "run", fake_run)
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--json", str(out), "--only", "step"]) == 0
+    assert seen["repeats"] == suite.DEFAULT_REPEATS and seen["only"] == ["step"]
+    assert json.loads(out.read_text()) == {"step": [], "repeats": suite.DEFAULT_REPEATS}
+    assert main(["bench", "--json", str(tmp_path)]) == 2          # a folder is refused
+
+
+class _FakeWorker:
+    """Stands in for a worker process: answers "time" from a fixed list of seconds."""
+    times = {}
+
+    def __init__(self, spec, env_extra=None):
+        self.left = list(self.times[spec["framework"]])
+        self.ready = {"ready": True}
+
+    def ask(self, command):
+        if command == "time":
+            return {"seconds": self.left.pop(0)}
+        return {"peak_mb": 10.0 if command == "memory" else None}
+
+    def close(self):
+        pass
+
+
+def test_rows_carry_medians_spreads_and_paired_ratios(monkeypatch):
+    # tinyproj 1..5 s, PyTorch always 2 s except one slow turn: the medians ignore the outlier,
+    # the IQRs show the spread, and the per-turn ratios pair each run with its partner
+    _FakeWorker.times = {"tinyproj": [3.0, 1.0, 2.0, 5.0, 4.0], "torch": [2.0, 2.0, 2.0, 8.0, 2.0]}
+    monkeypatch.setattr(suite, "Worker", _FakeWorker)
+    row = suite._row("x", {"case": "conv"}, 5, True, flops=6e9, rate=100.0)
+    assert row["tinyproj_s"] == 3.0 and row["torch_s"] == 2.0
+    assert row["tinyproj_iqr_s"] == [2.0, 4.0] and row["torch_iqr_s"] == [2.0, 2.0]
+    assert row["paired_ratios"] == [1.5, 0.5, 1.0, 0.625, 2.0]
+    assert row["paired_ratio_iqr"] == [0.625, 1.5]
+    assert row["time_ratio"] == 1.5 and row["memory_ratio"] == 1.0
+    text = suite._format(row)
+    assert "3000.0 [2000.0–4000.0]" in text and "1.50 [0.62–1.50]" in text
+    json.dumps(row)
+
+
+def test_quartiles_of_few_values():
+    assert suite.quartiles([1.0]) == [1.0, 1.0]
+    assert suite.quartiles([3.0, 1.0, 2.0]) == [1.0, 3.0]            # the range
+    assert suite.quartiles([4.0, 1.0, 3.0, 2.0, 5.0]) == [2.0, 4.0]
 
 
 def test_torch_reference_matches_tinyproj_model_and_loss():

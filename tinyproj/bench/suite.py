@@ -9,9 +9,11 @@ Rows (batch 50 unless told otherwise):
 
 Each (row, framework) runs in its own worker process (``worker.py``); the two workers of a
 row take turns, ``repeats`` times, each turn one untimed run (which absorbs what the other
-worker's idle threads still spin and whatever the wait cooled) and one timed run, and the
-table shows the medians of the timed runs, the
-ratio tinyproj / PyTorch and the peak resident memory of one run of each. GFLOP/s count
+worker's idle threads still spin and whatever the wait cooled) and one timed run. The table
+shows the median of each framework's timed runs with their interquartile range (the middle
+half of the runs, "IQR"), the ratio of the medians tinyproj / PyTorch, with the IQR of the
+per-turn ratios (each tinyproj run over the PyTorch run of the same turn: both felt the same
+phase of a noisy machine), and the peak resident memory of one run of each. GFLOP/s count
 2 flops per multiply-add, 3× the forward pass for forward + backward; the machine's
 matrix-product rate (a 2048² float32 product through NumPy) is measured at the start.
 """
@@ -91,8 +93,23 @@ def compare(specs: dict, repeats: int, env=None) -> dict:
     finally:
         for worker in workers.values():
             worker.close()
-    return {label: {"median_s": statistics.median(t), "times_s": t, "peak_mb": peaks[label]}
-            for label, t in times.items()}
+    return {label: {"median_s": statistics.median(t), "iqr_s": quartiles(t), "times_s": t,
+                    "peak_mb": peaks[label]} for label, t in times.items()}
+
+
+DEFAULT_REPEATS = 9
+"""Turns per row. On the shared 2-core machine single runs drift by ±20 % from minute to
+minute; with 9 alternating turns two whole benchmark runs gave medians within ~10 % of each
+other (5 turns: up to 1.5× apart at width 0.25, issue 15). A full run takes about 4 min."""
+
+
+def quartiles(values) -> list:
+    """``[q1, q3]``: the lower and upper quartiles (the middle half of ``values`` lies between;
+    ``statistics.quantiles``, inclusive method). Fewer than 4 values give their whole range."""
+    if len(values) < 4:
+        return [min(values), max(values)] if values else [None, None]
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return [q[0], q[2]]
 
 
 def first_step(width: float, batch: int) -> float:
@@ -149,7 +166,7 @@ def _bounds(width):
 STEP_ROWS = [(1.0, "auto"), (0.25, "auto"), (1.0, "reference"), (0.25, "reference")]
 
 
-def run(repeats: int = 5, batch: int = 50, only=None, with_torch=None, out=print,
+def run(repeats: int = DEFAULT_REPEATS, batch: int = 50, only=None, with_torch=None, out=print,
         layers=None, steps=None) -> dict:
     """Run the benchmark, print the tables through ``out``, return every number measured.
 
@@ -165,8 +182,9 @@ def run(repeats: int = 5, batch: int = 50, only=None, with_torch=None, out=print
               "torch": with_torch, "conv": [], "step": [], "first_step_s": None}
     out(f"tinyproj bench — {result['machine']['cpu']}, {result['machine']['cores']} cores, "
         f"NumPy {result['machine']['numpy']}, PyTorch {result['machine']['torch'] or 'absent'}")
-    out(f"float32, batch {batch}, median of {repeats} alternating runs per framework; "
-        f"a 2048² float32 matrix product runs at up to {rate:.0f} GFLOP/s here (% peak)")
+    out(f"float32, batch {batch}, median of {repeats} alternating runs per framework "
+        f"[interquartile range]; a 2048² float32 matrix product runs at up to {rate:.0f} "
+        f"GFLOP/s here (% peak)")
     if "conv" in only:
         out("\n3×3 conv layers of bc_cifar10 (width 1.0), forward + backward:")
         out(_header(with_torch))
@@ -204,28 +222,40 @@ def _row(label, base, repeats, with_torch, flops, rate, torch_extra=None, tiny_e
     measured = compare(specs, repeats, env)
     t = measured["tinyproj"]
     row = {"label": label, "flops": flops, "tinyproj_s": t["median_s"],
-           "tinyproj_times_s": t["times_s"], "tinyproj_peak_mb": t["peak_mb"],
+           "tinyproj_iqr_s": t["iqr_s"], "tinyproj_times_s": t["times_s"],
+           "tinyproj_peak_mb": t["peak_mb"],
            "gflops": flops / t["median_s"] / 1e9, "of_matmul_rate": flops / t["median_s"] / 1e9 / rate}
     if "torch" in measured:
         p = measured["torch"]
-        row.update(torch_s=p["median_s"], torch_times_s=p["times_s"], torch_peak_mb=p["peak_mb"],
-                   time_ratio=t["median_s"] / p["median_s"],
+        paired = [a / b for a, b in zip(t["times_s"], p["times_s"])]
+        row.update(torch_s=p["median_s"], torch_iqr_s=p["iqr_s"], torch_times_s=p["times_s"],
+                   torch_peak_mb=p["peak_mb"], time_ratio=t["median_s"] / p["median_s"],
+                   paired_ratios=paired, paired_ratio_iqr=quartiles(paired),
                    memory_ratio=t["peak_mb"] / p["peak_mb"] if p["peak_mb"] > 0 else None)
     return row
 
 
 def _header(with_torch=True):
-    line = f"{'':34}{'tinyproj ms':>12}{'GFLOP/s':>9}{'% peak':>7}{'peak MB':>9}"
-    return line + (f"{'torch ms':>10}{'peak MB':>9}{'time ×':>8}{'mem ×':>7}" if with_torch else "")
+    line = f"{'':30}{'tinyproj ms [IQR]':>22}{'GFLOP/s':>8}{'% peak':>7}{'peak MB':>8}"
+    return line + (f"{'torch ms [IQR]':>22}{'peak MB':>8}{'time × [IQR]':>18}{'mem ×':>6}"
+                   if with_torch else "")
+
+
+def _spread(median, iqr, scale=1e3, digits=1):
+    """``'160.3 [152.0–171.2]'``: a median and its interquartile range."""
+    lo, hi = (v * scale for v in iqr)
+    return f"{median * scale:.{digits}f} [{lo:.{digits}f}–{hi:.{digits}f}]"
 
 
 def _format(row):
-    line = (f"{row['label']:34}{row['tinyproj_s'] * 1e3:12.1f}{row['gflops']:9.1f}"
-            f"{100 * row['of_matmul_rate']:7.0f}{row['tinyproj_peak_mb']:9.0f}")
+    line = (f"{row['label']:30}{_spread(row['tinyproj_s'], row['tinyproj_iqr_s']):>22}"
+            f"{row['gflops']:8.1f}{100 * row['of_matmul_rate']:7.0f}"
+            f"{row['tinyproj_peak_mb']:8.0f}")
     if "torch_s" in row:
-        mem = f"{row['memory_ratio']:7.2f}" if row.get("memory_ratio") else f"{'':7}"
-        line += (f"{row['torch_s'] * 1e3:10.1f}{row['torch_peak_mb']:9.0f}"
-                 f"{row['time_ratio']:8.2f}{mem}")
+        mem = f"{row['memory_ratio']:6.2f}" if row.get("memory_ratio") else f"{'':6}"
+        ratio = _spread(row["time_ratio"], row["paired_ratio_iqr"], scale=1, digits=2)
+        line += (f"{_spread(row['torch_s'], row['torch_iqr_s']):>22}"
+                 f"{row['torch_peak_mb']:8.0f}{ratio:>18}{mem}")
     return line
 
 
