@@ -209,7 +209,10 @@ def test_midpoint_interpolates_on_log_sigma():
     dead = wn.midpoint_sigma([0.1, 1], [0.1, 0.05])
     assert dead.sigma is None and not dead.beyond_grid and dead.note
     with pytest.raises(ValueError, match="> 0"):
-        wn.midpoint_sigma([0, 1], [0.9, 0.1])
+        wn.midpoint_sigma([0, 1], [0.9, 0.1], scale="log")
+    # a grid holding σ = 0 (the authors' linear multiplicative grids) interpolates linearly
+    lin = wn.midpoint_sigma([0, 1, 2], [0.9, 0.7, 0.1], chance=0.1)
+    assert lin.sigma == pytest.approx(1 + 0.2 / 0.6) and not lin.beyond_grid
     s = wn.summarize_midpoints([wn.Midpoint(0.1, False, 0.9, 0.5), wn.Midpoint(10, False, 0.9,
                                 0.5), beyond])
     assert s.geo_mean == pytest.approx(1.0) and s.log10_std == pytest.approx(math.sqrt(2))

@@ -6,6 +6,10 @@
     tinyproj walk --model mlp_tfc --out runs/wn-mlp --seeds 0,1,2        three models, spread
     tinyproj walk --run runs/mlp --out runs/wn-mlp                       an already trained run
     tinyproj walk --model mlp_tfc --out runs/wn-mlp --train-noise 0.5    noisy training per site
+    tinyproj walk --model mlp_tfc --out runs/wn-at --protocol train-at-sigma --grid add-mnist \
+        --seeds 0,1                    the authors' protocol: a network per (site, σ, seed)
+    tinyproj walk --model mlp_tfc --bn --out runs/wn-g --sites all-no-bn   BN-noNoise global
+    tinyproj walk ... --repeat-at site --site-repeats 4,2,3,3,2,2,2,1,1,1,1   N per site
     tinyproj walk --model mlp_tfc --out runs/wn-mlp --shard $SLURM_ARRAY_TASK_ID/8
 
 Without --run the network is trained first, cleanly, with Walking Noise's setup (Adam 1e-3,
@@ -14,10 +18,17 @@ into RUN_DIR/model (seed 0; RUN_DIR/model-seed<S> for other seeds), and reused w
 With --train-noise SIGMA one network per site (or one for --sites all) is trained with that
 noise at that site instead (RUN_DIR/noisy-models/, dynamics in RUN_DIR/dynamics.jsonl).
 
+With --protocol train-at-sigma (Walking Noise's noisy training, as the authors ran it) every
+(site, σ, seed) gets its own network, trained with noise σ at that site and tested at that
+same σ (RUN_DIR/trained-at-sigma/); the curve over σ of those networks and its midpoint μ are
+the paper's noisy-training numbers. Resumable and shardable like the walk (one row per
+network; a network trained but not yet tested is read back, not retrained).
+
 Then every (site, σ) is scored with noise at evaluation. RUN_DIR/walk.jsonl gets one JSON
 object per (seed, site, σ), stamped with the fingerprint of the network walked, and
-RUN_DIR/midpoints.csv the midpoint μ per site (over seeds: geometric mean and spread) of the
-points of this command — rows of other commands stay in walk.jsonl but are not in the table.
+RUN_DIR/midpoints.csv the midpoint μ per site (over seeds: geometric mean and spread, and
+every seed's μ) and RUN_DIR/walk-points.csv the accuracy per (site, σ) over seeds (mean,
+standard deviation, each seed) of the points of this command — rows of other commands stay in walk.jsonl but are not in the table.
 Two figures of the same points go beside them: RUN_DIR/walk-accuracy.png (test accuracy
 against σ, one line per site, a dot at each site's μ) and RUN_DIR/walk-midpoints.png (μ per
 site, input to logits); the last line printed names every result file.
@@ -51,9 +62,12 @@ def _seeds(text) -> list:
 
 
 def _sites(text):
+    from ..walking_noise.sites import NO_BN_NAMES
     text = str(text).strip()
     if text.lower() in ("each", "all"):
         return text.lower()
+    if text.lower() in NO_BN_NAMES:
+        return "all-no-bn"
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts:
         raise UserError("--sites takes each, all, or site names/indices separated by commas",
@@ -166,11 +180,35 @@ def _noisy_model(args, spec, seed, site, site_name, out, data, dyn_file, log, tr
     return model
 
 
+def _train_at_sigma(args, spec, sigmas, seeds, shard, sites, out: Path, walk_file: Path, log):
+    """The train-at-σ protocol: this shard's networks trained and tested; returns the rows
+    of every unit on file (all shards) and the number of units."""
+    from ..runs.build import build_data
+    from ..walking_noise import walk_grid, walk_sites
+    from ..walking_noise.protocol import protocol_units, train_at_sigma
+    walk_sites(_skeleton(args), sites)          # a site typo stops here, before any data
+    cfg = _train_config(args, seeds[0], out)
+    train_src, _, test_src, _, num_classes = build_data(cfg)
+    if args.restart:
+        walk_grid(walk_file).move_aside()
+    common = dict(epochs=args.epochs, out_file=walk_file, models_dir=out / "trained-at-sigma",
+                  bn=bool(args.bn), clamp=args.clamp, test_subset=args.test_subset,
+                  repeats=args.repeats, repeat_at=args.repeat_at,
+                  site_repeats=args.site_repeats, num_classes=num_classes,
+                  dataset=args.dataset)
+    train_at_sigma(args.model, train_src, test_src, spec, sigmas, sites, seeds, shard=shard,
+                   progress=not args.no_progress, log=log, **common)
+    rows = train_at_sigma(args.model, train_src, test_src, spec, sigmas, sites, seeds,
+                          compute=False, **common)
+    total = len(protocol_units(walk_sites(_skeleton(args), sites), sigmas, seeds))
+    return rows, total
+
+
 def _print_table(table) -> None:
     if not table:
         return
-    print(f"\n{'site':>4}  {'name':<8} {'noise':<22} {'midpoint σ':>12}  {'spread':>8}  "
-          f"{'max acc':>7}  seeds")
+    print(f"\n{'site':>4}  {'name':<9} {'noise':<26} {'midpoint σ':>12}  {'spread':>8}  "
+          f"{'max acc':>7}  seeds (μ per seed)")
     for e in table:
         mu = ("beyond grid" if e["midpoint_sigma"] is None and e["beyond_grid"] else
               "-" if e["midpoint_sigma"] is None else f"{e['midpoint_sigma']:.4g}"
@@ -178,20 +216,62 @@ def _print_table(table) -> None:
         spread = "" if e.get("midpoint_log10_std") in (None, 0.0) or e["n_seeds"] == 1 else \
             f"±{e['midpoint_log10_std']:.2f} dec"
         noise = e["noise"] + ("" if e.get("ratio") is None else f" r={e['ratio']:g}")
-        if e.get("train_sigma") is not None:
+        if e.get("train_sigma") == "sigma":
+            noise += " trained at σ"
+        elif e.get("train_sigma") is not None:
             noise += f" train σ {e['train_sigma']:g}"
-        print(f"{e['site']:>4}  {str(e['site_name']):<8} {noise:<22} {mu:>12}  {spread:>8}  "
-              f"{100 * e['max_accuracy']:6.2f}%  {e['n_seeds']}")
+        per_seed = e.get("midpoints_per_seed") or []
+        seeds = str(e["n_seeds"]) if len(per_seed) < 2 else f"{e['n_seeds']}: " + ", ".join(
+            "beyond" if m is None else f"{m:.3g}" for m in per_seed)
+        print(f"{e['site']:>4}  {str(e['site_name']):<9} {noise:<26} {mu:>12}  {spread:>8}  "
+              f"{100 * e['max_accuracy']:6.2f}%  {seeds}")
 
 
 def _check_args(args):
     """Every flag checked before anything is trained, loaded or written."""
     from ..runs.grid import parse_shard
     from ..walking_noise import check_sigmas, default_sigmas, parse_noise
-    spec = parse_noise(args.noise)
-    sigmas = check_sigmas(args.sigmas) if args.sigmas is not None else default_sigmas(spec)
+    from ..walking_noise.grids import grid_sigmas
+    try:
+        spec = parse_noise(args.noise)
+    except ValueError as err:
+        raise UserError(f"--noise: {err}", flag="--noise") from None
+    if args.grid is not None and args.sigmas is not None:
+        raise UserError("give either --grid NAME (a preset) or --sigmas LIST, not both",
+                        flag="--grid")
+    if args.grid is not None:
+        sigmas = grid_sigmas(args.grid)
+    else:
+        sigmas = check_sigmas(args.sigmas) if args.sigmas is not None else default_sigmas(spec)
     seeds, shard, sites = _seeds(args.seeds), parse_shard(args.shard), _sites(args.sites)
     _positive_int(args.repeats, "--repeats")
+    if args.site_repeats is not None:
+        try:
+            args.site_repeats = [int(v) for v in args.site_repeats.split(",") if v.strip()]
+        except ValueError:
+            args.site_repeats = [0]
+        if not args.site_repeats or min(args.site_repeats) < 1:
+            raise UserError("--site-repeats takes one integer N >= 1 per noise site, separated "
+                            "by commas (e.g. 4,2,3,3,2,2,2,1 for mlp_tfc's 8 sites)",
+                            flag="--site-repeats")
+        if args.repeat_at == "network":
+            raise UserError("--site-repeats gives N per site: it needs --repeat-at site",
+                            flag="--site-repeats")
+        args.repeat_at = "site"
+    if args.protocol == "train-at-sigma":
+        for flag, value in (("--run", args.run), ("--train-noise", args.train_noise)):
+            if value is not None:
+                raise UserError(f"--protocol train-at-sigma trains its own networks (one per "
+                                f"site, σ and seed, at that σ); it cannot be combined with "
+                                f"{flag}", flag="--protocol")
+        if args.bn_protocol != "running":
+            raise UserError("--protocol train-at-sigma tests with the trained batch-norm "
+                            "statistics (as the authors); leave --bn-protocol running",
+                            flag="--bn-protocol")
+        if args.train_only:
+            raise UserError("--train-only does not apply to --protocol train-at-sigma (it "
+                            "trains and tests each network in turn; shards share them out)",
+                            flag="--train-only")
     _positive_int(args.epochs, "--epochs")
     _positive_int(args.test_subset, "--test-subset")
     _positive_int(args.train_subset, "--train-subset")
@@ -201,7 +281,7 @@ def _check_args(args):
         raise UserError(f"--train-noise must be a noise level > 0; got {args.train_noise}",
                         flag="--train-noise")
     if args.clamp is not None:
-        if args.train_noise is None:
+        if args.train_noise is None and args.protocol != "train-at-sigma":
             raise UserError("--clamp applies to noisy training: give --train-noise SIGMA",
                             flag="--clamp")
         if not args.clamp > 0:
@@ -241,6 +321,7 @@ def _cmd_walk(args) -> int:
     from ..runs.grid import shard_points
     from ..walking_noise import (NoisyModel, midpoints_table, walk, walk_grid, walk_path,
                                  walk_sites, write_midpoints_csv)
+    from ..walking_noise.protocol import point_spread, write_point_spread_csv
     log = (lambda text: None) if args.quiet else print
     spec, sigmas, seeds, shard, sites = _check_args(args)
     if args.run is None:
@@ -253,10 +334,15 @@ def _cmd_walk(args) -> int:
     options = dict(bn_protocol=args.bn_protocol, repeats=args.repeats,
                    test_subset=args.test_subset, bn_batches=args.bn_batches,
                    progress=not args.no_progress, tags={"train_sigma": args.train_noise,
-                                                        "clamp": args.clamp})
+                                                        "clamp": args.clamp},
+                   repeat_at=args.repeat_at, site_repeats=args.site_repeats,
+                   allow_zero=True)
 
     # calls: (seed, model, sites, train source, test source) — one walk() each
-    if args.train_noise is None:
+    if args.protocol == "train-at-sigma":
+        rows, total = _train_at_sigma(args, spec, sigmas, seeds, shard, sites, out, walk_file,
+                                      log)
+    elif args.train_noise is None:
         if args.run is not None:
             from ..runs.training import load_run
             run = load_run(args.run, data_dir=args.data_dir)
@@ -305,13 +391,15 @@ def _cmd_walk(args) -> int:
             if model is not None:
                 calls.append((seed, model, [site], train_src, test_src))
 
-    # the table: this command's points only, each checked against its network
-    rows = []
-    for seed, model, s, tr, te in calls:
-        rows += walk(model, tr, te, spec, sigmas, s, seed=seed, out_file=walk_file,
-                     compute=False, **options)
+    if args.protocol != "train-at-sigma":
+        # the table: this command's points only, each checked against its network
+        rows = []
+        for seed, model, s, tr, te in calls:
+            rows += walk(model, tr, te, spec, sigmas, s, seed=seed, out_file=walk_file,
+                         compute=False, **options)
     table = midpoints_table(rows)
     write_midpoints_csv(out / "midpoints.csv", table)
+    write_point_spread_csv(out / "walk-points.csv", point_spread(rows))
     figures = _write_figures(rows, table, out)
     if not args.quiet:
         print(f"\n{len(rows)} of {total} point(s) of this walk done, in {walk_file}"
@@ -321,7 +409,7 @@ def _cmd_walk(args) -> int:
             print("(the midpoints are of the points done so far; the other shards' points "
                   "follow when they finish)")
         _print_table(table)
-        names = ["walk.jsonl", "midpoints.csv"] + [f.name for f in figures]
+        names = ["walk.jsonl", "midpoints.csv", "walk-points.csv"] + [f.name for f in figures]
         print(f"\nresults in {out}/: {', '.join(names)}")
     return 0
 
@@ -338,8 +426,14 @@ def _mean_over_seeds(rows) -> list:
         key = (r.get("site"), r.get("site_name"), str(r.get("noise")), r.get("ratio"),
                r.get("sigma"), r.get("train_sigma"))
         groups.setdefault(key, []).append(r)
-    return [dict(g[0], accuracy=sum(float(r["accuracy"]) for r in g) / len(g))
-            for g in groups.values()]
+    out = []
+    for g in groups.values():
+        acc = [float(r["accuracy"]) for r in g]
+        mean = sum(acc) / len(acc)
+        std = (sum((a - mean) ** 2 for a in acc) / (len(acc) - 1)) ** 0.5 if len(acc) > 1 \
+            else None
+        out.append(dict(g[0], accuracy=mean, accuracy_std=std))
+    return out
 
 
 def _write_figures(rows, table, out: Path) -> list:
@@ -359,6 +453,11 @@ def _write_figures(rows, table, out: Path) -> list:
     return written
 
 
+def _grid_names() -> str:
+    from ..walking_noise.grids import grid_help
+    return grid_help()
+
+
 def add_parsers(sub) -> None:
     p = sub.add_parser("walk", help="Walking Noise: accuracy per noise site and sigma, midpoints",
                        description=__doc__.split("\n\n")[0])
@@ -373,14 +472,23 @@ def add_parsers(sub) -> None:
                    help="mnist (default), fashion-mnist, cifar10, synthetic")
     p.add_argument("--data-dir", default=None, help="where the dataset is (default "
                    "$TINYPROJ_DATA, else ../shared/datasets, else datasets/)")
+    p.add_argument("--protocol", default="clean", choices=["clean", "train-at-sigma"],
+                   help="clean (default): walk cleanly trained network(s); train-at-sigma: "
+                        "the authors' noisy training, one network per (site, sigma, seed) "
+                        "trained and tested at that sigma")
     p.add_argument("--noise", default="additive",
-                   help="additive (default) | multiplicative | combined[:ratio=R]")
+                   help="additive (default) | multiplicative | combined[:ratio=R] (combined "
+                        "multiplies then adds; combined:ratio=R,order=add-mul adds first)")
     p.add_argument("--sigmas", default=None,
                    help="comma-separated noise levels > 0 (default: a half-decade log grid, "
                         "additive 1e-2..1e10, multiplicative 1e-3..1e3, combined 1e-2..1e4)")
+    p.add_argument("--grid", default=None, metavar="NAME",
+                   help="a preset sigma grid of the authors instead of --sigmas: "
+                        + _grid_names())
     p.add_argument("--sites", default="each",
-                   help="each (one site at a time, default), all (every site at once), or "
-                        "names/indices separated by commas (e.g. input,relu2)")
+                   help="each (one site at a time, default), all (every site at once), "
+                        "all-no-bn (every site but those after batch norm: the authors' "
+                        "BN-noNoise), or names/indices separated by commas (e.g. input,relu2)")
     p.add_argument("--bn-protocol", default="running", choices=["running", "reestimate"],
                    help="batch norm under noise: keep the trained statistics (running, "
                         "Walking Noise) or re-estimate them under the noise (Merolla)")
@@ -388,6 +496,13 @@ def add_parsers(sub) -> None:
                    help="training batches to re-estimate batch norm (reestimate; default 20)")
     p.add_argument("--repeats", type=int, default=1,
                    help="average N noisy executions per evaluation (effective sigma / sqrt N)")
+    p.add_argument("--repeat-at", default="network", choices=["network", "site"],
+                   help="where --repeats averages: network (rerun the whole network, "
+                        "average the scores; default) or site (average N draws at each noisy "
+                        "site, as the authors)")
+    p.add_argument("--site-repeats", default=None, metavar="N1,N2,...",
+                   help="one N per noise site in site order (the authors' N per layer); "
+                        "implies --repeat-at site")
     p.add_argument("--seeds", default="0",
                    help="seeds separated by commas: one trained model and one set of draws each")
     p.add_argument("--epochs", type=int, default=5, help="training epochs (default 5)")
@@ -399,7 +514,8 @@ def add_parsers(sub) -> None:
                    help="train with this noise (same kind) at the walked site, one network "
                         "per site (or one for --sites all)")
     p.add_argument("--clamp", type=float, default=None, metavar="C",
-                   help="with --train-noise: clip weights to [-C, C] after every step")
+                   help="with --train-noise or --protocol train-at-sigma: clip weights to "
+                        "[-C, C] after every step")
     p.add_argument("--train-only", action="store_true",
                    help="train the model(s) and stop (before sharding a walk)")
     p.add_argument("--shard", default=None,

@@ -12,9 +12,11 @@ atomic PNG), saves it when given the path and returns the matplotlib Figure::
 =======================  =============================================================
 function                 figure
 =======================  =============================================================
-accuracy_vs_sigma        test accuracy against the noise level σ (log x), one line per
-                         site (or per any other field: repeats, bn_protocol, ...), one
-                         panel per noise kind; chance and each line's midpoint marked
+accuracy_vs_sigma        test accuracy against the noise level σ (log x; linear x for a
+                         grid holding σ = 0), one line per site (or per any other field:
+                         repeats, bn_protocol, ...), one panel per noise kind; chance and
+                         each line's midpoint marked; the spread over seeds as error bars
+                         when rows carry ``accuracy_std``
 midpoints_plot           the walk: midpoint noise level μ per site (log y), site names
                          as tick labels, beyond-grid sites as a triangle at the grid edge
 activation_histogram     one site's activations without and with noise
@@ -82,7 +84,10 @@ def accuracy_vs_sigma(rows, path=None, lines_by: str = "site", chance: float | N
     ``"bn_protocol"`` to compare those). chance: accuracy by guessing (a fraction; dotted
     line), None for none. mark_midpoints: a dot where each line crosses halfway between its
     best accuracy and chance (the midpoint noise level μ). label_format: a function
-    ``(key, first row) -> legend text``. Rows with σ <= 0 are left out (log axis).
+    ``(key, first row) -> legend text``. A panel whose rows hold σ = 0 (the authors' linear
+    multiplicative grids 0…2, 0…6) gets a linear σ axis; otherwise rows with σ <= 0 are left
+    out (log axis). Rows with ``accuracy_std`` (a fraction: the spread over seeds, e.g. of the
+    train-at-σ protocol's networks) get error bars of ±1 standard deviation.
     """
     if isinstance(rows, dict):
         panels = [(label, list(r)) for label, r in rows.items()]
@@ -96,10 +101,13 @@ def accuracy_vs_sigma(rows, path=None, lines_by: str = "site", chance: float | N
     fig, axes = figure(ncols=len(panels), width=6.4)
     for ax, (panel_title, panel_rows) in zip(axes, panels):
         keys = list(dict.fromkeys(str(r.get(lines_by)) for r in panel_rows))
+        linear = any(_finite(r.get("sigma")) and float(r["sigma"]) == 0 for r in panel_rows)
         for i, (color, key) in enumerate(zip(colors(len(keys)), keys)):
             line = [r for r in panel_rows if str(r.get(lines_by)) == key]
-            pts = sorted((float(r["sigma"]), percent(r["accuracy"])) for r in line
-                         if _finite(r.get("sigma")) and float(r["sigma"]) > 0
+            pts = sorted((float(r["sigma"]), percent(r["accuracy"]),
+                          percent(r["accuracy_std"]) if _finite(r.get("accuracy_std")) else 0.0)
+                         for r in line
+                         if _finite(r.get("sigma")) and (float(r["sigma"]) > 0 or linear)
                          and _finite(r.get("accuracy")))
             if not pts:
                 continue
@@ -109,18 +117,24 @@ def accuracy_vs_sigma(rows, path=None, lines_by: str = "site", chance: float | N
                 label = _site_label(line[0])
             else:
                 label = f"{lines_by} = {key}"
-            xs, ys = zip(*pts)
+            xs, ys, spread = zip(*pts)
             style = "-" if i < 10 else "--"        # tab10 repeats after 10 colours
             ax.plot(xs, ys, style, marker=".", color=color, label=label)
+            if any(spread):
+                ax.errorbar(xs, ys, yerr=spread, fmt="none", ecolor=color, capsize=2, lw=0.8)
             if mark_midpoints and chance is not None:
-                mu = _crossing(xs, ys, 100.0 * chance)
+                mu = _crossing(xs, ys, 100.0 * chance, log=not linear)
                 if mu is not None:
                     ax.plot([mu[0]], [mu[1]], "o", color=color, markersize=7,
                             markeredgecolor="black", zorder=5)
         if chance is not None:
             ax.axhline(100.0 * chance, color="grey", ls=":", lw=1,
                        label=f"chance ({100 * chance:g} %)")
-        _log_sigma_axis(ax)
+        if linear:
+            ax.set_xlabel("noise level σ  [linear scale]")
+            ax.grid(True, which="major", alpha=0.3)
+        else:
+            _log_sigma_axis(ax)
         ax.set_ylabel("test accuracy (%)")
         ax.set_ylim(0, 102)
         ax.set_title(title or panel_title)
@@ -131,11 +145,11 @@ def accuracy_vs_sigma(rows, path=None, lines_by: str = "site", chance: float | N
     return finish(fig, path)
 
 
-def _crossing(xs, ys, chance_pct):
+def _crossing(xs, ys, chance_pct, log: bool = True):
     """``(σ, accuracy)`` where the curve first falls to halfway between its max and chance.
 
-    Interpolated linearly in log σ (only for drawing; the numbers come from
-    ``midpoint_sigma``). None when the curve never gets there.
+    Interpolated linearly in log σ (in σ with ``log=False``; only for drawing; the numbers
+    come from ``midpoint_sigma``). None when the curve never gets there.
     """
     top = max(ys)
     threshold = chance_pct + (top - chance_pct) / 2
@@ -144,9 +158,10 @@ def _crossing(xs, ys, chance_pct):
     start = ys.index(top)
     for k in range(start + 1, len(xs)):
         if ys[k] <= threshold:
-            x0, x1, y0, y1 = math.log10(xs[k - 1]), math.log10(xs[k]), ys[k - 1], ys[k]
+            f, f_inv = (math.log10, lambda v: 10 ** v) if log else (float, float)
+            x0, x1, y0, y1 = f(xs[k - 1]), f(xs[k]), ys[k - 1], ys[k]
             t = 0.0 if y0 == y1 else (y0 - threshold) / (y0 - y1)
-            return 10 ** (x0 + t * (x1 - x0)), threshold
+            return f_inv(x0 + t * (x1 - x0)), threshold
     return None
 
 
@@ -173,7 +188,8 @@ def midpoints_plot(tables, path=None, title: str | None = None, grid_max: float 
 
     tables: the rows of ``midpoints_table(rows, chance)`` (per site: ``site``,
     ``site_name``, μ as ``sigma`` (or ``mu``), ``beyond_grid``), or ``{label: rows}`` for
-    several networks / noise kinds / protocols, one line each. Sites where accuracy never
+    several networks / noise kinds / protocols, one line each (μ over seeds: the geometric
+    mean, each seed's μ as a short dash beside it). Sites where accuracy never
     fell to the threshold on the grid have no μ: they are drawn as an upward triangle at
     the grid's top edge (``grid_max``, or the row's ``sigma_max``, or the largest μ seen)
     with an arrow, meaning "μ is larger than this". A site whose clean accuracy is already
@@ -183,7 +199,8 @@ def midpoints_plot(tables, path=None, title: str | None = None, grid_max: float 
     """
     if not isinstance(tables, dict):
         tables = {"": tables}
-    tables = {label: [r for r in rows if r.get("site") not in (-1, "all", "global", None)]
+    tables = {label: [r for r in rows if r.get("site") not in (-1, -2, "all", "all-no-bn",
+                                                               "global", None)]
               or list(rows) for label, rows in tables.items()}
     if not any(tables.values()):
         raise ValueError("midpoints_plot: no rows to plot (run midpoints_table(rows) first)")
@@ -217,6 +234,11 @@ def midpoints_plot(tables, path=None, title: str | None = None, grid_max: float 
         if pts:
             xs, ys = zip(*pts)
             ax.plot(xs, ys, "-o", color=color, label=label or "μ per site")
+        seeds = [(position[(r.get("site"), r.get("site_name"))], float(m)) for r in rows
+                 if len(r.get("midpoints_per_seed") or []) > 1
+                 for m in r["midpoints_per_seed"] if _finite(m) and float(m) > 0]
+        if seeds:                 # every seed's μ, small, beside their geometric mean
+            ax.plot(*zip(*seeds), "_", color=color, markersize=9, alpha=0.8)
         if beyond:
             ax.plot(beyond, [edge] * len(beyond), "^", color=color, markersize=11,
                     markeredgecolor="black",

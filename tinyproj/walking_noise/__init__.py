@@ -2,13 +2,18 @@
 
 One idea per file:
 
-- ``noise.py``          NoiseSpec (additive / multiplicative / combined, when on, repeats),
-                        parse_noise, apply_noise, the differentiable Noise op
+- ``noise.py``          NoiseSpec (additive / multiplicative / combined in either order,
+                        when on, repeats at the network or per site), parse_noise,
+                        apply_noise, the differentiable Noise op
 - ``sites.py``          NoisyModel: a noise site after every operation of a flat Sequential
                         (mlp_tfc 8 sites, 11 with BN; lenet5 12, 16 with BN)
 - ``walk.py``           walk(): accuracy per (site, σ) with evaluation noise, batch-norm
                         protocols; a result grid of ``runs/grid.py`` (resumable, shardable,
                         every row stamped with its network); midpoints per site
+- ``grids.py``          the authors' σ grids as named presets (quarter decades, linear
+                        multiplicative with σ = 0, log to 1e10/1e16): grid_sigmas(name)
+- ``protocol.py``       train_at_sigma(): the authors' noisy training, one network per
+                        (site, σ, seed) trained and tested at that σ; spread over seeds
 - ``midpoint.py``       the midpoint noise level μ (halfway from max accuracy to chance,
                         interpolated on log σ; the rule: ``runs/midpoint.py``) and its
                         spread over seeds
@@ -32,15 +37,17 @@ From the shell: ``tinyproj walk --model mlp_tfc --dataset mnist --out RUN_DIR``.
 from .dynamics import (binarization, bimodality_coefficient, dynamics_row, layer_weights,
                        share_near_max, weight_stats)
 from .midpoint import Midpoint, MidpointSummary, midpoint_sigma, summarize_midpoints
-from .noise import KINDS, Noise, NoiseSpec, apply_noise, draw_noise, noise, parse_noise
+from .noise import KINDS, ORDERS, REPEAT_AT, Noise, NoiseSpec, apply_noise, draw_noise, noise, parse_noise
 from .noisy_training import build_walk_model, clamp_weights, train_noisy
 from .sites import NoisyModel, Site, model_sites
-from .walk import (BN_PROTOCOLS, MIDPOINT_COLUMNS, check_sigmas, default_sigmas,
+from .grids import GRIDS, grid_sigmas
+from .protocol import PROTOCOLS, point_spread, train_at_sigma, write_point_spread_csv
+from .walk import (BN_PROTOCOLS, SAME_SIGMA, point_settings, MIDPOINT_COLUMNS, check_sigmas, default_sigmas,
                    midpoints_table, point_generators, read_walk, row_key, walk, walk_files,
                    walk_grid, walk_path, walk_sites, write_midpoints_csv)
 
 __all__ = [
-    "KINDS", "NoiseSpec", "parse_noise", "apply_noise", "draw_noise", "Noise", "noise",
+    "KINDS", "ORDERS", "REPEAT_AT", "NoiseSpec", "parse_noise", "apply_noise", "draw_noise", "Noise", "noise",
     "Site", "NoisyModel", "model_sites",
     "Midpoint", "MidpointSummary", "midpoint_sigma", "summarize_midpoints",
     "walk", "BN_PROTOCOLS", "check_sigmas", "default_sigmas", "walk_sites", "point_generators",
@@ -49,4 +56,6 @@ __all__ = [
     "train_noisy", "clamp_weights", "build_walk_model",
     "weight_stats", "binarization", "share_near_max", "bimodality_coefficient",
     "layer_weights", "dynamics_row",
+    "GRIDS", "grid_sigmas", "PROTOCOLS", "train_at_sigma", "point_spread",
+    "write_point_spread_csv", "SAME_SIGMA", "point_settings",
 ]

@@ -11,7 +11,10 @@ the two grid points that bracket it (the σ grid is logarithmic: 1e-2, 1e-1, ...
 
     log μ = log σ₀ + (a₀ − threshold) / (a₀ − a₁) · (log σ₁ − log σ₀)
 
-A larger μ is a more robust site. If the accuracy never falls to the threshold on the grid,
+A larger μ is a more robust site. On a linear grid that starts at σ = 0 (the authors' multiplicative 0…2 and 0…6) the
+interpolation is linear in σ instead (``scale``).
+
+If the accuracy never falls to the threshold on the grid,
 μ lies beyond the grid: ``sigma=None``, ``beyond_grid=True`` (widen the grid to find it).
 If the maximum accuracy is itself at or below chance there is no midpoint (``sigma=None``,
 ``beyond_grid=False``, with a note).
@@ -57,13 +60,15 @@ class Midpoint:
     note: str = ""
 
 
-def midpoint_sigma(sigmas, accuracies, chance: float = 0.1) -> Midpoint:
+def midpoint_sigma(sigmas, accuracies, chance: float = 0.1, scale: str | None = None
+                   ) -> Midpoint:
     """The :class:`Midpoint` of one walk (module docstring for the rule).
 
-    sigmas: the noise levels (> 0, any order, no repeats); accuracies: the accuracy (fraction
-    0..1) at each. chance: the chance accuracy, 1/classes. The crossing itself is
-    :func:`tinyproj.runs.midpoint.midpoint` (accuracies on a log σ scale), started at the σ
-    of the (first) maximum accuracy.
+    sigmas: the noise levels (any order, no repeats; > 0 on a log scale); accuracies: the
+    accuracy (fraction 0..1) at each. chance: the chance accuracy, 1/classes. scale: "log"
+    or "linear" σ for the interpolation; None (default) = "linear" when the grid holds σ = 0
+    (the authors' linear multiplicative grids 0…2, 0…6), else "log". The crossing itself is
+    :func:`tinyproj.runs.midpoint.midpoint`, started at the σ of the (first) maximum accuracy.
     """
     sigmas, accuracies = list(sigmas), list(accuracies)
     if len(sigmas) != len(accuracies):
@@ -76,8 +81,10 @@ def midpoint_sigma(sigmas, accuracies, chance: float = 0.1) -> Midpoint:
         pairs = sorted(zip((float(s) for s in sigmas), (float(a) for a in accuracies)))
         top = max(range(len(pairs)), key=lambda i: (pairs[i][1], -i))   # first maximum
         a_max = pairs[top][1]
+        if scale is None:
+            scale = "linear" if any(s == 0.0 for s, _ in pairs) else "log"
         c = midpoint(sigmas, accuracies, clean=a_max, chance=chance, start=pairs[top][0],
-                     side="up", kind="accuracy", scale="log")
+                     side="up", kind="accuracy", scale=scale)
     except ValueError as err:
         raise ValueError(f"midpoint_sigma: {err}") from None
     return Midpoint(c.level, c.beyond_grid, a_max, c.threshold, chance, note=c.note)

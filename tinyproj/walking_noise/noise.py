@@ -5,20 +5,36 @@ sample gets its own draw, and every forward pass draws anew::
 
     additive        y = x + σ·z                     z ~ N(0, 1)       (x + N(0, σ))
     multiplicative  y = x · (1 + σ·z)               z ~ N(0, 1)       (x · N(1, σ))
-    combined        y = x · (1 + σ_mul·z₁) + σ_add·z₂                 multiplicative first
+    combined        y = x · (1 + σ_mul·z₁) + σ_add·z₂     order "mul-add" (default, the
+                                                            authors' FirstMulThenAdd=True)
+                    y = (x + σ_add·z₂) · (1 + σ_mul·z₁)   order "add-mul"
                     with amplitude A = sigma and ratio r:  σ_add = A·r,  σ_mul = A·(1 − r)
 
 (r = 1 is purely additive, r = 0 purely multiplicative; the default r = 0.5 splits A evenly.)
+Both orders keep the mean, E[y] = x, and differ in the variance::
+
+    mul-add   Var[y] = x²·σ_mul² + σ_add²
+    add-mul   Var[y] = (x² + σ_add²)·(1 + σ_mul²) − x² = x²·σ_mul² + σ_add²·(1 + σ_mul²)
+
+(add-mul also multiplies the additive noise by the factor, which is the larger variance).
 
 Gradients. The noise is a random constant of the pass, so backpropagation goes *through* it
 (:class:`Noise`): dy/dx = 1 for additive noise and dy/dx = (1 + σ·z), the very factor that was
-drawn, for multiplicative noise (combined: the multiplicative factor). Training with noise on
+drawn, for multiplicative noise (combined, either order: the multiplicative factor). Training with noise on
 (``NoiseSpec(train=True)``) therefore learns to live with it.
 
 Where noise is on. A :class:`NoiseSpec` also says *when*: ``train`` (noise in training-mode
-forward passes), ``eval`` (in evaluation-mode passes), and ``repeats`` N: at evaluation the
-noisy network is run N times and the scores averaged (see ``sites.NoisyModel``), which lowers
-the effective σ of independent noise by √N.
+forward passes), ``eval`` (in evaluation-mode passes), and ``repeats`` N with ``repeat_at``:
+
+    repeat_at="network"  at evaluation the whole noisy network is run N times and the scores
+                         averaged (tinyproj's first reading);
+    repeat_at="site"     the authors' reading: at each noisy site the layer's output is
+                         computed once and N noise draws of it averaged,
+                         y = (1/N)·Σₙ noise(x); ``site_repeats`` gives one N per site (the
+                         authors choose N per layer), else every site uses ``repeats``.
+
+Averaging N independent draws at a site divides that site's noise standard deviation by √N
+exactly (additive: y = x + σ·mean(z), sd σ/√N); see ``sites.NoisyModel``.
 
     spec = parse_noise("combined:ratio=0.3", sigma=0.1)
     y = apply_noise(x, spec, rng)                 # arrays in, array out (no graph)
@@ -33,10 +49,16 @@ from dataclasses import dataclass
 from .. import backend
 from ..tensor import Function, Tensor, as_tensor
 
-__all__ = ["KINDS", "NoiseSpec", "parse_noise", "apply_noise", "draw_noise", "Noise", "noise"]
+__all__ = ["KINDS", "ORDERS", "REPEAT_AT", "NoiseSpec", "parse_noise", "apply_noise", "draw_noise", "Noise", "noise"]
 
 KINDS = ("additive", "multiplicative", "combined")
 """The noise kinds of Walking Noise."""
+
+ORDERS = ("mul-add", "add-mul")
+"""Combined noise: multiply then add (default, the authors' default) or add then multiply."""
+
+REPEAT_AT = ("network", "site")
+"""Where N repeated executions are averaged: the whole network's scores, or at each site."""
 
 _ALIASES = {"additive": "additive", "add": "additive", "addnoise": "additive",
             "multiplicative": "multiplicative", "mult": "multiplicative", "mul": "multiplicative",
@@ -73,7 +95,13 @@ class NoiseSpec:
     ratio    combined only: the additive share r in [0, 1] (σ_add = A·r, σ_mul = A·(1 − r))
     train    noise on in training-mode passes (noisy training)
     eval     noise on in evaluation-mode passes (noisy inference: a walk)
-    repeats  N >= 1: at evaluation, average the scores of N noisy passes (effective σ / √N)
+    repeats  N >= 1: average N noisy executions (effective σ / √N), where repeat_at says
+    order    combined only: "mul-add" (x·f + a, default) or "add-mul" ((x + a)·f)
+    repeat_at     "network" (rerun the network, average the scores; evaluation only) or
+                  "site" (average N draws at each noisy site, the authors' way)
+    site_repeats  None, or one N >= 1 per site (site order; repeat_at="site" only): the
+                  authors' N per layer. Its length is checked against the model's sites
+                  by ``NoisyModel.set_noise``.
     """
 
     kind: str
@@ -82,6 +110,9 @@ class NoiseSpec:
     train: bool = False
     eval: bool = True
     repeats: int = 1
+    order: str = "mul-add"
+    repeat_at: str = "network"
+    site_repeats: tuple | None = None
 
     def __post_init__(self):
         set_ = object.__setattr__       # frozen: normalize the fields once, here
@@ -103,6 +134,25 @@ class NoiseSpec:
                 or self.repeats < 1):
             raise ValueError(f"repeats must be an integer >= 1 (noisy passes averaged), got "
                              f"{self.repeats!r}")
+        order = str(self.order).strip().lower().replace("_", "-")
+        if order not in ORDERS:
+            raise ValueError(f"the combined-noise order must be one of {', '.join(ORDERS)} "
+                             f"(multiply then add, or add then multiply), got {self.order!r}")
+        set_(self, "order", order)
+        at = str(self.repeat_at).strip().lower()
+        if at not in REPEAT_AT:
+            raise ValueError(f"repeat_at must be 'network' (rerun the whole network) or 'site' "
+                             f"(average N draws at each site), got {self.repeat_at!r}")
+        set_(self, "repeat_at", at)
+        if self.site_repeats is not None:
+            values = tuple(self.site_repeats)
+            if not values or any(not isinstance(n, int) or isinstance(n, bool) or n < 1
+                                 for n in values):
+                raise ValueError(f"site_repeats must be integers >= 1, one per site; got "
+                                 f"{self.site_repeats!r}")
+            if at != "site":
+                raise ValueError("site_repeats (N per site) needs repeat_at='site'")
+            set_(self, "site_repeats", values)
 
     @property
     def sigma_add(self) -> float:
@@ -131,10 +181,20 @@ class NoiseSpec:
         """A copy with some fields changed (``spec.replace(train=True, eval=False)``)."""
         return dataclasses.replace(self, **changes)
 
+    def repeats_at(self, site: int) -> int:
+        """N at site index ``site`` under repeat_at="site" (site_repeats, else repeats)."""
+        if self.site_repeats is not None:
+            return self.site_repeats[site]
+        return self.repeats
+
     @property
     def label(self) -> str:
-        """``"additive"``, ``"multiplicative"`` or ``"combined:ratio=0.3"`` (no σ)."""
-        return f"combined:ratio={self.ratio:g}" if self.kind == "combined" else self.kind
+        """``"additive"``, ``"multiplicative"`` or ``"combined:ratio=0.3"`` (no σ); the
+        add-then-multiply order is named (``"combined:ratio=0.3,order=add-mul"``)."""
+        if self.kind != "combined":
+            return self.kind
+        order = "" if self.order == "mul-add" else f",order={self.order}"
+        return f"combined:ratio={self.ratio:g}{order}"
 
     def __str__(self):
         return f"{self.label}{',' if ':' in self.label else ':'}sigma={self.sigma:g}"
@@ -145,7 +205,8 @@ def parse_noise(text, sigma=None, **overrides) -> NoiseSpec:
 
     ``"additive"``, ``"multiplicative"``, ``"combined"`` (ratio 0.5),
     ``"combined:ratio=0.3"``; options after ``:`` separated by commas: ``ratio``, ``sigma``,
-    ``repeats``, ``train``/``eval`` (true/false). ``sigma`` (argument) wins over the text;
+    ``order`` (combined: mul-add | add-mul), ``repeats``, ``repeat_at`` (network | site),
+    ``site_repeats`` (N per site separated by ``;``), ``train``/``eval`` (true/false). ``sigma`` (argument) wins over the text;
     without either σ is 0. A NoiseSpec passes through (with ``sigma`` and overrides applied).
     """
     if isinstance(text, NoiseSpec):
@@ -178,13 +239,27 @@ def parse_noise(text, sigma=None, **overrides) -> NoiseSpec:
                 values["repeats"] = int(value)
             except ValueError:
                 raise ValueError(f"noise {text!r}: repeats must be an integer") from None
+        elif key == "order":
+            if kind != "combined":
+                raise ValueError(f"noise {text!r}: order applies to combined noise only "
+                                 "('combined:order=add-mul')")
+            values["order"] = value
+        elif key in ("repeat_at", "repeat-at"):
+            values["repeat_at"] = value
+        elif key in ("site_repeats", "site-repeats"):
+            try:
+                values["site_repeats"] = tuple(int(v) for v in value.split(";") if v.strip())
+            except ValueError:
+                raise ValueError(f"noise {text!r}: site_repeats takes integers separated by "
+                                 "';' (one N per site)") from None
         elif key in ("train", "eval"):
             if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
                 raise ValueError(f"noise {text!r}: {key} must be true or false")
             values[key] = value.lower() in ("true", "1", "yes", "on")
         else:
             raise ValueError(f"noise {text!r}: unknown option {key!r}; the options are ratio "
-                             "(combined only), sigma, repeats, train, eval")
+                             "and order (combined only), sigma, repeats, repeat_at, "
+                             "site_repeats, train, eval")
     if sigma is not None:
         values["sigma"] = sigma
     values.setdefault("sigma", 0.0)
@@ -211,16 +286,19 @@ def _standard_normal(rng, shape, like):
 def draw_noise(x, spec: NoiseSpec, rng):
     """``(y, factor)``: the noisy array and the multiplicative factor (None when there is none).
 
-    y = x·factor + σ_add·z₂ with factor = 1 + σ_mul·z₁; the multiplicative factor is drawn
-    first, then the additive noise (so a combined draw is reproducible from the generator).
-    A part whose σ is 0 draws nothing.
+    order "mul-add": y = x·factor + σ_add·z₂; "add-mul": y = (x + σ_add·z₂)·factor; with
+    factor = 1 + σ_mul·z₁. The draws follow the order of the operations (mul-add: the factor
+    first), so a draw is reproducible from the generator. A part whose σ is 0 draws nothing.
     """
     factor = None
     y = x
+    add_first = spec.order == "add-mul"
+    if add_first and spec.sigma_add > 0:
+        y = y + spec.sigma_add * _standard_normal(rng, x.shape, x)
     if spec.sigma_mul > 0:
         factor = 1 + spec.sigma_mul * _standard_normal(rng, x.shape, x)
         y = y * factor
-    if spec.sigma_add > 0:
+    if not add_first and spec.sigma_add > 0:
         y = y + spec.sigma_add * _standard_normal(rng, x.shape, x)
     if y is x:
         y = x.copy()
@@ -238,7 +316,8 @@ def apply_noise(x, spec, rng):
 
 
 class Noise(Function):
-    """y = x·(1 + σ_mul·z₁) + σ_add·z₂, z fresh per element; gradient through the drawn noise.
+    """y = x·(1 + σ_mul·z₁) + σ_add·z₂ (or (x + σ_add·z₂)·(1 + σ_mul·z₁)), z fresh per
+    element; gradient through the drawn noise.
 
     Forward draws from ``rng`` (shapes and formulas: module docstring). Backward::
 

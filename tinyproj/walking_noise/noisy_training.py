@@ -99,7 +99,8 @@ def train_noisy(model_name, train_source, noise, sites="all", epochs: int = 1,
                 record_dynamics: bool = True, *, test_source=None, bn: bool = False,
                 num_classes: int | None = None, eval_batch_size: int = 500,
                 test_subset: int | None = None, progress: bool = False, log=None,
-                out=None, resume: bool = False, dataset: str = "synthetic"):
+                out=None, resume: bool = False, dataset: str = "synthetic",
+                allow_clean: bool = False):
     """Train with noise at ``sites``; returns ``(model, rows)`` (module docstring).
 
     model_name: "mlp_tfc" | "lenet5" | ... (built with ``bn`` from the seed), or an already
@@ -112,7 +113,9 @@ def train_noisy(model_name, train_source, noise, sites="all", epochs: int = 1,
     and binarization in every row. test_source, test_subset: scored each epoch, clean and
     noisy. num_classes: default max label + 1 of the training source. out: a run folder
     (checkpoints, metrics.jsonl; ``resume=True`` continues it); dataset: the data's name,
-    recorded in its config.json.
+    recorded in its config.json. allow_clean: σ = 0 trains the network cleanly through the
+    same loop (the σ = 0 point of a linear grid in the train-at-σ protocol, ``protocol.py``);
+    otherwise σ must be > 0.
 
     The model is returned in evaluation mode, without noise (wrap it in ``NoisyModel`` to walk
     it). Raises FloatingPointError naming the step when the loss is not finite.
@@ -122,7 +125,7 @@ def train_noisy(model_name, train_source, noise, sites="all", epochs: int = 1,
             raise UserError("train_noisy: give a training source or a pair (train, test)")
         train_source, test_source = train_source
     spec = parse_noise(noise)
-    if spec.sigma <= 0:
+    if spec.sigma <= 0 and not (allow_clean and spec.sigma == 0):
         raise UserError(f"train_noisy: the training noise needs sigma > 0 (got {spec}); give "
                         "e.g. NoiseSpec('additive', 0.5) or 'additive:sigma=0.5'")
     for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1),

@@ -27,11 +27,20 @@ site::
     noisy.clear_noise()                       # exactly the clean network again
 
 When is noise on? In training mode when ``spec.train``, in evaluation mode when
-``spec.eval``. Repeats: with ``spec.repeats = N > 1`` an *evaluation-mode* forward runs the
-whole noisy network N times, with fresh noise each time, and returns the mean of the N score
-arrays. For independent noise this divides the noise's standard deviation at the output by
-√N (the effective σ of a site is σ/√N, to first order), which is Walking Noise's "averaging N
-repeated executions". Training-mode passes ignore repeats (one noisy pass per step).
+``spec.eval``. Repeats, two readings of Walking Noise's "averaging N repeated executions"
+(``spec.repeat_at``):
+
+- ``"network"``: with ``spec.repeats = N > 1`` an *evaluation-mode* forward runs the whole
+  noisy network N times, with fresh noise each time, and returns the mean of the N score
+  arrays; this divides the noise's standard deviation at the output by √N to first order.
+  Training-mode passes ignore it (one noisy pass per step).
+- ``"site"`` (the authors' code): at every noisy site k the layer's output x is computed once
+  and N_k noise draws of it are averaged, ``(1/N_k)·Σₙ noise(x)``, so the site's noise has
+  standard deviation σ/√N_k exactly; N_k = ``spec.site_repeats[k]`` (the authors choose N
+  per layer) or ``spec.repeats``. Applied in every noisy pass, as in the authors' forward.
+
+Global noise without the batch-norm sites (the authors' "BN-noNoise" models): the sites
+``"all-no-bn"`` are every site except those after a batch norm.
 
 The wrapper forwards everything else (``parameters()``, ``modules()``, ``state_dict()``,
 ``train()``/``eval()``, ...) to the model, so it can be handed to ``evaluation.error_rate``
@@ -45,7 +54,10 @@ from .. import nn
 from ..tensor import as_tensor
 from .noise import NoiseSpec, noise, parse_noise
 
-__all__ = ["Site", "NoisyModel", "model_sites", "SITE_KINDS"]
+__all__ = ["Site", "NoisyModel", "model_sites", "SITE_KINDS", "NO_BN_NAMES"]
+
+NO_BN_NAMES = ("all-no-bn", "bn-nonoise", "all-but-bn")
+"""Names of the global noise without the sites after batch norm (the authors' BN-noNoise)."""
 
 SITE_KINDS = {nn.Conv2d: "conv", nn.Linear: "linear", nn.BatchNormBase: "batchnorm",
               nn.ReLU: "relu", nn.MaxPool2d: "pool"}
@@ -158,9 +170,12 @@ class NoisyModel:
         raise TypeError(f"a site is an index or a name, got {type(key).__name__} {key!r}")
 
     def resolve_sites(self, sites="all") -> list:
-        """Sorted site indices: ``"all"`` or None (every site), one index/name, or a list."""
+        """Sorted site indices: ``"all"`` or None (every site), ``"all-no-bn"`` (every site
+        but those after a batch norm: the authors' BN-noNoise), one index/name, or a list."""
         if sites is None or (isinstance(sites, str) and sites.strip().lower() == "all"):
             return list(range(len(self.sites)))
+        if isinstance(sites, str) and sites.strip().lower() in NO_BN_NAMES:
+            return [s.index for s in self.sites if s.kind != "batchnorm"]
         if isinstance(sites, str) and "," in sites:
             sites = [s for s in sites.split(",") if s.strip()]
         if isinstance(sites, (str, int, Site)) or hasattr(sites, "dtype"):
@@ -178,6 +193,10 @@ class NoisyModel:
         ``[0, "relu2"]``). rng: a new generator to draw from (default: keep ``self.rng``).
         """
         spec = spec if isinstance(spec, NoiseSpec) else parse_noise(spec)
+        if spec.site_repeats is not None and len(spec.site_repeats) != len(self.sites):
+            raise ValueError(f"site_repeats gives {len(spec.site_repeats)} N(s), but this model "
+                             f"has {len(self.sites)} sites ({', '.join(self.site_names)}): give "
+                             "one N per site")
         active = tuple(self.resolve_sites(sites))
         self.__dict__.update(spec=spec, active=active)
         if rng is not None:
@@ -205,7 +224,7 @@ class NoisyModel:
         """Scores (N, classes); noisy at the active sites when :attr:`noise_on`."""
         if not self.noise_on:
             return self.model(x)
-        repeats = 1 if self.training else self.spec.repeats
+        repeats = 1 if self.training or self.spec.repeat_at == "site" else self.spec.repeats
         out = self._run(x)
         if repeats == 1:
             return out
@@ -214,9 +233,13 @@ class NoisyModel:
         return out * (1.0 / repeats)
 
     def _perturb(self, index, x):
-        if index in self.active:
-            return noise(x, self.spec, self.rng)
-        return x
+        if index not in self.active:
+            return x
+        n = self.spec.repeats_at(index) if self.spec.repeat_at == "site" else 1
+        out = noise(x, self.spec, self.rng)
+        for _ in range(n - 1):                 # the authors' per-site averaging of N draws
+            out = out + noise(x, self.spec, self.rng)
+        return out if n == 1 else out * (1.0 / n)
 
     def _run(self, x, trace=None):
         x = as_tensor(x)

@@ -17,8 +17,11 @@ trained statistics exactly afterwards.
 
 Rows (one JSON object per grid point)::
 
-    site, site_name, site_kind   site index (-1 = "all": every site at once), its name, kind
+    site, site_name, site_kind   site index (-1 = "all": every site at once; -2 =
+                                 "all-no-bn": every site but those after batch norm), name, kind
     noise, ratio, sigma          kind, combined ratio (null otherwise), σ (the amplitude)
+    order                        combined add-then-multiply only: "add-mul"
+    repeat_at, site_repeats      per-site averaging only: "site", and N per site if given
     accuracy, n_test, chance     fraction correct on the n_test first test images; 1/classes
     bn_protocol, bn_batches      "running" (bn_batches 0) or "reestimate"
     repeats, seed, test_subset   N noisy passes averaged; the seed of the draws
@@ -66,9 +69,9 @@ from ..runs.progress import progress_bar
 from ..tensor import no_grad
 from .midpoint import midpoint_sigma, summarize_midpoints
 from .noise import NoiseSpec, parse_noise
-from .sites import NoisyModel
+from .sites import NO_BN_NAMES, NoisyModel
 
-__all__ = ["walk", "BN_PROTOCOLS", "check_sigmas", "default_sigmas", "walk_sites",
+__all__ = ["walk", "point_settings", "SAME_SIGMA", "BN_PROTOCOLS", "check_sigmas", "default_sigmas", "walk_sites",
            "point_generators", "row_key", "walk_path", "walk_files", "walk_grid", "read_walk",
            "midpoints_table", "write_midpoints_csv", "MIDPOINT_COLUMNS", "MEASURED_FIELDS"]
 
@@ -87,8 +90,9 @@ MIDPOINT_COLUMNS = ("site", "site_name", "noise", "midpoint_sigma", "beyond_grid
 # ---------------------------------------------------------------------------
 # Grids
 # ---------------------------------------------------------------------------
-def check_sigmas(sigmas) -> list:
-    """The σ grid as floats in the given order, repeats dropped; each must be finite and > 0.
+def check_sigmas(sigmas, allow_zero: bool = False) -> list:
+    """The σ grid as floats in the given order, repeats dropped; each must be finite and > 0
+    (>= 0 with ``allow_zero``: the linear grids of ``grids.py``, which start at σ = 0).
 
     Accepts a list or a comma-separated string ("0.01,0.1,1,10").
     """
@@ -103,9 +107,10 @@ def check_sigmas(sigmas) -> list:
         except (TypeError, ValueError):
             raise ValueError(f"sigma {s!r} is not a number; give noise levels such as "
                              "0.01,0.1,1,10") from None
-        if not (math.isfinite(value) and value > 0):
+        if not (math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
             raise ValueError(f"every sigma must be a finite number > 0 (the walk and its "
-                             f"midpoint live on a log scale), got {s!r}")
+                             f"midpoint live on a log scale; σ = 0 only in the linear grids "
+                             f"--grid mul-linear / mul-linear-mnist), got {s!r}")
         if value not in out:
             out.append(value)
     if not out:
@@ -124,11 +129,15 @@ def default_sigmas(kind="additive") -> list:
 
 def walk_sites(noisy: NoisyModel, sites="each") -> list:
     """Site indices to walk: "each" = every site one at a time, "all" = [-1] (every site at
-    once, global noise), or a list of indices/names (each of them one at a time)."""
+    once, global noise), "all-no-bn" = [-2] (global noise without the sites after batch norm,
+    the authors' BN-noNoise), or a list of indices/names (each one at a time; "all" and
+    "all-no-bn" may be in it)."""
     if isinstance(sites, str) and sites.strip().lower() == "each":
         return [s.index for s in noisy.sites]
     if isinstance(sites, str) and sites.strip().lower() == "all":
         return [-1]
+    if isinstance(sites, str) and sites.strip().lower() in NO_BN_NAMES:
+        return [-2]
     if sites is None:
         raise ValueError("sites: give 'each', 'all' or a list of site names/indices")
     if isinstance(sites, (int, str)):
@@ -138,6 +147,9 @@ def walk_sites(noisy: NoisyModel, sites="each") -> list:
         if (isinstance(s, str) and s.strip().lower() == "all") or (
                 isinstance(s, int) and not isinstance(s, bool) and s == -1):
             index = -1
+        elif (isinstance(s, str) and s.strip().lower() in NO_BN_NAMES) or (
+                isinstance(s, int) and not isinstance(s, bool) and s == -2):
+            index = -2
         else:
             index = noisy.site(s).index
         if index not in out:
@@ -148,6 +160,8 @@ def walk_sites(noisy: NoisyModel, sites="each") -> list:
 def point_generators(seed: int, spec: NoiseSpec, site: int, sigma: float):
     """``(noise_rng, bn_rng)`` of one grid point, seeded from (seed, noise, site, σ) only."""
     key = f"{spec.label}|repeats={spec.repeats}|site={site}|sigma={float(sigma)!r}"
+    if spec.repeat_at != "network":          # only then: the draws of older walks stay
+        key += f"|at={spec.repeat_at}|n={spec.site_repeats}"
     return (backend.make_rng([seed, 11, *seed_words(key)]),
             backend.make_rng([seed, 12, *seed_words(key)]))
 
@@ -202,6 +216,30 @@ def read_walk(out_file) -> list:
 # ---------------------------------------------------------------------------
 # The walk
 # ---------------------------------------------------------------------------
+def point_settings(spec: NoiseSpec, site: int, sigma: float, *, bn_protocol="running",
+                   bn_batches: int = 20, seed: int = 0, test_subset=None,
+                   tags: dict | None = None) -> dict:
+    """The settings of one grid point as its row holds them (the row's key: ``row_key``).
+
+    spec: the walk's noise (kind, ratio, order, repeats, repeat_at, site_repeats; its σ is
+    not used). The fields of a variant (order add-mul, repeat_at site, site_repeats) are
+    there only when not the default, so that the rows of older walks keep their keys.
+    """
+    variant = {}
+    if spec.kind == "combined" and spec.order != "mul-add":
+        variant["order"] = spec.order
+    if spec.repeat_at != "network":
+        variant["repeat_at"] = spec.repeat_at
+        if spec.site_repeats is not None:
+            variant["site_repeats"] = list(spec.site_repeats)
+    return {"site": site, "noise": spec.kind,
+            "ratio": spec.ratio if spec.kind == "combined" else None, "sigma": sigma,
+            "bn_protocol": bn_protocol,
+            "bn_batches": bn_batches if bn_protocol == "reestimate" else 0,
+            "repeats": spec.repeats, "seed": seed, "test_subset": test_subset, **variant,
+            **(tags or {})}
+
+
 def _check_int(value, name, low, hint=""):
     if value is None and name == "test_subset":
         return None
@@ -225,7 +263,8 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
          test_subset: int | None = None, bn_batches: int = 20, out_file=None, shard=None,
          progress: bool = True, *, bn_batch_size: int = 50, eval_batch_size: int = 500,
          tags: dict | None = None, restart: bool = False, out_shard=None,
-         compute: bool = True) -> list:
+         compute: bool = True, repeat_at: str | None = None,
+         site_repeats=None, allow_zero: bool = False) -> list:
     """Accuracy of a trained network with evaluation noise at each (site, σ); returns rows.
 
     model_or_noisy: a flat Sequential (``tinyproj.models``) or a :class:`NoisyModel` (its noise
@@ -236,8 +275,10 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
     site, one at a time: the layer-wise walk), "all" (global noise at every site at once,
     row site -1) or a list of site names/indices (each one at a time; in a list, -1 or
     "all" is the global point, not the last site). bn_protocol:
-    "running" | "reestimate" (module docstring). repeats: N noisy passes averaged per
-    evaluation. seed: of the per-point generators. test_subset: score the first N test images.
+    "running" | "reestimate" (module docstring). repeats: N noisy executions averaged per
+    evaluation; repeat_at: "network" (rerun the network) or "site" (average N draws at each
+    site, the authors' way; None: the spec's); site_repeats: one N per site (repeat_at
+    "site"). allow_zero: σ = 0 may be on the grid (a linear grid; that point is clean). seed: of the per-point generators. test_subset: score the first N test images.
     bn_batches, bn_batch_size: the re-estimation's training batches. out_file: JSON lines
     file to append to and resume from (None: keep rows in memory only). shard: "i/n" — do grid
     points i, i+n, … of the (site, σ) grid (sites in model order, then σ as given), written
@@ -254,7 +295,7 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
     ones found already done in the files included (compute=False: only those).
     """
     spec = parse_noise(noise_kind)
-    sigmas = check_sigmas(sigmas)
+    sigmas = check_sigmas(sigmas, allow_zero=allow_zero)
     if bn_protocol not in BN_PROTOCOLS:
         raise ValueError(f"unknown bn_protocol {bn_protocol!r}; valid: 'running' (keep the "
                          "trained batch-norm statistics, Walking Noise) or 'reestimate' "
@@ -263,7 +304,10 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
     seed = _check_int(seed, "seed", 0)
     test_subset = _check_int(test_subset, "test_subset", 1)
     bn_batches = _check_int(bn_batches, "bn_batches", 0)
-    spec = spec.replace(sigma=0.0, train=False, eval=True, repeats=repeats)
+    changes = {"repeat_at": repeat_at} if repeat_at is not None else {}
+    if site_repeats is not None:
+        changes.update(site_repeats=tuple(site_repeats), repeat_at="site")
+    spec = spec.replace(sigma=0.0, train=False, eval=True, repeats=repeats, **changes)
     shard = parse_shard(shard)
     if isinstance(model_or_noisy, NoisyModel):
         noisy = model_or_noisy
@@ -274,7 +318,8 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
         raise ValueError("bn_protocol='reestimate' re-estimates batch norm on training "
                          "batches: pass train_source (or use bn_protocol='running')")
     tags = dict(tags or {})
-    clash = set(tags) & {"site", "site_name", "site_kind", "noise", "ratio", "sigma",
+    clash = set(tags) & {"site", "site_name", "site_kind", "noise", "ratio", "sigma", "order",
+                         "repeat_at", "site_repeats",
                          "accuracy", "bn_protocol", "bn_batches", "repeats", "seed",
                          "test_subset", "n_test", "chance", "seconds", "network"}
     if clash:
@@ -284,11 +329,9 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
     mine = shard_points([(site, sigma) for site in site_list for sigma in sigmas], shard)
 
     def settings(site, sigma):
-        return {"site": site, "noise": spec.kind,
-                "ratio": spec.ratio if spec.kind == "combined" else None, "sigma": sigma,
-                "bn_protocol": bn_protocol,
-                "bn_batches": bn_batches if bn_protocol == "reestimate" else 0,
-                "repeats": repeats, "seed": seed, "test_subset": test_subset, **tags}
+        return point_settings(spec, site, sigma, bn_protocol=bn_protocol,
+                              bn_batches=bn_batches, seed=seed, test_subset=test_subset,
+                              tags=tags)
 
     network = network_fingerprint(noisy.model.state_dict())
     keys = {row_key(settings(site, sigma)) for site, sigma in mine}
@@ -319,8 +362,8 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
                 continue
             start = time.perf_counter()
             noise_rng, bn_rng = point_generators(seed, spec, site, sigma)
-            noisy.set_noise(spec.with_sigma(sigma), "all" if site == -1 else [site],
-                            rng=noise_rng)
+            where = {-1: "all", -2: "all-no-bn"}.get(site, [site])
+            noisy.set_noise(spec.with_sigma(sigma), where, rng=noise_rng)
             if bn_protocol == "reestimate" and bn_batches > 0:
                 with saved_batchnorm_stats(noisy.model):
                     reestimate_batchnorm(noisy, train_source, bn_batches, bn_batch_size, bn_rng)
@@ -329,8 +372,9 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
                 error = error_rate(noisy, test_source, eval_batch_size, test_subset)
             s = noisy.sites[site] if site >= 0 else None
             row = settings(site, sigma)
-            row = {"site": site, "site_name": s.name if s else "all",
-                   "site_kind": s.kind if s else "all", **row,
+            glob = "all" if site == -1 else "all-no-bn"
+            row = {"site": site, "site_name": s.name if s else glob,
+                   "site_kind": s.kind if s else glob, **row,
                    "accuracy": 1.0 - error, "n_test": n_test, "chance": chance,
                    "seconds": round(time.perf_counter() - start, 3)}
             if grid is not None:
@@ -356,12 +400,31 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
 # ---------------------------------------------------------------------------
 _NOT_GROUP = set(MEASURED_FIELDS) | {"site", "sigma", "seed"}
 
+SAME_SIGMA = "sigma"
+"""The ``train_sigma`` of a midpoints-table entry whose networks were each trained at the σ
+they were tested at (the train-at-σ protocol, ``protocol.py``)."""
+
+
+def _group_settings(row) -> tuple:
+    """A row's settings without site, σ and seed; a ``train_sigma`` equal to the row's σ
+    reads as :data:`SAME_SIGMA`, so that the networks of the train-at-σ protocol (one per σ)
+    form one curve."""
+    out = []
+    for k, v in row.items():
+        if k in _NOT_GROUP:
+            continue
+        if k == "train_sigma" and v is not None and float(v) == float(row["sigma"]):
+            v = SAME_SIGMA
+        out.append((k, _key_value(v)))
+    return tuple(sorted(out))
+
 
 def midpoints_table(rows, chance: float | None = None) -> list:
     """One dict per (settings, site): the midpoint μ, over seeds when there are several.
 
     rows: walk rows (several seeds, noise kinds or protocols may be mixed: they are grouped
-    by every setting except the seed). chance: the chance accuracy (default: the rows'
+    by every setting except the seed; rows trained at the σ they were tested at form one
+    group per site, with ``train_sigma`` "sigma"). chance: the chance accuracy (default: the rows'
     ``chance``, else 0.1). Each dict has the :data:`MIDPOINT_COLUMNS` —
 
         midpoint_sigma  μ of the one seed, or the geometric mean over the seeds that cross
@@ -374,8 +437,7 @@ def midpoints_table(rows, chance: float | None = None) -> list:
     """
     groups = {}
     for row in rows:
-        settings = tuple(sorted((k, _key_value(v)) for k, v in row.items()
-                                if k not in _NOT_GROUP))
+        settings = _group_settings(row)
         site = int(row["site"])
         groups.setdefault((settings, site), {}).setdefault(int(row.get("seed", 0)), []).append(row)
     table, settings_order = [], {}
@@ -394,6 +456,8 @@ def midpoints_table(rows, chance: float | None = None) -> list:
                  "beyond_grid": summary.n_beyond > 0,
                  "max_accuracy": math.fsum(m.max_accuracy for m in mids) / len(mids)}
         entry.update({k: first.get(k) for k in first if k not in _NOT_GROUP and k not in entry})
+        if dict(settings).get("train_sigma") == SAME_SIGMA:
+            entry["train_sigma"] = SAME_SIGMA
         entry.update(n_seeds=len(mids), n_midpoints=summary.n, n_beyond=summary.n_beyond,
                      midpoint_log10_std=summary.log10_std,
                      threshold=mids[0].threshold if len(mids) == 1 else None,

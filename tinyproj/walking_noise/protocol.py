@@ -1,0 +1,210 @@
+"""The authors' noisy-training protocol: train at σ, test at the same σ, one network per point.
+
+Walking Noise's noisy-training curves (PAPERS.md §2; the authors' experiment configurations,
+``enable_in_training: 1``) are not a walk of one trained network. Every point is its own
+network::
+
+    for each site k (one at a time; or "all" / "all-no-bn": global noise):
+        for each σ of the grid:
+            for each seed s:
+                train a fresh network (seed s) with noise σ at site k     (train_noisy)
+                test it with noise σ at site k                            -> one row
+
+The accuracy against σ of those networks, and its midpoint μ (``midpoint.py``), are the
+paper's noisy-training quantities; μ per seed, its geometric mean and spread over seeds come
+from ``walk.midpoints_table`` (rows trained at the σ they are tested at form one curve:
+``train_sigma`` reads "sigma"), the accuracy's mean and spread over seeds per point from
+:func:`point_spread`.
+
+Rows are ordinary walk rows (``walk.py``: one ``walk()`` call of the trained network at its
+own (site, σ)), tagged ``protocol="train-at-sigma"``, ``train_sigma`` (= σ), ``epochs`` and
+``clamp``, and stamped with the fingerprint of the network. They go into the result grid of
+``runs/grid.py``, so the protocol is
+
+- resumable: a point whose row is on file is skipped before anything is trained; a network
+  trained but not yet tested (a kill in between) is read back from ``models_dir``, not
+  retrained; a point on file whose saved network is another one is refused (UserError);
+- shardable: ``shard="i/n"`` trains and tests units i, i+n, … of the (site, σ, seed) list
+  into its own file; several processes on disjoint ``sites`` may append to one file (each
+  row is one locked line).
+
+σ = 0 (the linear grids) trains the network cleanly through the same loop.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+from .. import backend
+from ..errors import UserError
+from ..runs.fingerprint import network_fingerprint
+from ..runs.files import atomic_write_text, load_checkpoint, save_checkpoint
+from ..runs.grid import parse_shard, shard_points
+from .noise import parse_noise
+from .noisy_training import build_walk_model, train_noisy
+from .sites import NoisyModel
+from .walk import (_csv_value, _group_settings, check_sigmas, point_settings, row_key, walk,
+                   walk_grid, walk_sites)
+
+__all__ = ["PROTOCOLS", "train_at_sigma", "protocol_units", "point_spread",
+           "write_point_spread_csv", "model_path"]
+
+PROTOCOLS = ("clean", "train-at-sigma")
+"""``tinyproj walk --protocol``: walk a cleanly trained network (default), or the authors'
+one network per (site, σ, seed) trained and tested at σ."""
+
+
+def protocol_units(site_list, sigmas, seeds) -> list:
+    """The (site, σ, seed) units in order: site, then σ, then seed (a shard takes every n-th)."""
+    return [(site, float(sigma), int(seed)) for site in site_list for sigma in sigmas
+            for seed in seeds]
+
+
+def model_path(models_dir, spec, site_name: str, sigma: float, seed: int, clamp=None) -> Path:
+    """Where the network of one unit is saved: ``<kind>-<site>-sigma<σ>-seed<s>.npz``."""
+    kind = spec.label.replace(":", "-").replace(",", "-").replace("=", "")
+    text = f"{kind}-{site_name}-sigma{sigma:g}-seed{seed}" + \
+        ("" if clamp is None else f"-clamp{clamp:g}")
+    return Path(models_dir) / (re.sub(r"[^A-Za-z0-9.+-]", "_", text) + ".npz")
+
+
+def _num_classes(source) -> int:
+    y = getattr(source, "y", None)
+    return 10 if y is None or not len(y) else int(backend.to_numpy(y).max()) + 1
+
+
+def train_at_sigma(model_name, train_source, test_source, noise, sigmas, sites="each",
+                   seeds=(0,), epochs: int = 1, *, out_file=None, models_dir=None, shard=None,
+                   bn: bool = False, clamp=None, test_subset=None, repeats: int = 1,
+                   repeat_at=None, site_repeats=None, num_classes=None, batch_size: int = 128,
+                   lr: float = 1e-3, dataset: str = "synthetic", progress: bool = False,
+                   log=None, compute: bool = True) -> list:
+    """Train and test one network per (site, σ, seed) at that σ; returns the rows.
+
+    model_name: "mlp_tfc" | "lenet5" (built per seed, with ``bn``). noise: the kind
+    ("additive", "multiplicative", "combined:ratio=0.3,order=add-mul"; a σ in it is
+    ignored). sigmas: the grid (σ = 0 allowed: a clean network). sites: "each", "all",
+    "all-no-bn" or a list of names/indices. seeds, epochs, batch_size, lr, clamp: the
+    trainings (``train_noisy``). test_subset: score the first N test images. repeats,
+    repeat_at, site_repeats: repeated execution at test (``noise.py``). out_file: the walk
+    file (None: in memory only); models_dir: where each network is saved (None: not saved).
+    shard: "i/n" of the unit list. compute=False: train nothing, return the rows on file.
+
+    Returns the rows of this call's units (the shard's), in unit order, those already on
+    file included.
+    """
+    spec = parse_noise(noise)
+    sigmas = check_sigmas(sigmas, allow_zero=True)
+    seeds = [int(s) for s in seeds]
+    shard = parse_shard(shard)
+    say = log or (lambda text: None)
+    if num_classes is None:
+        num_classes = _num_classes(train_source)
+    skeleton = NoisyModel(build_walk_model(model_name, train_source.input_shape, num_classes,
+                                           backend.make_rng(0), bn=bn), None)
+    site_list = walk_sites(skeleton, sites)
+    units = shard_points(protocol_units(site_list, sigmas, seeds), shard)
+    eval_spec = spec.replace(repeats=repeats, **({} if repeat_at is None else
+                                                 {"repeat_at": repeat_at}))
+    if site_repeats is not None:
+        eval_spec = eval_spec.replace(site_repeats=tuple(site_repeats), repeat_at="site")
+    options = dict(repeats=repeats, repeat_at=eval_spec.repeat_at, site_repeats=site_repeats,
+                   test_subset=test_subset, progress=False, allow_zero=True)
+
+    def name(site):
+        return {-1: "all", -2: "all-no-bn"}.get(site) or skeleton.sites[site].name
+
+    def tags(sigma):
+        return {"protocol": "train-at-sigma", "train_sigma": sigma, "epochs": epochs,
+                "clamp": clamp}
+
+    def key(site, sigma, seed):
+        return row_key(point_settings(eval_spec, site, sigma, seed=seed,
+                                      test_subset=test_subset, tags=tags(sigma)))
+
+    on_file = {}
+    if out_file is not None:
+        on_file = {row_key(r): r for r in walk_grid(out_file).rows()}
+    rows = []
+    for n, (site, sigma, seed) in enumerate(units, 1):
+        path = None if models_dir is None else model_path(models_dir, spec, name(site), sigma,
+                                                          seed, clamp)
+        done = on_file.get(key(site, sigma, seed))
+        if done is not None:
+            if path is not None and path.exists():       # the row must be of this network
+                state = load_checkpoint(path)[0]
+                if network_fingerprint(state) != done.get("network"):
+                    raise UserError(f"{out_file} holds a row for {name(site)} σ={sigma:g} seed "
+                                    f"{seed} measured on another network than {path}; write "
+                                    "elsewhere (another --out) or run with --restart",
+                                    flag="--restart")
+            rows.append(done)
+            continue
+        if not compute:
+            continue
+        model = build_walk_model(model_name, train_source.input_shape, num_classes,
+                                 backend.make_rng(seed), bn=bn)
+        if path is not None and path.exists():
+            model.load_state_dict(load_checkpoint(path)[0])
+            say(f"[{n}/{len(units)}] read back {path.name}")
+        else:
+            say(f"[{n}/{len(units)}] train at σ: {spec.label} σ={sigma:g} at {name(site)}, "
+                f"seed {seed}, {epochs} epoch(s)")
+            where = {-1: "all", -2: "all-no-bn"}.get(site, [site])
+            model, dyn = train_noisy(model, train_source, spec.with_sigma(sigma), sites=where,
+                                     epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                                     clamp=clamp, record_dynamics=True, progress=progress,
+                                     allow_clean=True, dataset=dataset)
+            if path is not None:
+                save_checkpoint(path, model.state_dict(), {"state": [], "hyper": {}, "t": 0},
+                                {"protocol": "train-at-sigma", "site": site,
+                                 "site_name": name(site), "sigma": sigma, "seed": seed,
+                                 "noise": spec.label, "epochs": epochs, "clamp": clamp,
+                                 "bn": bn, "dynamics": dyn})
+        model.eval()
+        rows += walk(model, train_source, test_source, eval_spec, [sigma], [site], seed=seed,
+                     out_file=out_file, out_shard=shard, tags=tags(sigma), **options)
+    return rows
+
+
+def point_spread(rows) -> list:
+    """Accuracy over seeds per (settings, site, σ): one dict each, in first-seen order.
+
+    Fields: site, site_name, noise, sigma, n_seeds, accuracy_mean, accuracy_std (ddof 1; 0
+    for one seed), accuracy_min, accuracy_max, seeds, accuracies (per seed), then the other
+    settings (protocol, train_sigma, ...).
+    """
+    groups = {}
+    for r in rows:
+        k = (_group_settings(r), int(r["site"]), float(r["sigma"]))
+        groups.setdefault(k, []).append(r)
+    out = []
+    for (_, site, sigma), rs in groups.items():
+        rs = sorted(rs, key=lambda r: int(r.get("seed", 0)))
+        acc = [float(r["accuracy"]) for r in rs]
+        mean = math.fsum(acc) / len(acc)
+        std = math.sqrt(math.fsum((a - mean) ** 2 for a in acc) / (len(acc) - 1)) \
+            if len(acc) > 1 else 0.0
+        first = rs[0]
+        entry = {"site": site, "site_name": first.get("site_name"), "noise": first.get("noise"),
+                 "sigma": sigma, "n_seeds": len(acc), "accuracy_mean": mean,
+                 "accuracy_std": std, "accuracy_min": min(acc), "accuracy_max": max(acc),
+                 "seeds": [int(r.get("seed", 0)) for r in rs], "accuracies": acc}
+        for k in ("ratio", "order", "repeats", "repeat_at", "protocol", "train_sigma",
+                  "epochs", "clamp", "bn_protocol"):
+            if k in first:
+                entry[k] = first[k]
+        out.append(entry)
+    return out
+
+
+def write_point_spread_csv(path, entries) -> Path:
+    """:func:`point_spread`'s dicts as CSV (atomically); lists joined with ';'."""
+    columns = []
+    for e in entries:
+        columns += [k for k in e if k not in columns]
+    lines = [",".join(columns)]
+    for e in entries:
+        lines.append(",".join(_csv_value(e.get(k)) for k in columns))
+    return atomic_write_text(path, "\n".join(lines) + "\n")
