@@ -20,6 +20,11 @@ call ends with a device synchronisation, so a time is the work done, not the wor
 * peak device memory of each framework (CuPy's memory pool high-water mark as seen by this
   script; ``torch.cuda.max_memory_allocated``).
 
+* ``trajectory``: the losses of 20 steps from the same initial weights and data at width
+  0.25 (tinyproj and PyTorch), to compare strict float32 with TF32 (``--tf32``: CuPy's
+  ``CUPY_TF32=1`` for tinyproj, ``allow_tf32`` for PyTorch; run the script once each way —
+  ``gpu_check.sh`` does — and compare the two files' trajectories).
+
 The JSON names the GPU, CUDA, CuPy and PyTorch versions. Ratios are tinyproj / PyTorch.
 ``--device cpu`` runs the same code on NumPy and PyTorch's CPU build (``--smoke``: tiny
 sizes, one repeat) so CPU CI checks that the script works; its times mean nothing.
@@ -222,8 +227,40 @@ def peak_memory(device: str) -> dict:
             "torch_max_allocated_bytes": int(torch.cuda.max_memory_allocated())}
 
 
-def run(device: str, smoke: bool, repeats: int, warmup: int, skip=()) -> dict:
+def trajectory(device, torch_device, steps: int, width: float, batch: int, sync) -> dict:
+    """Losses of ``steps`` steps from the same weights on the same fixed minibatch."""
     import torch
+    rng = backend.make_rng(5)
+    model = models.bc_cifar10(width=width, rng=rng)
+    model.train()
+    tmodel = to_torch(model, torch_device)            # the same initial weights
+    bounds = list(clipping.clip_bounds(model, 0.5).values())
+    opt = optim.Adam(model.parameters(), lr=0.003)
+    host = np.random.default_rng(5)
+    x_host = host.standard_normal((batch, 3, 32, 32), dtype=np.float32)
+    y_host = np.arange(batch) % 10
+    x, y = backend.asarray(x_host), backend.asarray(y_host)
+    bounds_map = clipping.clip_bounds(model, 0.5)
+    mine = [float(algorithm1.train_step(model, x, y, F.square_hinge_loss, opt, "sign",
+                                        bounds_map, rng)) for _ in range(steps)]
+    from tinyproj.bench import torch_ref
+    tmodel.train()
+    tstep = torch_ref.SignStep(tmodel, bounds)
+    tx, ty = torch.from_numpy(x_host).to(torch_device), torch.from_numpy(y_host).to(torch_device)
+    theirs = []
+    for _ in range(steps):
+        out = tstep(tx, ty)
+        theirs.append(float(out) if out is not None else float("nan"))
+    sync()
+    return {"width": width, "batch": batch, "tinyproj_losses": mine, "torch_losses": theirs}
+
+
+def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32=False) -> dict:
+    import os
+
+    import torch
+    if tf32 and device == "gpu":
+        os.environ["CUPY_TF32"] = "1"          # read by CuPy when it is first imported
     backend.use("cupy" if device == "gpu" else "numpy")
     torch_device = "cuda" if device == "gpu" else "cpu"
     sync = make_sync(device)
@@ -231,7 +268,7 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=()) -> dict:
     batch = 4 if smoke else 50
     images_train, images_test, big = (40, 20, 20) if smoke else (50000, 10000, 500)
     shape = (3, 32, 32)
-    result = {"versions": versions(device), "smoke": smoke, "rows": []}
+    result = {"versions": versions(device), "smoke": smoke, "tf32": tf32, "rows": []}
 
     def row(name, mine, ref, **extra):
         entry = {"case": name, "tinyproj": mine, "torch": ref, **extra}
@@ -248,21 +285,13 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=()) -> dict:
                                     batch, shape)
         mine = timed(step, sync, warmup, repeats)
         bounds = list(clipping.clip_bounds(model, 0.5).values())
-        strict = None                       # PyTorch's strict-float32 step time
-        for tf32 in (False, True):
-            if device == "gpu":
-                torch.backends.cuda.matmul.allow_tf32 = tf32
-                torch.backends.cudnn.allow_tf32 = tf32
-            elif tf32:
-                continue
-            tmodel = to_torch(model, torch_device)
-            ref = timed(torch_step(tmodel, bounds, batch, shape, torch_device), sync,
-                        warmup, repeats)
-            row(f"step w{width:g} b{batch}" + (" (torch TF32)" if tf32 else ""), mine, ref,
-                width=width, batch=batch, torch_tf32=tf32)
-            strict = strict or ref
         if device == "gpu":
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        tmodel = to_torch(model, torch_device)
+        strict = timed(torch_step(tmodel, bounds, batch, shape, torch_device), sync, warmup,
+                       repeats)
+        row(f"step w{width:g} b{batch}" + (" TF32" if tf32 else ""), mine, strict,
+            width=width, batch=batch)
         if "epoch" not in skip:
             tmodel = to_torch(model, torch_device)
             ev_mine = timed(tinyproj_forward(model, images_test, big, shape, False), sync, 1,
@@ -293,6 +322,9 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=()) -> dict:
         ref = timed(torch_step(tmodel, bounds, ab, (3, side, side), torch_device, "sgd"), sync,
                     1, max(1, repeats // 5))
         row(f"alexnet_bn step b{ab} {side}px", mine, ref, batch=ab)
+    if "trajectory" not in skip:
+        result["trajectory"] = trajectory(device, torch_device, 3 if smoke else 20,
+                                          0.0625 if smoke else 0.25, batch, sync)
     result["peak_memory"] = peak_memory(device)
     return result
 
@@ -303,7 +335,10 @@ def main(argv=None) -> int:
     p.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat (CI)")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--skip", default="", help="comma-separated: epoch, draw, alexnet")
+    p.add_argument("--skip", default="",
+                   help="comma-separated: epoch, draw, alexnet, trajectory")
+    p.add_argument("--tf32", action="store_true",
+                   help="allow TF32 matrix products in both frameworks (default strict float32)")
     p.add_argument("--out", required=True, help="JSON file to write")
     args = p.parse_args(argv)
     repeats, warmup = (1, 1) if args.smoke else (args.repeats, args.warmup)
@@ -312,7 +347,7 @@ def main(argv=None) -> int:
         print(f"error: --out {out} exists; give a new file", file=sys.stderr)
         return 2
     result = run(args.device, args.smoke, repeats, warmup,
-                 skip={s.strip() for s in args.skip.split(",") if s.strip()})
+                 skip={s.strip() for s in args.skip.split(",") if s.strip()}, tf32=args.tf32)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

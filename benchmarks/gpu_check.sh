@@ -9,6 +9,7 @@
 #   gpu-tests.txt       pytest -m gpu: every kernel against the reference on the GPU
 #   suite-cupy.txt      the stand-in's test list on the real device (TINYPROJ_BACKEND=cupy)
 #   gpu-bench.json      benchmarks/gpu_bench.py: step, epoch, sweep draw, AlexNet vs PyTorch
+#   gpu-bench-tf32.json the same with TF32 allowed on both sides (and the 20-step losses)
 #   summary.json        passed/failed counts of both test runs and each step's exit status
 # A step that fails or runs out of time is recorded and the next one still runs.
 set -uo pipefail
@@ -19,16 +20,19 @@ PY=${PYTHON:-python3}
 STANDIN_TESTS=$(sed -n '/^STANDIN_TESTS :=/,/^$/p' Makefile | tr -d '\\' | sed 's/STANDIN_TESTS :=//')
 
 { nvidia-smi; $PY -m tinyproj.cli info; } > "$OUT/info.txt" 2>&1
-timeout 90 $PY -m pytest -q -m gpu -p no:cacheprovider tests > "$OUT/gpu-tests.txt" 2>&1
+timeout 60 $PY -m pytest -q -m gpu -p no:cacheprovider tests > "$OUT/gpu-tests.txt" 2>&1
 gpu_rc=$?
-TINYPROJ_BACKEND=cupy timeout 120 $PY -m pytest -q -p no:cacheprovider $STANDIN_TESTS \
+TINYPROJ_BACKEND=cupy timeout 100 $PY -m pytest -q -p no:cacheprovider $STANDIN_TESTS \
     > "$OUT/suite-cupy.txt" 2>&1
 suite_rc=$?
-timeout 100 $PY benchmarks/gpu_bench.py --repeats 20 --out "$OUT/gpu-bench.json" \
+timeout 90 $PY benchmarks/gpu_bench.py --repeats 20 --out "$OUT/gpu-bench.json" \
     > "$OUT/gpu-bench.txt" 2>&1
 bench_rc=$?
+timeout 50 $PY benchmarks/gpu_bench.py --tf32 --repeats 10 --skip draw,alexnet \
+    --out "$OUT/gpu-bench-tf32.json" >> "$OUT/gpu-bench.txt" 2>&1
+tf32_rc=$?
 
-$PY - "$OUT" "$gpu_rc" "$suite_rc" "$bench_rc" <<'PYEOF'
+$PY - "$OUT" "$gpu_rc" "$suite_rc" "$bench_rc" "$tf32_rc" <<'PYEOF'
 import json, re, sys
 out, *rcs = sys.argv[1:]
 def counts(name):
@@ -36,7 +40,7 @@ def counts(name):
     tail = text.strip().splitlines()[-1] if text.strip() else ""
     return {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?|xfailed)", tail)}
 summary = {"gpu_tests": counts("gpu-tests.txt"), "suite_cupy": counts("suite-cupy.txt"),
-           "exit": dict(zip(("gpu_tests", "suite_cupy", "bench"), map(int, rcs)))}
+           "exit": dict(zip(("gpu_tests", "suite_cupy", "bench", "bench_tf32"), map(int, rcs)))}
 json.dump(summary, open(f"{out}/summary.json", "w"), indent=2)
 print(json.dumps(summary))
 PYEOF

@@ -43,6 +43,10 @@ def test_cpu_smoke_run_writes_every_row(tmp_path):
     result = json.loads(out.read_text())
     cases = [r["case"] for r in result["rows"]]
     assert [c.split()[0] for c in cases] == ["step", "epoch", "sweep", "alexnet_bn"]
+    traj = result["trajectory"]
+    assert len(traj["tinyproj_losses"]) == len(traj["torch_losses"]) == 3
+    # the same weights and data: the first loss agrees between the frameworks
+    assert abs(traj["tinyproj_losses"][0] - traj["torch_losses"][0]) < 1e-3 * max(1.0, abs(traj["torch_losses"][0]))
     assert all(r["ratio"] > 0 for r in result["rows"])
     again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_bench.py"),
                             "--device", "cpu", "--smoke", "--out", str(out)],
