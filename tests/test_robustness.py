@@ -190,10 +190,11 @@ def test_sweep_file_rows_and_fields(reference_rows, run_copy):
     bits = [r["bits_per_weight"] for r in rows[1:]]
     assert all(b > 0 for b in bits) and bits == sorted(bits, reverse=True)
     assert len(rows[1]["bits_per_layer"]) == 9
-    # power: deterministic, one draw, no bits; file name and JSON lines
+    # power: deterministic, one draw by default, no bits; file name and JSON lines
     run = run_copy()
-    prow = robustness.run_sweep(run, "power", [1.0, 0.0], draws=5, progress=False, **FAST)
+    prow = robustness.run_sweep(run, "power", [1.0, 0.0], progress=False, **FAST)
     assert [r["draws"] for r in prow] == [1, 1] and "bits_per_weight" not in prow[0]
+    assert prow[0]["bn_protocol"] == "batches" and prow[0]["bn_images"] is None
     lines = (run / "sweeps" / "power.jsonl").read_text().splitlines()
     assert [json.loads(x)["spec"] for x in lines] == ["power:beta=1", "power:beta=0"]
     assert [r["level"] for r in prow] == [0.0, 1.0]          # merged rows: sorted by level

@@ -5,6 +5,9 @@ One idea per file:
 - ``scoring.py``   score a trained model under a distortion, K random draws, batch norm
                    re-estimated per draw, weights and statistics restored bitwise;
                    optionally only some layers distorted (``distorted_weights``)
+- ``bn_estimate.py`` batch-norm re-estimation per draw: exact float64 statistics of the
+                   whole training set (or N images) in a few large passes (default), or the
+                   old average of 20 batches of 50
 - ``bits.py``      bits per weight ½·log2(1 + Q_w/Q_n), per layer and for the network
 - ``sweeps.py``    error against AddNorm σ / MultUnif γ / Power β (Figures 2A-C), the
                    default grids, per-layer sweeps; sweep files (a result grid of
@@ -36,6 +39,7 @@ from ..runs.grid import parse_shard, shard_points
 from . import analysis
 from .bits import (BitsReport, addnorm_bits, bits_report, empirical_noise_power, finite_or_none,
                    multunif_bits, snr_bits)
+from .bn_estimate import BNProtocol, reestimate_exact
 from .jobs import run_sweep_jobs
 from .midpoint import Midpoint, midpoint_level, midpoints
 from .scoring import (DEFAULT_DRAWS, Score, distorted_weights, draw_generators, score_distortion,
@@ -45,7 +49,7 @@ from .sweeps import (DISTORTIONS, SETTINGS_KEYS, Distortion, check_levels, get_d
                      sweep_name, sweep_path)
 
 __all__ = [
-    "analysis",
+    "analysis", "BNProtocol", "reestimate_exact",
     "Score", "score_distortion", "distorted_weights", "select_weights", "draw_generators",
     "DEFAULT_DRAWS",
     "BitsReport", "snr_bits", "bits_report", "addnorm_bits", "multunif_bits",

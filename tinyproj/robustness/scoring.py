@@ -4,8 +4,9 @@ For a distortion spec (``"addnorm:sigma=0.3"``, ``"sign"``, ``"power:beta=0.5"``
 ``projections.parse``) and each random draw d = 0 … K−1::
 
     1. swap the distorted weights P_k = Proj(W_k) in        (algorithm1.project_weights)
-    2. re-estimate the batch-norm statistics on training     (evaluation.reestimate_batchnorm;
-       batches, computed with P (default 20 batches of 50)    bn_batches=0 skips it)
+    2. re-estimate the batch-norm statistics on training     (``bn_estimate.reestimate``:
+       data, computed with P                                  exact over a full pass, or the
+                                                              old 20 × 50 batches; see there)
     3. score the test set (optionally its first N images)     (evaluation.error_rate)
     4. put W and the saved statistics back, bitwise           (evaluation.saved_batchnorm_stats)
 
@@ -19,7 +20,7 @@ only (no Python ``hash``, which changes between processes)::
 
     distortion rng  <- [seed, 1, sha256(spec) words, sha256(layers) words, d]
                        (the words: ``runs.grid.seed_words``)
-    BN-batches rng  <- [seed, 2, d]
+    BN-batches rng  <- [seed, 2, d]    (which training images, in which order)
 
 so a (seed, spec, layers, draw) always gives the same numbers, whatever else was scored
 before, in which order, in which process: a sweep split into shards and merged equals the
@@ -37,9 +38,10 @@ from dataclasses import dataclass, field
 
 from .. import backend, projections
 from ..algorithm1 import project, project_weights, restore, weight_params
-from ..runs.evaluation import error_rate, reestimate_batchnorm, saved_batchnorm_stats
+from ..runs.evaluation import error_rate, saved_batchnorm_stats
 from ..runs.grid import seed_words
 from .bits import empirical_noise_power
+from .bn_estimate import BNProtocol, reestimate
 
 __all__ = ["Score", "score_distortion", "distorted_weights", "select_weights",
            "draw_generators", "DEFAULT_DRAWS"]
@@ -133,7 +135,8 @@ def draw_generators(seed: int, spec: str, layers, draw: int):
 
 
 def score_distortion(model, train_source, test_source, spec, *, draws: int | None = None,
-                     layers=None, seed: int = 0, bn_batches: int = 20, bn_batch_size: int = 50,
+                     layers=None, seed: int = 0, bn: BNProtocol | None = None,
+                     bn_batches: int = 20, bn_batch_size: int = 50,
                      test_subset: int | None = None, eval_batch_size: int = 500,
                      measure_noise: bool = False) -> Score:
     """Test error of ``model`` under the distortion ``spec``, over K = ``draws`` draws (a Score).
@@ -143,8 +146,11 @@ def score_distortion(model, train_source, test_source, spec, *, draws: int | Non
     test_source: what is scored. Both have ``len()`` and ``.batch(indices) -> (x, y)``.
     spec: a projection spec or Projection. draws: K (default 1 for a deterministic spec,
     DEFAULT_DRAWS for a stochastic one). layers: None (all weights) or weight names (only
-    those distorted). seed: integer >= 0 (see :func:`draw_generators`). bn_batches: training
-    batches of ``bn_batch_size`` for the re-estimation (0: keep the stored statistics).
+    those distorted). seed: integer >= 0 (see :func:`draw_generators`). bn: how batch norm is
+    re-estimated per draw (a ``bn_estimate.BNProtocol``, e.g. ``BNProtocol()``: exact over a
+    full pass of the training set); None: the old protocol, ``bn_batches`` training batches
+    of ``bn_batch_size`` averaged (0: keep the stored statistics). Draws of a deterministic
+    spec differ only in the training images (or their order) used for the re-estimation.
     test_subset: score only the first N test images. measure_noise: also record
     mean((P − W)²) per layer and draw (for empirical bits per weight).
     """
@@ -153,9 +159,11 @@ def score_distortion(model, train_source, test_source, spec, *, draws: int | Non
         draws = DEFAULT_DRAWS if (projection.stochastic or projection.random_params) else 1
     if not isinstance(draws, int) or isinstance(draws, bool) or draws < 1:
         raise ValueError(f"draws must be an integer >= 1; got {draws!r}")
-    if bn_batches < 0 or bn_batch_size < 1:
-        raise ValueError(f"bn_batches must be >= 0 and bn_batch_size >= 1; got {bn_batches}, "
-                         f"{bn_batch_size}")
+    if bn is None:
+        if bn_batches < 0 or bn_batch_size < 1:
+            raise ValueError(f"bn_batches must be >= 0 and bn_batch_size >= 1; got "
+                             f"{bn_batches}, {bn_batch_size}")
+        bn = BNProtocol.batches(bn_batches, bn_batch_size)
     if test_subset is not None and test_subset < 1:
         raise ValueError(f"test_subset must be >= 1 (or None for the whole test set); got "
                          f"{test_subset}")
@@ -171,8 +179,7 @@ def score_distortion(model, train_source, test_source, spec, *, draws: int | Non
                     distorted_weights(model, projection, distortion_rng, names) as distorted:
                 if measure_noise:
                     noise.append(empirical_noise_power(clean, distorted))
-                if bn_batches:
-                    reestimate_batchnorm(model, train_source, bn_batches, bn_batch_size, bn_rng)
+                reestimate(model, train_source, bn, bn_rng)
                 errors.append(error_rate(model, test_source, eval_batch_size, test_subset))
     finally:
         model.train(was_training)      # also when a batch failed halfway through re-estimation

@@ -41,8 +41,12 @@ Fields of a row::
                                          order; null for the whole network
     error_mean, error_std, errors, draws test error (fraction) over the K draws (std: ddof=1)
     n_test, chance_error                 test images scored; 1 − 1/classes
-    seed, bn_batches, bn_batch_size,     the settings (equal across a sweep; checked on resume)
-    test_subset, checkpoint_step
+    seed, bn_batches, bn_batch_size,     the settings (equal across a sweep; checked on resume);
+    bn_images, bn_pass_size,             bn_images/bn_pass_size: the exact re-estimation (images
+    test_subset, checkpoint_step         read, images per pass; bn_batches null), or null with
+                                         bn_batches × bn_batch_size: the old protocol (rows made
+                                         before the exact one existed lack these two fields)
+    bn_protocol                          "exact" | "batches" | "none", in words (not checked)
     bits_per_weight, bits_per_weight_pooled, bits_per_layer      addnorm, multunif (exact)
     bits_per_weight_empirical            addnorm, multunif: Q_n measured from the K draws
     seconds                              time taken by this point
@@ -64,14 +68,15 @@ from ..runs.progress import progress_bar
 from ..tensor import no_grad
 from . import bits as _bits
 from . import scoring
+from .bn_estimate import BNProtocol
 from .scoring import DEFAULT_DRAWS, select_weights
 
 __all__ = ["Distortion", "DISTORTIONS", "get_distortion", "check_levels", "sweep_name",
            "grid_points", "run_sweep", "DEFAULT_DRAWS", "SETTINGS_KEYS", "row_key",
            "sweep_path", "sweep_files", "sweep_grid", "merge_sweep_files"]
 
-SETTINGS_KEYS = ("distortion", "seed", "bn_batches", "bn_batch_size", "test_subset",
-                 "checkpoint_step", "draws")
+SETTINGS_KEYS = ("distortion", "seed", "bn_batches", "bn_batch_size", "bn_images",
+                 "bn_pass_size", "test_subset", "checkpoint_step", "draws")
 """Row fields that must agree across all rows of one sweep (resuming or merging with other
 settings would mix incomparable numbers)."""
 
@@ -249,16 +254,19 @@ def _bits_fields(dist, level, weights: dict, score) -> dict:
     return fields
 
 
-def run_sweep(run, distortion, levels=None, *, draws: int = DEFAULT_DRAWS, layer=None,
-              per_layer: bool = False, shard=None, seed: int = 0, bn_batches: int = 20,
-              bn_batch_size: int = 50, test_subset: int | None = None,
+def run_sweep(run, distortion, levels=None, *, draws: int | None = None, layer=None,
+              per_layer: bool = False, shard=None, seed: int = 0, bn=None,
+              bn_batches: int = 20, bn_batch_size: int = 50, test_subset: int | None = None,
               eval_batch_size: int = 500, data_dir=None, restart: bool = False,
               progress: bool = True) -> list:
     """Sweep ``distortion`` over ``levels`` for a trained run; returns the sweep's merged rows.
 
     run: a run folder (``tinyproj train --out``) or a ``LoadedRun``. distortion: "addnorm" |
-    "multunif" | "power". levels: the grid (default: the distortion's). draws: K for addnorm
-    and multunif (power always 1). layer: one weight name, or per_layer=True for every weight
+    "multunif" | "power". levels: the grid (default: the distortion's). draws: K (default:
+    DEFAULT_DRAWS for addnorm and multunif, 1 for power; K > 1 for power gives an error bar
+    over the re-estimation's training images). bn: a ``bn_estimate.BNProtocol`` (e.g.
+    ``BNProtocol()``: exact, a full pass over the training set); None: the old protocol,
+    ``bn_batches`` batches of ``bn_batch_size``. layer: one weight name, or per_layer=True for every weight
     layer one at a time (the others exact). shard: ``"i/n"`` or ``(i, n)``, 0 <= i < n: do
     only grid points i, i+n, … and write them to the shard's own file. seed, bn_batches,
     bn_batch_size, test_subset, eval_batch_size: as in ``scoring.score_distortion``.
@@ -277,7 +285,10 @@ def run_sweep(run, distortion, levels=None, *, draws: int = DEFAULT_DRAWS, layer
     if layer is not None and per_layer:
         raise UserError("give either layer=NAME / --layer (one layer) or per_layer=True / "
                         "--per-layer (every layer), not both")
-    draws = draws if dist.stochastic else 1
+    if draws is None:
+        draws = DEFAULT_DRAWS if dist.stochastic else 1
+    if bn is None:
+        bn = BNProtocol.batches(bn_batches, bn_batch_size)
     if not isinstance(draws, int) or isinstance(draws, bool) or draws < 1:
         raise UserError(f"draws (--draws) must be an integer >= 1; got {draws!r}")
     if restart and shard is not None:
@@ -296,9 +307,8 @@ def run_sweep(run, distortion, levels=None, *, draws: int = DEFAULT_DRAWS, layer
 
     name = sweep_name(dist, per_layer=per_layer or layer is not None)
     pos = (run.meta or {}).get("pos", {})
-    settings = {"distortion": dist.name, "seed": seed, "bn_batches": bn_batches,
-                "bn_batch_size": bn_batch_size, "test_subset": test_subset,
-                "checkpoint_step": pos.get("step"), "draws": draws}
+    settings = {"distortion": dist.name, "seed": seed, **bn.settings(len(run.train)),
+                "test_subset": test_subset, "checkpoint_step": pos.get("step"), "draws": draws}
     grid = sweep_grid(run.folder, name, shard, settings)
     if restart:
         grid.move_aside()
@@ -319,7 +329,7 @@ def run_sweep(run, distortion, levels=None, *, draws: int = DEFAULT_DRAWS, layer
             chosen = None if layer_name is None else [layer_name]
             score = scoring.score_distortion(
                 model, run.train, run.test, spec, draws=draws, layers=chosen, seed=seed,
-                bn_batches=bn_batches, bn_batch_size=bn_batch_size, test_subset=test_subset,
+                bn=bn, test_subset=test_subset,
                 eval_batch_size=eval_batch_size, measure_noise=dist.name != "power")
             weights = clean if layer_name is None else {layer_name: clean[layer_name]}
             row = {"distortion": dist.name, "param": dist.param, "level": level, "spec": spec,
@@ -328,6 +338,7 @@ def run_sweep(run, distortion, levels=None, *, draws: int = DEFAULT_DRAWS, layer
                    "error_mean": score.mean, "error_std": score.std, "errors": score.errors,
                    "draws": score.draws, "n_test": score.n_test, "chance_error": chance,
                    **{k: settings[k] for k in SETTINGS_KEYS if k not in ("distortion", "draws")},
+                   "bn_protocol": bn.kind,
                    **_bits_fields(dist, level, weights, score),
                    "seconds": round(time.perf_counter() - start, 3)}
             grid.append(row, network)             # one whole line, or nothing

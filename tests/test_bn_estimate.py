@@ -1,0 +1,218 @@
+"""Batch-norm re-estimation for the test protocol (robustness/bn_estimate.py, issue 13 item 4):
+exact float64 population statistics over a full pass, in grouped passes; the old 20 × 50
+protocol still selectable; launches counted on the stand-in."""
+import numpy as np
+import pytest
+
+from tinyproj import backend, models, nn, standin
+from tinyproj.cli import main
+from tinyproj.errors import UserError
+from tinyproj.robustness import bn_estimate, score_distortion
+from tinyproj.robustness.bn_estimate import BNProtocol, parse_bn_images, reestimate_exact
+from tinyproj.runs.evaluation import reestimate_batchnorm
+
+
+class Source:
+    """A training set in memory: ``len()`` and ``.batch(indices) -> (x, y)``."""
+
+    def __init__(self, x, y=None):
+        self.x = x
+        self.y = np.zeros(len(x), dtype=np.int64) if y is None else y
+
+    def __len__(self):
+        return len(self.x)
+
+    def batch(self, idx):
+        idx = np.asarray(idx)
+        return self.x[idx], self.y[idx]
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 3),
+                         nn.BatchNorm1d(3))
+
+
+def data(n=1001, seed=0, sorted_rows=False):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, 5)) * 3 + 2).astype(np.float32)
+    if sorted_rows:                       # batches in file order differ in their means
+        x = x[np.argsort(x[:, 0])]
+    return x
+
+
+def first_layer_input(model, x):
+    return x.astype(np.float64) @ model[0].weight.data.T.astype(np.float64)
+
+
+@pytest.mark.parametrize("pass_size", [1001, 100, 7])
+def test_first_layer_gets_the_population_mean_and_unbiased_variance(pass_size):
+    model, x = mlp(), data()
+    used = reestimate_exact(model, Source(x), pass_size=pass_size, rng=backend.make_rng(0))
+    h = first_layer_input(model, x)
+    assert used == len(x)
+    np.testing.assert_allclose(model[1].running_mean, h.mean(0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(model[1].running_var, h.var(0, ddof=1), rtol=1e-6)
+
+
+def test_one_pass_gives_the_second_layer_the_statistics_of_its_population_input():
+    model, x = mlp(), data(500)
+    reestimate_exact(model, Source(x), pass_size=500, rng=backend.make_rng(1))
+    h = first_layer_input(model, x)
+    bn = model[1]
+    z = (h - h.mean(0)) / np.sqrt(h.var(0) + bn.eps) * bn.weight.data + bn.bias.data
+    h2 = np.maximum(z, 0) @ model[3].weight.data.T.astype(np.float64)
+    np.testing.assert_allclose(model[4].running_mean, h2.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model[4].running_var, h2.var(0, ddof=1), rtol=1e-4)
+
+
+def test_exact_counts_the_spread_between_batches_the_old_average_misses():
+    """Sorted data: every 50-image batch has its own mean. The exact variance is the total
+    variance; the old average of within-batch variances is far smaller."""
+    x = data(1000, sorted_rows=True)
+    src = Source(x)
+    exact, old = mlp(), mlp()
+    old.load_state_dict(exact.state_dict())
+    reestimate_exact(exact, src, pass_size=50, rng=backend.make_rng(0))
+    # the old protocol on all 20 batches of 50 in file order (identity "permutation")
+    import tinyproj.runs.evaluation as ev
+    real = ev.backend.permutation
+    ev.backend.permutation = lambda rng, n: np.arange(n)
+    try:
+        reestimate_batchnorm(old, src, 20, 50)
+    finally:
+        ev.backend.permutation = real
+    total = first_layer_input(exact, x).var(0, ddof=1)
+    np.testing.assert_allclose(exact[1].running_var, total, rtol=1e-5)
+    # within-batch variances never exceed the total (up to the m/(m−1) factor); their average
+    # misses the spread of the batch means, large here in the channels that follow x[:, 0]
+    assert np.all(old[1].running_var <= 1.03 * total), (old[1].running_var, total)
+    assert old[1].running_var.sum() < 0.8 * total.sum(), (old[1].running_var, total)
+
+
+def test_subsets_and_orders_come_from_the_draw_generator():
+    x = data(600)
+    stats, model = [], mlp()
+    for seed in (0, 0, 1):
+        used = reestimate_exact(model, Source(x), images=100, pass_size=40,
+                                rng=backend.make_rng(seed))
+        assert used == 100
+        stats.append(model[1].running_mean.copy())
+    np.testing.assert_array_equal(stats[0], stats[1])          # same generator, same images
+    assert not np.allclose(stats[0], stats[2])                  # another draw, other images
+
+
+def test_model_is_left_as_it_was_apart_from_the_statistics():
+    model, x = mlp(), data(200)
+    model.train()
+    reestimate_exact(model, Source(x), rng=backend.make_rng(0))
+    assert model.training and all("forward" not in vars(m) for m in model.modules())
+    model.eval()
+    reestimate_exact(model, Source(x), rng=backend.make_rng(0))
+    assert not model.training
+    out = model(x[:3])                          # the class's forward is back
+    assert out.shape == (3, 3)
+
+
+def test_a_pass_of_single_images_is_never_made():
+    """1001 images in passes of 500: three near-equal passes (334, 333, 334), not 500+500+1,
+    which would stop BatchNorm1d (one value per channel)."""
+    model, x = mlp(), data(1001)
+    assert reestimate_exact(model, Source(x), pass_size=500, rng=backend.make_rng(0)) == 1001
+
+
+def test_protocol_settings_describe_and_images_used():
+    exact = BNProtocol()
+    assert exact.settings(45000) == {"bn_batches": None, "bn_batch_size": None,
+                                     "bn_images": 45000, "bn_pass_size": 1000}
+    assert BNProtocol("exact", images=5000).images_used(1000) == 1000
+    old = BNProtocol.batches(20, 50)
+    assert old.kind == "batches" and old.settings(45000)["bn_images"] is None
+    assert old.images_used(45000) == 1000 and BNProtocol.batches(0).kind == "none"
+    assert "all 45000" in exact.describe(45000) and "20 batches of 50" in old.describe()
+    assert parse_bn_images("all") is None and parse_bn_images("2000") == 2000
+    for bad in ("0", "-3", "1e3", "many"):
+        with pytest.raises(UserError, match="--bn-images"):
+            parse_bn_images(bad)
+    with pytest.raises(ValueError):
+        BNProtocol("momentum")
+
+
+def test_scoring_with_the_exact_protocol_has_a_small_spread_over_draws():
+    """A deterministic spec: draws differ only in the re-estimation. All images in one pass
+    (order irrelevant): identical errors. The old protocol on 2 × 10 images: they differ."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((400, 5)).astype(np.float32)
+    y = (x[:, 0] + 0.3 * rng.standard_normal(400) > 0).astype(np.int64) * 2
+    src = Source(x, y)
+    model = mlp()
+    exact = score_distortion(model, src, src, "sign", draws=3,
+                             bn=BNProtocol(pass_size=400))
+    assert exact.draws == 3 and exact.std == pytest.approx(0.0, abs=1e-12)
+    old = score_distortion(model, src, src, "sign", draws=6, bn_batches=2, bn_batch_size=10)
+    assert old.std > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Stand-in launch counts: a draw is a few grouped passes, not one forward per 50-image batch
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def on_standin():
+    previous = backend.name()
+    backend.use("standin")
+    yield
+    backend.use(previous)
+
+
+def test_launches_grow_with_passes_not_with_images(on_standin):
+    host = np.random.default_rng(0)
+    x = backend.asarray(host.standard_normal((1000, 3, 32, 32)).astype(np.float32))
+    y = backend.asarray(host.integers(0, 10, 1000))
+    src = type("DeviceSource", (), {"__len__": lambda s: 1000,
+                                    "batch": lambda s, idx: (x[idx], y[idx])})()
+    model = models.bc_cifar10(width=1 / 16)
+
+    def count(fn):
+        with standin.counting() as c:
+            fn()
+        return c
+    one = count(lambda: reestimate_exact(model, src, pass_size=1000, rng=backend.make_rng(0)))
+    four = count(lambda: reestimate_exact(model, src, pass_size=250, rng=backend.make_rng(0)))
+    old = count(lambda: reestimate_batchnorm(model, src, 20, 50, backend.make_rng(0)))
+    # the same 1,000 images: one grouped pass against 20 forwards of 50
+    assert one.launches * 3 < old.launches, (one.ops, old.ops)
+    # cost per pass is fixed: four passes ≈ four times one pass (plus the merges of Chan's update)
+    assert 3.5 * one.launches < four.launches < 4.5 * one.launches, (one.launches, four.launches)
+    # the permutation is the only sync; no copy beyond the per-pass indices
+    assert one.syncs <= 1 and four.syncs <= 1
+    assert one.copies <= 2 and old.copies >= 20
+    print(f"\nexact, 1 pass: {dict(one)}; 4 passes: {dict(four)}; old 20 x 50: {dict(old)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+def test_cli_flags_select_the_protocol_and_refuse_mixtures(tmp_path, capsys):
+    from tinyproj.cli import sweep as cli_sweep
+    import argparse
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    cli_sweep.add_parsers(sub)
+    args = parser.parse_args(["sweep", "RUN", "--distortion", "power"])
+    assert cli_sweep.bn_protocol(args) == BNProtocol()
+    args = parser.parse_args(["sweep", "RUN", "--distortion", "power", "--bn-images", "3000",
+                              "--bn-pass-size", "500"])
+    assert cli_sweep.bn_protocol(args) == BNProtocol(images=3000, pass_size=500)
+    args = parser.parse_args(["sweep", "RUN", "--distortion", "power", "--bn-batches", "20"])
+    assert cli_sweep.bn_protocol(args) == BNProtocol.batches(20, 50)
+
+    def error_of(argv):
+        assert main(["sweep", str(tmp_path), "--distortion", "power"] + argv) == 2
+        return capsys.readouterr().err
+    assert "--bn-images" in error_of(["--bn-images", "lots"])
+    assert "not both" in error_of(["--bn-images", "all", "--bn-batches", "20"])
+    assert "--bn-pass-size" in error_of(["--bn-pass-size", "0"])
+
+
+def test_module_docstring_states_both_protocols():
+    doc = bn_estimate.__doc__
+    assert "re-computed on the training data" in doc and "20 × 50" in doc
