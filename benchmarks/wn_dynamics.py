@@ -146,7 +146,13 @@ def _train_clean(model, train_src, test_src, epochs: int, seed: int) -> list:
 
 # --- summary ------------------------------------------------------------------------------
 def summary_rows(records: list) -> list:
-    """One dict per (run, layer): accuracy at the end, growth of mean |w|, binarization."""
+    """One dict per (run, layer): accuracy at the end, growth of mean |w|, binarization.
+
+    ``vs_clean``: mean |w| at the end over that of the clean run with the same batch norm
+    (clean training grows the weights too, so growth alone does not show the noise's part).
+    """
+    clean_end = {rec["bn"]: rec["rows"][-1]["weights"] for rec in records
+                 if rec.get("noise") is None and rec["rows"]}
     out = []
     for rec in records:
         rows = rec["rows"]
@@ -166,6 +172,9 @@ def summary_rows(records: list) -> list:
                 "mean_abs_start": round(first["weights"][layer]["mean_abs"], 5),
                 "mean_abs_end": round(last["weights"][layer]["mean_abs"], 5),
                 "growth": round(grow[layer], 3),
+                "vs_clean": round(last["weights"][layer]["mean_abs"] /
+                                  clean_end[rec["bn"]][layer]["mean_abs"], 3)
+                if rec["bn"] in clean_end else None,
                 "max_abs_end": round(last["weights"][layer]["max_abs"], 5),
                 "bimodality_start": round(first["binarization"][layer]["bimodality"], 3),
                 "bimodality_end": None if b["bimodality"] is None else round(b["bimodality"], 3),

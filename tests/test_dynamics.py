@@ -176,3 +176,26 @@ def test_summary_keeps_a_diverged_run():
     rec = {"name": "add-1e8", "status": "diverged: step 3", "rows": []}
     assert wd.summary_rows([rec]) == [{"run": "add-1e8", "layer": "",
                                        "status": "diverged: step 3"}]
+
+
+def _record(name, noise, bn, start, end):
+    def row(epoch, scale):
+        return {"epoch": epoch, "test_accuracy": 0.9, "test_accuracy_noisy": 0.8,
+                "weights": {"fc1": {"mean_abs": scale, "max_abs": 2 * scale, "std": scale}},
+                "binarization": {"fc1": {"bimodality": 0.5, "share_near_max": 0.01}}}
+    return {"name": name, "noise": noise, "sigma": 1.0, "bn": bn, "site": "fc2", "epochs": 1,
+            "status": "finished", "rows": [row(0, start), row(1, end)]}
+
+
+def test_summary_compares_with_the_clean_run_of_the_same_kind():
+    wd = _driver()
+    rows = wd.summary_rows([_record("clean", None, False, 0.1, 0.2),
+                            _record("add", "additive", False, 0.1, 0.5),
+                            _record("clean-bn", None, True, 0.1, 0.4),
+                            _record("mul-bn", "multiplicative", True, 0.1, 0.2),
+                            _record("add-bn-alone", "additive", None, 0.1, 0.2)])
+    by = {r["run"]: r for r in rows}
+    assert by["add"]["growth"] == pytest.approx(5.0) and by["add"]["vs_clean"] == 2.5
+    assert by["mul-bn"]["vs_clean"] == 0.5 and by["clean-bn"]["vs_clean"] == 1.0
+    assert by["add-bn-alone"]["vs_clean"] is None          # no clean run of its kind
+    assert not by["add"]["binarized"]
