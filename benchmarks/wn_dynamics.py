@@ -148,11 +148,11 @@ def _train_clean(model, train_src, test_src, epochs: int, seed: int) -> list:
 def summary_rows(records: list) -> list:
     """One dict per (run, layer): accuracy at the end, growth of mean |w|, binarization.
 
-    ``vs_clean``: mean |w| at the end over that of the clean run with the same batch norm
-    (clean training grows the weights too, so growth alone does not show the noise's part).
+    ``vs_clean``: mean |w| at the end over that of the clean run with the same batch norm and
+    seed (clean training grows the weights too, so growth alone does not show the noise's part).
     """
-    clean_end = {rec["bn"]: rec["rows"][-1]["weights"] for rec in records
-                 if rec.get("noise") is None and rec["rows"]}
+    clean_end = {(rec["bn"], rec.get("seed", 0)): rec["rows"][-1]["weights"]
+                 for rec in records if rec.get("noise") is None and rec["rows"]}
     out = []
     for rec in records:
         rows = rec["rows"]
@@ -161,10 +161,12 @@ def summary_rows(records: list) -> list:
             continue
         first, last = rows[0], rows[-1]
         grow = dyn.growth(first["weights"], last["weights"])
+        clean = clean_end.get((rec["bn"], rec.get("seed", 0)))
         for layer in last["weights"]:
             b = last["binarization"][layer]
             out.append({
-                "run": rec["name"], "noise": rec["noise"] or "none", "sigma": rec["sigma"],
+                "run": rec["name"], "seed": rec.get("seed", 0),
+                "noise": rec["noise"] or "none", "sigma": rec["sigma"],
                 "bn": rec["bn"], "site": rec["site"] if rec["noise"] else "",
                 "epochs": rec["epochs"], "layer": layer,
                 "test_acc_clean": round(last["test_accuracy"], 4),
@@ -172,9 +174,8 @@ def summary_rows(records: list) -> list:
                 "mean_abs_start": round(first["weights"][layer]["mean_abs"], 5),
                 "mean_abs_end": round(last["weights"][layer]["mean_abs"], 5),
                 "growth": round(grow[layer], 3),
-                "vs_clean": round(last["weights"][layer]["mean_abs"] /
-                                  clean_end[rec["bn"]][layer]["mean_abs"], 3)
-                if rec["bn"] in clean_end else None,
+                "vs_clean": None if clean is None else
+                round(last["weights"][layer]["mean_abs"] / clean[layer]["mean_abs"], 3),
                 "max_abs_end": round(last["weights"][layer]["max_abs"], 5),
                 "bimodality_start": round(first["binarization"][layer]["bimodality"], 3),
                 "bimodality_end": None if b["bimodality"] is None else round(b["bimodality"], 3),
@@ -185,13 +186,42 @@ def summary_rows(records: list) -> list:
     return out
 
 
+TABLE_KEYS = ("test_acc_clean", "test_acc_noisy", "growth", "vs_clean", "bimodality_end",
+              "share_near_max_end")
+
+
+def seed_table(rows: list) -> list:
+    """Per (run, layer) over the seeds: the mean, min and max of :data:`TABLE_KEYS`."""
+    groups = {}
+    for r in rows:
+        if r.get("layer"):
+            groups.setdefault((r["run"], r["layer"]), []).append(r)
+    out = []
+    for (run, layer), group in groups.items():
+        row = {"run": run, "layer": layer, "seeds": len(group),
+               "binarized": sum(bool(r["binarized"]) for r in group)}
+        for key in TABLE_KEYS:
+            values = [r[key] for r in group if r[key] is not None]
+            if values:
+                row.update({key: round(sum(values) / len(values), 4),
+                            f"{key}_min": min(values), f"{key}_max": max(values)})
+        out.append(row)
+    return out
+
+
+def _key(rec: dict) -> str:
+    seed = rec.get("seed", 0)
+    return rec["name"] if seed == 0 else f"{rec['name']}/seed{seed}"
+
+
 def series(records: list) -> dict:
-    """Per run, per-epoch lists: accuracies, and per layer mean |w| and bimodality."""
+    """Per run (``name``, or ``name/seedS`` for seeds other than 0), per-epoch lists:
+    accuracies, per layer mean |w|, bimodality and share near max; start/end histograms."""
     out = {}
     for rec in records:
         rows = rec["rows"]
         layers = list(rows[0]["weights"]) if rows else []
-        out[rec["name"]] = {
+        out[_key(rec)] = {"seed": rec.get("seed", 0),
             "noise": rec["noise"], "sigma": rec["sigma"], "bn": rec["bn"],
             "status": rec["status"], "seconds": rec["seconds"],
             "epoch": [r["epoch"] for r in rows],
@@ -214,10 +244,12 @@ def plot(data: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
-    names = [n for n in data if data[n]["epoch"]]
+    names = [n for n in data if data[n]["epoch"] and "/" not in n]      # seed 0
     cmap = plt.get_cmap("tab20")
     colors = {n: cmap(i % 20) for i, n in enumerate(names)}
-    for col, layer in enumerate(("fc1", "fc2")):
+    layers = [k for k in (list(data[names[0]]["mean_abs"]) if names else [])
+              if all(k in data[n]["mean_abs"] for n in names)][:2]    # fc1, fc2: the noise's feed
+    for col, layer in enumerate(layers):
         ax = axes[0, col]
         for n in names:
             ax.plot(data[n]["epoch"], data[n]["mean_abs"][layer], color=colors[n], label=n)
@@ -235,10 +267,13 @@ def plot(data: dict, path: Path) -> None:
     ax.set(title="test accuracy with the training noise on", xlabel="epoch", ylim=(0, 1))
     ax = axes[1, 2]
     for n in names:
-        h = data[n]["histograms"]["end"]["fc2"]
+        h = data[n]["histograms"]["end"].get(SITE)
+        if h is None:
+            continue
         ax.plot([(k + 0.5) / len(h) for k in range(len(h))], h, color=colors[n], marker=".")
-    ax.set(title="fc2 at the end: share of |w|/max|w| per bin", xlabel="|w| / max |w|")
-    axes[0, 0].legend(fontsize=7, ncol=2)
+    ax.set(title=f"{SITE} at the end: share of |w|/max|w| per bin", xlabel="|w| / max |w|")
+    axes[0, 2].legend([plt.Line2D([], [], color=colors[n]) for n in names], names, fontsize=7,
+                      ncol=2)
     fig.suptitle(f"Walking Noise learning dynamics, MNIST mlp_tfc, noise at site {SITE}")
     fig.tight_layout()
     buf = io.BytesIO()
@@ -249,19 +284,29 @@ def plot(data: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def summarize(out: Path, results: Path, log=print) -> list:
-    records = [json.loads((out / f"{n}.json").read_text()) for n in RUNS
-               if (out / f"{n}.json").exists()]
-    if not records:
-        raise UserError(f"no finished runs in {out}; run the experiment first", flag="--out")
-    results.mkdir(parents=True, exist_ok=True)
-    rows = summary_rows(records)
+def _write_csv(path: Path, rows: list) -> None:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(results / "summary.csv", buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
+
+
+def summarize(outs, results: Path, log=print) -> list:
+    """Read the run files of the folder(s) ``outs`` (one per seed) and write into ``results``:
+    summary.csv (per run, seed and layer), table.csv (over seeds), dynamics.json, dynamics.png.
+    """
+    outs = [Path(outs)] if isinstance(outs, (str, Path)) else [Path(o) for o in outs]
+    records = [json.loads((out / f"{n}.json").read_text()) for out in outs for n in RUNS
+               if (out / f"{n}.json").exists()]
+    if not records:
+        raise UserError(f"no finished runs in {', '.join(map(str, outs))}; run the experiment "
+                        "first", flag="--out")
+    results.mkdir(parents=True, exist_ok=True)
+    rows = summary_rows(records)
+    _write_csv(results / "summary.csv", rows)
+    _write_csv(results / "table.csv", seed_table(rows))
     data = series(records)
     atomic_write_text(results / "dynamics.json", json.dumps(data, indent=1) + "\n")
     plot(data, results / "dynamics.png")
@@ -272,7 +317,8 @@ def summarize(out: Path, results: Path, log=print) -> list:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="folder for the run files (outside the repo)")
+    p.add_argument("--out", required=True, help="folder for the run files (outside the repo); "
+                   "with --summarize, several folders separated by commas (one per seed)")
     p.add_argument("--epochs", type=int, default=30, help="epochs per run (authors: 100)")
     p.add_argument("--runs", default="all", help=f"comma-separated names from: {', '.join(RUNS)}")
     p.add_argument("--seed", type=int, default=0, help="seed of each run's generator")
@@ -285,7 +331,7 @@ def main(argv=None) -> int:
     p.add_argument("--results", default=str(ROOT / "results" / "wn-dynamics-mnist"),
                    help="folder for summary.csv, dynamics.json, dynamics.png")
     a = p.parse_args(argv)
-    out, results = Path(a.out), Path(a.results)
+    outs, results = [Path(o) for o in a.out.split(",") if o.strip()], Path(a.results)
     names = list(RUNS) if a.runs == "all" else [n.strip() for n in a.runs.split(",") if n]
     unknown = [n for n in names if n not in RUNS]
     if unknown:
@@ -293,8 +339,12 @@ def main(argv=None) -> int:
     if a.epochs < 1:
         raise UserError(f"--epochs must be >= 1, got {a.epochs}", flag="--epochs")
     if a.summarize:
-        summarize(out, results)
+        summarize(outs, results)
         return 0
+    if len(outs) != 1:
+        raise UserError("training writes into one --out folder (several only with "
+                        "--summarize)", flag="--out")
+    out = outs[0]
     settings = {} if a.glorot else authors_settings()
     from tinyproj.data import load_dataset
     from tinyproj.data.sources import ArraySource

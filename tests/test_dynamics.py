@@ -157,7 +157,7 @@ def test_driver_runs_records_and_summarizes(name, tmp_path):
     data = json.loads((tmp_path / "res" / "dynamics.json").read_text())
     assert data[name]["epoch"] == [0, 1] and len(data[name]["bimodality"]["fc1"]) == 2
     assert (tmp_path / "res" / "dynamics.png").stat().st_size > 1000
-    assert (tmp_path / "res" / "summary.csv").read_text().startswith("run,noise,sigma")
+    assert (tmp_path / "res" / "summary.csv").read_text().startswith("run,seed,noise,sigma")
 
 
 def test_driver_refuses_bad_flags_before_any_file(tmp_path):
@@ -199,3 +199,30 @@ def test_summary_compares_with_the_clean_run_of_the_same_kind():
     assert by["mul-bn"]["vs_clean"] == 0.5 and by["clean-bn"]["vs_clean"] == 1.0
     assert by["add-bn-alone"]["vs_clean"] is None          # no clean run of its kind
     assert not by["add"]["binarized"]
+
+
+def test_seeds_are_compared_within_a_seed_and_tabled_over_seeds(tmp_path):
+    wd = _driver()
+    records = []
+    for seed, end in ((0, 0.5), (1, 0.9)):
+        for rec in (_record("clean", None, False, 0.1, 0.3 if seed else 0.25),
+                    _record("add-1e0", "additive", False, 0.1, end)):
+            rec["seed"] = seed
+            rec["histograms"], rec["seconds"] = {"start": {}, "end": {}}, 1.0
+            records.append(rec)
+    rows = wd.summary_rows(records)
+    noisy = [r for r in rows if r["run"] == "add-1e0"]
+    assert [r["vs_clean"] for r in noisy] == [2.0, 3.0]        # each seed against its own clean
+    table = {r["run"]: r for r in wd.seed_table(rows)}
+    assert table["add-1e0"]["seeds"] == 2 and table["add-1e0"]["vs_clean"] == 2.5
+    assert (table["add-1e0"]["vs_clean_min"], table["add-1e0"]["vs_clean_max"]) == (2.0, 3.0)
+    assert set(wd.series(records)) == {"clean", "add-1e0", "clean/seed1", "add-1e0/seed1"}
+    for seed in (0, 1):
+        folder = tmp_path / f"s{seed}"
+        folder.mkdir()
+        for rec in records:
+            if rec["seed"] == seed:
+                (folder / f"{rec['name']}.json").write_text(json.dumps(rec))
+    wd.main(["--out", f"{tmp_path / 's0'},{tmp_path / 's1'}", "--summarize",
+             "--results", str(tmp_path / "res")])
+    assert (tmp_path / "res" / "table.csv").read_text().count("\n") == 3   # header + 2 runs
