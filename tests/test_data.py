@@ -341,8 +341,8 @@ def test_scale_to_unit():
 # load_dataset
 # ---------------------------------------------------------------------------
 def test_load_dataset_names_and_options(tmp_path):
-    with pytest.raises(ValueError, match="cifar10, mnist, fashion-mnist, synthetic"):
-        data.load_dataset("svhn")
+    with pytest.raises(ValueError, match="cifar10, mnist, fashion-mnist, svhn, synthetic"):
+        data.load_dataset("stl10")
     with pytest.raises(ValueError, match="unknown preprocess 'whiten'"):
         data.load_dataset("synthetic", preprocess="whiten")
     with pytest.raises(ValueError, match="floats already"):
@@ -548,8 +548,9 @@ def test_dataset_shapes_without_loading():
     assert data.dataset_shape("synthetic")[0] == synthetic.input_shape
     assert data.DATASET_SIZES["synthetic"] == (len(synthetic.x_train), len(synthetic.x_test))
     assert set(data.DATASET_SIZES) == set(data.DATASET_SHAPES)
-    with pytest.raises(UserError, match="--dataset.*svhn"):
-        data.dataset_shape("svhn")
+    assert data.dataset_shape("SVHN") == ((3, 32, 32), 10)
+    with pytest.raises(UserError, match="--dataset.*stl10"):
+        data.dataset_shape("stl10")
     with pytest.raises(UserError, match="streamed"):
         data.load_dataset("imagenet")
 

@@ -5,9 +5,11 @@ One module per idea:
 - ``dataset.py``    ``load_dataset(name, ...) -> Dataset``, the single entry point
 - ``cifar.py``      CIFAR-10 from the official python batches (``load_cifar10``)
 - ``mnist.py``      MNIST and Fashion-MNIST from IDX files (``load_mnist``, ``load_fashion_mnist``)
+- ``svhn.py``       SVHN from its official .mat files (``load_svhn``)
+- ``matfile.py``    a small reader of MATLAB level-5 files, numeric arrays only (``read_mat``)
 - ``imagenet.py``   a streamed folder of class sub-folders (``ImageFolder``)
 - ``synthetic.py``  a learnable made-up dataset for tests (``synthetic_classification``)
-- ``preprocess.py`` scaling, global contrast normalization, ZCA whitening, the on-disk cache
+- ``preprocess.py`` scaling, the Walking Noise normalizations, GCN, ZCA whitening, the cache
 - ``batches.py``    the validation split and minibatch iteration
 - ``location.py``   where the data are (``data_dir()``) and where caches go (``cache_dir()``)
 - ``files.py``      dataset errors, downloads, md5 checks, atomic writes (umask respected)
@@ -38,7 +40,10 @@ from .files import (ChecksumWarning, DatasetError, DatasetNotFoundError, default
 from .imagenet import ImageFolder, load_image, locate_imagenet, normalize_imagenet
 from .location import cache_dir, data_dir
 from .mnist import download_mnist, load_fashion_mnist, load_mnist, read_idx
-from .preprocess import ZCA, gcn_zca, global_contrast_normalize, scale_to_unit
+from .matfile import read_mat
+from .preprocess import (ZCA, gcn_zca, global_contrast_normalize, normalize_channels,
+                         scale_signed, scale_to_unit)
+from .svhn import download_svhn, load_svhn, read_svhn_mat
 from .synthetic import synthetic_classification
 
 __all__ = [
@@ -46,9 +51,11 @@ __all__ = [
     "DATASET_SIZES", "dataset_shape", "data_dir", "cache_dir", "locate_imagenet",
     "load_cifar10", "download_cifar10", "read_cifar_batch",
     "load_mnist", "load_fashion_mnist", "download_mnist", "read_idx",
+    "load_svhn", "download_svhn", "read_svhn_mat", "read_mat",
     "ImageFolder", "load_image", "normalize_imagenet",
     "synthetic_classification",
-    "global_contrast_normalize", "ZCA", "gcn_zca", "scale_to_unit",
+    "global_contrast_normalize", "ZCA", "gcn_zca", "scale_to_unit", "scale_signed",
+    "normalize_channels",
     "train_val_split", "iterate_minibatches", "num_batches",
     "DatasetError", "DatasetNotFoundError", "ChecksumWarning", "default_data_dir", "file_md5",
 ]

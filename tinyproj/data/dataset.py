@@ -14,17 +14,20 @@ from .cifar import CIFAR10_DATA_FILES, cifar10_class_names, load_cifar10, locate
 from .imagenet import IMAGENET_CROP
 from .mnist import (FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist, locate_mnist,
                     mnist_files)
-from .preprocess import cached_arrays, gcn_zca, global_contrast_normalize, scale_to_unit
+from .preprocess import (black_value, cached_arrays, gcn_zca, global_contrast_normalize,
+                         normalize_channels, scale_signed, scale_to_unit)
+from .svhn import load_svhn, locate_svhn, svhn_files
 from .synthetic import synthetic_classification
 
 __all__ = ["Dataset", "load_dataset", "DATASET_NAMES", "PREPROCESSINGS", "DATASET_SHAPES",
-           "DATASET_SIZES", "dataset_shape"]
+           "DATASET_SIZES", "dataset_shape", "check_preprocess"]
 
-DATASET_NAMES = ("cifar10", "mnist", "fashion-mnist", "synthetic")
+DATASET_NAMES = ("cifar10", "mnist", "fashion-mnist", "svhn", "synthetic")
 DATASET_SHAPES = {
     "cifar10": ((3, 32, 32), 10),
     "mnist": ((1, 28, 28), 10),
     "fashion-mnist": ((1, 28, 28), 10),
+    "svhn": ((3, 32, 32), 10),
     "synthetic": ((3, 32, 32), 10),                      # load_dataset's default shape
     "imagenet": ((3, IMAGENET_CROP, IMAGENET_CROP), 1000),   # streamed (ImageFolder), cropped
 }
@@ -34,16 +37,17 @@ without loading anything, so a model can be checked against its data before any 
 folder with fewer classes gives fewer."""
 
 DATASET_SIZES = {"cifar10": (50000, 10000), "mnist": (60000, 10000),
-                 "fashion-mnist": (60000, 10000), "synthetic": (1000, 200),
+                 "fashion-mnist": (60000, 10000), "svhn": (73257, 26032),
+                 "synthetic": (1000, 200),
                  "imagenet": (1281167, 50000)}
 """Every dataset → (training examples, test examples) as published (synthetic: load_dataset's
 defaults; ImageNet: ILSVRC-2012, a local folder may hold fewer), so ``--train-subset``,
 ``--val-size`` and ``--test-subset`` can be checked before anything is loaded."""
-PREPROCESSINGS = ("none", "scale", "gcn", "gcn_zca")
+PREPROCESSINGS = ("none", "scale", "signed", "meanstd", "gcn", "gcn_zca")
 _DEFAULT_PREPROCESS = {"cifar10": "gcn_zca", "mnist": "scale", "fashion-mnist": "scale",
-                       "synthetic": "none"}
+                       "svhn": "meanstd", "synthetic": "none"}
 _ALIASES = {"cifar10": "cifar10", "mnist": "mnist", "fashionmnist": "fashion-mnist",
-            "synthetic": "synthetic"}
+            "svhn": "svhn", "synthetic": "synthetic"}
 _CACHE_VERSION = 1  # bump when the preprocessing code changes what it computes
 
 
@@ -68,6 +72,13 @@ class Dataset:
     def input_shape(self) -> tuple:
         """The shape of one example, e.g. (3, 32, 32)."""
         return tuple(self.x_train.shape[1:])
+
+    @property
+    def pad_value(self) -> tuple:
+        """A black pixel after the preprocessing, per channel: what a random crop pads with
+        (the authors pad the raw image before normalizing; ``preprocess.black_value``)."""
+        channels = self.x_train.shape[1] if self.x_train.ndim == 4 else 1
+        return black_value(self.preprocess, channels)
 
     def __repr__(self) -> str:
         return (f"Dataset({self.name!r}, train {self.x_train.shape} {self.x_train.dtype}, "
@@ -101,10 +112,25 @@ def _canonical_preprocess(preprocess, name: str) -> str:
     if key not in PREPROCESSINGS:
         raise ValueError(f"unknown preprocess {preprocess!r}; choose one of "
                          f"{', '.join(PREPROCESSINGS)} (or 'default').")
-    if name == "synthetic" and key == "scale":
-        raise ValueError("preprocess='scale' divides uint8 pixels by 255; the synthetic data are "
-                         "floats already. Choose 'none', 'gcn' or 'gcn_zca'.")
+    if name == "synthetic" and key in ("scale", "signed", "meanstd"):
+        raise ValueError(f"preprocess={key!r} starts from uint8 pixels / 255; the synthetic data "
+                         "are floats already. Choose 'none', 'gcn' or 'gcn_zca'.")
+    if key == "meanstd" and DATASET_SHAPES[name][0][0] != 3:
+        raise ValueError(f"preprocess='meanstd' uses the authors' three RGB channel means and "
+                         f"stds; {name} has {DATASET_SHAPES[name][0][0]} channel(s). Choose "
+                         "'scale' ([0, 1]) or 'signed' ([−1, 1]).")
     return key
+
+
+def check_preprocess(name: str, preprocess) -> str:
+    """The canonical preprocessing of ``preprocess`` for dataset ``name`` (no data loaded);
+    UserError (``--preprocess``) for an unknown one or one the dataset cannot take."""
+    try:
+        return _canonical_preprocess(preprocess, _canonical_name(name))
+    except ValueError as err:
+        if isinstance(err, UserError):
+            raise
+        raise UserError(f"--preprocess: {err}", flag="--preprocess") from None
 
 
 def _say(message: str) -> None:
@@ -121,6 +147,10 @@ def _preprocess(arrays: tuple, preprocess: str, gcn_scale: float, filter_bias: f
     x_train, y_train, x_test, y_test = arrays
     if preprocess == "scale":
         x_train, x_test = scale_to_unit(x_train), scale_to_unit(x_test)
+    elif preprocess == "signed":
+        x_train, x_test = scale_signed(x_train), scale_signed(x_test)
+    elif preprocess == "meanstd":
+        x_train, x_test = normalize_channels(x_train), normalize_channels(x_test)
     elif preprocess == "gcn":
         x_train = global_contrast_normalize(x_train, scale=gcn_scale).astype(np.float32)
         x_test = global_contrast_normalize(x_test, scale=gcn_scale).astype(np.float32)
@@ -134,15 +164,19 @@ def load_dataset(name, data_dir=None, preprocess="default", train_subset=None, d
                  **synthetic_options) -> Dataset:
     """Load a dataset by name, preprocessed, as a :class:`Dataset`.
 
-    name:          "cifar10", "mnist", "fashion-mnist" or "synthetic" (case, "-" and "_"
-                   do not matter).
+    name:          "cifar10", "mnist", "fashion-mnist", "svhn" or "synthetic" (case, "-"
+                   and "_" do not matter).
     data_dir:      where the raw files are; default :func:`tinyproj.data.location.data_dir`
                    (``$TINYPROJ_DATA``, else ../shared/datasets beside the checkout, else
                    datasets/).
     preprocess:    "default" (cifar10: "gcn_zca", the paper's; mnist and fashion-mnist:
-                   "scale"; synthetic: "none"), or one of
+                   "scale"; svhn: "meanstd"; synthetic: "none"), or one of
                    "none"    uint8 pixels as stored,
                    "scale"   float32 pixels / 255 in [0, 1],
+                   "signed"  (pixels / 255 − 0.5) / 0.5 in [−1, 1] (Walking Noise's
+                             Fashion-MNIST),
+                   "meanstd" per channel (pixels / 255 − mean) / std with the Walking Noise
+                             authors' constants (their CIFAR-10 and SVHN; RGB only),
                    "gcn"     global contrast normalization (mean 0, L2 norm ``gcn_scale``),
                    "gcn_zca" GCN then ZCA whitening fit on the training images
                              (``zca_filter_bias``), applied to both sets.
@@ -193,6 +227,10 @@ def load_dataset(name, data_dir=None, preprocess="default", train_subset=None, d
             source = _fingerprint(folder / f for f in CIFAR10_DATA_FILES)
             class_names = cifar10_class_names(data_dir)
             loader = load_cifar10
+        elif name == "svhn":
+            source = _fingerprint(svhn_files(locate_svhn(data_dir, download)))
+            class_names = tuple(map(str, range(10)))
+            loader = load_svhn
         else:
             dataset = "MNIST" if name == "mnist" else "Fashion-MNIST"
             source = _fingerprint(mnist_files(locate_mnist(dataset, data_dir, download)))

@@ -13,6 +13,7 @@ in a sub-folder of it::
     <data_dir>/cifar-10-batches-py/   data_batch_1..5, test_batch, batches.meta
     <data_dir>/mnist/                 train-images-idx3-ubyte.gz, ...
     <data_dir>/fashion-mnist/         train-images-idx3-ubyte.gz, ...
+    <data_dir>/svhn/                  train_32x32.mat, test_32x32.mat
     <data_dir>/imagenet/              train/<class>/*.JPEG, val/<class>/*.JPEG
 
 Preprocessed arrays (GCN + ZCA) go to :func:`~tinyproj.data.location.cache_dir`, never

@@ -1,4 +1,17 @@
-"""Preprocessing on the host: scaling, global contrast normalization, ZCA whitening, caching.
+"""Preprocessing on the host: scaling, normalization, GCN, ZCA whitening, caching.
+
+Walking Noise's normalizations (the authors' torchvision transforms, ``ToTensor`` then
+``Normalize``), all from uint8 pixels p::
+
+    scale     p / 255                               in [0, 1]    (their MNIST)
+    signed    (p / 255 − 0.5) / 0.5                 in [−1, 1]   (their Fashion-MNIST)
+    meanstd   (p / 255 − mean_c) / std_c per channel             (their CIFAR-10 and SVHN)
+              mean = (0.4914, 0.4822, 0.4465), std = (0.2023, 0.1994, 0.2010)
+              (:data:`AUTHORS_MEAN`, :data:`AUTHORS_STD`: the constants in their code —
+              the widely copied CIFAR-10 values, used for SVHN too; not recomputed here)
+
+A black pixel (p = 0) becomes :func:`black_value` (0, −1, −mean_c/std_c): the value the
+random crop pads with, since the authors pad the raw image before normalizing it.
 
 The CIFAR-10 pipeline of the paper (BinaryConnect's, made with pylearn2's
 ``make_cifar10_gcn_whitened.py``) is::
@@ -30,12 +43,47 @@ import numpy as np  # host-side preprocessing, done once before training
 
 from .files import atomic_save_npz
 
-__all__ = ["scale_to_unit", "global_contrast_normalize", "ZCA", "gcn_zca", "cached_arrays"]
+__all__ = ["scale_to_unit", "scale_signed", "normalize_channels", "black_value",
+           "AUTHORS_MEAN", "AUTHORS_STD", "global_contrast_normalize", "ZCA", "gcn_zca",
+           "cached_arrays"]
+
+AUTHORS_MEAN = (0.4914, 0.4822, 0.4465)
+AUTHORS_STD = (0.2023, 0.1994, 0.2010)
 
 
 def scale_to_unit(x) -> np.ndarray:
     """uint8 pixels 0..255 to float32 in [0, 1]: ``x / 255``."""
     return (np.asarray(x, dtype=np.float32) / np.float32(255.0))
+
+
+def scale_signed(x) -> np.ndarray:
+    """uint8 pixels to float32 in [−1, 1]: ``(x / 255 − 0.5) / 0.5``."""
+    return (scale_to_unit(x) - np.float32(0.5)) / np.float32(0.5)
+
+
+def normalize_channels(x, mean=AUTHORS_MEAN, std=AUTHORS_STD) -> np.ndarray:
+    """uint8 images (N, C, H, W) to float32 ``(x / 255 − mean_c) / std_c`` per channel c.
+
+    ``mean`` and ``std`` have one value per channel (default: the authors' constants).
+    """
+    x = np.asarray(x)
+    if x.ndim != 4 or x.shape[1] != len(mean) or len(std) != len(mean):
+        raise ValueError(f"normalize_channels: images of shape (N, {len(mean)}, H, W) needed "
+                         f"for {len(mean)} channel means, got {x.shape}")
+    m = np.asarray(mean, dtype=np.float32)[None, :, None, None]
+    s = np.asarray(std, dtype=np.float32)[None, :, None, None]
+    return (scale_to_unit(x) - m) / s
+
+
+def black_value(preprocess: str, channels: int) -> tuple:
+    """The value of a black pixel (0) after ``preprocess``, one per channel: what a random
+    crop pads with. GCN and ZCA work image by image, so a black border has no fixed value
+    there; 0 (the data's mean after GCN) is used."""
+    if preprocess == "signed":
+        return (-1.0,) * channels
+    if preprocess == "meanstd":
+        return tuple(-m / s for m, s in zip(AUTHORS_MEAN, AUTHORS_STD))
+    return (0.0,) * channels
 
 
 def global_contrast_normalize(X, scale=1.0, subtract_mean=True, use_std=False,

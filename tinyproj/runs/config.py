@@ -89,13 +89,16 @@ class TrainConfig:
     bias: str = setting("auto", "biases in mlp_tfc / lenet5: auto (only without --bn) | true "
                                 "(every layer, as the Walking Noise authors' PyTorch layers) | "
                                 "false")
-    dataset: str = setting("cifar10", "cifar10 | mnist | fashion-mnist | synthetic | imagenet")
+    dataset: str = setting("cifar10", "cifar10 | mnist | fashion-mnist | svhn | synthetic | "
+                                      "imagenet")
     data_dir: str | None = setting(None, "folder holding cifar-10-batches-py/, mnist/, ... "
                                          "(default: $TINYPROJ_DATA, else ../shared/datasets, "
                                          "else datasets/); stored absolute",
                                    parse=_optional(str))
-    preprocess: str | None = setting(None, "none | scale | gcn | gcn_zca (default: the "
-                                           "dataset's: CIFAR-10 gcn_zca, MNIST scale)",
+    preprocess: str | None = setting(None, "none | scale ([0,1]) | signed ([-1,1]) | meanstd "
+                                           "(per channel, the Walking Noise authors') | gcn | "
+                                           "gcn_zca (default: the dataset's: CIFAR-10 gcn_zca, "
+                                           "MNIST and Fashion-MNIST scale, SVHN meanstd)",
                                      parse=_optional(str))
     train_subset: int | None = setting(None, "train on the first N training images only",
                                        parse=_optional(int))
@@ -228,7 +231,7 @@ _CHOICES = {
     "loss": ("square_hinge", "cross_entropy"),
     "optimizer": ("adam", "sgd"),
     "lr_schedule": ("exponential", "cosine", "step", "constant"),
-    "preprocess": (None, "none", "scale", "gcn", "gcn_zca", "default"),
+    "preprocess": (None, "none", "scale", "signed", "meanstd", "gcn", "gcn_zca", "default"),
     "init": ("glorot", "torch"),
     "bias": ("auto", "true", "false"),
 }
@@ -335,6 +338,9 @@ def validate(cfg: TrainConfig, data_shape=None) -> TrainConfig:
             projections.parse(spec)
         except ValueError as err:
             _fail("test_projections", str(err).split("\n")[0], "e.g. none,sign,round")
+    if cfg.dataset != "imagenet" and cfg.preprocess not in (None, "default"):
+        from ..data.dataset import check_preprocess
+        check_preprocess(cfg.dataset, cfg.preprocess)
     if not isinstance(cfg.bn, bool) or not isinstance(cfg.bn_reestimate, bool):
         _fail("bn", "must be true or false")
     if cfg.out is not None and not str(cfg.out).strip():
