@@ -24,6 +24,9 @@
 # | Stoch | +α with p = (w/α + 1)/2, else −α | {−α, +α} |
 # | StochM(γ) | \|w\|·U(γ, 1/γ), sign + with p, else − | [−α/γ, α/γ] |
 # | StochM3(γ) | StochM, then the half of the weights nearest 0 zeroed with prob. ½ | [−α/γ, α/γ] and 0 |
+#
+# (StochM has three readings, compared in section 5b; the table shows the one the
+# `tr-stochm-c` preset uses.)
 # | AddNorm(σ) | w + N(0, α·σ) | ℝ |
 # | MultUnif(γ) | w·U(γ, 1/γ) | [−α/γ, α/γ] |
 #
@@ -297,6 +300,79 @@ print(f"w = {w_neg[0]:+.2f} (alpha = {alpha}), p = {(w_neg[0] / alpha + 1) / 2:.
 print(f"  literal StochM  : {100 * frac_pos_lit:5.1f} % of the draws are positive  (sign flipped)")
 print(f"  magnitude StochM: {100 * frac_pos_mag:5.1f} % of the draws are positive  (sign kept)")
 # We will train a network with each reading at the end of section 7.
+
+# %% [markdown]
+# ## 5b. Three readings of StochM, side by side
+#
+# Table 1's StochM can be read three ways. All three draw the sign like Stoch (+ with
+# p = (w/α + 1)/2) and a factor u ~ U(γ, 1/γ), E[u] = (γ + 1/γ)/2; they differ in *what*
+# u multiplies:
+#
+# | spec | P = ± … · u | states | E[P] | E[P] at γ = 1 |
+# | --- | --- | --- | --- | --- |
+# | `stochm` (magnitude) | \|w\| | [−α/γ, α/γ] | w·\|w\|/α·E[u] | w·\|w\|/α ≠ w |
+# | `stochm_literal` (as printed) | w | [−α/γ, α/γ] | w²/α·E[u] ≥ 0 | w²/α ≠ w |
+# | `stochm_alpha` (α reading) | α | [−α/γ, −γα] ∪ [γα, α/γ] | w·E[u] | w (it *is* Stoch) |
+#
+# Which one did the authors mean? Two sentences of the paper pull different ways:
+#
+# * Section 4.1.4: StochM "projects each weight to the interval [γw, w/γ] with probability
+#   p, and [−γw, −w/γ] with 1 − p" — a magnitude that scales with w: the **magnitude**
+#   reading (the literal one too, but it cannot train: section 5).
+# * Right after: "using γ = 0.5 during training, the expected value of the projected weight
+#   is no longer" w. That singles out γ = 0.5, so at some other γ (γ = 1) the expectation
+#   must be w. Only the **α reading** has that property: E[P] = w·(γ + 1/γ)/2, exactly w at
+#   γ = 1 and 1.25·w at γ = 0.5. The other two are never w.
+#
+# The `tr-stochm-c` preset uses **`stochm`, the magnitude reading**: it follows the
+# section's own definition of the sampled interval, and the project's committed runs were
+# made with it. `--projection stochm_alpha:gamma=0.5` trains with the α reading instead.
+# Below: draws and expectations of the three, then the measured means at γ = 0.5 and γ = 1.
+
+# %%
+readings = {"stochm": projections.stochm, "stochm_literal": projections.stochm_literal,
+            "stochm_alpha": projections.stochm_alpha}
+formulas = {"stochm": lambda x, g: x * np.abs(x) / alpha * (g + 1 / g) / 2,
+            "stochm_literal": lambda x, g: x ** 2 / alpha * (g + 1 / g) / 2,
+            "stochm_alpha": lambda x, g: x * (g + 1 / g) / 2}
+fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), sharey=True)
+for ax, (name, fn) in zip(axes, readings.items()):
+    for d in range(n_show):
+        ax.plot(w, fn(w, gamma, rng), ".", ms=2, alpha=0.5, color="tab:blue",
+                label="draws" if d == 0 else None)
+    ax.plot(w, formulas[name](w, gamma), "r-", lw=2, label=f"E[P], γ = {gamma}")
+    ax.plot(w, formulas[name](w, 1.0), "g--", lw=1.5, label="E[P], γ = 1")
+    ax.plot(w, w, "k:", lw=1, label="w")
+    ax.set_title(f"{name}:gamma={gamma}")
+    ax.set_xlabel("full-precision weight w")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+axes[0].set_ylabel("projected weight")
+fig.suptitle("The three readings of StochM: only the α reading has E[P] = w at γ = 1")
+fig.tight_layout()
+_quick.show(fig, "03_stochm_readings.png")
+
+check_states("stochm_alpha gamma=0.5", projections.stochm_alpha(big, gamma, rng),
+             interval=(-alpha / gamma, alpha / gamma))
+magnitudes = np.abs(projections.stochm_alpha(big, gamma, rng))
+print(f"stochm_alpha |P|/alpha in [{magnitudes.min() / alpha:.3f}, {magnitudes.max() / alpha:.3f}]"
+      f"  (states: [gamma, 1/gamma] = [{gamma}, {1 / gamma}])")
+assert magnitudes.min() >= gamma * alpha * (1 - 1e-6)
+
+print(f"\nmeasured E[P] over {n_draws} draws (formula in brackets), alpha = {alpha}")
+print(f"{'w':>6} " + " ".join(f"{name.replace('stochm', 'sm') + f' g={g:g}':>17}"
+                                  for name in readings for g in (gamma, 1.0)))
+probe = np.array([-0.6, -0.2, 0.1, 0.4, alpha], dtype=np.float64)
+draws_probe = np.tile(probe, (n_draws, 1))
+means = {(name, g): fn(draws_probe, g, rng).mean(axis=0) for name, fn in readings.items()
+         for g in (gamma, 1.0)}
+for j, wj in enumerate(probe):
+    cells = [f"{means[(name, g)][j]:+.3f} [{formulas[name](wj, g):+.3f}]"
+             for name in readings for g in (gamma, 1.0)]
+    print(f"{wj:+6.2f} " + " ".join(f"{c:>17}" for c in cells))
+    for name in readings:
+        for g in (gamma, 1.0):
+            assert abs(means[(name, g)][j] - formulas[name](wj, g)) < 0.02 * alpha / g
 
 # %% [markdown]
 # ## 6. The spec parser

@@ -42,6 +42,7 @@ STOCHASTIC = {
     "stochm": lambda w, rng: P.stochm(w, 0.5, rng),
     "stochm3": lambda w, rng: P.stochm3(w, 0.5, rng),
     "stochm_literal": lambda w, rng: P.stochm_literal(w, 0.5, rng),
+    "stochm_alpha": lambda w, rng: P.stochm_alpha(w, 0.5, rng),
     "addnorm": lambda w, rng: P.addnorm(w, 0.3, rng),
     "multunif": lambda w, rng: P.multunif(w, 0.5, rng),
 }
@@ -272,12 +273,48 @@ def test_stochm_literal_flips_strongly_negative_weights(on):
     assert np.all((good[:, strongly_negative] < 0).mean(axis=0) > 0.9)
 
 
+@pytest.mark.parametrize("gamma", [0.5, 0.8, 1.0])
+def test_stochm_alpha_states_probability_and_expectation(on, gamma):
+    """±alpha·U(gamma, 1/gamma): |P|/alpha in [gamma, 1/gamma], + with probability p, and
+    E[P] = w·(gamma + 1/gamma)/2 (so E[P] = w at gamma = 1 only, 1.25·w at gamma = 0.5)."""
+    out = host(P.stochm_alpha(tiled(on), gamma, backend.make_rng(5))).astype(np.float64)
+    ratio = np.abs(out) / ALPHA
+    assert ratio.min() >= gamma * (1 - 1e-6) and ratio.max() <= (1 / gamma) * (1 + 1e-6)
+    p = (ROW / ALPHA + 1) / 2
+    frac_plus = (out > 0).mean(axis=0)
+    assert np.all(np.abs(frac_plus - p) <= binomial_tol(p, N_DRAWS))
+    # |P| is the same U(gamma, 1/gamma)·alpha for every w: its mean does not depend on w
+    eu = (gamma + 1 / gamma) / 2
+    sd_u = (1 / gamma - gamma) / np.sqrt(12)
+    assert np.all(np.abs(np.abs(out).mean(axis=0) - ALPHA * eu)
+                  <= 5 * ALPHA * sd_u / np.sqrt(N_DRAWS) + 1e-7)
+    # expectation against the formula; the std of one draw is <= alpha/gamma
+    expected = ROW.astype(np.float64) * eu
+    variance = np.maximum(float(ALPHA) ** 2 * (eu ** 2 + sd_u ** 2) - expected ** 2, 0.0)
+    std_of_mean = np.sqrt(variance / N_DRAWS)
+    assert np.all(np.abs(out.mean(axis=0) - expected) <= 5 * std_of_mean + 1e-7)
+    if gamma == 1.0:          # exactly Stoch: two states ±alpha
+        np.testing.assert_allclose(np.unique(np.abs(out)), [ALPHA], rtol=1e-6)
+
+
+def test_the_three_stochm_readings_differ_in_expectation(on):
+    """At gamma = 0.5, for w = -0.3·alpha: alpha reading 1.25·w, magnitude w·|w|/alpha·1.25,
+    literal w²/alpha·1.25 (positive); only the alpha reading is a multiple of w for all w."""
+    gamma, eu = 0.5, 1.25
+    readings = {"stochm_alpha": ROW * eu, "stochm": ROW * np.abs(ROW) / ALPHA * eu,
+                "stochm_literal": ROW ** 2 / ALPHA * eu}
+    for name, expected in readings.items():
+        out = host(P.REGISTRY[name].function(tiled(on), gamma, backend.make_rng(6)))
+        np.testing.assert_allclose(out.astype(np.float64).mean(axis=0), expected, atol=2.5e-3,
+                                   err_msg=name)
+
+
 # ---------------------------------------------------------------------------
 # Projection objects and the parser.
 # ---------------------------------------------------------------------------
 VALID_SPECS = [
     "sign", "round", "none", "stoch", "power:beta=0.5", "power:beta=U(0,2)",
-    "stochm:gamma=0.5", "stochm3:gamma=0.5", "stochm_literal:gamma=0.5",
+    "stochm:gamma=0.5", "stochm3:gamma=0.5", "stochm_literal:gamma=0.5", "stochm_alpha:gamma=0.5",
     "addnorm:sigma=0.3", "multunif:gamma=0.5",
 ]
 
@@ -355,7 +392,7 @@ def test_non_string_spec_rejected():
 
 def test_registry_and_available():
     assert set(P.REGISTRY) == {"sign", "round", "none", "power", "stoch", "stochm", "stochm3",
-                               "stochm_literal", "addnorm", "multunif"}
+                               "stochm_literal", "stochm_alpha", "addnorm", "multunif"}
     listing = P.available()
     assert len(listing) == len(P.REGISTRY)
     assert any(line.startswith("stochm:gamma") for line in listing)

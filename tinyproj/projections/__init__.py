@@ -28,8 +28,19 @@ addnorm(sigma)  w + N(0, alpha * sigma)                          R              
 multunif(gamma) w * U(gamma, 1/gamma)                            [-alpha/g, +alpha/g]    test
 ==============  ===============================================  ======================  ===========
 
-(``stochm_literal`` keeps the formula for StochM exactly as printed in Table 1; see
-its docstring for why it cannot train.)
+StochM has three readings (lesson 03 compares them; ``stochm3`` is another thing, the
+ImageNet variant of footnote 2 that also zeroes weights):
+
+==================  =========================================  ==============================
+spec                P = ... (+ with p = (w/alpha + 1)/2)        E[P]  (E[U] = (g + 1/g)/2)
+==================  =========================================  ==============================
+stochm (preset)     ±|w| * U(g, 1/g)    the magnitude reading   w*|w|/alpha * E[U]
+stochm_literal      ±w * U(g, 1/g)      Table 1 as printed      w**2/alpha * E[U]  (>= 0!)
+stochm_alpha        ±alpha * U(g, 1/g)  the alpha reading       w * E[U]  (= w only at g = 1)
+==================  =========================================  ==============================
+
+``stochm_literal`` cannot train (its docstring says why); ``stochm_alpha`` is the only
+reading that fits the paper's remark that gamma = 0.5 makes the expectation differ from w.
 
 Two ways to use them::
 
@@ -49,10 +60,11 @@ from ``backend.make_rng(seed)``. Passing ``rng=None`` falls back to
 """
 from .spec import REGISTRY, Projection, Uniform, available, parse
 from .table1 import (addnorm, multunif, none, power, round, sign, stoch, stochm, stochm3,
-                     stochm_literal)
+                     stochm_alpha, stochm_literal)
 
 __all__ = [
-    "sign", "round", "none", "power", "stoch", "stochm", "stochm_literal", "stochm3",
+    "sign", "round", "none", "power", "stoch", "stochm", "stochm_literal", "stochm_alpha",
+    "stochm3",
     "addnorm", "multunif",
     "Uniform", "Projection", "REGISTRY", "available", "parse",
 ]

@@ -6,7 +6,7 @@ import re
 
 from .. import backend
 from .table1 import (_rng, addnorm, multunif, none, power, round, sign, stoch, stochm,
-                     stochm3, stochm_literal)
+                     stochm3, stochm_alpha, stochm_literal)
 
 __all__ = ["Uniform", "Projection", "REGISTRY", "available", "parse"]
 
@@ -86,6 +86,8 @@ REGISTRY = {
     "stochm3": _Entry(stochm3, [_GAMMA], True, "train", "[-alpha/gamma, +alpha/gamma] and 0"),
     "stochm_literal": _Entry(stochm_literal, [_GAMMA], True, "(lesson only)",
                              "[-alpha/gamma, +alpha/gamma]"),
+    "stochm_alpha": _Entry(stochm_alpha, [_GAMMA], True, "train (a reading)",
+                           "[-alpha/gamma, -gamma*alpha] and [gamma*alpha, alpha/gamma]"),
     "addnorm": _Entry(addnorm, [_SIGMA], True, "test", "R"),
     "multunif": _Entry(multunif, [_GAMMA], True, "test", "[-alpha/gamma, +alpha/gamma]"),
 }

@@ -5,7 +5,8 @@ import math
 
 from tinyproj import backend, kernels
 
-__all__ = ["sign", "round", "none", "power", "stoch", "stochm", "stochm_literal", "stochm3",
+__all__ = ["sign", "round", "none", "power", "stoch", "stochm", "stochm_literal", "stochm_alpha",
+           "stochm3",
            "addnorm", "multunif"]
 
 
@@ -252,6 +253,41 @@ def stochm_literal(w, gamma, rng):
     signs = _random_sign(xp, rng, w, safe_alpha)
     scale = _uniform_gamma(xp, rng, w.shape, w.dtype, gamma)
     return (signs * w * scale).astype(w.dtype, copy=False)
+
+
+def stochm_alpha(w, gamma, rng):
+    """StochM, the alpha reading: +alpha*U with probability p, -alpha*U with 1 - p.
+
+    p = (w/alpha + 1)/2 and u ~ U(gamma, 1/gamma)::
+
+        StochM_alpha(w) = +alpha * u   with probability p
+                          -alpha * u   with probability 1 - p
+
+    Stoch (±alpha) with each state smeared over [gamma*alpha, alpha/gamma]: "there is
+    nothing special about projecting to two values, so why not sample the weight space more
+    densely?" (section 4.1.4). Allowed states: [-alpha/gamma, -gamma*alpha] and
+    [gamma*alpha, alpha/gamma] (inside Table 1's [-alpha/gamma, +alpha/gamma]). Moments::
+
+        E[StochM_alpha(w)] = alpha*(2p - 1)*E[u] = w * (gamma + 1/gamma)/2
+        E|StochM_alpha(w)| = alpha * (gamma + 1/gamma)/2
+
+    The only one of the three readings whose expectation is w at gamma = 1 (there it *is*
+    Stoch) and not w at gamma = 0.5 (1.25 w) -- the paper's remark after Table 2: "using
+    gamma = 0.5 during training, the expected value of the projected weight is no longer"
+    w. The magnitude reading :func:`stochm` (E = w*|w|/alpha * E[u]) and the literal one
+    :func:`stochm_literal` (E = w**2/alpha * E[u]) differ from w at every gamma, so the
+    remark would not single out gamma = 0.5 for them. The text of section 4.1.4 ("projects
+    each weight to the interval [gamma*w, w/gamma]") fits the magnitude reading instead,
+    which is why the Tr-StochM-C preset keeps :func:`stochm` (PAPERS.md section 1; lesson 03
+    shows the three side by side).
+    """
+    xp = _check_weights(w, "stochm_alpha")
+    gamma = _check_gamma(gamma, "stochm_alpha")
+    rng = _rng(rng)
+    alpha, safe_alpha = _alpha(xp, w)
+    signs = _random_sign(xp, rng, w, safe_alpha)
+    scale = _uniform_gamma(xp, rng, w.shape, w.dtype, gamma)
+    return (alpha * signs * scale).astype(w.dtype, copy=False)
 
 
 def stochm3(w, gamma, rng):
