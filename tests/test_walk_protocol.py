@@ -307,6 +307,9 @@ def test_cli_train_at_sigma_synthetic(tmp_path):
     (["--site-repeats", "2,0"], "--site-repeats", ">= 1"),
     (["--site-repeats", "2,x"], "--site-repeats", ">= 1"),
     (["--site-repeats", "2,2", "--repeat-at", "network"], "--site-repeats", "--repeat-at"),
+    (["--site-repeats", "2,2"], "--site-repeats", "8 noise sites"),
+    (["--site-repeats", "2,2", "--protocol", "train-at-sigma"], "--site-repeats",
+     "8 noise sites"),
     (["--noise", "additive:order=add-mul"], "--noise", "combined noise only"),
 ])
 def test_cli_flag_errors(tmp_path, capsys, extra, flag, message):
@@ -323,3 +326,22 @@ def test_cli_help_lists_the_grids(capsys):
     for name in ("add-mnist", "mul-linear-mnist", "mul-log-mnist", "train-at-sigma",
                  "all-no-bn", "--site-repeats", "add-mul"):
         assert name in text
+
+
+def test_cli_variants_reach_the_rows(tmp_path):
+    out = tmp_path / "v"
+    assert _walk(out, "--dataset", "synthetic", "--epochs", "1", "--train-subset", "128",
+                 "--test-subset", "64", "--bn", "--sites", "all-no-bn,relu1",
+                 "--noise", "combined:ratio=0.3,order=add-mul", "--sigmas", "0.1,10",
+                 "--site-repeats", "1,1,1,2,1,1,1,1,1,1,1") == 0
+    rows = wn.read_walk(out / "walk.jsonl")
+    assert len(rows) == 4 and {r["site_name"] for r in rows} == {"all-no-bn", "relu1"}
+    assert all(r["order"] == "add-mul" and r["repeat_at"] == "site" and r["ratio"] == 0.3
+               and r["site_repeats"] == [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1] for r in rows)
+    out2 = tmp_path / "g"
+    assert _walk(out2, "--dataset", "synthetic", "--epochs", "1", "--train-subset", "128",
+                 "--test-subset", "64", "--sites", "relu1", "--noise", "multiplicative",
+                 "--grid", "mul-linear") == 0
+    rows = wn.read_walk(out2 / "walk.jsonl")
+    assert [r["sigma"] for r in rows] == wn.grid_sigmas("mul-linear")
+    assert (out2 / "walk-accuracy.png").is_file()

@@ -258,6 +258,8 @@ def _check_args(args):
             raise UserError("--site-repeats gives N per site: it needs --repeat-at site",
                             flag="--site-repeats")
         args.repeat_at = "site"
+    if args.repeat_at is None:
+        args.repeat_at = "network"
     if args.protocol == "train-at-sigma":
         for flag, value in (("--run", args.run), ("--train-noise", args.train_noise)):
             if value is not None:
@@ -306,6 +308,14 @@ def _check_args(args):
     return spec, sigmas, seeds, shard, sites
 
 
+def _check_site_repeats(args, noisy) -> None:
+    """--site-repeats must give one N per noise site of the model walked."""
+    if args.site_repeats is not None and len(args.site_repeats) != noisy.num_sites:
+        raise UserError(f"--site-repeats gives {len(args.site_repeats)} N(s), but the model has "
+                        f"{noisy.num_sites} noise sites ({', '.join(noisy.site_names)}); give "
+                        "one N per site, in that order", flag="--site-repeats")
+
+
 def _skeleton(args):
     """An untrained NoisyModel of the command's architecture (its sites), built without data."""
     from .. import backend
@@ -326,6 +336,7 @@ def _cmd_walk(args) -> int:
     spec, sigmas, seeds, shard, sites = _check_args(args)
     if args.run is None:
         walk_sites(_skeleton(args), sites)        # a site typo stops here, before training
+        _check_site_repeats(args, _skeleton(args))
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder; give a folder for the walk",
@@ -346,6 +357,7 @@ def _cmd_walk(args) -> int:
         if args.run is not None:
             from ..runs.training import load_run
             run = load_run(args.run, data_dir=args.data_dir)
+            _check_site_repeats(args, NoisyModel(run.model, None))
             runs = {seed: run for seed in seeds}
         else:
             runs = {seed: _clean_run(args, seed, out, shard, log) for seed in seeds}
@@ -496,7 +508,7 @@ def add_parsers(sub) -> None:
                    help="training batches to re-estimate batch norm (reestimate; default 20)")
     p.add_argument("--repeats", type=int, default=1,
                    help="average N noisy executions per evaluation (effective sigma / sqrt N)")
-    p.add_argument("--repeat-at", default="network", choices=["network", "site"],
+    p.add_argument("--repeat-at", default=None, choices=["network", "site"],
                    help="where --repeats averages: network (rerun the whole network, "
                         "average the scores; default) or site (average N draws at each noisy "
                         "site, as the authors)")
