@@ -10,6 +10,7 @@ One module per idea:
 - ``imagenet.py``   a streamed folder of class sub-folders (``ImageFolder``)
 - ``synthetic.py``  a learnable made-up dataset for tests (``synthetic_classification``)
 - ``preprocess.py`` scaling, the Walking Noise normalizations, GCN, ZCA whitening, the cache
+- ``augment.py``    random crop (padding 4) and horizontal flip of training batches
 - ``batches.py``    the validation split and minibatch iteration
 - ``location.py``   where the data are (``data_dir()``) and where caches go (``cache_dir()``)
 - ``files.py``      dataset errors, downloads, md5 checks, atomic writes (umask respected)

@@ -4,6 +4,7 @@
     model = build_model(cfg, input_shape, num_classes, rng)     # THE model factory
     optimizer = build_optimizer(cfg, model)
     lr_at = lr_schedule(cfg, steps_per_epoch)                   # (epoch, step) -> λ
+    augment = build_augment(cfg, input_shape)                   # x, epoch, batch -> x (or None)
     bounds_at = clip_schedule(cfg, model)                       # step -> {name: c_k}
 
 Every command that needs a network of a run (train, sweep, walk, report, the lessons)
@@ -21,7 +22,7 @@ from ..errors import UserError
 from .config import TrainConfig
 
 __all__ = ["build_data", "build_model", "build_optimizer", "lr_schedule", "clip_schedule",
-           "LOSSES", "resolve_data_dir"]
+           "build_augment", "LOSSES", "resolve_data_dir"]
 
 LOSSES = {"square_hinge": F.square_hinge_loss, "cross_entropy": F.cross_entropy}
 
@@ -64,6 +65,21 @@ def build_model(cfg: TrainConfig, input_shape, num_classes, rng):
     from .config import BIAS
     return models.build(cfg.model, input_shape=tuple(input_shape), num_classes=num_classes,
                         width=cfg.width, bn=cfg.bn, rng=rng, init=cfg.init, bias=BIAS[cfg.bias])
+
+
+def build_augment(cfg: TrainConfig, input_shape):
+    """The training batches' augmentation of ``cfg.augment`` (None for "none"): a
+    :class:`~tinyproj.data.augment.CropFlip` seeded with ``cfg.seed``, padding 4, that pads
+    with a black pixel of the dataset's preprocessing (``preprocess.black_value``)."""
+    if cfg.augment == "none":
+        return None
+    from ..data.augment import CropFlip
+    from ..data.dataset import check_preprocess
+    from ..data.preprocess import black_value
+    channels = tuple(input_shape)[0]
+    fill = black_value(check_preprocess(cfg.dataset, cfg.preprocess or "default"), channels)
+    return CropFlip(cfg.seed, padding=4, crop="crop" in cfg.augment,
+                    flip="flip" in cfg.augment, fill=fill)
 
 
 def build_optimizer(cfg: TrainConfig, model):

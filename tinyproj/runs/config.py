@@ -100,6 +100,10 @@ class TrainConfig:
                                            "gcn_zca (default: the dataset's: CIFAR-10 gcn_zca, "
                                            "MNIST and Fashion-MNIST scale, SVHN meanstd)",
                                      parse=_optional(str))
+    augment: str = setting("none", "none | crop_flip | crop | flip: random crop (padding 4) "
+                                   "and/or horizontal flip of each training batch (the Walking "
+                                   "Noise authors' Fashion-MNIST, CIFAR-10, SVHN); never at "
+                                   "evaluation; draws seeded by (seed, epoch, batch)")
     train_subset: int | None = setting(None, "train on the first N training images only",
                                        parse=_optional(int))
     val_size: int = setting(5000, "validation images split off the end of the training set "
@@ -233,6 +237,7 @@ _CHOICES = {
     "lr_schedule": ("exponential", "cosine", "step", "constant"),
     "preprocess": (None, "none", "scale", "signed", "meanstd", "gcn", "gcn_zca", "default"),
     "init": ("glorot", "torch"),
+    "augment": ("none", "crop_flip", "crop", "flip"),
     "bias": ("auto", "true", "false"),
 }
 
@@ -293,6 +298,7 @@ def validate(cfg: TrainConfig, data_shape=None) -> TrainConfig:
     cfg.dataset = key
     cfg.init = str(cfg.init).strip().lower()
     cfg.bias = _canonical_bias(cfg.bias)
+    cfg.augment = str(cfg.augment).strip().lower().replace("+", "_").replace("-", "_")
     _check_number(cfg, "width", 0, low_open=True)
     for name, (low, integer, optional) in {
             "train_subset": (1, True, True), "val_size": (0, True, False),
@@ -338,6 +344,9 @@ def validate(cfg: TrainConfig, data_shape=None) -> TrainConfig:
             projections.parse(spec)
         except ValueError as err:
             _fail("test_projections", str(err).split("\n")[0], "e.g. none,sign,round")
+    if cfg.augment != "none" and cfg.dataset == "imagenet":
+        _fail("augment", "ImageNet's training images are cropped by the folder reader",
+              "leave out --augment for imagenet")
     if cfg.dataset != "imagenet" and cfg.preprocess not in (None, "default"):
         from ..data.dataset import check_preprocess
         check_preprocess(cfg.dataset, cfg.preprocess)
@@ -365,6 +374,9 @@ def _check_model_and_data(cfg: TrainConfig, models, data_shape=None) -> None:
         raise
     except ValueError as err:
         raise UserError(f"--model {cfg.model} on --dataset {cfg.dataset}: {err}") from None
+    if cfg.augment != "none" and len(shape) != 3:
+        _fail("augment", f"crop and flip need images (C, H, W), but the examples have shape "
+              f"{tuple(shape)}", "use --augment none for flat feature vectors")
     if n_test is not None and cfg.test_subset is not None and cfg.test_subset > n_test:
         _fail("test_subset", f"{cfg.test_subset} is more than the {n_test} test images of "
               f"{cfg.dataset}", f"use at most {n_test} (leave it out for all of them)")
