@@ -52,8 +52,8 @@ from .. import algorithm1, backend, projections
 from ..data.sources import ArraySource, ResidentSource
 from ..errors import UserError
 from ..functional.losses import check_labels
-from .build import (LOSSES, build_data, build_model, build_optimizer, clip_schedule,
-                    lr_schedule, resolve_data_dir)
+from .build import (LOSSES, build_augment, build_data, build_model, build_optimizer,
+                    clip_schedule, lr_schedule, resolve_data_dir)
 from .config import RESUMABLE_CHANGES, TrainConfig, check_last_batch, validate
 from .evaluation import errors_by_projection
 from .files import (append_jsonl, atomic_write_text, folder_lock, read_jsonl,
@@ -231,6 +231,7 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
     steps_per_epoch = -(-n // bs)
     lr_at = lr_schedule(cfg, steps_per_epoch)
     bounds_at = clip_schedule(cfg, model)
+    augment = build_augment(cfg, data[3])   # crop/flip seeded by (seed, epoch, batch): resumable
     trained = model if wrap is None else wrap(model, rng)
     rows = []
     on_device = backend.on_device()
@@ -322,6 +323,8 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                     x, y = resident["source"].batch(resident["order"][first:first + bs])
                 else:
                     x, y = train_src.batch(pos["order"][first:first + bs])
+                if augment is not None:
+                    x = augment(x, pos["epoch"], pos["batch"])
                 optimizer.lr = lr_at(pos["epoch"], pos["step"])
                 try:
                     loss, scores = algorithm1.train_step(
