@@ -39,6 +39,7 @@ def test_model_holds_W_not_P_and_sgd_applies_dL_dP():
     x, y = batch()
     before = copies(model)
     weights = weight_params(model)
+    opt = optim.SGD(model.parameters(), lr=1.0)  # from here W_k are views of its flat buffer
     arrays = {n: p.data for n, p in weights.items()}
 
     # ∂L/∂P computed separately: put Sign(W) in by hand, forward/backward on a twin model
@@ -48,7 +49,6 @@ def test_model_holds_W_not_P_and_sgd_applies_dL_dP():
     F.square_hinge_loss(twin(x), y).backward()
     grads = {n: p.grad.copy() for n, p in weight_params(twin).items()}
 
-    opt = optim.SGD(model.parameters(), lr=1.0)
     loss = train_step(model, x, y, F.square_hinge_loss, opt, "sign", {}, backend.make_rng(0))
     assert isinstance(loss, float) and math.isfinite(loss)
     for n, p in weights.items():
@@ -146,8 +146,8 @@ def test_nan_loss_raises_naming_the_step_and_changes_nothing():
     x, y = batch()
     params_before = copies(model)
     buffers_before = {n: b.copy() for n, b in model.named_buffers()}
-    arrays = {n: p.data for n, p in model.named_parameters()}
     opt = optim.Adam(model.parameters(), lr=0.003)
+    arrays = {n: p.data for n, p in model.named_parameters()}      # views of opt's buffer
     x_bad = x.copy()
     x_bad[0, 0, 0, 0] = np.nan
     with pytest.raises(FloatingPointError, match="step 17") as err:
@@ -254,3 +254,36 @@ def test_loss_goes_down_with_sign_projection():
     losses = [train_step(model, x, y, F.square_hinge_loss, opt, "sign", bounds, rng, step=t)
               for t in range(15)]
     assert losses[-1] < losses[0]
+
+
+def test_sign_and_clip_over_all_layers_at_once_equal_the_layer_by_layer_loop(monkeypatch):
+    """With an optimizer's flat buffer, Sign and the clip run once for every layer (one or two
+    launches on a GPU); the result is the loop of Algorithm 1 as written, bit for bit."""
+    from tinyproj.optim import flat
+    calls = []
+    real_get = algorithm1.kernels.get
+
+    def spy(name, like=None):
+        calls.append(name)
+        return real_get(name, like)
+
+    def run(all_at_once):
+        model = tiny_model()
+        x, y = batch()
+        opt = optim.Adam(model.parameters(), lr=0.01)
+        bounds = clipping.clip_bounds(model, 0.5)
+        bounds.pop(next(iter(bounds)))                   # one layer left unclipped
+        for step in range(3):
+            train_step(model, x, y, F.square_hinge_loss, opt, "sign", bounds,
+                       backend.make_rng(step))
+        return [p.data.copy() for p in model.parameters()]
+
+    monkeypatch.setattr(algorithm1.kernels, "get", spy)
+    fused = run(True)
+    assert calls.count("sign_projection_segments") == 3 and calls.count("clip_segments") == 3
+    monkeypatch.setattr(flat, "group_of", lambda params: None)
+    calls.clear()
+    loop = run(False)
+    assert "clip_segments" not in calls
+    for a, b in zip(fused, loop):
+        np.testing.assert_array_equal(a, b)

@@ -142,8 +142,9 @@ def test_sgd_momentum_reference():
 def test_updates_are_in_place_and_skip_missing_grads(make):
     a = nn.Parameter(np.ones(3, np.float32))
     b = nn.Parameter(np.ones(2, np.float32))
-    arr_a, arr_b = a.data, b.data
     opt = make([a, b])
+    arr_a, arr_b = a.data, b.data          # views into the optimizer's flat buffer from here on
+    assert np.shares_memory(arr_a, opt.groups[0].data)
     a.grad = np.ones(3, np.float32)
     opt.step()
     assert a.data is arr_a and b.data is arr_b
@@ -279,3 +280,110 @@ def test_tiny_mlp_with_adam_fits_a_separable_problem():
     with tp.no_grad():
         accuracy = float((backend.to_numpy(model(x).data).argmax(1) == backend.to_numpy(y)).mean())
     assert accuracy == 1.0, (accuracy, loss.item())
+
+
+# ---------------------------------------------------------------------------
+# flat buffers: one launch for every parameter (optim/flat.py)
+# ---------------------------------------------------------------------------
+def _params(seed=0):
+    rng = np.random.default_rng(seed)
+    shapes = [(3, 4), (5,), (2, 3, 2, 2), (1,), (6, 2)]
+    return [nn.Parameter(rng.standard_normal(s).astype(np.float32)) for s in shapes]
+
+
+def _grads(params, step):
+    rng = np.random.default_rng(100 + step)
+    return [rng.standard_normal(p.shape).astype(np.float32) for p in params]
+
+
+class _PerParameter:
+    """Forces the parameter-by-parameter path (the readable one)."""
+
+    def update_flat(self, group, states):
+        return False
+
+
+@pytest.mark.parametrize("cls,kw", [(optim.Adam, dict(lr=0.01)),
+                                    (optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=1e-3)),
+                                    (optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
+                                    (optim.SGD, dict(lr=0.1))])
+def test_the_flat_update_is_the_per_parameter_update_bit_for_bit(cls, kw):
+    per_param_cls = type("PerParam" + cls.__name__, (_PerParameter, cls), {})
+    results = []
+    for make in (cls, per_param_cls):
+        params = _params()
+        opt = make(params, **kw)
+        for step in range(4):
+            for p, g in zip(params, _grads(params, step)):
+                p.grad = None if (step == 2 and p is params[1]) else g
+            opt.step()
+        results.append([p.data.copy() for p in params])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_flat_path_makes_one_launch_for_all_parameters(monkeypatch):
+    from tinyproj import kernels
+    calls = []
+    real = kernels.get
+
+    def spy(name, like=None):
+        kernel = real(name, like)
+        if name == "adam_update":
+            def counted(w, *args):
+                calls.append(w.size)
+                return kernel(w, *args)
+            return counted
+        return kernel
+    monkeypatch.setattr(kernels, "get", spy)
+    params = _params()
+    opt = optim.Adam(params, lr=0.01)
+    for p, g in zip(params, _grads(params, 0)):
+        p.grad = g
+    opt.step()
+    assert calls == [sum(p.size for p in params)]
+    # a parameter without a gradient: per parameter, the others only
+    calls.clear()
+    params[0].grad = None
+    opt.step()
+    assert sorted(calls) == sorted(p.size for p in params[1:])
+
+
+def test_weights_first_in_the_flat_buffer_and_a_replaced_array_is_taken_back_in():
+    params = _params()
+    opt = optim.Adam(params, lr=0.01)
+    group = opt.groups[0]
+    assert [p.ndim for p in group.weight_params()] == [2, 4, 2]
+    np.testing.assert_array_equal(group.weights()[:12], params[0].data.reshape(-1))
+    params[2].data = np.full(params[2].shape, 7.0, np.float32)      # e.g. Module.to
+    for p, g in zip(params, _grads(params, 0)):
+        p.grad = g
+    opt.step()
+    assert np.shares_memory(params[2].data, group.data)
+    assert np.all(np.abs(params[2].data - 7.0) < 0.02)               # updated from 7
+
+
+def test_a_flat_optimizer_saves_and_resumes_bit_for_bit():
+    def run(stop_at=None):
+        params = _params()
+        opt = optim.Adam(params, lr=0.01)
+        for step in range(5):
+            if step == stop_at:
+                saved_w = [p.data.copy() for p in params]
+                sd = opt.state_dict()
+                params = _params()
+                for p, w in zip(params, saved_w):
+                    p.data[...] = w
+                opt = optim.Adam(params, lr=0.5)
+                opt.load_state_dict(sd)
+                assert all(isinstance(s["m"], np.ndarray) for s in sd["state"])
+            for p, g in zip(params, _grads(params, step)):
+                p.grad = g
+            opt.step()
+        return [p.data.copy() for p in params], opt.state_dict()
+    (w0, sd0), (w1, sd1) = run(), run(stop_at=3)
+    for a, b in zip(w0, w1):
+        np.testing.assert_array_equal(a, b)
+    for s0, s1 in zip(sd0["state"], sd1["state"]):
+        np.testing.assert_array_equal(s0["m"], s1["m"])
+        assert s0["step"] == s1["step"] == 5

@@ -55,7 +55,8 @@ from __future__ import annotations
 import contextlib
 import math
 
-from . import backend, clipping, projections
+from . import backend, clipping, kernels, projections
+from .optim import flat
 
 __all__ = ["train_step", "weight_params", "project_weights", "projected", "Trace",
            "project", "forward", "backward", "update", "clip", "restore"]
@@ -125,10 +126,14 @@ def project(weights: dict, step_projection, rng, trace=None) -> dict:
     :func:`update` (or :func:`restore`) to put them back.
     """
     saved_W = {}
+    P_all = _project_all_at_once(weights, step_projection)
     try:
-        for name, p in weights.items():              # line 2: for k = 1 to N
+        for k, (name, p) in enumerate(weights.items()):   # line 2: for k = 1 to N
             W_k = p.data
-            P_k = step_projection(W_k, rng)          # line 3: P_k = Proj(W_k, θ) (a new array)
+            if P_all is None:
+                P_k = step_projection(W_k, rng)      # line 3: P_k = Proj(W_k, θ) (a new array)
+            else:
+                P_k = P_all(k)                       # the same, computed for every k at once
             saved_W[name] = W_k
             p.data = P_k                             # the layer now computes with P_k
             _record(trace, name, "W", W_k)
@@ -137,6 +142,29 @@ def project(weights: dict, step_projection, rng, trace=None) -> dict:
         restore(weights, saved_W)                    # a failed projection leaves W in place
         raise
     return saved_W
+
+
+# Projections that have a kernel for every layer of a flat buffer at once (one or two launches
+# on a GPU instead of one or two per layer); the others run layer by layer.
+_ALL_AT_ONCE = {"sign": "sign_projection_segments"}
+
+
+def _project_all_at_once(weights: dict, step_projection):
+    """``P(k)`` → P_k for every k, computed in one go, or None (then layer by layer).
+
+    Possible when the weights live side by side in an optimizer's flat buffer (optim/flat.py)
+    and the projection has a kernel over such a buffer (each layer with its own α); not with
+    ``TINYPROJ_KERNELS=reference``, which keeps Algorithm 1's loop as written.
+    """
+    kernel_name = _ALL_AT_ONCE.get(step_projection.name)
+    if kernel_name is None or kernels.mode() == "reference":
+        return None
+    group = flat.group_of(weights.values())
+    if group is None:
+        return None
+    W = group.weights()
+    P = kernels.get(kernel_name, W)(W, group.weight_offsets())
+    return lambda k: group.view_of(P, k)
 
 
 def forward(model, x, y, loss_fn):
@@ -180,9 +208,13 @@ def clip(weights: dict, bounds: dict, trace=None) -> None:
     bounds: ``{name: c_k}`` from ``clipping.clip_bounds(model, f)``; a weight missing from
     it (or every weight, for ``{}`` = "NC") has c_k = ∞ and is left alone.
     """
+    group = flat.group_of(weights.values()) if kernels.mode() != "reference" else None
+    if group is not None and bounds:                 # lines 11-12 for every k in one launch
+        clipping.clip_flat_(group.weights(), group.weight_offsets(),
+                            [bounds.get(name, math.inf) for name in weights], group)
     for name, p in weights.items():                  # line 11: for k = 1 to N
         c_k = bounds.get(name, math.inf)
-        if not math.isinf(c_k):
+        if group is None and not math.isinf(c_k):
             clipping.clip_([(p.data, c_k)])          # line 12: clip Ŵ_k to [−c_k, c_k]
         _record(trace, name, "c", float(c_k))
         _record(trace, name, "W_next", p.data)

@@ -32,7 +32,7 @@ from tinyproj.nn.init import glorot_std
 
 __all__ = [
     "glorot_std", "is_clipped_param", "no_clipping", "clip_bounds", "clip_", "clip_weights",
-    "indicator_linf", "prox_linf", "ClipSchedule",
+    "indicator_linf", "prox_linf", "ClipSchedule", "clip_flat_",
 ]
 
 
@@ -112,6 +112,31 @@ def clip_(pairs) -> None:
             raise ValueError(f"clip bound must be >= 0; got {c}.")
         xp = backend.xp_of(array)
         xp.clip(array, -c, c, out=array)
+
+
+def clip_flat_(flat, offsets, bounds, cache=None) -> None:
+    """Clip every tensor of a flat buffer in place, tensor s to [−bounds[s], bounds[s]]:
+    ``clip_`` for all layers in one kernel launch (``kernels.get("clip_segments")``).
+
+    flat: (P,) the weights side by side (optim/flat.py); offsets: (S + 1,) int64 on flat's
+    device; bounds: S numbers (inf or None: leave that tensor alone). cache: an object with
+    ``device_table(key, values, dtype)`` (a FlatParams) that keeps the bounds on the device
+    between steps, so a step copies nothing up while they stay the same.
+    """
+    values = tuple(math.inf if c is None else float(c) for c in bounds)
+    for c in values:
+        if not c >= 0:
+            raise ValueError(f"clip bound must be >= 0; got {c}.")
+    if all(math.isinf(c) for c in values):
+        return
+    if cache is not None:
+        table = cache.device_table("clip_bounds", values, flat.dtype)
+    else:
+        import numpy as np
+        table = backend.to_device(np.asarray(values, dtype=flat.dtype),
+                                  "gpu" if backend.is_gpu_array(flat) else "cpu")
+    from . import kernels
+    kernels.get("clip_segments", flat)(flat, offsets, table, out=flat)
 
 
 def clip_weights(model, bounds) -> None:

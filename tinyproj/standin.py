@@ -588,8 +588,31 @@ def tinyproj_kernel(name: str):
         except TypeError:                 # a dtype the kernel does not take (float32/64 only)
             return getattr(reference, name)(*args, **kwargs)
         _launch(f"kernel.{name}")
-        return _wrap(result)
+        given = {}                        # an output the caller passed in comes back as itself
+        for a in _device_arrays((args, kwargs)):
+            given[id(a._a)] = a
+        return _rewrap(result, given)
     return launch
+
+
+def _device_arrays(obj):
+    if type(obj) is DeviceArray:
+        yield obj
+    elif type(obj) in (list, tuple):
+        for o in obj:
+            yield from _device_arrays(o)
+    elif type(obj) is dict:
+        for o in obj.values():
+            yield from _device_arrays(o)
+
+
+def _rewrap(obj, given):
+    """``_wrap``, except that arrays the caller handed in come back as the caller's objects."""
+    if isinstance(obj, np.ndarray) and id(obj) in given:
+        return given[id(obj)]
+    if type(obj) is tuple:
+        return tuple(_rewrap(o, given) for o in obj)
+    return _wrap(obj)
 
 
 # ---------------------------------------------------------------------------

@@ -195,9 +195,11 @@ class Tensor:
                    for g, (shape, dtype) in zip(gys, func.output_meta)]
             if func.freed:
                 raise GraphFreedError("backward() reached a function whose graph was freed.")
+            func.grad_slots = tuple(_free_slot(x) for x in func.inputs)
             gxs = func.backward(*gys)                    # <- the op's own chain rule
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
+            shared = _shared_arrays(gys, gxs, retain_graph)
             for x, gx in zip(func.inputs, gxs):
                 if gx is None or not x.requires_grad:
                     continue
@@ -205,7 +207,7 @@ class Tensor:
                     raise RuntimeError(f"{func.name}.backward returned grad of shape "
                                        f"{gx.shape} for an input of shape {x.shape}")
                 if x.creator is None:
-                    x._accumulate(gx)
+                    x._accumulate(gx, owned=id(gx) not in shared)
                 else:
                     prev = grads.get(id(x), (None, None))[1]
                     grads[id(x)] = (x, gx if prev is None else prev + gx)
@@ -213,9 +215,30 @@ class Tensor:
             if not retain_graph:
                 func.free()
 
-    def _accumulate(self, g):
+    def _accumulate(self, g, owned: bool = False):
+        """Add the gradient ``g`` into ``self.grad`` (a leaf).
+
+        owned: ``g`` is a fresh array nobody else holds (see :func:`_shared_arrays`), so the
+        leaf may keep it as it is instead of copying it. A leaf with a ``grad_slot`` (a view
+        into an optimizer's flat gradient buffer, optim/flat.py) receives its gradient
+        there, so that the optimizer updates every parameter in one launch.
+        """
+        if g is None:
+            return
+        slot = getattr(self, "grad_slot", None)
+        if slot is not None and not (slot.shape == g.shape and slot.dtype == g.dtype
+                                     and backend.is_gpu_array(slot) == backend.is_gpu_array(g)):
+            slot = None
         if self.grad is None:
-            self.grad = g.copy() if g is not None else None
+            if slot is not None and g is slot:    # the op wrote it there (Function.grad_slots)
+                self.grad = slot
+            elif slot is not None:
+                slot[...] = g                     # the gather into the flat buffer
+                self.grad = slot
+            else:
+                self.grad = g if owned else g.copy()
+        elif slot is not None and self.grad is slot:
+            slot += g                             # a second backward adds, in place
         else:
             self.grad = self.grad + g
 
@@ -294,6 +317,36 @@ def _F():
     return functional
 
 
+def _free_slot(x):
+    """The empty gradient slot of a leaf (optim/flat.py), which the op about to run backward
+    may fill with that leaf's gradient directly, or None."""
+    slot = getattr(x, "grad_slot", None)
+    if slot is None or x.creator is not None or x.grad is not None or not x.requires_grad:
+        return None
+    return slot
+
+
+def _shared_arrays(gys, gxs, retain_graph) -> set:
+    """ids of the gradients in ``gxs`` that a leaf must copy rather than keep.
+
+    A gradient an op returns is usually a fresh array that only this backward pass holds;
+    a leaf can keep it as its ``.grad`` (no copy, no launch). It must be copied when the op
+    handed on an array it received (``Add`` returns gy for both inputs), returned one array
+    for two inputs, returned a view (of gy or of a saved array), or when the graph is
+    retained (a second backward may return the same saved array again).
+    """
+    if retain_graph:
+        return {id(g) for g in gxs}
+    seen, shared = set(), {id(g) for g in gys}
+    for g in gxs:
+        if g is None:
+            continue
+        if id(g) in seen or getattr(g, "base", None) is not None:
+            shared.add(id(g))
+        seen.add(id(g))
+    return shared
+
+
 # ---------------------------------------------------------------------------
 # Function
 # ---------------------------------------------------------------------------
@@ -307,6 +360,9 @@ class Function:
                              (None for an input that takes no gradient)
 
     and may save what backward needs on ``self`` (e.g. ``self.cols``).
+    During backward, ``self.grad_slots[i]`` is an array of input i's shape where that
+    input's gradient may be written directly (a leaf's slot in an optimizer's flat
+    gradient buffer, optim/flat.py), or None; an op that uses it returns that array.
     ``self.inputs`` holds the input Tensors, ``self.needs_grad`` a tuple of
     booleans saying which inputs want a gradient (so backward can skip work).
     Call an instance like a function: ``Mul()(a, b)``.

@@ -78,8 +78,13 @@ class BatchNorm(Function):
         return y
 
     def backward(self, gy):
+        # γ's and β's gradients straight into the optimizer's flat buffer when it offers
+        # slots for them (tensor.py, Function.grad_slots): no copy afterwards
+        slots = getattr(self, "grad_slots", None)
+        out = (slots[1], slots[2]) if slots is not None and len(slots) == 3 else None
         gx, ggamma, gbeta = kernels.get("batchnorm_backward_fused", gy)(
-            gy, self.x, self.mean, self.inv_std, self.gamma, self.training, relu_out=self.y)
+            gy, self.x, self.mean, self.inv_std, self.gamma, self.training, relu_out=self.y,
+            out=out)
         return gx, (ggamma if self.gamma is not None else None), gbeta
 
 

@@ -143,9 +143,10 @@ def _bn_backward_dx(gy, x, relu_out, has_relu, mean, gamma, inv_std, mean_g, mea
                 gx[ni, ci, k] = (g * gamma[ci]) * inv_std[ci]
 
 
-def batchnorm_backward_fused(gy, x, mean, inv_std, gamma=None, training=True, relu_out=None):
+def batchnorm_backward_fused(gy, x, mean, inv_std, gamma=None, training=True, relu_out=None,
+                             out=None):
     """See ``reference.batchnorm_backward_fused``: (gx, ggamma, gbeta); relu_out: the output
-    of the forward pass with the fused ReLU (None: no ReLU)."""
+    of the forward pass with the fused ReLU (None: no ReLU); out: (ggamma, gbeta) to write."""
     gy3, x3 = _as_ncl(gy), _as_ncl(x)
     n, c, l = gy3.shape
     m = n * l
@@ -163,7 +164,18 @@ def batchnorm_backward_fused(gy, x, mean, inv_std, gamma=None, training=True, re
     gx = np.empty_like(gy3)
     _bn_backward_dx(gy3, x3, r3, has_relu, mean, _per_channel(gamma, c, dt, 1), inv_std, mean_g,
                     mean_gx, bool(training), gx)
-    return gx.reshape(gy.shape), sum_gx.astype(dt), sum_g.astype(dt)
+    ggamma, gbeta = sum_gx.astype(dt), sum_g.astype(dt)
+    if out is not None:
+        ggamma, gbeta = (_into(o, a) for o, a in zip(out, (ggamma, gbeta)))
+    return gx.reshape(gy.shape), ggamma, gbeta
+
+
+def _into(target, values):
+    """``values`` written into ``target`` (returned), or ``values`` when target is None."""
+    if target is None:
+        return values
+    target[...] = values
+    return target
 
 
 # ---------------------------------------------------------------------------

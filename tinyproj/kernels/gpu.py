@@ -230,11 +230,14 @@ def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True, r
     return y, mean_out, var_out, inv_std
 
 
-def batchnorm_backward(gy, x, mean, inv_std, gamma=None, training=True, relu_out=None):
+def batchnorm_backward(gy, x, mean, inv_std, gamma=None, training=True, relu_out=None,
+                       out=None):
     """(gx, ggamma, gbeta); see ``reference.batchnorm_backward``. One launch.
 
     relu_out: the y of ``batchnorm_forward(..., relu=True)`` when the ReLU was fused; gy is
     then the gradient of that output, and gy·[relu_out > 0] goes through the batch norm.
+    out: None or (ggamma, gbeta) (C,) arrays (either may be None), written by the kernel
+    itself when C-contiguous of gy's dtype (an optimizer's gradient slots: no extra launch).
     """
     import cupy
     gy = _contiguous(gy)
@@ -244,10 +247,17 @@ def batchnorm_backward(gy, x, mean, inv_std, gamma=None, training=True, relu_out
     gamma_a, has_gamma = _per_channel(gamma, dt, gy)
     relu_a = gy if relu_out is None else _contiguous(relu_out, dt)
     gx = cupy.empty_like(gy)
-    ggamma, gbeta = cupy.empty(c, dtype=dt), cupy.empty(c, dtype=dt)
+    ggamma, gbeta = (o if o is not None and o.flags.c_contiguous and o.dtype == dt
+                     and o.shape == (c,) else cupy.empty(c, dtype=dt)
+                     for o in (out if out is not None else (None, None)))
     _launch("batchnorm_backward", _ctype(dt), c if n * l else 0, cuda.BLOCK, gy, x,
             _contiguous(mean, dt), _contiguous(inv_std, dt), gamma_a, relu_a, gx, ggamma, gbeta,
             n, c, l, int(bool(training)), has_gamma, int(relu_out is not None))
+    if out is not None:
+        for o, a in zip(out, (ggamma, gbeta)):
+            if o is not None and o is not a:
+                o[...] = a                        # a slot the kernel could not write itself
+        ggamma, gbeta = (a if o is None else o for o, a in zip(out, (ggamma, gbeta)))
     return gx, ggamma, gbeta
 
 

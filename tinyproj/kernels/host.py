@@ -289,11 +289,14 @@ def batchnorm_forward(x, mean, var, eps, gamma=None, beta=None, training=True, r
     return y, mean_out, var_out, inv_std
 
 
-def batchnorm_backward(gy, x, mean, inv_std, gamma=None, training=True, relu_out=None):
+def batchnorm_backward(gy, x, mean, inv_std, gamma=None, training=True, relu_out=None,
+                       out=None):
     """(gx, ggamma, gbeta); see ``reference.batchnorm_backward``. One block per channel.
 
     relu_out: the y of ``batchnorm_forward(..., relu=True)`` when the ReLU was fused; gy is
     then the gradient of that output, and gy·[relu_out > 0] goes through the batch norm.
+    out: None or (ggamma, gbeta) (C,) arrays (either may be None), written by the kernel
+    itself when C-contiguous of gy's dtype (an optimizer's gradient slots: no extra launch).
     """
     gy, x = _contiguous(gy), _contiguous(x)
     n, c, l = _ncl(gy)
@@ -303,10 +306,17 @@ def batchnorm_backward(gy, x, mean, inv_std, gamma=None, training=True, relu_out
     gamma_a, has_gamma = _per_channel(gamma, c, dt)
     relu_a = gy if relu_out is None else np.ascontiguousarray(relu_out, dtype=dt)
     gx = np.empty_like(gy)
-    ggamma, gbeta = np.empty(c, dtype=dt), np.empty(c, dtype=dt)
+    ggamma, gbeta = (o if o is not None and o.flags.c_contiguous and o.dtype == dt
+                     and o.shape == (c,) else np.empty(c, dtype=dt)
+                     for o in (out if out is not None else (None, None)))
     _call("batchnorm_backward", dt, gy, np.ascontiguousarray(x, dtype=dt), mean_a, inv_a,
           gamma_a, relu_a, gx, ggamma, gbeta, n, c, l, int(bool(training)), has_gamma,
           int(relu_out is not None))
+    if out is not None:
+        for o, a in zip(out, (ggamma, gbeta)):
+            if o is not None and o is not a:
+                o[...] = a                        # a slot the kernel could not write itself
+        ggamma, gbeta = (a if o is None else o for o, a in zip(out, (ggamma, gbeta)))
     return gx, ggamma, gbeta
 
 

@@ -306,12 +306,25 @@ def batchnorm_forward_fused(x, mean, var, eps, gamma=None, beta=None, training=T
     return y, mean, var, inv_std
 
 
-def batchnorm_backward_fused(gy, x, mean, inv_std, gamma=None, training=True, relu_out=None):
+def batchnorm_backward_fused(gy, x, mean, inv_std, gamma=None, training=True, relu_out=None,
+                             out=None):
     """``batchnorm_backward`` behind an optional fused ReLU whose output was ``relu_out``:
-    the gradient reaching the batch norm is gy·[relu_out > 0] (ReLU's backward)."""
+    the gradient reaching the batch norm is gy·[relu_out > 0] (ReLU's backward).
+
+    out: None, or (ggamma_out, gbeta_out), (C,) arrays (either may be None) to write ggamma
+    and gbeta into (an optimizer's gradient slots); they are then returned.
+    """
     if relu_out is not None:
         gy = gy * (relu_out > 0)
-    return batchnorm_backward(gy, x, mean, inv_std, gamma, training)
+    gx, ggamma, gbeta = batchnorm_backward(gy, x, mean, inv_std, gamma, training)
+    if out is not None:
+        if out[0] is not None:
+            out[0][...] = ggamma
+            ggamma = out[0]
+        if out[1] is not None:
+            out[1][...] = gbeta
+            gbeta = out[1]
+    return gx, ggamma, gbeta
 
 
 def sgd_update(w, g, buf, lr, momentum=0.0, weight_decay=0.0, nesterov=False, first=False):

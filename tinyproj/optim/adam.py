@@ -54,6 +54,23 @@ class Adam(Optimizer):
         kernels.get("adam_update", w)(w, g, state["m"], state["v"], self.lr, beta1, beta2,
                                       self.eps, state["step"])
 
+    def update_flat(self, group, states) -> bool:
+        """One ``adam_update`` launch over the group's flat buffers (m and v flat too), when
+        every parameter is at the same step count t (always, unless some parameter missed a
+        gradient in an earlier step: then per parameter, each with its own t)."""
+        steps = {s.get("step", 0) if "m" in s else 0 for s in states}
+        if len(steps) != 1 or any(("m" in s) != ("m" in states[0]) for s in states):
+            return False
+        m = group.state_buffer("m", states)
+        v = group.state_buffer("v", states)
+        t = steps.pop() + 1
+        for s in states:
+            s["step"] = t
+        beta1, beta2 = self.betas
+        kernels.get("adam_update", group.data)(group.data, group.grad, m, v, self.lr, beta1,
+                                               beta2, self.eps, t)
+        return True
+
     def load_state_dict(self, state_dict) -> None:
         super().load_state_dict(state_dict)
         self.betas = tuple(float(b) for b in self.betas)

@@ -7,9 +7,18 @@ applies the rule to every parameter that has a gradient:
     for each parameter w with gradient g:   w ← update(w, g, state)
 
 Updates work on the arrays directly (``p.data``), in place: no autograd graph is
-recorded, and every reference to a parameter's array (a model's, a clip step's)
-stays valid. Parameters whose ``grad`` is None (not used in the last forward
+recorded. Parameters whose ``grad`` is None (not used in the last forward
 pass) are skipped and their state is left untouched.
+
+Flat buffers (optim/flat.py). The optimizer puts its parameters side by side in one
+flat buffer per dtype and device (each ``p.data`` becomes a view into it, each
+gradient arrives in a view of a flat gradient buffer), and keeps its state the same
+way, so that a step is one kernel launch for all parameters (``update_flat``)
+instead of one per parameter — what a GPU needs (issue 11). Where that is not
+possible (a parameter without a gradient this step, Adam's step counts out of
+line) it falls back to ``update`` parameter by parameter, on the same views.
+Arrays taken from ``p.data`` *before* the optimizer was built are no longer the
+parameter's: read ``p.data`` again.
 
 ``state_dict()`` / ``load_state_dict()`` save and restore everything (the
 hyper-parameters, the step count and copies of the state arrays), so that a run
@@ -21,6 +30,7 @@ import math
 
 from .. import backend
 from ..tensor import Tensor
+from .flat import build_groups
 
 __all__ = ["Optimizer"]
 
@@ -59,6 +69,9 @@ class Optimizer:
         self.lr = lr
         self.t = 0
         self.state = [dict() for _ in self.params]
+        self.groups = build_groups(self.params)
+        index = {id(p): i for i, p in enumerate(self.params)}
+        self._group_index = [[index[id(p)] for p in g.params] for g in self.groups]
 
     @property
     def lr(self) -> float:
@@ -78,18 +91,32 @@ class Optimizer:
             p.grad = None
 
     def step(self) -> None:
-        """Update every parameter that has a gradient, in place."""
+        """Update every parameter that has a gradient, in place: one launch per flat buffer
+        when every parameter has its gradient, else parameter by parameter."""
         self.t += 1
-        for p, state in zip(self.params, self.state):
-            g = p.grad
-            if g is None:
+        for group, indices in zip(self.groups, self._group_index):
+            group.adopt()                        # parameters whose .data was replaced: back in
+            states = [self.state[i] for i in indices]
+            if group.gather_grads() and self.update_flat(group, states):
                 continue
-            if tuple(g.shape) != tuple(p.shape):
-                raise ValueError(f"{type(self).__name__}: the gradient of {p.name or 'a parameter'} "
-                                 f"has shape {tuple(g.shape)}, the parameter {tuple(p.shape)}")
-            if backend.is_gpu_array(g) != backend.is_gpu_array(p.data):   # a gradient set by hand
-                g = backend.to_device(g, "gpu" if backend.is_gpu_array(p.data) else "cpu")
-            self.update(p.data, g, state)
+            for i in indices:
+                self._step_one(self.params[i], self.state[i])
+
+    def update_flat(self, group, states) -> bool:
+        """Update every parameter of ``group`` (a FlatParams) at once; False when this rule
+        cannot (then ``update`` runs per parameter). ``states[i]`` is ``group.params[i]``'s."""
+        return False
+
+    def _step_one(self, p, state) -> None:
+        g = p.grad
+        if g is None:
+            return
+        if tuple(g.shape) != tuple(p.shape):
+            raise ValueError(f"{type(self).__name__}: the gradient of {p.name or 'a parameter'} "
+                             f"has shape {tuple(g.shape)}, the parameter {tuple(p.shape)}")
+        if backend.is_gpu_array(g) != backend.is_gpu_array(p.data):   # a gradient set by hand
+            g = backend.to_device(g, "gpu" if backend.is_gpu_array(p.data) else "cpu")
+        self.update(p.data, g, state)
 
     def update(self, w, g, state) -> None:
         """Update the array ``w`` in place from its gradient ``g``; ``state`` is its dict."""

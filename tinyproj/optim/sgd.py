@@ -14,6 +14,7 @@ The AlexNet run of the paper uses SGD without momentum.
 """
 from __future__ import annotations
 
+from .. import kernels
 from .optimizer import Optimizer
 
 __all__ = ["SGD"]
@@ -36,6 +37,19 @@ class SGD(Optimizer):
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)
         self.nesterov = bool(nesterov)
+
+    def update_flat(self, group, states) -> bool:
+        """One ``sgd_update`` launch over the group's flat buffers (the momentum buffers flat
+        too); the kernel computes exactly ``update`` below, element by element."""
+        has_buf = {"momentum_buffer" in s for s in states}
+        if len(has_buf) != 1:
+            return False
+        first = not has_buf.pop()
+        buf = group.state_buffer("momentum_buffer", states) if self.momentum else None
+        kernels.get("sgd_update", group.data)(group.data, group.grad, buf, self.lr,
+                                              self.momentum, self.weight_decay, self.nesterov,
+                                              first=first)
+        return True
 
     def update(self, w, g, state):
         if self.weight_decay:
