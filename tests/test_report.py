@@ -332,3 +332,100 @@ def test_report_reads_sweeps_written_by_robustness(tmp_path):
     assert {"fig1b", "fig2a", PER_LAYER_POWER} <= set(rep.figures)
     assert not rep.notes
     assert "fig2b" in rep.skipped and "fig2c" in rep.skipped
+
+
+# ---------------------------------------------------------------------------
+# Error bars (issue 13): precision, seeds, Table 2 over draws, the sweep table, captions
+# ---------------------------------------------------------------------------
+from tinyproj.reporting import errorbars  # noqa: E402
+from tinyproj.robustness import te_scores  # noqa: E402
+from tinyproj.robustness.bn_estimate import BNProtocol  # noqa: E402
+
+
+@pytest.mark.parametrize("mean, std, n, text", [
+    (59.7412, 0.43, 5, "59.7 ± 0.4 (n = 5)"),
+    (8.1234, 0.15, 3, "8.12 ± 0.15 (n = 3)"),
+    (59.7412, 1.6, 4, "59.7 ± 1.6 (n = 4)"),
+    (59.7412, 4.2, 4, "60 ± 4 (n = 4)"),
+    (0.81234, 0.0042, 2, "0.812 ± 0.004 (n = 2)"),
+    (60.0, 0.0, 3, "60.00 ± 0.00 (n = 3)"),
+    (59.7412, None, 1, "59.74 (n = 1)"),
+    (None, 0.3, 3, "—"),
+])
+def test_errors_are_printed_with_the_precision_of_their_spread(mean, std, n, text):
+    assert errorbars.format_error(mean, std, n) == text
+
+
+def test_seed_groups_and_averaged_curves():
+    from tinyproj.reporting.table2 import RunSummary
+    def run(label, seed, **cfg):
+        return RunSummary(Path(label), label, dict(preset="tr-sign-c", width=0.25, seed=seed,
+                                                   out=label, **cfg), [])
+    a, b, c = run("a", 0), run("b", 1), run("c", 0, lr=0.1)
+    groups = errorbars.seed_groups([a, b, c])
+    assert [len(g) for g in groups.values()] == [2, 1] and groups["tr-sign-c"] == [a, b]
+    curve = errorbars.average_rows([
+        [{"level": 0.0, "error_mean": 0.50, "bits_per_weight": None},
+         {"level": 0.5, "error_mean": 0.60, "bits_per_weight": 1.0}],
+        [{"level": 0.5, "error_mean": 0.64, "bits_per_weight": 3.0}]])
+    assert len(curve) == 1 and curve[0]["seeds"] == 2                  # common levels only
+    assert curve[0]["error_mean"] == pytest.approx(0.62)
+    assert curve[0]["error_std"] == pytest.approx(np.std([0.60, 0.64], ddof=1))
+    assert curve[0]["bits_per_weight"] == pytest.approx(2.0)
+
+
+def test_table2_scores_over_draws_resume_and_cli(runs, tmp_path, capsys):
+    import shutil
+    folder = tmp_path / "sign"
+    shutil.copytree(runs["tr-sign-c"], folder)
+    scores = te_scores.run_test_scores(folder, draws=2, bn=BNProtocol(pass_size=40),
+                                       test_subset=50)
+    assert list(scores) == ["none", "sign", "round"]
+    for test, row in scores.items():
+        assert row["draws"] == 2 and len(row["errors"]) == 2 and row["n_test"] == 50
+        assert row["bn_protocol"] == "exact" and row["bn_images"] == 120   # the whole train set
+        assert row["error_mean"] == pytest.approx(np.mean(row["errors"]))
+    before = (folder / "sweeps" / "table2.jsonl").read_text()
+    again = te_scores.run_test_scores(folder, draws=2, bn=BNProtocol(pass_size=40),
+                                      test_subset=50)
+    assert again == scores and (folder / "sweeps" / "table2.jsonl").read_text() == before
+    with pytest.raises(UserError, match="other settings"):
+        te_scores.run_test_scores(folder, draws=3, bn=BNProtocol(pass_size=40), test_subset=50)
+    assert main(["sweep", str(folder), "--distortion", "table2", "--levels", "0"]) == 2
+    assert "no --levels" in capsys.readouterr().err
+    assert main(["sweep", str(folder), "--distortion", "table2", "--draws", "2",
+                 "--bn-pass-size", "40", "--test-subset", "50"]) == 0
+    assert "Te-Sign" in capsys.readouterr().out
+
+
+def test_report_has_table2_error_bars_a_sweep_table_and_the_right_1b_caption(runs, tmp_path):
+    import shutil
+    folders = {}
+    for preset, src in runs.items():
+        folders[preset] = tmp_path / preset
+        shutil.copytree(src, folders[preset])
+    network = checkpoint_fingerprint(folders["tr-sign-c"] / "checkpoint.npz")
+    path = folders["tr-sign-c"] / "sweeps" / "table2.jsonl"
+    path.write_text("".join(json.dumps({
+        "test": t, "spec": t, "error_mean": m, "error_std": 0.0043, "errors": [m, m, m],
+        "draws": 3, "n_test": 100, "seed": 0, "bn_batches": None, "bn_batch_size": None,
+        "bn_images": 80, "bn_pass_size": 1000, "test_subset": 100, "checkpoint_step": 12,
+        "bn_protocol": "exact", NETWORK_FIELD: network}) + "\n"
+        for t, m in (("none", 0.5512), ("sign", 0.5634), ("round", 0.6))))
+    # one evaluation per run: Figure 1B shows dots, and its caption must say so
+    for folder in folders.values():
+        lines = (folder / "metrics.jsonl").read_text().splitlines()
+        (folder / "metrics.jsonl").write_text(lines[-1] + "\n")
+    out = tmp_path / "report"
+    make_report([folders["tr-none-nc"], folders["tr-sign-c"]], out, analyses=False,
+                log=lambda *a: None)
+    md = (out / "report.md").read_text()
+    assert "### Table 2 with error bars" in md
+    line = next(l for l in md.splitlines() if l.startswith("| tr-sign-c | 1 | 3 |"))
+    assert "55.1 ± 0.4 (n = 3)" in line and "56.3 ± 0.4 (n = 3)" in line
+    assert "exact, 80 train images" in line
+    assert "## Sweeps — the numbers behind Figures 2A–2C" in md
+    assert "| β | tr-none-nc | tr-sign-c |" in md
+    assert "50.0 ± 1.0 (n = 2)" in md                       # power β = 1 of the sign run
+    caption = next(l for l in md.splitlines() if l.startswith("**Figure 1B"))
+    assert "dot" in caption and "solid" not in caption and "dashed" not in caption

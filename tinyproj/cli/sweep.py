@@ -9,6 +9,7 @@
     tinyproj sweep runs/tr-sign-c --distortion addnorm --shard $SLURM_ARRAY_TASK_ID/8
     tinyproj sweep runs/tr-sign-c --distortion power --levels 0 --draws 5 --bn-images 5000
     tinyproj sweep runs/tr-sign-c --distortion addnorm --bn-batches 20   the old 20 x 50 protocol
+    tinyproj sweep runs/tr-sign-c --distortion table2 --draws 5        Te-None/Sign/Round ± std
 
 Batch norm is re-estimated for every draw from exact statistics of the whole training set by
 default (--bn-images all; robustness/bn_estimate.py). The old protocol, 20 random batches of
@@ -64,7 +65,14 @@ def _check_args(args) -> list:
     """Every flag checked before the run is loaded or a file touched; returns the names."""
     from ..robustness import check_levels, get_distortion, parse_shard
     from ..robustness.bn_estimate import parse_bn_images
-    names = [get_distortion(d).name for d in args.distortion.split(",") if d.strip()]
+    names = [d.strip().lower() if d.strip().lower() == "table2" else get_distortion(d).name
+             for d in args.distortion.split(",") if d.strip()]
+    if "table2" in names and (args.levels is not None or args.layer is not None
+                              or args.per_layer or args.jobs is not None
+                              or args.shard is not None):
+        raise UserError("--distortion table2 scores Te-None, Te-Sign and Te-Round of the whole "
+                        "network: it takes no --levels, --layer, --per-layer, --jobs or --shard",
+                        flag="--distortion")
     if not names:
         raise UserError("--distortion is empty; valid distortions: addnorm, multunif, power",
                         flag="--distortion")
@@ -73,7 +81,8 @@ def _check_args(args) -> list:
                         "leave out --levels to use each distortion's default grid",
                         flag="--levels")
     for name in names:
-        check_levels(name, args.levels)
+        if name != "table2":
+            check_levels(name, args.levels)
     shard = parse_shard(args.shard)
     if args.layer is not None and args.per_layer:
         raise UserError("give either --layer NAME (one layer) or --per-layer (every layer)",
@@ -130,6 +139,18 @@ def _cmd_sweep(args) -> int:
                    eval_batch_size=args.eval_batch_size, progress=not args.no_progress)
     run = None if args.jobs is not None else load_run(args.run_dir, data_dir=args.data_dir)
     for name in names:
+        if name == "table2":
+            from ..robustness.te_scores import run_test_scores
+            scores = run_test_scores(run, draws=args.draws or 3, bn=options["bn"],
+                                     seed=args.seed, test_subset=args.test_subset,
+                                     eval_batch_size=args.eval_batch_size,
+                                     restart=args.restart)
+            if not args.quiet:
+                print(f"\nTable 2 ({len(scores)} tests) in {Path(args.run_dir) / 'sweeps'}")
+                for test, r in scores.items():
+                    print(f"  Te-{test.capitalize():<6} {100 * r['error_mean']:6.2f} % ± "
+                          f"{100 * r['error_std']:.2f}  (n = {r['draws']} draws)")
+            continue
         if args.jobs is not None:
             rows = run_sweep_jobs(args.run_dir, name, args.levels, jobs=args.jobs,
                                   layer=args.layer, per_layer=args.per_layer,
@@ -148,7 +169,9 @@ def add_parsers(sub) -> None:
                        description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", help="a run folder made by `tinyproj train --out`")
     p.add_argument("--distortion", required=True,
-                   help="addnorm | multunif | power, or several separated by commas")
+                   help="addnorm | multunif | power, or several separated by commas; table2: "
+                        "Table 2's Te-None, Te-Sign, Te-Round, K draws each "
+                        "(RUN_DIR/sweeps/table2.jsonl)")
     p.add_argument("--levels", type=_levels, default=None,
                    help="comma-separated levels (σ, γ or β); default: the paper's range "
                         "(addnorm 0..1, multunif 1..0.05, power 0..2)")

@@ -20,8 +20,9 @@ per_layer_plot             error vs level with the distortion on one layer at a 
 =========================  ==============================================================
 
 Every function returns the matplotlib Figure (shown inline when a notebook cell ends with
-it) and saves it as a PNG when given a path. Errors are plotted in %, with error bars of
-± one standard deviation over the random draws (``error_std`` of the sweep rows); the
+it) and saves it as a PNG when given a path. Errors are plotted in %, with error bars and a
+band of ± one standard deviation (``error_std`` of the sweep rows: over the draws of one
+network, or over seeds when the report averaged networks); the
 sweeps' error axis is logarithmic, as in the paper's Figure 2 ("note the semi-log scale"),
 when the errors span more than a factor of 4, and linear when they do not (short runs),
 so that the curves fill the panel; the paper's reference points never set the scale.
@@ -173,8 +174,8 @@ def correlation_plot(correlations: dict, path=None):
     lows = [v for vals in correlations.values() for v in vals.values() if math.isfinite(v)]
     ax.set_ylim(min(0.0, min(lows, default=0.0)) - 0.02, 1.02)
     ax.set_ylabel("correlation coefficient of the activity")
-    ax.set_title("Does the network compute the same thing with binarized weights?\n"
-                 "(same minibatch through W and through Sign(W); 1 = identical activity)")
+    ax.set_title("Same activity with W and with Sign(W)?\n"
+                 "one test minibatch through both; 1 = identical")
     return finish(fig, path)
 
 
@@ -191,6 +192,9 @@ def _errorbar(ax, rows, color, label, x_key="level", marker="o"):
     xs, ys, ss = zip(*pts)
     ax.errorbar(xs, ys, yerr=ss, linestyle="-", marker=marker, color=color, markersize=4,
                 capsize=3, label=label)
+    if any(ss):                     # the band makes a spread visible where bars are tiny
+        ax.fill_between(xs, [y - s for y, s in zip(ys, ss)], [y + s for y, s in zip(ys, ss)],
+                        color=color, alpha=0.15, linewidth=0)
     return [(y - s, y + s) for y, s in zip(ys, ss)]
 
 

@@ -42,7 +42,10 @@ from ..algorithm1 import weight_params
 from ..errors import UserError
 from ..runs.files import atomic_write_text
 from ..runs.training import load_run
+from ..robustness.te_scores import read_test_scores
 from . import figures
+from .errorbar_tables import sweep_table_markdown, table2_errorbars_markdown
+from .errorbars import average_rows, seed_groups
 from .table2 import (PAPER_EPOCHS, TABLE_NOTE, describe_setup, format_value, label_runs,
                      read_run, read_sweep, table2, table2_markdown, write_table2)
 
@@ -62,6 +65,9 @@ class Report:
     skipped: dict = field(default_factory=dict)      # {figure name: why}
     notes: list = field(default_factory=list)        # problems with single runs
     markdown: Path | None = None
+    fig1b_curves: bool = True                         # False: one evaluation per run (dots)
+    sweeps: dict = field(default_factory=dict)       # {distortion: {label: rows}} as drawn
+    table2_scores: dict = field(default_factory=dict)  # {run label: {test: table2 row}}
 
 
 CAPTIONS = {
@@ -72,6 +78,15 @@ CAPTIONS = {
         "trained with Sign (Tr-Sign-C) or with clipping keeps the dashed line close to the "
         "solid one, while a plain network without clipping (Tr-None-NC) loses much more when "
         "binarized."),
+    "fig1b_points": (
+        "**Figure 1B — test error at the end of training.** Every run was evaluated once, so "
+        "there is no curve over training: one column per run, the filled dot scores the "
+        "network with its full-precision weights W (Te-None), the open dot with every layer "
+        "binarized to α·sign(W) (Te-Sign). Look for the gap between the two dots: a network "
+        "trained with Sign (Tr-Sign-C) or with clipping keeps them close, while a plain "
+        "network without clipping (Tr-None-NC) loses much more when binarized. Each dot is "
+        "one evaluation (batch norm re-estimated once): the table with error bars below says "
+        "how far such a number moves between re-estimations."),
     "fig1c": (
         "**Figure 1C — how far W is from Sign(W).** Left: the mean absolute difference "
         "between each layer's weights and their binarized version, the paper's quantity "
@@ -113,6 +128,15 @@ CAPTIONS = {
         "Layers whose line stays low tolerate the distortion; the layer that rises first is "
         "the network's weak spot."),
 }
+
+
+ERRORBAR_NOTE = (
+    "Mean ± std over the draws (n) of each network: every draw re-estimates batch norm on "
+    "its own training images (or order) and scores the test set; networks that differ only "
+    "in seed are averaged, ± std over the seeds (n seeds). Precision follows the spread. "
+    "Compare a gap between two columns with these bars: under the old protocol (20 batches "
+    "of 50 images) one re-estimation moved test error by up to ~1.6 points, more than Table "
+    "2's gaps in the paper (0.2–0.7 points).")
 
 
 def _run_analyses(run, data_dir, want_hist: bool, hist_layer: str, betas, log):
@@ -170,6 +194,8 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
     if with_rows:
         figures.training_curves(with_rows, out / "fig1b.png")
         rep.figures["fig1b"] = out / "fig1b.png"
+        rep.fig1b_curves = any(len({row.get("step") for row in rows}) > 1
+                               for rows in with_rows.values())
     else:
         rep.skipped["fig1b"] = "no run has a metrics.jsonl row yet (no evaluation has finished)"
 
@@ -228,7 +254,9 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
                 curves[run.label] = [r for r in rows if r.get("layer") is None]
             if layer_rows:
                 per_layer[run.label] = layer_rows
+        curves = _average_seeds(curves, runs)
         if curves:
+            rep.sweeps[distortion] = curves
             figures.sweep_plot(curves, distortion, out / f"{name}.png", chance=chance)
             rep.figures[name] = out / f"{name}.png"
         elif refused:
@@ -242,6 +270,15 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
                                    baseline=curves, chance=chance)
             rep.figures[layers_name] = out / f"{layers_name}.png"
 
+    for run in runs:                   # Table 2 over draws: sweeps/table2.jsonl
+        try:
+            scores = read_test_scores(run.folder)
+        except ValueError as err:
+            rep.notes.append(f"{run.label}: {err}")
+            continue
+        if scores:
+            rep.table2_scores[run.label] = scores
+
     rep.markdown = _write_markdown(rep)
     log(f"report written to {rep.markdown} ({len(rep.figures)} figures, "
         f"{len(rep.skipped)} skipped)")
@@ -249,6 +286,20 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
 
 
 _ORDER = ("fig1b", "fig1c", "fig1d", "fig2a", "fig2b", "fig2c", "fig2d")
+
+
+def _average_seeds(curves: dict, runs: list) -> dict:
+    """Curves of networks that differ only in seed, averaged into one (± std over seeds)."""
+    out, done = {}, set()
+    for name, members in seed_groups(runs).items():
+        have = [r.label for r in members if r.label in curves]
+        if len(have) > 1:
+            out[f"{name} ({len(have)} seeds)"] = average_rows([curves[lab] for lab in have])
+            done.update(have)
+    for label, rows in curves.items():
+        if label not in done:
+            out[label] = rows
+    return out
 
 
 def _read_sweep_or_note(rep: Report, run, name: str):
@@ -331,6 +382,15 @@ def _write_markdown(rep: Report) -> Path:
                   "epochs on CIFAR-10 at full width: compare trends, not exact numbers."]
     lines += ["", "## Table 2 — test error (%)", "", table2_markdown(table), TABLE_NOTE, "",
               "(Also as [table2.md](table2.md) and [table2.csv](table2.csv).)", ""]
+    lines += ["### Table 2 with error bars", ""]
+    bars = table2_errorbars_markdown(seed_groups(rep.runs), rep.table2_scores)
+    if bars:
+        lines += [bars, ERRORBAR_NOTE, ""]
+    else:
+        lines += ["The numbers above are single evaluations (n = 1: one re-estimation of "
+                  "batch norm each). Score them over several draws with `tinyproj sweep "
+                  "RUN_DIR --distortion table2 --draws 5` (exact re-estimation over the whole "
+                  "training set by default) to get mean ± std here.", ""]
     per_layer = _per_layer_figures(rep)
     lines += ["## Figures", ""]
     for name in list(_ORDER) + list(per_layer):
@@ -338,9 +398,17 @@ def _write_markdown(rep: Report) -> Path:
             if name in per_layer:
                 distortion_name = figures.DISTORTIONS[per_layer[name]]["name"]
                 caption = CAPTIONS["per_layer"].format(name=distortion_name)
+            elif name == "fig1b" and not rep.fig1b_curves:
+                caption = CAPTIONS["fig1b_points"]
             else:
                 caption = CAPTIONS[name]
             lines += [f"![{name}]({Path(rep.figures[name]).name})", "", caption, ""]
+    if rep.sweeps:
+        lines += ["## Sweeps — the numbers behind Figures 2A–2C", ""]
+        for distortion, curves in rep.sweeps.items():
+            meta = figures.DISTORTIONS[distortion]
+            lines += [f"### {meta['name']}", "",
+                      sweep_table_markdown(distortion, curves, meta["symbol"]), ""]
     if rep.skipped:
         lines += ["## Skipped figures", ""]
         for name in _ORDER:

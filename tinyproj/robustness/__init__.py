@@ -12,6 +12,8 @@ One idea per file:
 - ``sweeps.py``    error against AddNorm σ / MultUnif γ / Power β (Figures 2A-C), the
                    default grids, per-layer sweeps; sweep files (a result grid of
                    ``runs/grid.py``: resume, ``--shard i/n``, merging, network fingerprints)
+- ``te_scores.py`` Table 2's Te-None/Sign/Round over K draws, mean ± std
+                   (``RUN/sweeps/table2.jsonl``; ``tinyproj sweep RUN --distortion table2``)
 - ``jobs.py``      the shards of a sweep in parallel local processes (``--jobs N``)
 - ``midpoint.py``  per layer, the level where the error is halfway from clean to chance
                    (the crossing rule itself: ``runs/midpoint.py``)
