@@ -16,7 +16,9 @@ Without --run the network is trained first, cleanly, with Walking Noise's setup 
 cosine annealing, cross-entropy, batch 128, no validation split, no projection or clipping)
 into RUN_DIR/model (seed 0; RUN_DIR/model-seed<S> for other seeds), and reused when present.
 With --train-noise SIGMA one network per site (or one for --sites all) is trained with that
-noise at that site instead (RUN_DIR/noisy-models/, dynamics in RUN_DIR/dynamics.jsonl).
+noise at that site instead (RUN_DIR/noisy-models/, dynamics in RUN_DIR/dynamics.jsonl), and
+walked over every test σ: a curve of its own, not the paper's noisy-training curve (that is
+--protocol train-at-sigma).
 
 With --protocol train-at-sigma (Walking Noise's noisy training, as the authors ran it) every
 (site, σ, seed) gets its own network, trained with noise σ at that site and tested at that
@@ -455,7 +457,13 @@ def _write_figures(rows, table, out: Path) -> list:
     if not rows:
         return []
     chance = rows[0].get("chance")
-    reporting.accuracy_vs_sigma(_mean_over_seeds(rows), out / FIGURES[0],
+    title = None
+    if any(r.get("protocol") == "train-at-sigma" for r in rows):
+        kind = str(rows[0].get("noise"))
+        title = (f"{kind} noise: a network per (site, σ), trained and tested at σ"
+                 + (" (mean ± sd over seeds)" if len({r.get("seed") for r in rows}) > 1
+                    else ""))
+    reporting.accuracy_vs_sigma(_mean_over_seeds(rows), out / FIGURES[0], title=title,
                                 chance=chance if chance is not None else 0.1)
     written = [out / FIGURES[0]]
     if any(e.get("midpoint_sigma") is not None or e.get("beyond_grid") for e in table):

@@ -27,6 +27,9 @@ training accuracy (under the noise), clean and noisy test accuracy (when a test 
 given; noisy = the training noise on at evaluation), and with ``record_dynamics`` the weight
 statistics and self-binarization measures of ``dynamics.py``.
 
+The paper's noisy-training curves train one such network per (site, σ, seed) and test it at
+its own σ: ``protocol.train_at_sigma`` (``tinyproj walk --protocol train-at-sigma``).
+
 One seeded generator per run (rule 5) draws the initial weights, the shuffling and the
 noise; the noisy evaluations draw from their own generators, so recording them does not
 change the training.

@@ -7,7 +7,9 @@ A walk evaluates a *trained* network with noise switched on at evaluation only::
             accuracy on the test set with noise N(σ) at site k        -> one row
 
 and the midpoint μ per site (``midpoint.py``) sums the walk up: the σ at which the site's
-accuracy has fallen halfway to chance. Noisy *training* is ``noisy_training.py``.
+accuracy has fallen halfway to chance. Noisy *training* is ``noisy_training.py``; the
+authors' noisy-training curve (one network per σ, trained and tested at that σ) is
+``protocol.py``, whose rows are walk rows of one point each.
 
 Batch norm under noise (``bn_protocol``). The activations' statistics change under noise.
 ``"running"`` (Walking Noise) keeps the running statistics of training as they are;
