@@ -19,3 +19,33 @@ def test_walk_writes_and_names_its_figures(tmp_path, capsys):
         image = imread(str(out / name))
         assert image.shape[0] > 300 and image.shape[1] > 500
         assert float(image[..., :3].std()) > 0.02, f"{name} is blank"
+
+
+def test_accuracy_vs_sigma_linear_grid_and_seed_spread():
+    from tinyproj import reporting
+    rows = [{"site": 2, "site_name": "relu1", "noise": "multiplicative", "sigma": s,
+             "accuracy": a, "accuracy_std": 0.02} for s, a in ((0.0, 0.9), (1.0, 0.6),
+                                                                (2.0, 0.2))]
+    fig = reporting.accuracy_vs_sigma(rows)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "linear"                  # σ = 0 is on the grid: drawn
+    assert min(ax.lines[0].get_xdata()) == 0.0
+    assert ax.containers, "the spread over seeds is drawn as error bars"
+    log_rows = [dict(r, sigma=r["sigma"] + 0.5, accuracy_std=None) for r in rows]
+    ax = reporting.accuracy_vs_sigma(log_rows).axes[0]
+    assert ax.get_xscale() == "log" and not ax.containers
+
+
+def test_midpoints_plot_leaves_out_global_rows_and_marks_seeds():
+    from tinyproj import reporting
+    table = [{"site": 0, "site_name": "input", "midpoint_sigma": 1.0, "beyond_grid": False,
+              "midpoints_per_seed": [0.9, 1.1]},
+             {"site": 2, "site_name": "relu1", "midpoint_sigma": 3.0, "beyond_grid": False,
+              "midpoints_per_seed": [2.5, 3.6]},
+             {"site": -2, "site_name": "all-no-bn", "midpoint_sigma": 0.5,
+              "beyond_grid": False}]
+    ax = reporting.midpoints_plot(table).axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["0: input", "2: relu1"]
+    seeds = [line for line in ax.lines if line.get_marker() == "_"]
+    assert len(seeds) == 1 and sorted(seeds[0].get_ydata()) == [0.9, 1.1, 2.5, 3.6]
