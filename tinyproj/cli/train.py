@@ -19,13 +19,22 @@ def _banner(cfg, resume: bool) -> None:
           f"\n  run folder: {cfg.out}", flush=True)
 
 
+def _flag_text(value) -> str:
+    """A setting as it would be typed after its flag (lists comma-separated)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
 def _cmd_train(args) -> int:
     from ..runs.build import resolve_data_dir
-    from ..runs.config import PRESETS, make_config
+    from ..runs.config import PRESET_NOTES, PRESETS, make_config
     from ..runs.training import resume_config, train
     if args.list_presets:
         for name, values in PRESETS.items():
-            print(f"{name:<20} " + " ".join(f"{k}={v}" for k, v in values.items()))
+            print(f"{name}: {PRESET_NOTES.get(name, '')}")
+            print("    " + " ".join(f"{k}={_flag_text(v)}" for k, v in values.items()))
+        print("Use one with --preset NAME; flags given with it override its settings.")
         return 0
     overrides = config_overrides(args)
     if args.resume:

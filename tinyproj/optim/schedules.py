@@ -63,11 +63,16 @@ class StepDrops(Schedule):
 
         lr(t) = lr0 · factor^(number of milestones ≤ t)
 
-    ``factor`` may also be a list, one factor per milestone. The paper's AlexNet run:
-    "learning rate 0.1 dropped ×0.01 at 100K and 125K" — read as two drops by ×0.1 that
-    reach 0.001: ``StepDrops(0.1, [100_000, 125_000], 0.1)``, giving 0.1 until
-    iteration 99,999, 0.01 from 100,000, 0.001 from 125,000. (If the ×0.01 is meant
-    per drop, pass ``factor=0.01``.)
+    ``factor`` may also be a list, one factor per milestone. The paper's AlexNet run says
+    "the learning rate was dropped from 0.1 by 0.01× at iterations 100K and 125K", which
+    has two readings, both offered (``--lr-factor``, presets in ``runs/config.py``):
+
+    * literal, ×0.01 at each milestone (preset ``alexnet-stochm3-c``):
+      ``StepDrops(0.1, [100_000, 125_000], 0.01)`` → 0.1, then 1e-3 from 100,000,
+      then 1e-5 from 125,000;
+    * two tenfold drops, the usual AlexNet recipe, reaching 0.01 × the start in all
+      (preset ``alexnet-stochm3-c-drop10``): ``StepDrops(0.1, [100_000, 125_000], 0.1)``
+      → 0.1, 0.01 from 100,000, 1e-3 from 125,000.
     """
 
     def __init__(self, lr0, milestones, factor):
@@ -126,7 +131,12 @@ class Cosine(Schedule):
 
         lr(t) = lr_min + (lr_max − lr_min) · (1 + cos(π · t / T)) / 2,   T = total_steps
 
-    For t > T the rate stays at lr_min. Walking Noise trains with Adam 1e-3 and this.
+    For t > T the rate stays at lr_min. ``t`` may count steps (``--lr-schedule cosine``:
+    T = all the run's steps, a new rate every step) or epochs (``cosine_epoch``: T = the
+    epochs, the rate constant within an epoch). The Walking Noise authors use PyTorch's
+    ``CosineAnnealingLR(T_max=num_epochs)`` stepped once after each epoch, with
+    lr_min = 0: epoch e (0-based) trains at lr(e), so the first epoch at lr_max and the last
+    at lr_max · (1 + cos(π (E − 1)/E)) / 2 > 0 — that is ``cosine_epoch``.
     """
 
     def __init__(self, lr_max, total_steps, lr_min=0.0):

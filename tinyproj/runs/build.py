@@ -94,8 +94,9 @@ def lr_schedule(cfg: TrainConfig, steps_per_epoch: int):
     """A function ``(epoch, step) -> learning rate`` for the configured schedule.
 
     exponential: per epoch, from lr to lr_final over cfg.epochs (BinaryConnect);
-    cosine: per step over the whole run; step: drops by lr_factor at lr_milestones
-    (iterations); constant.
+    cosine: per step over the whole run; cosine_epoch: per epoch over cfg.epochs, constant
+    within an epoch (the Walking Noise authors' ``CosineAnnealingLR`` stepped each epoch);
+    step: drops by lr_factor at lr_milestones (iterations); constant.
     """
     kind = cfg.lr_schedule
     if kind == "exponential":
@@ -105,13 +106,16 @@ def lr_schedule(cfg: TrainConfig, steps_per_epoch: int):
         total = cfg.iterations or cfg.epochs * steps_per_epoch
         s = optim.Cosine(cfg.lr, total, cfg.lr_final)
         return lambda epoch, step: s(min(step, total))
+    if kind == "cosine_epoch":
+        s = optim.Cosine(cfg.lr, max(1, cfg.epochs), cfg.lr_final)
+        return lambda epoch, step: s(min(epoch, cfg.epochs))
     if kind == "step":
         s = optim.StepDrops(cfg.lr, cfg.lr_milestones, cfg.lr_factor)
         return lambda epoch, step: s(step)
     if kind == "constant":
         return lambda epoch, step: cfg.lr
     raise UserError(f"--lr-schedule: unknown schedule {kind!r}; choose exponential, cosine, "
-                    "step or constant")
+                    "cosine_epoch, step or constant", flag="--lr-schedule")
 
 
 def clip_schedule(cfg: TrainConfig, model):

@@ -16,7 +16,7 @@ from ..nn.batchnorm import BatchNormBase
 from ..projections import parse
 from ..tensor import no_grad
 
-__all__ = ["error_rate", "reestimate_batchnorm", "errors_by_projection", "test_errors",
+__all__ = ["error_rate", "error_rates", "reestimate_batchnorm", "errors_by_projection", "test_errors",
            "batch_indices",
            "saved_batchnorm_stats"]
 
@@ -29,20 +29,38 @@ def batch_indices(n: int, batch_size: int):
 
 def error_rate(model, source, batch_size: int = 500, limit: int | None = None) -> float:
     """Fraction of misclassified examples of ``source`` with the model in evaluation mode."""
+    return error_rates(model, source, batch_size, limit)[1]
+
+
+def error_rates(model, source, batch_size: int = 500, limit: int | None = None,
+                top=(1,)) -> dict:
+    """``{k: top-k error}`` of ``source`` with the model in evaluation mode, in one pass.
+
+    top-1: the arg-max score is not the label. top-k (k > 1): the label's score is beaten
+    by at least k others, i.e. rank = #{j : s_j > s_label} ≥ k (ties count in the label's
+    favour). ImageNet reports top-1 and top-5.
+    """
     n = len(source) if limit is None else min(limit, len(source))
     was_training = model.training
     model.eval()
-    wrong = []                               # per batch, left on the device until the end
+    wrong = {k: [] for k in top}             # per batch, left on the device until the end
     with no_grad():
         for idx in batch_indices(n, batch_size):
             x, y = source.batch(idx)
-            pred = model(x).data.argmax(axis=1)
-            wrong.append((pred != y).sum())
+            scores = model(x).data
+            for k in top:
+                if k == 1:
+                    wrong[k].append((scores.argmax(axis=1) != y).sum())
+                else:
+                    xp = backend.xp_of(scores)
+                    own = scores[xp.arange(len(y)), y][:, None]
+                    wrong[k].append(((scores > own).sum(axis=1) >= k).sum())
     model.train(was_training)
-    if not wrong:
-        return 0.0
-    total = backend.to_numpy(backend.xp_of(wrong[0]).stack(wrong)).sum()   # one sync
-    return int(total) / max(1, n)
+    if not n:
+        return {k: 0.0 for k in top}
+    xp = backend.xp_of(wrong[top[0]][0])
+    totals = backend.to_numpy(xp.stack([xp.stack(wrong[k]).sum() for k in top]))   # one sync
+    return {k: int(t) / n for k, t in zip(top, totals)}
 
 
 @contextlib.contextmanager
@@ -94,13 +112,15 @@ def reestimate_batchnorm(model, source, num_batches: int, batch_size: int, rng=N
 
 def errors_by_projection(model, train_source, sources: dict, projections, rng=None,
                          bn_batches: int = 20, batch_size: int = 50, eval_batch_size: int = 500,
-                         limit=None) -> dict:
+                         limit=None, top5: bool = False) -> dict:
     """``{source name: {spec: error}}``: every source scored under every projection.
 
     Merolla's protocol, once per projection: swap the projected weights in,
     re-estimate batch norm on ``bn_batches`` training batches (skipped when 0),
     score each source (e.g. ``{"val": ..., "test": ...}``) with those weights and
     statistics, then restore the weights and the batch-norm statistics exactly.
+    ``top5=True`` adds ``{"<name>_top5": {spec: top-5 error}}`` for each source (the
+    ImageNet figures), from the same forward passes.
     """
     rng = rng if rng is not None else backend.global_rng()
     errors = {name: {} for name in sources}
@@ -110,7 +130,11 @@ def errors_by_projection(model, train_source, sources: dict, projections, rng=No
             if bn_batches:
                 reestimate_batchnorm(model, train_source, bn_batches, batch_size, rng)
             for name, source in sources.items():
-                errors[name][str(spec)] = error_rate(model, source, eval_batch_size, limit)
+                rates = error_rates(model, source, eval_batch_size, limit,
+                                    (1, 5) if top5 else (1,))
+                errors[name][str(spec)] = rates[1]
+                if top5:
+                    errors.setdefault(f"{name}_top5", {})[str(spec)] = rates[5]
     return errors
 
 
