@@ -17,7 +17,8 @@ lessons. One epoch::
     save checkpoint.npz (atomically)
 
 Rows of ``metrics.jsonl``: epoch, step, lr, train_loss, train_error, val_error, test_error
-{"none": .., "sign": .., "round": ..} — fractions in [0, 1] (validation and test sets scored
+{"none": .., "sign": .., "round": ..} (ImageNet: also test_error_top5, the same per
+projection) — fractions in [0, 1] (validation and test sets scored
 alike: per test projection, batch norm re-estimated on training data; val_error is the
 Te-None one), train_seconds, eval_seconds, and what ``on_eval`` adds.
 
@@ -54,7 +55,7 @@ from ..errors import UserError
 from ..functional.losses import check_labels
 from .build import (LOSSES, build_augment, build_data, build_model, build_optimizer,
                     clip_schedule, lr_schedule, resolve_data_dir)
-from .config import RESUMABLE_CHANGES, TrainConfig, check_last_batch, validate
+from .config import RESUMABLE_CHANGES, TrainConfig, check_last_batch, reports_top5, validate
 from .evaluation import errors_by_projection
 from .files import (append_jsonl, atomic_write_text, folder_lock, read_jsonl,
                     remove_stale_temps, rng_state, save_checkpoint, set_rng_state)
@@ -377,8 +378,11 @@ def _evaluate(cfg, model, optimizer, train_src, val_src, test_src, rng, pos) -> 
     bn = cfg.bn_batches if cfg.bn_reestimate else 0
     errors = errors_by_projection(model, train_src, sources, cfg.test_projections, rng,
                                   bn_batches=bn, batch_size=cfg.batch_size,
-                                  eval_batch_size=cfg.eval_batch_size) if sources else {}
+                                  eval_batch_size=cfg.eval_batch_size,
+                                  top5=reports_top5(cfg)) if sources else {}
     errors.setdefault("test", {})
+    if "test_top5" in errors:                          # ImageNet: top-5 beside top-1
+        row["test_error_top5"] = errors["test_top5"]
     if val_src is not None:
         key = "none" if "none" in errors["val"] else cfg.test_projections[0]
         row["val_error"] = errors["val"][key]          # Te-None: selects the best epoch
