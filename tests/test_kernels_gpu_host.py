@@ -577,6 +577,37 @@ def test_gpu_py_optimizers_and_projections_through_the_fake_cupy(fake_gpu, dtype
                      np.concatenate([clipping.prox_linf(t, float(c)) for t, c in zip(tensors, bounds)]))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gpu_py_fused_and_random_kernels_through_the_fake_cupy(fake_gpu, host, dtype):
+    """The launches of gpu.py for the fused batch norm (running statistics, batch counter,
+    gradient slots) and the random kernels give the host build's bits."""
+    x, gamma, beta = bn_inputs(BN_SHAPES[0], dtype)
+    c = x.shape[1]
+    results = []
+    for mod in (fake_gpu, host):
+        rm, rv = np.zeros(c, dtype), np.ones(c, dtype)
+        tracked = np.zeros((), np.int64)
+        out = mod.batchnorm_forward(x, None, None, 1e-5, gamma, beta, True, relu=True,
+                                    running_mean=rm, running_var=rv, momentum=0.1,
+                                    tracked=tracked)
+        slots = (np.empty(c, dtype), np.empty(c, dtype))
+        back = mod.batchnorm_backward(random_x(x.shape, dtype, seed=5), x, out[1], out[3], gamma,
+                                      True, relu_out=out[0], out=slots)
+        assert back[1] is slots[0] and back[2] is slots[1]
+        results.append((*out, rm, rv, *back))
+        assert int(tracked) == 1
+    for a, b in zip(*results):
+        assert_same_bits(a, b)
+    flat, offsets, _ = flat_layers(LAYER_SIZES[0], dtype)
+    key = np.array([99, 1], np.int64)
+    assert_same_bits(fake_gpu.stoch_projection_segments(flat, offsets, key),
+                     ref.stoch_projection_segments(flat, offsets, key))
+    assert_same_bits(fake_gpu.stochm_projection_segments(flat, offsets, key, 0.5),
+                     ref.stochm_projection_segments(flat, offsets, key, 0.5))
+    for a, b in zip(fake_gpu.gaussian_noise(x, key, 0.1, 0.2), host.gaussian_noise(x, key, 0.1, 0.2)):
+        assert_same_bits(a, b)
+
+
 def test_out_must_be_contiguous_of_the_right_shape(host):
     x = random_x((2, 3, 6, 6), np.float32)
     wrong = np.empty((27, 2 * 36 * 2), dtype=np.float32)[:, ::2]          # strided

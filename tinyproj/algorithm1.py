@@ -126,7 +126,7 @@ def project(weights: dict, step_projection, rng, trace=None) -> dict:
     :func:`update` (or :func:`restore`) to put them back.
     """
     saved_W = {}
-    P_all = _project_all_at_once(weights, step_projection)
+    P_all = _project_all_at_once(weights, step_projection, rng)
     try:
         for k, (name, p) in enumerate(weights.items()):   # line 2: for k = 1 to N
             W_k = p.data
@@ -144,26 +144,38 @@ def project(weights: dict, step_projection, rng, trace=None) -> dict:
     return saved_W
 
 
-# Projections that have a kernel for every layer of a flat buffer at once (one or two launches
-# on a GPU instead of one or two per layer); the others run layer by layer.
-_ALL_AT_ONCE = {"sign": "sign_projection_segments"}
+# Projections that have a kernel for every layer of a flat buffer at once (two or three
+# launches on a GPU instead of two to a dozen per layer); the others run layer by layer.
+# The stochastic ones draw from a counter-based generator (Philox, kernels/cuda/random.cuh)
+# keyed from the run's generator; on the CPU they keep NumPy's generator, layer by layer, so
+# a CPU run's random stream is the one projections.stoch / stochm draw.
+_ALL_AT_ONCE = {"sign": "sign_projection_segments", "stoch": "stoch_projection_segments",
+                "stochm": "stochm_projection_segments"}
+_RANDOM = {"stoch": (), "stochm": ("gamma",)}
 
 
-def _project_all_at_once(weights: dict, step_projection):
+def _project_all_at_once(weights: dict, step_projection, rng):
     """``P(k)`` → P_k for every k, computed in one go, or None (then layer by layer).
 
     Possible when the weights live side by side in an optimizer's flat buffer (optim/flat.py)
     and the projection has a kernel over such a buffer (each layer with its own α); not with
     ``TINYPROJ_KERNELS=reference``, which keeps Algorithm 1's loop as written.
     """
-    kernel_name = _ALL_AT_ONCE.get(step_projection.name)
+    name = step_projection.name
+    kernel_name = _ALL_AT_ONCE.get(name)
     if kernel_name is None or kernels.mode() == "reference":
         return None
     group = flat.group_of(weights.values())
     if group is None:
         return None
     W = group.weights()
-    P = kernels.get(kernel_name, W)(W, group.weight_offsets())
+    args = (W, group.weight_offsets())
+    if name in _RANDOM:
+        if not backend.is_gpu_array(W):
+            return None
+        args += (kernels.random_key(backend.global_rng() if rng is None else rng, W),)
+        args += tuple(step_projection.params[p] for p in _RANDOM[name])
+    P = kernels.get(kernel_name, W)(*args)
     return lambda k: group.view_of(P, k)
 
 

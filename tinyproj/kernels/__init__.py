@@ -43,8 +43,12 @@ KERNEL_NAMES = ("im2col", "col2im", "im2col_batch", "col2im_batch", "swap01",
                 "batchnorm_backward", "adam_update", "sign_projection",
                 # fused (issues 11 and 15): several ops in one launch / one pass
                 "batchnorm_forward_fused", "batchnorm_backward_fused", "sgd_update",
-                "sign_projection_segments", "clip_segments")
-FUSED_NAMES = KERNEL_NAMES[11:]      # the CPU versions of these are in cpu_fused.py
+                "sign_projection_segments", "clip_segments",
+                # random (Philox, kernels/cuda/random.cuh): Table 1's Stoch and StochM over a
+                # flat buffer, Walking Noise's noise; key = (seed, stream) int64 on the device
+                "stoch_projection_segments", "stochm_projection_segments", "gaussian_noise")
+FUSED_NAMES = KERNEL_NAMES[11:16]    # the CPU versions of these are in cpu_fused.py
+RANDOM_NAMES = KERNEL_NAMES[16:]     # on NumPy arrays: the reference (NumPy's Philox)
 
 _cpu = None            # the Numba module once imported; False when Numba is unusable
 
@@ -89,13 +93,30 @@ def get(name: str, like=None):
         if cpu is not None and name in FUSED_NAMES:
             from . import cpu_fused
             return getattr(cpu_fused, name)
-        return getattr(cpu if cpu is not None else reference, name)
+        if cpu is None or name in RANDOM_NAMES:
+            return getattr(reference, name)
+        return getattr(cpu, name)
     if place == "cupy":
         from . import gpu
         return getattr(gpu, name)
     own = getattr(place, "tinyproj_kernel", None) if place is not None else None
     kernel = own(name) if callable(own) else None
     return kernel if kernel is not None else getattr(reference, name)
+
+
+def random_key(rng, like):
+    """A fresh key (seed, stream) for the random kernels: a (2,) int64 array drawn from ``rng``
+    (the run's generator, rule 5 of docs/design.md) on the device of ``like``.
+
+    One small draw on the device (a launch, no host sync, no copy when ``rng`` is a generator
+    of that device); the same generator state gives the same key, so a run stays
+    reproducible from its seed and its saved generator state.
+    """
+    from .. import backend
+    key = rng.integers(0, 2 ** 62, size=2, dtype=np.int64)
+    if backend.is_gpu_array(key) != backend.is_gpu_array(like):
+        key = backend.to_device(key, "gpu" if backend.is_gpu_array(like) else "cpu")
+    return key
 
 
 def family(like=None) -> str:

@@ -364,3 +364,53 @@ def clip_segments(v, offsets, bounds, out=None):
 
 batchnorm_forward_fused = batchnorm_forward      # kernels.get's names for the fused versions
 batchnorm_backward_fused = batchnorm_backward
+
+
+# ---------------------------------------------------------------------------
+# Stochastic kernels (stochastic.cu): Philox random numbers keyed by key = (seed, stream), a
+# (2,) int64 device array drawn from the run's generator on the device (no host sync)
+# ---------------------------------------------------------------------------
+def _alpha_segments(w, offsets):
+    import cupy
+    n_seg = offsets.size - 1
+    alpha = cupy.empty(max(n_seg, 1), dtype=w.dtype)
+    _launch("maxabs_segments", _ctype(w.dtype), n_seg, cuda.BLOCK, w, offsets, n_seg, alpha)
+    return alpha
+
+
+def stoch_projection_segments(w, offsets, key):
+    """Stoch of every tensor of a flat buffer, each with its own α: 2 launches in all."""
+    import cupy
+    w = _contiguous(w).reshape(-1)
+    offsets = _contiguous(offsets, np.int64)
+    out = cupy.empty_like(w)
+    if w.size:
+        _elementwise("stoch_segments", _ctype(w.dtype), w.size, w, offsets, offsets.size - 1,
+                     _alpha_segments(w, offsets), _contiguous(key, np.int64), out, w.size)
+    return out
+
+
+def stochm_projection_segments(w, offsets, key, gamma):
+    """StochM(γ) of every tensor of a flat buffer: 2 launches in all."""
+    import cupy
+    w = _contiguous(w).reshape(-1)
+    offsets = _contiguous(offsets, np.int64)
+    out = cupy.empty_like(w)
+    ty = np.dtype(w.dtype).type
+    if w.size:
+        _elementwise("stochm_segments", _ctype(w.dtype), w.size, w, offsets, offsets.size - 1,
+                     _alpha_segments(w, offsets), _contiguous(key, np.int64), out, w.size,
+                     ty(gamma), ty(1.0 / gamma - gamma))
+    return out
+
+
+def gaussian_noise(x, key, sigma_add, sigma_mul, add_first=False):
+    """(y, factor) of Walking Noise's noise (factor None when sigma_mul is 0): one launch."""
+    import cupy
+    x = _contiguous(x)
+    y = cupy.empty_like(x)
+    keep = sigma_mul != 0
+    factor = cupy.empty_like(x) if keep else y
+    _elementwise("gaussian_noise", _ctype(x.dtype), x.size, x, _contiguous(key, np.int64), y,
+                 factor, x.size, sigma_add, sigma_mul, int(bool(add_first)), int(keep))
+    return y, (factor if keep else None)

@@ -37,7 +37,8 @@ NAMES = ("im2col_batch", "col2im_batch", "im2col", "col2im", "swap01", "maxpool_
          "maxpool_backward", "batchnorm_forward", "batchnorm_backward", "adam_update",
          "sgd_update", "sign_projection", "round_projection", "clip",
          "sign_projection_segments", "round_projection_segments", "clip_segments",
-         "batchnorm_forward_fused", "batchnorm_backward_fused")
+         "batchnorm_forward_fused", "batchnorm_backward_fused", "stoch_projection_segments",
+         "stochm_projection_segments", "gaussian_noise")
 
 
 class HostBuildError(RuntimeError):
@@ -425,3 +426,53 @@ def clip_segments(v, offsets, bounds, out=None):
 
 batchnorm_forward_fused = batchnorm_forward      # kernels.get's names for the fused versions
 batchnorm_backward_fused = batchnorm_backward
+
+
+# ---------------------------------------------------------------------------
+# Stochastic kernels (stochastic.cu): random numbers from Philox, keyed by key = (seed, stream)
+# ---------------------------------------------------------------------------
+def _key(key):
+    key = np.ascontiguousarray(key, dtype=np.int64)
+    if key.shape != (2,):
+        raise ValueError(f"key must be 2 int64 numbers (seed, stream), got shape {key.shape}")
+    return key
+
+
+def stoch_projection_segments(w, offsets, key):
+    """Stoch of every tensor of a flat buffer, each with its own α (see
+    ``reference.stoch_projection_segments``); 2 launches on the GPU."""
+    w = _contiguous(w).reshape(-1)
+    offsets = _offsets(offsets, w.size)
+    n_seg = offsets.size - 1
+    alpha = np.empty(max(n_seg, 1), dtype=w.dtype)
+    _call("maxabs_segments", w.dtype, w, offsets, n_seg, alpha)
+    out = np.empty_like(w)
+    _call("stoch_segments", w.dtype, w, offsets, n_seg, alpha, _key(key), out, w.size)
+    return out
+
+
+def stochm_projection_segments(w, offsets, key, gamma):
+    """StochM(γ) of every tensor of a flat buffer (``reference.stochm_projection_segments``)."""
+    w = _contiguous(w).reshape(-1)
+    offsets = _offsets(offsets, w.size)
+    n_seg = offsets.size - 1
+    alpha = np.empty(max(n_seg, 1), dtype=w.dtype)
+    _call("maxabs_segments", w.dtype, w, offsets, n_seg, alpha)
+    out = np.empty_like(w)
+    ty = w.dtype.type
+    _call("stochm_segments", w.dtype, w, offsets, n_seg, alpha, _key(key), out, w.size,
+          ty(gamma), ty(1.0 / gamma - gamma))
+    return out
+
+
+def gaussian_noise(x, key, sigma_add, sigma_mul, add_first=False):
+    """(y, factor): Walking Noise's noise on x (``reference.gaussian_noise``); factor None
+    when sigma_mul is 0."""
+    x = _contiguous(x)
+    y = np.empty_like(x)
+    keep = sigma_mul != 0
+    factor = np.empty_like(x) if keep else y
+    ty = x.dtype.type
+    _call("gaussian_noise", x.dtype, x, _key(key), y, factor, x.size, ty(sigma_add),
+          ty(sigma_mul), int(bool(add_first)), int(keep))
+    return y, (factor if keep else None)

@@ -66,6 +66,7 @@ class FlatParams:
         self._device_tables = {}
         self._state = {}                          # key → (flat buffer, {i: view})
         self.adopt(force=True)
+        self.weight_offsets()                     # made now, not in the first step
 
     # -- keeping the parameters in the buffer --------------------------------------------
     def adopt(self, force: bool = False) -> None:

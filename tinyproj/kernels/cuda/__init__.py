@@ -7,6 +7,9 @@
     optim.cuh/.cu     adam_update, sgd_update (flat buffers: all parameters in one launch)
     projection.cuh/.cu maxabs, sign_apply, round_apply, clip_apply, and *_segments: every
                       layer at once over a flat buffer with an offsets table
+    random.cuh        Philox-4x32-10 counter-based random numbers: uniforms, normal pairs
+    stochastic.cuh/.cu stoch_segments, stochm_segments (Table 1, every layer at once) and
+                      gaussian_noise (Walking Noise), keyed by (seed, stream) in device memory
     host_loops.cpp    the same functions in plain loops, exported as tp_<name>_f32 / _f64
 
 kernels/gpu.py compiles the .cu files with CuPy (``cupy.RawModule``); kernels/host.py compiles
@@ -41,6 +44,9 @@ KERNELS = {
     "sign_segments": ("projection.cu", "ppippi"),
     "round_segments": ("projection.cu", "ppippi"),
     "clip_segments": ("projection.cu", "ppippi"),
+    "stoch_segments": ("stochastic.cu", "ppipppi"),
+    "stochm_segments": ("stochastic.cu", "ppipppi" + "tt"),
+    "gaussian_noise": ("stochastic.cu", "pppp" + "i" + "tt" + "ii"),
 }
 BLOCK = 256                              # TP_BLOCK in common.cuh: threads of a reduction block
 
@@ -78,7 +84,7 @@ def expanded(name: str, _seen=None) -> str:
     def include(match):
         header = match.group(1)
         if header in seen:
-            return f"// (#include \"{header}\" already above)"
+            return f"// ({header}: already included above)"
         return expanded(header, seen)
 
     path = FOLDER / name

@@ -13,6 +13,7 @@
 #include "batchnorm.cuh"
 #include "optim.cuh"
 #include "projection.cuh"
+#include "stochastic.cuh"
 
 namespace {
 
@@ -185,6 +186,32 @@ void clip_segments_loop(const T* v, const tp_int* offsets, tp_int n_seg, const T
         out[e] = clip_element(v[e], bounds[tp_segment_of(offsets, n_seg, e)]);
 }
 
+template <typename T>
+void stoch_segments_loop(const T* w, const tp_int* offsets, tp_int n_seg, const T* alpha,
+                         const tp_int* key, T* out, tp_int size) {
+    for (tp_int e = 0; e < size; ++e)
+        out[e] = stoch_element(w[e], alpha[tp_segment_of(offsets, n_seg, e)],
+                               tp_random_words(key, e));
+}
+
+template <typename T>
+void stochm_segments_loop(const T* w, const tp_int* offsets, tp_int n_seg, const T* alpha,
+                          const tp_int* key, T* out, tp_int size, T lo, T width) {
+    for (tp_int e = 0; e < size; ++e)
+        out[e] = stochm_element(w[e], alpha[tp_segment_of(offsets, n_seg, e)],
+                                tp_random_words(key, e), lo, width);
+}
+
+template <typename T>
+void gaussian_noise_loop(const T* x, const tp_int* key, T* y, T* factor, tp_int size,
+                         T sigma_add, T sigma_mul, tp_int add_first, tp_int keep_factor) {
+    for (tp_int e = 0; e < size; ++e) {
+        T f;
+        y[e] = noise_element(x[e], tp_random_words(key, e), sigma_add, sigma_mul, add_first, &f);
+        if (keep_factor) factor[e] = f;
+    }
+}
+
 }  // namespace
 
 // C names for ctypes: tp_<kernel>_f32 and tp_<kernel>_f64. The argument lists are those of
@@ -243,7 +270,17 @@ extern "C" void tp_round_segments_##SUF(const T* w, const tp_int* offsets, tp_in
     round_segments_loop(w, offsets, n_seg, alpha, out, size); }                               \
 extern "C" void tp_clip_segments_##SUF(const T* v, const tp_int* offsets, tp_int n_seg,       \
         const T* bounds, T* out, tp_int size) {                                               \
-    clip_segments_loop(v, offsets, n_seg, bounds, out, size); }
+    clip_segments_loop(v, offsets, n_seg, bounds, out, size); }                               \
+extern "C" void tp_stoch_segments_##SUF(const T* w, const tp_int* offsets, tp_int n_seg,      \
+        const T* alpha, const tp_int* key, T* out, tp_int size) {                            \
+    stoch_segments_loop(w, offsets, n_seg, alpha, key, out, size); }                          \
+extern "C" void tp_stochm_segments_##SUF(const T* w, const tp_int* offsets, tp_int n_seg,     \
+        const T* alpha, const tp_int* key, T* out, tp_int size, T lo, T width) {             \
+    stochm_segments_loop(w, offsets, n_seg, alpha, key, out, size, lo, width); }              \
+extern "C" void tp_gaussian_noise_##SUF(const T* x, const tp_int* key, T* y, T* factor,       \
+        tp_int size, T sigma_add, T sigma_mul, tp_int add_first, tp_int keep_factor) {       \
+    gaussian_noise_loop(x, key, y, factor, size, sigma_add, sigma_mul, add_first,             \
+                        keep_factor); }
 
 TP_EXPORT_ALL(float, f32)
 TP_EXPORT_ALL(double, f64)
