@@ -136,6 +136,8 @@ print(f"{launches_before} launches x {us_per_launch} µs = "
       f"{launches_before * us_per_launch / 1000:.0f} ms of host time per step "
       "(the H100 measured 54-61 ms per step of bc_cifar10)")
 print(f"  200 launches x {us_per_launch} µs = {200 * us_per_launch / 1000:.1f} ms (issue 11's target)")
+print(f"  115 launches x {us_per_launch} µs = {115 * us_per_launch / 1000:.1f} ms (now, counted "
+      "on the stand-in below)")
 
 # %% [markdown]
 # ## 3. Counting with the stand-in
@@ -241,12 +243,25 @@ print("the training loop reads losses every", training.READ_EVERY, "steps")
 backend.use("numpy")
 
 # %% [markdown]
-# What is left of the launches? Read `fused.ops` above: Adam still launches once per
-# parameter (the CUDA kernel can take all parameters as one flat buffer), each leaf gradient
-# is copied, batch norm updates its running statistics with a few array operations, and the
-# ReLU after each batch norm is separate although the kernel can fuse it. Each is a place
-# where the count drops by about one per layer or per parameter — `tests/test_budgets.py`
-# keeps the score.
+# Where did the launches go? On the GPU path one step went from 1,300 launches (the plain
+# array code) to 271 (the first fused kernels) to 115 (today; `tests/test_budgets.py` keeps
+# the score, the issue asked for at most 200). Read `fused.ops` above for what is left:
+#
+# * **Adam is one launch**: the optimizer keeps every parameter as a *view* into one flat
+#   buffer (`optim/flat.py`), so `adam_update` runs once over all of them. The gradients land
+#   in a flat gradient buffer too — batch norm's backward kernel writes γ's and β's there
+#   itself; the nine weights' gradients are copied in (the `setitem`s).
+# * **Batch norm** updates its running statistics and its batch counter inside the forward
+#   kernel, and `nn.Sequential` fuses it with the ReLU that follows (`BatchNorm(x,
+#   relu=True)`): no launch of their own, forward or backward.
+# * **Sign and the clip** run once for every layer (`sign_projection_segments`,
+#   `clip_segments`): the weights lie side by side, an offsets table says where each layer
+#   starts, and each layer still gets its own α and its own bound.
+# * What remains is the convolution (im2col, the matrix product, col2im: a fixed number per
+#   layer) and the loss.
+#
+# A lower count on the stand-in is a lower bound for the GPU: Sign there is two kernels (α
+# per layer, then the map), counted here as one call.
 #
 # ## 5. Exercises
 #
