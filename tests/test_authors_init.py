@@ -20,7 +20,7 @@ from tinyproj.runs.config import make_config
 
 def _check_uniform(values, bound, n_min=10_000):
     """values ~ U(−bound, bound): inside, near both ends, variance bound²/3, mean 0."""
-    v = np.asarray(values, dtype=np.float64).ravel()
+    v = backend.to_numpy(values).astype(np.float64).ravel()
     assert v.size >= n_min
     assert v.min() >= -bound and v.max() <= bound
     assert v.min() < -0.99 * bound and v.max() > 0.99 * bound
@@ -49,24 +49,25 @@ def test_torch_bound_is_kaiming_uniform_with_a_sqrt5():
 def test_torch_init_weights_and_biases_are_uniform_over_fan_in(make, fan_in, bias_size):
     layer = make(backend.make_rng(0))
     bound = 1 / math.sqrt(fan_in)
-    assert layer.weight.data.dtype == np.float32 and layer.bias.data.shape == (bias_size,)
+    assert layer.weight.data.dtype == np.float32 and tuple(layer.bias.data.shape) == (bias_size,)
     _check_uniform(layer.weight.data, bound)
     _check_uniform(layer.bias.data, bound, n_min=4000)
 
 
 def test_torch_init_biases_over_many_layers_of_few_units():
     """A bias of 3 values is still U(±1/√fan_in): pooled over 2,000 seeds."""
-    draws = [nn.Linear(16, 3, bias=True, rng=backend.make_rng(s), init="torch").bias.data
-             for s in range(2000)]
+    draws = [backend.to_numpy(nn.Linear(16, 3, bias=True, rng=backend.make_rng(s),
+                                        init="torch").bias.data) for s in range(2000)]
     _check_uniform(np.concatenate(draws), 0.25, n_min=6000)
 
 
 def test_glorot_keeps_zero_biases_and_the_weight_is_drawn_first():
     lin = nn.Linear(30, 20, bias=True, rng=backend.make_rng(1))
-    assert not lin.bias.data.any()
+    assert not backend.to_numpy(lin.bias.data).any()
     a = nn.Linear(30, 20, bias=True, rng=backend.make_rng(2), init="torch")
     b = nn.Linear(30, 20, bias=False, rng=backend.make_rng(2), init="torch")
-    np.testing.assert_array_equal(a.weight.data, b.weight.data)   # PyTorch's order
+    np.testing.assert_array_equal(backend.to_numpy(a.weight.data),
+                                  backend.to_numpy(b.weight.data))      # PyTorch's order
     assert a.bias is not None and b.bias is None
 
 
@@ -92,10 +93,10 @@ def test_torch_init_in_a_model_uses_each_layers_fan_in():
     m = models.build("lenet5", rng=backend.make_rng(0), init="torch", bias=True)
     for name in m.weight_layer_names():
         layer = getattr(m, name)
-        bound = 1 / math.sqrt(nn.init.fans(layer.weight.data.shape)[0])
-        assert np.abs(layer.weight.data).max() <= bound
-        assert np.abs(layer.weight.data).max() > 0.9 * bound
-        assert np.abs(layer.bias.data).max() <= bound and layer.bias.data.any()
+        w, b = backend.to_numpy(layer.weight.data), backend.to_numpy(layer.bias.data)
+        bound = 1 / math.sqrt(nn.init.fans(w.shape)[0])
+        assert bound * 0.9 < np.abs(w).max() <= bound
+        assert np.abs(b).max() <= bound and b.any()
 
 
 def test_factory_refuses_bad_switches_and_the_merolla_models():
@@ -116,7 +117,7 @@ def test_config_settings_reach_the_model_and_are_validated():
     cfg = make_config(model="mlp_tfc", dataset="mnist", bn=True, init="torch", bias=True)
     assert (cfg.init, cfg.bias) == ("torch", "true")              # canonical spelling
     m = build_model(cfg, (1, 28, 28), 10, backend.make_rng(0))
-    assert m.fc1.bias is not None and np.abs(m.fc1.weight.data).max() <= 1 / 28
+    assert m.fc1.bias is not None and np.abs(backend.to_numpy(m.fc1.weight.data)).max() <= 1 / 28
     assert make_config(model="mlp_tfc", dataset="mnist").bias == "auto"
     with pytest.raises(UserError) as err:
         make_config(model="mlp_tfc", dataset="mnist", init="he")
@@ -129,6 +130,7 @@ def test_config_settings_reach_the_model_and_are_validated():
     assert err.value.flag == "--init"
 
 
+@pytest.mark.numpy_only("a float64 finite-difference check on host arrays")
 def test_gradient_of_mlp_with_biases_and_batch_norm_by_finite_differences():
     """Every parameter's gradient, biases included, against central differences (float64)."""
     import tinyproj as tp
