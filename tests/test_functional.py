@@ -280,6 +280,60 @@ def test_conv2d_bias_gradient():
     check(fn, [x, w, b])
 
 
+# The CPU takes the conv products transposed (conv.ROWS_OUT): output channels along the fast
+# axis, dW as (K, O) when K >= O. The untransposed products stay (GPU arrays, ROWS_OUT off):
+# both must agree, chunked or not, with either form of dW.
+ROWS_CASES = [((5, 3, 9, 9), (8, 3, 3, 3), 1, 1),       # K = 27 > O = 8: dW as (K, O)
+              ((4, 3, 8, 8), (32, 3, 3, 3), 1, 1),      # K = 27 < O = 32: dW as (O, K)
+              ((5, 4, 9, 7), (6, 4, 2, 3), (2, 1), (1, 0)),
+              ((3, 16, 6, 6), (16, 16, 3, 3), 1, 1)]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("xs,ws,stride,pad", ROWS_CASES)
+def test_conv2d_transposed_products_match_the_plain_ones(xs, ws, stride, pad, chunked,
+                                                          monkeypatch):
+    from tinyproj.functional import conv
+    if chunked:                                          # a few images per chunk, uneven
+        monkeypatch.setattr(conv, "MAX_COLUMNS", 2 * 81)
+        monkeypatch.setattr(conv, "SMALL_COLS", 0)
+    x = normal(*xs, seed=3).astype(np.float32)
+    w = normal(*ws, seed=4).astype(np.float32)
+    gy_full = normal(xs[0], ws[0], 2 * xs[2], 2 * xs[3], seed=5).astype(np.float32)
+    got = {}
+    for rows in (False, True):
+        monkeypatch.setattr(conv, "ROWS_OUT", rows)
+        xt, wt = tp.tensor(x, requires_grad=True), tp.tensor(w, requires_grad=True)
+        y = F.conv2d(xt, wt, stride=stride, padding=pad)
+        gy = gy_full[:, :, ::2, ::2][:, :, :y.shape[2], :y.shape[3]]     # not contiguous
+        y.backward(gy)
+        got[rows] = (y.data, xt.grad, wt.grad)
+    for plain, transposed in zip(got[False], got[True]):
+        scale = np.abs(plain).max()
+        assert np.abs(transposed - plain).max() <= 1e-6 * scale
+    np.testing.assert_allclose(got[True][0], _conv_ref(x.astype(np.float64), w, stride, pad),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_small_columns_are_one_chunk_and_large_ones_are_cut(monkeypatch):
+    from tinyproj.functional import conv
+    op = conv.Conv2d(1, 1)
+    x, w = np.zeros((50, 3, 32, 32), np.float32), np.zeros((32, 3, 3, 3), np.float32)
+    assert op._chunks(x, w) == [(0, 50)]                 # 5.5 MB of columns: one chunk
+    x, w = np.zeros((50, 32, 32, 32), np.float32), np.zeros((32, 32, 3, 3), np.float32)
+    assert op._chunks(x, w) == [(0, 12), (12, 25), (25, 37), (37, 50)]   # ≤ 16,384 columns
+
+
+@pytest.mark.parametrize("xs,ws,stride,pad", ROWS_CASES[1:3])
+def test_conv2d_transposed_products_gradient_in_chunks(xs, ws, stride, pad, monkeypatch):
+    from tinyproj.functional import conv
+    monkeypatch.setattr(conv, "ROWS_OUT", True)
+    monkeypatch.setattr(conv, "MAX_COLUMNS", 2 * 81)
+    monkeypatch.setattr(conv, "SMALL_COLS", 0)
+    x, w = normal(2, *xs[1:], seed=6), normal(*ws, seed=7)
+    check(lambda x, w: F.conv2d(x, w, stride=stride, padding=pad), [x, w])
+
+
 def test_conv2d_input_only_or_weight_only():
     x, w = normal(2, 2, 5, 5), normal(3, 2, 3, 3, seed=1)
     check(lambda x: F.conv2d(x, tp.tensor(w), padding=1), [x])

@@ -23,6 +23,33 @@ that keep a BLAS well below its peak; side by side they become (4608, 3200). The
 layout is chosen so the product reads the columns straight from memory; the price is the
 two ``swap01`` copies of y and gy (L contiguous floats at a time, cheap next to the product).
 
+Transposed products on the CPU (``ROWS_OUT``). The same products, each taken as its
+transpose, so that the output channels run along the fast axis of the result::
+
+    Yᵀ  = colsᵀ @ W_matᵀ                # (N·L, O) → y = Yᵀ as (N, L, O), axes 1, 2 swapped
+    gYᵀ = gy as (N, L, O)               # (N·L, O): the transposed copy replaces swap01
+    dWᵀ = cols @ gYᵀ                    # (K, O) when K ≥ O, else dW = gY @ colsᵀ as above
+    dcols = W_matᵀ @ (gYᵀ)ᵀ             # (K, N·L), as before
+
+The arithmetic is the same (the tests find the two layouts equal to float32 rounding); only
+the shapes OpenBLAS sees change. With 32–128 output channels the plain products are thin in
+their rows and OpenBLAS runs them far below its rate; worst is dW = gY @ colsᵀ, a (O, K)
+result reduced over N·L ≥ 3200 columns (10–15× the CPU time of cols @ gYᵀ at width 0.25).
+Measured on the 2-core machine (shared: load average 9–11 at the time, so the CPU time,
+which counts work rather than waiting, is the figure to trust), forward + backward of each
+3×3 layer of bc_cifar10, batch 50, ``python benchmarks/conv_layouts.py --width W``, sums
+over the six layers (fastest wall ms / median CPU ms):
+
+    width 0.25   plain 1527 / 1104   transposed  608 / 300   (every layer but 3→32 faster)
+    width 1.0    plain 6073 / 2877   transposed 4777 / 1876  (every layer faster in CPU time)
+
+Alternatives measured on the same layers and dropped: one product for the whole batch
+instead of chunks (no gain beyond 16,384 columns); one product per image on an (N, K, L)
+layout (np.matmul over the stack: 10–40× slower for the 32-channel layers); unfolding
+into rows (N·L, K) instead of columns (the same speed as colsᵀ, which is a free view);
+a blocked Numba transpose in place of NumPy's transposed copy (no faster at these shapes).
+GPU arrays keep the plain products (cuBLAS has no such weakness, and each copy is a launch).
+
 Memory: the columns are C·kh·kw times the input (236 MB for the 128→128 layer at 32×32,
 batch 50). Three choices keep that bill small:
 
@@ -41,6 +68,8 @@ batch 50). Three choices keep that bill small:
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import backend, kernels
 from ..kernels import workspace
 from ..kernels.geometry import fits, out_size, pair
@@ -55,11 +84,26 @@ wider, faster matrix products; smaller ones hold less memory. With MAX_COLUMNS b
 process (median ratio of paired runs), forward+backward against a 64 MB budget: 0.92× for
 the 128→128 layer, 0.96× for the 256→256 layer; the full step is the same within noise."""
 
+ROWS_OUT = True
+"""Take the products transposed on NumPy arrays (see "Transposed products on the CPU" in the
+module docstring for the measurement); False gives the plain ones, as on the GPU."""
+
 MAX_COLUMNS = 16384
 """Columns per chunk on the CPU beyond which a wider product gains little: small layers (the
 32×32 layers at width 0.25) are cut here even when their columns would fit the budget, which
 halves their scratch memory at no measured cost in time. (Not applied to GPU arrays, where
 every chunk costs kernel launches.)"""
+
+SMALL_COLS = 8 * 2**20
+"""Bytes of columns small enough to unfold in one chunk whatever MAX_COLUMNS says: the first
+layer (K = 27) of bc_cifar10, 5.5 MB for batch 50. Measured (transposed products, load ~10):
+forward + backward of the 3→32 layer 22.5 ms CPU in one chunk, 44.2 ms in four."""
+
+
+def _rows_out(like) -> bool:
+    """Whether the products are taken transposed, with the output channels along the rows'
+    fast axis (the ``ROWS_OUT`` layout, see the module docstring): on NumPy arrays yes."""
+    return ROWS_OUT and isinstance(like, np.ndarray)
 
 
 def matmul(a, b, out):
@@ -77,14 +121,20 @@ class Conv2d(Function):
 
     def forward(self, x, w):
         self._check(x, w)
+        xp = backend.xp_of(x)
         n, o, oh, ow = self._out_shape(x, w)
-        y = backend.xp_of(x).empty((n, o, oh * ow), dtype=x.dtype)           # (N, O, L)
+        y = xp.empty((n, o, oh * ow), dtype=x.dtype)                         # (N, O, L)
         w_mat = w.reshape(o, -1)                                             # (O, K)
         for a, b in self._chunks(x, w):                                      # images a..b-1
             cols = self._im2col(x[a:b], w)                                   # (K, B·L)
-            Y = self._scratch("conv.out", (o, (b - a) * oh * ow), x)
-            matmul(w_mat, cols, out=Y)                                       # (O, B·L)
-            kernels.get("swap01", Y)(Y.reshape(o, b - a, -1), out=y[a:b])    # → (B, O, L)
+            if _rows_out(x):
+                Yt = self._scratch("conv.out", ((b - a) * oh * ow, o), x)
+                matmul(cols.T, w_mat.T, out=Yt)                              # (B·L, O)
+                xp.copyto(y[a:b], Yt.reshape(b - a, -1, o).transpose(0, 2, 1))
+            else:
+                Y = self._scratch("conv.out", (o, (b - a) * oh * ow), x)
+                matmul(w_mat, cols, out=Y)                                   # (O, B·L)
+                kernels.get("swap01", Y)(Y.reshape(o, b - a, -1), out=y[a:b])  # → (B, O, L)
         self.x, self.w = x, w
         return y.reshape(n, o, oh, ow)
 
@@ -93,21 +143,32 @@ class Conv2d(Function):
         xp = backend.xp_of(gy)
         o, c, kh, kw = w.shape
         w_mat = w.reshape(o, -1)                                             # (O, K)
-        gy = xp.ascontiguousarray(gy).reshape(gy.shape[0], o, -1)            # (N, O, L)
-        gw = xp.zeros(w_mat.shape, dtype=gy.dtype) if self.needs_grad[1] else None
+        rows = _rows_out(gy)
+        gy = (gy if rows else xp.ascontiguousarray(gy)).reshape(gy.shape[0], o, -1)  # (N, O, L)
+        gw_rows = rows and w_mat.shape[1] >= o       # dW as (K, O): the longer side first
+        gw = None
+        if self.needs_grad[1]:
+            gw = xp.zeros(w_mat.T.shape if gw_rows else w_mat.shape, dtype=gy.dtype)
         gx = xp.empty(x.shape, dtype=gy.dtype) if self.needs_grad[0] else None
         for a, b in self._chunks(x, w):
-            gY = self._scratch("conv.out", (o, (b - a) * gy.shape[2]), gy)
-            kernels.get("swap01", gy)(gy[a:b], out=gY.reshape(o, b - a, -1))  # (O, B·L)
+            if rows:
+                gYt = self._scratch("conv.out", ((b - a) * gy.shape[2], o), gy)
+                xp.copyto(gYt.reshape(b - a, -1, o), gy[a:b].transpose(0, 2, 1))  # (B·L, O)
+                gY = gYt.T                                                   # (O, B·L) view
+            else:
+                gY = self._scratch("conv.out", (o, (b - a) * gy.shape[2]), gy)
+                kernels.get("swap01", gy)(gy[a:b], out=gY.reshape(o, b - a, -1))  # (O, B·L)
             if gw is not None:
                 cols = self._im2col(x[a:b], w)                               # (K, B·L) again
-                gw += gY @ cols.T                                            # (O, K)
+                gw += cols @ gYt if gw_rows else gY @ cols.T                 # (K, O) / (O, K)
             if gx is not None:
                 dcols = self._scratch("conv.cols", (w_mat.shape[1], gY.shape[1]), gy)
                 matmul(w_mat.T, gY, out=dcols)                               # (K, B·L)
                 kernels.get("col2im_batch", dcols)(dcols, gx[a:b].shape, kh, kw, self.stride,
                                                    self.pad, out=gx[a:b])
-        return gx, (None if gw is None else gw.reshape(w.shape))
+        if gw is not None:
+            gw = (xp.ascontiguousarray(gw.T) if gw_rows else gw).reshape(w.shape)
+        return gx, gw
 
     # -- helpers --------------------------------------------------------------------
     def _out_shape(self, x, w):
@@ -123,7 +184,8 @@ class Conv2d(Function):
         per_image = w[0].size * oh * ow * x.dtype.itemsize                  # K·L·itemsize
         most = min(n, COLS_BUDGET // per_image)
         if not backend.is_gpu_array(x):          # on a GPU, fewer and larger launches win
-            most = min(most, -(-MAX_COLUMNS // (oh * ow)))
+            columns = max(MAX_COLUMNS, SMALL_COLS // (w[0].size * x.dtype.itemsize))
+            most = min(most, -(-columns // (oh * ow)))
         most = max(1, most)
         count = -(-n // most)                                                # ceil(n / most)
         bounds = [n * i // count for i in range(count + 1)]
