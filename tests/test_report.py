@@ -429,3 +429,23 @@ def test_report_has_table2_error_bars_a_sweep_table_and_the_right_1b_caption(run
     assert "50.0 ± 1.0 (n = 2)" in md                       # power β = 1 of the sign run
     caption = next(l for l in md.splitlines() if l.startswith("**Figure 1B"))
     assert "dot" in caption and "solid" not in caption and "dashed" not in caption
+
+
+def test_a_results_folder_without_checkpoint_draws_sweeps_of_one_network_only(runs, tmp_path):
+    """Committed results folders hold no checkpoint: their sweep rows are drawn when they all
+    name one network (with a note), and refused when they mix networks."""
+    import shutil
+    folder = tmp_path / "results-run"
+    shutil.copytree(runs["tr-sign-c"], folder)
+    (folder / "checkpoint.npz").unlink()
+    rep = make_report([folder], tmp_path / "rep", analyses=False, log=lambda *a: None)
+    assert "fig2c" in rep.figures and "fig2a" in rep.figures
+    assert any("checked among its rows only" in n for n in rep.notes)
+    path = folder / "sweeps" / "power.jsonl"
+    lines = path.read_text().splitlines()
+    other = json.loads(lines[0])
+    other[NETWORK_FIELD] = "0123456789abcdef"
+    other["level"] = 3.0
+    path.write_text("\n".join(lines + [json.dumps(other)]) + "\n")
+    rep = make_report([folder], tmp_path / "rep2", analyses=False, log=lambda *a: None)
+    assert "fig2c" not in rep.figures and any("2 networks" in n for n in rep.notes)

@@ -41,6 +41,7 @@ from ..robustness import analysis
 from ..algorithm1 import weight_params
 from ..errors import UserError
 from ..runs.files import atomic_write_text
+from ..runs.grid import NETWORK_FIELD
 from ..runs.training import load_run
 from ..robustness.te_scores import read_test_scores
 from . import figures
@@ -272,7 +273,8 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
 
     for run in runs:                   # Table 2 over draws: sweeps/table2.jsonl
         try:
-            scores = read_test_scores(run.folder)
+            has_checkpoint = (run.folder / "checkpoint.npz").is_file()
+            scores = read_test_scores(run.folder, "checkpoint" if has_checkpoint else None)
         except ValueError as err:
             rep.notes.append(f"{run.label}: {err}")
             continue
@@ -305,12 +307,28 @@ def _average_seeds(curves: dict, runs: list) -> dict:
 def _read_sweep_or_note(rep: Report, run, name: str):
     """The rows of one sweep of ``run``, or None with a note saying why they were refused
     (a corrupt line, rows of another network or of other settings): one bad file never
-    stops the report, and a stale row is never drawn."""
+    stops the report, and a stale row is never drawn.
+
+    A folder without ``checkpoint.npz`` (a results folder in the repository, where
+    checkpoints are never committed) cannot be checked against its network; its rows are
+    used when they all carry one and the same network fingerprint, with a note saying so."""
     try:
-        return read_sweep(run.folder, name)
+        if (run.folder / "checkpoint.npz").is_file():
+            return read_sweep(run.folder, name)
+        rows = robustness.merge_sweep_files(run.folder, name, network=None)
     except ValueError as err:
         rep.notes.append(f"{run.label}: {err}")
         return None
+    networks = sorted({str(r.get(NETWORK_FIELD)) for r in rows})
+    if len(networks) > 1 or "None" in networks:
+        rep.notes.append(f"{run.label}: sweeps/{name}.jsonl has rows of {len(networks)} "
+                         f"networks ({', '.join(networks)}) and no checkpoint.npz tells which "
+                         "is this run's; not drawn (put the checkpoint back)")
+        return None
+    if rows:
+        rep.notes.append(f"{run.label}: no checkpoint.npz, so sweeps/{name}.jsonl was checked "
+                         f"among its rows only (one network, {networks[0]})")
+    return rows
 
 
 REPORT_MARKER = ".tinyproj-report"
