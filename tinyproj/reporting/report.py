@@ -19,6 +19,12 @@ What it reads from each run folder (``RUN_DIR``):
   (``robustness.sweep_name(distortion, per_layer=True)``) → one figure each, named like
   the sweep, with the distortion on one layer at a time.
 
+* ``sweeps/table2.jsonl`` (``tinyproj sweep RUN_DIR --distortion table2 --draws K``) →
+  "Table 2 with error bars": Te-None/Sign/Round, mean ± std over K draws of the batch-norm
+  re-estimation, and over seeds for runs that differ only in seed
+  (:mod:`tinyproj.reporting.errorbar_tables`). Every sweep level is also listed as a table,
+  mean ± std (n), below the figures.
+
 What it writes into ``out``: ``table2.md``, ``table2.csv``, the PNGs it has data for, and
 ``report.md``, which embeds the table and the figures with a caption each and lists the
 figures it skipped and why. A missing sweep or checkpoint never stops the report; a folder
