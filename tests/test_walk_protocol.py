@@ -209,7 +209,8 @@ def test_protocol_rows_one_network_per_point(tmp_path):
     assert [(r["site_name"], r["sigma"], r["seed"]) for r in rows] == [
         (s, g, d) for s in ("input", "relu1") for g in (0.1, 10.0) for d in (0, 1)]
     assert all(r["train_sigma"] == r["sigma"] and r["protocol"] == "train-at-sigma"
-               and r["epochs"] == 1 for r in rows)
+               and r["epochs"] == 1 and r["n_train"] == 64 and r["model"] == "mlp_tfc"
+               for r in rows)
     assert len({r["network"] for r in rows}) == 8              # eight different networks
     assert len(list((tmp_path / "a" / "nets").glob("*.npz"))) == 8
     assert sum("train at σ" in s for s in said) == 8
@@ -244,7 +245,7 @@ def test_protocol_shards_merge_to_the_unsharded_rows(tmp_path):
         assert len(part) == 4
     merged = wn.train_at_sigma("mlp_tfc", _source(64), _source(40, seed=1), "additive",
                                [0.1, 10.0], sites=["input", "relu1"], seeds=[0, 1],
-                               epochs=1, out_file=tmp_path / "sh" / "walk.jsonl",
+                               epochs=1, batch_size=32, out_file=tmp_path / "sh" / "walk.jsonl",
                                compute=False)
     assert _strip(merged) == _strip(whole)
     assert sorted(p.name for p in (tmp_path / "sh").iterdir() if p.suffix == ".jsonl") == [
@@ -266,6 +267,10 @@ def test_protocol_killed_between_training_and_test_reads_the_network_back(tmp_pa
     path.write_text("".join(json.dumps(r) + "\n" for r in bad))
     with pytest.raises(UserError, match="another network"):
         _protocol(tmp_path, "k")
+    # a saved network trained with other settings is never read back
+    (tmp_path / "k" / "walk.jsonl").unlink()
+    with pytest.raises(UserError, match="other settings.*epochs"):
+        _protocol(tmp_path, "k", epochs=2)
 
 
 def test_protocol_sigma_zero_trains_cleanly(tmp_path):

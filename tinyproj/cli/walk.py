@@ -30,7 +30,8 @@ Then every (site, σ) is scored with noise at evaluation. RUN_DIR/walk.jsonl get
 object per (seed, site, σ), stamped with the fingerprint of the network walked, and
 RUN_DIR/midpoints.csv the midpoint μ per site (over seeds: geometric mean and spread, and
 every seed's μ) and RUN_DIR/walk-points.csv the accuracy per (site, σ) over seeds (mean,
-standard deviation, each seed) of the points of this command — rows of other commands stay in walk.jsonl but are not in the table.
+standard deviation, each seed) of the points of this command — rows of other commands stay
+in walk.jsonl but are not in the table.
 Two figures of the same points go beside them: RUN_DIR/walk-accuracy.png (test accuracy
 against σ, one line per site, a dot at each site's μ) and RUN_DIR/walk-midpoints.png (μ per
 site, input to logits); the last line printed names every result file.

@@ -37,17 +37,19 @@ From the shell: ``tinyproj walk --model mlp_tfc --dataset mnist --out RUN_DIR``.
 from .dynamics import (binarization, bimodality_coefficient, dynamics_row, layer_weights,
                        share_near_max, weight_stats)
 from .midpoint import Midpoint, MidpointSummary, midpoint_sigma, summarize_midpoints
-from .noise import KINDS, ORDERS, REPEAT_AT, Noise, NoiseSpec, apply_noise, draw_noise, noise, parse_noise
+from .noise import (KINDS, ORDERS, REPEAT_AT, Noise, NoiseSpec, apply_noise, draw_noise, noise,
+                    parse_noise)
 from .noisy_training import build_walk_model, clamp_weights, train_noisy
 from .sites import NoisyModel, Site, model_sites
 from .grids import GRIDS, grid_sigmas
 from .protocol import PROTOCOLS, point_spread, train_at_sigma, write_point_spread_csv
-from .walk import (BN_PROTOCOLS, SAME_SIGMA, point_settings, MIDPOINT_COLUMNS, check_sigmas, default_sigmas,
-                   midpoints_table, point_generators, read_walk, row_key, walk, walk_files,
+from .walk import (BN_PROTOCOLS, MIDPOINT_COLUMNS, SAME_SIGMA, check_sigmas, default_sigmas,
+                   midpoints_table, point_settings, point_generators, read_walk, row_key, walk, walk_files,
                    walk_grid, walk_path, walk_sites, write_midpoints_csv)
 
 __all__ = [
-    "KINDS", "ORDERS", "REPEAT_AT", "NoiseSpec", "parse_noise", "apply_noise", "draw_noise", "Noise", "noise",
+    "KINDS", "ORDERS", "REPEAT_AT", "NoiseSpec", "parse_noise", "apply_noise", "draw_noise",
+    "Noise", "noise",
     "Site", "NoisyModel", "model_sites",
     "Midpoint", "MidpointSummary", "midpoint_sigma", "summarize_midpoints",
     "walk", "BN_PROTOCOLS", "check_sigmas", "default_sigmas", "walk_sites", "point_generators",

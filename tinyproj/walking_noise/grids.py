@@ -8,7 +8,7 @@ PAPERS.md §2). "Quarter decades" are 4 points per decade, log-spaced, both ends
     add                     49    1e-2 … 1e10, quarter decades          additive, layer-wise, others
     add-global              17    1e-2 … 1e2,  quarter decades          additive, global noise
     mul-linear-mnist        61    0, 0.1, …, 6  (linear, with σ = 0)    multiplicative, MNIST
-    mul-linear              21    0, 0.1, …, 2  (linear, with σ = 0)    multiplicative, others, global
+    mul-linear              21    0, 0.1, …, 2  (linear, with σ = 0)    multiplicative, global
     mul-log-mnist           65    1 … 1e16,    quarter decades          multiplicative, MNIST
     mul-log                 41    1 … 1e10,    quarter decades          multiplicative, others
     combined                25    1e-2 … 1e10, half decades             combined amplitude A

@@ -11,11 +11,11 @@ the two grid points that bracket it (the σ grid is logarithmic: 1e-2, 1e-1, ...
 
     log μ = log σ₀ + (a₀ − threshold) / (a₀ − a₁) · (log σ₁ − log σ₀)
 
-A larger μ is a more robust site. On a linear grid that starts at σ = 0 (the authors' multiplicative 0…2 and 0…6) the
-interpolation is linear in σ instead (``scale``).
+A larger μ is a more robust site. On a linear grid that starts at σ = 0 (the authors'
+multiplicative 0…2 and 0…6) the interpolation is linear in σ instead (``scale``).
 
-If the accuracy never falls to the threshold on the grid,
-μ lies beyond the grid: ``sigma=None``, ``beyond_grid=True`` (widen the grid to find it).
+If the accuracy never falls to the threshold on the grid, μ lies beyond the grid:
+``sigma=None``, ``beyond_grid=True`` (widen the grid to find it).
 If the maximum accuracy is itself at or below chance there is no midpoint (``sigma=None``,
 ``beyond_grid=False``, with a note).
 

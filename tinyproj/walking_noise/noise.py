@@ -20,7 +20,8 @@ Both orders keep the mean, E[y] = x, and differ in the variance::
 
 Gradients. The noise is a random constant of the pass, so backpropagation goes *through* it
 (:class:`Noise`): dy/dx = 1 for additive noise and dy/dx = (1 + σ·z), the very factor that was
-drawn, for multiplicative noise (combined, either order: the multiplicative factor). Training with noise on
+drawn, for multiplicative noise (combined, either order: the multiplicative factor).
+Training with noise on
 (``NoiseSpec(train=True)``) therefore learns to live with it.
 
 Where noise is on. A :class:`NoiseSpec` also says *when*: ``train`` (noise in training-mode
@@ -49,7 +50,8 @@ from dataclasses import dataclass
 from .. import backend
 from ..tensor import Function, Tensor, as_tensor
 
-__all__ = ["KINDS", "ORDERS", "REPEAT_AT", "NoiseSpec", "parse_noise", "apply_noise", "draw_noise", "Noise", "noise"]
+__all__ = ["KINDS", "ORDERS", "REPEAT_AT", "NoiseSpec", "parse_noise", "apply_noise",
+           "draw_noise", "Noise", "noise"]
 
 KINDS = ("additive", "multiplicative", "combined")
 """The noise kinds of Walking Noise."""
@@ -206,8 +208,9 @@ def parse_noise(text, sigma=None, **overrides) -> NoiseSpec:
     ``"additive"``, ``"multiplicative"``, ``"combined"`` (ratio 0.5),
     ``"combined:ratio=0.3"``; options after ``:`` separated by commas: ``ratio``, ``sigma``,
     ``order`` (combined: mul-add | add-mul), ``repeats``, ``repeat_at`` (network | site),
-    ``site_repeats`` (N per site separated by ``;``), ``train``/``eval`` (true/false). ``sigma`` (argument) wins over the text;
-    without either σ is 0. A NoiseSpec passes through (with ``sigma`` and overrides applied).
+    ``site_repeats`` (N per site separated by ``;``), ``train``/``eval`` (true/false).
+    ``sigma`` (argument) wins over the text; without either σ is 0. A NoiseSpec passes
+    through (with ``sigma`` and overrides applied).
     """
     if isinstance(text, NoiseSpec):
         spec = text if sigma is None else text.with_sigma(sigma)

@@ -17,13 +17,15 @@ from ``walk.midpoints_table`` (rows trained at the σ they are tested at form on
 :func:`point_spread`.
 
 Rows are ordinary walk rows (``walk.py``: one ``walk()`` call of the trained network at its
-own (site, σ)), tagged ``protocol="train-at-sigma"``, ``train_sigma`` (= σ), ``epochs`` and
-``clamp``, and stamped with the fingerprint of the network. They go into the result grid of
+own (site, σ)), tagged ``protocol="train-at-sigma"``, ``train_sigma`` (= σ) and the
+training's settings (model, bn, dataset, n_train, epochs, lr, batch_size, clamp: part of a
+point's key), and stamped with the fingerprint of the network. They go into the result grid of
 ``runs/grid.py``, so the protocol is
 
 - resumable: a point whose row is on file is skipped before anything is trained; a network
   trained but not yet tested (a kill in between) is read back from ``models_dir``, not
-  retrained; a point on file whose saved network is another one is refused (UserError);
+  retrained; a point on file whose saved network is another one, or a saved network trained
+  with other settings, is refused (UserError);
 - shardable: ``shard="i/n"`` trains and tests units i, i+n, … of the (site, σ, seed) list
   into its own file; several processes on disjoint ``sites`` may append to one file (each
   row is one locked line).
@@ -115,9 +117,23 @@ def train_at_sigma(model_name, train_source, test_source, noise, sigmas, sites="
     def name(site):
         return {-1: "all", -2: "all-no-bn"}.get(site) or skeleton.sites[site].name
 
-    def tags(sigma):
-        return {"protocol": "train-at-sigma", "train_sigma": sigma, "epochs": epochs,
-                "clamp": clamp}
+    made = {"model": str(model_name).strip().lower().replace("-", "_"), "bn": bool(bn),
+            "dataset": dataset, "n_train": len(train_source), "epochs": epochs, "lr": lr,
+            "batch_size": batch_size, "clamp": clamp}
+
+    def tags(sigma):                     # the training is part of a point's settings
+        return {"protocol": "train-at-sigma", "train_sigma": sigma, **made}
+
+    def read_back(path):
+        """The state saved at ``path``, refused when trained with other settings."""
+        state, _, meta = load_checkpoint(path)
+        diff = {k: (meta[k], v) for k, v in made.items() if k in meta and meta[k] != v}
+        if diff:
+            said = ", ".join(f"{k}: trained with {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise UserError(f"{path} holds a network trained with other settings ({said}); use "
+                            "the same settings, or write elsewhere (another --out / models_dir)",
+                            flag="--out")
+        return state
 
     def key(site, sigma, seed):
         return row_key(point_settings(eval_spec, site, sigma, seed=seed,
@@ -133,7 +149,7 @@ def train_at_sigma(model_name, train_source, test_source, noise, sigmas, sites="
         done = on_file.get(key(site, sigma, seed))
         if done is not None:
             if path is not None and path.exists():       # the row must be of this network
-                state = load_checkpoint(path)[0]
+                state = read_back(path)
                 if network_fingerprint(state) != done.get("network"):
                     raise UserError(f"{out_file} holds a row for {name(site)} σ={sigma:g} seed "
                                     f"{seed} measured on another network than {path}; write "
@@ -146,7 +162,7 @@ def train_at_sigma(model_name, train_source, test_source, noise, sigmas, sites="
         model = build_walk_model(model_name, train_source.input_shape, num_classes,
                                  backend.make_rng(seed), bn=bn)
         if path is not None and path.exists():
-            model.load_state_dict(load_checkpoint(path)[0])
+            model.load_state_dict(read_back(path))
             say(f"[{n}/{len(units)}] read back {path.name}")
         else:
             say(f"[{n}/{len(units)}] train at σ: {spec.label} σ={sigma:g} at {name(site)}, "
@@ -158,10 +174,9 @@ def train_at_sigma(model_name, train_source, test_source, noise, sigmas, sites="
                                      allow_clean=True, dataset=dataset)
             if path is not None:
                 save_checkpoint(path, model.state_dict(), {"state": [], "hyper": {}, "t": 0},
-                                {"protocol": "train-at-sigma", "site": site,
-                                 "site_name": name(site), "sigma": sigma, "seed": seed,
-                                 "noise": spec.label, "epochs": epochs, "clamp": clamp,
-                                 "bn": bn, "dynamics": dyn})
+                                dict(made, protocol="train-at-sigma", site=site,
+                                     site_name=name(site), sigma=sigma, seed=seed,
+                                     noise=spec.label, dynamics=dyn))
         model.eval()
         rows += walk(model, train_source, test_source, eval_spec, [sigma], [site], seed=seed,
                      out_file=out_file, out_shard=shard, tags=tags(sigma), **options)

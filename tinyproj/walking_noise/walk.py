@@ -73,7 +73,8 @@ from .midpoint import midpoint_sigma, summarize_midpoints
 from .noise import NoiseSpec, parse_noise
 from .sites import NO_BN_NAMES, NoisyModel
 
-__all__ = ["walk", "point_settings", "SAME_SIGMA", "BN_PROTOCOLS", "check_sigmas", "default_sigmas", "walk_sites",
+__all__ = ["walk", "point_settings", "SAME_SIGMA", "BN_PROTOCOLS", "check_sigmas",
+           "default_sigmas", "walk_sites",
            "point_generators", "row_key", "walk_path", "walk_files", "walk_grid", "read_walk",
            "midpoints_table", "write_midpoints_csv", "MIDPOINT_COLUMNS", "MEASURED_FIELDS"]
 
@@ -280,7 +281,8 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
     "running" | "reestimate" (module docstring). repeats: N noisy executions averaged per
     evaluation; repeat_at: "network" (rerun the network) or "site" (average N draws at each
     site, the authors' way; None: the spec's); site_repeats: one N per site (repeat_at
-    "site"). allow_zero: σ = 0 may be on the grid (a linear grid; that point is clean). seed: of the per-point generators. test_subset: score the first N test images.
+    "site"). allow_zero: σ = 0 may be on the grid (a linear grid; that point is clean).
+    seed: of the per-point generators. test_subset: score the first N test images.
     bn_batches, bn_batch_size: the re-estimation's training batches. out_file: JSON lines
     file to append to and resume from (None: keep rows in memory only). shard: "i/n" — do grid
     points i, i+n, … of the (site, σ) grid (sites in model order, then σ as given), written
