@@ -142,7 +142,7 @@ def read_mat(path, names=None) -> dict:
         top.pos = pos
         kind, nbytes, start, pos = top.tag()
         if kind == _COMPRESSED:
-            packed = raw[start:start + nbytes]
+            packed = memoryview(raw)[start:start + nbytes]     # no copy of 180 MB
             head = _inflate(top, packed, start, 256)      # enough for the variable's name
             name = _name(_Reader(head, order, path, partial=True))
             seen.append(name)
