@@ -93,6 +93,26 @@ def test_add_mul_gradcheck():
     gradcheck(lambda t: wn.noise(t, spec, backend.make_rng(0)) * t, [x])
 
 
+@pytest.mark.parametrize("text", ["additive", "multiplicative",
+                                  "combined:ratio=0.4,order=add-mul"])
+def test_noise_mean_gradcheck(text):
+    spec = wn.parse_noise(text, sigma=0.7)
+    x = np.random.default_rng(0).standard_normal((3, 5))
+    gradcheck(lambda t: wn.noise_mean(t, spec, backend.make_rng(0), 3) * t, [x])
+
+
+def test_noise_mean_statistics():
+    n = 200_000
+    ones = backend.xp().ones(n, dtype=np.float64)
+    for draws in (1, 4):
+        y = _host(wn.noise_mean(ones, wn.NoiseSpec("multiplicative", 0.6), backend.make_rng(draws),
+                                draws))
+        assert y.mean() == pytest.approx(1.0, abs=0.005)                  # E kept
+        assert y.var() == pytest.approx(0.36 / draws, rel=0.02)           # Var / N
+    with pytest.raises(ValueError, match="n must be"):
+        wn.noise_mean(ones, wn.NoiseSpec("additive", 1.0), backend.make_rng(0), 0)
+
+
 def _identity_net():
     """A flat Sequential whose sites we can read: input, fc (identity weights), relu."""
     from tinyproj import nn

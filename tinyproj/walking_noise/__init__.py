@@ -38,7 +38,7 @@ from .dynamics import (binarization, bimodality_coefficient, dynamics_row, layer
                        share_near_max, weight_stats)
 from .midpoint import Midpoint, MidpointSummary, midpoint_sigma, summarize_midpoints
 from .noise import (KINDS, ORDERS, REPEAT_AT, Noise, NoiseSpec, apply_noise, draw_noise, noise,
-                    parse_noise)
+                    noise_mean, parse_noise)
 from .noisy_training import build_walk_model, clamp_weights, train_noisy
 from .sites import NoisyModel, Site, model_sites
 from .grids import GRIDS, grid_sigmas
@@ -49,7 +49,7 @@ from .walk import (BN_PROTOCOLS, MIDPOINT_COLUMNS, SAME_SIGMA, check_sigmas, def
 
 __all__ = [
     "KINDS", "ORDERS", "REPEAT_AT", "NoiseSpec", "parse_noise", "apply_noise", "draw_noise",
-    "Noise", "noise",
+    "Noise", "noise", "noise_mean",
     "Site", "NoisyModel", "model_sites",
     "Midpoint", "MidpointSummary", "midpoint_sigma", "summarize_midpoints",
     "walk", "BN_PROTOCOLS", "check_sigmas", "default_sigmas", "walk_sites", "point_generators",

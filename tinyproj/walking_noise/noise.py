@@ -51,7 +51,7 @@ from .. import backend
 from ..tensor import Function, Tensor, as_tensor
 
 __all__ = ["KINDS", "ORDERS", "REPEAT_AT", "NoiseSpec", "parse_noise", "apply_noise",
-           "draw_noise", "Noise", "noise"]
+           "draw_noise", "Noise", "noise", "noise_mean"]
 
 KINDS = ("additive", "multiplicative", "combined")
 """The noise kinds of Walking Noise."""
@@ -339,6 +339,22 @@ class Noise(Function):
 
     def backward(self, gy):
         return gy if self.factor is None else gy * self.factor
+
+
+def noise_mean(x, spec, rng, n: int = 1) -> Tensor:
+    """The mean of ``n`` independent noise draws of the same x (the authors' per-site
+    repeated execution): differentiable, n = 1 is :func:`noise`::
+
+        y = (1/n) · Σₖ noise_k(x)        Var[y] = Var[noise(x)] / n,  E[y] = E[noise(x)]
+
+    dL/dx = dL/dy · mean of the n drawn factors (1 for additive noise).
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"noise_mean: n must be an integer >= 1 (draws averaged), got {n!r}")
+    out = noise(x, spec, rng)
+    for _ in range(n - 1):
+        out = out + noise(x, spec, rng)
+    return out if n == 1 else out * (1.0 / n)
 
 
 def noise(x, spec, rng) -> Tensor:

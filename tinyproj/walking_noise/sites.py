@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 from .. import nn
 from ..tensor import as_tensor
-from .noise import NoiseSpec, noise, parse_noise
+from .noise import NoiseSpec, noise_mean, parse_noise
 
 __all__ = ["Site", "NoisyModel", "model_sites", "SITE_KINDS", "NO_BN_NAMES"]
 
@@ -236,10 +236,7 @@ class NoisyModel:
         if index not in self.active:
             return x
         n = self.spec.repeats_at(index) if self.spec.repeat_at == "site" else 1
-        out = noise(x, self.spec, self.rng)
-        for _ in range(n - 1):                 # the authors' per-site averaging of N draws
-            out = out + noise(x, self.spec, self.rng)
-        return out if n == 1 else out * (1.0 / n)
+        return noise_mean(x, self.spec, self.rng, n)     # n = 1: one draw, as noise()
 
     def _run(self, x, trace=None):
         x = as_tensor(x)
