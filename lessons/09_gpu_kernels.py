@@ -20,12 +20,12 @@
 #    and the CUDA kernel's per-element code, which the tests compile *for the CPU* too;
 # 2. learn what a launch and a sync cost, and why a step of 1,300 launches is slow on any GPU;
 # 3. count launches, syncs and copies with the **stand-in**: an array module that plays the
-#    GPU on the CPU (`tinyproj/standin.py`), strict about host/device crossings;
+#    GPU on the CPU (`tinyproj/standin/`), strict about host/device crossings;
 # 4. count one Algorithm-1 training step: the reference path, the fused kernels, and the
 #    one sync that reading the loss costs;
 # 5. try two exercises.
 #
-# The code it explains: `tinyproj/standin.py` (the counting device), `tinyproj/kernels/`
+# The code it explains: `tinyproj/standin/` (the counting device), `tinyproj/kernels/`
 # (`reference.py`, `cpu.py`, `cuda/*.cuh`, `host.py`, and `__init__.py` which picks one),
 # `tinyproj/algorithm1.py` (`train_step(..., sync=False)`) and `tinyproj/runs/training.py`
 # (`READ_EVERY`). No GPU is needed: everything here runs on the CPU.

@@ -3,7 +3,7 @@
 Issue 11, deliverable 4; rule 9 of docs/design.md. Counts, not times: kernel launches, device→host
 syncs and host→device copies of one ``bc_cifar10`` Algorithm-1 step (Sign, clipping, Adam,
 square hinge loss) in steady state, measured by running the GPU code path on the stand-in
-(``tinyproj/standin.py``), whose ``kernels.get`` hands out the GPU kernels' host-compiled
+(``tinyproj/standin/``), whose ``kernels.get`` hands out the GPU kernels' host-compiled
 twins (``kernels/host.py``, one launch per call) as CuPy arrays get the CUDA kernels.
 Width 0.25 at batch 50 (width 1.0 takes ~10 s a step on the CPU; the counts do not depend on
 width or batch size, which a test below checks at two sizes).

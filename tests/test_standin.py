@@ -1,4 +1,4 @@
-"""The strict CPU stand-in for the GPU (tinyproj/standin.py): what it refuses, what it counts."""
+"""The strict CPU stand-in for the GPU (tinyproj/standin/): what it refuses, what it counts."""
 import numpy as np
 import pytest
 

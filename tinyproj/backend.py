@@ -105,20 +105,24 @@ def xp():
     return _state["xp"]
 
 
-_STANDIN_MODULE = "tinyproj.standin"
+_STANDIN_MODULE = "tinyproj.standin"     # the package; its DeviceArray is in .array
+
+
+def _is_standin(array) -> bool:
+    return type(array).__module__.startswith(_STANDIN_MODULE)
 
 
 def is_gpu_array(array) -> bool:
     """True for a CuPy array or a stand-in device array (checked without importing CuPy)."""
     module = type(array).__module__
-    return module.split(".")[0] == "cupy" or module == _STANDIN_MODULE
+    return module.split(".")[0] == "cupy" or _is_standin(array)
 
 
 def xp_of(array):
     """The array module that owns ``array``: cupy for a CuPy array, the stand-in module for
     a stand-in array, numpy for anything else."""
     module = type(array).__module__
-    if module == _STANDIN_MODULE:
+    if _is_standin(array):
         from . import standin
         return standin
     if module.split(".")[0] == "cupy":
@@ -140,7 +144,7 @@ def to_device(array, device: str):
     if device == "cpu":
         return to_numpy(array)
     if device == "gpu":
-        if name() == "standin" or type(array).__module__ == _STANDIN_MODULE:
+        if name() == "standin" or _is_standin(array):
             from . import standin
             return standin.asarray(array)
         return _import_cupy().asarray(array)
@@ -206,7 +210,7 @@ def scatter_add(target, indices, values) -> None:
     NumPy spells it ``np.add.at``; CuPy ``cupyx.scatter_add``. Plain ``+=`` with
     fancy indices would keep only one of the repeated updates.
     """
-    if type(target).__module__ == _STANDIN_MODULE:
+    if _is_standin(target):
         from . import standin
         standin.scatter_add(target, indices, values)    # one counted launch
     elif is_gpu_array(target):

@@ -348,8 +348,9 @@ def sgd_update(w, g, buf, lr, momentum=0.0, weight_decay=0.0, nesterov=False, fi
 
 
 def _segment_slices(offsets):
-    """(start, stop) of each tensor of a flat buffer; offsets is a host array or list."""
-    bounds = [int(o) for o in offsets]
+    """(start, stop) of each tensor of a flat buffer (offsets on the host or, read back with
+    an explicit sync, on a device: this is the readable path, not the counted one)."""
+    bounds = [int(o) for o in backend.to_numpy(offsets)]
     return list(zip(bounds[:-1], bounds[1:]))
 
 
@@ -375,7 +376,7 @@ def clip_segments(v, offsets, bounds, out=None):
     """
     xp = backend.xp_of(v)
     out = v.copy() if out is None else out
-    for (a, b), c in zip(_segment_slices(offsets), bounds):
+    for (a, b), c in zip(_segment_slices(offsets), backend.to_numpy(bounds)):
         c = float(c)
         if b > a and c != float("inf"):
             xp.clip(v[a:b], -c, c, out=out[a:b])
