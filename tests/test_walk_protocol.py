@@ -370,3 +370,13 @@ def test_cli_variants_reach_the_rows(tmp_path):
     rows = wn.read_walk(out2 / "walk.jsonl")
     assert [r["sigma"] for r in rows] == wn.grid_sigmas("mul-linear")
     assert (out2 / "walk-accuracy.png").is_file()
+    # --sigmas with 0: a linear grid of one's own, μ interpolated in σ
+    out3 = tmp_path / "lin"
+    assert _walk(out3, "--dataset", "synthetic", "--epochs", "1", "--train-subset", "128",
+                 "--test-subset", "64", "--sites", "relu1", "--noise", "multiplicative",
+                 "--sigmas", "0,1,3,6") == 0
+    rows = wn.read_walk(out3 / "walk.jsonl")
+    entry = wn.midpoints_table(rows)[0]
+    linear = wn.midpoint_sigma([r["sigma"] for r in rows], [r["accuracy"] for r in rows],
+                               rows[0]["chance"], scale="linear")
+    assert linear.sigma is not None and entry["midpoint_sigma"] == linear.sigma

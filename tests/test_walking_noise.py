@@ -392,7 +392,7 @@ def test_cli_end_to_end_synthetic(tmp_path, capsys):
 
 @pytest.mark.parametrize("extra,message", [
     (["--model", "resnet"], "unknown model"),
-    (["--sigmas", "0,1"], "> 0"),
+    (["--sigmas=-1,1"], ">= 0"),
     (["--sigmas", "a"], "not a number"),
     (["--noise", "gaussian"], "unknown noise kind"),
     (["--shard", "2/2"], "shard"),

@@ -245,7 +245,8 @@ def _check_args(args):
     if args.grid is not None:
         sigmas = grid_sigmas(args.grid)
     else:
-        sigmas = check_sigmas(args.sigmas) if args.sigmas is not None else default_sigmas(spec)
+        sigmas = check_sigmas(args.sigmas, allow_zero=True) if args.sigmas is not None \
+            else default_sigmas(spec)
     seeds, shard, sites = _seeds(args.seeds), parse_shard(args.shard), _sites(args.sites)
     _positive_int(args.repeats, "--repeats")
     if args.site_repeats is not None:
@@ -501,8 +502,10 @@ def add_parsers(sub) -> None:
                    help="additive (default) | multiplicative | combined[:ratio=R] (combined "
                         "multiplies then adds; combined:ratio=R,order=add-mul adds first)")
     p.add_argument("--sigmas", default=None,
-                   help="comma-separated noise levels > 0 (default: a half-decade log grid, "
-                        "additive 1e-2..1e10, multiplicative 1e-3..1e3, combined 1e-2..1e4)")
+                   help="comma-separated noise levels >= 0 (default: a half-decade log grid, "
+                        "additive 1e-2..1e10, multiplicative 1e-3..1e3, combined 1e-2..1e4); "
+                        "with 0 in it the grid is linear: mu is interpolated in sigma, not "
+                        "log sigma")
     p.add_argument("--grid", default=None, metavar="NAME",
                    help="a preset sigma grid of the authors instead of --sigmas: "
                         + _grid_names())

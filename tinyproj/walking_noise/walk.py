@@ -111,9 +111,12 @@ def check_sigmas(sigmas, allow_zero: bool = False) -> list:
             raise ValueError(f"sigma {s!r} is not a number; give noise levels such as "
                              "0.01,0.1,1,10") from None
         if not (math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
+            if allow_zero:
+                raise ValueError(f"every sigma must be a finite number >= 0 (σ = 0 is the "
+                                 f"clean point of a linear grid), got {s!r}")
             raise ValueError(f"every sigma must be a finite number > 0 (the walk and its "
-                             f"midpoint live on a log scale; σ = 0 only in the linear grids "
-                             f"--grid mul-linear / mul-linear-mnist), got {s!r}")
+                             f"midpoint live on a log scale; σ = 0 only on a linear grid: "
+                             f"walk(..., allow_zero=True)), got {s!r}")
         if value not in out:
             out.append(value)
     if not out:
