@@ -46,6 +46,8 @@ def test_grid_presets_are_the_authors():
     assert (len(log16), log16[0], log16[-1]) == (65, 1.0, 1e16)
     assert (len(log10), log10[-1]) == (41, 1e10)
     assert len(wn.grid_sigmas("combined")) == 25
+    assert wn.grid_sigmas("half-decade-add") == wn.default_sigmas("additive")
+    assert wn.grid_sigmas("half-decade-mul") == wn.default_sigmas("multiplicative")
     with pytest.raises(UserError, match="unknown grid") as err:
         wn.grid_sigmas("quarter")
     assert err.value.flag == "--grid"

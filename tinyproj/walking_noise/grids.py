@@ -12,8 +12,8 @@ PAPERS.md §2). "Quarter decades" are 4 points per decade, log-spaced, both ends
     mul-log-mnist           65    1 … 1e16,    quarter decades          multiplicative, MNIST
     mul-log                 41    1 … 1e10,    quarter decades          multiplicative, others
     combined                25    1e-2 … 1e10, half decades             combined amplitude A
-    half-decade-add         25    1e-2 … 1e10, half decades             tinyproj's former default
-    half-decade-mul         13    1e-3 … 1e3,  half decades             (multiplicative)
+    half-decade-add         25    1e-2 … 1e10, half decades             walk's additive default
+    half-decade-mul         13    1e-3 … 1e3,  half decades             walk's multiplicative default
 
 Linear grids hold σ = 0, the clean point; their midpoint μ is interpolated on a *linear* σ
 scale (``midpoint.midpoint_sigma``'s ``scale``), log grids on log σ. Values are rounded to
@@ -50,8 +50,10 @@ GRIDS = {
     "mul-log-mnist": (lambda: log_grid(0, 16, 4), "multiplicative, MNIST: 1..1e16, 65 pts"),
     "mul-log": (lambda: log_grid(0, 10, 4), "multiplicative: 1..1e10, 41 pts"),
     "combined": (lambda: log_grid(-2, 10, 2), "combined amplitude A: 1e-2..1e10, 25 pts"),
-    "half-decade-add": (lambda: log_grid(-2, 10, 2), "tinyproj's former additive default"),
-    "half-decade-mul": (lambda: log_grid(-3, 3, 2), "tinyproj's former multiplicative default"),
+    "half-decade-add": (lambda: log_grid(-2, 10, 2), "additive default without --sigmas: "
+                        "1e-2..1e10, 25 pts"),
+    "half-decade-mul": (lambda: log_grid(-3, 3, 2), "multiplicative default without --sigmas: "
+                        "1e-3..1e3, 13 pts"),
 }
 """name -> (a function giving the σ list, a one-line description)."""
 
