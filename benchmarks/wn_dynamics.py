@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:                       # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402  (host-side histograms)
+
 from tinyproj import backend  # noqa: E402
 from tinyproj.errors import UserError  # noqa: E402
 from tinyproj.runs.config import TrainConfig  # noqa: E402
@@ -87,6 +89,18 @@ def _layers(model, bins: int) -> dict:
             dyn.layer_weights(model).items()}
 
 
+def _signed(model, bins: int = 20) -> dict:
+    """Per layer, the shares of w / max|w| in ``bins`` equal bins over [−1, 1] (the sign too:
+    a one-sided layer and a ±a layer have the same magnitude histogram)."""
+    out = {}
+    for layer, w in dyn.layer_weights(model).items():
+        v = np.asarray(backend.to_numpy(w), dtype=np.float64).ravel()
+        top = float(np.abs(v).max()) or 1.0
+        counts, _ = np.histogram(v / top, bins=bins, range=(-1.0, 1.0))
+        out[layer] = [round(float(c) / v.size, 5) for c in counts]
+    return out
+
+
 def _compact(row: dict) -> dict:
     keep = ("epoch", "loss", "train_accuracy", "test_accuracy", "test_accuracy_noisy", "lr",
             "seconds", "weights", "binarization")
@@ -101,7 +115,7 @@ def run_one(name: str, train_src, test_src, epochs: int, seed: int, settings: di
     """
     kind, sigma, bn = RUNS[name]
     model = build(bn, seed, settings)
-    start_hist = _layers(model, bins)
+    start_hist, start_signed = _layers(model, bins), _signed(model)
     t0 = time.time()
     status = "finished"
     try:
@@ -119,7 +133,8 @@ def run_one(name: str, train_src, test_src, epochs: int, seed: int, settings: di
             "train_examples": len(train_src), "test_examples": len(test_src),
             "status": status, "seconds": round(seconds, 1),
             "rows": [_compact(r) for r in rows],
-            "histograms": {"start": start_hist, "end": _layers(model, bins)}}
+            "histograms": {"start": start_hist, "end": _layers(model, bins)},
+            "signed_histograms": {"start": start_signed, "end": _signed(model)}}
 
 
 def _train_clean(model, train_src, test_src, epochs: int, seed: int) -> list:
@@ -164,6 +179,7 @@ def summary_rows(records: list) -> list:
         clean = clean_end.get((rec["bn"], rec.get("seed", 0)))
         for layer in last["weights"]:
             b = last["binarization"][layer]
+            near_zero = rec.get("histograms", {}).get("end", {}).get(layer, [None])[0]
             out.append({
                 "run": rec["name"], "seed": rec.get("seed", 0),
                 "noise": rec["noise"] or "none", "sigma": rec["sigma"],
@@ -180,14 +196,16 @@ def summary_rows(records: list) -> list:
                 "bimodality_start": round(first["binarization"][layer]["bimodality"], 3),
                 "bimodality_end": None if b["bimodality"] is None else round(b["bimodality"], 3),
                 "share_near_max_end": round(b["share_near_max"], 4),
+                "share_near_zero_end": None if near_zero is None else round(near_zero, 4),
                 "binarized": b["bimodality"] is not None and
-                b["bimodality"] > dyn.BINARIZED_BIMODALITY,
+                b["bimodality"] > dyn.BINARIZED_BIMODALITY and near_zero is not None and
+                near_zero < dyn.BINARIZED_NEAR_ZERO,
                 "status": rec["status"]})
     return out
 
 
 TABLE_KEYS = ("test_acc_clean", "test_acc_noisy", "growth", "vs_clean", "bimodality_end",
-              "share_near_max_end")
+              "share_near_max_end", "share_near_zero_end")
 
 
 def seed_table(rows: list) -> list:
@@ -234,7 +252,8 @@ def series(records: list) -> dict:
                            for k in layers},
             "share_near_max": {k: [round(r["binarization"][k]["share_near_max"], 4)
                                    for r in rows] for k in layers},
-            "histograms": rec["histograms"]}
+            "histograms": rec["histograms"],
+            "signed_histograms": rec.get("signed_histograms")}
     return out
 
 

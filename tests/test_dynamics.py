@@ -146,12 +146,16 @@ def test_driver_runs_records_and_summarizes(name, tmp_path):
     for when in ("start", "end"):
         for h in rec["histograms"][when].values():
             assert len(h) == 10 and sum(h) == pytest.approx(1.0)
+        for h in rec["signed_histograms"][when].values():
+            assert len(h) == 20 and sum(h) == pytest.approx(1.0, abs=1e-4)
     if name == "clean":                             # no noise: both accuracies are the same
         assert all(r["test_accuracy"] == r["test_accuracy_noisy"] for r in rec["rows"])
     (tmp_path / f"{name}.json").write_text(json.dumps(rec))
     rows = wd.summarize(tmp_path, tmp_path / "res", log=lambda text: None)
     assert [r["layer"] for r in rows] == ["fc1", "fc2", "fc3", "fc4"]
     first, last = rec["rows"][0]["weights"], rec["rows"][-1]["weights"]
+    assert rows[0]["share_near_zero_end"] == pytest.approx(rec["histograms"]["end"]["fc1"][0],
+                                                           abs=1e-4)
     assert rows[1]["growth"] == pytest.approx(last["fc2"]["mean_abs"] / first["fc2"]["mean_abs"],
                                               rel=1e-3)
     data = json.loads((tmp_path / "res" / "dynamics.json").read_text())
@@ -226,3 +230,26 @@ def test_seeds_are_compared_within_a_seed_and_tabled_over_seeds(tmp_path):
     wd.main(["--out", f"{tmp_path / 's0'},{tmp_path / 's1'}", "--summarize",
              "--results", str(tmp_path / "res")])
     assert (tmp_path / "res" / "table.csv").read_text().count("\n") == 3   # header + 2 runs
+
+
+def test_a_spike_at_zero_with_broad_humps_is_not_binarized():
+    """What the additive σ >= 1e4 runs left in fc1 (b ≈ 0.71, 53 % of |w| below 0.1·max):
+    half the weights still at their tiny initial values (always-black pixels get no
+    gradient), the rest spread out on one side. Two modes, but not ±a: Sarle's b alone calls
+    it binarized, the near-zero condition does not."""
+    rng = np.random.default_rng(4)
+    spike = rng.uniform(-0.03, 0.03, 10_000)
+    hump = -rng.uniform(0.2, 0.8, 10_000)
+    w = np.concatenate([spike, hump])
+    assert dyn.bimodality_coefficient(w) > dyn.BINARIZED_BIMODALITY
+    assert dyn.share_near_zero(w) > 0.45
+    assert not dyn.looks_binarized(w)
+
+
+def test_share_near_zero():
+    w = np.array([0.0, 0.05, 0.1, 0.5, -1.0])
+    assert dyn.share_near_zero(w) == pytest.approx(3 / 5)     # 0.1 is on the edge: counted
+    assert dyn.share_near_zero(np.zeros(4)) == 1.0 and dyn.share_near_zero(np.zeros(0)) == 0.0
+    assert dyn.share_near_zero(_bimodal(10_000, 0.2)) < 0.01
+    assert dyn.share_near_zero(np.random.default_rng(0).uniform(-1, 1, 100_000)) == \
+        pytest.approx(0.1, abs=0.01)

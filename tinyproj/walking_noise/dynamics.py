@@ -43,8 +43,15 @@ Over a run (:func:`growth`, :func:`magnitude_histogram`, :func:`looks_binarized`
     pile up near 0. The last of 10 bins is ``share_near_max``.
 ``looks_binarized``
     the verdict used in the results: bimodality above 0.7 — between a uniform layer (5/9) and
-    a mixture of ±a with spread 0.3·a around each (≈ 0.76); a Gaussian scores 1/3.
-    Sarle's coefficient rather than ``share_near_max``, because one outlier sets max|w|.
+    a mixture of ±a with spread 0.3·a around each (≈ 0.76); a Gaussian scores 1/3 — **and**
+    fewer than 10 % of the weights within 10 % of max|w| of zero (``share_near_zero``, the
+    first histogram bin). Sarle's coefficient rather than ``share_near_max``, because one
+    outlier sets max|w|; the near-zero condition because b is also high for a spike at 0 plus
+    a broad hump on one side (two modes, but not ±a): MNIST's always-black pixels leave half
+    of fc1's weights at their tiny initial values while the others spread out, which scored
+    b ≈ 0.71 in the additive σ ≥ 1e4 runs of ``benchmarks/wn_dynamics.py``. (A symmetric
+    layer with a share p exactly at 0 has b ≤ 1 − p, so b = 0.71 with p ≈ 0.53 near 0
+    means a skewed, one-sided layer.)
 
 How these measures behave in the authors' regime (MNIST ``mlp_tfc``, σ up to 1e8–1e10) is
 the experiment ``benchmarks/wn_dynamics.py``; its numbers are in
@@ -61,10 +68,12 @@ from ..algorithm1 import weight_params
 
 __all__ = ["weight_stats", "binarization", "share_near_max", "bimodality_coefficient",
            "layer_weights", "dynamics_row", "magnitude_histogram", "looks_binarized",
-           "growth", "BINARIZED_BIMODALITY"]
+           "growth", "share_near_zero", "BINARIZED_BIMODALITY", "BINARIZED_NEAR_ZERO"]
 
 BINARIZED_BIMODALITY = 0.7
 """Bimodality above which :func:`looks_binarized` calls a layer binarized (module docstring)."""
+BINARIZED_NEAR_ZERO = 0.1
+"""Share of weights near zero below which :func:`looks_binarized` calls a layer binarized."""
 
 
 def layer_weights(model) -> dict:
@@ -148,10 +157,24 @@ def magnitude_histogram(w, bins: int = 10) -> list:
     return [float(c) / a.size for c in np.bincount(idx, minlength=bins)]
 
 
-def looks_binarized(w, threshold: float = BINARIZED_BIMODALITY) -> bool:
-    """True when Sarle's bimodality of ``w`` is above ``threshold`` (False without spread)."""
+def share_near_zero(w, fraction: float = 0.1) -> float:
+    """Fraction of the entries of ``w`` with |w| <= fraction · max|w| (1.0 for all zeros)."""
+    v, xp = _flat64(w)
+    a = xp.abs(v)
+    top = a.max().item() if a.size else 0.0          # .item(): explicit syncs on a GPU
+    if a.size == 0:
+        return 0.0
+    if top == 0.0:
+        return 1.0
+    return (a <= fraction * top).mean().item()
+
+
+def looks_binarized(w, threshold: float = BINARIZED_BIMODALITY,
+                    near_zero: float = BINARIZED_NEAR_ZERO) -> bool:
+    """True when Sarle's bimodality of ``w`` is above ``threshold`` and fewer than
+    ``near_zero`` of its entries lie within 10 % of max|w| of zero (False without spread)."""
     b = bimodality_coefficient(w)
-    return b is not None and b > threshold
+    return b is not None and b > threshold and share_near_zero(w) < near_zero
 
 
 def growth(first: dict, last: dict, key: str = "mean_abs") -> dict:
