@@ -295,12 +295,24 @@ def test_protocol_killed_between_training_and_test_reads_the_network_back(tmp_pa
         _protocol(tmp_path, "k", epochs=2)
 
 
-def test_protocol_sigma_zero_trains_cleanly(tmp_path):
+def test_protocol_sigma_zero_trains_cleanly_once_per_seed(tmp_path):
+    said = []
     rows = wn.train_at_sigma("mlp_tfc", _source(64), _source(40, seed=1), "multiplicative",
-                             [0.0, 1.0], sites=["relu1"], seeds=[0], epochs=1, batch_size=32)
-    assert [r["sigma"] for r in rows] == [0.0, 1.0]
+                             [0.0, 1.0], sites=["input", "relu1"], seeds=[0], epochs=1,
+                             batch_size=32, models_dir=tmp_path / "nets", log=said.append)
+    assert [(r["site_name"], r["sigma"]) for r in rows] == [
+        ("input", 0.0), ("input", 1.0), ("relu1", 0.0), ("relu1", 1.0)]
+    # σ = 0 is the same clean network at every site: trained once, read back for the other
+    assert sum("train at σ" in s and "σ=0 " in s for s in said) == 1
+    assert sum("read back clean-sigma0-seed0.npz" in s for s in said) == 1
+    assert rows[0]["network"] == rows[2]["network"] != rows[1]["network"]
+    clean = wn.build_walk_model("mlp_tfc", (1, 6, 6), 10, backend.make_rng(0))
+    wn.train_noisy(clean, _source(64), "multiplicative:sigma=0", epochs=1, batch_size=32,
+                   seed=0, allow_clean=True)
+    from tinyproj.runs.fingerprint import network_fingerprint
+    assert network_fingerprint(clean.state_dict()) == rows[0]["network"]
     table = wn.midpoints_table(rows)
-    assert len(table) == 1 and table[0]["train_sigma"] == "sigma"
+    assert len(table) == 2 and all(e["train_sigma"] == "sigma" for e in table)
 
 
 # --- the command line --------------------------------------------------------------------------

@@ -64,9 +64,16 @@ def protocol_units(site_list, sigmas, seeds) -> list:
 
 
 def model_path(models_dir, spec, site_name: str, sigma: float, seed: int, clamp=None) -> Path:
-    """Where the network of one unit is saved: ``<kind>-<site>-sigma<σ>-seed<s>.npz``."""
-    kind = spec.label.replace(":", "-").replace(",", "-").replace("=", "")
-    text = f"{kind}-{site_name}-sigma{sigma:g}-seed{seed}" + \
+    """Where the network of one unit is saved: ``<kind>-<site>-sigma<σ>-seed<s>.npz``.
+
+    At σ = 0 the training has no noise anywhere, so the network does not depend on the site
+    (nor the kind): one file ``clean-sigma0-seed<s>.npz`` serves every site of the seed.
+    """
+    if float(sigma) == 0.0:
+        site_name, kind = "clean", ""
+    else:
+        kind = spec.label.replace(":", "-").replace(",", "-").replace("=", "") + "-"
+    text = f"{kind}{site_name}-sigma{sigma:g}-seed{seed}" + \
         ("" if clamp is None else f"-clamp{clamp:g}")
     return Path(models_dir) / (re.sub(r"[^A-Za-z0-9.+-]", "_", text) + ".npz")
 
@@ -174,9 +181,10 @@ def train_at_sigma(model_name, train_source, test_source, noise, sigmas, sites="
                                      allow_clean=True, dataset=dataset)
             if path is not None:
                 save_checkpoint(path, model.state_dict(), {"state": [], "hyper": {}, "t": 0},
-                                dict(made, protocol="train-at-sigma", site=site,
-                                     site_name=name(site), sigma=sigma, seed=seed,
-                                     noise=spec.label, dynamics=dyn))
+                                dict(made, protocol="train-at-sigma",
+                                     site=site if sigma else None,
+                                     site_name=name(site) if sigma else "clean", sigma=sigma,
+                                     seed=seed, noise=spec.label, dynamics=dyn))
         model.eval()
         rows += walk(model, train_source, test_source, eval_spec, [sigma], [site], seed=seed,
                      out_file=out_file, out_shard=shard, tags=tags(sigma), **options)
