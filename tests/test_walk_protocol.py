@@ -394,3 +394,16 @@ def test_cli_variants_reach_the_rows(tmp_path):
     linear = wn.midpoint_sigma([r["sigma"] for r in rows], [r["accuracy"] for r in rows],
                                rows[0]["chance"], scale="linear")
     assert linear.sigma is not None and entry["midpoint_sigma"] == linear.sigma
+
+
+def test_cli_train_noise_all_no_bn(tmp_path):
+    out = tmp_path / "tn"
+    assert _walk(out, "--dataset", "synthetic", "--epochs", "1", "--train-subset", "128",
+                 "--test-subset", "64", "--bn", "--sites", "all-no-bn", "--sigmas", "0.1,10",
+                 "--train-noise", "0.5") == 0
+    rows = wn.read_walk(out / "walk.jsonl")
+    assert [(r["site"], r["site_name"]) for r in rows] == [(-2, "all-no-bn")] * 2
+    nets = [p.name for p in (out / "noisy-models").glob("*.npz")]
+    assert len(nets) == 1 and "all-no-bn" in nets[0]
+    dyn = [json.loads(line) for line in (out / "dynamics.jsonl").read_text().splitlines()]
+    assert dyn[0]["sites"] == ["input", "fc1", "relu1", "fc2", "relu2", "fc3", "relu3", "fc4"]

@@ -165,7 +165,8 @@ def _noisy_model(args, spec, seed, site, site_name, out, data, dyn_file, log, tr
     else:
         log(f"noisy training: {spec} at {site_name} (seed {seed}, {args.epochs} epoch(s))")
         model, rows = train_noisy(model, (train_src, test_src), spec,
-                                  sites="all" if site == -1 else [site], epochs=args.epochs,
+                                  sites={-1: "all", -2: "all-no-bn"}.get(site, [site]),
+                                  epochs=args.epochs,
                                   seed=seed, clamp=args.clamp, record_dynamics=True,
                                   test_subset=args.test_subset, progress=not args.no_progress,
                                   log=log)
@@ -391,7 +392,7 @@ def _cmd_walk(args) -> int:
             walk_grid(walk_file).move_aside()
 
         def name(site):
-            return "all" if site == -1 else skeleton.sites[site].name
+            return {-1: "all", -2: "all-no-bn"}.get(site) or skeleton.sites[site].name
         for seed, site in shard_points(units, shard):      # shards share out the networks
             model = _noisy_model(args, train_spec, seed, site, name(site), out, data, dyn_file,
                                  log)

@@ -137,7 +137,8 @@ def walk_sites(noisy: NoisyModel, sites="each") -> list:
     """Site indices to walk: "each" = every site one at a time, "all" = [-1] (every site at
     once, global noise), "all-no-bn" = [-2] (global noise without the sites after batch norm,
     the authors' BN-noNoise), or a list of indices/names (each one at a time; "all" and
-    "all-no-bn" may be in it)."""
+    "all-no-bn" may be in it, also as -1 and -2: in a list these are the global points, not
+    the last sites)."""
     if isinstance(sites, str) and sites.strip().lower() == "each":
         return [s.index for s in noisy.sites]
     if isinstance(sites, str) and sites.strip().lower() == "all":
