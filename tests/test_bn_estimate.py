@@ -150,6 +150,8 @@ def test_scoring_with_the_exact_protocol_has_a_small_spread_over_draws():
     assert exact.draws == 3 and exact.std == pytest.approx(0.0, abs=1e-12)
     old = score_distortion(model, src, src, "sign", draws=6, bn_batches=2, bn_batch_size=10)
     assert old.std > 0
+    default = score_distortion(model, src, src, "sign", draws=3)     # no bn setting: exact
+    assert default.errors == exact.errors
 
 
 # ---------------------------------------------------------------------------------------------

@@ -136,7 +136,7 @@ def draw_generators(seed: int, spec: str, layers, draw: int):
 
 def score_distortion(model, train_source, test_source, spec, *, draws: int | None = None,
                      layers=None, seed: int = 0, bn: BNProtocol | None = None,
-                     bn_batches: int = 20, bn_batch_size: int = 50,
+                     bn_batches: int | None = None, bn_batch_size: int = 50,
                      test_subset: int | None = None, eval_batch_size: int = 500,
                      measure_noise: bool = False) -> Score:
     """Test error of ``model`` under the distortion ``spec``, over K = ``draws`` draws (a Score).
@@ -147,9 +147,10 @@ def score_distortion(model, train_source, test_source, spec, *, draws: int | Non
     spec: a projection spec or Projection. draws: K (default 1 for a deterministic spec,
     DEFAULT_DRAWS for a stochastic one). layers: None (all weights) or weight names (only
     those distorted). seed: integer >= 0 (see :func:`draw_generators`). bn: how batch norm is
-    re-estimated per draw (a ``bn_estimate.BNProtocol``, e.g. ``BNProtocol()``: exact over a
-    full pass of the training set); None: the old protocol, ``bn_batches`` training batches
-    of ``bn_batch_size`` averaged (0: keep the stored statistics). Draws of a deterministic
+    re-estimated per draw (a ``bn_estimate.BNProtocol``); None with ``bn_batches`` given:
+    the old protocol, ``bn_batches`` training batches of ``bn_batch_size`` averaged (0: keep
+    the stored statistics); neither: ``BNProtocol()``, exact over a full pass of the
+    training set (the default for reported numbers). Draws of a deterministic
     spec differ only in the training images (or their order) used for the re-estimation.
     test_subset: score only the first N test images. measure_noise: also record
     mean((P − W)²) per layer and draw (for empirical bits per weight).
@@ -159,6 +160,8 @@ def score_distortion(model, train_source, test_source, spec, *, draws: int | Non
         draws = DEFAULT_DRAWS if (projection.stochastic or projection.random_params) else 1
     if not isinstance(draws, int) or isinstance(draws, bool) or draws < 1:
         raise ValueError(f"draws must be an integer >= 1; got {draws!r}")
+    if bn is None and bn_batches is None:
+        bn = BNProtocol()
     if bn is None:
         if bn_batches < 0 or bn_batch_size < 1:
             raise ValueError(f"bn_batches must be >= 0 and bn_batch_size >= 1; got "

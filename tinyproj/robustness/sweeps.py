@@ -256,7 +256,8 @@ def _bits_fields(dist, level, weights: dict, score) -> dict:
 
 def run_sweep(run, distortion, levels=None, *, draws: int | None = None, layer=None,
               per_layer: bool = False, shard=None, seed: int = 0, bn=None,
-              bn_batches: int = 20, bn_batch_size: int = 50, test_subset: int | None = None,
+              bn_batches: int | None = None, bn_batch_size: int = 50,
+              test_subset: int | None = None,
               eval_batch_size: int = 500, data_dir=None, restart: bool = False,
               progress: bool = True) -> list:
     """Sweep ``distortion`` over ``levels`` for a trained run; returns the sweep's merged rows.
@@ -264,9 +265,9 @@ def run_sweep(run, distortion, levels=None, *, draws: int | None = None, layer=N
     run: a run folder (``tinyproj train --out``) or a ``LoadedRun``. distortion: "addnorm" |
     "multunif" | "power". levels: the grid (default: the distortion's). draws: K (default:
     DEFAULT_DRAWS for addnorm and multunif, 1 for power; K > 1 for power gives an error bar
-    over the re-estimation's training images). bn: a ``bn_estimate.BNProtocol`` (e.g.
-    ``BNProtocol()``: exact, a full pass over the training set); None: the old protocol,
-    ``bn_batches`` batches of ``bn_batch_size``. layer: one weight name, or per_layer=True for every weight
+    over the re-estimation's training images). bn: a ``bn_estimate.BNProtocol``; None with
+    ``bn_batches`` given: the old protocol, ``bn_batches`` batches of ``bn_batch_size``;
+    neither: ``BNProtocol()``, exact over a full pass of the training set. layer: one weight name, or per_layer=True for every weight
     layer one at a time (the others exact). shard: ``"i/n"`` or ``(i, n)``, 0 <= i < n: do
     only grid points i, i+n, … and write them to the shard's own file. seed, bn_batches,
     bn_batch_size, test_subset, eval_batch_size: as in ``scoring.score_distortion``.
@@ -288,7 +289,8 @@ def run_sweep(run, distortion, levels=None, *, draws: int | None = None, layer=N
     if draws is None:
         draws = DEFAULT_DRAWS if dist.stochastic else 1
     if bn is None:
-        bn = BNProtocol.batches(bn_batches, bn_batch_size)
+        bn = BNProtocol() if bn_batches is None else BNProtocol.batches(bn_batches,
+                                                                       bn_batch_size)
     if not isinstance(draws, int) or isinstance(draws, bool) or draws < 1:
         raise UserError(f"draws (--draws) must be an integer >= 1; got {draws!r}")
     if restart and shard is not None:
