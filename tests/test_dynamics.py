@@ -234,12 +234,12 @@ def test_seeds_are_compared_within_a_seed_and_tabled_over_seeds(tmp_path):
 
 def test_a_spike_at_zero_with_broad_humps_is_not_binarized():
     """What the additive σ >= 1e4 runs left in fc1 (b ≈ 0.71, 53 % of |w| below 0.1·max):
-    half the weights still at their tiny initial values (always-black pixels get no
-    gradient), the rest spread out on one side. Two modes, but not ±a: Sarle's b alone calls
-    it binarized, the near-zero condition does not."""
+    half the weights still near their tiny initial values (never- or rarely-lit pixels, dead
+    hidden units), the rest grown on one side (positive). Two modes, but not ±a: Sarle's b
+    alone calls it binarized, the near-zero condition does not."""
     rng = np.random.default_rng(4)
     spike = rng.uniform(-0.03, 0.03, 10_000)
-    hump = -rng.uniform(0.2, 0.8, 10_000)
+    hump = rng.uniform(0.2, 0.8, 10_000)
     w = np.concatenate([spike, hump])
     assert dyn.bimodality_coefficient(w) > dyn.BINARIZED_BIMODALITY
     assert dyn.share_near_zero(w) > 0.45

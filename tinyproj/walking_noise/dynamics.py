@@ -47,9 +47,10 @@ Over a run (:func:`growth`, :func:`magnitude_histogram`, :func:`looks_binarized`
     fewer than 10 % of the weights within 10 % of max|w| of zero (``share_near_zero``, the
     first histogram bin). Sarle's coefficient rather than ``share_near_max``, because one
     outlier sets max|w|; the near-zero condition because b is also high for a spike at 0 plus
-    a broad hump on one side (two modes, but not ±a): MNIST's always-black pixels leave half
-    of fc1's weights at their tiny initial values while the others spread out, which scored
-    b ≈ 0.71 in the additive σ ≥ 1e4 runs of ``benchmarks/wn_dynamics.py``. (A symmetric
+    a broad hump on one side (two modes, but not ±a). The additive σ ≥ 1e4 runs of
+    ``benchmarks/wn_dynamics.py`` left fc1 so: about half of its weights near their small
+    initial values (those of never- or rarely-lit MNIST pixels and of hidden units that never
+    got a gradient), the others grown, nearly all positive — b ≈ 0.71. (A symmetric
     layer with a share p exactly at 0 has b ≤ 1 − p, so b = 0.71 with p ≈ 0.53 near 0
     means a skewed, one-sided layer.)
 
