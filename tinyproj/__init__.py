@@ -4,11 +4,12 @@
     x = tp.tensor([[1.0, 2.0]], requires_grad=True)
     y = (x * x).sum(); y.backward(); x.grad   # → [[2., 4.]]
 """
-from . import _threads, backend
+from . import _memory, _threads, backend
 from ._threads import limit as limit_threads
 from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 
 _threads.apply()            # idle BLAS/OpenMP threads sleep, whatever the import order
+_memory.apply()             # freed arrays stay in the process for the next step (glibc)
 
 __version__ = "0.1.0"
 

@@ -46,8 +46,9 @@ class Worker:
         from .. import _threads
         env = dict(os.environ)
         if spec["framework"] == "torch":
-            # PyTorch runs with its own defaults, not tinyproj's thread settings
+            # PyTorch runs with its own defaults, not tinyproj's thread and malloc settings
             env["TINYPROJ_THREAD_DEFAULTS"] = "0"
+            env["TINYPROJ_MALLOC_DEFAULTS"] = "0"
             for key in _threads.set_by_tinyproj:
                 env.pop(key, None)
         env.update(env_extra or {})

@@ -35,6 +35,8 @@ def _cmd_info(args) -> int:
           f"NUMBA_DISABLE_JIT={os.environ.get('NUMBA_DISABLE_JIT', '0')}")
     for line in _thread_lines(_threads.report()):
         print(line)
+    from .. import _memory
+    print(f"malloc   {_memory.status} (tinyproj/_memory.py)")
     from ..data import location
     path, source = location.data_dir_source()
     print(f"data     {location.data_dir()} (from {source}; --data-dir or $TINYPROJ_DATA "
