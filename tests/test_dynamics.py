@@ -253,3 +253,20 @@ def test_share_near_zero():
     assert dyn.share_near_zero(_bimodal(10_000, 0.2)) < 0.01
     assert dyn.share_near_zero(np.random.default_rng(0).uniform(-1, 1, 100_000)) == \
         pytest.approx(0.1, abs=0.01)
+
+
+def test_fc1_report_splits_by_pixel_and_unit():
+    spec = importlib.util.spec_from_file_location("wn_dynamics_fc1",
+                                                  ROOT / "benchmarks" / "wn_dynamics_fc1.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    x = np.zeros((10, 1, 2, 2), np.float32)
+    x[:, 0, 0, 1] = 1.0                        # pixel 1 always lit, pixel 0 never
+    x[:1, 0, 1, 0] = 1.0                       # pixel 2 lit in 1 of 10 images
+    x[:5, 0, 1, 1] = 1.0                       # pixel 3 in 5 of 10
+    w = np.array([[0.01, 1.0, 0.5, 0.8],       # unit 0: the never-lit pixel's weight stays small
+                  [0.01, 0.02, -0.03, 0.0]])   # unit 1: every weight near zero
+    text = module.report(w, x)
+    assert "share near zero 0.625" in text
+    assert "never lit                       1: share near zero 1.00" in text
+    assert "hidden units with every weight near zero: 1 of 2" in text
