@@ -522,6 +522,24 @@ def test_conv_shape_errors():
         F.conv2d(tp.tensor(normal(1, 3, 4, 4)), tp.tensor(normal(4, 3, 5, 5)))
 
 
+def test_linear_transposed_products_match_the_plain_ones(monkeypatch):
+    from tinyproj.functional import linalg
+    x = normal(7, 33, seed=8).astype(np.float32)
+    w = normal(5, 33, seed=9).astype(np.float32)
+    gy = normal(7, 5, seed=10).astype(np.float32)
+    got = {}
+    for transposed in (False, True):
+        monkeypatch.setattr(linalg, "TRANSPOSED", transposed)
+        xt, wt = tp.tensor(x, requires_grad=True), tp.tensor(w, requires_grad=True)
+        y = F.linear(xt, wt)
+        y.backward(gy)
+        assert y.data.flags.c_contiguous and xt.grad.flags.c_contiguous
+        got[transposed] = (y.data, xt.grad, wt.grad)
+    for plain, transposed in zip(got[False], got[True]):
+        assert np.abs(transposed - plain).max() <= 1e-6 * np.abs(plain).max()
+    check(lambda x, w: F.linear(x, w), [normal(4, 6, seed=11), normal(3, 6, seed=12)])
+
+
 def test_linear_and_matmul_mismatch():
     with pytest.raises(ValueError, match=r"\(5, 4\).*\(3, 6\).*\(N, 6\)"):
         F.linear(tp.tensor(normal(5, 4)), tp.tensor(normal(3, 6)))
