@@ -174,6 +174,16 @@ print(f"  one batch product ({c_b}, {c_b * 9}) @ ({c_b * 9}, {n_b * side_b ** 2}
 # memory, no transposed copy. Its price is the two `swap01` copies of y and dL/dy — cheap,
 # they move L contiguous floats at a time.
 #
+# One more twist, found by measuring (issue 15): OpenBLAS is slow when the *result* of a
+# product is short in its rows — `W_mat @ cols` has only O = 32 rows at width 0.25, and
+# dW = `gY @ cols.T` is a small (O, K) result summed over N·L columns. Taking each product
+# transposed — `cols.T @ W_mat.T`, a (N·L, O) result, and dWᵀ = `cols @ gYᵀ` — does the same
+# sums in a shape OpenBLAS runs near its rate: the six conv layers of bc_cifar10 need about a
+# third of the CPU time at width 0.25 and two thirds at width 1.0. The transposed result
+# (N, L, O) then needs a transposed copy to (N, O, L) in place of `swap01`. So `conv.py` takes
+# the products transposed on the CPU (`ROWS_OUT`); `benchmarks/conv_layouts.py` compares the
+# two layouts layer by layer on your machine.
+#
 # ## 2. What the columns cost, and what col2im costs
 #
 # Every pixel is copied once per kernel tap that covers it: the columns are K·N·L numbers,
@@ -598,7 +608,7 @@ print_top(stats_auto)
 # "own ms" (`tottime`) is the time inside a function, not counting the functions it calls —
 # the column to sort by when looking for the hot spot. Grouping it: a matrix product written
 # as `a @ b` is not a Python call, so its time is the *own* time of the function containing it
-# — `conv.py:matmul`, `Conv2d.backward` (the dW product `gY @ cols.T` is written inline
+# — `conv.py:matmul`, `Conv2d.backward` (the dW product `cols @ gYt` is written inline
 # there) and the forward/backward of `Linear` in `linalg.py`. What a kernel calls (`np.pad`
 # in the reference im2col, say) lands in "everything else".
 #
