@@ -543,7 +543,7 @@ def test_first_whitening_says_so_on_stderr(tmp_path, capsys):
 def test_dataset_shapes_without_loading():
     assert data.dataset_shape("cifar10") == ((3, 32, 32), 10)
     assert data.dataset_shape("Fashion_MNIST") == ((1, 28, 28), 10)
-    assert data.dataset_shape("imagenet") == ((3, 224, 224), 1000)
+    assert data.dataset_shape("imagenet") == ((3, 227, 227), 1000)   # AlexNet's 227
     synthetic = data.load_dataset("synthetic")
     assert data.dataset_shape("synthetic")[0] == synthetic.input_shape
     assert data.DATASET_SIZES["synthetic"] == (len(synthetic.x_train), len(synthetic.x_test))

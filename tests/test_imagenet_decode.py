@@ -96,3 +96,50 @@ def test_pool_equals_serial_and_names_a_corrupt_file(tmp_path):
         decode_center(bad)
     with pytest.raises(ValueError, match="workers"):
         DecodePool(-1)
+
+
+def _image_folder(root, per_class=3):
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for cls in ("n01", "n02"):
+            d = root / "imagenet" / split / cls
+            d.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+                Image.fromarray(pixels).resize((320, 240)).save(d / f"{i}.JPEG")
+    return root
+
+
+def test_folder_source_draws_per_epoch_for_training_and_centre_crops_otherwise(tmp_path):
+    from tinyproj import backend
+    from tinyproj.data import ImageFolder
+    from tinyproj.data.imagenet import normalize_imagenet
+    from tinyproj.data.sources import FolderSource
+    root = _image_folder(tmp_path) / "imagenet" / "train"
+    train = FolderSource(ImageFolder(root, crop=227), train=True, seed=3, workers=0)
+    plain = FolderSource(ImageFolder(root, crop=227))
+    assert train.per_epoch and not plain.per_epoch
+    a, y = train.batch([0, 4], epoch=1)
+    expect = np.stack([decode_random(train.folder.samples[i][0], 3, 1, i) for i in (0, 4)])
+    np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(normalize_imagenet(expect)))
+    assert backend.to_numpy(y).tolist() == [0, 1]
+    assert not np.array_equal(backend.to_numpy(a), backend.to_numpy(train.batch([0, 4], epoch=2)[0]))
+    np.testing.assert_array_equal(backend.to_numpy(train.batch([0, 4])[0]),
+                                  backend.to_numpy(plain.batch([0, 4])[0]))
+
+
+def test_imagenet_training_with_random_crops_resumes_to_the_same_weights(tmp_path):
+    from tinyproj.cli import main
+    from tinyproj.runs.folder import load_run
+    data = _image_folder(tmp_path)
+    flags = ["--model", "alexnet_bn", "--dataset", "imagenet", "--data-dir", str(data),
+             "--width", "0.0625", "--batch-size", "3", "--optimizer", "sgd", "--lr", "0.01",
+             "--loss", "cross_entropy", "--val-size", "0", "--test-projections", "none",
+             "--no-progress"]
+    assert main(["train", *flags, "--epochs", "2", "--out", str(tmp_path / "straight")]) == 0
+    assert main(["train", *flags, "--epochs", "1", "--out", str(tmp_path / "halves")]) == 0
+    assert main(["train", "--out", str(tmp_path / "halves"), "--resume", "--epochs", "2",
+                 "--no-progress"]) == 0
+    a, b = load_run(tmp_path / "straight").model, load_run(tmp_path / "halves").model
+    for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)

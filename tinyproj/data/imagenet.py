@@ -33,7 +33,7 @@ __all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "load_image", "normalize_imagenet"
            "locate_imagenet"]
 
 IMAGENET_FOLDER = "imagenet"      # <data_dir>/imagenet/{train,val}/<class>/<image>
-IMAGENET_CROP = 224               # ImageFolder's default: examples are (3, 224, 224)
+IMAGENET_CROP = 227               # what training sees: AlexNet's 227 (227 → 55 → 27 → 13 → 6)
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)  # per-channel RGB mean of ImageNet

@@ -7,6 +7,11 @@ for an in-memory array and for a folder of images decoded on demand.
     source = ArraySource(x, y)               # x (N, ...) host array, y (N,) ints
     source = FolderSource(ImageFolder(root)) # streamed ImageNet-style folder
     len(source); xb, yb = source.batch(indices)   # float32 / int64 on the backend
+
+A source whose examples are drawn anew each epoch says so with ``per_epoch = True``; the
+training loop then calls ``batch(indices, epoch=...)`` (:class:`FolderSource` with
+``train=True``: ImageNet's random-resized crop and flip are drawn from (seed, epoch, index),
+so a resume redraws the same pixels).
 """
 from __future__ import annotations
 
@@ -66,10 +71,21 @@ class ResidentSource:
 
 
 class FolderSource:
-    """Examples decoded from an :class:`~tinyproj.data.ImageFolder` at each request."""
+    """Examples decoded from an :class:`~tinyproj.data.ImageFolder` at each request.
 
-    def __init__(self, folder):
-        self.folder = folder
+    train=False (evaluation): shorter side 256, centre crop ``folder.crop`` — the plain
+    decoder, or, with ``workers``, the same transform with JPEG draft decoding in a pool of
+    processes (:mod:`tinyproj.data.imagenet_decode`). train=True: random-resized crop to
+    ``folder.crop`` + horizontal flip drawn from (seed, epoch, index), decoded by the pool;
+    a batch asked for without an epoch (batch-norm re-estimation, for instance) gets the
+    centre crop. workers: decoding processes (None: the CPUs this process may use, at most
+    16; 0: in this process).
+    """
+
+    def __init__(self, folder, train: bool = False, seed: int = 0, workers=0):
+        self.folder, self.train, self.seed, self.workers = folder, train, seed, workers
+        self.per_epoch = train          # the training loop passes the epoch to batch()
+        self._pool = None
 
     def __len__(self) -> int:
         return len(self.folder)
@@ -78,7 +94,27 @@ class FolderSource:
     def input_shape(self) -> tuple:
         return (3, self.folder.crop, self.folder.crop)
 
-    def batch(self, indices):
-        images = np.stack([self.folder[int(i)][0] for i in indices])
-        labels = self.folder.labels[np.asarray(indices)]
+    def _decoder(self):
+        if self._pool is None:
+            from .imagenet_decode import DecodePool
+            self._pool = DecodePool(self.workers)
+        return self._pool
+
+    def batch(self, indices, epoch=None):
+        idx = [int(i) for i in indices]
+        paths = [self.folder.samples[i][0] for i in idx]
+        if self.train and epoch is not None:
+            images = self._decoder().random(paths, self.seed, int(epoch), idx,
+                                            crop=self.folder.crop)
+        elif self.workers == 0:
+            images = np.stack([self.folder[i][0] for i in idx])
+        else:
+            images = self._decoder().center(paths, self.folder.resize, self.folder.crop)
+        labels = self.folder.labels[np.asarray(idx, dtype=np.int64)]
         return normalize_imagenet(images), backend.asarray(labels, dtype=np.int64)
+
+    def close(self) -> None:
+        """Stop the decoding processes (they also stop when the program ends)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None

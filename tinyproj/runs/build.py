@@ -39,8 +39,12 @@ def build_data(cfg: TrainConfig):
     if cfg.dataset == "imagenet":
         from ..data import ImageFolder, locate_imagenet
         root = Path(locate_imagenet(cfg.data_dir))
-        train_src = FolderSource(ImageFolder(root / "train"))
-        test_src = FolderSource(ImageFolder(root / "val"))
+        from ..data.imagenet import IMAGENET_CROP
+        # training: random-resized crop + flip per (seed, epoch, image), decoded by a pool of
+        # processes; testing: resize 256 + centre crop, in the pool as well
+        train_src = FolderSource(ImageFolder(root / "train", crop=IMAGENET_CROP), train=True,
+                                 seed=cfg.seed, workers=None)
+        test_src = FolderSource(ImageFolder(root / "val", crop=IMAGENET_CROP), workers=None)
         return train_src, None, test_src, train_src.input_shape, len(train_src.folder.classes)
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, preprocess=cfg.preprocess or "default")
     x, y = ds.x_train, ds.y_train

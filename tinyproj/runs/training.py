@@ -323,7 +323,9 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                 if resident is not None:     # gathered on the device, nothing copied up
                     x, y = resident["source"].batch(resident["order"][first:first + bs])
                 else:
-                    x, y = train_src.batch(pos["order"][first:first + bs])
+                    idx = pos["order"][first:first + bs]
+                    x, y = (train_src.batch(idx, epoch=pos["epoch"])   # per-epoch draws
+                            if getattr(train_src, "per_epoch", False) else train_src.batch(idx))
                 if augment is not None:
                     x = augment(x, pos["epoch"], pos["batch"])
                 optimizer.lr = lr_at(pos["epoch"], pos["step"])
