@@ -491,7 +491,8 @@ def test_fused_bn_relu_gradients_agree_with_finite_differences_in_float64():
     gradcheck.gradcheck(fn, [x, gamma, beta])
 
     def fn_eval(x, gamma, beta):
-        return F.batch_norm(x, np.zeros(3), np.ones(3) * 2, gamma, beta, training=False,
+        xp = backend.xp()
+        return F.batch_norm(x, xp.zeros(3), xp.ones(3) * 2, gamma, beta, training=False,
                             relu=True)
     gradcheck.gradcheck(fn_eval, [x, gamma, beta])
 
