@@ -716,6 +716,38 @@ def test_cuda_optimizers_and_projections_equal_the_host_build(cp, host, dtype):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuda_fused_and_random_kernels_equal_the_host_build(cp, host, dtype):
+    """Batch norm with its running statistics and counter; Stoch, StochM (bits: the same
+    Philox words) and the noise (log/cos/sin of two math libraries: to the last bits)."""
+    from tinyproj.kernels import gpu
+    x, gamma, beta = bn_inputs((50, 16, 8, 8), dtype)
+    c = x.shape[1]
+    rm, rv, t = np.zeros(c, dtype), np.ones(c, dtype), np.zeros((), np.int64)
+    rm_d, rv_d, t_d = cp.asarray(rm), cp.asarray(rv), cp.asarray(t)
+    want = host.batchnorm_forward(x, None, None, 1e-5, gamma, beta, True, relu=True,
+                                  running_mean=rm, running_var=rv, momentum=0.1, tracked=t)
+    got = gpu.batchnorm_forward(cp.asarray(x), None, None, 1e-5, cp.asarray(gamma),
+                                cp.asarray(beta), True, relu=True, running_mean=rm_d,
+                                running_var=rv_d, momentum=0.1, tracked=t_d)
+    for a, b in zip((*got, rm_d, rv_d), (*want, rm, rv)):
+        same_bits_on_host(a, b)
+    assert int(t_d.get()) == int(t) == 1
+    flat, offsets, _ = flat_layers(LAYER_SIZES[0], dtype)
+    key = np.array([2 ** 40 + 7, 5], np.int64)
+    fd, od, kd = cp.asarray(flat), cp.asarray(offsets), cp.asarray(key)
+    same_bits_on_host(gpu.stoch_projection_segments(fd, od, kd),
+                      host.stoch_projection_segments(flat, offsets, key))
+    same_bits_on_host(gpu.stochm_projection_segments(fd, od, kd, 0.5),
+                      host.stochm_projection_segments(flat, offsets, key, 0.5))
+    y_d, f_d = gpu.gaussian_noise(cp.asarray(x), kd, 0.1, 0.2)
+    y, f = host.gaussian_noise(x, key, 0.1, 0.2)
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(y_d.get(), y, rtol=tol, atol=tol)
+    np.testing.assert_allclose(f_d.get(), f, rtol=tol, atol=tol)
+
+
+@pytest.mark.gpu
 def test_cupy_arrays_get_the_cuda_kernels(cp, monkeypatch):
     from tinyproj import kernels
     from tinyproj.kernels import gpu
