@@ -286,7 +286,8 @@ def test_conv2d_bias_gradient():
 ROWS_CASES = [((5, 3, 9, 9), (8, 3, 3, 3), 1, 1),       # K = 27 > O = 8: dW as (K, O)
               ((4, 3, 8, 8), (32, 3, 3, 3), 1, 1),      # K = 27 < O = 32: dW as (O, K)
               ((5, 4, 9, 7), (6, 4, 2, 3), (2, 1), (1, 0)),
-              ((3, 16, 6, 6), (16, 16, 3, 3), 1, 1)]
+              ((3, 16, 6, 6), (16, 16, 3, 3), 1, 1),
+              ((2, 4, 5, 5), (65, 4, 3, 3), 1, 1)]      # O > DX_ROWS_MAX_O: dcols as before
 
 
 @pytest.mark.parametrize("chunked", [False, True])

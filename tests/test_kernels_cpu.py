@@ -60,6 +60,23 @@ def random_x(shape, dtype, seed=0):
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape, k, stride, pad", GEOMETRIES)
+def test_col2im_batch_of_transposed_rows_is_bitwise_the_column_layout(shape, k, stride, pad,
+                                                                      dtype):
+    # the conv's dcols when its products are taken transposed: (N·L, K) rows, passed as .T
+    n, c, h, w = shape
+    oh, ow = out_hw(h, w, *k, stride, pad)
+    rows = random_x((n * oh * ow, c * k[0] * k[1]), dtype, seed=2)
+    cols = np.ascontiguousarray(rows.T)
+    got = cpu.col2im_batch(rows.T, shape, *k, stride, pad)
+    np.testing.assert_array_equal(got, cpu.col2im_batch(cols, shape, *k, stride, pad))
+    np.testing.assert_allclose(got, ref.col2im_batch(rows.T, shape, *k, stride, pad), **tol(dtype))
+    gx = np.full(shape, np.nan, dtype=dtype)                # out= is overwritten everywhere
+    assert cpu.col2im_batch(rows.T, shape, *k, stride, pad, out=gx) is gx
+    np.testing.assert_array_equal(gx, got)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, k, stride, pad", GEOMETRIES)
 def test_im2col_batch_equals_reference(shape, k, stride, pad, dtype):
     x = random_x(shape, dtype)
     got = cpu.im2col_batch(x, *k, stride, pad)
@@ -457,12 +474,21 @@ def test_results_do_not_depend_on_the_number_of_threads():
 # ---------------------------------------------------------------------------
 # dispatch and the scratch buffers
 # ---------------------------------------------------------------------------
+def _cpu_module_of(name):
+    """Where ``kernels.get`` finds a kernel for NumPy arrays: the fused ones in cpu_fused.py,
+    the random ones in the reference (NumPy's Philox), the others in cpu.py."""
+    from tinyproj.kernels import cpu_fused
+    if name in kernels.FUSED_NAMES:
+        return cpu_fused
+    return ref if name in getattr(kernels, "RANDOM_NAMES", ()) else cpu
+
+
 def test_dispatch_auto_reference_and_non_numpy(monkeypatch):
     monkeypatch.delenv("TINYPROJ_KERNELS", raising=False)
     x = np.zeros((1, 1, 2, 2), np.float32)
     assert kernels.get("im2col_batch", x) is cpu.im2col_batch
     for name in kernels.KERNEL_NAMES:
-        assert kernels.get(name, x) is getattr(cpu, name), name
+        assert kernels.get(name, x) is getattr(_cpu_module_of(name), name), name
     assert kernels.get("maxpool_forward") is cpu.maxpool_forward     # like=None: numpy backend
 
     class NotAnArray:                                                  # e.g. a CuPy array
@@ -554,9 +580,12 @@ def test_bc_cifar10_step_same_with_cpu_and_reference_kernels(monkeypatch):
 
     calls = []
     for name in kernels.KERNEL_NAMES:                   # count the fast kernels' calls
-        fast = getattr(cpu, name)
-        monkeypatch.setattr(cpu, name, lambda *a, _f=fast, _n=name, **k: (calls.append(_n),
-                                                                           _f(*a, **k))[1])
+        module = _cpu_module_of(name)
+        if module is ref:
+            continue
+        fast = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _f=fast, _n=name, **k: (calls.append(_n),
+                                                                              _f(*a, **k))[1])
 
     def step():
         model = models.bc_cifar10(width=0.0625, rng=backend.make_rng(0))
@@ -567,8 +596,9 @@ def test_bc_cifar10_step_same_with_cpu_and_reference_kernels(monkeypatch):
     monkeypatch.delenv("TINYPROJ_KERNELS", raising=False)
     loss_cpu, grads_cpu = step()
     used = set(calls)
-    assert {"im2col_batch", "col2im_batch", "maxpool_forward", "maxpool_backward",
-            "batchnorm_forward", "batchnorm_backward"} <= used
+    assert {"im2col_batch", "col2im_batch", "maxpool_forward", "maxpool_backward"} <= used
+    assert used & {"batchnorm_forward", "batchnorm_forward_fused"}     # BN→ReLU may be fused
+    assert used & {"batchnorm_backward", "batchnorm_backward_fused"}
     calls.clear()
     monkeypatch.setenv("TINYPROJ_KERNELS", "reference")
     loss_ref, grads_ref = step()
@@ -610,8 +640,9 @@ def test_a_training_step_stays_in_float32(monkeypatch):
     x = np.random.default_rng(0).standard_normal((4, 3, 32, 32), dtype=np.float32)
     algorithm1.train_step(model, x, np.arange(4), F.square_hinge_loss, opt, "sign",
                           clipping.clip_bounds(model, 0.5), rng)
-    assert {"im2col_batch", "col2im_batch", "batchnorm_forward", "maxpool_forward"} <= {
-        name for name, _ in seen}
+    names = {name for name, _ in seen}
+    assert {"im2col_batch", "col2im_batch", "maxpool_forward"} <= names
+    assert names & {"batchnorm_forward", "batchnorm_forward_fused"}
     assert {dtype for _, dtype in seen} == {np.dtype(np.float32)}
     assert {p.grad.dtype for p in model.parameters()} == {np.dtype(np.float32)}
     assert {p.data.dtype for p in model.parameters()} == {np.dtype(np.float32)}

@@ -29,7 +29,8 @@ transpose, so that the output channels run along the fast axis of the result::
     Yᵀ  = colsᵀ @ W_matᵀ                # (N·L, O) → y = Yᵀ as (N, L, O), axes 1, 2 swapped
     gYᵀ = gy as (N, L, O)               # (N·L, O): the transposed copy replaces swap01
     dWᵀ = cols @ gYᵀ                    # (K, O) when K ≥ O, else dW = gY @ colsᵀ as above
-    dcols = W_matᵀ @ (gYᵀ)ᵀ             # (K, N·L), as before
+    dcols = W_matᵀ @ (gYᵀ)ᵀ             # (K, N·L), as before; with O ≤ DX_ROWS_MAX_O
+    drows = gYᵀ @ W_mat                 # (N·L, K) instead, and col2im reads drowsᵀ in place
 
 The arithmetic is the same (the tests find the two layouts equal to float32 rounding); only
 the shapes OpenBLAS sees change. With 32–128 output channels the plain products are thin in
@@ -87,6 +88,14 @@ the 128→128 layer, 0.96× for the 256→256 layer; the full step is the same w
 ROWS_OUT = True
 """Take the products transposed on NumPy arrays (see "Transposed products on the CPU" in the
 module docstring for the measurement); False gives the plain ones, as on the GPU."""
+
+DX_ROWS_MAX_O = 64
+"""With at most this many output channels (and ``ROWS_OUT``), dcols is taken transposed too:
+drows = gYᵀ @ W_mat, (B·L, K), and col2im reads it in place (kernels/cpu.py). The product
+has only O terms per sum, a shape OpenBLAS runs badly the other way round. Measured (load
+~12, 9 alternating turns, forward + backward, median CPU ms): width 0.25 layers 32→32 100.7
+→ 85.9, 32→64 31.5 → 29.4, 64→64 58.2 → 56.4, 64→128 24.8 → 18.3, 128→128 37.9 → 33.9; at
+width 1.0 (O ≥ 128) no gain, 1592 → 1641 over the five layers (3 turns), hence the bound."""
 
 MAX_COLUMNS = 16384
 """Columns per chunk on the CPU beyond which a wider product gains little: small layers (the
@@ -161,7 +170,12 @@ class Conv2d(Function):
             if gw is not None:
                 cols = self._im2col(x[a:b], w)                               # (K, B·L) again
                 gw += cols @ gYt if gw_rows else gY @ cols.T                 # (K, O) / (O, K)
-            if gx is not None:
+            if gx is not None and rows and o <= DX_ROWS_MAX_O:
+                drows = self._scratch("conv.cols", (gYt.shape[0], w_mat.shape[1]), gy)
+                matmul(gYt, w_mat, out=drows)                                # (B·L, K)
+                kernels.get("col2im_batch", drows)(drows.T, gx[a:b].shape, kh, kw,
+                                                   self.stride, self.pad, out=gx[a:b])
+            elif gx is not None:
                 dcols = self._scratch("conv.cols", (w_mat.shape[1], gY.shape[1]), gy)
                 matmul(w_mat.T, gY, out=dcols)                               # (K, B·L)
                 kernels.get("col2im_batch", dcols)(dcols, gx[a:b].shape, kh, kw, self.stride,

@@ -119,15 +119,49 @@ def _col2im_batch(cols, kh, kw, sh, sw, ph, pw, out):
                             dst[t * sw] += seg[t]
 
 
+@njit(**_PARALLEL)
+def _col2im_rows(rows, kh, kw, sh, sw, ph, pw, out):
+    """``_col2im_batch`` for columns stored transposed: rows (N, L, K), one row per position.
+
+    The same loops and the same order of additions (taps outer, positions inner), so the
+    result is bit for bit that of the column layout; only the reads are strided (K apart),
+    within the few cache lines of one image's rows for a channel.
+    """
+    n, c, h, w = out.shape
+    oh = (h + 2 * ph - kh) // sh + 1
+    ow = (w + 2 * pw - kw) // sw + 1
+    for job in prange(n * c):                              # each job owns one output plane
+        ni, ci = job // c, job % c
+        plane = out[ni, ci]
+        plane[:, :] = 0
+        src = rows[ni]                                     # (L, K)
+        for i in range(kh):
+            r_lo, r_hi = _valid_range_jit(i, sh, ph, h, oh)
+            for j in range(kw):
+                s_lo, s_hi = _valid_range_jit(j, sw, pw, w, ow)
+                k = (ci * kh + i) * kw + j
+                for r in range(r_lo, r_hi):
+                    dst = plane[r * sh + i - ph, s_lo * sw + j - pw:]
+                    for t in range(s_hi - s_lo):
+                        dst[t * sw] += src[r * ow + s_lo + t, k]
+
+
 def col2im_batch(cols, x_shape, kh, kw, stride=(1, 1), pad=(0, 0), out=None):
     """cols (C·kh·kw, N·OH·OW) → (N, C, H, W), the adjoint of ``im2col_batch``.
 
+    cols may also be the transpose of a C-contiguous (N·OH·OW, C·kh·kw) array — the
+    convolution's dcols when its products are taken transposed (functional/conv.py,
+    ``ROWS_OUT``): then it is read in place, with the same result bit for bit.
     out: a C-contiguous (N, C, H, W) array to write instead of allocating one.
     """
     n, c, h, w = x_shape
     oh, ow = out_size(h, kh, stride[0], pad[0]), out_size(w, kw, stride[1], pad[1])
-    cols = np.ascontiguousarray(cols).reshape(c * kh * kw, n, oh * ow)
     out = _output(out, (n, c, h, w), cols.dtype)
+    if cols.T.flags.c_contiguous and not cols.flags.c_contiguous:
+        rows = cols.T.reshape(n, oh * ow, c * kh * kw)
+        _col2im_rows(rows, kh, kw, stride[0], stride[1], pad[0], pad[1], out)
+        return out
+    cols = np.ascontiguousarray(cols).reshape(c * kh * kw, n, oh * ow)
     _col2im_batch(cols, kh, kw, stride[0], stride[1], pad[0], pad[1], out)
     return out
 
