@@ -389,3 +389,18 @@ def test_a_flat_optimizer_saves_and_resumes_bit_for_bit():
     for s0, s1 in zip(sd0["state"], sd1["state"]):
         np.testing.assert_array_equal(backend.to_numpy(s0["m"]), backend.to_numpy(s1["m"]))
         assert s0["step"] == s1["step"] == 5
+
+
+def test_a_model_moved_after_the_optimizer_was_built_is_an_error_not_a_silent_move_back():
+    from tinyproj import standin
+    params = _params()
+    opt = optim.Adam(params, lr=0.01)
+    other = "cpu" if backend.is_gpu_array(params[0].data) else "gpu"
+    if other == "gpu" and backend.name() == "numpy":
+        params[0].data = standin.asarray(backend.to_numpy(params[0].data))
+    else:
+        params[0].data = backend.to_device(params[0].data, other)
+    for p, g in zip(params, _grads(params, 0)):
+        p.grad = g
+    with pytest.raises(ValueError, match="build the optimizer after"):
+        opt.step()

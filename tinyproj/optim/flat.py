@@ -77,6 +77,10 @@ class FlatParams:
                 if tuple(p.data.shape) != tuple(view.shape):
                     raise ValueError(f"a parameter changed shape from {tuple(view.shape)} to "
                                      f"{tuple(p.data.shape)} after the optimizer was built")
+                if not force and backend.is_gpu_array(p.data) != backend.is_gpu_array(view):
+                    raise ValueError("a parameter moved to another device after the optimizer "
+                                     "was built (model.to(...)?); build the optimizer after "
+                                     "moving the model, or load its state_dict into a new one")
                 view[...] = backend.to_device(p.data, "gpu" if backend.is_gpu_array(view)
                                               else "cpu")
                 p.data = view
