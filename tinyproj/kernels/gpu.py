@@ -7,9 +7,13 @@ builds for the CPU: tests/test_kernels_gpu_host.py checks it against reference.p
 GPU, and tests/test_kernels_ptx.py compiles every kernel below for sm_90 where nvcc exists.
 
 Launches per call: im2col_batch, col2im_batch, maxpool_forward, maxpool_backward,
-batchnorm_forward, batchnorm_backward, adam_update (all parameters at once when they share a
-flat buffer): 1 each; sign_projection: 2 (max|w|, then the map; α stays on the device).
-Plus a copy where an input is not C-contiguous, or an argmax/statistic of another dtype.
+batchnorm_forward (with its running statistics, batch counter and the ReLU after it),
+batchnorm_backward (γ's and β's gradients written straight into the optimizer's slots),
+adam_update and sgd_update (every parameter at once: optim/flat.py keeps them in one flat
+buffer), clip_segments (every layer), gaussian_noise: 1 each; sign_projection,
+sign/stoch/stochm_projection_segments (every layer): 2 (α per tensor, then the map; α stays
+on the device). Plus a copy where an input is not C-contiguous, or an argmax/statistic of
+another dtype.
 
 Reading order for a student: a .cuh file (the arithmetic), its .cu file (which thread does
 which element), then the function of the same name here (shapes, grid and block).
