@@ -320,7 +320,7 @@ def test_small_columns_are_one_chunk_and_large_ones_are_cut(monkeypatch):
     from tinyproj.functional import conv
     op = conv.Conv2d(1, 1)
     x, w = np.zeros((50, 3, 32, 32), np.float32), np.zeros((32, 3, 3, 3), np.float32)
-    assert op._chunks(x, w) == [(0, 50)]                 # 5.5 MB of columns: one chunk
+    assert op._chunks(x, w) == [(0, 25), (25, 50)]       # (27 + 32) · 4 B a column: 2 chunks
     x, w = np.zeros((50, 32, 32, 32), np.float32), np.zeros((32, 32, 3, 3), np.float32)
     assert op._chunks(x, w) == [(0, 12), (12, 25), (25, 37), (37, 50)]   # ≤ 16,384 columns
 

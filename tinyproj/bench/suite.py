@@ -237,8 +237,8 @@ def _row(label, base, repeats, with_torch, flops, rate, torch_extra=None, tiny_e
 
 
 def _header(with_torch=True):
-    line = f"{'':30}{'tinyproj ms [IQR]':>22}{'GFLOP/s':>8}{'% peak':>7}{'peak MB':>8}"
-    return line + (f"{'torch ms [IQR]':>22}{'peak MB':>8}{'time × [IQR]':>18}{'mem ×':>6}"
+    line = f"{'':28}{'tinyproj ms [IQR]':>25}{'GFLOP/s':>8}{'% peak':>7}{'peak MB':>8}"
+    return line + (f"{'torch ms [IQR]':>25}{'peak MB':>8}{'time × [IQR]':>19}{'mem ×':>7}"
                    if with_torch else "")
 
 
@@ -249,14 +249,14 @@ def _spread(median, iqr, scale=1e3, digits=1):
 
 
 def _format(row):
-    line = (f"{row['label']:30}{_spread(row['tinyproj_s'], row['tinyproj_iqr_s']):>22}"
+    line = (f"{row['label']:28}{_spread(row['tinyproj_s'], row['tinyproj_iqr_s']):>25}"
             f"{row['gflops']:8.1f}{100 * row['of_matmul_rate']:7.0f}"
             f"{row['tinyproj_peak_mb']:8.0f}")
     if "torch_s" in row:
-        mem = f"{row['memory_ratio']:6.2f}" if row.get("memory_ratio") else f"{'':6}"
+        mem = f"{row['memory_ratio']:7.2f}" if row.get("memory_ratio") else f"{'':7}"
         ratio = _spread(row["time_ratio"], row["paired_ratio_iqr"], scale=1, digits=2)
-        line += (f"{_spread(row['torch_s'], row['torch_iqr_s']):>22}"
-                 f"{row['torch_peak_mb']:8.0f}{ratio:>18}{mem}")
+        line += (f"{_spread(row['torch_s'], row['torch_iqr_s']):>25}"
+                 f"{row['torch_peak_mb']:8.0f}{ratio:>19}{mem}")
     return line
 
 
