@@ -278,7 +278,7 @@ def plot(data: dict, path: Path) -> None:
             ax.plot(data[n]["epoch"], data[n]["bimodality"][layer], color=colors[n])
         ax.axhline(5 / 9, color="gray", ls=":", lw=1)
         ax.axhline(dyn.BINARIZED_BIMODALITY, color="k", ls="--", lw=1)
-        ax.set(title=f"{layer}: bimodality (5/9 uniform, dashed: 'binarized')",
+        ax.set(title=f"{layer}: bimodality b (dotted: uniform 5/9; dashed: 0.7)",
                xlabel="epoch", ylim=(0, 1))
     ax = axes[0, 2]
     for n in names:
@@ -327,7 +327,9 @@ def summarize(outs, results: Path, log=print) -> list:
     _write_csv(results / "summary.csv", rows)
     _write_csv(results / "table.csv", seed_table(rows))
     data = series(records)
-    atomic_write_text(results / "dynamics.json", json.dumps(data, indent=1) + "\n")
+    atomic_write_text(results / "dynamics.json", "{\n" + ",\n".join(      # one line per run
+        f"{json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in data.items())
+        + "\n}\n")
     plot(data, results / "dynamics.png")
     log(f"{len(records)} runs summarized in {results}")
     return rows
