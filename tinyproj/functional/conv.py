@@ -45,7 +45,7 @@ over the six layers (fastest wall ms / median CPU ms):
     width 1.0    plain 6073 / 2877   transposed 4777 / 1876  (every layer faster in CPU time)
 
 Alternatives measured on the same layers and dropped: one product for the whole batch
-instead of chunks (no gain beyond 16,384 columns); one product per image on an (N, K, L)
+instead of chunks (no gain beyond 8,192 columns, see MAX_COLUMNS); one product per image on an (N, K, L)
 layout (np.matmul over the stack: 10–40× slower for the 32-channel layers); unfolding
 into rows (N·L, K) instead of columns (the same speed as colsᵀ, which is a free view);
 a blocked Numba transpose in place of NumPy's transposed copy (no faster at these shapes).
@@ -56,7 +56,7 @@ batch 50). Three choices keep that bill small:
 
 * **Chunks of images.** The batch is convolved a few images at a time, so that the columns
   of one chunk fit in ``COLS_BUDGET`` bytes and about ``MAX_COLUMNS`` columns. A chunk is
-  still a large product — 13 images × 1024 pixels = 13,312 columns for the 128→128 layer
+  still a large product — 8 images × 1024 pixels = 8,192 columns for the 128→128 layer
   at 32×32.
 * **Not kept between the passes.** Backward unfolds x again (one more im2col, a few per
   cent of the layer's time); keeping the columns would hold every layer's at once, about
@@ -79,9 +79,9 @@ from .elementwise import add
 
 COLS_BUDGET = 128 * 2**20
 """Most bytes of columns unfolded at once (at least one image per chunk). Larger chunks make
-wider, faster matrix products; smaller ones hold less memory. With MAX_COLUMNS below, the
-128→128 layer at 32×32 (batch 50) runs in 4 chunks of 12–13 images (59 MB of columns), the
-256→256 layer at 16×16 in one (118 MB). Measured on 2 cores, runs alternating in one
+wider, faster matrix products; smaller ones hold less memory. (On the CPU MAX_COLUMNS below
+cuts first: the 128→128 layer at 32×32, batch 50, runs in 7 chunks of 7–8 images, 38 MB of
+columns.) Measured, before MAX_COLUMNS, on 2 cores, runs alternating in one
 process (median ratio of paired runs), forward+backward against a 64 MB budget: 0.92× for
 the 128→128 layer, 0.96× for the 256→256 layer; the full step is the same within noise."""
 
@@ -97,11 +97,16 @@ has only O terms per sum, a shape OpenBLAS runs badly the other way round. Measu
 → 85.9, 32→64 31.5 → 29.4, 64→64 58.2 → 56.4, 64→128 24.8 → 18.3, 128→128 37.9 → 33.9; at
 width 1.0 (O ≥ 128) no gain, 1592 → 1641 over the five layers (3 turns), hence the bound."""
 
-MAX_COLUMNS = 16384
-"""Columns per chunk on the CPU beyond which a wider product gains little: small layers (the
-32×32 layers at width 0.25) are cut here even when their columns would fit the budget, which
-halves their scratch memory at no measured cost in time. (Not applied to GPU arrays, where
-every chunk costs kernel launches.)"""
+MAX_COLUMNS = 8192
+"""Columns per chunk on the CPU beyond which a wider product gains little, so layers are cut
+here even when their columns would fit COLS_BUDGET: the scratch buffer (the largest chunk's
+columns, held from step to step) shrinks from 31 to 16 MB at width 0.25 and from 125 to
+63 MB at width 1.0. Measured (transposed products, load ~9, forward + backward of the six
+conv layers, fastest wall / median CPU ms, ``workspace.nbytes()``): width 0.25 466 / 259
+with 16,384 columns, 452 / 277 with 8,192, 436 / 287 with 4,096; width 1.0 2923 / 1674 with
+16,384, 2915 / 1716 with 8,192 — a few per cent of CPU time at most, for the memory target
+of issue 15 (peak ≤ 1.2× PyTorch's). (Not applied to GPU arrays, where every chunk costs
+kernel launches.)"""
 
 SMALL_COLS = 8 * 2**20
 """Bytes of a chunk's columns and product (K + O floats per column) small enough to take in one
