@@ -237,7 +237,8 @@ _quick.show(fig, "10_short_runs.png")
 # ## 4. The experiment in the authors' regime
 #
 # `benchmarks/wn_dynamics.py` trains MNIST `mlp_tfc` on all 60,000 images with the authors'
-# initialisation and recipe, one network per grid point, the noise at site fc2:
+# initialisation and recipe (the cosine annealing stepped per minibatch, where the authors
+# step it per epoch), 60 epochs, one network per grid point, the noise at site fc2:
 #
 # | run | noise at fc2 | network |
 # | --- | --- | --- |
