@@ -290,6 +290,7 @@ ROWS_CASES = [((5, 3, 9, 9), (8, 3, 3, 3), 1, 1),       # K = 27 > O = 8: dW as 
               ((2, 4, 5, 5), (65, 4, 3, 3), 1, 1)]      # O > DX_ROWS_MAX_O: dcols as before
 
 
+@pytest.mark.numpy_only("the transposed products are taken on NumPy arrays only")
 @pytest.mark.parametrize("chunked", [False, True])
 @pytest.mark.parametrize("xs,ws,stride,pad", ROWS_CASES)
 def test_conv2d_transposed_products_match_the_plain_ones(xs, ws, stride, pad, chunked,
@@ -325,6 +326,7 @@ def test_small_columns_are_one_chunk_and_large_ones_are_cut(monkeypatch):
     assert [b - a for a, b in op._chunks(x, w)] == [7, 7, 7, 7, 7, 7, 8]  # ≤ 8,192 columns
 
 
+@pytest.mark.numpy_only("the transposed products are taken on NumPy arrays only")
 @pytest.mark.parametrize("xs,ws,stride,pad", ROWS_CASES[1:3])
 def test_conv2d_transposed_products_gradient_in_chunks(xs, ws, stride, pad, monkeypatch):
     from tinyproj.functional import conv
@@ -523,6 +525,7 @@ def test_conv_shape_errors():
         F.conv2d(tp.tensor(normal(1, 3, 4, 4)), tp.tensor(normal(4, 3, 5, 5)))
 
 
+@pytest.mark.numpy_only("the transposed products are taken on NumPy arrays only")
 def test_linear_transposed_products_match_the_plain_ones(monkeypatch):
     from tinyproj.functional import linalg
     x = normal(7, 33, seed=8).astype(np.float32)
