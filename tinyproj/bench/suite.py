@@ -100,8 +100,10 @@ def compare(specs: dict, repeats: int, env=None) -> dict:
 
 DEFAULT_REPEATS = 9
 """Turns per row. On the shared 2-core machine single runs drift by ±20 % from minute to
-minute; with 9 alternating turns two whole benchmark runs gave medians within ~10 % of each
-other (5 turns: up to 1.5× apart at width 0.25, issue 15). A full run takes about 4 min."""
+minute, and two runs of 5 turns gave 1.72× and 2.54× PyTorch for the same width-0.25 step
+(issue 15); 9 turns halve the weight of any one slow phase in the median, and the printed
+interquartile ranges show how far to trust each row. A full run takes about 4 min on an
+idle 2-core machine."""
 
 
 def quartiles(values) -> list:
