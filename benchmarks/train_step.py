@@ -12,9 +12,9 @@ import argparse
 import statistics
 import time
 
-import tinyproj  # noqa: F401,I001 - before NumPy, so that its thread settings reach OpenBLAS
-
 import numpy as np
+
+import tinyproj  # noqa: F401 - its thread settings apply at run time, whatever the import order
 
 import tinyproj.functional as F
 from tinyproj import algorithm1, backend, clipping, models, optim
