@@ -14,8 +14,6 @@ import time
 
 import numpy as np
 
-import tinyproj  # noqa: F401 - its thread settings apply at run time, whatever the import order
-
 import tinyproj.functional as F
 from tinyproj import algorithm1, backend, clipping, models, optim
 from tinyproj.bench.suite import forward_flops
