@@ -152,3 +152,16 @@ def test_the_training_loop_adds_no_sync_or_copy_between_reads(on_standin, tmp_pa
         expected_syncs = 2 if i in (3, 7) else 0
         assert (d["syncs"], d["copies"]) == (expected_syncs, 0), (i, d)
     assert rows[0]["train_loss"] is not None and 0 <= rows[0]["train_error"] <= 1
+
+
+@pytest.mark.skipif(os.environ.get("TINYPROJ_KERNELS", "auto") == "reference",
+                    reason="the reference kernels are the readable path, one launch per array op")
+@pytest.mark.parametrize("projection", ["stoch", "stochm:gamma=0.5"])
+def test_a_stochastic_projection_costs_one_launch_more_than_sign_and_no_sync(paper_step,
+                                                                            projection):
+    """Stoch / StochM for every layer: Philox kernels keyed by one draw from the run's
+    generator on the device (kernels/cuda/stochastic.cu) — one launch more than Sign."""
+    counted = _step_counts(width=1 / 16, batch=2, projection=projection)
+    assert (counted.syncs, counted.copies) == (0, 0)
+    assert counted.launches == paper_step.launches + 1, counted.ops
+    assert counted.ops.get("random.integers") == 1
