@@ -32,17 +32,18 @@ def matmul(a, b):
 
 
 TRANSPOSED = True
-"""On NumPy arrays, compute y and dx of ``Linear`` as the transposes of W xᵀ and Wᵀ dyᵀ (then
-one small copy to C order): OpenBLAS runs products whose result has the batch (50 rows)
-along its slow axis far below its rate. Measured on the 2-core machine (load ~13, so CPU
-time is the figure to trust; 15 alternating turns, ``x @ w.T`` against the transposed form),
-batch 50, float32, median CPU ms:
+"""On NumPy arrays, compute y of ``Linear`` as the transpose of W xᵀ (then one small copy to C
+order): OpenBLAS runs the product whose result has the batch (50 rows) along its slow axis
+below its rate. Measured on the 2-core machine, batch 50, float32, 11–15 alternating turns,
+``x @ w.T`` against the transposed form:
 
-    8192 → 1024 (bc_cifar10's first linear layer at width 1.0)   y 145.7 → 10.0   dx 26.0 → 15.3
-    1024 → 1024                                                  y  21.9 →  1.3   dx 24.1 →  1.5
+    quiet machine (load ~3), fastest wall ms    8192 → 1024: 4.86 → 3.67   2048 → 256: 0.33 → 0.26
+    busy machine (load ~13), median CPU ms      8192 → 1024: 145.7 → 10.0  1024 → 1024: 21.9 → 1.3
 
-dW = dyᵀ x stays as it is (its transposed form, with the copy back to C order, was slower:
-16.0 → 81.4 and 8.1 → 15.1). GPU arrays keep the plain products."""
+dx = dy W stays as it is: transposed it won on the busy machine (26.0 → 15.3 ms CPU) but lost
+on the quiet one (3.97 → 4.48 ms, 0.25 → 0.36 ms); dW = dyᵀ x too (its transposed form with
+the copy back to C order was slower everywhere: 3.7 → 55 ms quiet). GPU arrays keep the
+plain products."""
 
 
 def _transposed(like) -> bool:
@@ -52,8 +53,8 @@ def _transposed(like) -> bool:
 class Linear(Function):
     """y = x Wᵀ for x (N, in) and W (out, in) — the fully connected layer without bias.
 
-    dx = dy W (N, in);  dW = dyᵀ x (out, in). On the CPU y = (W xᵀ)ᵀ and dx = (Wᵀ dyᵀ)ᵀ,
-    the same sums (see ``TRANSPOSED``).
+    dx = dy W (N, in);  dW = dyᵀ x (out, in). On the CPU y = (W xᵀ)ᵀ, the same sums (see
+    ``TRANSPOSED``).
     """
 
     def forward(self, x, w):
@@ -68,12 +69,7 @@ class Linear(Function):
         return x @ w.T
 
     def backward(self, gy):
-        gx = None
-        if self.needs_grad[0]:
-            if _transposed(gy):
-                gx = np.ascontiguousarray((self.w.T @ gy.T).T)
-            else:
-                gx = gy @ self.w
+        gx = gy @ self.w if self.needs_grad[0] else None
         gw = gy.T @ self.x if self.needs_grad[1] else None
         return gx, gw
 
