@@ -7,6 +7,7 @@ import pytest
 
 import tinyproj as tp
 import tinyproj.functional as F
+from tinyproj import backend
 from tinyproj.tensor import GraphFreedError
 
 rng = np.random.default_rng(0)
@@ -287,3 +288,27 @@ def test_tensor_methods():
     np.testing.assert_allclose(x.mean(axis=0).data, x.data.mean(axis=0))
     np.testing.assert_allclose(x.max().data, x.data.max())
     np.testing.assert_allclose(x.exp().log().data, x.data, rtol=1e-12)
+
+
+def test_leaf_gradients_are_kept_without_a_copy_unless_shared_and_slots_are_filled_in_place():
+    """tensor.py keeps a fresh gradient as the leaf's .grad (no copy); one an op hands on
+    (Add returns gy to both inputs) is copied, so the two leaves never share an array; a leaf
+    with a grad_slot (optim/flat.py) receives its gradient there, and a second backward adds
+    into it."""
+    import tinyproj as tp
+    a = tp.tensor(np.ones(3, np.float32), requires_grad=True)
+    b = tp.tensor(np.ones(3, np.float32), requires_grad=True)
+    (a + b).sum().backward()
+    assert a.grad is not b.grad
+    a.grad += 1
+    np.testing.assert_array_equal(backend.to_numpy(b.grad), np.ones(3, np.float32))
+    slot = backend.xp().zeros(3, dtype=np.float32)
+    c = tp.tensor(np.full(3, 2.0, np.float32), requires_grad=True)
+    c.grad_slot = slot
+    y = (c * c).sum()
+    y.backward(retain_graph=True)
+    assert c.grad is slot
+    np.testing.assert_array_equal(backend.to_numpy(slot), np.full(3, 4.0, np.float32))
+    y.backward()
+    assert c.grad is slot
+    np.testing.assert_array_equal(backend.to_numpy(slot), np.full(3, 8.0, np.float32))

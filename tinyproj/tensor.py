@@ -195,7 +195,7 @@ class Tensor:
                    for g, (shape, dtype) in zip(gys, func.output_meta)]
             if func.freed:
                 raise GraphFreedError("backward() reached a function whose graph was freed.")
-            func.grad_slots = tuple(_free_slot(x) for x in func.inputs)
+            func.grad_slots = _free_slots(func.inputs)
             gxs = func.backward(*gys)                    # <- the op's own chain rule
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
@@ -324,6 +324,16 @@ def _free_slot(x):
     if slot is None or x.creator is not None or x.grad is not None or not x.requires_grad:
         return None
     return slot
+
+
+def _free_slots(inputs) -> tuple:
+    """``_free_slot`` of each input; a tensor given twice gets its slot once (the first time),
+    so that an op never writes two gradients into one slot."""
+    seen, slots = set(), []
+    for x in inputs:
+        slots.append(None if id(x) in seen else _free_slot(x))
+        seen.add(id(x))
+    return tuple(slots)
 
 
 def _shared_arrays(gys, gxs, retain_graph) -> set:
