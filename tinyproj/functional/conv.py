@@ -44,6 +44,12 @@ over the six layers (fastest wall ms / median CPU ms):
     width 0.25   plain 1527 / 1104   transposed  608 / 300   (every layer but 3→32 faster)
     width 1.0    plain 6073 / 2877   transposed 4777 / 1876  (every layer faster in CPU time)
 
+and again later on a quieter machine (load 3–6, after MAX_COLUMNS became 8,192):
+
+    width 0.25   plain  275 /  336   transposed  196 / 233   (3→32: 11.5 → 13.8 ms wall)
+    width 1.0    plain 3085 / 2976   transposed 1658 / 1562  (256→512: 217 → 277 ms wall,
+                                                              but 215 → 180 ms CPU)
+
 Alternatives measured on the same layers and dropped: one product for the whole batch
 instead of chunks (no gain beyond 8,192 columns, see MAX_COLUMNS); one product per image on an (N, K, L)
 layout (np.matmul over the stack: 10–40× slower for the 32-channel layers); unfolding
