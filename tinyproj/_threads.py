@@ -21,7 +21,9 @@ How, without depending on the import order:
   with the variable set only for that call) and stops its threads
   (``blas_thread_shutdown_``, the call OpenBLAS itself makes before a ``fork``); the next
   product starts them again, with the new timeout. A build of OpenBLAS without those
-  symbols (or another BLAS) is left alone, and ``report()`` says so.
+  symbols (or another BLAS) is left alone, and ``report()`` says so. Caveat: this happens
+  once, at ``import tinyproj``; a program that runs matrix products in other threads at that
+  very moment should import tinyproj first (or set ``TINYPROJ_THREAD_DEFAULTS=0``).
 * libgomp reads ``OMP_WAIT_POLICY`` when it is loaded, which Numba does lazily, at its first
   parallel kernel — after ``import tinyproj`` whatever the order of the imports, so the
   environment variable is still the way (set in ``os.environ`` unless you set it).
