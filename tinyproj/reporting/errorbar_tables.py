@@ -84,10 +84,14 @@ def sweep_table_markdown(distortion: str, curves: dict, symbol: str) -> str:
             text = format_error(_pct(row["error_mean"]), _pct(row.get("error_std")), n)
             cells.append(text + (" seeds" if row.get("seeds") else ""))
         lines.append(f"| {level:g} | " + " | ".join(cells) + " |")
-    first = next(iter(curves.values()))
-    note = (f"Test error (%) under {distortion}, mean ± std over the draws (n); re-estimation: "
-            + "; ".join(f"{lab}: {protocol_text(rows[0])}, {rows[0].get('n_test')} test images"
-                        for lab, rows in curves.items() if rows)
-            + ".") if first else ""
+    settings = {}                          # {protocol text: [labels]}, said once each
+    for lab, rows in curves.items():
+        if rows:
+            text = f"{protocol_text(rows[0])}, {rows[0].get('n_test')} test images"
+            settings.setdefault(text, []).append(lab)
+    where = (next(iter(settings)) if len(settings) == 1 else
+             "; ".join(f"{', '.join(labs)}: {text}" for text, labs in settings.items()))
+    note = (f"Test error (%) under {distortion}, mean ± std over the draws (n); batch norm "
+            f"re-estimated per draw — {where}.")
     return "\n".join(lines) + "\n\n" + note + "\n"
 
