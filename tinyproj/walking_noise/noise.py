@@ -47,7 +47,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from .. import backend
+from .. import backend, kernels
 from ..tensor import Function, Tensor, as_tensor
 
 __all__ = ["KINDS", "ORDERS", "REPEAT_AT", "NoiseSpec", "parse_noise", "apply_noise",
@@ -293,9 +293,14 @@ def draw_noise(x, spec: NoiseSpec, rng):
     factor = 1 + σ_mul·z₁. The draws follow the order of the operations (mul-add: the factor
     first), so a draw is reproducible from the generator. A part whose σ is 0 draws nothing.
     """
+    add_first = spec.order == "add-mul"
+    if backend.is_gpu_array(x) and kernels.mode() != "reference":
+        # on a device: one kernel with a counter-based generator (Philox) keyed from rng —
+        # the same formulas, other random numbers than the host's stream (kernels/reference.py)
+        return kernels.get("gaussian_noise", x)(x, kernels.random_key(rng, x), spec.sigma_add,
+                                                spec.sigma_mul, add_first)
     factor = None
     y = x
-    add_first = spec.order == "add-mul"
     if add_first and spec.sigma_add > 0:
         y = y + spec.sigma_add * _standard_normal(rng, x.shape, x)
     if spec.sigma_mul > 0:
