@@ -36,7 +36,9 @@ STANDIN_TESTS := tests/test_standin.py tests/test_budgets.py tests/test_tensor.p
 	tests/test_functional.py tests/test_nn.py tests/test_optim.py tests/test_clipping.py \
 	tests/test_projections.py tests/test_algorithm1.py tests/test_models.py \
 	tests/test_kernels.py tests/test_against_torch.py tests/test_training.py \
-	tests/test_robustness.py
+	tests/test_robustness.py tests/test_walking_noise.py tests/test_walk_protocol.py \
+	tests/test_runs.py tests/test_kernels_fused.py tests/test_kernels_stochastic.py \
+	tests/test_augment.py
 
 test-standin: $(VENV)/.installed-test
 	TINYPROJ_BACKEND=standin $(PY) -m pytest -q $(STANDIN_TESTS)
