@@ -160,8 +160,11 @@ y.backward()                  # dy/dy = 1 starts the chain
 print("a.grad =", a.grad, "  by hand b      =", b.numpy())
 print("b.grad =", b.grad, "  by hand a      =", a.numpy())
 print("c.grad =", c.grad, "  by hand exp(c) =", np.exp(c.numpy()))
-assert np.allclose(a.grad, b.numpy()) and np.allclose(b.grad, a.numpy())
-assert np.allclose(c.grad, np.exp(c.numpy()))
+# Gradients live where the arrays live — on a GPU that is device memory; NumPy needs them on the
+# host, so `host(g)` copies a gradient down before NumPy compares it (on NumPy it is a no-op).
+host = tp.backend.to_numpy
+assert np.allclose(host(a.grad), b.numpy()) and np.allclose(host(b.grad), a.numpy())
+assert np.allclose(host(c.grad), np.exp(c.numpy()))
 # Gradients are plain arrays (numpy here, cupy on the GPU), not Tensors.
 print("type of a.grad:", type(a.grad).__name__, a.grad.dtype)
 
@@ -190,7 +193,7 @@ print("x.grad (= g):\n", x.grad)
 print("bias.grad:", bias.grad, "shape", bias.grad.shape, "  = g summed over rows:", g.sum(axis=0))
 print("F.sum_to(g, (3,)) :", F.sum_to(g, (3,)))
 print("F.sum_to(g, (4,1)):", F.sum_to(g, (4, 1)).ravel(), "(a (4,1) bias would get row sums)")
-assert np.allclose(bias.grad, g.sum(axis=0)) and bias.grad.shape == (3,)
+assert np.allclose(host(bias.grad), g.sum(axis=0)) and bias.grad.shape == (3,)
 
 # %% [markdown]
 # ## 4. A second `backward()`: accumulate, free, `retain_graph`
@@ -246,7 +249,7 @@ d = w.detach()
 print("detached:", d, " shares memory with w:", np.shares_memory(d.data, w.data))
 (w * w.detach()).sum().backward()
 print("grad of sum(w * w.detach()) =", w.grad, " (= w, not 2w)")
-assert np.allclose(w.grad, w.numpy())
+assert np.allclose(host(w.grad), w.numpy())
 
 # A plain SGD step, written the way optim.SGD does it: update the data outside the graph.
 lr = 0.1

@@ -331,10 +331,12 @@ assert losses[-1] < losses[0], "the loss should go down on a fixed minibatch"
 # re-estimation here); `project_weights` swaps P in for a `with` block and puts W back.
 
 # %%
+# The labels y are a NumPy array on the host; `.numpy()` brings the scores there too (on a GPU
+# they live in device memory, and NumPy and CuPy arrays do not mix).
 with tp.no_grad():
-    acc_W = float((model3(x).data.argmax(axis=1) == y).mean())
+    acc_W = float((model3(x).numpy().argmax(axis=1) == y).mean())
     with algorithm1.project_weights(model3, "sign", rng3):
-        acc_P = float((model3(x).data.argmax(axis=1) == y).mean())
+        acc_P = float((model3(x).numpy().argmax(axis=1) == y).mean())
 print(f"training-batch accuracy with W: {acc_W:.2f}   with Sign(W): {acc_P:.2f}")
 
 # %% [markdown]

@@ -218,13 +218,15 @@ sgd = optim.SGD([w_param], lr=0.5)
 d = w_param - tp.tensor(m[None, :])                        # w - m, shape (1, 2)
 loss_t = 0.5 * ((d @ tp.tensor(A)) * d).sum()              # 0.5 (w-m)^T A (w-m)  (A symmetric)
 loss_t.backward()                                          # w_param.grad = A (w - m)
-print(f"autograd gradient: {w_param.grad[0]}   by hand A (w - m): {grad2(w_param.data[0])}")
-expected = clipping.prox_linf(w_param.data - 0.5 * grad2(w_param.data[0]), c)
+W_t = w_param.numpy()       # W^t on the host: grad2 is NumPy code, and on a GPU the parameter
+                            # lives in device memory (NumPy and CuPy arrays do not mix)
+print(f"autograd gradient: {w_param.grad[0]}   by hand A (w - m): {grad2(W_t[0])}")
+expected = clipping.prox_linf(W_t - 0.5 * grad2(W_t[0]), c)
 sgd.step()                                                 # line 9:  W_hat = W - lr * grad
 print(f"after SGD step (line 9) : {w_param.data}   <- outside the box")
 clipping.clip_([(w_param.data, c)])                        # line 12: clip in place
 print(f"after clip (line 12)    : {w_param.data}")
-print(f"prox_linf(W - lr grad)  : {expected}   equal: {np.allclose(w_param.data, expected)}")
+print(f"prox_linf(W - lr grad)  : {expected}   equal: {np.allclose(w_param.numpy(), expected)}")
 
 # %% [markdown]
 # Where should it end? On the face w1 = 1 of the box the loss is a parabola in w2, minimised

@@ -58,7 +58,12 @@ def _called(fn, *args):
 
 
 def _array(answer, shape=None) -> np.ndarray:
-    a = np.asarray(answer.numpy() if hasattr(answer, "numpy") else answer, dtype=np.float64)
+    """``answer`` (a Tensor, an array on the host or a device, a list, a number) as a float64
+    NumPy array on the host, where the checkers compare."""
+    from tinyproj import backend
+
+    a = answer.numpy() if hasattr(answer, "numpy") else backend.to_numpy(answer)
+    a = np.asarray(a, dtype=np.float64)
     if shape is not None and a.shape != tuple(shape):
         raise ValueError(f"expected shape {tuple(shape)}, got {a.shape}")
     return a
@@ -66,7 +71,7 @@ def _array(answer, shape=None) -> np.ndarray:
 
 def _close_array(answer, want, what: str, rtol=1e-6, atol=1e-9):
     a = _array(answer)
-    want = np.asarray(want, dtype=np.float64)
+    want = _array(want)
     if a.shape != want.shape:
         return f"{what} should have shape {want.shape}, yours has {a.shape}"
     if not np.allclose(a, want, rtol=rtol, atol=atol):
@@ -97,8 +102,7 @@ def check_01_1(answer):
     def check(a):
         x = tp.tensor(np.array(X_01), requires_grad=True)
         (3.0 * x * x).sum().backward()
-        return _close_array(a, x.grad.numpy() if hasattr(x.grad, "numpy") else x.grad,
-                            "dL/dx", rtol=1e-5)
+        return _close_array(a, tp.backend.to_numpy(x.grad), "dL/dx", rtol=1e-5)
     return _verdict("exercise 1.1", answer, check)
 
 
@@ -136,7 +140,7 @@ def check_01_3(answer):
         if a.shape != (3,):
             return (f"b.grad has b's own shape (3,), yours is {a.shape}: broadcasting in forward "
                     f"means summing in backward")
-        return _close_array(a, b.grad.numpy() if hasattr(b.grad, "numpy") else b.grad, "b.grad")
+        return _close_array(a, tp.backend.to_numpy(b.grad), "b.grad")
     return _verdict("exercise 1.3", answer, check)
 
 

@@ -125,3 +125,15 @@ def test_lessons_use_their_checkers():
         assert name in used.get(number, set()), f"{name} is not used in lesson {number}"
     for number, names in used.items():
         assert names <= set(ex.__all__), f"lesson {number} calls unknown checkers {names - set(ex.__all__)}"
+
+
+def test_checker_takes_a_tensor_or_a_device_array(capsys):
+    """An answer pasted from a lesson may be a Tensor, or a gradient that lives on the device
+    (``b.grad`` on a GPU): the checker brings it to the host itself instead of failing."""
+    from tinyproj import standin                   # a device array on any backend, no GPU needed
+
+    right_3 = np.array([4.0, 4.0, 4.0])
+    assert ex.check_01_3(standin.asarray(right_3)) is True, capsys.readouterr().out
+    assert ex.check_01_3(tp.tensor(right_3)) is True
+    assert ex.check_01_3(standin.asarray(np.ones(3))) is False
+    assert ex.check_01_1(standin.asarray(np.array([6.0, -12.0, 3.0]))) is True
