@@ -1,6 +1,6 @@
 """Learning dynamics under noisy training: weight magnitudes and self-binarization.
 
-Walking Noise's two observations (PAPERS.md §2), each with a measure recorded per epoch:
+Walking Noise's two observations (docs/papers.md §2.8), each with a measure recorded per epoch:
 
 **Weights grow under additive noise.** Additive noise of fixed σ hurts less when the
 signal it is added to is larger, so training raises the signal-to-noise ratio by growing the
