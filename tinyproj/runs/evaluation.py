@@ -1,6 +1,6 @@
 """Scoring a model: error rate, batch-norm re-estimation, test projections.
 
-Merolla et al.'s test protocol (PAPERS.md §1): for every test projection Te-X,
+Merolla et al.'s test protocol (docs/papers.md §1.6): for every test projection Te-X,
 put the projected weights into the network, **re-estimate the batch-norm
 statistics on training data** with those weights (the statistics of the
 activations change when the weights do), then score the test set. The model's

@@ -1,4 +1,4 @@
-"""Walking Noise (Borras, Klein, Fröning; PAPERS.md §2): noise on activations, site by site.
+"""Walking Noise (Borras, Klein, Fröning; docs/papers.md part 2): noise on activations, site by site.
 
 One idea per file:
 

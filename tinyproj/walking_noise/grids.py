@@ -1,7 +1,7 @@
 """The σ grids of Walking Noise, as named presets (``--grid NAME``).
 
 The authors sweep σ on these grids (their experiment configurations, UniHD-CEG/walking-noise;
-PAPERS.md §2). "Quarter decades" are 4 points per decade, log-spaced, both ends included::
+docs/papers.md §2.5). "Quarter decades" are 4 points per decade, log-spaced, both ends included::
 
     name                  points  σ                                     used for
     add-mnist               41    1e-2 … 1e8,  quarter decades          additive, layer-wise, MNIST

@@ -1,4 +1,4 @@
-"""Noise on activations (Walking Noise, PAPERS.md §2): the three kinds, drawn fresh every time.
+"""Noise on activations (Walking Noise, docs/papers.md §2.1): the three kinds, drawn fresh every time.
 
 For an activation array x (any shape) and a standard deviation σ, every element of every
 sample gets its own draw, and every forward pass draws anew::

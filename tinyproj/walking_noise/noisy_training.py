@@ -1,6 +1,6 @@
 """Noisy training: train a network with activation noise on at chosen sites.
 
-Walking Noise's set-up (PAPERS.md §2): Adam with learning rate 1e-3, cosine annealing over
+Walking Noise's set-up (docs/papers.md §2.6): Adam with learning rate 1e-3, cosine annealing over
 the whole run (per step, down to 0), cross-entropy, batch 128 — with the noise of a
 :class:`~tinyproj.walking_noise.noise.NoiseSpec` switched on in *training-mode* passes at
 the chosen sites (``sites.NoisyModel``). Backpropagation goes through the drawn noise

@@ -1,6 +1,6 @@
 """The authors' noisy-training protocol: train at σ, test at the same σ, one network per point.
 
-Walking Noise's noisy-training curves (PAPERS.md §2; the authors' experiment configurations,
+Walking Noise's noisy-training curves (docs/papers.md §2.4; the authors' experiment configurations,
 ``enable_in_training: 1``) are not a walk of one trained network. Every point is its own
 network::
 
