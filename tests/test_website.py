@@ -106,11 +106,14 @@ def test_lesson_page_renders_with_its_figures(site, lesson):
 
 
 @pytest.mark.parametrize("page", ["index.html", "lessons/index.html", "cli/index.html",
-                                  "cli/walk.html", "results/index.html"])
+                                  "cli/walk.html", "results/index.html", "papers.html",
+                                  "design.html"])
 def test_main_pages_render(site, page):
     path = site / page
     assert path.is_file(), f"{page} missing from the site"
     text = path.read_text("utf-8")
+    if page == "papers.html":
+        assert "StochM" in text and "Walking Noise" in text
     if page.startswith("cli/walk"):
         assert "--sigmas" in text and "walk-accuracy.png" in text
     if page == "results/index.html":
