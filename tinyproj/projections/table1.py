@@ -206,7 +206,7 @@ def stochm(w, gamma, rng):
     Allowed states: [-alpha/gamma, +alpha/gamma]. The paper uses it for training
     (Tr-StochM-C, gamma = 0.5, the best CIFAR-10 network, 7.64 %).
 
-    This is the *magnitude reading* of Table 1 (PAPERS.md section 1): the sign is
+    This is the *magnitude reading* of Table 1 (docs/papers.md §1.2): the sign is
     drawn like Stoch, the size is |w| scaled by a random factor, so the projection
     samples the interval [gamma*|w|, |w|/gamma] on either side of zero, as the text
     of section 4.1.4 describes. Moments:
@@ -278,7 +278,7 @@ def stochm_alpha(w, gamma, rng):
     :func:`stochm_literal` (E = w**2/alpha * E[u]) differ from w at every gamma, so the
     remark would not single out gamma = 0.5 for them. The text of section 4.1.4 ("projects
     each weight to the interval [gamma*w, w/gamma]") fits the magnitude reading instead,
-    which is why the Tr-StochM-C preset keeps :func:`stochm` (PAPERS.md section 1; lesson 03
+    which is why the Tr-StochM-C preset keeps :func:`stochm` (docs/papers.md §1.2; lesson 03
     shows the three side by side).
     """
     xp = _check_weights(w, "stochm_alpha")

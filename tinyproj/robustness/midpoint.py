@@ -1,6 +1,6 @@
 """The midpoint level: how much distortion a layer (or the network) takes before it is half broken.
 
-Borrowed from Walking Noise (PAPERS.md §2), applied to weight distortions. With the clean error
+Borrowed from Walking Noise (docs/papers.md §2.3), applied to weight distortions. With the clean error
 e_0 (the error at the distortion's identity level: σ = 0, γ = 1, β = 1) and the chance error
 e_c = 1 − 1/classes (0.9 for 10 classes)::
 
