@@ -505,10 +505,12 @@ for label, (model, bounds, _) in nets.items():
 # Figure: histograms of the layer's weights before (gray) and after (colour) each projection.
 # (Quick mode draws the clipped network only: drawing 11 log-scale panels takes a moment.)
 for label in (["Tr-None-C"] if QUICK else list(nets)):
-    W_layer = dict(nets[label][0].named_parameters())[layer].data
+    # histograms are NumPy work: bring the weights to the host (a no-op on the CPU; on a GPU
+    # they live in device memory)
+    W_layer = backend.to_numpy(dict(nets[label][0].named_parameters())[layer].data)
     fig, axes = plt.subplots(3, 4, figsize=(15, 9))
     for ax, spec in zip(axes.ravel(), test_specs):
-        P = layer_P[(label, spec)]
+        P = backend.to_numpy(layer_P[(label, spec)])
         lo, hi = min(W_layer.min(), P.min()), max(W_layer.max(), P.max())
         bins = np.linspace(lo, hi, 61)
         # np.histogram + stairs draws the same picture as ax.hist, much faster.

@@ -23,8 +23,11 @@ class Source:
         return len(self.x)
 
     def batch(self, idx):
-        idx = np.asarray(idx)
-        return self.x[idx], self.y[idx]
+        idx = backend.to_numpy(idx)            # on the stand-in the permutation is on the device
+        return backend.asarray(self.x[idx]), backend.asarray(self.y[idx])
+
+
+H = backend.to_numpy            # a device array brought to the host (NumPy arrays unchanged)
 
 
 def mlp():
@@ -41,7 +44,7 @@ def data(n=1001, seed=0, sorted_rows=False):
 
 
 def first_layer_input(model, x):
-    return x.astype(np.float64) @ model[0].weight.data.T.astype(np.float64)
+    return x.astype(np.float64) @ H(model[0].weight.data).T.astype(np.float64)
 
 
 @pytest.mark.parametrize("pass_size", [1001, 100, 7])
@@ -50,8 +53,8 @@ def test_first_layer_gets_the_population_mean_and_unbiased_variance(pass_size):
     used = reestimate_exact(model, Source(x), pass_size=pass_size, rng=backend.make_rng(0))
     h = first_layer_input(model, x)
     assert used == len(x)
-    np.testing.assert_allclose(model[1].running_mean, h.mean(0), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(model[1].running_var, h.var(0, ddof=1), rtol=1e-6)
+    np.testing.assert_allclose(H(model[1].running_mean), h.mean(0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(H(model[1].running_var), h.var(0, ddof=1), rtol=1e-6)
 
 
 def test_one_pass_gives_the_second_layer_the_statistics_of_its_population_input():
@@ -59,10 +62,10 @@ def test_one_pass_gives_the_second_layer_the_statistics_of_its_population_input(
     reestimate_exact(model, Source(x), pass_size=500, rng=backend.make_rng(1))
     h = first_layer_input(model, x)
     bn = model[1]
-    z = (h - h.mean(0)) / np.sqrt(h.var(0) + bn.eps) * bn.weight.data + bn.bias.data
-    h2 = np.maximum(z, 0) @ model[3].weight.data.T.astype(np.float64)
-    np.testing.assert_allclose(model[4].running_mean, h2.mean(0), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(model[4].running_var, h2.var(0, ddof=1), rtol=1e-4)
+    z = (h - h.mean(0)) / np.sqrt(h.var(0) + bn.eps) * H(bn.weight.data) + H(bn.bias.data)
+    h2 = np.maximum(z, 0) @ H(model[3].weight.data).T.astype(np.float64)
+    np.testing.assert_allclose(H(model[4].running_mean), h2.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(H(model[4].running_var), h2.var(0, ddof=1), rtol=1e-4)
 
 
 def test_exact_counts_the_spread_between_batches_the_old_average_misses():
@@ -82,11 +85,11 @@ def test_exact_counts_the_spread_between_batches_the_old_average_misses():
     finally:
         ev.backend.permutation = real
     total = first_layer_input(exact, x).var(0, ddof=1)
-    np.testing.assert_allclose(exact[1].running_var, total, rtol=1e-5)
+    np.testing.assert_allclose(H(exact[1].running_var), total, rtol=1e-5)
     # within-batch variances never exceed the total (up to the m/(m−1) factor); their average
     # misses the spread of the batch means, large here in the channels that follow x[:, 0]
-    assert np.all(old[1].running_var <= 1.03 * total), (old[1].running_var, total)
-    assert old[1].running_var.sum() < 0.8 * total.sum(), (old[1].running_var, total)
+    assert np.all(H(old[1].running_var) <= 1.03 * total), (H(old[1].running_var), total)
+    assert H(old[1].running_var).sum() < 0.8 * total.sum(), (H(old[1].running_var), total)
 
 
 def test_subsets_and_orders_come_from_the_draw_generator():
@@ -96,7 +99,7 @@ def test_subsets_and_orders_come_from_the_draw_generator():
         used = reestimate_exact(model, Source(x), images=100, pass_size=40,
                                 rng=backend.make_rng(seed))
         assert used == 100
-        stats.append(model[1].running_mean.copy())
+        stats.append(H(model[1].running_mean).copy())
     np.testing.assert_array_equal(stats[0], stats[1])          # same generator, same images
     assert not np.allclose(stats[0], stats[2])                  # another draw, other images
 
