@@ -8,6 +8,9 @@ One idea per file:
 - ``walking_noise_figures.py``  Walking Noise: accuracy against σ, μ per site, activations,
                                 weight statistics during noisy training
 - ``cross_figure.py``           the cross-robustness table as a heat map
+- ``errorbars.py``              mean ± std with a precision that follows the spread; runs that
+                                differ only in their seed, grouped and averaged
+- ``errorbar_tables.py``        Table 2 with error bars and the per-level sweep tables
 - ``report.py``                 ``make_report``: all of the above from run folders, with
                                 ``report.md`` embedding them (``tinyproj report``)
 
