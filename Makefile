@@ -38,10 +38,13 @@ STANDIN_TESTS := tests/test_standin.py tests/test_budgets.py tests/test_tensor.p
 	tests/test_kernels.py tests/test_against_torch.py tests/test_training.py \
 	tests/test_robustness.py tests/test_walking_noise.py tests/test_walk_protocol.py \
 	tests/test_runs.py tests/test_kernels_fused.py tests/test_kernels_stochastic.py \
-	tests/test_augment.py
+	tests/test_augment.py tests/test_bn_estimate.py tests/test_exercises.py \
+	tests/test_debugger.py tests/test_lessons.py
 
+# The lessons run as scripts here (TINYPROJ_LESSONS_AS_SCRIPTS=1): as notebooks they are run
+# once, on NumPy, by `make test` (tests/test_notebooks.py).
 test-standin: $(VENV)/.installed-test
-	TINYPROJ_BACKEND=standin $(PY) -m pytest -q $(STANDIN_TESTS)
+	TINYPROJ_BACKEND=standin TINYPROJ_LESSONS_AS_SCRIPTS=1 $(PY) -m pytest -q $(STANDIN_TESTS)
 
 demo: $(VENV)/.installed-demo
 	$(PY) -m tinyproj.cli demo
