@@ -26,6 +26,7 @@ Python + C in Pillow and holds the GIL for part of the time, so threads do not s
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
@@ -134,7 +135,12 @@ class DecodePool:
         if workers < 0:
             raise ValueError(f"DecodePool: workers must be >= 0, got {workers}")
         self.workers = workers
-        self._pool = ProcessPoolExecutor(workers) if workers > 0 else None
+        # "forkserver": the workers are forked from a fresh server process, not from this one,
+        # so they hold none of its open files — a forked worker would keep the run folder's
+        # lock (an flock on an inherited descriptor) alive after the run has ended
+        context = (multiprocessing.get_context("forkserver")
+                   if "forkserver" in multiprocessing.get_all_start_methods() else None)
+        self._pool = ProcessPoolExecutor(workers, mp_context=context) if workers > 0 else None
 
     def _map(self, jobs) -> np.ndarray:
         if self._pool is None:
