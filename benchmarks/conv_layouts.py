@@ -15,29 +15,13 @@ import argparse
 import statistics
 import time
 
-import numpy as np
-
-import tinyproj as tp
-import tinyproj.functional as F
+from tinyproj.bench.worker import tinyproj_conv as case   # one conv layer, forward + backward
 from tinyproj.functional import conv
 
 
 def layers(width: float):
     c1, c2, c3 = (max(1, int(round(n * width))) for n in (128, 256, 512))
     return [(3, c1, 32), (c1, c1, 32), (c1, c2, 16), (c2, c2, 16), (c2, c3, 8), (c3, c3, 8)]
-
-
-def case(cin, cout, hw, batch, seed=0):
-    rng = np.random.default_rng(seed)
-    x = tp.Tensor(rng.standard_normal((batch, cin, hw, hw), dtype=np.float32), requires_grad=True)
-    w = tp.Tensor(rng.standard_normal((cout, cin, 3, 3), dtype=np.float32) * 0.05,
-                  requires_grad=True)
-    gy = rng.standard_normal((batch, cout, hw, hw), dtype=np.float32)
-
-    def run():
-        x.grad = w.grad = None
-        F.conv2d(x, w, padding=1).backward(gy)
-    return run
 
 
 def main(argv=None) -> int:

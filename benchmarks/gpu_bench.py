@@ -122,10 +122,9 @@ def to_torch(model, torch_device):
                           stride=layer.stride, padding=layer.padding, bias=False)
         elif kind == "Linear":
             t = nn.Linear(layer.in_features, layer.out_features, bias=False)
-        elif "BatchNorm" in kind:
+        elif kind in ("BatchNorm1d", "BatchNorm2d"):
             n = int(np.prod(layer.weight.data.shape))
-            dims = 2 if "2d" in kind or _is_spatial(layers) else 1
-            t = (nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d)(n, eps=1e-5, momentum=0.1)
+            t = getattr(nn, kind)(n, eps=1e-5, momentum=0.1)
         elif kind == "ReLU":
             t = nn.ReLU()
         elif kind == "MaxPool2d":
@@ -140,14 +139,7 @@ def to_torch(model, torch_device):
             with torch.no_grad():
                 t.weight.copy_(torch.as_tensor(backend.to_numpy(layer.weight.data)))
         layers.append(t)
-        if "ReLU" in kind and kind != "ReLU":          # a fused BatchNorm+ReLU layer
-            layers.append(nn.ReLU())
     return nn.Sequential(*layers).to(torch_device)
-
-
-def _is_spatial(layers) -> bool:
-    from torch import nn
-    return not any(isinstance(m, nn.Flatten) for m in layers)
 
 
 def torch_step(tmodel, bounds, batch, shape, torch_device, optimizer="adam", seed=0):
