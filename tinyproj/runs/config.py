@@ -146,6 +146,10 @@ class TrainConfig:
                                         "paper's protocol; --no-bn-reestimate: faster)")
     bn_batches: int = setting(20, "training minibatches used to re-estimate batch norm")
     eval_every: int = setting(1, "epochs between evaluations")
+    eval_every_steps: int | None = setting(None, "also evaluate every N steps inside an epoch "
+                                                 "(a curve for a short run); evaluation draws "
+                                                 "its own random numbers, so it never changes "
+                                                 "the training", parse=_optional(int))
     eval_batch_size: int = setting(500, "images per batch when scoring")
     out: str | None = setting(None, "run folder (config.json, metrics.jsonl, checkpoint.npz); "
                                     "default runs/<preset>", parse=str)
@@ -167,7 +171,8 @@ class TrainConfig:
         return cls(**values)
 
 
-RESUMABLE_CHANGES = ("epochs", "iterations", "data_dir", "eval_every", "out")
+RESUMABLE_CHANGES = ("epochs", "iterations", "data_dir", "eval_every", "eval_every_steps",
+                     "out")
 """Settings a resume may change (train longer, data moved); any other difference is refused."""
 
 
@@ -357,7 +362,8 @@ def validate(cfg: TrainConfig, data_shape=None) -> TrainConfig:
             "test_subset": (1, True, True), "epochs": (1, True, False),
             "iterations": (1, True, True), "batch_size": (1, True, False),
             "seed": (0, True, False), "bn_batches": (0, True, False),
-            "eval_every": (1, True, False), "eval_batch_size": (1, True, False),
+            "eval_every": (1, True, False), "eval_every_steps": (1, True, True),
+            "eval_batch_size": (1, True, False),
             "lr_final": (0, False, False), "momentum": (0, False, False)}.items():
         _check_number(cfg, name, low, integer=integer, optional=optional)
     _check_number(cfg, "lr", 0, low_open=True)

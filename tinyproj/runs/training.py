@@ -13,14 +13,20 @@ lessons. One epoch::
     for each minibatch (x, y) of that order:
         λ ← lr_schedule(epoch, step)
         loss = algorithm1.train_step(model, x, y, loss, optimizer, projection, c_k(step), rng)
-    evaluate (every eval_every epochs and at the end) → one row of metrics.jsonl
+    evaluate (every eval_every epochs, every eval_every_steps steps, at the end) → metrics.jsonl
     save checkpoint.npz (atomically)
 
 Rows of ``metrics.jsonl``: epoch, step, lr, train_loss, train_error, val_error, test_error
 {"none": .., "sign": .., "round": ..} (ImageNet: also test_error_top5, the same per
 projection) — fractions in [0, 1] (validation and test sets scored
 alike: per test projection, batch norm re-estimated on training data; val_error is the
-Te-None one), train_seconds, eval_seconds, and what ``on_eval`` adds.
+Te-None one), epoch_progress (steps / steps per epoch: 0.25 for an evaluation a quarter into
+the first epoch), train_seconds, eval_seconds, and what ``on_eval`` adds. Evaluations inside an
+epoch (``eval_every_steps``) take no part in choosing the best-validation epoch.
+
+Evaluation draws its random numbers (the re-estimation's batches) from a generator of its own,
+seeded by (seed, step) (:func:`evaluation_rng`), never from the run's: how often a run is
+evaluated does not change what it trains.
 
 Resuming (``resume=True``) continues from the checkpoint to the same weights as an
 uninterrupted run: the checkpoint stores the generator's state and the epoch's shuffled
@@ -63,7 +69,7 @@ from .folder import (LoadedRun, check_checkpoint, check_new_folder, load_run, re
                      resume_config)
 from .progress import progress_bar
 
-__all__ = ["train", "TrainingInterrupted", "LoadedRun", "load_run", "resume_config",
+__all__ = ["train", "TrainingInterrupted", "evaluation_rng", "LoadedRun", "load_run", "resume_config",
            "build_data", "build_model", "build_optimizer", "lr_schedule", "LOSSES"]
 
 _WRITTEN = ("config.json", "metrics.jsonl", "checkpoint.npz")
@@ -115,6 +121,18 @@ class _Tally:
             pos["wrong"] += int(w)
             pos["seen"] += n
         return losses[-1]
+
+
+def evaluation_rng(seed: int, step: int):
+    """The generator of the evaluation at ``step``: seeded by (seed, step), apart from the run's.
+
+    An evaluation that drew from the run's generator would shift every later draw of the
+    training (shuffling, stochastic projections), so evaluating more often would train another
+    network. Seeded by the step, an evaluation is also redrawn identically after a resume.
+    """
+    import numpy as np
+    state = np.random.SeedSequence([int(seed), int(step), 0xE7A1]).generate_state(1)[0]
+    return backend.make_rng(int(state))
 
 
 class TrainingInterrupted(Exception):
@@ -290,14 +308,16 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
             + (f"{cfg.iterations} steps; add --iterations N" if by_steps else
                f"{cfg.epochs} epoch(s); add --epochs N") + " (more than that) to train longer")
 
-    def evaluate():
+    def evaluate(inside_epoch: bool = False):
         read_tally()
         if progress:
             scored = len(test_src or ()) + len(val_src or ())
             log(f"evaluating: {scored} images under {len(cfg.test_projections)} test "
                 "projection(s)" + (", batch norm re-estimated for each"
                                   if cfg.bn_reestimate and cfg.bn_batches else "") + " ...")
-        row = _evaluate(cfg, model, optimizer, train_src, val_src, test_src, rng, pos)
+        row = _evaluate(cfg, model, optimizer, train_src, val_src, test_src,
+                        evaluation_rng(cfg.seed, pos["step"]), pos, select_best=not inside_epoch)
+        row["epoch_progress"] = round(pos["step"] / steps_per_epoch, 4)
         if on_eval is not None:
             on_eval(model, row)
         record(row)
@@ -343,6 +363,14 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                 bar.update()
                 if len(tally) >= read_every:
                     bar.update(0, loss=f"{read_tally():.4f}")
+                if (cfg.eval_every_steps and pos["step"] % cfg.eval_every_steps == 0
+                        and pos["batch"] < steps_per_epoch and not done()):
+                    bar.close()                      # inside the epoch (its end evaluates below)
+                    paused = time.perf_counter()
+                    evaluate(inside_epoch=True)
+                    start += time.perf_counter() - paused    # train_seconds: training only
+                    trained.train()
+                    bar.reset(f"epoch {pos['epoch'] + 1}", pos["batch"])
                 if stop.requested or (stop_at_step is not None and pos["step"] >= stop_at_step):
                     pos["elapsed"] += time.perf_counter() - start
                     checkpoint()
@@ -366,8 +394,11 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
     return model, rows
 
 
-def _evaluate(cfg, model, optimizer, train_src, val_src, test_src, rng, pos) -> dict:
-    """One metrics row; batch norm re-estimated per test projection when cfg says so."""
+def _evaluate(cfg, model, optimizer, train_src, val_src, test_src, rng, pos,
+              select_best: bool = True) -> dict:
+    """One metrics row; batch norm re-estimated per test projection when cfg says so.
+
+    select_best: this evaluation may become the best-validation one (False inside an epoch)."""
     start = time.perf_counter()
     row = {"epoch": pos["epoch"], "step": pos["step"], "lr": optimizer.lr,
            "train_loss": pos["loss_sum"] / pos["seen"] if pos["seen"] else None,
@@ -390,7 +421,8 @@ def _evaluate(cfg, model, optimizer, train_src, val_src, test_src, rng, pos) -> 
         row["val_error"] = errors["val"][key]          # Te-None: selects the best epoch
         row["val_errors"] = errors["val"]
     row["test_error"] = errors["test"]
-    if val_src is not None and (pos["best_val"] is None or row["val_error"] < pos["best_val"][0]):
+    if select_best and val_src is not None and (pos["best_val"] is None
+                                                or row["val_error"] < pos["best_val"][0]):
         pos["best_val"] = [row["val_error"], pos["epoch"], row["test_error"]]
     if pos["best_val"] is not None:
         row["best_val_epoch"] = pos["best_val"][1]
