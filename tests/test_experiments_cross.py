@@ -16,6 +16,7 @@ from tinyproj.data import synthetic_classification
 from tinyproj.data.sources import ArraySource
 from tinyproj.errors import UserError
 from tinyproj.experiments import CrossData, Perturbation, Regime, cells, cross_table
+from tinyproj.robustness.bn_estimate import BNProtocol
 
 
 # ---------------------------------------------------------------------------
@@ -55,18 +56,18 @@ def fakes(monkeypatch):
     """Patch score_distortion, walk and error_rate as experiments sees them; record calls."""
     calls = {"score": [], "walk": []}
 
-    def score_distortion(model, train, test, spec, draws=None, seed=0, bn_batches=20,
-                         bn_batch_size=50, test_subset=None, **kw):
+    def score_distortion(model, train, test, spec, draws=None, seed=0, bn=None,
+                         test_subset=None, **kw):
         name, _, value = spec.partition(":")
         level = float(value.split("=")[1])
-        calls["score"].append((model.r, spec, draws, bn_batches))
+        calls["score"].append((model.r, spec, draws, bn))
         e = fake_error(model, level, name)
         return type("Score", (), dict(mean=e, std=0.0, errors=[e]))()
 
     def walk(model, train, test, kind, sigmas, sites="each", bn_protocol="running",
              repeats=1, seed=0, test_subset=None, bn_batches=20, progress=True, **kw):
         calls["walk"].append(dict(r=model.r, kind=kind, sites=sites, bn_protocol=bn_protocol,
-                                  repeats=repeats))
+                                  repeats=repeats, bn_batches=bn_batches))
         return [{"site": -1, "site_name": "all", "noise": kind, "sigma": s,
                  "accuracy": fake_accuracy(model, s), "bn_protocol": bn_protocol,
                  "repeats": repeats, "seed": seed} for s in sigmas]
@@ -127,10 +128,49 @@ def test_table_shape_and_midpoints(table, fakes):
         assert c.level is None and not c.beyond_grid and c.note
     assert table.clean_accuracy == {"fragile": 0.9, "robust": 0.9, "broken": pytest.approx(0.1)}
     # the settings reached the expensive parts
-    assert {c[2] for c in fakes["score"]} == {2} and {c[3] for c in fakes["score"]} == {3}
+    # bn_batches=3 selects the old protocol (3 batches of 50) for the weight columns
+    assert {c[2] for c in fakes["score"]} == {2}
+    assert {c[3] for c in fakes["score"]} == {BNProtocol.batches(3, 50)}
     assert all(w["sites"] == "all" and w["bn_protocol"] == "reestimate" and w["repeats"] == 4
-               for w in fakes["walk"])
+               and w["bn_batches"] == 3 for w in fakes["walk"])
     assert len(fakes["walk"]) == 3
+
+
+def test_the_weight_columns_re_estimate_exactly_by_default_as_the_sweeps_do(fakes):
+    models = {"fragile": FakeModel(0.2)}
+    table = experiments.cross_robustness(models, PERTS, DATA, draws=1, progress=False)
+    assert {c[3] for c in fakes["score"]} == {BNProtocol()}          # exact, every image
+    assert table.settings["bn_images"] is None and table.settings["bn_batches"] is None
+    assert table.settings["bn_reestimation"].startswith("exact over all training images")
+    # the activation walks keep Walking Noise's own re-estimation (20 batches by default)
+    assert {w["bn_batches"] for w in fakes["walk"]} == {20}
+    fakes["score"].clear()
+    table = experiments.cross_robustness(models, PERTS, DATA, draws=1, bn_images="500",
+                                         bn_pass_size=250, progress=False)
+    assert {c[3] for c in fakes["score"]} == {BNProtocol("exact", images=500, pass_size=250)}
+    assert table.rows[0]["bn_reestimation"] == "exact over 500 training images, passes of 250"
+
+
+def test_the_old_protocol_is_named_in_the_files(fakes, tmp_path):
+    table = experiments.cross_robustness({"fragile": FakeModel(0.2)}, PERTS, DATA, draws=1,
+                                         bn_batches=20, progress=False)
+    paths = experiments.write_cross_table(table, tmp_path)
+    row = next(csv.DictReader(io.StringIO(paths["csv"].read_text())))
+    assert row["bn_reestimation"] == "average of 20 batches of 50"
+    assert "average of 20 batches of 50 — the old protocol" in paths["md"].read_text()
+
+
+@pytest.mark.parametrize("kwargs, flag", [
+    (dict(bn_images="all", bn_batches=20), "--bn-images"),       # both protocols at once
+    (dict(bn_images="many"), "--bn-images"), (dict(bn_images=0), "--bn-images"),
+    (dict(bn_pass_size=0), "--bn-pass-size"), (dict(bn_batches=-1), "--bn-batches"),
+    (dict(bn_batches=2, bn_batch_size=0), "--bn-batch-size")])
+def test_bad_re_estimation_settings_are_refused_before_any_measurement(fakes, kwargs, flag):
+    with pytest.raises(UserError) as err:
+        experiments.cross_robustness({"fragile": FakeModel(0.2)}, PERTS, DATA, progress=False,
+                                     **kwargs)
+    assert err.value.flag == flag
+    assert not fakes["score"] and not fakes["walk"]
 
 
 def test_rows_and_format(table):
@@ -225,8 +265,8 @@ def test_end_to_end_tiny(tmp_path):
     logged = []
     bn = models["noisy-additive"].bn1
     before = bn.running_mean.copy(), bn.running_var.copy()
-    table = experiments.cross_robustness(models, perts, data, draws=1, bn_batches=1,
-                                   bn_batch_size=20, log=logged.append)
+    table = experiments.cross_robustness(models, perts, data, draws=1, bn_pass_size=80,
+                                         log=logged.append)      # exact, as the sweeps
     assert len(logged) == 3 and len(table.cells) == 3
     # recalibrated for the measurement, the trained statistics put back afterwards
     assert (bn.running_mean == before[0]).all() and (bn.running_var == before[1]).all()
@@ -237,7 +277,10 @@ def test_end_to_end_tiny(tmp_path):
         assert all(0.0 <= a <= 1.0 for a in cell.accuracies)
         assert cell.level is not None or cell.beyond_grid or cell.note
     paths = experiments.write_cross_table(table, tmp_path)
-    assert paths["csv"].read_text().startswith("regime,label,clean_accuracy,addnorm,")
+    assert paths["csv"].read_text().startswith("regime,label,clean_accuracy,bn_reestimation,"
+                                               "addnorm,")
+    assert table.rows[0]["bn_reestimation"] == "exact over all 160 training images, passes of 80"
+    assert table.settings["bn_images"] == 160 and table.settings["bn_pass_size"] == 80
 
 
 def test_train_regime_replaces_only_its_own_folders(tmp_path):

@@ -305,6 +305,77 @@ def test_activation_correlation_is_one_for_sign_valued_weights(model, batch, bn)
     assert all(v == pytest.approx(1.0, abs=1e-9) for v in r.values())
 
 
+def test_activation_correlation_re_estimates_exactly_by_default_as_the_sweeps(model, batch,
+                                                                           monkeypatch):
+    from tinyproj.data.sources import ArraySource
+    from tinyproj.robustness.bn_estimate import BNProtocol, reestimate_exact
+    xs, ys = data.synthetic_classification(60, seed=2)
+    source = ArraySource(xs, ys)
+    seen = []
+    real = analysis.reestimate
+    monkeypatch.setattr(analysis, "reestimate",
+                        lambda m, src, protocol, rng: seen.append(protocol) or
+                        real(m, src, protocol, rng))
+    r = analysis.activation_correlation(model, batch, source=source)
+    assert seen == [BNProtocol(), BNProtocol()]                 # exact, every image, both passes
+    seen.clear()
+    old = analysis.activation_correlation(model, batch, source=source, bn_batches=2,
+                                          batch_size=20)
+    assert seen == [BNProtocol.batches(2, 20)] * 2              # the old protocol, when asked
+    seen.clear()
+    analysis.activation_correlation(model, batch, source=source, bn_images="30",
+                                    bn_pass_size=10)
+    assert seen == [BNProtocol("exact", images=30, pass_size=10)] * 2
+    assert r != old                                             # the protocol matters
+    # the default's value is the exact statistics of all 60 images: rebuild it by hand
+    from tinyproj.algorithm1 import project_weights
+    from tinyproj.runs.evaluation import saved_batchnorm_stats
+
+    def outputs(projected):
+        with saved_batchnorm_stats(model):
+            ctx = project_weights(model, "sign") if projected else __import__("contextlib").nullcontext()
+            with ctx:
+                reestimate_exact(model, source, rng=backend.make_rng(0))
+                model.eval()
+                return analysis.layer_outputs(model, batch, ["relu2"])["relu2"]
+    assert r["conv2"] == pytest.approx(analysis.pearson(outputs(False), outputs(True)), abs=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, flag", [
+    (dict(bn_images="all", bn_batches=20), "--bn-images"), (dict(bn_images="x"), "--bn-images"),
+    (dict(bn_pass_size=0), "--bn-pass-size"), (dict(bn_batches=-2), "--bn-batches")])
+def test_activation_correlation_refuses_bad_re_estimation_settings(model, batch, kwargs, flag):
+    with pytest.raises(UserError) as err:
+        analysis.activation_correlation(model, batch, source=object(), **kwargs)
+    assert err.value.flag == flag
+
+
+@pytest.mark.parametrize("flags, flag", [
+    (["--bn-images", "lots"], "--bn-images"), (["--bn-images", "0"], "--bn-images"),
+    (["--bn-images", "all", "--bn-batches", "20"], "--bn-images"),
+    (["--bn-pass-size", "0"], "--bn-pass-size"), (["--bn-batches", "-1"], "--bn-batches"),
+    (["--bn-batches", "5", "--bn-batch-size", "0"], "--bn-batch-size")])
+def test_report_refuses_bad_re_estimation_flags_before_any_work(runs, tmp_path, capsys, flags,
+                                                                flag):
+    out = tmp_path / "o"
+    assert main(["report", str(runs["tr-none-nc"]), "--out", str(out)] + flags) == 2
+    assert flag in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_report_says_how_figure_1d_re_estimated(runs, report, tmp_path):
+    md = (report / "report.md").read_text()
+    caption = next(l for l in md.splitlines() if l.startswith("**Figure 1D"))
+    assert "Batch norm for each pass: exact over all 120 training images, passes of 1000." \
+        in caption                                       # the sweeps' default
+    out = tmp_path / "old"
+    assert main(["report", str(runs["tr-sign-c"]), "--out", str(out), "--bn-batches", "3",
+                 "--bn-batch-size", "20"]) == 0
+    caption = next(l for l in (out / "report.md").read_text().splitlines()
+                   if l.startswith("**Figure 1D"))
+    assert "Batch norm for each pass: average of 3 batches of 20." in caption
+
+
 def test_activation_correlation_reestimate_needs_a_source(model, batch):
     with pytest.raises(ValueError, match="source"):
         analysis.activation_correlation(model, batch, bn="reestimate")

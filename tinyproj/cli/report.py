@@ -19,12 +19,15 @@ def _banner(args) -> None:
 
 def _cmd_report(args) -> int:
     from ..reporting import make_report
+    from ..robustness.bn_estimate import protocol_from_settings
+    bn = protocol_from_settings(args.bn_images, args.bn_pass_size, args.bn_batches,
+                                args.bn_batch_size)        # a bad flag: refused before any work
     _banner(args)
     # user errors (a folder that is not a run, --out naming a file) reach the one error
     # wrapper of cli/__init__.py: one line, exit status 2
     rep = make_report(args.run_dirs, args.out, data_dir=args.data_dir,
                       analyses=not args.no_analyses, hist_layer=args.hist_layer,
-                      betas=args.betas)
+                      betas=args.betas, bn=bn)
     for name, path in rep.figures.items():
         print(f"  {name:<16} {path}")
     for name, why in rep.skipped.items():
@@ -62,4 +65,6 @@ def add_parsers(sub) -> None:
                    help="layer of Figure 2D (default conv2, as in the paper)")
     p.add_argument("--betas", type=_betas, default=None,
                    help="β values of Figure 2D, comma-separated (default 0.2,0.5,1,2)")
+    from .sweep import add_bn_flags
+    add_bn_flags(p, "Figure 1D re-estimates batch norm for each pass")
     p.set_defaults(func=_cmd_report)

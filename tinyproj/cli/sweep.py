@@ -122,11 +122,26 @@ def _check_args(args) -> list:
 
 def bn_protocol(args):
     """The ``BNProtocol`` of the flags: --bn-batches K selects the old protocol, else exact."""
-    from ..robustness.bn_estimate import BNProtocol, parse_bn_images
-    if args.bn_batches is not None:
-        return BNProtocol.batches(args.bn_batches, args.bn_batch_size)
-    return BNProtocol("exact", images=parse_bn_images(args.bn_images),
-                      pass_size=args.bn_pass_size)
+    from ..robustness.bn_estimate import protocol_from_settings
+    return protocol_from_settings(args.bn_images, args.bn_pass_size, args.bn_batches,
+                                  args.bn_batch_size)
+
+
+def add_bn_flags(p, what: str = "batch norm is re-estimated per draw") -> None:
+    """The batch-norm re-estimation flags every command shares (sweep, report): --bn-images,
+    --bn-pass-size, and the old protocol's --bn-batches, --bn-batch-size."""
+    p.add_argument("--bn-images", default=None,
+                   help=f"{what} from exact statistics (float64 sums, no momentum) of this "
+                        "many training images: 'all' (default, a full pass) or N (a random "
+                        "subset)")
+    p.add_argument("--bn-pass-size", type=int, default=1000,
+                   help="images per forward pass of the exact re-estimation (default 1000)")
+    p.add_argument("--bn-batches", type=int, default=None,
+                   help="the old protocol instead: average the statistics of this many random "
+                        "training batches of --bn-batch-size (the project's earlier sweeps: "
+                        "20 x 50; 0: keep the stored statistics)")
+    p.add_argument("--bn-batch-size", type=int, default=50,
+                   help="images per batch of --bn-batches (default 50, the paper's batch)")
 
 
 def _cmd_sweep(args) -> int:
@@ -178,18 +193,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--draws", type=int, default=None,
                    help="draws per level: random noise and re-estimation images (default 3 for "
                         "addnorm / multunif, 1 for power; give it for an error bar on power)")
-    p.add_argument("--bn-images", default=None,
-                   help="batch norm re-estimated per draw from exact statistics (float64 sums, "
-                        "no momentum) of this many training images: 'all' (default, a full "
-                        "pass) or N (a random subset per draw)")
-    p.add_argument("--bn-pass-size", type=int, default=1000,
-                   help="images per forward pass of the exact re-estimation (default 1000)")
-    p.add_argument("--bn-batches", type=int, default=None,
-                   help="the old protocol instead: average the statistics of this many random "
-                        "training batches of --bn-batch-size (the project's earlier sweeps: "
-                        "20 x 50; 0: keep the stored statistics)")
-    p.add_argument("--bn-batch-size", type=int, default=50,
-                   help="images per batch of --bn-batches (default 50, the paper's batch)")
+    add_bn_flags(p, "batch norm re-estimated per draw")
     p.add_argument("--test-subset", type=int, default=None,
                    help="score only the first N test images (faster, noisier)")
     p.add_argument("--eval-batch-size", type=int, default=500)

@@ -4,7 +4,9 @@ How a cell is measured depends on the perturbation's family, and each family kee
 paper's protocol:
 
 * weights (Merolla et al.): ``robustness.score_distortion`` per level, K random draws,
-  batch norm re-estimated on training data with the distorted weights; the midpoint: the
+  batch norm re-estimated on training data with the distorted weights (``bn``, a
+  ``robustness.bn_estimate.BNProtocol``: by default exact over every training image, as
+  ``tinyproj sweep``); the midpoint: the
   level where the mean test error is halfway from the clean error (σ = 0 / γ = 1, always
   measured) to chance, interpolated linearly in the level (as ``robustness.midpoints``);
 * activations (Walking Noise): ``walk(model, ..., sites="all")`` per σ; the midpoint from
@@ -19,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import robustness
+from ..robustness.bn_estimate import BNProtocol
 from ..runs.midpoint import midpoint
 from ..walking_noise import midpoint_sigma, walk
 from .cross_data import CrossData
@@ -54,8 +57,8 @@ class Cell:
     note: str = ""
 
 
-def _weight_cell(name, model, p: Perturbation, data: CrossData, *, draws, seed, bn_batches,
-                 bn_batch_size, test_subset) -> Cell:
+def _weight_cell(name, model, p: Perturbation, data: CrossData, *, draws, seed, bn,
+                 test_subset) -> Cell:
     dist = robustness.get_distortion(p.kind)
     levels = [float(v) for v in p.levels]
     if dist.identity not in levels:                 # the clean error is measured, not guessed
@@ -63,8 +66,7 @@ def _weight_cell(name, model, p: Perturbation, data: CrossData, *, draws, seed, 
     errors = []
     for level in levels:
         s = robustness.score_distortion(model, data.train, data.test, dist.spec(level),
-                                        draws=draws, seed=seed, bn_batches=bn_batches,
-                                        bn_batch_size=bn_batch_size, test_subset=test_subset)
+                                        draws=draws, seed=seed, bn=bn, test_subset=test_subset)
         errors.append(float(s.mean))
     # Merolla's side of the one midpoint rule: mean errors, linear in the level, walked
     # from the identity level (σ = 0, γ = 1) towards more distortion
@@ -93,15 +95,19 @@ def _activation_cell(name, model, p: Perturbation, data: CrossData, *, seed, bn_
 
 
 def measure_cell(name, model, perturbation: Perturbation, data: CrossData, *, draws=3,
-                 seed=0, bn_batches=20, bn_batch_size=50, test_subset=None,
-                 bn_protocol="running", repeats=1) -> Cell:
-    """Sweep one perturbation on one trained model and find its midpoint (a :class:`Cell`)."""
+                 seed=0, bn: BNProtocol | None = None, walk_bn_batches: int = 20,
+                 test_subset=None, bn_protocol="running", repeats=1) -> Cell:
+    """Sweep one perturbation on one trained model and find its midpoint (a :class:`Cell`).
+
+    bn: the weight distortions' re-estimation (default ``BNProtocol()``: exact, every training
+    image). walk_bn_batches, bn_protocol: the activation walks' own (Walking Noise's)
+    re-estimation with the noise on, used only with ``bn_protocol="reestimate"``."""
     if perturbation.family == "weight":
         return _weight_cell(name, model, perturbation, data, draws=draws, seed=seed,
-                            bn_batches=bn_batches, bn_batch_size=bn_batch_size,
-                            test_subset=test_subset)
-    return _activation_cell(name, model, perturbation, data, seed=seed, bn_batches=bn_batches,
-                            test_subset=test_subset, bn_protocol=bn_protocol, repeats=repeats)
+                            bn=BNProtocol() if bn is None else bn, test_subset=test_subset)
+    return _activation_cell(name, model, perturbation, data, seed=seed,
+                            bn_batches=walk_bn_batches, test_subset=test_subset,
+                            bn_protocol=bn_protocol, repeats=repeats)
 
 
 

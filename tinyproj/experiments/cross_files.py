@@ -27,14 +27,16 @@ CROSS_FILES = ("cross_robustness.csv", "cross_robustness.md")
 def cross_rows(table: CrossTable) -> list:
     """One flat dict per regime, the CSV's rows.
 
-    ``regime``, ``label``, ``clean_accuracy``, then per perturbation ``<name>`` (the
-    midpoint, None when there is none), ``<name>_beyond_grid`` (bool) and
-    ``<name>_grid_edge`` (the grid's max σ / min γ).
+    ``regime``, ``label``, ``clean_accuracy``, ``bn_reestimation`` (the weight columns'
+    batch-norm protocol in words, so a row never passes for one made with another), then per
+    perturbation ``<name>`` (the midpoint, None when there is none), ``<name>_beyond_grid``
+    (bool) and ``<name>_grid_edge`` (the grid's max σ / min γ).
     """
     rows = []
     for regime in table.regimes:
         row = {"regime": regime, "label": table.regime_labels.get(regime, regime),
-               "clean_accuracy": table.clean_accuracy.get(regime)}
+               "clean_accuracy": table.clean_accuracy.get(regime),
+               "bn_reestimation": table.settings.get("bn_reestimation")}
         for p in table.perturbations:
             cell = table.cell(regime, p.name)
             row[p.name] = cell.level
@@ -88,7 +90,9 @@ def cross_markdown(table: CrossTable, title: str = "Cross-robustness") -> str:
               "chance without perturbation).", "",
               "* weights: AddNorm σ is relative to α = max |w| of each layer; MultUnif "
               "multiplies each weight by U(γ, 1/γ). Batch norm re-estimated on training data "
-              "per draw (Merolla et al.'s protocol)"
+              "per draw (Merolla et al.'s protocol"
+              + (f": {s['bn_reestimation']}" if s.get("bn_reestimation") else "")
+              + (" — the old protocol" if s.get("bn_batches") else "") + ")"
               + (f", mean over {s['draws']} draw{'s' if s['draws'] != 1 else ''}."
                  if "draws" in s else "."),
               "* activations: noise at every site at once (Walking Noise's global noise), σ "

@@ -11,8 +11,10 @@ What it reads from each run folder (``RUN_DIR``):
   Figure 1B. Nothing else is needed for those.
 * ``checkpoint.npz`` plus the run's data (``--data-dir`` overrides where it is) → the
   layer-wise analyses of :mod:`tinyproj.robustness.analysis`: Figure 1C (mean |W − Sign(W)|
-  per layer), 1D (activity correlation, W vs Sign(W), on one test minibatch) and 2D (one
-  layer's weights under Power(β)). ``analyses=False`` (``--no-analyses``) skips them.
+  per layer), 1D (activity correlation, W vs Sign(W), on one test minibatch, batch norm
+  re-estimated for each pass as ``tinyproj sweep`` does: exact over every training image by
+  default, ``bn=`` / ``--bn-images``, ``--bn-pass-size``, or the old ``--bn-batches 20``) and 2D
+  (one layer's weights under Power(β)). ``analyses=False`` (``--no-analyses``) skips them.
 * the sweep files written by ``tinyproj sweep`` (``sweeps/<distortion>.jsonl`` and its
   shards, read through :func:`tinyproj.robustness.merge_sweep_files`) → Figures 2A
   (addnorm), 2B (multunif), 2C (power); and the per-layer sweeps
@@ -49,6 +51,7 @@ from ..errors import UserError
 from ..runs.files import atomic_write_text
 from ..runs.grid import NETWORK_FIELD
 from ..runs.training import load_run
+from ..robustness.bn_estimate import BNProtocol
 from ..robustness.te_scores import read_test_scores
 from . import figures
 from .errorbar_tables import sweep_table_markdown, table2_errorbars_markdown
@@ -75,6 +78,7 @@ class Report:
     fig1b_curves: bool = True                         # False: one evaluation per run (dots)
     sweeps: dict = field(default_factory=dict)       # {distortion: {label: rows}} as drawn
     table2_scores: dict = field(default_factory=dict)  # {run label: {test: table2 row}}
+    fig1d_bn: dict = field(default_factory=dict)     # {run label: how 1D re-estimated}
 
 
 CAPTIONS = {
@@ -146,21 +150,23 @@ ERRORBAR_NOTE = (
     "2's gaps in the paper (0.2–0.7 points).")
 
 
-def _run_analyses(run, data_dir, want_hist: bool, hist_layer: str, betas, log):
-    """``(sign distances, normalized distances, correlations, histogram or None)``."""
+def _run_analyses(run, data_dir, want_hist: bool, hist_layer: str, betas, log,
+                  bn: BNProtocol):
+    """``(sign distances, normalized distances, correlations, histogram or None, how 1D
+    normalised)``."""
     loaded = load_run(run.folder, data_dir=data_dir)
     model, cfg = loaded.model, loaded.config
     raw = analysis.sign_distance(model)
     normalized = analysis.sign_distance(model, normalized=True)
     n = min(len(loaded.test), max(2, cfg.batch_size))
     x, _ = loaded.test.batch(range(n))
-    bn_batches = cfg.bn_batches if cfg.bn_reestimate else 0
-    if bn_batches:
+    if cfg.bn_reestimate and bn.kind != "none":    # the test protocol, as the sweeps score
         corr = analysis.activation_correlation(model, x, "sign", source=loaded.train,
-                                               bn="reestimate", bn_batches=bn_batches,
-                                               batch_size=cfg.batch_size, seed=cfg.seed)
-    else:
+                                               bn="reestimate", protocol=bn, seed=cfg.seed)
+        how = bn.describe(len(loaded.train))
+    else:          # a run evaluated without re-estimation: the minibatch's own statistics
         corr = analysis.activation_correlation(model, x, "sign", bn="batch")
+        how = "the minibatch's own statistics (no re-estimation)"
     hist = None
     if want_hist:
         layers = list(weight_params(model))
@@ -168,11 +174,11 @@ def _run_analyses(run, data_dir, want_hist: bool, hist_layer: str, betas, log):
             else layers[min(1, len(layers) - 1)]
         hist = analysis.power_histograms(model, name, betas)
     log(f"  analyses of {run.label}: {len(raw)} weight layers, correlation on {n} test images")
-    return raw, normalized, corr, hist
+    return raw, normalized, corr, hist, how
 
 
 def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer: str = "conv2",
-                betas=None, log=print) -> Report:
+                betas=None, log=print, bn: BNProtocol | None = None) -> Report:
     """Write Table 2, the figures that have data, and ``report.md`` into ``out``.
 
     run_dirs: run folders (each needs config.json; metrics.jsonl, checkpoint.npz and
@@ -180,8 +186,12 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
     were trained (for the analyses). analyses: False skips Figures 1C, 1D and 2D (no model
     is loaded). hist_layer: the layer of Figure 2D (the paper: conv2 of Tr-Sign-C; the run
     shown is the first tr-sign-c run, else the first run). betas: the β of Figure 2D
-    (default ``analysis.DEFAULT_BETAS``). Returns a :class:`Report`.
+    (default ``analysis.DEFAULT_BETAS``). bn: how Figure 1D re-estimates batch norm for each
+    pass (a ``BNProtocol``; default exact over every training image, the sweeps' default;
+    ``bn_estimate.protocol_from_settings`` reads the command line's words). Returns a
+    :class:`Report`.
     """
+    bn = BNProtocol() if bn is None else bn
     betas = analysis.DEFAULT_BETAS if betas is None else tuple(betas)
     run_dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
     if not run_dirs:
@@ -216,8 +226,8 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
         dist, dist_n, corr, hist = {}, {}, {}, None
         for run in runs:
             try:
-                raw, normalized, c, h = _run_analyses(
-                    run, data_dir, run is hist_run, hist_layer, betas, log)
+                raw, normalized, c, h, how = _run_analyses(
+                    run, data_dir, run is hist_run, hist_layer, betas, log, bn)
             except (FileNotFoundError, ValueError, KeyError, OSError, RuntimeError) as err:
                 rep.notes.append(f"{run.label}: analyses skipped ({err})")
                 if run is hist_run:   # show another run's histograms instead
@@ -225,6 +235,7 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
                     hist_run = rest[0] if rest else None
                 continue
             dist[run.label], dist_n[run.label], corr[run.label] = raw, normalized, c
+            rep.fig1d_bn[run.label] = how
             if h is not None:
                 hist = (run.label, h)
                 if h["layer"] not in (hist_layer, f"{hist_layer}.weight"):   # say so, not silently
@@ -384,6 +395,14 @@ def _check_out_folder(out: Path) -> None:
                             "folder, or move those files away", flag="--out")
 
 
+def _fig1d_protocol(how: dict) -> str:
+    """The sentence saying how Figure 1D's batch norm was re-estimated (per run if they differ)."""
+    kinds = sorted(set(how.values()))
+    if len(kinds) == 1:
+        return f"Batch norm for each pass: {kinds[0]}."
+    return "Batch norm for each pass: " + "; ".join(f"{label}: {h}" for label, h in how.items()) + "."
+
+
 def _per_layer_figures(rep: Report) -> dict:
     """``{figure name: distortion}`` of the per-layer figures the report drew."""
     names = {robustness.sweep_name(d, per_layer=True): d for d in figures.DISTORTIONS}
@@ -426,6 +445,8 @@ def _write_markdown(rep: Report) -> Path:
                 caption = CAPTIONS["fig1b_points"]
             else:
                 caption = CAPTIONS[name]
+            if name == "fig1d" and rep.fig1d_bn:
+                caption += " " + _fig1d_protocol(rep.fig1d_bn)
             lines += [f"![{name}]({Path(rep.figures[name]).name})", "", caption, ""]
     if rep.sweeps:
         lines += ["## Sweeps — the numbers behind Figures 2A–2C", ""]

@@ -34,7 +34,8 @@ from collections import OrderedDict
 from .. import backend, projections
 from ..algorithm1 import project_weights, weight_params
 from ..nn.batchnorm import BatchNormBase
-from ..runs.evaluation import reestimate_batchnorm, saved_batchnorm_stats
+from ..runs.evaluation import saved_batchnorm_stats
+from .bn_estimate import BNProtocol, protocol_from_settings, reestimate
 from ..tensor import Tensor, no_grad
 
 __all__ = ["sign_distance", "layer_outputs", "activity_sites", "activation_correlation",
@@ -182,8 +183,10 @@ def _bn_mode(model, bn: str):
 
 
 def activation_correlation(model, x, projection="sign", source=None, bn: str = "auto",
-                           bn_batches: int = 20, batch_size: int = 50, seed: int = 0,
-                           where: str = "activity", rng=None) -> "OrderedDict[str, float]":
+                           bn_images=None, bn_pass_size: int | None = None,
+                           bn_batches: int | None = None, batch_size: int = 50, seed: int = 0,
+                           where: str = "activity", rng=None,
+                           protocol: BNProtocol | None = None) -> "OrderedDict[str, float]":
     """Figure 1D: per layer, the correlation between a pass with W and a pass with Sign(W).
 
     The caption: "Correlation coefficient between neuron activity at each layer for a
@@ -201,9 +204,13 @@ def activation_correlation(model, x, projection="sign", source=None, bn: str = "
     bn: how batch norm normalizes each pass (its statistics change with the weights):
 
     * ``"reestimate"`` — the paper's test protocol: before each pass the BN statistics are
-      re-estimated on ``bn_batches`` batches of ``batch_size`` from ``source`` (training
-      data), the same batches for both passes (generator seeded with ``seed``); BN then
-      runs in eval mode. Needs ``source``.
+      re-estimated on ``source`` (training data) with the weights of that pass, the same
+      images in the same order for both passes (generator seeded with ``seed``); BN then
+      runs in eval mode. Needs ``source``. How, in ``tinyproj sweep``'s words
+      (:func:`~tinyproj.robustness.bn_estimate.protocol_from_settings`): by default exact
+      statistics of every training image (``bn_images="all"``, or N images), read in passes of
+      ``bn_pass_size``; ``bn_batches=K`` selects **the old protocol**, the average of K random
+      batches of ``batch_size`` (20 × 50 before); or pass a ready ``protocol``.
     * ``"batch"`` — each pass normalizes with the statistics of the minibatch ``x`` itself
       (BN in training mode, running statistics untouched): re-estimation on ``x``.
     * ``"running"`` — both passes use the model's stored running statistics (those of
@@ -223,6 +230,8 @@ def activation_correlation(model, x, projection="sign", source=None, bn: str = "
         raise ValueError("activation_correlation: bn='reestimate' needs training data "
                          "(source=loaded.train); or use bn='batch' to normalize with the "
                          "minibatch's own statistics")
+    if protocol is None:
+        protocol = protocol_from_settings(bn_images, bn_pass_size, bn_batches, batch_size)
     if where == "activity":
         sites = activity_sites(model)
     elif where == "weight":
@@ -237,8 +246,7 @@ def activation_correlation(model, x, projection="sign", source=None, bn: str = "
                    else contextlib.nullcontext())
             with ctx:
                 if bn == "reestimate":
-                    reestimate_batchnorm(model, source, bn_batches, batch_size,
-                                         backend.make_rng(seed))
+                    reestimate(model, source, protocol, backend.make_rng(seed))
                 return layer_outputs(model, x, list(sites.values()))
 
     full, binarized = one_pass(False), one_pass(True)

@@ -48,8 +48,8 @@ from ..nn.batchnorm import BatchNormBase
 from ..runs.evaluation import reestimate_batchnorm
 from ..tensor import Tensor, no_grad
 
-__all__ = ["BNProtocol", "parse_bn_images", "reestimate_exact", "reestimate",
-           "DEFAULT_PASS_SIZE"]
+__all__ = ["BNProtocol", "parse_bn_images", "protocol_from_settings", "reestimate_exact",
+           "reestimate", "DEFAULT_PASS_SIZE"]
 
 DEFAULT_PASS_SIZE = 1000
 """Images per forward pass of the exact re-estimation (memory: one batch's activations)."""
@@ -70,6 +70,36 @@ def parse_bn_images(text, flag: str = "--bn-images"):
         raise UserError(f"{flag} must be 'all' (a full pass over the training set) or a "
                         f"positive number of images; got {text!r}", flag=flag)
     return n
+
+
+def _count(value, flag: str, low: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UserError(f"{flag} must be an integer >= {low} ({what}); got {value!r}", flag=flag)
+    return value
+
+
+def protocol_from_settings(bn_images=None, bn_pass_size: int = None, bn_batches=None,
+                           bn_batch_size: int = 50) -> "BNProtocol":
+    """The :class:`BNProtocol` of the settings every command shares (``tinyproj sweep``'s flags).
+
+    bn_images: ``"all"`` or None (every training image, the default) or N — the exact protocol
+    over that many images, read in passes of ``bn_pass_size`` (default DEFAULT_PASS_SIZE).
+    bn_batches: K — **the old protocol** instead: the average of K random batches of
+    ``bn_batch_size`` (the project's earlier 20 × 50; 0 keeps the stored statistics). Giving
+    both is refused. A bad value raises :class:`~tinyproj.errors.UserError` naming its flag.
+    """
+    pass_size = DEFAULT_PASS_SIZE if bn_pass_size is None else bn_pass_size
+    _count(pass_size, "--bn-pass-size", 1, "images per forward pass of the exact re-estimation")
+    _count(bn_batch_size, "--bn-batch-size", 1, "images per batch of the old protocol")
+    if bn_batches is not None:
+        if bn_images is not None:
+            raise UserError("give either --bn-images (exact re-estimation over that many "
+                            "training images, default all) or --bn-batches (the old protocol: "
+                            "that many batches of --bn-batch-size averaged), not both",
+                            flag="--bn-images")
+        _count(bn_batches, "--bn-batches", 0, "0 keeps the stored statistics")
+        return BNProtocol.batches(bn_batches, bn_batch_size)
+    return BNProtocol("exact", images=parse_bn_images(bn_images), pass_size=pass_size)
 
 
 @dataclass(frozen=True)
