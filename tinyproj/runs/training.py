@@ -20,7 +20,7 @@ Rows of ``metrics.jsonl``: epoch, step, lr, train_loss, train_error, val_error, 
 {"none": .., "sign": .., "round": ..} (ImageNet: also test_error_top5, the same per
 projection) — fractions in [0, 1] (validation and test sets scored
 alike: per test projection, batch norm re-estimated on training data; val_error is the
-Te-None one), epoch_progress (steps / steps per epoch: 0.25 for an evaluation a quarter into
+Te-None one), n_test (test images scored), epoch_progress (steps / steps per epoch: 0.25 for an evaluation a quarter into
 the first epoch), train_seconds, eval_seconds, and what ``on_eval`` adds. Evaluations inside an
 epoch (``eval_every_steps``) take no part in choosing the best-validation epoch.
 
@@ -55,12 +55,13 @@ import threading
 import time
 from pathlib import Path
 
-from .. import algorithm1, backend, projections
+from .. import algorithm1, backend, graphs, projections
 from ..data.sources import ArraySource, ResidentSource
 from ..errors import UserError
 from ..functional.losses import check_labels
 from .build import (LOSSES, build_augment, build_data, build_model, build_optimizer,
                     clip_schedule, lr_schedule, resolve_data_dir)
+from .device_batches import DeviceBatches
 from .config import RESUMABLE_CHANGES, TrainConfig, check_last_batch, reports_top5, validate
 from .evaluation import errors_by_projection
 from .files import (append_jsonl, atomic_write_text, folder_lock, read_jsonl,
@@ -169,7 +170,7 @@ class _StopFlag:
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
           stop_at_step: int | None = None, log=print, *, data=None, model=None, wrap=None,
-          on_eval=None, eval_at_start: bool = False):
+          on_eval=None, eval_at_start: bool = False, graph: str = "off"):
     """Run (or resume) the training described by ``cfg``; returns ``(model, metrics rows)``.
 
     cfg.out: the run folder (None: nothing is written, no resume — lessons, tests).
@@ -180,7 +181,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     returns the module that is trained in place of the model (Walking Noise: a NoisyModel
     with noise at its sites); the checkpoint holds the model's own state. on_eval:
     ``on_eval(model, row)`` adds fields to each metrics row. eval_at_start: a row at epoch 0,
-    before the first step.
+    before the first step. graph: ``"off"``, ``"on"`` or ``"auto"`` — capture the step as a
+    CUDA graph and replay it (tinyproj/graphs.py; CuPy only, the stand-in checks the step as
+    if captured, NumPy runs eagerly). The weights are the same either way, so it is a way of
+    running, not a setting of the run: it is not saved in config.json.
 
     Raises :class:`TrainingInterrupted` after saving a checkpoint on a stop,
     ``FloatingPointError`` naming the step when the loss is not finite, and
@@ -188,6 +192,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     written or data is loaded.
     """
     validate(cfg, None if data is None else (tuple(data[3]), data[4]))
+    try:
+        graph = graphs.check_mode(graph)
+    except ValueError as err:
+        raise UserError(f"{err}: on, off or auto (auto = on with CuPy)", flag="--graph") from None
     out = None
     if cfg.out is not None:
         out = Path(cfg.out)
@@ -209,7 +217,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         model = build_model(cfg, input_shape, num_classes, rng)
     if out is None:
         return _loop(cfg, None, model, rng, data, resume, progress, stop_at_step, log, wrap,
-                     on_eval, eval_at_start)
+                     on_eval, eval_at_start, graph)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out, "a training run"):
         remove_stale_temps(out, _WRITTEN)
@@ -219,7 +227,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         else:
             _save_resume_changes(out, cfg)
         return _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
-                     on_eval, eval_at_start)
+                     on_eval, eval_at_start, graph)
 
 
 def _where(pos: dict) -> str:
@@ -241,7 +249,7 @@ def _save_resume_changes(out: Path, cfg: TrainConfig) -> None:
 
 
 def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap, on_eval,
-          eval_at_start):
+          eval_at_start, graph="off"):
     train_src, val_src, test_src, _, _ = data
     optimizer = build_optimizer(cfg, model)
     loss_fn = LOSSES[cfg.loss]
@@ -258,8 +266,12 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
     tally = _Tally()
     resident = None                         # the training set and the order on the device
     if on_device and isinstance(train_src, ArraySource):
-        resident = {"source": ResidentSource(train_src), "order": None}
-        check_labels(resident["source"].y, data[4], "training labels")   # once: one sync
+        source = ResidentSource(train_src)
+        resident = {"source": source, "order": None, "batches": DeviceBatches(source, bs)}
+        check_labels(source.y, data[4], "training labels")   # once: one sync
+    current = {}                            # this step's clip bounds, for the device step
+    device_step = _device_step(cfg, resident, augment, trained, loss_fn, optimizer, projection,
+                               rng, current, graph, log)
     ckpt_path = out / "checkpoint.npz" if out is not None else None
     metrics_path = out / "metrics.jsonl" if out is not None else None
 
@@ -333,31 +345,38 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                 pos["order"] = backend.permutation(rng, n).tolist()
                 pos.update(batch=0, loss_sum=0.0, wrong=0, seen=0)
             if resident is not None and resident["order"] is None:
-                resident["order"] = backend.asarray(pos["order"])    # one copy per epoch
+                resident["batches"].start_epoch(pos["order"], pos["batch"])  # one copy
+                resident["order"] = resident["batches"].order
             start = time.perf_counter()
             bar.reset(f"epoch {pos['epoch'] + 1}", pos["batch"])
             trained.train()
             while pos["batch"] < steps_per_epoch and not done():
                 first = pos["batch"] * bs
                 size = min(n, first + bs) - first
-                if resident is not None:     # gathered on the device, nothing copied up
-                    x, y = resident["source"].batch(resident["order"][first:first + bs])
-                else:
-                    idx = pos["order"][first:first + bs]
-                    x, y = (train_src.batch(idx, epoch=pos["epoch"])   # per-epoch draws
-                            if getattr(train_src, "per_epoch", False) else train_src.batch(idx))
-                if augment is not None:
-                    x = augment(x, pos["epoch"], pos["batch"])
                 optimizer.lr = lr_at(pos["epoch"], pos["step"])
-                try:
-                    loss, scores = algorithm1.train_step(
-                        trained, x, y, loss_fn, optimizer, projection, bounds_at(pos["step"]),
-                        rng, step=pos["step"], return_scores=True, sync=not on_device)
-                except FloatingPointError as err:
-                    bar.close()
-                    where = f"; the last checkpoint in {ckpt_path} is intact" if ckpt_path else ""
-                    raise FloatingPointError(f"{err}{where}") from None
-                tally.add(pos["step"], loss, (scores.argmax(axis=1) != y).sum(), size)
+                if device_step is not None and size == bs:   # position, lr... on the device
+                    current["bounds"] = bounds_at(pos["step"])
+                    loss, wrong = device_step(signature=bs)
+                    tally.add(pos["step"], loss, wrong, size)
+                else:
+                    if resident is not None:     # gathered on the device, nothing copied up
+                        x, y = resident["batches"].partial(first)
+                    else:
+                        idx = pos["order"][first:first + bs]
+                        x, y = (train_src.batch(idx, epoch=pos["epoch"])   # per-epoch draws
+                                if getattr(train_src, "per_epoch", False) else train_src.batch(idx))
+                    if augment is not None:
+                        x = augment(x, pos["epoch"], pos["batch"])
+                    try:
+                        loss, scores = algorithm1.train_step(
+                            trained, x, y, loss_fn, optimizer, projection, bounds_at(pos["step"]),
+                            rng, step=pos["step"], return_scores=True, sync=not on_device)
+                    except FloatingPointError as err:
+                        bar.close()
+                        where = (f"; the last checkpoint in {ckpt_path} is intact"
+                                 if ckpt_path else "")
+                        raise FloatingPointError(f"{err}{where}") from None
+                    tally.add(pos["step"], loss, (scores.argmax(axis=1) != y).sum(), size)
                 pos["step"] += 1
                 pos["batch"] += 1
                 bar.update()
@@ -394,6 +413,39 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
     return model, rows
 
 
+def _device_step(cfg, resident, augment, trained, loss_fn, optimizer, projection, rng,
+                 current, graph, log):
+    """The step of a full minibatch on the device as a :class:`graphs.StepGraph`: gather at the
+    device offset, Algorithm 1 with ``current["bounds"]``, the loss and the error count — all
+    read and moved on the device, so it can be captured and replayed (``graph``). None where
+    batches are not gathered on the device (NumPy, a folder source) or are augmented from
+    host-side draws (then every step runs as before, eagerly)."""
+    if resident is None:
+        if graph == "on":
+            log("CUDA graph: the training set is not on a device (NumPy backend or a folder "
+                "source): every step runs eagerly.")
+        return None
+    if augment is not None:
+        if graph == "on":
+            log("CUDA graph: the crop/flip augmentation is drawn from host-side (epoch, batch) "
+                "numbers: every step runs eagerly.")
+        return None
+    batches = resident["batches"]
+
+    def step():
+        x, y = batches.next_full()
+        loss, scores = algorithm1.train_step(trained, x, y, loss_fn, optimizer, projection,
+                                             current["bounds"], rng, return_scores=True,
+                                             sync=False)
+        return loss, (scores.argmax(axis=1) != y).sum()
+
+    def prepare():                          # outside the captured region: host-decided scalars
+        optimizer.write_step_scalars()
+        algorithm1.write_clip_bounds(trained, current["bounds"])
+
+    return graphs.capture_step(step, optimizer=optimizer, prepare=prepare, mode=graph, log=log)
+
+
 def _evaluate(cfg, model, optimizer, train_src, val_src, test_src, rng, pos,
               select_best: bool = True) -> dict:
     """One metrics row; batch norm re-estimated per test projection when cfg says so.
@@ -421,6 +473,8 @@ def _evaluate(cfg, model, optimizer, train_src, val_src, test_src, rng, pos,
         row["val_error"] = errors["val"][key]          # Te-None: selects the best epoch
         row["val_errors"] = errors["val"]
     row["test_error"] = errors["test"]
+    if test_src is not None:            # how many images each error counts (its binomial SE)
+        row["n_test"] = len(test_src)
     if select_best and val_src is not None and (pos["best_val"] is None
                                                 or row["val_error"] < pos["best_val"][0]):
         pos["best_val"] = [row["val_error"], pos["epoch"], row["test_error"]]
