@@ -12,9 +12,15 @@
     tinyproj walk ... --repeat-at site --site-repeats 4,2,3,3,2,2,2,1,1,1,1   N per site
     tinyproj walk --model mlp_tfc --out runs/wn-mlp --shard $SLURM_ARRAY_TASK_ID/8
 
-Without --run the network is trained first, cleanly, with Walking Noise's setup (Adam 1e-3,
-cosine annealing, cross-entropy, batch 128, no validation split, no projection or clipping)
-into RUN_DIR/model (seed 0; RUN_DIR/model-seed<S> for other seeds), and reused when present.
+Without --run the network is trained first, cleanly, with the set-up of --setup, into
+RUN_DIR/model (seed 0; RUN_DIR/model-seed<S> for other seeds), and reused when present. The
+default set-up is the Walking Noise authors' for the model and dataset (PyTorch's initial
+weights and biases, Adam 1e-3, cosine annealing per epoch, cross-entropy, batch 128, their
+epochs — MNIST mlp_tfc 100, lenet5 50 —, normalisation and crop + flip); --setup legacy is
+tinyproj's earlier one (Glorot, cosine per step, no augmentation, 5 epochs), with which the
+committed results/wn-mnist-train-at-sigma* were made. --epochs overrides the set-up's. Every
+row of a set-up other than legacy records it (``setup``), so a point is never reused for
+another set-up.
 With --train-noise SIGMA one network per site (or one for --sites all) is trained with that
 noise at that site instead (RUN_DIR/noisy-models/, dynamics in RUN_DIR/dynamics.jsonl), and
 walked over every test σ: a curve of its own, not the paper's noisy-training curve (that is
@@ -84,13 +90,15 @@ def _positive_int(value, flag):
 
 
 def _train_config(args, seed: int, folder: Path):
-    """The clean training of one seed as a validated TrainConfig (Walking Noise's setup)."""
-    from ..runs.config import validate
-    from ..walking_noise.noisy_training import SETUP
-    from ..runs.config import TrainConfig
+    """The clean training of one seed as a validated TrainConfig (the set-up of --setup for
+    the model and dataset; --epochs, when given, overrides its epochs)."""
+    from ..runs.config import TrainConfig, validate
+    from ..walking_noise.setups import setup_settings
+    settings = setup_settings(args.setup, args.model, args.dataset)
     return validate(TrainConfig.from_dict(dict(
-        SETUP, model=args.model, bn=bool(args.bn), dataset=args.dataset,
-        data_dir=args.data_dir, train_subset=args.train_subset, epochs=args.epochs, seed=seed,
+        settings, model=args.model, bn=bool(args.bn), dataset=args.dataset,
+        data_dir=args.data_dir, train_subset=args.train_subset,
+        epochs=settings["epochs"] if args.epochs is None else args.epochs, seed=seed,
         out=str(folder))))
 
 
@@ -144,15 +152,18 @@ def _noisy_model(args, spec, seed, site, site_name, out, data, dyn_file, log, tr
     from ..runs.files import load_checkpoint, save_checkpoint
     from ..runs.grid import append_row, read_rows
     from ..walking_noise import build_walk_model, train_noisy
+    from ..walking_noise.setups import recorded_setup, setup_tag
     train_src, test_src, input_shape, num_classes = data
     path = out / "noisy-models" / f"{_slug(spec, args.clamp)}-{site_name}-seed{seed}.npz"
     made = {"model": args.model, "bn": bool(args.bn), "dataset": args.dataset,
-            "train_subset": args.train_subset, "epochs": args.epochs}
+            "train_subset": args.train_subset, "epochs": args.epochs, **setup_tag(args.setup)}
     model = build_walk_model(args.model, input_shape, num_classes, backend.make_rng(seed),
-                             bn=bool(args.bn))
+                             bn=bool(args.bn), setup=args.setup)
     if path.exists():
         state, _, meta = load_checkpoint(path)
         diff = {k: (meta[k], v) for k, v in made.items() if k in meta and meta[k] != v}
+        if recorded_setup(meta) != args.setup:     # saved before set-ups had names: legacy
+            diff["setup"] = (recorded_setup(meta), args.setup)
         if diff or set(state) != set(model.state_dict()):
             said = ", ".join(f"{k}: trained with {a!r}, now {b!r}" for k, (a, b) in diff.items())
             raise UserError(f"{path} holds a network trained with other settings "
@@ -169,7 +180,7 @@ def _noisy_model(args, spec, seed, site, site_name, out, data, dyn_file, log, tr
                                   epochs=args.epochs,
                                   seed=seed, clamp=args.clamp, record_dynamics=True,
                                   test_subset=args.test_subset, progress=not args.no_progress,
-                                  log=log)
+                                  log=log, dataset=args.dataset, setup=args.setup)
         save_checkpoint(path, model.state_dict(), {"state": [], "hyper": {}, "t": 0},
                         dict(made, dynamics=rows, site=site, site_name=site_name, seed=seed,
                              noise=str(spec), clamp=args.clamp))
@@ -199,7 +210,7 @@ def _train_at_sigma(args, spec, sigmas, seeds, shard, sites, out: Path, walk_fil
                   bn=bool(args.bn), clamp=args.clamp, test_subset=args.test_subset,
                   repeats=args.repeats, repeat_at=args.repeat_at,
                   site_repeats=args.site_repeats, num_classes=num_classes,
-                  dataset=args.dataset)
+                  dataset=args.dataset, setup=args.setup)
     train_at_sigma(args.model, train_src, test_src, spec, sigmas, sites, seeds, shard=shard,
                    progress=not args.no_progress, log=log, **common)
     rows = train_at_sigma(args.model, train_src, test_src, spec, sigmas, sites, seeds,
@@ -309,7 +320,7 @@ def _check_args(args):
                             flag="--model")
         args.model = key
         cfg = _train_config(args, seeds[0], Path(args.out) / "model")   # validated, no I/O
-        args.dataset = cfg.dataset
+        args.dataset, args.epochs = cfg.dataset, cfg.epochs        # the set-up's, resolved
     return spec, sigmas, seeds, shard, sites
 
 
@@ -337,6 +348,7 @@ def _cmd_walk(args) -> int:
     from ..walking_noise import (NoisyModel, midpoints_table, walk, walk_grid, walk_path,
                                  walk_sites, write_midpoints_csv)
     from ..walking_noise.protocol import point_spread, write_point_spread_csv
+    from ..walking_noise.setups import infer_setup, setup_tag
     log = (lambda text: None) if args.quiet else print
     spec, sigmas, seeds, shard, sites = _check_args(args)
     if args.run is None:
@@ -350,7 +362,8 @@ def _cmd_walk(args) -> int:
     options = dict(bn_protocol=args.bn_protocol, repeats=args.repeats,
                    test_subset=args.test_subset, bn_batches=args.bn_batches,
                    progress=not args.no_progress, tags={"train_sigma": args.train_noise,
-                                                        "clamp": args.clamp},
+                                                        "clamp": args.clamp,
+                                                        **setup_tag(args.setup)},
                    repeat_at=args.repeat_at, site_repeats=args.site_repeats,
                    allow_zero=True)
 
@@ -363,6 +376,9 @@ def _cmd_walk(args) -> int:
             from ..runs.training import load_run
             run = load_run(args.run, data_dir=args.data_dir)
             _check_site_repeats(args, NoisyModel(run.model, None))
+            tags = {k: v for k, v in options["tags"].items() if k != "setup"}
+            options["tags"] = dict(tags, **setup_tag(infer_setup(run.config.to_dict())))
+            # ^ the set-up the given run was trained with, not --setup's
             runs = {seed: run for seed in seeds}
         else:
             runs = {seed: _clean_run(args, seed, out, shard, log) for seed in seeds}
@@ -476,6 +492,11 @@ def _write_figures(rows, table, out: Path) -> list:
     return written
 
 
+def _setups() -> dict:
+    from ..walking_noise.setups import SETUPS
+    return SETUPS
+
+
 def _grid_names() -> str:
     from ..walking_noise.grids import grid_help
     return grid_help()
@@ -530,7 +551,16 @@ def add_parsers(sub) -> None:
                         "implies --repeat-at site")
     p.add_argument("--seeds", default="0",
                    help="seeds separated by commas: one trained model and one set of draws each")
-    p.add_argument("--epochs", type=int, default=5, help="training epochs (default 5)")
+    p.add_argument("--setup", default="authors", choices=list(_setups()),
+                   help="the training set-up: authors (default: the Walking Noise authors' for "
+                        "the model and dataset, PyTorch init and biases, cosine per epoch, "
+                        "their epochs, normalisation and crop+flip) or legacy (tinyproj's "
+                        "earlier: Glorot, cosine per step, 5 epochs; the committed "
+                        "results/wn-mnist-train-at-sigma*)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: the set-up's; authors: MNIST mlp_tfc 100, "
+                        "lenet5 50; Fashion-MNIST 250/200; SVHN 300/200; CIFAR-10 200/300; "
+                        "legacy: 5)")
     p.add_argument("--train-subset", type=int, default=None,
                    help="train on the first N training images (quick runs)")
     p.add_argument("--test-subset", type=int, default=None,

@@ -17,8 +17,10 @@ One idea per file:
 - ``midpoint.py``       the midpoint noise level μ (halfway from max accuracy to chance,
                         interpolated on log σ; the rule: ``runs/midpoint.py``) and its
                         spread over seeds
-- ``noisy_training.py`` train_noisy(): Adam 1e-3, cosine, cross-entropy, noise at sites,
-                        optional weight clamp, dynamics per epoch
+- ``noisy_training.py`` train_noisy(): a training set-up with noise at sites, optional
+                        weight clamp, dynamics per epoch
+- ``setups.py``         the training set-ups by name: "authors" (default, resolved per
+                        model and dataset) and "legacy" (tinyproj's earlier one)
 - ``dynamics.py``       weight statistics and self-binarization measures
 
 Example::
@@ -40,6 +42,7 @@ from .midpoint import Midpoint, MidpointSummary, midpoint_sigma, summarize_midpo
 from .noise import (KINDS, ORDERS, REPEAT_AT, Noise, NoiseSpec, apply_noise, draw_noise, noise,
                     noise_mean, parse_noise)
 from .noisy_training import build_walk_model, clamp_weights, train_noisy
+from .setups import DEFAULT_SETUP, SETUPS, setup_settings
 from .sites import NoisyModel, Site, model_sites
 from .grids import GRIDS, grid_sigmas
 from .protocol import PROTOCOLS, point_spread, train_at_sigma, write_point_spread_csv
@@ -55,7 +58,8 @@ __all__ = [
     "walk", "BN_PROTOCOLS", "check_sigmas", "default_sigmas", "walk_sites", "point_generators",
     "row_key", "walk_path", "walk_files", "walk_grid", "read_walk", "midpoints_table",
     "write_midpoints_csv", "MIDPOINT_COLUMNS",
-    "train_noisy", "clamp_weights", "build_walk_model",
+    "train_noisy", "clamp_weights", "build_walk_model", "SETUPS", "DEFAULT_SETUP",
+    "setup_settings",
     "weight_stats", "binarization", "share_near_max", "bimodality_coefficient",
     "layer_weights", "dynamics_row",
     "GRIDS", "grid_sigmas", "PROTOCOLS", "train_at_sigma", "point_spread",

@@ -1,7 +1,8 @@
 """Noisy training: train a network with activation noise on at chosen sites.
 
-Walking Noise's set-up (docs/papers.md §2.6): Adam with learning rate 1e-3, cosine annealing over
-the whole run (per step, down to 0), cross-entropy, batch 128 — with the noise of a
+A named training set-up (``setups.py``; default: the authors', docs/papers.md §2.6 — PyTorch's
+initial weights and biases, Adam with learning rate 1e-3, cosine annealing per epoch down to 0,
+cross-entropy, batch 128, their epochs and augmentation per dataset) — with the noise of a
 :class:`~tinyproj.walking_noise.noise.NoiseSpec` switched on in *training-mode* passes at
 the chosen sites (``sites.NoisyModel``). Backpropagation goes through the drawn noise
 (``noise.Noise``).
@@ -12,8 +13,8 @@ and hands it to THE loop, ``runs.training.train``, with the model wrapped in a
 ``NoisyModel`` (``wrap=``). So noisy training gets what every run gets: checkpoints,
 exact resume, Ctrl-C/SIGTERM, NaN stops — when given a run folder (``out=``). One epoch::
 
-    for each minibatch (x, y), shuffled with the run's generator:
-        lr ← cosine(step)
+    lr ← ½·lr₀·(1 + cos(π·epoch/epochs))     (the authors'; legacy: the same per step)
+    for each minibatch (x, y), shuffled with the run's generator [cropped and flipped]:
         scores = noisy_model(x)              # noise drawn fresh at the active sites
         loss = cross_entropy(scores, y); backward; Adam step
         [clamp: every conv/linear weight w ← min(max(w, −c), c)]   (Algorithm 1's clip)
@@ -41,19 +42,25 @@ import math
 from .. import backend
 from ..errors import UserError
 from ..nn import Module
-from ..runs.config import PRESETS, TrainConfig
+from ..runs.config import TrainConfig
 from ..runs.evaluation import error_rate
 from ..runs.training import build_model, train
 from .dynamics import dynamics_row
 from .noise import parse_noise
+from .setups import DEFAULT_SETUP, LEGACY, model_settings, setup_settings, setup_tag
 from .sites import NoisyModel
 
-__all__ = ["train_noisy", "clamp_weights", "build_walk_model", "SETUP"]
+__all__ = ["train_noisy", "clamp_weights", "build_walk_model", "SETUP", "LEGACY_SETUP"]
 
-SETUP = {k: v for k, v in PRESETS["wn-mlp-mnist"].items() if k not in ("model", "dataset",
-                                                                        "epochs")}
-"""Walking Noise's training set-up as TrainConfig settings (Adam 1e-3, cosine to 0,
-cross-entropy, batch 128, no validation split, no projection, no clipping)."""
+SETUP = {k: v for k, v in setup_settings(DEFAULT_SETUP, "mlp_tfc", "synthetic").items()
+         if k not in ("epochs", "augment")}
+"""The walk's default training recipe, the authors' (``setups.py``), as TrainConfig settings
+without the ones that depend on the data (epochs, normalisation, augmentation): PyTorch's
+init and biases, Adam 1e-3, cosine per epoch to 0, cross-entropy, batch 128, no validation
+split, no projection, no clipping. For one (model, dataset): ``setups.setup_settings``."""
+
+LEGACY_SETUP = {k: v for k, v in setup_settings(LEGACY).items() if k != "epochs"}
+"""tinyproj's earlier recipe (``--setup legacy``): Glorot, cosine per step, the rest as SETUP."""
 
 
 def clamp_weights(model, c: float) -> None:
@@ -64,10 +71,12 @@ def clamp_weights(model, c: float) -> None:
 
 
 def build_walk_model(model_name: str, input_shape, num_classes: int, rng, bn: bool = False,
-                     width: float = 1.0):
-    """The network ``model_name`` for this input shape (the one model factory)."""
-    cfg = TrainConfig(model=str(model_name).strip().lower().replace("-", "_"), bn=bn,
-                      width=width)
+                     width: float = 1.0, setup: str = DEFAULT_SETUP):
+    """The network ``model_name`` for this input shape (the one model factory), with the
+    initial weights and biases of ``setup`` (the authors': PyTorch's U(±1/√fan_in), a bias
+    in every layer; legacy: Glorot, biases only without batch norm)."""
+    key = str(model_name).strip().lower().replace("-", "_")
+    cfg = TrainConfig(model=key, bn=bn, width=width, **model_settings(setup, key))
     return build_model(cfg, tuple(input_shape), num_classes, rng)
 
 
@@ -97,26 +106,30 @@ class _First:
         return self.source.batch(indices)
 
 
-def train_noisy(model_name, train_source, noise, sites="all", epochs: int = 1,
-                lr: float = 1e-3, batch_size: int = 128, seed: int = 0, clamp=None,
+def train_noisy(model_name, train_source, noise, sites="all", epochs: int | None = None,
+                lr: float | None = None, batch_size: int | None = None, seed: int = 0,
+                clamp=None,
                 record_dynamics: bool = True, *, test_source=None, bn: bool = False,
                 num_classes: int | None = None, eval_batch_size: int = 500,
                 test_subset: int | None = None, progress: bool = False, log=None,
                 out=None, resume: bool = False, dataset: str = "synthetic",
-                allow_clean: bool = False):
+                allow_clean: bool = False, setup: str = DEFAULT_SETUP):
     """Train with noise at ``sites``; returns ``(model, rows)`` (module docstring).
 
     model_name: "mlp_tfc" | "lenet5" | ... (built with ``bn`` from the seed), or an already
     built model, trained in place. train_source: the training data (``len``, ``.batch(idx)``,
     ``input_shape``), or a pair ``(train_source, test_source)``. noise: a NoiseSpec or text
     with σ (``"additive:sigma=0.5"``; repeats are ignored in training). sites: "all", one
-    site or a list (names or indices, see ``sites.NoisyModel``). epochs, lr, batch_size:
-    Adam + cosine annealing per step + cross-entropy. seed: the run's generator. clamp: None
+    site or a list (names or indices, see ``sites.NoisyModel``). setup: the training set-up
+    (``setups.py``; default the authors'); epochs, lr, batch_size: None takes the set-up's for
+    (model, ``dataset``). seed: the run's generator (weights, shuffling, noise). clamp: None
     or c > 0, weights clipped to [−c, c] after every step. record_dynamics: weight statistics
     and binarization in every row. test_source, test_subset: scored each epoch, clean and
     noisy. num_classes: default max label + 1 of the training source. out: a run folder
     (checkpoints, metrics.jsonl; ``resume=True`` continues it); dataset: the data's name,
-    recorded in its config.json. allow_clean: σ = 0 trains the network cleanly through the
+    recorded in its config.json, and what the set-up is resolved for (its augmentation is
+    applied to the training batches; its normalisation is the data's: load the data with
+    it). A model handed in keeps its own initial weights. allow_clean: σ = 0 trains the network cleanly through the
     same loop (the σ = 0 point of a linear grid in the train-at-σ protocol, ``protocol.py``);
     otherwise σ must be > 0.
 
@@ -131,12 +144,6 @@ def train_noisy(model_name, train_source, noise, sites="all", epochs: int = 1,
     if spec.sigma <= 0 and not (allow_clean and spec.sigma == 0):
         raise UserError(f"train_noisy: the training noise needs sigma > 0 (got {spec}); give "
                         "e.g. NoiseSpec('additive', 0.5) or 'additive:sigma=0.5'")
-    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
-                             ("seed", seed, 0)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise UserError(f"train_noisy: {name} must be an integer >= {low}, got {value!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise UserError(f"train_noisy: lr must be > 0, got {lr!r}")
     if clamp is not None and not (isinstance(clamp, (int, float)) and clamp > 0):
         raise UserError(f"train_noisy: clamp must be None or a number c > 0 (weights clipped "
                         f"to [-c, c]), got {clamp!r}")
@@ -156,6 +163,15 @@ def train_noisy(model_name, train_source, noise, sites="all", epochs: int = 1,
             raise UserError(f"unknown model {model_name!r}; the models are: "
                             f"{', '.join(models.MODELS)} (Walking Noise uses mlp_tfc and lenet5)")
         name = key
+    settings = setup_settings(setup, name, dataset)
+    epochs, lr, batch_size = (settings[k] if v is None else v for k, v in
+                              (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)))
+    for label, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
+                              ("seed", seed, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise UserError(f"train_noisy: {label} must be an integer >= {low}, got {value!r}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise UserError(f"train_noisy: lr must be > 0, got {lr!r}")
     if num_classes is None:
         num_classes = _num_classes(train_source)
     if test_source is not None and test_subset is not None:
@@ -163,15 +179,16 @@ def train_noisy(model_name, train_source, noise, sites="all", epochs: int = 1,
     train_spec = spec.replace(train=True, eval=False, repeats=1)
     probe = NoisyModel(model if model is not None else
                        build_walk_model(name, train_source.input_shape, num_classes,
-                                        backend.make_rng(0), bn=bn), None)
+                                        backend.make_rng(0), bn=bn, setup=setup), None)
     site_names = [probe.sites[i].name for i in probe.resolve_sites(sites)]
     common = {"noise": spec.kind, "ratio": spec.ratio if spec.kind == "combined" else None,
               "sigma": spec.sigma, "sites": site_names, "clamp": clamp, "seed": seed}
-    cfg = TrainConfig(**dict(SETUP, model=name, bn=bn,
+    cfg = TrainConfig(**dict(settings, model=name, bn=bn,
                              dataset=dataset, epochs=epochs, lr=lr, batch_size=batch_size,
                              seed=seed, eval_batch_size=eval_batch_size,
                              out=None if out is None else str(out),
-                             extra={"noise": str(spec), "sites": site_names, "clamp": clamp}))
+                             extra={"noise": str(spec), "sites": site_names, "clamp": clamp,
+                                    **setup_tag(setup)}))
     noisy = {}
 
     def wrap(m, rng):

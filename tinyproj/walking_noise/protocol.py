@@ -18,8 +18,8 @@ from ``walk.midpoints_table`` (rows trained at the σ they are tested at form on
 
 Rows are ordinary walk rows (``walk.py``: one ``walk()`` call of the trained network at its
 own (site, σ)), tagged ``protocol="train-at-sigma"``, ``train_sigma`` (= σ) and the
-training's settings (model, bn, dataset, n_train, epochs, lr, batch_size, clamp: part of a
-point's key), and stamped with the fingerprint of the network. They go into the result grid of
+training's settings (model, bn, dataset, n_train, epochs, lr, batch_size, clamp, and the
+set-up of ``setups.py`` unless legacy: part of a point's key), and stamped with the fingerprint of the network. They go into the result grid of
 ``runs/grid.py``, so the protocol is
 
 - resumable: a point whose row is on file is skipped before anything is trained; a network
@@ -45,6 +45,7 @@ from ..runs.files import atomic_write_text, load_checkpoint, save_checkpoint
 from ..runs.grid import parse_shard, shard_points
 from .noise import parse_noise
 from .noisy_training import build_walk_model, train_noisy
+from .setups import DEFAULT_SETUP, check_setup, recorded_setup, setup_settings, setup_tag
 from .sites import NoisyModel
 from .walk import (_csv_value, _group_settings, check_sigmas, point_settings, row_key, walk,
                    walk_grid, walk_sites)
@@ -84,18 +85,20 @@ def _num_classes(source) -> int:
 
 
 def train_at_sigma(model_name, train_source, test_source, noise, sigmas, sites="each",
-                   seeds=(0,), epochs: int = 1, *, out_file=None, models_dir=None, shard=None,
-                   bn: bool = False, clamp=None, test_subset=None, repeats: int = 1,
-                   repeat_at=None, site_repeats=None, num_classes=None, batch_size: int = 128,
-                   lr: float = 1e-3, dataset: str = "synthetic", progress: bool = False,
-                   log=None, compute: bool = True) -> list:
+                   seeds=(0,), epochs: int | None = None, *, out_file=None, models_dir=None,
+                   shard=None, bn: bool = False, clamp=None, test_subset=None, repeats: int = 1,
+                   repeat_at=None, site_repeats=None, num_classes=None,
+                   batch_size: int | None = None, lr: float | None = None,
+                   dataset: str = "synthetic", setup: str = DEFAULT_SETUP,
+                   progress: bool = False, log=None, compute: bool = True) -> list:
     """Train and test one network per (site, σ, seed) at that σ; returns the rows.
 
     model_name: "mlp_tfc" | "lenet5" (built per seed, with ``bn``). noise: the kind
     ("additive", "multiplicative", "combined:ratio=0.3,order=add-mul"; a σ in it is
     ignored). sigmas: the grid (σ = 0 allowed: a clean network). sites: "each", "all",
     "all-no-bn" or a list of names/indices. seeds, epochs, batch_size, lr, clamp: the
-    trainings (``train_noisy``). test_subset: score the first N test images. repeats,
+    trainings (``train_noisy``); setup: their set-up (``setups.py``, default the authors';
+    epochs, batch_size, lr: None takes the set-up's for (model, ``dataset``)). test_subset: score the first N test images. repeats,
     repeat_at, site_repeats: repeated execution at test (``noise.py``). out_file: the walk
     file (None: in memory only); models_dir: where each network is saved (None: not saved).
     shard: "i/n" of the unit list. compute=False: train nothing, return the rows on file.
@@ -105,13 +108,17 @@ def train_at_sigma(model_name, train_source, test_source, noise, sigmas, sites="
     """
     spec = parse_noise(noise)
     sigmas = check_sigmas(sigmas, allow_zero=True)
+    setup = check_setup(setup)
+    settings = setup_settings(setup, model_name, dataset)
+    epochs, lr, batch_size = (settings[k] if v is None else v for k, v in
+                              (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)))
     seeds = [int(s) for s in seeds]
     shard = parse_shard(shard)
     say = log or (lambda text: None)
     if num_classes is None:
         num_classes = _num_classes(train_source)
     skeleton = NoisyModel(build_walk_model(model_name, train_source.input_shape, num_classes,
-                                           backend.make_rng(0), bn=bn), None)
+                                           backend.make_rng(0), bn=bn, setup=setup), None)
     site_list = walk_sites(skeleton, sites)
     units = shard_points(protocol_units(site_list, sigmas, seeds), shard)
     eval_spec = spec.replace(repeats=repeats, **({} if repeat_at is None else
@@ -126,7 +133,7 @@ def train_at_sigma(model_name, train_source, test_source, noise, sigmas, sites="
 
     made = {"model": str(model_name).strip().lower().replace("-", "_"), "bn": bool(bn),
             "dataset": dataset, "n_train": len(train_source), "epochs": epochs, "lr": lr,
-            "batch_size": batch_size, "clamp": clamp}
+            "batch_size": batch_size, "clamp": clamp, **setup_tag(setup)}
 
     def tags(sigma):                     # the training is part of a point's settings
         return {"protocol": "train-at-sigma", "train_sigma": sigma, **made}
@@ -135,6 +142,8 @@ def train_at_sigma(model_name, train_source, test_source, noise, sigmas, sites="
         """The state saved at ``path``, refused when trained with other settings."""
         state, _, meta = load_checkpoint(path)
         diff = {k: (meta[k], v) for k, v in made.items() if k in meta and meta[k] != v}
+        if recorded_setup(meta) != setup:        # a network saved before set-ups had names
+            diff["setup"] = (recorded_setup(meta), setup)          # reads as legacy's
         if diff:
             said = ", ".join(f"{k}: trained with {a!r}, now {b!r}" for k, (a, b) in diff.items())
             raise UserError(f"{path} holds a network trained with other settings ({said}); use "
@@ -167,7 +176,7 @@ def train_at_sigma(model_name, train_source, test_source, noise, sigmas, sites="
         if not compute:
             continue
         model = build_walk_model(model_name, train_source.input_shape, num_classes,
-                                 backend.make_rng(seed), bn=bn)
+                                 backend.make_rng(seed), bn=bn, setup=setup)
         if path is not None and path.exists():
             model.load_state_dict(read_back(path))
             say(f"[{n}/{len(units)}] read back {path.name}")
@@ -178,7 +187,7 @@ def train_at_sigma(model_name, train_source, test_source, noise, sigmas, sites="
             model, dyn = train_noisy(model, train_source, spec.with_sigma(sigma), sites=where,
                                      epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                                      clamp=clamp, record_dynamics=True, progress=progress,
-                                     allow_clean=True, dataset=dataset)
+                                     allow_clean=True, dataset=dataset, setup=setup)
             if path is not None:
                 save_checkpoint(path, model.state_dict(), {"state": [], "hyper": {}, "t": 0},
                                 dict(made, protocol="train-at-sigma",
