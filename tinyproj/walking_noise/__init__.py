@@ -8,8 +8,11 @@ One idea per file:
 - ``sites.py``          NoisyModel: a noise site after every operation of a flat Sequential
                         (mlp_tfc 8 sites, 11 with BN; lenet5 12, 16 with BN)
 - ``walk.py``           walk(): accuracy per (site, σ) with evaluation noise, batch-norm
-                        protocols; a result grid of ``runs/grid.py`` (resumable, shardable,
-                        every row stamped with its network); midpoints per site
+                        protocols, every row stamped with its network
+- ``walk_points.py``    the grid points: σ lists, sites, one generator per point
+- ``walk_store.py``     the rows' files: a result grid of ``runs/grid.py`` (keys, resume,
+                        shards, another network's rows refused)
+- ``tables.py``         μ per site and accuracy per point over seeds, as CSV
 - ``grids.py``          the authors' σ grids as named presets (quarter decades, linear
                         multiplicative with σ = 0, log to 1e10/1e16): grid_sigmas(name)
 - ``protocol.py``       train_at_sigma(): the authors' noisy training, one network per
@@ -45,10 +48,12 @@ from .noisy_training import build_walk_model, clamp_weights, train_noisy
 from .setups import DEFAULT_SETUP, SETUPS, setup_settings
 from .sites import NoisyModel, Site, model_sites
 from .grids import GRIDS, grid_sigmas
-from .protocol import PROTOCOLS, point_spread, train_at_sigma, write_point_spread_csv
-from .walk import (BN_PROTOCOLS, MIDPOINT_COLUMNS, SAME_SIGMA, check_sigmas, default_sigmas,
-                   midpoints_table, point_settings, point_generators, read_walk, row_key, walk, walk_files,
-                   walk_grid, walk_path, walk_sites, write_midpoints_csv)
+from .protocol import PROTOCOLS, train_at_sigma
+from .tables import (MIDPOINT_COLUMNS, SAME_SIGMA, midpoints_table, point_spread,
+                     write_midpoints_csv, write_point_spread_csv)
+from .walk import BN_PROTOCOLS, point_settings, walk
+from .walk_points import check_sigmas, default_sigmas, point_generators, walk_sites
+from .walk_store import read_walk, row_key, walk_files, walk_grid, walk_path
 
 __all__ = [
     "KINDS", "ORDERS", "REPEAT_AT", "NoiseSpec", "parse_noise", "apply_noise", "draw_noise",

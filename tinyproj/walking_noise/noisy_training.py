@@ -80,7 +80,8 @@ def build_walk_model(model_name: str, input_shape, num_classes: int, rng, bn: bo
     return build_model(cfg, tuple(input_shape), num_classes, rng)
 
 
-def _num_classes(source) -> int:
+def source_classes(source) -> int:
+    """The number of classes of a data source: its largest label + 1 (10 without labels)."""
     y = getattr(source, "y", None)
     if y is None:
         return 10
@@ -173,7 +174,7 @@ def train_noisy(model_name, train_source, noise, sites="all", epochs: int | None
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise UserError(f"train_noisy: lr must be > 0, got {lr!r}")
     if num_classes is None:
-        num_classes = _num_classes(train_source)
+        num_classes = source_classes(train_source)
     if test_source is not None and test_subset is not None:
         test_source = _First(test_source, test_subset)
     train_spec = spec.replace(train=True, eval=False, repeats=1)

@@ -12,9 +12,9 @@ network::
 
 The accuracy against σ of those networks, and its midpoint μ (``midpoint.py``), are the
 paper's noisy-training quantities; μ per seed, its geometric mean and spread over seeds come
-from ``walk.midpoints_table`` (rows trained at the σ they are tested at form one curve:
+from ``tables.midpoints_table`` (rows trained at the σ they are tested at form one curve:
 ``train_sigma`` reads "sigma"), the accuracy's mean and spread over seeds per point from
-:func:`point_spread`.
+:func:`~tinyproj.walking_noise.tables.point_spread` (importable from here too).
 
 Rows are ordinary walk rows (``walk.py``: one ``walk()`` call of the trained network at its
 own (site, σ)), tagged ``protocol="train-at-sigma"``, ``train_sigma`` (= σ) and the
@@ -34,21 +34,20 @@ set-up of ``setups.py`` unless legacy: part of a point's key), and stamped with 
 """
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
 from .. import backend
 from ..errors import UserError
 from ..runs.fingerprint import network_fingerprint
-from ..runs.files import atomic_write_text, load_checkpoint, save_checkpoint
+from ..runs.files import load_checkpoint, save_checkpoint
 from ..runs.grid import parse_shard, shard_points
 from .noise import parse_noise
-from .noisy_training import build_walk_model, train_noisy
+from .noisy_training import build_walk_model, source_classes, train_noisy
 from .setups import DEFAULT_SETUP, check_setup, recorded_setup, setup_settings, setup_tag
 from .sites import NoisyModel
-from .walk import (_csv_value, _group_settings, check_sigmas, point_settings, row_key, walk,
-                   walk_grid, walk_sites)
+from .tables import point_spread, write_point_spread_csv
+from .walk import check_sigmas, point_settings, row_key, walk, walk_grid, walk_sites
 
 __all__ = ["PROTOCOLS", "train_at_sigma", "protocol_units", "point_spread",
            "write_point_spread_csv", "model_path"]
@@ -77,11 +76,6 @@ def model_path(models_dir, spec, site_name: str, sigma: float, seed: int, clamp=
     text = f"{kind}{site_name}-sigma{sigma:g}-seed{seed}" + \
         ("" if clamp is None else f"-clamp{clamp:g}")
     return Path(models_dir) / (re.sub(r"[^A-Za-z0-9.+-]", "_", text) + ".npz")
-
-
-def _num_classes(source) -> int:
-    y = getattr(source, "y", None)
-    return 10 if y is None or not len(y) else int(backend.to_numpy(y).max()) + 1
 
 
 def train_at_sigma(model_name, train_source, test_source, noise, sigmas, sites="each",
@@ -116,7 +110,7 @@ def train_at_sigma(model_name, train_source, test_source, noise, sigmas, sites="
     shard = parse_shard(shard)
     say = log or (lambda text: None)
     if num_classes is None:
-        num_classes = _num_classes(train_source)
+        num_classes = source_classes(train_source)
     skeleton = NoisyModel(build_walk_model(model_name, train_source.input_shape, num_classes,
                                            backend.make_rng(0), bn=bn, setup=setup), None)
     site_list = walk_sites(skeleton, sites)
@@ -198,45 +192,3 @@ def train_at_sigma(model_name, train_source, test_source, noise, sigmas, sites="
         rows += walk(model, train_source, test_source, eval_spec, [sigma], [site], seed=seed,
                      out_file=out_file, out_shard=shard, tags=tags(sigma), **options)
     return rows
-
-
-def point_spread(rows) -> list:
-    """Accuracy over seeds per (settings, site, σ): one dict each, in first-seen order.
-
-    Fields: site, site_name, noise, sigma, n_seeds, accuracy_mean, accuracy_std (ddof 1; 0
-    for one seed), accuracy_min, accuracy_max, seeds, accuracies (per seed), then the other
-    settings (protocol, train_sigma, ...).
-    """
-    groups = {}
-    for r in rows:
-        k = (_group_settings(r), int(r["site"]), float(r["sigma"]))
-        groups.setdefault(k, []).append(r)
-    out = []
-    for (_, site, sigma), rs in groups.items():
-        rs = sorted(rs, key=lambda r: int(r.get("seed", 0)))
-        acc = [float(r["accuracy"]) for r in rs]
-        mean = math.fsum(acc) / len(acc)
-        std = math.sqrt(math.fsum((a - mean) ** 2 for a in acc) / (len(acc) - 1)) \
-            if len(acc) > 1 else 0.0
-        first = rs[0]
-        entry = {"site": site, "site_name": first.get("site_name"), "noise": first.get("noise"),
-                 "sigma": sigma, "n_seeds": len(acc), "accuracy_mean": mean,
-                 "accuracy_std": std, "accuracy_min": min(acc), "accuracy_max": max(acc),
-                 "seeds": [int(r.get("seed", 0)) for r in rs], "accuracies": acc}
-        for k in ("ratio", "order", "repeats", "repeat_at", "protocol", "train_sigma",
-                  "epochs", "clamp", "bn_protocol"):
-            if k in first:
-                entry[k] = first[k]
-        out.append(entry)
-    return out
-
-
-def write_point_spread_csv(path, entries) -> Path:
-    """:func:`point_spread`'s dicts as CSV (atomically); lists joined with ';'."""
-    columns = []
-    for e in entries:
-        columns += [k for k in e if k not in columns]
-    lines = [",".join(columns)]
-    for e in entries:
-        lines.append(",".join(_csv_value(e.get(k)) for k in columns))
-    return atomic_write_text(path, "\n".join(lines) + "\n")

@@ -37,41 +37,33 @@ site, σ) only (``runs.grid.seed_words``), so a point gives the same accuracy wh
 alone, in a shard or in a full walk, and merged shards equal one unsharded walk number for
 number.
 
-Files: a walk is a result grid (:mod:`tinyproj.runs.grid`)::
+One walk, one idea per file::
 
-    OUT/walk.jsonl                     with ``out_file``: every finished point, one line each
-    OUT/walk.shard-<i>-of-<n>.jsonl    shard i of n (``shard="i/n"``, 0-based), beside it
-    OUT/replaced/<time>/               the files a restart moved aside
+    walk.py          walk(): the loop above, one row per grid point
+    walk_points.py   the grid points: σ lists, sites, each point's generators
+    walk_store.py    the rows' files: keys, resume, shards, refusal of another network's rows
+                     (a result grid of runs/grid.py); read_walk merges the files unchecked,
+                     ``walk(..., compute=False)`` returns a call's points checked
+    tables.py        μ per site and accuracy per point over seeds (midpoints.csv,
+                     walk-points.csv)
 
-Several processes may append to one file at once. Running a walk again skips every point
-already on file (resume): a point is "the same" when all its settings agree (everything
-except the measured fields). A point on file that was measured on *another network* (another
-run walked into the same file, a retrained model) is refused, never reused: a UserError says
-to write elsewhere or to restart (``restart=True`` / ``--restart`` moves the old files aside).
-One file may hold walks of several networks (one per seed, or per site in noisy training);
-each row's ``network`` says which. :func:`read_walk` merges the files unchecked; ``walk(...,
-compute=False)`` returns the finished points of a call, checked against its network.
+The names of those files are importable from here too (``walk.row_key``, ...).
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
 import time
-from pathlib import Path
 
-from .. import backend
 from ..errors import UserError
 from ..runs.evaluation import error_rate, reestimate_batchnorm, saved_batchnorm_stats
-from ..runs.files import atomic_write_text
 from ..runs.fingerprint import network_fingerprint
-from ..runs.grid import Grid, grid_files, parse_shard, seed_words, shard_path, shard_points
+from ..runs.grid import parse_shard, shard_points
 from ..runs.progress import progress_bar
 from ..tensor import no_grad
-from .midpoint import midpoint_sigma, summarize_midpoints
 from .noise import NoiseSpec, parse_noise
-from .sites import NO_BN_NAMES, NoisyModel
+from .sites import NoisyModel
+from .tables import MIDPOINT_COLUMNS, SAME_SIGMA, midpoints_table, write_midpoints_csv
+from .walk_points import check_sigmas, default_sigmas, point_generators, walk_sites
+from .walk_store import MEASURED_FIELDS, read_walk, row_key, walk_files, walk_grid, walk_path
 
 __all__ = ["walk", "point_settings", "SAME_SIGMA", "BN_PROTOCOLS", "check_sigmas",
            "default_sigmas", "walk_sites",
@@ -79,150 +71,10 @@ __all__ = ["walk", "point_settings", "SAME_SIGMA", "BN_PROTOCOLS", "check_sigmas
            "midpoints_table", "write_midpoints_csv", "MIDPOINT_COLUMNS", "MEASURED_FIELDS"]
 
 BN_PROTOCOLS = ("running", "reestimate")
-
-MEASURED_FIELDS = ("accuracy", "n_test", "chance", "seconds", "site_name", "site_kind",
-                   "network")
-"""Row fields that are results, not settings: every other field is part of a point's key.
-(``network`` is checked instead: a point measured on another network is refused.)"""
-
-MIDPOINT_COLUMNS = ("site", "site_name", "noise", "midpoint_sigma", "beyond_grid",
-                    "max_accuracy")
-"""The first columns of midpoints.csv (more follow: ratio, bn_protocol, repeats, seeds, ...)."""
+"""``bn_protocol``: keep the trained batch-norm statistics (Walking Noise), or re-estimate
+them under the noise (Merolla et al.)."""
 
 
-# ---------------------------------------------------------------------------
-# Grids
-# ---------------------------------------------------------------------------
-def check_sigmas(sigmas, allow_zero: bool = False) -> list:
-    """The σ grid as floats in the given order, repeats dropped; each must be finite and > 0
-    (>= 0 with ``allow_zero``: the linear grids of ``grids.py``, which start at σ = 0).
-
-    Accepts a list or a comma-separated string ("0.01,0.1,1,10").
-    """
-    if isinstance(sigmas, str):
-        sigmas = [s for s in (p.strip() for p in sigmas.split(",")) if s]
-    if sigmas is None or isinstance(sigmas, (int, float)):
-        sigmas = [] if sigmas is None else [sigmas]
-    out = []
-    for s in sigmas:
-        try:
-            value = float(s)
-        except (TypeError, ValueError):
-            raise ValueError(f"sigma {s!r} is not a number; give noise levels such as "
-                             "0.01,0.1,1,10") from None
-        if not (math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
-            if allow_zero:
-                raise ValueError(f"every sigma must be a finite number >= 0 (σ = 0 is the "
-                                 f"clean point of a linear grid), got {s!r}")
-            raise ValueError(f"every sigma must be a finite number > 0 (the walk and its "
-                             f"midpoint live on a log scale; σ = 0 only on a linear grid: "
-                             f"walk(..., allow_zero=True)), got {s!r}")
-        if value not in out:
-            out.append(value)
-    if not out:
-        raise ValueError("no sigmas to walk; give at least one noise level > 0, e.g. "
-                         "0.01,0.1,1,10")
-    return out
-
-
-def default_sigmas(kind="additive") -> list:
-    """A log grid in half-decade steps: additive 1e-2 … 1e10 (Walking Noise's range),
-    multiplicative 1e-3 … 1e3, combined 1e-2 … 1e4."""
-    kind = parse_noise(kind).kind if not isinstance(kind, NoiseSpec) else kind.kind
-    lo, hi = {"additive": (-2, 10), "multiplicative": (-3, 3), "combined": (-2, 4)}[kind]
-    return [float(f"{10 ** (k / 2):.6g}") for k in range(2 * lo, 2 * hi + 1)]
-
-
-def walk_sites(noisy: NoisyModel, sites="each") -> list:
-    """Site indices to walk: "each" = every site one at a time, "all" = [-1] (every site at
-    once, global noise), "all-no-bn" = [-2] (global noise without the sites after batch norm,
-    the authors' BN-noNoise), or a list of indices/names (each one at a time; "all" and
-    "all-no-bn" may be in it, also as -1 and -2: in a list these are the global points, not
-    the last sites)."""
-    if isinstance(sites, str) and sites.strip().lower() == "each":
-        return [s.index for s in noisy.sites]
-    if isinstance(sites, str) and sites.strip().lower() == "all":
-        return [-1]
-    if isinstance(sites, str) and sites.strip().lower() in NO_BN_NAMES:
-        return [-2]
-    if sites is None:
-        raise ValueError("sites: give 'each', 'all' or a list of site names/indices")
-    if isinstance(sites, (int, str)):
-        sites = [sites]
-    out = []
-    for s in sites:
-        if (isinstance(s, str) and s.strip().lower() == "all") or (
-                isinstance(s, int) and not isinstance(s, bool) and s == -1):
-            index = -1
-        elif (isinstance(s, str) and s.strip().lower() in NO_BN_NAMES) or (
-                isinstance(s, int) and not isinstance(s, bool) and s == -2):
-            index = -2
-        else:
-            index = noisy.site(s).index
-        if index not in out:
-            out.append(index)
-    return out
-
-
-def point_generators(seed: int, spec: NoiseSpec, site: int, sigma: float):
-    """``(noise_rng, bn_rng)`` of one grid point, seeded from (seed, noise, site, σ) only."""
-    key = f"{spec.label}|repeats={spec.repeats}|site={site}|sigma={float(sigma)!r}"
-    if spec.repeat_at != "network":          # only then: the draws of older walks stay
-        key += f"|at={spec.repeat_at}|n={spec.site_repeats}"
-    return (backend.make_rng([seed, 11, *seed_words(key)]),
-            backend.make_rng([seed, 12, *seed_words(key)]))
-
-
-# ---------------------------------------------------------------------------
-# Files
-# ---------------------------------------------------------------------------
-def _key_value(value):
-    return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
-
-
-def row_key(row: dict) -> tuple:
-    """A row's point: every field except :data:`MEASURED_FIELDS`, σ as a float."""
-    return tuple(sorted((k, float(v) if k == "sigma" else _key_value(v))
-                        for k, v in row.items() if k not in MEASURED_FIELDS))
-
-
-def walk_path(out_file, shard=None) -> Path:
-    """``out_file`` itself, or for shard (i, n) ``<stem>.shard-<i>-of-<n><suffix>`` beside it."""
-    return shard_path(out_file, shard)
-
-
-def walk_files(out_file) -> list:
-    """The existing files of a walk: ``out_file`` first, then its shard files by (n, i)."""
-    return grid_files(out_file)
-
-
-def walk_grid(out_file, shard=None) -> Grid:
-    """The :class:`~tinyproj.runs.grid.Grid` of a walk file (its shards beside it)."""
-    out_file = Path(out_file)
-    fix = (f"Write this walk elsewhere (another --out / out_file), or run again with --restart "
-           f"(restart=True), which moves the walk's files to "
-           f"{out_file.parent / 'replaced'}/<time>/ (nothing is deleted).")
-    return Grid(out_file, row_key, shard=shard, fix=fix, network_source="the network walked now")
-
-
-def _sort_key(row):
-    settings = tuple((k, str(v)) for k, v in row_key(row) if k not in ("site", "sigma"))
-    return (settings, int(row["site"]), float(row["sigma"]))
-
-
-def read_walk(out_file) -> list:
-    """Every row of a walk (``out_file`` and its shard files), one per point, sorted by
-    settings, then site (-1 = all first), then σ. [] when there is no file.
-
-    Unchecked: the rows may come from several networks (their ``network`` field says which).
-    To get the points of one walk checked against its network, use ``walk(..., compute=False)``.
-    """
-    return sorted(walk_grid(out_file).rows(), key=_sort_key)
-
-
-# ---------------------------------------------------------------------------
-# The walk
-# ---------------------------------------------------------------------------
 def point_settings(spec: NoiseSpec, site: int, sigma: float, *, bn_protocol="running",
                    bn_batches: int = 20, seed: int = 0, test_subset=None,
                    tags: dict | None = None) -> dict:
@@ -401,107 +253,3 @@ def walk(model_or_noisy, train_source, test_source, noise_kind, sigmas, sites="e
         else:
             noisy.__dict__.update(spec=saved[0], active=saved[1], rng=saved[2])
     return results
-
-
-# ---------------------------------------------------------------------------
-# Midpoints per site
-# ---------------------------------------------------------------------------
-_NOT_GROUP = set(MEASURED_FIELDS) | {"site", "sigma", "seed"}
-
-SAME_SIGMA = "sigma"
-"""The ``train_sigma`` of a midpoints-table entry whose networks were each trained at the σ
-they were tested at (the train-at-σ protocol, ``protocol.py``)."""
-
-
-def _group_settings(row) -> tuple:
-    """A row's settings without site, σ and seed; a ``train_sigma`` equal to the row's σ
-    reads as :data:`SAME_SIGMA`, so that the networks of the train-at-σ protocol (one per σ)
-    form one curve."""
-    out = []
-    for k, v in row.items():
-        if k in _NOT_GROUP:
-            continue
-        if k == "train_sigma" and v is not None and float(v) == float(row["sigma"]):
-            v = SAME_SIGMA
-        out.append((k, _key_value(v)))
-    return tuple(sorted(out))
-
-
-def midpoints_table(rows, chance: float | None = None) -> list:
-    """One dict per (settings, site): the midpoint μ, over seeds when there are several.
-
-    rows: walk rows (several seeds, noise kinds or protocols may be mixed: they are grouped
-    by every setting except the seed; rows trained at the σ they were tested at form one
-    group per site, with ``train_sigma`` "sigma"). chance: the chance accuracy (default: the rows'
-    ``chance``, else 0.1). Each dict has the :data:`MIDPOINT_COLUMNS` —
-
-        midpoint_sigma  μ of the one seed, or the geometric mean over the seeds that cross
-        beyond_grid     True when (some) seed's accuracy stays above the threshold up to the
-                        largest σ (then midpoint_sigma is over the other seeds, or None)
-        max_accuracy    the maximum accuracy of the walk (mean over seeds)
-
-    — then ratio, bn_protocol, repeats, the tags, n_seeds, n_midpoints, n_beyond,
-    midpoint_log10_std (decades, ddof 1), seeds and midpoints_per_seed.
-    """
-    groups = {}
-    for row in rows:
-        settings = _group_settings(row)
-        site = int(row["site"])
-        groups.setdefault((settings, site), {}).setdefault(int(row.get("seed", 0)), []).append(row)
-    table, settings_order = [], {}
-    for (settings, site), by_seed in groups.items():
-        settings_order.setdefault(settings, len(settings_order))
-        first = next(iter(by_seed.values()))[0]
-        mids = []
-        for seed in sorted(by_seed):
-            seed_rows = by_seed[seed]
-            c = chance if chance is not None else float(seed_rows[0].get("chance", 0.1))
-            mids.append(midpoint_sigma([r["sigma"] for r in seed_rows],
-                                       [r["accuracy"] for r in seed_rows], c))
-        summary = summarize_midpoints(mids)
-        entry = {"site": site, "site_name": first.get("site_name"), "noise": first.get("noise"),
-                 "midpoint_sigma": summary.geo_mean if len(mids) > 1 else mids[0].sigma,
-                 "beyond_grid": summary.n_beyond > 0,
-                 "max_accuracy": math.fsum(m.max_accuracy for m in mids) / len(mids)}
-        entry.update({k: first.get(k) for k in first if k not in _NOT_GROUP and k not in entry})
-        if dict(settings).get("train_sigma") == SAME_SIGMA:
-            entry["train_sigma"] = SAME_SIGMA
-        entry.update(n_seeds=len(mids), n_midpoints=summary.n, n_beyond=summary.n_beyond,
-                     midpoint_log10_std=summary.log10_std,
-                     threshold=mids[0].threshold if len(mids) == 1 else None,
-                     seeds=sorted(by_seed), midpoints_per_seed=[m.sigma for m in mids])
-        table.append((settings_order[settings], site, entry))
-    table.sort(key=lambda t: (t[0], t[1]))      # settings in first-seen order, then site
-    return [entry for _, _, entry in table]
-
-
-def _csv_value(value):
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (list, tuple)):
-        return ";".join(_csv_value(v) or "none" for v in value)
-    return str(value)
-
-
-def write_midpoints_csv(path, table) -> Path:
-    """Write :func:`midpoints_table`'s dicts as CSV (atomically); returns the path.
-
-    Columns: site, site_name, noise, midpoint_sigma, beyond_grid, max_accuracy, then every
-    other key in first-seen order. Empty cells are None; lists (seeds, midpoints_per_seed)
-    are joined with ';' ("none" for a seed without a midpoint).
-    """
-    columns = list(MIDPOINT_COLUMNS)
-    for entry in table:
-        for k in entry:
-            if k not in columns:
-                columns.append(k)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    for entry in table:
-        writer.writerow([_csv_value(entry.get(k)) for k in columns])
-    return atomic_write_text(path, buf.getvalue())
