@@ -107,10 +107,16 @@ def test_table2_md_lists_runs_epochs_and_paper_values(runs, report):
     for preset, folder in runs.items():
         line = next(l for l in md.splitlines() if l.startswith(f"| {preset} |"))
         assert "2 of 2" in line                       # epochs trained
-        assert f"{100 * last_row(folder)['test_error']['sign']:.2f}" in line
+        p = last_row(folder)["test_error"]["sign"]    # one evaluation on 100 test images:
+        se = 100 * (p * (1 - p) / 100) ** 0.5         # ± its binomial SE, in points
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        value, bar = (float(x) for x in cells[4].removesuffix(" (SE)").split(" ± "))
+        assert value == pytest.approx(100 * p, abs=0.51) and bar == pytest.approx(se, abs=0.51)
+        assert cells[4].endswith("(SE)")
     for value in ("11.35", "14.92", "90.00", "10.64", "9.95", "10.40"):
         assert value in md
     assert "last" in md and "best val" in md          # says which evaluation is shown
+    assert "sqrt(p(1 − p)/n_test)" in md and "not a spread over seeds" in md
 
 
 # ---------------------------------------------------------------------------

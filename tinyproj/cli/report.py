@@ -27,7 +27,7 @@ def _cmd_report(args) -> int:
     # wrapper of cli/__init__.py: one line, exit status 2
     rep = make_report(args.run_dirs, args.out, data_dir=args.data_dir,
                       analyses=not args.no_analyses, hist_layer=args.hist_layer,
-                      betas=args.betas, bn=bn)
+                      betas=args.betas, bn=bn, curve_dirs=args.curves)
     for name, path in rep.figures.items():
         print(f"  {name:<16} {path}")
     for name, why in rep.skipped.items():
@@ -65,6 +65,10 @@ def add_parsers(sub) -> None:
                    help="layer of Figure 2D (default conv2, as in the paper)")
     p.add_argument("--betas", type=_betas, default=None,
                    help="β values of Figure 2D, comma-separated (default 0.2,0.5,1,2)")
+    p.add_argument("--curves", nargs="+", default=None, metavar="RUN_DIR",
+                   help="draw Figure 1B from these run folders instead (e.g. the same configs "
+                        "retrained with --eval-every-steps N, when the runs were evaluated "
+                        "once); the caption says so, and whether they are the same networks")
     from .sweep import add_bn_flags
     add_bn_flags(p, "Figure 1D re-estimates batch norm for each pass")
     p.set_defaults(func=_cmd_report)

@@ -65,7 +65,13 @@ def training_curves(runs: dict, path=None, tests=("none", "sign")):
     ``epoch``, ``step``, ``test_error`` {"none": fraction, "sign": …}). Te-None is drawn
     solid with filled dots, Te-Sign dashed with open dots (other test projections dotted).
 
-    With two or more evaluations per run the curves are drawn against the epoch. When every
+    A row may carry ``error_bar`` {"none": fraction, …}: drawn as a vertical bar at its point
+    (the report puts there the std over seeds, or the binomial SE of the test set —
+    :mod:`tinyproj.reporting.single_eval`; the caption says which).
+
+    With two or more evaluations per run the curves are drawn against the epoch
+    (``epoch_progress`` when the rows have it: evaluations inside an epoch sit at fractions
+    of an epoch). When every
     run was evaluated only once (a short run: ``metrics.jsonl`` has one row per evaluation,
     and a 1-epoch run has one) there is no curve to draw: the figure then shows each run's
     errors side by side, one column per run, and says after how many epochs and steps they
@@ -79,17 +85,21 @@ def training_curves(runs: dict, path=None, tests=("none", "sign")):
     names = {test: f"Te-{test.capitalize()}" for test in tests}
     for i, (color, (label, rows)) in enumerate(zip(colors(len(runs)), points.items())):
         for test in tests:
-            pts = [(r.get("epoch"), percent(r.get("test_error", {}).get(test))) for r in rows]
-            pts = [(e, v) for e, v in pts if e is not None and v is not None]
+            pts = [(r.get("epoch_progress", r.get("epoch")),
+                    percent(r.get("test_error", {}).get(test)),
+                    percent((r.get("error_bar") or {}).get(test))) for r in rows]
+            pts = [(e, v, b) for e, v, b in pts if e is not None and v is not None]
             if not pts:
                 continue
             line, marker, face = styles.get(test, (":", "s", None))
-            xs, ys = zip(*pts)
+            xs, ys, bars = zip(*pts)
             if not curves:
                 xs = [i + (-0.12 if test == "none" else 0.12 if test == "sign" else 0.0)]
-            ax.plot(xs, ys, line if curves else "none", marker=marker, color=color,
-                    markersize=5 if curves else 8, markerfacecolor=face or color,
-                    label=f"{label}, {names[test]}" if curves else None)
+            yerr = None if all(b is None for b in bars) else [b or 0.0 for b in bars]
+            ax.errorbar(xs, ys, yerr=yerr, fmt=line if curves else "none", marker=marker,
+                        color=color, markersize=5 if curves else 8,
+                        markerfacecolor=face or color, capsize=2 if curves else 4,
+                        elinewidth=1, label=f"{label}, {names[test]}" if curves else None)
     if curves:
         ax.set_xlabel("epoch")
         ax.set_title("Test error during training, measured with full-precision weights W "

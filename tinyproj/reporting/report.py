@@ -8,7 +8,12 @@
 What it reads from each run folder (``RUN_DIR``):
 
 * ``config.json`` and ``metrics.jsonl`` (written by ``tinyproj train``) → Table 2 and
-  Figure 1B. Nothing else is needed for those.
+  Figure 1B. Nothing else is needed for those. Every error read there is one evaluation, so
+  it is shown with a bar (:mod:`tinyproj.reporting.single_eval`): mean ± std over the seeds
+  for runs that differ only in seed, else the binomial SE of the test set, labelled "SE".
+  ``curve_dirs`` (``--curves``): Figure 1B from these run folders instead (e.g. the same
+  configs retrained with ``--eval-every-steps``, when the report's runs were evaluated once);
+  the caption says that it shows other runs, and whether they are the same networks.
 * ``checkpoint.npz`` plus the run's data (``--data-dir`` overrides where it is) → the
   layer-wise analyses of :mod:`tinyproj.robustness.analysis`: Figure 1C (mean |W − Sign(W)|
   per layer), 1D (activity correlation, W vs Sign(W), on one test minibatch, batch norm
@@ -56,6 +61,7 @@ from ..robustness.te_scores import read_test_scores
 from . import figures
 from .errorbar_tables import sweep_table_markdown, table2_errorbars_markdown
 from .errorbars import average_rows, seed_groups
+from .single_eval import SE_NOTE, curve_with_bars
 from .table2 import (PAPER_EPOCHS, TABLE_NOTE, describe_setup, format_value, label_runs,
                      read_run, read_sweep, table2, table2_markdown, write_table2)
 
@@ -79,6 +85,8 @@ class Report:
     sweeps: dict = field(default_factory=dict)       # {distortion: {label: rows}} as drawn
     table2_scores: dict = field(default_factory=dict)  # {run label: {test: table2 row}}
     fig1d_bn: dict = field(default_factory=dict)     # {run label: how 1D re-estimated}
+    fig1b_bars: set = field(default_factory=set)     # {"SE", "seeds"}: the bars drawn in 1B
+    curve_runs: list = field(default_factory=list)   # the runs 1B is drawn from, if others
 
 
 CAPTIONS = {
@@ -178,7 +186,8 @@ def _run_analyses(run, data_dir, want_hist: bool, hist_layer: str, betas, log,
 
 
 def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer: str = "conv2",
-                betas=None, log=print, bn: BNProtocol | None = None) -> Report:
+                betas=None, log=print, bn: BNProtocol | None = None,
+                curve_dirs=None) -> Report:
     """Write Table 2, the figures that have data, and ``report.md`` into ``out``.
 
     run_dirs: run folders (each needs config.json; metrics.jsonl, checkpoint.npz and
@@ -188,8 +197,9 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
     shown is the first tr-sign-c run, else the first run). betas: the β of Figure 2D
     (default ``analysis.DEFAULT_BETAS``). bn: how Figure 1D re-estimates batch norm for each
     pass (a ``BNProtocol``; default exact over every training image, the sweeps' default;
-    ``bn_estimate.protocol_from_settings`` reads the command line's words). Returns a
-    :class:`Report`.
+    ``bn_estimate.protocol_from_settings`` reads the command line's words). curve_dirs: run
+    folders Figure 1B is drawn from instead of ``run_dirs`` (None: the report's runs).
+    Returns a :class:`Report`.
     """
     bn = BNProtocol() if bn is None else bn
     betas = analysis.DEFAULT_BETAS if betas is None else tuple(betas)
@@ -200,14 +210,25 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
     _check_out_folder(out)                       # all checks before anything is written
     runs = [read_run(d) for d in run_dirs]
     label_runs(runs)
+    curve_runs = [read_run(d) for d in ([curve_dirs] if isinstance(curve_dirs, (str, Path))
+                                        else list(curve_dirs or []))]
+    label_runs(curve_runs)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / REPORT_MARKER, "This folder was written by `tinyproj report`: its "
                       "report.md, table2.* and figures are rewritten by the next report here.\n")
     rep = Report(out, runs)
     rep.tables = write_table2(runs, out)
 
-    # -- Figure 1B: metrics --------------------------------------------------------------
-    with_rows = {r.label: r.rows for r in runs if r.rows}
+    # -- Figure 1B: metrics, with a bar on every point ----------------------------------
+    rep.curve_runs = curve_runs
+    with_rows = {}
+    for name, members in seed_groups(curve_runs or runs).items():
+        rows, kind = curve_with_bars([(r.rows, r.config) for r in members])
+        if rows:
+            have = [r for r in members if r.rows]
+            with_rows[name if len(have) == 1 and name == have[0].label else
+                      f"{name} ({len(have)} seed{'s' if len(have) > 1 else ''})"] = rows
+            rep.fig1b_bars.add(kind)
     if with_rows:
         figures.training_curves(with_rows, out / "fig1b.png")
         rep.figures["fig1b"] = out / "fig1b.png"
@@ -395,6 +416,53 @@ def _check_out_folder(out: Path) -> None:
                             "folder, or move those files away", flag="--out")
 
 
+def _fig1b_bars(rep: Report) -> str:
+    """What Figure 1B's bars are, and which runs it shows (when not the report's own)."""
+    said = []
+    if "seeds" in rep.fig1b_bars:
+        said.append("for runs that differ only in seed, the mean over the seeds ± their std")
+    if "SE" in rep.fig1b_bars:
+        said.append("for a single run, ± the binomial standard error of one evaluation on the "
+                    "test set, sqrt(p(1 − p)/n_test) — the test set's sampling error, not a "
+                    "spread over seeds or over batch-norm re-estimations")
+    text = ("Error bars: " + "; ".join(said) + ".") if said else ""
+    if rep.curve_runs:
+        same = _same_networks(rep)
+        text += (" **These curves come from separate runs** (" + ", ".join(
+            f"`{r.folder}`" for r in rep.curve_runs) + "): the same configurations retrained "
+            "with evaluations inside the epoch. " + same)
+    return text
+
+
+def _same_networks(rep: Report) -> str:
+    """Whether Figure 1B's separate runs hold the report's networks: their checkpoints'
+    fingerprints compared (``runs.fingerprint``); said plainly when that cannot be checked."""
+    from ..runs.fingerprint import checkpoint_fingerprint
+    mine = {r.preset or r.label: r for r in rep.runs}
+    same, differ, unknown = [], [], []
+    for run in rep.curve_runs:
+        other = mine.get(run.preset or run.label)
+        a, b = run.folder / "checkpoint.npz", other.folder / "checkpoint.npz" if other else None
+        if other is None or not a.is_file() or not b.is_file():
+            unknown.append(run.label)
+        elif checkpoint_fingerprint(a) == checkpoint_fingerprint(b):
+            same.append(run.label)
+        else:
+            differ.append(run.label)
+    said = []
+    if differ:
+        said.append(f"{', '.join(differ)}: **not the same networks** as those of Table 2 and "
+                    "the sweeps (other weights: retrained by another version of the code), so "
+                    "read their shapes over training, not their last values, against the "
+                    "tables")
+    if same:
+        said.append(f"{', '.join(same)}: the same networks as Table 2's (equal weights)")
+    if unknown:
+        said.append(f"{', '.join(unknown)}: not checked against the report's networks (a "
+                    "checkpoint is missing)")
+    return "; ".join(said) + "."
+
+
 def _fig1d_protocol(how: dict) -> str:
     """The sentence saying how Figure 1D's batch norm was re-estimated (per run if they differ)."""
     kinds = sorted(set(how.values()))
@@ -418,6 +486,14 @@ def _write_markdown(rep: Report) -> Path:
         lines.append(f"- **{row['run']}** (`{row['folder']}`): {describe_setup(row)}; "
                      f"{format_value(row['epochs_trained'])} of "
                      f"{format_value(row['epochs_planned'])} epochs trained")
+    if rep.curve_runs:
+        lines += ["", "Figure 1B is drawn from separate runs, the same configurations with "
+                  "evaluations inside the epoch:", ""]
+        for run in rep.curve_runs:
+            evals = len(run.rows)
+            every = run.config.get("eval_every_steps")
+            lines.append(f"- **{run.label}** (`{run.folder}`): {evals} evaluations"
+                         + (f", every {every} steps" if every else ""))
     short = [r for r in table
              if not isinstance(r["epochs_trained"], int) or r["epochs_trained"] < PAPER_EPOCHS]
     if short:
@@ -441,8 +517,9 @@ def _write_markdown(rep: Report) -> Path:
             if name in per_layer:
                 distortion_name = figures.DISTORTIONS[per_layer[name]]["name"]
                 caption = CAPTIONS["per_layer"].format(name=distortion_name)
-            elif name == "fig1b" and not rep.fig1b_curves:
-                caption = CAPTIONS["fig1b_points"]
+            elif name == "fig1b":
+                caption = CAPTIONS["fig1b" if rep.fig1b_curves else "fig1b_points"]
+                caption += " " + _fig1b_bars(rep)
             else:
                 caption = CAPTIONS[name]
             if name == "fig1d" and rep.fig1d_bn:

@@ -4,6 +4,11 @@ Table 2 is the test error of every training regime under three test projections 
 Te-Sign, Te-Round), next to the paper's values. Used by :mod:`tinyproj.reporting.report`
 (``tinyproj report``); see its docstring for which errors the table shows (the last
 evaluation, and the one at the best validation epoch).
+
+Every error here is one evaluation, so each carries a bar (:mod:`.single_eval`): runs that
+differ only in seed share one Markdown row, mean ± std over the seeds (n seeds); a run alone
+gets the binomial standard error of its test set, sqrt(p(1 − p)/n_test), labelled "SE".
+The CSV keeps one row per run with the SE beside each error (``te_<t>_se``, ``n_test``).
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from pathlib import Path
 
 from .. import robustness
 from ..runs.files import atomic_write_text, read_jsonl
+from .errorbars import seed_groups
+from .single_eval import SE_NOTE, ErrorBar, format_bar, seed_error, single_error, images_scored
 
 __all__ = ["PAPER_TABLE2", "PAPER_EPOCHS", "TESTS", "TABLE_NOTE", "RunSummary", "read_run",
            "read_sweep", "label_runs", "table2", "table2_markdown", "write_table2",
@@ -42,7 +49,8 @@ TABLE_NOTE = (
     "the run's **last** evaluation; the \"@best val\" columns are the evaluation at the epoch "
     "of lowest validation error (the paper's protocol; — when the run has no validation "
     f"set). The paper's values are for {PAPER_EPOCHS} epochs on all of CIFAR-10 at full "
-    "width; short or small runs are not expected to reach them.")
+    "width; short or small runs are not expected to reach them. " + SE_NOTE + " Precision "
+    "follows the bar.")
 """The legend under Table 2: what each column means and which evaluation it shows."""
 
 
@@ -136,23 +144,30 @@ def _pct(value):
 
 
 def table2(runs: list) -> list:
-    """One dict per run: its setup, Te-None/Sign/Round (%) last and at best validation, and
-    the paper's values when the run's preset is one of Table 2's."""
+    """One dict per run: its setup, Te-None/Sign/Round (%) last and at best validation with
+    each one's binomial SE (``te_<t>_se``, ``best_val_te_<t>_se``, over ``n_test`` images),
+    its seed group (``seed_group``: runs that differ only in seed share it), and the paper's
+    values when the run's preset is one of Table 2's."""
+    group_of = {r.label: name for name, members in seed_groups(runs).items() for r in members}
     table = []
     for run in runs:
         cfg, last = run.config, run.last or {}
+        n_test = images_scored(last, cfg) if last else None
         row = {
             "run": run.label, "preset": run.preset or "", "folder": str(run.folder),
             "model": cfg.get("model"), "width": cfg.get("width"),
             "dataset": cfg.get("dataset"), "train_images": cfg.get("train_subset"),
             "epochs_trained": last.get("epoch"), "epochs_planned": cfg.get("epochs"),
-            "steps": last.get("step"),
+            "steps": last.get("step"), "seed": cfg.get("seed"),
+            "seed_group": group_of.get(run.label, run.label), "n_test": n_test,
         }
         for t in TESTS:
-            row[f"te_{t}"] = _pct(last.get("test_error", {}).get(t))
+            e = single_error(last.get("test_error", {}).get(t), n_test)
+            row[f"te_{t}"], row[f"te_{t}_se"] = e.value, e.bar
         row["best_val_epoch"] = last.get("best_val_epoch")
         for t in TESTS:
-            row[f"best_val_te_{t}"] = _pct(last.get("test_error_at_best_val", {}).get(t))
+            e = single_error(last.get("test_error_at_best_val", {}).get(t), n_test)
+            row[f"best_val_te_{t}"], row[f"best_val_te_{t}_se"] = e.value, e.bar
         paper = PAPER_TABLE2.get((run.preset or "").lower(), {})
         for t in TESTS:
             row[f"paper_te_{t}"] = paper.get(t)
@@ -182,18 +197,36 @@ def describe_setup(row) -> str:
     return f"{row['model']}, {width_txt}, {row['dataset']}, {images_txt}"
 
 
+def _bar(rows: list, key: str) -> str:
+    """The cell of column ``key`` for one run (± its SE) or a seed group (± std over seeds)."""
+    if len(rows) == 1:
+        r = rows[0]
+        return format_bar(ErrorBar(r[key], r.get(f"{key}_se"), "SE" if r.get(f"{key}_se")
+                                   is not None else None, r.get("n_test")))
+    return format_bar(seed_error(None if r[key] is None else r[key] / 100.0 for r in rows))
+
+
 def table2_markdown(table: list) -> str:
-    """Table 2 as a Markdown table (errors in %, two decimals; — where there is no value)."""
+    """Table 2 as a Markdown table, errors in % with their bars (:mod:`.single_eval`): one row
+    per run (± SE of its test set), or per seed group (± std over the seeds); — where there
+    is no value."""
     head = ("| run | setup | epochs trained | Te-None | Te-Sign | Te-Round | best-val epoch "
             "| Te-None @best val | Te-Sign @best val | Te-Round @best val "
             "| paper Te-None | paper Te-Sign | paper Te-Round |")
     lines = [head, "| " + " | ".join(["---"] * (head.count("|") - 1)) + " |"]
+    groups = {}
     for r in table:
+        groups.setdefault(r.get("seed_group", r["run"]), []).append(r)
+    for name, rows in groups.items():
+        r = rows[0]
+        label = r["run"] if len(rows) == 1 else \
+            f"{name} (seeds {', '.join(str(x.get('seed')) for x in rows)})"
         epochs = f"{format_value(r['epochs_trained'])} of {format_value(r['epochs_planned'])}"
-        cells = [r["run"], describe_setup(r), epochs]
-        cells += [format_value(r[f"te_{t}"]) for t in TESTS]
-        cells.append(format_value(r["best_val_epoch"]))
-        cells += [format_value(r[f"best_val_te_{t}"]) for t in TESTS]
+        cells = [label, describe_setup(r), epochs]
+        cells += [_bar(rows, f"te_{t}") for t in TESTS]
+        cells.append(format_value(r["best_val_epoch"]) if len(rows) == 1 else
+                     ", ".join(format_value(x["best_val_epoch"]) for x in rows))
+        cells += [_bar(rows, f"best_val_te_{t}") for t in TESTS]
         cells += [format_value(r[f"paper_te_{t}"]) for t in TESTS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
