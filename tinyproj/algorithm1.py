@@ -57,9 +57,10 @@ import math
 
 from . import backend, clipping, kernels, projections
 from .optim import flat
+from .projections import power_device
 
 __all__ = ["train_step", "weight_params", "project_weights", "projected", "Trace",
-           "project", "forward", "backward", "update", "clip", "restore"]
+           "project", "forward", "backward", "update", "clip", "restore", "write_clip_bounds"]
 
 
 def weight_params(model) -> dict:
@@ -232,6 +233,25 @@ def clip(weights: dict, bounds: dict, trace=None) -> None:
         _record(trace, name, "W_next", p.data)
 
 
+def write_clip_bounds(model, bounds: dict) -> None:
+    """Write ``bounds`` into the device table that :func:`clip` reads (a fill launch per
+    changed bound; nothing when unchanged, on NumPy or layer by layer).
+
+    :func:`clip` does this itself in every step it runs. A CUDA graph replaying a step runs no
+    Python, so the graph runner (tinyproj/graphs.py) calls this before each replay: a clip
+    schedule's new bounds (AlexNet's ×1.4 at 5K, 10K, 15K) reach the captured kernel in the
+    same array it reads.
+    """
+    weights = weight_params(model)
+    group = flat.group_of(weights.values()) if kernels.mode() != "reference" else None
+    if group is None or not bounds or not backend.is_gpu_array(group.data):
+        return
+    values = tuple(math.inf if c is None else float(c)
+                   for c in (bounds.get(name, math.inf) for name in weights))
+    if not all(math.isinf(c) for c in values):
+        group.device_table("clip_bounds", values, group.dtype)
+
+
 # ---------------------------------------------------------------------------
 # One step.
 # ---------------------------------------------------------------------------
@@ -268,7 +288,7 @@ def train_step(model, x, y, loss_fn, optimizer, projection, bounds, rng, trace=N
     bn_state = _buffers_snapshot(model) if sync else []   # to undo the forward pass on NaN
 
     # -- Lines 1-3: project the weights -------------------------------------------------
-    step_projection = projection.sample(rng)         # θ drawn once for the whole minibatch
+    step_projection = _sample(projection, rng, weights)   # θ drawn once for the minibatch
     saved_W = project(weights, step_projection, rng, trace)
     try:
         # -- Line 5: forward propagation with P ---------------------------------------
@@ -329,6 +349,15 @@ projected = project_weights
 # ---------------------------------------------------------------------------
 # Helpers.
 # ---------------------------------------------------------------------------
+def _sample(projection, rng, weights):
+    """``projection.sample(rng)``; on a device a random β of Power is drawn and kept there
+    (projections/power_device.py): no sync, and a CUDA graph replays the draw."""
+    first = next(iter(weights.values()), None)
+    if first is None:
+        return projection.sample(rng)
+    return power_device.sample(projection, rng, first.data)
+
+
 def _check_bounds(weights: dict, model, bounds) -> None:
     if bounds is None:
         raise TypeError("train_step: bounds must be a dict {param_name: c_k} from "

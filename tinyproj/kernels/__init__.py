@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import weakref
 
 import numpy as np
 
@@ -47,6 +48,10 @@ KERNEL_NAMES = ("im2col", "col2im", "im2col_batch", "col2im_batch", "swap01",
                 # random (Philox, kernels/cuda/random.cuh): Table 1's Stoch and StochM over a
                 # flat buffer, Walking Noise's noise; key = (seed, stream) int64 on the device
                 "stoch_projection_segments", "stochm_projection_segments", "gaussian_noise")
+STEP_NAMES = ("adam_update_scalars", "sgd_update_scalars")
+"""Kernels that read per-step scalars (lr, Adam's bias corrections) from device memory, so a
+CUDA graph can replay them (reference_device.py; not in KERNEL_NAMES: NumPy has no use for
+them, the CPU optimizers pass Python numbers)."""
 FUSED_NAMES = KERNEL_NAMES[11:16]    # the CPU versions of these are in cpu_fused.py
 RANDOM_NAMES = KERNEL_NAMES[16:]     # on NumPy arrays: the reference (NumPy's Philox)
 
@@ -83,6 +88,8 @@ def get(name: str, like=None):
     arrays of a module with ``tinyproj_kernel(name)`` that module's kernel; anything else, and
     everything in ``reference`` mode, the reference kernel.
     """
+    if name in STEP_NAMES:
+        return _get_step(name, like)
     if name not in KERNEL_NAMES:
         raise KeyError(f"unknown kernel {name!r}; known: {', '.join(KERNEL_NAMES)}")
     if mode() == "reference":
@@ -104,19 +111,72 @@ def get(name: str, like=None):
     return kernel if kernel is not None else getattr(reference, name)
 
 
-def random_key(rng, like):
-    """A fresh key (seed, stream) for the random kernels: a (2,) int64 array drawn from ``rng``
-    (the run's generator, rule 5 of docs/design.md) on the device of ``like``.
+def _get_step(name: str, like):
+    """A kernel of STEP_NAMES: CUDA for CuPy arrays, the owning module's (the stand-in's
+    host-compiled twin) for others, the readable twin in reference mode and on NumPy."""
+    from . import reference_device
+    if mode() == "reference":
+        return getattr(reference_device, name)
+    place = _place(like)
+    if place == "cupy":
+        from . import gpu
+        return getattr(gpu, name)
+    own = getattr(place, "tinyproj_kernel", None) if place not in (None, "numpy") else None
+    kernel = own(name) if callable(own) else None
+    return kernel if kernel is not None else getattr(reference_device, name)
 
-    One small draw on the device (a launch, no host sync, no copy when ``rng`` is a generator
-    of that device); the same generator state gives the same key, so a run stays
-    reproducible from its seed and its saved generator state.
+
+_streams = weakref.WeakKeyDictionary()   # device generator → its Philox key on the device
+_streams_strong = {}                      # id → (generator, key) for generators without weakrefs
+
+
+def random_key(rng, like):
+    """A key (seed, stream) for the random kernels: a (2,) int64 array on the device of ``like``.
+
+    On the host (a NumPy generator) a fresh key is drawn from ``rng`` at each call, so a CPU
+    run's draws follow its generator, whose state the checkpoint saves.
+
+    On a device the key lives in device memory, one per generator: the first call draws
+    (seed, stream) from ``rng`` (the run's generator, rule 5 of docs/design.md); every later
+    call advances the stream by one **on the device** (``key[1] += 1``, one launch) and
+    returns the same array. No host sync, no copy — and because the Philox counter moves in device
+    memory, a CUDA graph that replays the step (tinyproj/graphs.py) draws new numbers at
+    every replay instead of the numbers of the captured step. The kernels read the key when
+    they run, in stream order, so each consumer sees its own stream value.
     """
     from .. import backend
-    key = rng.integers(0, 2 ** 62, size=2, dtype=np.int64)
-    if backend.is_gpu_array(key) != backend.is_gpu_array(like):
-        key = backend.to_device(key, "gpu" if backend.is_gpu_array(like) else "cpu")
+    if not backend.is_gpu_array(like):
+        key = rng.integers(0, 2 ** 62, size=2, dtype=np.int64)
+        return backend.to_numpy(key) if backend.is_gpu_array(key) else key
+    key = _stored_key(rng)
+    if key is None:
+        key = rng.integers(0, 2 ** 62, size=2, dtype=np.int64)
+        if not backend.is_gpu_array(key):        # a host generator for device arrays: once
+            key = backend.to_device(key, "gpu")
+        try:
+            _streams[rng] = key
+        except TypeError:                        # not weakly referenceable: kept for good
+            _streams_strong[id(rng)] = (rng, key)
+        return key                               # the first key: as drawn
+    stream = key[1:]                             # a view: `key[1:] += 1` would add a copy
+    stream += 1                                 # the next stream, advanced on the device
     return key
+
+
+def _stored_key(rng):
+    try:
+        return _streams.get(rng)
+    except TypeError:
+        entry = _streams_strong.get(id(rng))
+        return entry[1] if entry is not None and entry[0] is rng else None
+
+
+def forget_random_key(rng) -> None:
+    """Drop ``rng``'s device key (the next ``random_key`` draws a new one from ``rng``)."""
+    try:
+        _streams.pop(rng, None)
+    except TypeError:
+        _streams_strong.pop(id(rng), None)
 
 
 def family(like=None) -> str:

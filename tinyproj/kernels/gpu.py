@@ -287,6 +287,24 @@ def sgd_update(w, g, buf, lr, momentum=0.0, weight_decay=0.0, nesterov=False, fi
                  int(bool(nesterov)), int(bool(first)))
 
 
+def adam_update_scalars(w, g, m, v, scalars, beta1, beta2, eps):
+    """Adam in place, lr and the bias corrections read from ``scalars`` = [lr, 1 − β1^t,
+    1 − β2^t] in device memory (optim/device_scalars.py): one launch, and a CUDA graph that
+    replays it uses each step's values (a kernel argument would be frozen at capture)."""
+    ty = np.dtype(w.dtype).type
+    _elementwise("adam_update_scalars", _ctype(w.dtype), w.size, w, _contiguous(g, w.dtype), m,
+                 v, w.size, _contiguous(scalars, w.dtype), ty(beta1), ty(1.0 - beta1), ty(beta2),
+                 ty(1.0 - beta2), ty(eps))
+
+
+def sgd_update_scalars(w, g, buf, scalars, momentum=0.0, weight_decay=0.0, nesterov=False,
+                       first=False):
+    """SGD in place, lr read from ``scalars[0]`` in device memory: one launch."""
+    _elementwise("sgd_update_scalars", _ctype(w.dtype), w.size, w, _contiguous(g, w.dtype),
+                 w if buf is None else buf, w.size, _contiguous(scalars, w.dtype), momentum,
+                 weight_decay, int(bool(nesterov)), int(bool(first)))
+
+
 # ---------------------------------------------------------------------------
 # Table 1's Sign and Round, and the clip (projection.cu)
 # ---------------------------------------------------------------------------

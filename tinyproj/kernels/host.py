@@ -38,7 +38,8 @@ NAMES = ("im2col_batch", "col2im_batch", "im2col", "col2im", "swap01", "maxpool_
          "sgd_update", "sign_projection", "round_projection", "clip",
          "sign_projection_segments", "round_projection_segments", "clip_segments",
          "batchnorm_forward_fused", "batchnorm_backward_fused", "stoch_projection_segments",
-         "stochm_projection_segments", "gaussian_noise")
+         "stochm_projection_segments", "gaussian_noise", "adam_update_scalars",
+         "sgd_update_scalars")
 
 
 class HostBuildError(RuntimeError):
@@ -341,6 +342,26 @@ def sgd_update(w, g, buf, lr, momentum=0.0, weight_decay=0.0, nesterov=False, fi
     g = np.ascontiguousarray(g, dtype=w.dtype)
     buf = w if buf is None else buf
     _call("sgd_update", w.dtype, w, g, buf, w.size, lr, momentum, weight_decay,
+          int(bool(nesterov)), int(bool(first)))
+
+
+def adam_update_scalars(w, g, m, v, scalars, beta1, beta2, eps):
+    """Adam in place with lr, 1 − β1^t, 1 − β2^t read from ``scalars`` (3,) of w's dtype (the
+    per-step scalars in device memory); see ``reference_device.adam_update_scalars``."""
+    ty = w.dtype.type
+    g = np.ascontiguousarray(g, dtype=w.dtype)
+    scalars = np.ascontiguousarray(scalars, dtype=w.dtype)
+    _call("adam_update_scalars", w.dtype, w, g, m, v, w.size, scalars, ty(beta1),
+          ty(1.0 - beta1), ty(beta2), ty(1.0 - beta2), ty(eps))
+
+
+def sgd_update_scalars(w, g, buf, scalars, momentum=0.0, weight_decay=0.0, nesterov=False,
+                       first=False):
+    """SGD in place with lr read from ``scalars[0]``; see ``reference_device.sgd_update_scalars``."""
+    g = np.ascontiguousarray(g, dtype=w.dtype)
+    scalars = np.ascontiguousarray(scalars, dtype=w.dtype)
+    buf = w if buf is None else buf
+    _call("sgd_update_scalars", w.dtype, w, g, buf, w.size, scalars, momentum, weight_decay,
           int(bool(nesterov)), int(bool(first)))
 
 

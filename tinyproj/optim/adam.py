@@ -16,6 +16,7 @@ The CIFAR-10 runs of the paper use Adam with lr 0.003 (BinaryConnect's decay sch
 from __future__ import annotations
 
 from .. import backend, kernels
+from . import device_scalars
 from .optimizer import Optimizer
 
 __all__ = ["Adam"]
@@ -67,9 +68,23 @@ class Adam(Optimizer):
         for s in states:
             s["step"] = t
         beta1, beta2 = self.betas
+        if backend.is_gpu_array(group.data):     # lr, t, 1 − β^t in device memory
+            scalars = device_scalars.of(group, 3)
+            scalars.write_lr(self.lr)
+            scalars.advance_adam(t, self.betas)
+            kernels.get("adam_update_scalars", group.data)(group.data, group.grad, m, v,
+                                                           scalars.values, beta1, beta2,
+                                                           self.eps)
+            return True
         kernels.get("adam_update", group.data)(group.data, group.grad, m, v, self.lr, beta1,
                                                beta2, self.eps, t)
         return True
+
+    def replayed_group(self, group, states) -> None:
+        for s in states:
+            s["step"] = s.get("step", 0) + 1
+        if getattr(group, "step_scalars", None) is not None:
+            group.step_scalars.replayed()
 
     def load_state_dict(self, state_dict) -> None:
         super().load_state_dict(state_dict)

@@ -65,6 +65,7 @@ class FlatParams:
             self.grad_views[i] = self.grad[a:b].reshape(shape)
         self._device_tables = {}
         self._state = {}                          # key → (flat buffer, {i: view})
+        self.step_scalars = None                  # optim/device_scalars.py, made on a device
         self.adopt(force=True)
         self.weight_offsets()                     # made now, not in the first step
 
@@ -139,16 +140,21 @@ class FlatParams:
         """``values`` as an array on the buffer's device, kept under ``key`` and made again
         only when the values change (offsets once, clip bounds when a clip schedule moves
         them). Made with one fill launch per value, not a host→device copy: a step that
-        changes the bounds still copies nothing up."""
+        changes the bounds still copies nothing up. On a device a change is written into the
+        same array (only the values that changed), so a CUDA graph that captured a step
+        reading it sees the new bounds at its next replay."""
         values = tuple(values.tolist() if hasattr(values, "tolist") else values)
         cached = self._device_tables.get(key)
         if cached is None or cached[0] != values:
             if self.xp is np:
                 table = np.asarray(values, dtype=dtype)
             else:                                  # filled on the device: launches, no copy
-                table = self.xp.empty(len(values), dtype=dtype)
-                for i, v in enumerate(values):
-                    table[i] = v
+                same_size = cached is not None and len(cached[0]) == len(values)
+                table = cached[1] if same_size else self.xp.empty(len(values), dtype=dtype)
+                old = cached[0] if same_size else (None,) * len(values)
+                for i, v in enumerate(values):     # in place: a captured CUDA graph keeps
+                    if old[i] != v:                # reading this very array (graphs.py)
+                        table[i] = v
             cached = (values, table)
             self._device_tables[key] = cached
         return cached[1]

@@ -23,6 +23,11 @@ parameter's: read ``p.data`` again.
 ``state_dict()`` / ``load_state_dict()`` save and restore everything (the
 hyper-parameters, the step count and copies of the state arrays), so that a run
 resumed from a checkpoint continues bit for bit like one that never stopped.
+
+On a device the numbers that change per step (lr, Adam's t and bias corrections) live in
+device memory (``optim/device_scalars.py``), so that a CUDA graph replaying the step
+(``tinyproj/graphs.py``) sees each step's values; ``write_step_scalars()`` and
+``replayed()`` are what the graph runner calls around a replay, in which no Python runs.
 """
 from __future__ import annotations
 
@@ -94,13 +99,55 @@ class Optimizer:
         """Update every parameter that has a gradient, in place: one launch per flat buffer
         when every parameter has its gradient, else parameter by parameter."""
         self.t += 1
+        self.last_step_flat = True
         for group, indices in zip(self.groups, self._group_index):
             group.adopt()                        # parameters whose .data was replaced: back in
             states = [self.state[i] for i in indices]
             if group.gather_grads() and self.update_flat(group, states):
                 continue
+            self.last_step_flat = False          # per parameter: launch arguments, not graphable
             for i in indices:
                 self._step_one(self.params[i], self.state[i])
+
+    # -- around a replayed CUDA graph (tinyproj/graphs.py) ----------------------------------
+    def write_step_scalars(self) -> None:
+        """Write the current lr into each device group's per-step scalars (a launch if it
+        changed): called before a graph replay, outside the captured region."""
+        for group in self.groups:
+            scalars = getattr(group, "step_scalars", None)
+            if scalars is not None:
+                scalars.write_lr(self.lr)
+
+    def replayed(self) -> None:
+        """The host's bookkeeping of one step that a graph replay did on the device (no
+        Python ran in it): the step count, and what ``replayed_group`` adds per rule."""
+        self.t += 1
+        for group, indices in zip(self.groups, self._group_index):
+            self.replayed_group(group, [self.state[i] for i in indices])
+
+    def replayed_group(self, group, states) -> None:
+        """Per-rule host bookkeeping of a replayed flat step (Adam: each parameter's t)."""
+
+    def host_counters(self):
+        """The host-side counters a step changes (to undo a failed graph capture)."""
+        scalars = [(getattr(g, "step_scalars", None)) for g in self.groups]
+        return (self.t, [s.get("step") for s in self.state],
+                [None if c is None else (c.host_t, c.host_lr) for c in scalars])
+
+    def set_host_counters(self, counters) -> None:
+        t, steps, scalars = counters
+        self.t = t
+        for s, step in zip(self.state, steps):
+            if step is None:
+                s.pop("step", None)
+            else:
+                s["step"] = step
+        for g, saved in zip(self.groups, scalars):
+            current = getattr(g, "step_scalars", None)
+            if current is not None and saved is not None:
+                current.host_t, current.host_lr = saved
+            elif current is not None:            # made during the capture: make it again
+                g.step_scalars = None
 
     def update_flat(self, group, states) -> bool:
         """Update every parameter of ``group`` (a FlatParams) at once; False when this rule

@@ -14,7 +14,8 @@ The AlexNet run of the paper uses SGD without momentum.
 """
 from __future__ import annotations
 
-from .. import kernels
+from .. import backend, kernels
+from . import device_scalars
 from .optimizer import Optimizer
 
 __all__ = ["SGD"]
@@ -46,6 +47,14 @@ class SGD(Optimizer):
             return False
         first = not has_buf.pop()
         buf = group.state_buffer("momentum_buffer", states) if self.momentum else None
+        if backend.is_gpu_array(group.data):     # lr read from device memory (graphs)
+            scalars = device_scalars.of(group, 1)
+            scalars.write_lr(self.lr)
+            kernels.get("sgd_update_scalars", group.data)(group.data, group.grad, buf,
+                                                          scalars.values, self.momentum,
+                                                          self.weight_decay, self.nesterov,
+                                                          first=first)
+            return True
         kernels.get("sgd_update", group.data)(group.data, group.grad, buf, self.lr,
                                               self.momentum, self.weight_decay, self.nesterov,
                                               first=first)

@@ -4,7 +4,8 @@
     conv.cuh/.cu      im2col_batch, col2im_batch (gather-style)
     pool.cuh/.cu      maxpool_forward, maxpool_backward (gather-style)
     batchnorm.cuh/.cu batchnorm_forward, batchnorm_backward (one block per channel, fixed order)
-    optim.cuh/.cu     adam_update, sgd_update (flat buffers: all parameters in one launch)
+    optim.cuh/.cu     adam_update, sgd_update (flat buffers: all parameters in one launch);
+                      *_scalars: the same, lr and Adam's bias corrections read from the device
     projection.cuh/.cu maxabs, sign_apply, round_apply, clip_apply, and *_segments: every
                       layer at once over a flat buffer with an offsets table
     random.cuh        Philox-4x32-10 counter-based random numbers: uniforms, normal pairs
@@ -36,6 +37,8 @@ KERNELS = {
     "batchnorm_backward": ("batchnorm.cu", "ppppppppp" + "iii" + "iii"),
     "adam_update": ("optim.cu", "pppp" + "i" + "tttttttt"),
     "sgd_update": ("optim.cu", "ppp" + "i" + "ttt" + "ii"),
+    "adam_update_scalars": ("optim.cu", "pppp" + "i" + "p" + "ttttt"),
+    "sgd_update_scalars": ("optim.cu", "ppp" + "i" + "p" + "tt" + "ii"),
     "maxabs": ("projection.cu", "pip"),
     "sign_apply": ("projection.cu", "pppi"),
     "round_apply": ("projection.cu", "pppi"),

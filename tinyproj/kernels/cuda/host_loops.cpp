@@ -136,6 +136,22 @@ void sgd_update_loop(T* w, const T* g, T* buf, tp_int size, T lr, T momentum, T 
 }
 
 template <typename T>
+void adam_update_scalars_loop(T* w, const T* g, T* m, T* v, tp_int size, const T* scalars,
+                              T beta1, T one_m_beta1, T beta2, T one_m_beta2, T eps) {
+    T lr = scalars[0], bc1 = scalars[1], bc2 = scalars[2];
+    for (tp_int e = 0; e < size; ++e)
+        adam_element(w, g, m, v, e, lr, beta1, one_m_beta1, beta2, one_m_beta2, eps, bc1, bc2);
+}
+
+template <typename T>
+void sgd_update_scalars_loop(T* w, const T* g, T* buf, tp_int size, const T* scalars,
+                             T momentum, T weight_decay, tp_int nesterov, tp_int first) {
+    T lr = scalars[0];
+    for (tp_int e = 0; e < size; ++e)
+        sgd_element(w, g, buf, e, lr, momentum, weight_decay, nesterov, first);
+}
+
+template <typename T>
 void maxabs_loop(const T* w, tp_int size, T* alpha) {
     T s[TP_BLOCK];
     for (tp_int t = 0; t < TP_BLOCK; ++t) s[t] = maxabs_share(w, size, t);
@@ -251,6 +267,12 @@ extern "C" void tp_adam_update_##SUF(T* w, const T* g, T* m, T* v, tp_int size, 
 extern "C" void tp_sgd_update_##SUF(T* w, const T* g, T* buf, tp_int size, T lr, T mom,      \
         T wd, tp_int nesterov, tp_int first) {                                                \
     sgd_update_loop(w, g, buf, size, lr, mom, wd, nesterov, first); }                         \
+extern "C" void tp_adam_update_scalars_##SUF(T* w, const T* g, T* m, T* v, tp_int size,     \
+        const T* scalars, T b1, T omb1, T b2, T omb2, T eps) {                               \
+    adam_update_scalars_loop(w, g, m, v, size, scalars, b1, omb1, b2, omb2, eps); }          \
+extern "C" void tp_sgd_update_scalars_##SUF(T* w, const T* g, T* buf, tp_int size,           \
+        const T* scalars, T mom, T wd, tp_int nesterov, tp_int first) {                      \
+    sgd_update_scalars_loop(w, g, buf, size, scalars, mom, wd, nesterov, first); }           \
 extern "C" void tp_maxabs_##SUF(const T* w, tp_int size, T* alpha) {                         \
     maxabs_loop(w, size, alpha); }                                                            \
 extern "C" void tp_sign_apply_##SUF(const T* w, const T* alpha, T* out, tp_int size) {       \
