@@ -9,11 +9,13 @@ import pytest
 from tinyproj import backend
 from tinyproj import walking_noise as wn
 from tinyproj.cli import build_parser, main as cli_main
-from tinyproj.cli.walk import _check_args, _train_config
-from tinyproj.data.sources import ArraySource
+from tinyproj.cli.walk_args import check_args
+from tinyproj.cli.walk_models import train_config
 from tinyproj.errors import UserError
 from tinyproj.runs.config import PRESETS
 from tinyproj.walking_noise import setups
+
+from test_walk_protocol import _source     # a small learnable 10-class source
 
 # The authors' epochs per (dataset, model), read from their experiment configurations
 # (UniHD-CEG/walking-noise, experiment_configs/<dataset>/*.yaml: num_epochs).
@@ -29,19 +31,11 @@ LEGACY = dict(init="glorot", bias="auto", lr_schedule="cosine", preprocess=None,
 """tinyproj's walk set-up before it had a name (noisy_training.SETUP + the CLI's 5 epochs)."""
 
 
-def _source(n=64, seed=0, shape=(1, 6, 6)):
-    rng = np.random.default_rng(seed)
-    means = rng.random((10, *shape)).astype(np.float32)
-    y = np.arange(n) % 10
-    x = (means[y] + 0.3 * rng.standard_normal((n, *shape))).astype(np.float32)
-    return ArraySource(x, y.astype(np.int64))
-
-
 def _cli_config(*argv):
     """The clean training's TrainConfig that `tinyproj walk ARGV` would run (no I/O)."""
     args = build_parser().parse_args(["walk", "--out", "unused", *argv])
-    _check_args(args)
-    return _train_config(args, 0, Path("unused") / "model")
+    check_args(args)
+    return train_config(args, 0, Path("unused") / "model")
 
 
 @pytest.mark.parametrize("dataset,model", sorted(AUTHORS_EPOCHS))
