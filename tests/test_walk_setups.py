@@ -28,7 +28,8 @@ AUTHORS_DATA = {"mnist": ("scale", "none"), "fashion-mnist": ("signed", "crop_fl
 LEGACY = dict(init="glorot", bias="auto", lr_schedule="cosine", preprocess=None,
               augment="none", epochs=5, lr=1e-3, batch_size=128, optimizer="adam",
               loss="cross_entropy", val_size=0)
-"""tinyproj's walk set-up before it had a name (noisy_training.SETUP + the CLI's 5 epochs)."""
+"""tinyproj's walk set-up before it had a name (the old noisy_training.SETUP, the old CLI's 5
+epochs)."""
 
 
 def _cli_config(*argv):
