@@ -358,6 +358,12 @@ _quick.show(fig, "06_layers_addnorm.png")
 # (1B training curves, 1C |W − Sign(W)| per layer, 1D activity correlation W vs Sign(W),
 # 2A–2C sweeps, 2D weight histograms under Power, per-layer sweeps) and a `report.md` that
 # embeds them with captions. Figures without data are skipped and listed.
+#
+# Every error the report reads from `metrics.jsonl` was measured *once*, so it is printed with
+# a bar: over the seeds when several runs differ only in their seed, otherwise the binomial
+# standard error of the test set, sqrt(p(1 − p)/n_test), tagged "(SE)" — with 500 test images
+# at p = 0.5 that is ±2.2 points, which is why small-test-set numbers must not be read to two
+# decimals.
 
 # %%
 rep = reporting.make_report([folders[p] for p in PRESETS], os.path.join(OUT, "06_report"),
@@ -369,14 +375,17 @@ print("skipped:", rep.skipped or "nothing")
 # %% [markdown]
 # Figure 1D's numbers can also be had directly: the correlation of each layer's activity
 # between a pass with W and a pass with Sign(W) on one test minibatch, batch norm
-# re-estimated for each pass.
+# re-estimated for each pass — exactly over the whole training set by default, as the
+# sweeps do (`bn_images="all"`, `bn_pass_size`); `bn_batches=K` is the old protocol.
 
 # %%
 x, _ = run.test.batch(range(50))
-corr = analysis.activation_correlation(run.model, x, "sign", source=run.train,
-                                       bn_batches=BN_BATCHES, batch_size=50)
-print("tr-none-c, correlation W vs Sign(W) per layer:",
+corr = analysis.activation_correlation(run.model, x, "sign", source=run.train)
+old = analysis.activation_correlation(run.model, x, "sign", source=run.train,
+                                      bn_batches=BN_BATCHES, batch_size=50)
+print("tr-none-c, correlation W vs Sign(W) per layer (exact):",
       {k: round(v, 3) for k, v in corr.items()})
+print(f"  the old protocol ({BN_BATCHES} × 50):", {k: round(v, 3) for k, v in old.items()})
 print(f"\nlesson finished in {time.perf_counter() - START:.0f} s")
 
 # %% [markdown]
