@@ -49,7 +49,7 @@ def _cmd_train(args) -> int:
                           .replace(":", "_"))
     cfg.data_dir = resolve_data_dir(cfg.data_dir)
     _banner(cfg, args.resume)
-    train(cfg, resume=args.resume, progress=not args.no_progress)
+    train(cfg, resume=args.resume, progress=not args.no_progress, graph=args.graph)
     print(f"results in {cfg.out}/ (metrics.jsonl: one row per evaluation; checkpoint.npz)")
     return 0
 
@@ -136,6 +136,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out with its saved settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--graph", choices=("auto", "on", "off"), default="auto",
+                   help="capture the training step once as a CUDA graph and replay it for every "
+                   "minibatch (CuPy; same weights as eager steps; an epoch's last partial batch "
+                   "runs eagerly). auto (default): on with CuPy, a capture check on the "
+                   "stand-in, eager on NumPy; on: also say why when it cannot; off: eager")
     p.add_argument("--list-presets", action="store_true", help="list the presets and exit")
     p.set_defaults(func=_cmd_train)
     p = sub.add_parser("demo", help="train small Tr-None-NC and Tr-Sign-C nets briefly, compare")

@@ -38,7 +38,10 @@ run with the last checkpoint intact.
 
 On a device (CuPy, or the counting stand-in) a step makes no device→host sync and no
 host→device copy: the training set is copied to the device once (``ResidentSource``), each
-epoch's shuffled order once, and every minibatch is gathered there. The loss and the
+epoch's shuffled order once, and every minibatch is gathered there, at a position kept in
+device memory (``device_batches.py``), so that the whole step — gather, Algorithm 1, error
+count — can be captured once as a CUDA graph and replayed (``graph="auto"``,
+``tinyproj train --graph``; tinyproj/graphs.py). The loss and the
 number of training errors of each step stay on the device and are read together every
 :data:`READ_EVERY` steps (for the progress bar), and always before an evaluation or a
 checkpoint. A non-finite loss is therefore noticed up to READ_EVERY − 1 steps late: the

@@ -34,7 +34,9 @@ What it counts (:func:`counts`, :func:`reset`, :func:`counting`):
 * ``copies`` — host→device transfers: ``xp.asarray(numpy_array)``, a host index array or
   host values in indexing.
 
-``by_op()`` tells which operations made the launches. ``kernels.get(name, device_array)``
+``by_op()`` tells which operations made the launches. ``capture_check(region)`` refuses,
+with :class:`CaptureError` naming the operation, any sync or copy inside a block: what a CUDA
+graph capture would refuse (tinyproj/graphs.py runs the training step under it here). ``kernels.get(name, device_array)``
 hands out the GPU kernels' host-compiled twins (``kernels/host.py``), one launch per call,
 as CuPy arrays get the CUDA kernels themselves. Compared with real CuPy the counts
 are a lower bound where CuPy runs one call as several kernels (``pad``, ``sort``).
@@ -47,13 +49,15 @@ from __future__ import annotations
 import numpy as np
 
 from .array import DeviceArray, ndarray
-from .counters import by_op, counting, counts, reset, set_strict
+from .counters import (CaptureError, by_op, capture_check, capturing, counting, counts, reset,
+                       set_strict)
 from .module import (Generator, array, ascontiguousarray, asarray, asnumpy, get_array_module,
                      numpy_function, random, scatter_add, tinyproj_kernel)
 
 __all__ = ["DeviceArray", "counts", "reset", "counting", "by_op", "set_strict", "asarray", "array",
            "asnumpy", "get_array_module", "ndarray", "random", "ascontiguousarray",
-           "scatter_add", "tinyproj_kernel", "Generator"]
+           "scatter_add", "tinyproj_kernel", "Generator", "capture_check", "capturing",
+           "CaptureError"]
 
 
 def __getattr__(name: str):

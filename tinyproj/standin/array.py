@@ -102,7 +102,7 @@ def call_numpy(op: str, func, args, kwargs):
         if not is_view(result, list(flat_arrays(raw_args))):
             counters.launch(op)
     if op in _SIZE_READ:
-        counters.sync()
+        counters.sync(op=f"{op} (reads its output size back)")
     if "out" in kwargs and kwargs["out"] is not None:
         out = kwargs["out"]
         return out[0] if type(out) is tuple and len(out) == 1 else out
@@ -146,17 +146,17 @@ class DeviceArray:
     # -- explicit transfers -----------------------------------------------------------
     def get(self, stream=None, out=None):
         """A NumPy copy on the host (a device→host sync)."""
-        counters.sync()
+        counters.sync(op=".get()")
         return self._a.copy()
 
     def item(self):
         """The one value as a Python number (a device→host sync)."""
-        counters.sync()
+        counters.sync(op=".item()")
         return self._a.item()
 
     def set(self, array):
         """Overwrite with the values of a host array (a host→device copy)."""
-        counters.copy()
+        counters.copy(op=".set(host array)")
         self._a[...] = np.asarray(array)
 
     # -- implicit transfers are refused -----------------------------------------------
@@ -169,7 +169,7 @@ class DeviceArray:
         if self._a.size != 1:
             raise TypeError(f"{what}: only a one-element array converts to a Python scalar "
                             f"(this one has shape {self._a.shape})")
-        counters.sync()                           # CuPy's own behaviour: a hidden sync
+        counters.sync(op=what)                           # CuPy's own behaviour: a hidden sync
         return kind(self._a.reshape(()).item() if kind is not operator.index else
                     self._a.reshape(())[()])
 
@@ -193,19 +193,19 @@ class DeviceArray:
             return repr(self)
         if counters.strict_at(1):
             raise implicit_error(f"formatting a device array with {spec!r}")
-        counters.sync()
+        counters.sync(op=f"formatting with {spec!r}")
         return format(self._a.item() if self._a.ndim == 0 else self._a, spec)
 
     def tolist(self):
         if counters.strict_at(1):
             raise implicit_error(".tolist()")
-        counters.sync()
+        counters.sync(op=".tolist()")
         return self._a.tolist()
 
     def __iter__(self):
         if counters.strict_at(1):
             raise implicit_error("iterating over a device array")
-        counters.sync()                           # CuPy yields device views; each use syncs again
+        counters.sync(op="iterating over a device array")                           # CuPy yields device views; each use syncs again
         return iter([DeviceArray(self._a[i]) if self._a.ndim > 1 else
                      DeviceArray(np.asarray(self._a[i])) for i in range(len(self._a))])
 
@@ -260,7 +260,7 @@ class DeviceArray:
         if type(k) is DeviceArray:
             return k._a
         if isinstance(k, np.ndarray) or type(k) is list:
-            counters.copy()                       # a host index array goes up first
+            counters.copy(op="indexing with a host index array")                       # a host index array goes up first
             return np.asarray(k)
         return k
 
@@ -268,7 +268,7 @@ class DeviceArray:
         raw_key = self.raw_key(key)
         result = self._a[raw_key]
         if _is_boolean_key(raw_key):
-            counters.sync()                       # the output size is read back to the host
+            counters.sync(op="boolean-mask indexing")                       # the output size is read back to the host
         if isinstance(result, np.ndarray) and is_view(result, [self._a]):
             return DeviceArray(result)
         if not isinstance(result, np.ndarray):
@@ -279,13 +279,13 @@ class DeviceArray:
     def __setitem__(self, key, value):
         raw_key = self.raw_key(key)
         if isinstance(value, np.ndarray):
-            counters.copy()                       # host values go up first
+            counters.copy(op="assigning host values (setitem)")                       # host values go up first
         elif type(value) is DeviceArray:
             value = value._a
         elif type(value) in (list, tuple):
             value = unwrap(value)
         if _is_boolean_key(raw_key):
-            counters.sync()
+            counters.sync(op="boolean-mask assignment")
         self._a[raw_key] = value
         counters.launch("setitem")
 

@@ -84,11 +84,58 @@ def launch(op: str, n: int = 1) -> None:
     _ops[op] += n
 
 
-def sync(n: int = 1) -> None:
-    """Count ``n`` device→host syncs."""
+def sync(n: int = 1, op: str = "a device→host transfer") -> None:
+    """Count ``n`` device→host syncs (``op``: what made them, for a capture check's error)."""
+    _refuse_in_capture("syncs the host with the device", op)
     _counts["syncs"] += n
 
 
-def copy(n: int = 1) -> None:
-    """Count ``n`` host→device copies."""
+def copy(n: int = 1, op: str = "a host→device transfer") -> None:
+    """Count ``n`` host→device copies (``op``: what made them)."""
+    _refuse_in_capture("copies host data to the device", op)
     _counts["copies"] += n
+
+
+# ---------------------------------------------------------------------------
+# Capture check: what a CUDA graph capture would refuse, refused here (tinyproj/graphs.py).
+# ---------------------------------------------------------------------------
+class CaptureError(RuntimeError):
+    """An operation inside a region checked as if captured into a CUDA graph synced with the
+    host or copied host data up; ``op`` names it, ``region`` the region."""
+
+    def __init__(self, message, op=None, region=None):
+        super().__init__(message)
+        self.op, self.region = op, region
+
+
+_capture = {"region": None}
+
+
+def _refuse_in_capture(what: str, op: str) -> None:
+    region = _capture["region"]
+    if region is not None:
+        raise CaptureError(
+            f"{op} {what} inside {region}, a region checked as if captured into a CUDA graph. "
+            "A graph cannot contain it: a device→host read would happen once, at capture, and "
+            "a replay would reuse what it read; host data copied up at capture would be the "
+            "same at every replay. Keep the value on the device (a device array that the "
+            "kernels read), or do the transfer outside the captured step.", op=op, region=region)
+
+
+@contextlib.contextmanager
+def capture_check(region: str = "the captured step"):
+    """``with standin.capture_check("the training step"): step()`` — inside, any device→host
+    sync or host→device copy raises :class:`CaptureError` naming the operation. Launches are
+    allowed (a graph is made of them). Regions do not nest."""
+    if _capture["region"] is not None:
+        raise RuntimeError(f"capture_check: already checking {_capture['region']}")
+    _capture["region"] = region
+    try:
+        yield
+    finally:
+        _capture["region"] = None
+
+
+def capturing() -> bool:
+    """True inside :func:`capture_check`."""
+    return _capture["region"] is not None

@@ -20,7 +20,7 @@ def asarray(a, dtype=None, order=None):
         if dtype is None or np.dtype(dtype) == a.dtype:
             return a
         return a.astype(dtype)
-    counters.copy()
+    counters.copy(op="xp.asarray(host data)")
     return DeviceArray(np.array(a, dtype=dtype, order=order or "K"))
 
 
@@ -29,7 +29,7 @@ def array(a, dtype=None, copy=True, order="K", ndmin=0):
     if type(a) is DeviceArray:
         counters.launch("copy")
         return DeviceArray(np.array(unwrap(a), dtype=dtype, copy=True, order=order, ndmin=ndmin))
-    counters.copy()
+    counters.copy(op="xp.array(host data)")
     return DeviceArray(np.array(a, dtype=dtype, order=order, ndmin=ndmin))
 
 

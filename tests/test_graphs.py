@@ -1,0 +1,291 @@
+"""CUDA-graph readiness of the training step, checked on the CPU (issue 12, item 1).
+
+A replayed graph runs the captured kernels with the captured arguments, so every per-step
+number must live in device memory and nothing in the step may sync or copy (tinyproj/graphs.py).
+Here, without a GPU:
+
+* the per-step scalars in device memory give the eager results they replace, bit for bit
+  (Adam's lr, t and bias corrections; SGD's lr; Power's β; the clip bounds' table);
+* the Philox key moves on the device (one launch, no copy), and NumPy keeps its fresh draws;
+* the stand-in's capture check: the ``bc_cifar10`` step of the training loop (width 1/16) under
+  every training projection makes no sync and no copy inside the checked region; a syncing
+  op is caught with its name; the fallback reason is printed once.
+
+The GPU side (eager and replayed steps give the same weights) is tests/test_gpu_graphs.py.
+"""
+import math
+
+import numpy as np
+import pytest
+
+from tinyproj import algorithm1, backend, clipping, graphs, kernels, models, optim, standin
+from tinyproj.kernels import reference, reference_device
+from tinyproj.projections import power_device, table1
+from tinyproj.runs import training
+from tinyproj.runs.config import make_config
+
+
+@pytest.fixture
+def on_standin():
+    previous = backend.name()
+    backend.use("standin")
+    yield
+    backend.use(previous)
+
+
+def _dev(a):
+    return standin.asarray(a)
+
+
+# ---------------------------------------------------------------------------
+# Per-step scalars in device memory: the same numbers as before
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("module", ["reference_device", "host"])
+def test_adam_with_device_scalars_equals_adam_with_arguments_bit_for_bit(module):
+    rng = np.random.default_rng(0)
+    shape = 1000
+    w0, m0, v0 = (rng.standard_normal(shape).astype(np.float32) for _ in range(3))
+    v0 = np.abs(v0)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    w1, m1, v1 = w0.copy(), m0.copy(), v0.copy()
+    w2, m2, v2 = w0.copy(), m0.copy(), v0.copy()
+    if module == "host":
+        from tinyproj.kernels import host
+        if not host.available():
+            pytest.skip(f"no host build: {host.unavailable_reason()}")
+        kernel = host.get("adam_update_scalars")
+    else:
+        kernel = reference_device.adam_update_scalars
+    for t, lr in [(1, 3e-3), (2, 3e-3), (7, 1.7e-3), (500, 2e-6)]:
+        g = rng.standard_normal(shape).astype(np.float32)
+        reference.adam_update(w1, g, m1, v1, lr, b1, b2, eps, t)
+        scalars = np.array([lr, 1.0 - b1 ** t, 1.0 - b2 ** t]).astype(np.float32)
+        kernel(w2, g, m2, v2, scalars, b1, b2, eps)
+        for a, b in [(w1, w2), (m1, m2), (v1, v2)]:
+            assert np.array_equal(a, b), t
+
+
+def test_sgd_with_device_lr_equals_sgd_with_arguments():
+    rng = np.random.default_rng(1)
+    w1 = rng.standard_normal(50).astype(np.float32)
+    w2, buf1, buf2 = w1.copy(), np.zeros(50, np.float32), np.zeros(50, np.float32)
+    for step, lr in enumerate([0.1, 0.05, 0.05]):
+        g = rng.standard_normal(50).astype(np.float32)
+        reference.sgd_update(w1, g, buf1, lr, 0.9, 1e-4, True, first=step == 0)
+        reference_device.sgd_update_scalars(w2, g, buf2, np.array([lr], np.float32), 0.9, 1e-4,
+                                            True, first=step == 0)
+        assert np.array_equal(w1, w2) and np.array_equal(buf1, buf2)
+
+
+def _adam_run(steps, lrs, device):
+    rng = np.random.default_rng(3)
+    from tinyproj.tensor import Tensor
+    values = [rng.standard_normal((4, 5)).astype(np.float32),
+              rng.standard_normal(5).astype(np.float32)]
+    params = [Tensor(_dev(v) if device else v.copy(), requires_grad=True) for v in values]
+    opt = optim.Adam(params, lr=lrs[0])
+    for step in range(steps):
+        opt.lr = lrs[step]
+        for q in params:
+            g = rng.standard_normal(q.shape).astype(np.float32)
+            q.grad = _dev(g) if device else g
+        opt.step()
+    return opt, [backend.to_numpy(q.data) for q in params]
+
+
+def test_adam_on_a_device_matches_numpy_bit_for_bit_across_lr_changes(on_standin):
+    lrs = [3e-3, 3e-3, 1e-3, 1e-3, 5e-4, 2e-4]
+    _, host = _adam_run(6, lrs, device=False)
+    opt, dev = _adam_run(6, lrs, device=True)
+    for a, b in zip(host, dev):
+        assert np.array_equal(a, b)
+    scalars = opt.groups[0].step_scalars
+    assert scalars.host_t == 6 and scalars.t.item() == 6
+    assert scalars.values.get()[0] == np.float32(2e-4)
+
+
+def test_adam_device_t_follows_a_loaded_state(on_standin):
+    """A resumed optimizer: the host t (from the checkpoint) is written to the device once."""
+    opt, _ = _adam_run(3, [1e-3] * 3, device=True)
+    state = opt.state_dict()
+    opt2, _ = _adam_run(1, [1e-3], device=True)
+    opt2.load_state_dict(state)
+    for q in opt2.params:
+        q.grad = q.data * 0 + 1
+    opt2.step()
+    assert opt2.groups[0].step_scalars.t.item() == 4
+    assert opt2.state[0]["step"] == 4
+
+
+def test_the_lr_is_written_only_when_it_changes(on_standin):
+    opt, _ = _adam_run(2, [1e-3, 1e-3], device=True)
+    with standin.counting() as same:
+        opt.write_step_scalars()
+    opt.lr = 2e-3
+    with standin.counting() as changed:
+        opt.write_step_scalars()
+    assert same.launches == 0 and (changed.launches, changed.copies, changed.syncs) == (1, 0, 0)
+
+
+def test_replayed_bookkeeping_advances_the_host_counters(on_standin):
+    opt, _ = _adam_run(2, [1e-3, 1e-3], device=True)
+    saved = opt.host_counters()
+    opt.replayed()
+    assert opt.t == 3 and all(s["step"] == 3 for s in opt.state)
+    assert opt.groups[0].step_scalars.host_t == 3
+    opt.set_host_counters(saved)
+    assert opt.t == 2 and all(s["step"] == 2 for s in opt.state)
+
+
+def test_power_with_beta_on_the_device_equals_power_bit_for_bit(on_standin):
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+    for beta in [0.01, 0.37, 0.999, 1.5, 1.99]:
+        want = table1.power(w, beta)
+        got = power_device.power(_dev(w), _dev(np.asarray(beta, dtype=np.float32)))
+        assert np.array_equal(got.get(), want), beta
+
+
+def test_power_sample_keeps_beta_on_the_device_and_draws_what_the_host_path_draws(on_standin):
+    from tinyproj import projections
+    spec = projections.parse("power:beta=U(0,2)")
+    w = _dev(np.ones(3, np.float32))
+    a, b = backend.make_rng(5), backend.make_rng(5)
+    with standin.counting() as c:
+        sampled = power_device.sample(spec, a, w)
+    assert (c.syncs, c.copies) == (0, 0) and isinstance(sampled, power_device.DevicePower)
+    host = spec.sample(b)                                  # the old path: the draw read back
+    assert sampled.beta.get() == np.float32(host.params["beta"])
+
+
+def test_the_clip_table_is_updated_in_place(on_standin):
+    model = models.bc_cifar10(width=1 / 16)
+    opt = optim.Adam(model.parameters(), lr=1e-3)         # the flat group
+    group = opt.groups[0]
+    algorithm1.write_clip_bounds(model, clipping.clip_bounds(model, 0.5))
+    table = group._device_tables["clip_bounds"][1]
+    with standin.counting() as c:
+        algorithm1.write_clip_bounds(model, clipping.clip_bounds(model, 0.7))
+    assert group._device_tables["clip_bounds"][1] is table          # the same array
+    assert (c.syncs, c.copies) == (0, 0) and c.launches == table.size
+    first = next(iter(algorithm1.weight_params(model).values()))
+    assert math.isclose(float(table.get()[0]), 0.7 * clipping.glorot_std(first.shape),
+                        rel_tol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# The Philox key moves on the device
+# ---------------------------------------------------------------------------
+def test_random_key_on_a_device_advances_its_stream_there(on_standin):
+    rng = backend.make_rng(6)
+    like = _dev(np.zeros(2, np.float32))
+    first = kernels.random_key(rng, like).get()
+    with standin.counting() as c:
+        second = kernels.random_key(rng, like)
+    assert (c.launches, c.syncs, c.copies) == (1, 0, 0)
+    got = second.get()
+    assert got[0] == first[0] and got[1] == first[1] + 1
+    other = kernels.random_key(backend.make_rng(7), like).get()
+    assert other[0] != first[0]                            # one key per generator
+
+
+def test_random_key_on_numpy_is_a_fresh_draw_from_the_generator():
+    a, b = np.random.default_rng(8), np.random.default_rng(8)
+    like = np.zeros(2, np.float32)
+    for _ in range(2):
+        assert np.array_equal(kernels.random_key(a, like),
+                              b.integers(0, 2 ** 62, size=2, dtype=np.int64))
+
+
+# ---------------------------------------------------------------------------
+# The capture check on the stand-in
+# ---------------------------------------------------------------------------
+def _cfg(preset, **extra):
+    settings = dict(dataset="synthetic", model="bc_cifar10", width=1 / 16, train_subset=60,
+                    val_size=0, test_subset=20, batch_size=20, epochs=1, bn_batches=1,
+                    eval_batch_size=20, out=None)
+    settings.update(extra)
+    return make_config(preset, **settings)
+
+
+def _quiet(*a):
+    pass
+
+
+@pytest.mark.parametrize("projection", ["none", "sign", "stoch", "stochm:gamma=0.5",
+                                        "power:beta=U(0,2)"])
+def test_the_training_step_makes_no_sync_or_copy_inside_the_captured_region(on_standin,
+                                                                             monkeypatch,
+                                                                             projection):
+    """Every step of the loop (gather at the device offset, project, forward, backward,
+    update, clip, error count) runs under ``standin.capture_check``: a sync or a copy would
+    raise. The counts are read around the checked region too."""
+    regions = []
+    real = standin.capture_check
+
+    def counted_check(region="the captured step"):
+        regions.append(region)
+        return real(region)
+
+    monkeypatch.setattr(standin, "capture_check", counted_check)
+    cfg = _cfg("tr-sign-c", projection=projection)
+    _, rows = training.train(cfg, progress=False, log=_quiet, graph="auto")
+    assert len(regions) == 3                               # 60 images / 20: three checked steps
+    assert rows[0]["train_loss"] is not None and math.isfinite(rows[0]["train_loss"])
+
+
+def test_a_syncing_op_inside_the_step_is_caught_with_its_name(on_standin, monkeypatch):
+    real_step = algorithm1.train_step
+
+    def syncing_step(*args, **kwargs):
+        loss, scores = real_step(*args, **kwargs)
+        loss.item()                                        # a read-back: not capturable
+        return loss, scores
+
+    monkeypatch.setattr(algorithm1, "train_step", syncing_step)
+    with pytest.raises(standin.CaptureError, match=r"\.item\(\) syncs the host"):
+        training.train(_cfg("tr-sign-c"), progress=False, log=_quiet, graph="on")
+    training.train(_cfg("tr-sign-c"), progress=False, log=_quiet, graph="off")   # eager: fine
+
+
+def test_a_host_to_device_copy_inside_the_region_is_caught(on_standin):
+    step = graphs.capture_step(lambda: (standin.asarray(np.ones(2)),), mode="on", log=_quiet)
+    with pytest.raises(standin.CaptureError, match="xp.asarray"):
+        step()
+    assert not standin.capturing()                         # the region closed on the error
+
+
+def test_graphs_give_the_same_weights_as_eager_steps_on_the_standin(on_standin):
+    weights = {}
+    for mode in ("off", "auto"):
+        model, _ = training.train(_cfg("tr-sign-c", projection="stoch"),
+                                  progress=False, log=_quiet, graph=mode)
+        weights[mode] = [backend.to_numpy(p.data) for p in model.parameters()]
+    for a, b in zip(weights["off"], weights["auto"]):
+        assert np.array_equal(a, b)
+
+
+def test_the_fallback_reason_is_printed_once():
+    said = []
+    calls = []
+    step = graphs.capture_step(lambda: calls.append(1) or (), mode="on", log=said.append)
+    for _ in range(3):
+        step()
+    assert len(calls) == 3 and step.kind == "eager"
+    assert len(said) == 1 and "numpy backend runs on the CPU" in said[0]
+    quiet = graphs.capture_step(lambda: (), mode="auto", log=said.append)
+    quiet()
+    assert len(said) == 1                                  # auto: eager on NumPy, silently
+
+
+def test_the_training_loop_says_once_why_numpy_runs_eagerly():
+    said = []
+    training.train(_cfg("tr-sign-c"), progress=False, log=said.append, graph="on")
+    assert sum("CUDA graph" in line for line in said) == 1
+
+
+def test_a_bad_graph_mode_is_a_user_error_naming_the_flag():
+    from tinyproj.errors import UserError
+    with pytest.raises(UserError, match="on, off or auto") as err:
+        training.train(_cfg("tr-sign-c"), progress=False, log=_quiet, graph="sometimes")
+    assert err.value.flag == "--graph"
