@@ -221,3 +221,23 @@ def test_cli_flags_select_the_protocol_and_refuse_mixtures(tmp_path, capsys):
 def test_module_docstring_states_both_protocols():
     doc = bn_estimate.__doc__
     assert "re-computed on the training data" in doc and "20 × 50" in doc
+
+
+def test_protocol_from_settings_speaks_the_sweeps_words():
+    from tinyproj.robustness.bn_estimate import protocol_from_settings
+    assert protocol_from_settings() == BNProtocol()                       # exact, all images
+    assert protocol_from_settings("all", 250) == BNProtocol("exact", None, 250)
+    assert protocol_from_settings("5000") == BNProtocol("exact", images=5000)
+    assert protocol_from_settings(5000) == BNProtocol("exact", images=5000)
+    assert protocol_from_settings(bn_batches=20) == BNProtocol.batches(20, 50)   # the old one
+    assert protocol_from_settings(bn_batches=0).kind == "none"           # stored statistics
+    for kwargs, flag in ((dict(bn_images="all", bn_batches=20), "--bn-images"),
+                         (dict(bn_images="-3"), "--bn-images"),
+                         (dict(bn_images=True), "--bn-images"),
+                         (dict(bn_pass_size=0), "--bn-pass-size"),
+                         (dict(bn_pass_size=2.5), "--bn-pass-size"),
+                         (dict(bn_batches=-1), "--bn-batches"),
+                         (dict(bn_batches=3, bn_batch_size=0), "--bn-batch-size")):
+        with pytest.raises(UserError) as err:
+            protocol_from_settings(**kwargs)
+        assert err.value.flag == flag, kwargs
