@@ -1,6 +1,8 @@
 """`tinyproj walk`: Walking Noise on a network — accuracy per noise site and σ, midpoints.
 
-    tinyproj walk --model mlp_tfc --dataset mnist --out runs/wn-mlp
+    tinyproj walk --model mlp_tfc --dataset mnist --out runs/wn-mlp      the authors' 100 epochs
+    tinyproj walk --model mlp_tfc --out runs/wn-quick --epochs 5         a quick look
+    tinyproj walk --setup legacy --model mlp_tfc --out runs/wn-old       tinyproj's earlier set-up
     tinyproj walk --model lenet5 --bn --noise multiplicative --sigmas 0.01,0.1,1,10 --out runs/wn
     tinyproj walk --model mlp_tfc --out runs/wn-mlp --sites all          global noise
     tinyproj walk --model mlp_tfc --out runs/wn-mlp --seeds 0,1,2        three models, spread
@@ -21,6 +23,7 @@ tinyproj's earlier one (Glorot, cosine per step, no augmentation, 5 epochs), wit
 committed results/wn-mnist-train-at-sigma* were made. --epochs overrides the set-up's. Every
 row of a set-up other than legacy records it (``setup``), so a point is never reused for
 another set-up.
+
 With --train-noise SIGMA one network per site (or one for --sites all) is trained with that
 noise at that site instead (RUN_DIR/noisy-models/, dynamics in RUN_DIR/dynamics.jsonl), and
 walked over every test σ: a curve of its own, not the paper's noisy-training curve (that is

@@ -27,7 +27,7 @@ Rows (one JSON object per grid point)::
     accuracy, n_test, chance     fraction correct on the n_test first test images; 1/classes
     bn_protocol, bn_batches      "running" (bn_batches 0) or "reestimate"
     repeats, seed, test_subset   N noisy passes averaged; the seed of the draws
-    ...tags                      extra fields given by the caller (e.g. train_sigma)
+    ...tags                      extra fields given by the caller (e.g. train_sigma, setup)
     seconds                      time taken by the point
 
     network                      fingerprint of the network walked (runs.fingerprint)
