@@ -11,6 +11,9 @@ call ends with a device synchronisation, so a time is the work done, not the wor
   already on the device, ``sync=False`` as the training loop calls it) and PyTorch eager
   (``tinyproj/bench/torch_ref.py``, the same network and step), PyTorch in strict float32
   and with TF32 allowed;
+* ``step ... replayed``: the same step captured once as a CUDA graph and replayed
+  (``tinyproj/graphs.py``; the row says ``graph: "cuda"`` when it was, ``"eager"`` where it
+  fell back — on the CPU always), beside the same PyTorch eager step;
 * ``epoch``: the projected time of a 50,000-image epoch (1,000 steps at the measured step
   time) plus the measured evaluation of 10,000 test images (eval-mode forward, batch 500);
 * ``draw``: one sweep draw — batch-norm re-estimation over the 50,000 training images
@@ -93,6 +96,27 @@ def tinyproj_step(model_fn, batch, shape, optimizer="adam", seed=0):
     def run():
         algorithm1.train_step(model, x, y, loss, opt, "sign", bounds, rng, sync=False)
     return model, run
+
+
+def tinyproj_replayed_step(model_fn, batch, shape, seed=0):
+    """``tinyproj_step``'s step (same model, data and seed) as a :class:`graphs.StepGraph`:
+    two eager warm-up calls, then captured once and replayed (CuPy); eager elsewhere."""
+    from tinyproj import graphs
+    rng = backend.make_rng(seed)
+    model = model_fn(rng)
+    model.train()
+    opt = optim.Adam(model.parameters(), lr=0.003)
+    bounds = clipping.clip_bounds(model, 0.5)
+    host = np.random.default_rng(seed)
+    x = backend.asarray(host.standard_normal((batch,) + shape, dtype=np.float32))
+    y = backend.asarray(np.arange(batch) % 10)
+
+    def step():
+        return (algorithm1.train_step(model, x, y, F.square_hinge_loss, opt, "sign", bounds,
+                                      rng, sync=False),)
+    graph = graphs.capture_step(step, optimizer=opt, prepare=opt.write_step_scalars,
+                                mode="auto", log=lambda line: print(line, flush=True))
+    return graph
 
 
 def tinyproj_forward(model, images: int, batch: int, shape, train_mode: bool):
@@ -284,6 +308,12 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32=False
                        repeats)
         row(f"step w{width:g} b{batch}" + (" TF32" if tf32 else ""), mine, strict,
             width=width, batch=batch)
+        graph = tinyproj_replayed_step(lambda rng: models.bc_cifar10(width=width, rng=rng),
+                                       batch, shape)
+        replayed = timed(graph, sync, max(warmup, 3), repeats)
+        row(f"step w{width:g} b{batch} replayed" + (" TF32" if tf32 else ""), replayed, strict,
+            width=width, batch=batch, graph=graph.kind, replays=graph.replays,
+            graph_fallbacks=graph.reasons)
         if "epoch" not in skip:
             tmodel = to_torch(model, torch_device)
             ev_mine = timed(tinyproj_forward(model, images_test, big, shape, False), sync, 1,
@@ -292,7 +322,8 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32=False
                            sync, 1, max(1, repeats // 5))
             steps = images_train // batch
             row(f"epoch w{width:g} ({steps} steps + eval)",
-                {"median_s": steps * mine["median_s"] + ev_mine["median_s"], "projected": True},
+                {"median_s": steps * mine["median_s"] + ev_mine["median_s"], "projected": True,
+                 "replayed_median_s": steps * replayed["median_s"] + ev_mine["median_s"]},
                 {"median_s": steps * strict["median_s"] + ev_ref["median_s"],
                  "projected": True}, width=width)
             if "draw" not in skip:

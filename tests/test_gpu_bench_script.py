@@ -42,7 +42,10 @@ def test_cpu_smoke_run_writes_every_row(tmp_path):
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
     cases = [r["case"] for r in result["rows"]]
-    assert [c.split()[0] for c in cases] == ["step", "epoch", "sweep", "alexnet_bn"]
+    assert [c.split()[0] for c in cases] == ["step", "step", "epoch", "sweep", "alexnet_bn"]
+    replayed = result["rows"][1]
+    assert cases[1].endswith("replayed") and replayed["graph"] == "eager"   # NumPy: no graph
+    assert "replayed_median_s" in result["rows"][2]["tinyproj"]
     traj = result["trajectory"]
     assert len(traj["tinyproj_losses"]) == len(traj["torch_losses"]) == 3
     # the same weights and data: the first loss agrees between the frameworks
