@@ -343,6 +343,57 @@ def test_conv2d_input_only_or_weight_only():
     check(lambda w: F.conv2d(tp.tensor(x), w, stride=2), [w])
 
 
+# conv2d fused with the max-pool after it (functional/conv_pool.py): the same numbers as the
+# two ops, bit for bit, in either product layout, chunked or not; its own gradient check.
+CONV_POOL_CASES = [((5, 3, 8, 8), (6, 3, 3, 3), 1, 1, 2, 2, 0),
+                   ((4, 2, 9, 9), (5, 2, 3, 3), 1, 1, 3, 2, 1),     # overlapping windows
+                   ((3, 4, 9, 7), (3, 4, 2, 3), (2, 1), (1, 0), 2, 2, 1),
+                   ((2, 16, 6, 6), (70, 16, 3, 3), 1, 1, 2, 2, 0)]  # dcols, not drows
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("rows", [False, True])
+@pytest.mark.parametrize("xs,ws,stride,pad,k,ps,pp", CONV_POOL_CASES)
+def test_conv2d_maxpool_equals_the_two_ops(xs, ws, stride, pad, k, ps, pp, rows, chunked,
+                                           monkeypatch):
+    from tinyproj.functional import conv
+    from tinyproj.functional.conv_pool import conv2d_maxpool
+    monkeypatch.setattr(conv, "ROWS_OUT", rows)
+    if chunked:
+        monkeypatch.setattr(conv, "MAX_COLUMNS", 2 * 81)
+        monkeypatch.setattr(conv, "SMALL_COLS", 0)
+    x = normal(*xs, seed=3).astype(np.float32)
+    w = normal(*ws, seed=4).astype(np.float32)
+    got = []
+    for fused in (False, True):
+        xt, wt = tp.tensor(x, requires_grad=True), tp.tensor(w, requires_grad=True)
+        if fused:
+            y = conv2d_maxpool(xt, wt, stride, pad, pool=k, pool_stride=ps, pool_padding=pp)
+        else:
+            y = F.max_pool2d(F.conv2d(xt, wt, stride=stride, padding=pad), k, ps, padding=pp)
+        y.backward(normal(*y.shape, seed=5).astype(np.float32))
+        got.append((y.numpy(), xt.grad, wt.grad))
+    for plain, fused in zip(*got):
+        np.testing.assert_array_equal(fused, plain)
+
+
+@pytest.mark.parametrize("xs,ws,stride,pad,k,ps,pp", CONV_POOL_CASES[:3])
+def test_conv2d_maxpool_gradient(xs, ws, stride, pad, k, ps, pp):
+    from tinyproj.functional.conv_pool import conv2d_maxpool
+    x, w = normal(2, *xs[1:], seed=6), normal(*ws, seed=7)
+    check(lambda x, w: conv2d_maxpool(x, w, stride, pad, pool=k, pool_stride=ps,
+                                      pool_padding=pp), [x, w])
+
+
+def test_conv2d_maxpool_refuses_a_window_that_does_not_fit():
+    from tinyproj.functional.conv_pool import conv2d_maxpool
+    x, w = tp.tensor(normal(1, 2, 4, 4)), tp.tensor(normal(3, 2, 3, 3))
+    with pytest.raises(ValueError, match="does not fit the convolution's output"):
+        conv2d_maxpool(x, w, pool=3)                       # conv output 2×2 < window 3×3
+    with pytest.raises(ValueError, match="at most half the window"):
+        conv2d_maxpool(x, w, padding=1, pool=2, pool_padding=2)
+
+
 # ---------------------------------------------------------------------------
 # max pooling
 # ---------------------------------------------------------------------------

@@ -217,7 +217,42 @@ def check_maxpool(x, k, stride, pad, gy_seed=5):
     np.testing.assert_allclose(ref.maxpool_backward(gy, am, x.shape, *k, stride, pad), want, **t)
     np.testing.assert_allclose(cpu.maxpool_backward(gy, am_ref, x.shape, *k, stride, pad),
                                want, **t)
+    check_maxpool_channels_last(x, k, stride, pad, gy)
     return y, am
+
+
+def channels_last(shape, dtype):
+    """An uninitialized (N, C, H, W) view of an (N, H, W, C) array (C on the fast axis)."""
+    n, c, h, w = shape
+    return np.empty((n, h, w, c), dtype).transpose(0, 3, 1, 2)
+
+
+def check_maxpool_channels_last(x, k, stride, pad, gy):
+    """The convolution fused with its max-pool (functional/conv_pool.py) hands the kernels
+    channels-last views: read in place (forward) and written in place (backward, ``out=``),
+    with the reference's results bit for bit (no sums: each pixel is in one window, or the
+    overlapping case falls back to the plane kernel)."""
+    x_cl = channels_last(x.shape, x.dtype)
+    x_cl[...] = x
+    y_ref, am_ref = ref.maxpool_forward(x, *k, stride, pad)
+    taps = np.int8 if k[0] * k[1] <= 127 else np.intp
+    out = (np.full(y_ref.shape, 7, x.dtype), np.full(y_ref.shape, 99, taps))
+    y, am = cpu.maxpool_forward(x_cl, *k, stride, pad, out=out)
+    assert y is out[0] and am is out[1]
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(am, am_ref)
+    gx = channels_last(x.shape, x.dtype)
+    gx[...] = 7                                            # every element must be written
+    got = cpu.maxpool_backward(gy, am_ref, x.shape, *k, stride, pad, out=gx)
+    assert got is gx
+    want = ref.maxpool_backward(gy, am_ref, x.shape, *k, stride, pad)
+    if stride[0] >= k[0] and stride[1] >= k[1]:           # no overlaps: no sums at all
+        np.testing.assert_array_equal(gx, want)
+    else:
+        np.testing.assert_allclose(gx, want, **tol(x.dtype.type))
+    ref_out = np.full(x.shape, 7, x.dtype)
+    assert ref.maxpool_backward(gy, am_ref, x.shape, *k, stride, pad, out=ref_out) is ref_out
+    np.testing.assert_array_equal(ref_out, want)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

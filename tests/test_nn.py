@@ -510,3 +510,60 @@ def test_fusion_is_used_only_for_a_batch_norm_followed_by_a_plain_relu(monkeypat
     seq = nn.Sequential(nn.BatchNorm2d(2), nn.MaxPool2d(2), nn.ReLU())
     seq(x)
     assert calls == [True, False]
+
+
+# ---------------------------------------------------------------------------
+# Conv2d fused with the MaxPool2d after it (functional/conv_pool.py)
+# ---------------------------------------------------------------------------
+def _conv_pool_model(bias=False, seed=0):
+    rng = backend.make_rng(seed)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=bias, rng=rng), nn.MaxPool2d(2),
+                         nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 5, 3, padding=1, rng=rng),
+                         nn.MaxPool2d(3, stride=2, padding=1), nn.Flatten(),
+                         nn.Linear(5 * 3 * 3, 2, rng=rng))
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_fused_conv_pool_equals_the_unfused_modules(bias):
+    x = randn(4, 3, 10, 10, seed=3)
+    results = []
+    for fuse in (False, True):
+        model = _conv_pool_model(bias)
+        model.fuse_conv_pool = fuse
+        xt = tp.tensor(x, requires_grad=True)
+        out = model(xt)
+        (out * tp.tensor(randn(*out.shape, seed=4))).sum().backward()
+        results.append((out.numpy(), xt.grad, [p.grad for p in model.parameters()]))
+    (o0, g0, p0), (o1, g1, p1) = results
+    np.testing.assert_array_equal(o1, o0)                 # the same arithmetic, bit for bit
+    np.testing.assert_array_equal(g1, g0)
+    for a, b in zip(p1, p0):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_conv_pool_fusion_only_for_a_bias_free_conv_followed_by_a_max_pool(monkeypatch):
+    calls = []
+    real = nn.Conv2d.forward
+
+    def spy(self, x, pool=None):
+        calls.append(pool is not None)
+        return real(self, x, pool=pool)
+    monkeypatch.setattr(nn.Conv2d, "forward", spy)
+    x = tp.tensor(randn(2, 3, 10, 10))
+    _conv_pool_model(bias=False)(x)                       # both convs fused
+    _conv_pool_model(bias=True)(x)                        # the first has a bias: not fused
+    seq = nn.Sequential(nn.Conv2d(3, 2, 3, rng=backend.make_rng(0)), nn.ReLU(), nn.MaxPool2d(2))
+    seq(x)                                                # a ReLU in between: not fused
+    assert calls == [True, True, False, True, False]
+    calls.clear()
+    model = _conv_pool_model()
+    model.fuse_conv_pool = False
+    model(x)
+    assert calls == [False, False]
+
+
+def test_fused_conv_pool_names_the_pool_layer_when_its_window_does_not_fit():
+    rng = backend.make_rng(0)
+    seq = nn.Sequential(nn.Conv2d(1, 2, 3, rng=rng), nn.MaxPool2d(3))
+    with pytest.raises(ValueError, match=r"MaxPool2d.*3×3 window does not fit.*spatial size 2×2"):
+        seq(tp.tensor(randn(1, 1, 4, 4)))

@@ -122,7 +122,7 @@ larger than the other layers'). Measured (transposed products, load ~10): forwar
 of the 3→32 layer 22.5 ms CPU in one chunk, 44.2 ms in four."""
 
 
-def _rows_out(like) -> bool:
+def rows_layout(like) -> bool:
     """Whether the products are taken transposed, with the output channels along the rows'
     fast axis (the ``ROWS_OUT`` layout, see the module docstring): on NumPy arrays yes."""
     return ROWS_OUT and isinstance(like, np.ndarray)
@@ -145,28 +145,47 @@ class Conv2d(Function):
         self._check(x, w)
         xp = backend.xp_of(x)
         n, o, oh, ow = self._out_shape(x, w)
-        y = xp.empty((n, o, oh * ow), dtype=x.dtype)                         # (N, O, L)
         w_mat = w.reshape(o, -1)                                             # (O, K)
+        rows = rows_layout(x)
+        y = self._rows_output(x, w) if rows else xp.empty((n, o, oh * ow), dtype=x.dtype)
         for a, b in self._chunks(x, w):                                      # images a..b-1
             cols = self._im2col(x[a:b], w)                                   # (K, B·L)
-            if _rows_out(x):
+            if rows:
                 Yt = self._scratch("conv.out", ((b - a) * oh * ow, o), x)
                 matmul(cols.T, w_mat.T, out=Yt)                              # (B·L, O)
-                xp.copyto(y[a:b], Yt.reshape(b - a, -1, o).transpose(0, 2, 1))
+                self._take_rows(Yt.reshape(b - a, oh, ow, o).transpose(0, 3, 1, 2), y, a, b)
             else:
                 Y = self._scratch("conv.out", (o, (b - a) * oh * ow), x)
                 matmul(w_mat, cols, out=Y)                                   # (O, B·L)
                 kernels.get("swap01", Y)(Y.reshape(o, b - a, -1), out=y[a:b])  # → (B, O, L)
         self.x, self.w = x, w
-        return y.reshape(n, o, oh, ow)
+        return y if rows else y.reshape(n, o, oh, ow)
+
+    # What the rows layout does with each chunk's product, and where backward gets it from:
+    # here a transposed copy into y (N, O, OH, OW); the convolution fused with its max-pool
+    # (functional/conv_pool.py) pools the product instead.
+    def _rows_output(self, x, w):
+        """The forward's result array, (N, O, OH, OW)."""
+        return backend.xp_of(x).empty(self._out_shape(x, w), dtype=x.dtype)
+
+    def _take_rows(self, Y, y, a, b):
+        """Store chunk a..b's product Y (B, O, OH, OW), a view of the (B·L, O) scratch, in y."""
+        backend.xp_of(y).copyto(y[a:b], Y)
+
+    def _give_rows(self, gy, gY, a, b):
+        """Write ∂L/∂(conv output) of images a..b into gY (B, O, OH, OW), a view of the
+        (B·L, O) scratch, from the gradient gy that backward received."""
+        backend.xp_of(gy).copyto(gY, gy[a:b])
 
     def backward(self, gy):
         x, w = self.x, self.w
         xp = backend.xp_of(gy)
         o, c, kh, kw = w.shape
+        _, _, oh, ow = self._out_shape(x, w)
         w_mat = w.reshape(o, -1)                                             # (O, K)
-        rows = _rows_out(gy)
-        gy = (gy if rows else xp.ascontiguousarray(gy)).reshape(gy.shape[0], o, -1)  # (N, O, L)
+        rows = rows_layout(gy)
+        if not rows:
+            gy = xp.ascontiguousarray(gy).reshape(gy.shape[0], o, -1)        # (N, O, L)
         gw_rows = rows and w_mat.shape[1] >= o       # dW as (K, O): the longer side first
         gw = None
         if self.needs_grad[1]:
@@ -174,11 +193,11 @@ class Conv2d(Function):
         gx = xp.empty(x.shape, dtype=gy.dtype) if self.needs_grad[0] else None
         for a, b in self._chunks(x, w):
             if rows:
-                gYt = self._scratch("conv.out", ((b - a) * gy.shape[2], o), gy)
-                xp.copyto(gYt.reshape(b - a, -1, o), gy[a:b].transpose(0, 2, 1))  # (B·L, O)
+                gYt = self._scratch("conv.out", ((b - a) * oh * ow, o), gy)  # (B·L, O)
+                self._give_rows(gy, gYt.reshape(b - a, oh, ow, o).transpose(0, 3, 1, 2), a, b)
                 gY = gYt.T                                                   # (O, B·L) view
             else:
-                gY = self._scratch("conv.out", (o, (b - a) * gy.shape[2]), gy)
+                gY = self._scratch("conv.out", (o, (b - a) * oh * ow), gy)
                 kernels.get("swap01", gy)(gy[a:b], out=gY.reshape(o, b - a, -1))  # (O, B·L)
             if gw is not None:
                 cols = self._im2col(x[a:b], w)                               # (K, B·L) again

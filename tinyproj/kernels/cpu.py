@@ -245,19 +245,68 @@ def _maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
                 argmax[ni, ci, r, s] = best_k
 
 
-def maxpool_forward(x, kh, kw, stride, pad=(0, 0)):
+def maxpool_forward(x, kh, kw, stride, pad=(0, 0), out=None):
     """x (N, C, H, W) → y, argmax (N, C, OH, OW); see ``reference.maxpool_forward``.
 
     argmax holds the same tap numbers as the reference's, stored as int8 when the window has
     at most 127 taps (an eighth of the memory of int64).
+    x may be any strided view — the convolution fused with its max-pool
+    (functional/conv_pool.py) passes its product (B·L, O) seen as (B, O, H, W) — and is read
+    in place. out: ``(y, argmax)``, C-contiguous arrays to write instead of new ones.
     """
-    x = np.ascontiguousarray(x)
     n, c, h, w = x.shape
     oh, ow = out_size(h, kh, stride[0], pad[0]), out_size(w, kw, stride[1], pad[1])
-    y = np.empty((n, c, oh, ow), dtype=x.dtype)
-    argmax = np.empty((n, c, oh, ow), dtype=np.int8 if kh * kw <= 127 else np.intp)
-    _maxpool_forward(x, kh, kw, stride[0], stride[1], pad[0], pad[1], y, argmax)
+    taps = np.int8 if kh * kw <= 127 else np.intp
+    if out is None:
+        out = (np.empty((n, c, oh, ow), dtype=x.dtype), np.empty((n, c, oh, ow), dtype=taps))
+    y, argmax = _output(out[0], (n, c, oh, ow), x.dtype), _output(out[1], (n, c, oh, ow), taps)
+    if _channels_last(x):
+        _maxpool_forward_rows(x.transpose(0, 2, 3, 1), kh, kw, stride[0], stride[1], pad[0],
+                              pad[1], y, argmax)
+    else:
+        _maxpool_forward(x, kh, kw, stride[0], stride[1], pad[0], pad[1], y, argmax)
     return y, argmax
+
+
+def _channels_last(a) -> bool:
+    """Whether the (N, C, H, W) view ``a`` has C on its fast axis (a (N, H, W, C) array seen
+    through ``transpose(0, 3, 1, 2)``), the layout of the convolution's product rows."""
+    return a.shape[1] > 1 and not a.flags.c_contiguous and \
+        a.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+@njit(**_PARALLEL)
+def _maxpool_forward_rows(x, kh, kw, sh, sw, ph, pw, y, argmax):
+    """``_maxpool_forward`` for x (N, H, W, C), channels on the fast axis: each window tap
+    is a contiguous vector of C values, compared lane by lane (the same rule per lane: the
+    first maximum wins, a NaN beats everything, padding is skipped)."""
+    n, h, w, c = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    for job in prange(n * oh):                             # one row of windows per job
+        ni, r = job // oh, job % oh
+        best = np.empty(c, dtype=x.dtype)
+        best_k = np.empty(c, dtype=argmax.dtype)
+        for s in range(ow):
+            best[:] = -np.inf
+            best_k[:] = 0
+            for i in range(kh):
+                row = r * sh + i - ph
+                if row < 0 or row >= h:
+                    continue
+                for j in range(kw):
+                    col = s * sw + j - pw
+                    if col < 0 or col >= w:
+                        continue
+                    v_row = x[ni, row, col]
+                    k = i * kw + j
+                    for ci in range(c):
+                        v, b = v_row[ci], best[ci]
+                        if k == 0 or (b == b and (v > b or v != v)):
+                            best[ci] = v
+                            best_k[ci] = k
+            for ci in range(c):
+                y[ni, ci, r, s] = best[ci]
+                argmax[ni, ci, r, s] = best_k[ci]
 
 
 @njit(**_PARALLEL)
@@ -277,13 +326,47 @@ def _maxpool_backward(gy, argmax, tap_row, tap_col, sh, sw, ph, pw, gx):
                     plane[row, col] += gy[ni, ci, r, s]
 
 
-def maxpool_backward(gy, argmax, x_shape, kh, kw, stride, pad=(0, 0)):
-    """gy, argmax (N, C, OH, OW) → gx (N, C, H, W); see ``reference.maxpool_backward``."""
+def maxpool_backward(gy, argmax, x_shape, kh, kw, stride, pad=(0, 0), out=None):
+    """gy, argmax (N, C, OH, OW) → gx (N, C, H, W); see ``reference.maxpool_backward``.
+
+    out: an (N, C, H, W) array, or any strided view of that shape, to write gx into (every
+    element is written) — the fused convolution passes its (B·L, O) scratch seen as
+    (B, O, H, W)."""
     taps = np.arange(kh * kw)
-    gx = np.empty(tuple(x_shape), dtype=gy.dtype)
-    _maxpool_backward(np.ascontiguousarray(gy), np.ascontiguousarray(argmax), taps // kw,
-                      taps % kw, stride[0], stride[1], pad[0], pad[1], gx)
+    if out is not None and (tuple(out.shape) != tuple(x_shape) or out.dtype != gy.dtype):
+        raise ValueError(f"out must be a {gy.dtype} array of shape {tuple(x_shape)}, got "
+                         f"{out.dtype} {tuple(out.shape)}")
+    gx = np.empty(tuple(x_shape), dtype=gy.dtype) if out is None else out
+    gy, argmax = np.ascontiguousarray(gy), np.ascontiguousarray(argmax)
+    if _channels_last(gx) and stride[0] >= kh and stride[1] >= kw:
+        _maxpool_backward_rows(gy, argmax, kh, kw, stride[0], stride[1], pad[0], pad[1],
+                               gx.transpose(0, 2, 3, 1))
+    else:
+        _maxpool_backward(gy, argmax, taps // kw, taps % kw, stride[0], stride[1], pad[0],
+                          pad[1], gx)
     return gx
+
+
+@njit(**_PARALLEL)
+def _maxpool_backward_rows(gy, argmax, kh, kw, sh, sw, ph, pw, gx):
+    """``_maxpool_backward`` into gx (N, H, W, C), channels on the fast axis, for windows
+    that do not overlap (stride ≥ window): each pixel lies in at most one window, so it gets
+    that window's gradient where it won, else 0 — one write per element, in order."""
+    n, h, w, c = gx.shape
+    oh, ow = gy.shape[2], gy.shape[3]
+    zero = gx.dtype.type(0)
+    for job in prange(n * h):                              # one row of pixels per job
+        ni, row = job // h, job % h
+        r, i = (row + ph) // sh, (row + ph) % sh           # the window row, the tap row
+        for col in range(w):
+            dst = gx[ni, row, col]
+            s, j = (col + pw) // sw, (col + pw) % sw
+            if r >= oh or s >= ow or i >= kh or j >= kw:   # in no window
+                dst[:] = zero
+                continue
+            k = i * kw + j
+            for ci in range(c):
+                dst[ci] = gy[ni, ci, r, s] if argmax[ni, ci, r, s] == k else zero
 
 
 # ---------------------------------------------------------------------------

@@ -153,12 +153,13 @@ def swap01(a, out=None):
     return out
 
 
-def maxpool_forward(x, kh, kw, stride, pad=(0, 0)):
+def maxpool_forward(x, kh, kw, stride, pad=(0, 0), out=None):
     """Max over each kh×kw window (windows may overlap, e.g. 3×3 stride 2).
 
     x : (N, C, H, W) → y : (N, C, OH, OW) and ``argmax`` : (N, C, OH, OW), the
     index i·kw + j of the winning tap in each window (the first one on ties),
     which is all the backward pass needs. Padding counts as −∞.
+    out: ``(y, argmax)`` arrays to write into (then returned), or None.
     """
     n, c, h, w = x.shape
     sh, sw = stride
@@ -168,14 +169,18 @@ def maxpool_forward(x, kh, kw, stride, pad=(0, 0)):
     windows = windows.reshape(n, c, kh * kw, oh, ow)
     argmax = windows.argmax(axis=2)
     y = xp.take_along_axis(windows, argmax[:, :, None], axis=2)[:, :, 0]
+    if out is not None:
+        out[0][...], out[1][...] = y, argmax
+        return out
     return y, argmax
 
 
-def maxpool_backward(gy, argmax, x_shape, kh, kw, stride, pad=(0, 0)):
+def maxpool_backward(gy, argmax, x_shape, kh, kw, stride, pad=(0, 0), out=None):
     """Send each output's gradient to the input pixel that won its window.
 
     gy, argmax : (N, C, OH, OW) → gx : (N, C, H, W). Where windows overlap, a
     pixel that wins several windows collects the sum of their gradients.
+    out: an array (or view) of shape x_shape to write gx into (then returned), or None.
     """
     sh, sw = stride
     ph, pw = pad
@@ -187,6 +192,9 @@ def maxpool_backward(gy, argmax, x_shape, kh, kw, stride, pad=(0, 0)):
         for j in range(kw):
             won = argmax == i * kw + j
             gpad[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += gy * won
+    if out is not None:
+        out[...] = gpad[:, :, ph:ph + h, pw:pw + w]
+        return out
     return gpad[:, :, ph:ph + h, pw:pw + w]
 
 

@@ -14,6 +14,7 @@ The paper's networks have no neuron biases, so ``bias=False`` is the default.
 from __future__ import annotations
 
 from .. import functional as F
+from ..functional.conv_pool import conv2d_maxpool
 from ..kernels.geometry import pair as _pair
 from . import init
 from .module import Module, Parameter
@@ -111,7 +112,10 @@ class Conv2d(Module):
                              f"padding={self.padding}")
         _init_parameters(self, (out_channels, in_channels) + self.kernel_size, bias, rng, init)
 
-    def forward(self, x):
+    def forward(self, x, pool=None):
+        """y = conv2d(x, W) (+ b); with ``pool`` (a MaxPool2d module) max_pool2d of it, computed
+        as one op (functional/conv_pool.py; ``nn.Sequential`` asks for it when a max-pool
+        follows this layer). A layer with a bias is not fused (the bias comes in between)."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self.describe()}: expected input of shape "
                              f"(N, {self.in_channels}, H, W), got {_shape(x)}")
@@ -121,7 +125,13 @@ class Conv2d(Module):
         if (h + 2 * ph - kh) // sh + 1 < 1 or (w + 2 * pw - kw) // sw + 1 < 1:
             raise ValueError(f"{self.describe()}: a {kh}×{kw} kernel does not fit the input of "
                              f"shape {_shape(x)} (spatial size {h}×{w} with padding {ph, pw})")
-        return F.conv2d(x, self.weight, stride=self.stride, padding=self.padding, bias=self.bias)
+        if pool is not None and self.bias is None:
+            pool.check_input(((h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1), x)
+            return conv2d_maxpool(x, self.weight, stride=self.stride, padding=self.padding,
+                                  pool=pool.kernel_size, pool_stride=pool.stride,
+                                  pool_padding=pool.padding)
+        y = F.conv2d(x, self.weight, stride=self.stride, padding=self.padding, bias=self.bias)
+        return y if pool is None else pool(y)
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -162,11 +172,17 @@ class MaxPool2d(Module):
         if x.ndim != 4:
             raise ValueError(f"{self.describe()}: expected input of shape (N, C, H, W), "
                              f"got {_shape(x)}")
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        if (x.shape[2] + 2 * ph - kh) // sh + 1 < 1 or (x.shape[3] + 2 * pw - kw) // sw + 1 < 1:
-            raise ValueError(f"{self.describe()}: a {kh}×{kw} window does not fit the input of "
-                             f"shape {_shape(x)}")
+        self.check_input(x.shape[2:], x)
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def check_input(self, hw, x):
+        """Refuse an input of spatial size ``hw`` that the window does not fit (x: for the
+        message; a fused Conv2d passes its output's size and its own input)."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        if (hw[0] + 2 * ph - kh) // sh + 1 < 1 or (hw[1] + 2 * pw - kw) // sw + 1 < 1:
+            raise ValueError(f"{self.describe()}: a {kh}×{kw} window does not fit the input of "
+                             f"shape {_shape(x)}" + ("" if tuple(x.shape[2:]) == tuple(hw) else
+                                                     f" (spatial size {hw[0]}×{hw[1]})"))
 
     def extra_repr(self):
         s = f"kernel_size={self.kernel_size}, stride={self.stride}"

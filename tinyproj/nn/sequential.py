@@ -35,14 +35,24 @@ class Sequential(Module):
     the same numbers (tests/test_nn.py checks it), fewer launches and passes. Set False (on the
     class or one model) for the plain path, one module after the other."""
 
+    fuse_conv_pool = True
+    """A bias-free Conv2d directly followed by a MaxPool2d runs as one op
+    (``Conv2d(x, pool=...)``, functional/conv_pool.py): the same numbers bit for bit
+    (tests/test_nn.py), the max-pool reading and writing the convolution's product in place
+    on the CPU. Set False for the plain path."""
+
     def forward(self, x):
         modules = list(self._modules.values())
         i = 0
         while i < len(modules):
             module = modules[i]
-            if self.fuse_bn_relu and i + 1 < len(modules) and _bn_then_relu(module,
-                                                                          modules[i + 1]):
+            following = modules[i + 1] if i + 1 < len(modules) else None
+            if self.fuse_bn_relu and _bn_then_relu(module, following):
                 x = module(x, relu=True)         # batch norm and the ReLU after it, fused
+                i += 2
+                continue
+            if self.fuse_conv_pool and _conv_then_pool(module, following):
+                x = module(x, pool=following)    # the convolution and its max-pool, fused
                 i += 2
                 continue
             x = module(x)
@@ -77,6 +87,12 @@ def _bn_then_relu(module, following) -> bool:
     from .batchnorm import BatchNorm1d, BatchNorm2d
     from .layers import ReLU
     return type(module) in (BatchNorm1d, BatchNorm2d) and type(following) is ReLU
+
+
+def _conv_then_pool(module, following) -> bool:
+    """Whether ``module`` is a bias-free Conv2d and ``following`` a MaxPool2d (exact types)."""
+    from .layers import Conv2d, MaxPool2d
+    return type(module) is Conv2d and module.bias is None and type(following) is MaxPool2d
 
 
 def _checked_module(module, position):

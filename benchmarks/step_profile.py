@@ -1,0 +1,144 @@
+"""Where one CPU training step of bc_cifar10 spends its time: per op, per layer, per kernel.
+
+    python benchmarks/step_profile.py [--width 0.25] [--batch 50] [--steps 10]
+
+One Algorithm-1 step (Sign, clip, Adam, square hinge), batch 50, float32, after two warm-up
+steps. Wall times (ms per step, median over ``--steps`` steps) of
+
+* every op's forward and backward, by op class and by the layer shape it ran on (a conv's
+  (C → O) @ side), so the six conv layers and the pooled blocks stand apart;
+* inside them, each kernel (``kernels.get(name)``) and the conv's matrix products
+  (``functional/conv.py``'s ``matmul`` and the ``@`` of dW);
+* the rest of the step (projection, optimizer, clip, Python between ops) as "other".
+
+The timers wrap functions at run time (nothing in the library changes); they add a few
+microseconds per call, so the total is a little above an untimed step.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import statistics
+import time
+
+import numpy as np
+
+import tinyproj.functional as F
+from tinyproj import algorithm1, backend, clipping, kernels, models, optim
+from tinyproj.tensor import Function
+
+TIMES: dict = collections.defaultdict(float)
+CLOCK = time.perf_counter        # --cpu: time.process_time (all threads' CPU time)
+
+
+def _timed(key_of, fn):
+    def wrapper(*args, **kwargs):
+        start = CLOCK()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            TIMES[key_of(args)] += CLOCK() - start
+    return wrapper
+
+
+def _shape_of(a) -> str:
+    shape = getattr(a, "shape", None)
+    if shape is None or len(shape) != 4:
+        return f"{tuple(shape)}" if shape is not None else ""
+    return f"{shape[1]}@{shape[2]}"
+
+
+def install() -> None:
+    """Wrap every Function subclass's forward/backward, kernels.get's kernels and the conv
+    products with timers."""
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+    for cls in set(subclasses(Function)):
+        for method in ("forward", "backward"):
+            fn = cls.__dict__.get(method)
+            if fn is None:
+                continue
+            name = cls.__name__
+
+            def key_of(args, name=name, method=method):
+                self = args[0]
+                where = ""
+                if name == "Conv2d":
+                    w = args[2] if method == "forward" else self.w
+                    where = f" {w.shape[1]}→{w.shape[0]}"
+                    where += f"@{(args[1] if method == 'forward' else self.x).shape[2]}"
+                elif len(args) > 1:
+                    where = " " + _shape_of(args[1])
+                return f"op  {name}.{method}{where}"
+            setattr(cls, method, _timed(key_of, fn))
+    get = kernels.get
+
+    def timed_get(name, like=None):
+        return _timed(lambda args, name=name: f"  kernel {name}", get(name, like))
+    kernels.get = timed_get
+    from tinyproj.functional import conv
+    conv.matmul = _timed(lambda args: f"  conv matmul {args[0].shape}x{args[1].shape}",
+                         conv.matmul)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--batch", type=int, default=50)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--cpu", action="store_true",
+                   help="CPU time of the process (all threads) instead of wall time: steadier "
+                        "on a shared machine, but it counts threads spinning in a barrier")
+    p.add_argument("--threads", type=int, default=0,
+                   help="cap BLAS and Numba at this many threads (tinyproj.limit_threads); "
+                        "with 1 and --cpu the times count work, whatever else runs")
+    args = p.parse_args(argv)
+    if args.threads:
+        import tinyproj
+        tinyproj.limit_threads(args.threads)
+    global CLOCK
+    if args.cpu:
+        CLOCK = time.process_time
+    rng = backend.make_rng(0)
+    model = models.bc_cifar10(width=args.width, rng=rng)
+    model.train()
+    opt = optim.Adam(model.parameters(), lr=0.003)
+    bounds = clipping.clip_bounds(model, 0.5)
+    x = np.random.default_rng(0).standard_normal((args.batch, 3, 32, 32), dtype=np.float32)
+    y = np.arange(args.batch) % 10
+
+    def step():
+        algorithm1.train_step(model, x, y, F.square_hinge_loss, opt, "sign", bounds, rng)
+    step()
+    step()
+    plain = []
+    for _ in range(args.steps):
+        t = CLOCK()
+        step()
+        plain.append(CLOCK() - t)
+    install()
+    step()
+    rows, totals = collections.defaultdict(list), []
+    for _ in range(args.steps):
+        TIMES.clear()
+        t = CLOCK()
+        step()
+        totals.append(CLOCK() - t)
+        for k, v in TIMES.items():
+            rows[k].append(v)
+    total = statistics.median(totals)
+    ops = sum(statistics.median(v) for k, v in rows.items() if k.startswith("op"))
+    print(f"bc_cifar10 width {args.width:g}, batch {args.batch}, "
+          f"{'CPU' if args.cpu else 'wall'} time: untimed step "
+          f"{1e3 * statistics.median(plain):.1f} ms, timed {1e3 * total:.1f} ms "
+          f"(median of {args.steps}); ms per step:")
+    for k in sorted(rows):
+        print(f"  {1e3 * statistics.median(rows[k]):7.2f}  {k}")
+    print(f"  {1e3 * (total - ops):7.2f}  other (projection, optimizer, clip, Python)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
