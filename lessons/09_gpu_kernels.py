@@ -23,7 +23,9 @@
 #    GPU on the CPU (`tinyproj/standin/`), strict about host/device crossings;
 # 4. count one Algorithm-1 training step: the reference path, the fused kernels, and the
 #    one sync that reading the loss costs;
-# 5. try two exercises.
+# 5. replay a whole step as a **CUDA graph**, and see why every number that changes from step
+#    to step must then live in device memory;
+# 6. try two exercises.
 #
 # The code it explains: `tinyproj/standin/` (the counting device), `tinyproj/kernels/`
 # (`reference.py`, `cpu.py`, `cuda/*.cuh`, `host.py`, and `__init__.py` which picks one),
@@ -244,8 +246,9 @@ backend.use("numpy")
 
 # %% [markdown]
 # Where did the launches go? On the GPU path one step went from 1,300 launches (the plain
-# array code) to 271 (the first fused kernels) to 115 (today; `tests/test_budgets.py` keeps
-# the score, the issue asked for at most 200). Read `fused.ops` above for what is left:
+# array code) to 271 (the first fused kernels) to 115, and back up to 118 when Adam's step
+# count moved onto the device for CUDA graphs (section 5; `tests/test_budgets.py` keeps the
+# score, the issue asked for at most 200). Read `fused.ops` above for what is left:
 #
 # * **Adam is one launch**: the optimizer keeps every parameter as a *view* into one flat
 #   buffer (`optim/flat.py`), so `adam_update` runs once over all of them. The gradients land
@@ -263,7 +266,133 @@ backend.use("numpy")
 # A lower count on the stand-in is a lower bound for the GPU: Sign there is two kernels (α
 # per layer, then the map), counted here as one call.
 #
-# ## 5. Exercises
+# ## 5. One step, replayed: CUDA graphs
+#
+# 118 launches is still 118 times that the host pays 5–20 µs. At width 0.25 the GPU finishes a
+# kernel faster than the host can launch the next, so the host sets the pace. CUDA's answer
+# is the **graph**: put a stream in *capture* mode, run the step once — nothing executes,
+# each launch is recorded with its arguments — and then *replay* the recording with one call
+# per minibatch. In CuPy:
+#
+# ```python
+# s = cupy.cuda.Stream(non_blocking=True)
+# with cupy.cuda.using_allocator(own_pool.malloc), s:
+#     s.begin_capture()
+#     outputs = step()                  # recorded, not run
+#     graph = s.end_capture()
+# graph.launch(stream)                  # the whole step, one call
+# ```
+#
+# The catch is in "recorded with its arguments". A replay runs the captured kernels with the
+# captured arguments on the captured memory. A learning rate passed to the Adam kernel as a
+# number is frozen at the captured step's value forever. Here is a toy recorder that behaves
+# like a capture — it stores each call with its arguments and replays them:
+
+# %%
+class Recorder:
+    """A toy stream capture: calls are recorded (not run) while capturing, then replayed."""
+
+    def __init__(self):
+        self.calls, self.capturing = [], False
+
+    def launch(self, kernel, *args):
+        if self.capturing:
+            self.calls.append((kernel, args))      # the arguments are frozen here
+        else:
+            kernel(*args)
+
+    def replay(self):
+        for kernel, args in self.calls:
+            kernel(*args)
+
+
+def sgd_kernel(w, g, lr):                          # lr as a launch argument
+    w -= lr * g
+
+
+def sgd_kernel_reading_lr(w, g, lr_cell):          # lr read from "device memory" at run time
+    w -= lr_cell[0] * g
+
+
+for kernel, reads_memory in ((sgd_kernel, False), (sgd_kernel_reading_lr, True)):
+    w, g = np.zeros(1), np.ones(1)
+    lr_cell = np.array([0.1])
+    rec = Recorder()
+    rec.capturing = True
+    rec.launch(kernel, w, g, lr_cell if reads_memory else 0.1)
+    rec.capturing = False
+    for lr in (0.1, 0.01, 0.001):                  # a schedule, three replays
+        lr_cell[0] = lr                            # what a replayable step does: write memory
+        rec.replay()
+    print(f"{kernel.__name__:22s} w = {w[0]:.3f}  (a schedule of 0.1, 0.01, 0.001 gives -0.111)")
+
+# %% [markdown]
+# The first kernel took 0.1 three times. So on a device tinyproj keeps every per-step number
+# in device memory, read by the kernels when they run, moved by kernels inside the step:
+#
+# * **lr, Adam's t and bias corrections** — `optim/device_scalars.py`: the step itself runs
+#   `t += 1`, `β^t`, `1 − β^t` on the device (the 3 extra launches above); a schedule's new lr
+#   is written by one fill launch *before* the replay, outside the captured region;
+# * **Power's β** — drawn on the device and never read back (`projections/power_device.py`);
+# * **the random key** of Stoch and StochM — its Philox stream counter moves on the device
+#   (`kernels.random_key`), so each replay draws new numbers;
+# * **the clip bounds** — a device table rewritten in place when a schedule changes them;
+# * **the minibatch's position** — a device offset into the epoch's permutation, advanced by
+#   the step (`runs/device_batches.py`).
+#
+# The per-step scalars of a real optimizer, after two steps on the stand-in:
+
+# %%
+backend.use("standin")
+model = models.bc_cifar10(width=1 / 16)
+opt = optim.Adam(model.parameters(), lr=3e-3)
+xb = backend.asarray(rng.standard_normal((4, 3, 32, 32)).astype(np.float32))
+yb = backend.asarray(rng.integers(0, 10, 4))
+for _ in range(2):
+    algorithm1.train_step(model, xb, yb, F.square_hinge_loss, opt, "sign", {},
+                          backend.make_rng(0), sync=False)
+scalars = opt.groups[0].step_scalars
+print("device t =", scalars.t.item(), "| [lr, 1 - b1^t, 1 - b2^t] =", scalars.values.get())
+
+# %% [markdown]
+# The second demand: nothing inside the step may sync or copy — CUDA refuses it during a
+# capture. No GPU here, so the stand-in checks it: `standin.capture_check(region)` makes any
+# sync or copy inside the block raise `CaptureError`, naming the operation.
+# `tinyproj.graphs.capture_step` runs every step that way on the stand-in (and captures for
+# real on CuPy); `tinyproj train --graph auto` is the command-line switch. A step that reads
+# its loss back is caught:
+
+# %%
+from tinyproj import graphs  # noqa: E402
+
+
+def careless_step():
+    loss = algorithm1.train_step(model, xb, yb, F.square_hinge_loss, opt, "sign", {},
+                                 backend.make_rng(0), sync=False)
+    print("   loss =", loss.item())                 # a read-back inside the step
+    return (loss,)
+
+
+checked = graphs.capture_step(careless_step, optimizer=opt, mode="on")
+try:
+    checked()
+except standin.CaptureError as err:
+    print("CaptureError:", str(err)[:110], "...")
+
+# %% [markdown]
+# Keep the loss on the device (`sync=False`, read every `READ_EVERY` steps) and the check
+# passes; the training loop's whole step — gather, project, forward, backward, update, clip,
+# error count — passes it for every training projection (`tests/test_graphs.py`). On a GPU
+# the first two steps run eagerly (Adam's state, the random key and the compiled kernels must
+# exist before the capture), the third is captured with its own memory pool, and the rest
+# are replays; an epoch's last, smaller batch has another shape and runs eagerly; whatever
+# makes a capture impossible is printed once and the step runs eagerly.
+
+# %%
+backend.use("numpy")
+
+# %% [markdown]
+# ## 6. Exercises
 #
 # 1. **Count an evaluation.** Under `backend.use("standin")`, count
 #    `tinyproj.runs.evaluation.error_rate(model, source, batch_size=...)` on a small
