@@ -40,6 +40,49 @@ def _per_channel(a, c, dtype, fill):
 # ---------------------------------------------------------------------------
 # Batch norm + ReLU
 # ---------------------------------------------------------------------------
+# The statistics run in float64 over 8 interleaved partial sums (element k of a row goes to
+# sum k mod 8, the 8 added pairwise at the end): independent additions that the compiler
+# can overlap, where one running sum waits for each addition to finish before the next.
+# Measured on one thread, (50, 32, 32, 32) float32 (bc_cifar10 width 0.25, layer 1), the
+# fastest of 9: batch-norm + ReLU forward 2.58 → 1.86 ms; (50, 64, 16, 16) 1.04 → 0.96 ms.
+# The same for the backward sums (Σg, Σg·x̂ behind the ReLU's mask) gained nothing
+# (3.04 → 3.28 ms: the mask, not the additions, sets their pace), so they stay as they were.
+@njit(cache=True, inline="always")
+def _sum8(row, mu):
+    """Σ (row[k] − mu) over a 1-D row, and Σ (row[k] − mu)², in float64, 8 partial sums."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = 0.0
+    m = row.size
+    k = 0
+    while k + 8 <= m:
+        d0, d1, d2, d3 = row[k] - mu, row[k + 1] - mu, row[k + 2] - mu, row[k + 3] - mu
+        d4, d5, d6, d7 = row[k + 4] - mu, row[k + 5] - mu, row[k + 6] - mu, row[k + 7] - mu
+        s0 += d0
+        s1 += d1
+        s2 += d2
+        s3 += d3
+        s4 += d4
+        s5 += d5
+        s6 += d6
+        s7 += d7
+        q0 += d0 * d0
+        q1 += d1 * d1
+        q2 += d2 * d2
+        q3 += d3 * d3
+        q4 += d4 * d4
+        q5 += d5 * d5
+        q6 += d6 * d6
+        q7 += d7 * d7
+        k += 8
+    while k < m:
+        d0 = row[k] - mu
+        s0 += d0
+        q0 += d0 * d0
+        k += 1
+    return (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)),
+            ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7)))
+
+
 @njit(**_PARALLEL)
 def _bn_stats(x, mean, var):
     """Per channel: mean = Σx/m, var = Σ(x − mean)²/m in float64 (two passes)."""
@@ -48,14 +91,11 @@ def _bn_stats(x, mean, var):
     for ci in prange(c):
         s = 0.0
         for ni in range(n):
-            for k in range(l):
-                s += x[ni, ci, k]
+            s += _sum8(x[ni, ci], 0.0)[0]
         mu = s / m
         q = 0.0
         for ni in range(n):
-            for k in range(l):
-                d = x[ni, ci, k] - mu
-                q += d * d
+            q += _sum8(x[ni, ci], mu)[1]
         mean[ci], var[ci] = mu, q / m
 
 
