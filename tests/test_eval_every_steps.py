@@ -45,6 +45,8 @@ def test_evaluating_inside_the_epoch_trains_the_same_network(tmp_path, preset):
     assert [r["epoch_progress"] for r in rows_b] == [0.5, 1.0, 1.5, 2.0]
     assert [r["epoch"] for r in rows_b] == [0, 1, 1, 2]
     assert all(r["n_test"] == 200 for r in rows_b)       # the synthetic test set, for its SE
+    seconds = [r["train_seconds"] for r in rows_b]          # training time so far, growing
+    assert seconds[0] > 0 and seconds == sorted(seconds)
     # the end-of-epoch evaluations are the plain run's, number for number (same draws)
     strip = lambda r: {k: v for k, v in r.items() if not k.endswith("seconds")}
     assert [strip(r) for r in rows_b[1::2]] == [strip(r) for r in rows_a]

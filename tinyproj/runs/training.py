@@ -388,9 +388,9 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                 if (cfg.eval_every_steps and pos["step"] % cfg.eval_every_steps == 0
                         and pos["batch"] < steps_per_epoch and not done()):
                     bar.close()                      # inside the epoch (its end evaluates below)
-                    paused = time.perf_counter()
+                    pos["elapsed"] += time.perf_counter() - start   # train_seconds up to here
                     evaluate(inside_epoch=True)
-                    start += time.perf_counter() - paused    # train_seconds: training only
+                    start = time.perf_counter()              # the evaluation is not training
                     trained.train()
                     bar.reset(f"epoch {pos['epoch'] + 1}", pos["batch"])
                 if stop.requested or (stop_at_step is not None and pos["step"] >= stop_at_step):
