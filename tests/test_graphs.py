@@ -265,6 +265,7 @@ def test_graphs_give_the_same_weights_as_eager_steps_on_the_standin(on_standin):
         assert np.array_equal(a, b)
 
 
+@pytest.mark.numpy_only("the NumPy backend's fallback")
 def test_the_fallback_reason_is_printed_once():
     said = []
     calls = []
@@ -278,6 +279,7 @@ def test_the_fallback_reason_is_printed_once():
     assert len(said) == 1                                  # auto: eager on NumPy, silently
 
 
+@pytest.mark.numpy_only("the NumPy backend's fallback")
 def test_the_training_loop_says_once_why_numpy_runs_eagerly():
     said = []
     training.train(_cfg("tr-sign-c"), progress=False, log=said.append, graph="on")

@@ -288,7 +288,7 @@ def train_step(model, x, y, loss_fn, optimizer, projection, bounds, rng, trace=N
     bn_state = _buffers_snapshot(model) if sync else []   # to undo the forward pass on NaN
 
     # -- Lines 1-3: project the weights -------------------------------------------------
-    step_projection = _sample(projection, rng, weights)   # θ drawn once for the minibatch
+    step_projection = _sample(projection, rng, weights, trace)   # θ drawn once per minibatch
     saved_W = project(weights, step_projection, rng, trace)
     try:
         # -- Line 5: forward propagation with P ---------------------------------------
@@ -349,11 +349,12 @@ projected = project_weights
 # ---------------------------------------------------------------------------
 # Helpers.
 # ---------------------------------------------------------------------------
-def _sample(projection, rng, weights):
+def _sample(projection, rng, weights, trace=None):
     """``projection.sample(rng)``; on a device a random β of Power is drawn and kept there
-    (projections/power_device.py): no sync, and a CUDA graph replays the draw."""
+    (projections/power_device.py): no sync, and a CUDA graph replays the draw. A traced step
+    reads β back (one sync), so that ``trace.projection`` names its value."""
     first = next(iter(weights.values()), None)
-    if first is None:
+    if first is None or trace is not None:
         return projection.sample(rng)
     return power_device.sample(projection, rng, first.data)
 
