@@ -105,7 +105,7 @@ def test_rows_of_two_setups_are_different_points(tmp_path):
               out_file=tmp_path / "walk.jsonl", models_dir=tmp_path / "nets")
     legacy = wn.train_at_sigma("mlp_tfc", src, test, "additive", [1.0], setup="legacy", **kw)
     assert "setup" not in legacy[0]                     # the keys of the committed walks
-    with pytest.raises(UserError, match="setup"):
+    with pytest.raises(UserError, match="another set-up: --setup legacy"):
         wn.train_at_sigma("mlp_tfc", src, test, "additive", [1.0], **kw)
     kw.update(out_file=tmp_path / "b.jsonl", models_dir=tmp_path / "nets-b")
     authors = wn.train_at_sigma("mlp_tfc", src, test, "additive", [1.0], **kw)
@@ -124,7 +124,7 @@ def test_cli_clean_walk_keeps_setups_apart(tmp_path, capsys):
     assert len(rows) == 2 and all("setup" not in r for r in rows)
     assert cli_main(["walk", "--out", str(out), *base]) == 2      # the authors' into it
     err = capsys.readouterr().err
-    assert "other settings" in err and "init" in err
+    assert "other settings" in err and "init" in err and "--setup legacy" in err
     other = tmp_path / "a"
     assert cli_main(["walk", "--out", str(other), *base]) == 0
     assert {r["setup"] for r in wn.read_walk(other / "walk.jsonl")} == {"authors"}

@@ -41,6 +41,7 @@ def _model_folder(out: Path, seed: int) -> Path:
 def clean_run(args, seed: int, out: Path, shard, log):
     """The trained clean model of ``seed``: trained now, resumed, or read back."""
     from ..runs.training import load_run, train
+    from ..walking_noise.setups import setup_hint
     folder = _model_folder(out, seed)
     cfg = train_config(args, seed, folder)
     if (folder / "checkpoint.npz").exists():
@@ -50,7 +51,7 @@ def clean_run(args, seed: int, out: Path, shard, log):
         if diff:
             said = ", ".join(f"{k}: trained with {a!r}, now {b!r}" for k, (a, b) in diff.items())
             raise UserError(f"{folder} holds a model trained with other settings ({said}); "
-                            "use the same flags, or another --out")
+                            "use the same flags, or another --out." + setup_hint(diff))
         run = load_run(folder, data_dir=args.data_dir)
         if run.meta.get("pos", {}).get("epoch", 0) >= cfg.epochs:
             return run
@@ -84,7 +85,7 @@ def noisy_model(args, spec, seed, site, site_name, out, data, dyn_file, log, tra
     from ..runs.files import load_checkpoint, save_checkpoint
     from ..runs.grid import append_row, read_rows
     from ..walking_noise import build_walk_model, train_noisy
-    from ..walking_noise.setups import recorded_setup, setup_tag
+    from ..walking_noise.setups import recorded_setup, setup_hint, setup_tag
     train_src, test_src, input_shape, num_classes = data
     path = out / "noisy-models" / f"{_slug(spec, args.clamp)}-{site_name}-seed{seed}.npz"
     made = {"model": args.model, "bn": bool(args.bn), "dataset": args.dataset,
@@ -100,7 +101,7 @@ def noisy_model(args, spec, seed, site, site_name, out, data, dyn_file, log, tra
             said = ", ".join(f"{k}: trained with {a!r}, now {b!r}" for k, (a, b) in diff.items())
             raise UserError(f"{path} holds a network trained with other settings "
                             f"({said or 'another architecture'}); use the same flags, or "
-                            "another --out")
+                            "another --out." + setup_hint(diff))
         model.load_state_dict(state)
         rows = meta.get("dynamics", [])
     elif not train:

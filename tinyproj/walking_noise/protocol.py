@@ -44,7 +44,8 @@ from ..runs.files import load_checkpoint, save_checkpoint
 from ..runs.grid import parse_shard, shard_points
 from .noise import parse_noise
 from .noisy_training import build_walk_model, source_classes, train_noisy
-from .setups import DEFAULT_SETUP, check_setup, recorded_setup, setup_settings, setup_tag
+from .setups import (DEFAULT_SETUP, check_setup, recorded_setup, setup_hint, setup_settings,
+                     setup_tag)
 from .sites import NoisyModel
 from .tables import point_spread, write_point_spread_csv
 from .walk import check_sigmas, point_settings, row_key, walk, walk_grid, walk_sites
@@ -141,8 +142,8 @@ def train_at_sigma(model_name, train_source, test_source, noise, sigmas, sites="
         if diff:
             said = ", ".join(f"{k}: trained with {a!r}, now {b!r}" for k, (a, b) in diff.items())
             raise UserError(f"{path} holds a network trained with other settings ({said}); use "
-                            "the same settings, or write elsewhere (another --out / models_dir)",
-                            flag="--out")
+                            "the same settings, or write elsewhere (another --out / "
+                            "models_dir)." + setup_hint(diff), flag="--out")
         return state
 
     def key(site, sigma, seed):

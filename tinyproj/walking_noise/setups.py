@@ -43,7 +43,7 @@ from ..errors import UserError
 from ..runs.config import PRESETS
 
 __all__ = ["SETUPS", "DEFAULT_SETUP", "LEGACY", "CUSTOM", "setup_settings", "model_settings",
-           "check_setup", "setup_tag", "recorded_setup", "infer_setup"]
+           "check_setup", "setup_tag", "recorded_setup", "infer_setup", "setup_hint"]
 
 DEFAULT_SETUP = "authors"
 LEGACY = "legacy"
@@ -154,3 +154,14 @@ def infer_setup(config: dict) -> str:
         if all(config.get(k, defaults[k]) == v for k, v in wanted.items() if k != "epochs"):
             return name
     return CUSTOM
+
+
+def setup_hint(changed) -> str:
+    """'' or a sentence for an error that refuses a saved network because its settings differ
+    (``changed``: their names): when some are a set-up's, which flag chooses the set-up."""
+    keys = (set(_AUTHORS) | set(_LEGACY) | {"setup"}) - {"epochs"}
+    if not keys & set(changed):
+        return ""
+    return (" It was trained with another set-up: --setup legacy is tinyproj's earlier one "
+            "(Glorot, cosine per step; networks saved before the set-ups had names), the "
+            "default is the authors'.")
