@@ -11,6 +11,9 @@
   as ``__host__ __device__`` functions, which ``host.py`` also compiles for the CPU with the
   system C++ compiler, so CI checks the GPU arithmetic against the reference without a GPU
   (``host.get(name)``: the same kernel, same signature, on NumPy arrays).
+* ``reference_device.py`` — the readable twins of ``adam_update_scalars`` and
+  ``sgd_update_scalars`` (STEP_NAMES), which read lr and Adam's bias corrections from device
+  memory so that a CUDA graph can replay them (tinyproj/graphs.py).
 * ``workspace.py`` — scratch buffers the convolution reuses from step to step.
 * ``geometry.py`` — window arithmetic (output sizes, padding checks) shared by the kernels,
   the functional ops and the models; it computes no arrays.
