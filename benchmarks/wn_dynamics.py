@@ -43,7 +43,7 @@ from tinyproj.runs.config import TrainConfig  # noqa: E402
 from tinyproj.runs.files import atomic_write_text  # noqa: E402
 from tinyproj.runs.training import build_model, train  # noqa: E402
 from tinyproj.walking_noise import dynamics as dyn  # noqa: E402
-from tinyproj.walking_noise.noisy_training import SETUP, train_noisy  # noqa: E402
+from tinyproj.walking_noise.noisy_training import LEGACY_SETUP, SETUP, train_noisy  # noqa: E402
 
 SITE = "fc2"
 """The noisy site: the output of the middle linear layer (fc1 and fc2 feed it, fc3 and fc4
@@ -108,10 +108,12 @@ def _compact(row: dict) -> dict:
 
 
 def run_one(name: str, train_src, test_src, epochs: int, seed: int, settings: dict,
-            bins: int = 10, log=print) -> dict:
+            bins: int = 10, log=print, setup: str = "authors") -> dict:
     """Train run ``name`` of :data:`RUNS`; returns its record (config, rows, histograms).
 
-    settings: the model's TrainConfig settings (:func:`authors_settings`).
+    settings: the model's TrainConfig settings (:func:`authors_settings`). setup: the
+    schedule's set-up ("authors": cosine per epoch; "legacy": cosine per minibatch, as the
+    committed results/wn-dynamics-mnist runs); the initial weights always come from settings.
     """
     kind, sigma, bn = RUNS[name]
     model = build(bn, seed, settings)
@@ -120,16 +122,17 @@ def run_one(name: str, train_src, test_src, epochs: int, seed: int, settings: di
     status = "finished"
     try:
         if kind is None:
-            rows = _train_clean(model, train_src, test_src, epochs, seed)
+            rows = _train_clean(model, train_src, test_src, epochs, seed, setup)
         else:
             _, rows = train_noisy(model, train_src, f"{kind}:sigma={sigma:g}", sites=[SITE],
-                                  epochs=epochs, seed=seed, test_source=test_src, bn=bn)
+                                  epochs=epochs, seed=seed, test_source=test_src, bn=bn,
+                                  setup=setup)
     except FloatingPointError as err:           # a non-finite loss: recorded, not hidden
         rows, status = [], f"diverged: {err}"
     seconds = time.time() - t0
     log(f"{name}: {status} in {seconds:.0f} s")
     return {"name": name, "noise": kind, "sigma": sigma, "bn": bn, "site": SITE,
-            "epochs": epochs, "seed": seed, "model_settings": settings,
+            "epochs": epochs, "seed": seed, "model_settings": settings, "setup": setup,
             "train_examples": len(train_src), "test_examples": len(test_src),
             "status": status, "seconds": round(seconds, 1),
             "rows": [_compact(r) for r in rows],
@@ -137,7 +140,8 @@ def run_one(name: str, train_src, test_src, epochs: int, seed: int, settings: di
             "signed_histograms": {"start": start_signed, "end": _signed(model)}}
 
 
-def _train_clean(model, train_src, test_src, epochs: int, seed: int) -> list:
+def _train_clean(model, train_src, test_src, epochs: int, seed: int,
+                 setup: str = "authors") -> list:
     """The clean baseline through THE loop with Walking Noise's set-up (no noise)."""
     def on_eval(m, row):
         row.update(loss=row["train_loss"],
@@ -151,7 +155,8 @@ def _train_clean(model, train_src, test_src, epochs: int, seed: int) -> list:
 
     on_eval.last = 0.0
     bn = any(name.startswith("bn") for name in model.state_dict())
-    cfg = TrainConfig(**dict(SETUP, model="mlp_tfc", bn=bn, dataset="mnist", epochs=epochs,
+    recipe = LEGACY_SETUP if setup == "legacy" else SETUP
+    cfg = TrainConfig(**dict(recipe, model="mlp_tfc", bn=bn, dataset="mnist", epochs=epochs,
                              seed=seed, eval_batch_size=500))
     _, rows = train(cfg, progress=False, log=lambda text: None,
                     data=(train_src, None, test_src, tuple(train_src.input_shape), 10),
@@ -335,6 +340,19 @@ def summarize(outs, results: Path, log=print) -> list:
     return rows
 
 
+def _check_setup(out: Path, names, setup: str) -> None:
+    """Refuse a folder whose finished runs were trained with another set-up (before any data
+    is loaded): skipping them as "done" would mix two schedules in one summary."""
+    for name in names:
+        path = out / f"{name}.json"
+        if path.exists():
+            # records written before set-ups had names were trained with the legacy schedule
+            done = json.loads(path.read_text()).get("setup", "legacy")
+            if done != setup:
+                raise UserError(f"{path} was trained with --setup {done}, not {setup}; give "
+                                f"another --out or --setup {done}", flag="--setup")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -347,6 +365,9 @@ def main(argv=None) -> int:
                    help="train on the first N of MNIST's 60,000 images")
     p.add_argument("--glorot", action="store_true", help="tinyproj's Glorot init and "
                    "biases as --bias auto (default: the authors' PyTorch init, every bias)")
+    p.add_argument("--setup", default="authors", choices=("authors", "legacy"),
+                   help="the schedule: authors = cosine per epoch (default); legacy = cosine "
+                   "per minibatch, as the committed results/wn-dynamics-mnist runs")
     p.add_argument("--data-dir", default=None, help="folder holding mnist/")
     p.add_argument("--summarize", action="store_true", help="only summarize finished runs")
     p.add_argument("--results", default=str(ROOT / "results" / "wn-dynamics-mnist"),
@@ -366,6 +387,7 @@ def main(argv=None) -> int:
         raise UserError("training writes into one --out folder (several only with "
                         "--summarize)", flag="--out")
     out = outs[0]
+    _check_setup(out, names, a.setup)
     settings = {} if a.glorot else authors_settings()
     from tinyproj.data import load_dataset
     from tinyproj.data.sources import ArraySource
@@ -379,7 +401,7 @@ def main(argv=None) -> int:
             print(f"{name}: done before, skipped", flush=True)
             continue
         rec = run_one(name, train_src, test_src, a.epochs, a.seed, settings,
-                      log=lambda text: print(text, flush=True))
+                      log=lambda text: print(text, flush=True), setup=a.setup)
         atomic_write_text(path, json.dumps(rec) + "\n")
     return 0
 

@@ -65,16 +65,19 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="folder holding mnist/")
     p.add_argument("--out", default=None, help="also write the report to this file")
+    p.add_argument("--setup", default="authors", choices=("authors", "legacy"),
+                   help="the schedule: authors = cosine per epoch (default); legacy = cosine "
+                   "per minibatch, as the committed fc1-additive-1e4.txt")
     a = p.parse_args(argv)
     if not a.sigma > 0 or a.epochs < 1:
         raise UserError("--sigma must be > 0 and --epochs >= 1", flag="--sigma")
     ds = load_dataset("mnist", data_dir=a.data_dir, download=False)
     model = wd.build(False, a.seed, wd.authors_settings())
     train_noisy(model, ArraySource(ds.x_train, ds.y_train), f"additive:sigma={a.sigma:g}",
-                sites=[wd.SITE], epochs=a.epochs, seed=a.seed)
+                sites=[wd.SITE], epochs=a.epochs, seed=a.seed, setup=a.setup)
     w = np.asarray(backend.to_numpy(dyn.layer_weights(model)["fc1"]), dtype=np.float64)
     text = (f"MNIST mlp_tfc, additive sigma={a.sigma:g} at {wd.SITE}, {a.epochs} epochs, "
-            f"seed {a.seed}, {wd.authors_settings() or 'tinyproj defaults'}\n"
+            f"seed {a.seed}, --setup {a.setup}, {wd.authors_settings() or 'tinyproj defaults'}\n"
             + report(w, ds.x_train))
     print(text, end="")
     if a.out:

@@ -175,6 +175,27 @@ def test_driver_refuses_bad_flags_before_any_file(tmp_path):
     assert not (tmp_path / "x").exists() and not (tmp_path / "r").exists()
 
 
+def test_driver_refuses_a_folder_of_another_setup(tmp_path):
+    wd = _driver()
+    out = tmp_path / "x"
+    out.mkdir()
+    (out / "clean.json").write_text(json.dumps({"name": "clean"}))   # no "setup": legacy
+    with pytest.raises(Exception, match="--setup legacy"):
+        wd.main(["--out", str(out), "--runs", "clean", "--data-dir", str(tmp_path / "none")])
+    assert sorted(p.name for p in out.iterdir()) == ["clean.json"]
+
+
+def test_driver_schedule_follows_the_setup():
+    wd = _driver()
+    recs = {s: wd.run_one("clean", _tiny_mnist(300, 0), _tiny_mnist(32, 1), epochs=2, seed=0,
+                          settings=wd.authors_settings(), log=lambda text: None, setup=s)
+            for s in ("authors", "legacy")}
+    assert recs["authors"]["setup"] == "authors" and recs["legacy"]["setup"] == "legacy"
+    # cosine per epoch keeps epoch 1's lr at its start value; per minibatch it has decayed
+    lr = {s: [r["lr"] for r in rec["rows"]] for s, rec in recs.items()}
+    assert lr["authors"][:2] == [pytest.approx(1e-3)] * 2 and lr["legacy"][1] < 0.9e-3
+
+
 def test_summary_keeps_a_diverged_run():
     wd = _driver()
     rec = {"name": "add-1e8", "status": "diverged: step 3", "rows": []}
