@@ -31,13 +31,22 @@ TIMES: dict = collections.defaultdict(float)
 CLOCK = time.perf_counter        # --cpu: time.process_time (all threads' CPU time)
 
 
-def _timed(key_of, fn):
+_depth = [0]
+
+
+def _timed(key_of, fn, outermost=False):
+    """fn timed into TIMES[key_of(args)]; outermost=True: only when no other such call is
+    running (an op whose forward calls its base class's is counted once)."""
     def wrapper(*args, **kwargs):
+        if outermost and _depth[0]:
+            return fn(*args, **kwargs)
+        _depth[0] += outermost
         start = CLOCK()
         try:
             return fn(*args, **kwargs)
         finally:
             TIMES[key_of(args)] += CLOCK() - start
+            _depth[0] -= outermost
     return wrapper
 
 
@@ -65,20 +74,25 @@ def install() -> None:
             def key_of(args, name=name, method=method):
                 self = args[0]
                 where = ""
-                if name == "Conv2d":
+                if name in ("Conv2d", "Conv2dMaxPool"):
                     w = args[2] if method == "forward" else self.w
                     where = f" {w.shape[1]}→{w.shape[0]}"
                     where += f"@{(args[1] if method == 'forward' else self.x).shape[2]}"
                 elif len(args) > 1:
                     where = " " + _shape_of(args[1])
                 return f"op  {name}.{method}{where}"
-            setattr(cls, method, _timed(key_of, fn))
+            setattr(cls, method, _timed(key_of, fn, outermost=True))
     get = kernels.get
 
     def timed_get(name, like=None):
         return _timed(lambda args, name=name: f"  kernel {name}", get(name, like))
     kernels.get = timed_get
     from tinyproj.functional import conv
+    from tinyproj.kernels import shifted
+    shifted.gemm = _timed(lambda args: f"  shifted gemm {args[0].shape}x{args[1].shape}",
+                          shifted.gemm)
+    shifted.pad_rows = _timed(lambda args: "  shifted pad_rows", shifted.pad_rows)
+    shifted.unpad_rows = _timed(lambda args: "  shifted unpad_rows", shifted.unpad_rows)
     conv.matmul = _timed(lambda args: f"  conv matmul {args[0].shape}x{args[1].shape}",
                          conv.matmul)
 

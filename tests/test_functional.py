@@ -343,6 +343,66 @@ def test_conv2d_input_only_or_weight_only():
     check(lambda w: F.conv2d(tp.tensor(x), w, stride=2), [w])
 
 
+# Thin stride-1 layers take shifted products with no column matrix (conv.SHIFTED,
+# kernels/shifted.py): the same function as im2col to float32 rounding, chunked or not, fused
+# with a max-pool or not; its own float64 gradient check. SHIFT_MIN_C is lowered so that small
+# layers take that path.
+SHIFT_CASES = [((5, 3, 9, 9), (8, 3, 3, 3), 1),
+               ((4, 5, 8, 7), (6, 5, 3, 2), (1, 0)),
+               ((3, 16, 6, 6), (16, 16, 3, 3), 1),
+               ((2, 4, 5, 5), (64, 4, 3, 3), 2)]              # padding 2: OH > H
+
+
+@pytest.mark.numpy_only("the shifted products run on NumPy arrays")
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("xs,ws,pad", SHIFT_CASES)
+def test_conv2d_shifted_products_match_im2col(xs, ws, pad, chunked, monkeypatch):
+    from tinyproj.functional import conv
+    from tinyproj.functional.conv_pool import conv2d_maxpool
+    monkeypatch.setattr(conv, "SHIFT_MIN_C", 1)
+    if chunked:
+        monkeypatch.setattr(conv, "MAX_COLUMNS", 2 * 81)
+        monkeypatch.setattr(conv, "SMALL_COLS", 0)
+    x = normal(*xs, seed=3).astype(np.float32)
+    w = normal(*ws, seed=4).astype(np.float32)
+    for pool in (False, True):
+        got = {}
+        for shift in (False, True):
+            monkeypatch.setattr(conv, "SHIFTED", shift)
+            xt, wt = tp.tensor(x, requires_grad=True), tp.tensor(w, requires_grad=True)
+            y = conv2d_maxpool(xt, wt, 1, pad) if pool else F.conv2d(xt, wt, padding=pad)
+            y.backward(normal(*y.shape, seed=5).astype(np.float32))
+            got[shift] = (y.data, xt.grad, wt.grad)
+        for plain, shifted in zip(got[False], got[True]):
+            assert np.abs(shifted - plain).max() <= 1e-6 * np.abs(plain).max()
+
+
+@pytest.mark.numpy_only("the shifted products run on NumPy arrays")
+def test_conv2d_shifted_products_are_used_for_thin_stride_1_layers_only(monkeypatch):
+    from tinyproj.functional import conv
+    from tinyproj.kernels import shifted
+    if not shifted.available():
+        pytest.skip("no cblas gemm in NumPy's BLAS: im2col everywhere")
+    x32, w = np.zeros((2, 32, 8, 8), np.float32), np.zeros((64, 32, 3, 3), np.float32)
+    assert conv.Conv2d(1, 1)._shifted_taps(x32, w).shape == (3, 3, 32, 64)   # (kh, kw, C, O)
+    assert conv.Conv2d(2, 1)._shifted_taps(x32, w) is None                  # stride 2
+    assert conv.Conv2d(1, 1)._shifted_taps(x32[:, :3], w[:, :3]) is None    # C = 3 < 16
+    assert conv.Conv2d(1, 1)._shifted_taps(x32, np.zeros((128, 32, 3, 3), np.float32)) is None
+    monkeypatch.setenv("TINYPROJ_KERNELS", "reference")                     # readable path
+    assert conv.Conv2d(1, 1)._shifted_taps(x32, w) is None
+
+
+@pytest.mark.numpy_only("the shifted products run on NumPy arrays")
+@pytest.mark.parametrize("xs,ws,pad", SHIFT_CASES[:2])
+def test_conv2d_shifted_products_gradient(xs, ws, pad, monkeypatch):
+    from tinyproj.functional import conv
+    monkeypatch.setattr(conv, "SHIFT_MIN_C", 1)
+    monkeypatch.setattr(conv, "MAX_COLUMNS", 2 * 81)
+    monkeypatch.setattr(conv, "SMALL_COLS", 0)
+    x, w = normal(2, *xs[1:], seed=6), normal(*ws, seed=7)
+    check(lambda x, w: F.conv2d(x, w, padding=pad), [x, w])
+
+
 # conv2d fused with the max-pool after it (functional/conv_pool.py): the same numbers as the
 # two ops, bit for bit, in either product layout, chunked or not; its own gradient check.
 CONV_POOL_CASES = [((5, 3, 8, 8), (6, 3, 3, 3), 1, 1, 2, 2, 0),

@@ -83,7 +83,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, kernels
-from ..kernels import workspace
+from ..kernels import shifted, workspace
 from ..kernels.geometry import fits, out_size, pair
 from ..tensor import Function, as_tensor
 from .elementwise import add
@@ -127,6 +127,29 @@ larger than the other layers'). Measured (transposed products, load ~10): forwar
 of the 3→32 layer 22.5 ms CPU in one chunk, 44.2 ms in four."""
 
 
+SHIFTED = True
+"""Convolve thin stride-1 layers (``SHIFT_MIN_C`` ≤ C, O ≤ ``SHIFT_MAX_O``) by shifted
+products over a padded channels-last copy of x, with no column matrix and no col2im
+(kernels/shifted.py): forward and dx; dW keeps im2col (the shifted form of its product,
+depth B·H2·W2 for a (C, O) result, measured no faster). Measured on one thread (shared
+machine, fastest of 7), bc_cifar10 width 0.25, batch 50, ms:
+
+    layer            forward: im2col+product  shifted     dx: product+col2im  shifted
+    32→32 @32×32                      16.4       12.3                  29.4      12.3
+    32→64 @16×16                       6.6        5.7                   8.5       5.9
+    64→64 @16×16                      14.6       10.6                  19.6      10.9
+    64→128 @8×8                        5.6        5.5                   5.3       6.0
+    128→128 @8×8                      12.0       10.3                  11.2      10.5
+    3→32 @32×32                        3.2        5.1        (no dx: the first layer)
+
+and at width 1.0 no clear gain (128→128 @32×32 165 → 137–154 ms CPU, 256→512 @8×8
+58 → 78 ms): hence the bounds. dW by shifted products, (C × B·H2·W2) @ (B·H2·W2 × O) per
+tap: 32→32 15.8 → 16.8–17.8 ms, 64→64 12.9 → 12.1–18.6, 128→128 10.9 → 11.7–12.0."""
+
+SHIFT_MIN_C = 16
+SHIFT_MAX_O = 64
+
+
 def rows_layout(like) -> bool:
     """Whether the products are taken transposed, with the output channels along the rows'
     fast axis (the ``ROWS_OUT`` layout, see the module docstring): on NumPy arrays yes."""
@@ -153,7 +176,11 @@ class Conv2d(Function):
         w_mat = w.reshape(o, -1)                                             # (O, K)
         rows = rows_layout(x)
         y = self._rows_output(x, w) if rows else xp.empty((n, o, oh * ow), dtype=x.dtype)
+        taps = self._shifted_taps(x, w)
         for a, b in self._chunks(x, w):                                      # images a..b-1
+            if taps is not None:                     # no columns: kh·kw shifted products
+                self._take_rows(self._shifted_forward(x[a:b], taps, oh, ow), y, a, b)
+                continue
             cols = self._im2col(x[a:b], w)                                   # (K, B·L)
             if rows:
                 Yt = self._scratch("conv.out", ((b - a) * oh * ow, o), x)
@@ -196,6 +223,7 @@ class Conv2d(Function):
         if self.needs_grad[1]:
             gw = xp.zeros(w_mat.T.shape if gw_rows else w_mat.shape, dtype=gy.dtype)
         gx = xp.empty(x.shape, dtype=gy.dtype) if self.needs_grad[0] else None
+        taps = self._shifted_taps(x, w) if gx is not None else None
         for a, b in self._chunks(x, w):
             if rows:
                 gYt = self._scratch("conv.out", ((b - a) * oh * ow, o), gy)  # (B·L, O)
@@ -207,7 +235,9 @@ class Conv2d(Function):
             if gw is not None:
                 cols = self._im2col(x[a:b], w)                               # (K, B·L) again
                 gw += cols @ gYt if gw_rows else gY @ cols.T                 # (K, O) / (O, K)
-            if gx is not None and rows and o <= DX_ROWS_MAX_O:
+            if taps is not None:                         # dx by kh·kw shifted products
+                self._shifted_dx(gYt, taps, x[a:b].shape, out=gx[a:b])
+            elif gx is not None and rows and o <= DX_ROWS_MAX_O:
                 drows = self._scratch("conv.cols", (gYt.shape[0], w_mat.shape[1]), gy)
                 matmul(gYt, w_mat, out=drows)                                # (B·L, K)
                 kernels.get("col2im_batch", drows)(drows.T, gx[a:b].shape, kh, kw,
@@ -242,6 +272,46 @@ class Conv2d(Function):
         count = -(-n // most)                                                # ceil(n / most)
         bounds = [n * i // count for i in range(count + 1)]
         return list(zip(bounds[:-1], bounds[1:]))
+
+    # -- the shifted products (kernels/shifted.py): stride 1, thin layers --------------
+    def _shifted_taps(self, x, w):
+        """w as (kh, kw, C, O), one (C, O) matrix per tap, when this layer takes the shifted
+        products (see ``SHIFTED``); else None."""
+        c, o = w.shape[1], w.shape[0]
+        if not (SHIFTED and rows_layout(x) and self.stride == (1, 1) and c >= SHIFT_MIN_C
+                and o <= SHIFT_MAX_O and x.dtype in (np.float32, np.float64)
+                and shifted.available()):
+            return None
+        return np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+
+    def _shifted_forward(self, x, taps, oh, ow):
+        """Y = Σ_ij Xp[m + i·W2 + j] @ W_ij for images x (B, C, H, W); returns Y seen as
+        (B, O, OH, OW) (a view of a scratch buffer)."""
+        kh, kw, c, o = taps.shape
+        h2, w2, _, _, m, tail = shifted.grid(x.shape, kh, kw, self.pad)
+        rows = shifted.pad_rows(x, self.pad, out=self._scratch("conv.xpad", (m + tail, c), x))
+        Y = self._scratch("conv.ext", (m, o), x)                            # (B·H2·W2, O)
+        for t in range(kh * kw):
+            i, j = divmod(t, kw)
+            shifted.gemm(rows[i * w2 + j:i * w2 + j + m], taps[i, j], Y, accumulate=t > 0)
+        return Y.reshape(x.shape[0], h2, w2, o)[:, :oh, :ow].transpose(0, 3, 1, 2)
+
+    def _shifted_dx(self, gYt, taps, x_shape, out):
+        """dx of images (x_shape) from their gYt (B·L, O): gY on the padded grid (zero on
+        the spare rows), dXp[m + i·W2 + j] += gY[m] @ W_ijᵀ, dx = the interior of dXp."""
+        kh, kw, c, o = taps.shape
+        h2, w2, oh, ow, m, tail = shifted.grid(x_shape, kh, kw, self.pad)
+        g = self._scratch("conv.ext", (m, o), gYt)
+        g4 = g.reshape(x_shape[0], h2, w2, o)
+        g4[:, :oh, :ow] = gYt.reshape(x_shape[0], oh, ow, o)
+        g4[:, oh:] = 0
+        g4[:, :oh, ow:] = 0
+        dxp = self._scratch("conv.xpad", (m + tail, c), gYt)
+        dxp[m:] = 0                                   # tap (0, 0) writes rows 0..m-1 whole
+        for t in range(kh * kw):
+            i, j = divmod(t, kw)
+            shifted.gemm(g, taps[i, j].T, dxp[i * w2 + j:i * w2 + j + m], accumulate=t > 0)
+        shifted.unpad_rows(dxp, x_shape, self.pad, out=out)
 
     def _im2col(self, x, w):
         """The columns (K, B·L) of the images x, in a scratch buffer reused between calls."""

@@ -261,7 +261,8 @@ def maxpool_forward(x, kh, kw, stride, pad=(0, 0), out=None):
         out = (np.empty((n, c, oh, ow), dtype=x.dtype), np.empty((n, c, oh, ow), dtype=taps))
     y, argmax = _output(out[0], (n, c, oh, ow), x.dtype), _output(out[1], (n, c, oh, ow), taps)
     if _channels_last(x):
-        _maxpool_forward_rows(x.transpose(0, 2, 3, 1), kh, kw, stride[0], stride[1], pad[0],
+        flat, sn, sh_, sw_ = _flat_channels_last(x)
+        _maxpool_forward_rows(flat, sn, sh_, sw_, h, w, kh, kw, stride[0], stride[1], pad[0],
                               pad[1], y, argmax)
     else:
         _maxpool_forward(x, kh, kw, stride[0], stride[1], pad[0], pad[1], y, argmax)
@@ -269,19 +270,31 @@ def maxpool_forward(x, kh, kw, stride, pad=(0, 0), out=None):
 
 
 def _channels_last(a) -> bool:
-    """Whether the (N, C, H, W) view ``a`` has C on its fast axis (a (N, H, W, C) array seen
-    through ``transpose(0, 3, 1, 2)``), the layout of the convolution's product rows."""
-    return a.shape[1] > 1 and not a.flags.c_contiguous and \
-        a.transpose(0, 2, 3, 1).flags.c_contiguous
+    """Whether the (N, C, H, W) view ``a`` has C on its fast axis (an (N, H, W, C) array, or
+    a view of one, seen through ``transpose(0, 3, 1, 2)``): the layout of the convolution's
+    product rows."""
+    return (a.shape[1] > 1 and a.strides[1] == a.itemsize and not a.flags.c_contiguous
+            and min(a.strides) > 0)
+
+
+def _flat_channels_last(a):
+    """``(flat, sn, sh, sw)`` for a channels-last (N, C, H, W) view: its memory from its first
+    element as a 1-D array, and the steps of N, H and W in elements — pixel (n, h, w) holds
+    its C channels at ``flat[n·sn + h·sh + w·sw:][:C]``, contiguous whatever the view's gaps
+    (the shifted convolution's rows have spare ones), which the compiler can vectorize."""
+    item = a.itemsize
+    n, c, h, w = a.shape
+    sn, sh, sw = (a.strides[k] // item for k in (0, 2, 3))
+    extent = (n - 1) * sn + (h - 1) * sh + (w - 1) * sw + c
+    return np.lib.stride_tricks.as_strided(a, shape=(extent,), strides=(item,)), sn, sh, sw
 
 
 @njit(**_PARALLEL)
-def _maxpool_forward_rows(x, kh, kw, sh, sw, ph, pw, y, argmax):
-    """``_maxpool_forward`` for x (N, H, W, C), channels on the fast axis: each window tap
+def _maxpool_forward_rows(x, sn, sh_, sw_, h, w, kh, kw, sh, sw, ph, pw, y, argmax):
+    """``_maxpool_forward`` for x channels-last (``_flat_channels_last``): each window tap
     is a contiguous vector of C values, compared lane by lane (the same rule per lane: the
     first maximum wins, a NaN beats everything, padding is skipped)."""
-    n, h, w, c = x.shape
-    oh, ow = y.shape[2], y.shape[3]
+    n, c, oh, ow = y.shape
     for job in prange(n * oh):                             # one row of windows per job
         ni, r = job // oh, job % oh
         best = np.empty(c, dtype=x.dtype)
@@ -297,7 +310,8 @@ def _maxpool_forward_rows(x, kh, kw, sh, sw, ph, pw, y, argmax):
                     col = s * sw + j - pw
                     if col < 0 or col >= w:
                         continue
-                    v_row = x[ni, row, col]
+                    start = ni * sn + row * sh_ + col * sw_
+                    v_row = x[start:start + c]
                     k = i * kw + j
                     for ci in range(c):
                         v, b = v_row[ci], best[ci]
@@ -339,8 +353,9 @@ def maxpool_backward(gy, argmax, x_shape, kh, kw, stride, pad=(0, 0), out=None):
     gx = np.empty(tuple(x_shape), dtype=gy.dtype) if out is None else out
     gy, argmax = np.ascontiguousarray(gy), np.ascontiguousarray(argmax)
     if _channels_last(gx) and stride[0] >= kh and stride[1] >= kw:
-        _maxpool_backward_rows(gy, argmax, kh, kw, stride[0], stride[1], pad[0], pad[1],
-                               gx.transpose(0, 2, 3, 1))
+        flat, sn, sh_, sw_ = _flat_channels_last(gx)
+        _maxpool_backward_rows(gy, argmax, kh, kw, stride[0], stride[1], pad[0], pad[1], flat,
+                               sn, sh_, sw_, gx.shape[2], gx.shape[3])
     else:
         _maxpool_backward(gy, argmax, taps // kw, taps % kw, stride[0], stride[1], pad[0],
                           pad[1], gx)
@@ -348,18 +363,18 @@ def maxpool_backward(gy, argmax, x_shape, kh, kw, stride, pad=(0, 0), out=None):
 
 
 @njit(**_PARALLEL)
-def _maxpool_backward_rows(gy, argmax, kh, kw, sh, sw, ph, pw, gx):
-    """``_maxpool_backward`` into gx (N, H, W, C), channels on the fast axis, for windows
+def _maxpool_backward_rows(gy, argmax, kh, kw, sh, sw, ph, pw, gx, sn, sh_, sw_, h, w):
+    """``_maxpool_backward`` into gx channels-last (``_flat_channels_last``), for windows
     that do not overlap (stride ≥ window): each pixel lies in at most one window, so it gets
     that window's gradient where it won, else 0 — one write per element, in order."""
-    n, h, w, c = gx.shape
-    oh, ow = gy.shape[2], gy.shape[3]
+    n, c, oh, ow = gy.shape
     zero = gx.dtype.type(0)
     for job in prange(n * h):                              # one row of pixels per job
         ni, row = job // h, job % h
         r, i = (row + ph) // sh, (row + ph) % sh           # the window row, the tap row
         for col in range(w):
-            dst = gx[ni, row, col]
+            start = ni * sn + row * sh_ + col * sw_
+            dst = gx[start:start + c]
             s, j = (col + pw) // sw, (col + pw) % sw
             if r >= oh or s >= ow or i >= kh or j >= kw:   # in no window
                 dst[:] = zero
