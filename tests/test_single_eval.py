@@ -134,3 +134,22 @@ def test_report_draws_figure_1b_from_separate_curve_runs_and_says_so(tmp_path):
     rep = make_report([tmp_path / "runs" / "tr-sign-c"], tmp_path / "out2", analyses=False,
                       log=lambda *a: None)
     assert not rep.fig1b_curves and rep.fig1b_bars == {"SE"}
+
+
+def test_report_compares_the_curve_runs_networks_by_their_checkpoints(tmp_path):
+    """Same weights: said to be the same networks; other weights: said not to be."""
+    from tinyproj.runs.files import save_checkpoint
+    write_run(tmp_path / "runs" / "tr-sign-c", "tr-sign-c", 0, [0.64])
+    write_run(tmp_path / "same" / "tr-sign-c", "tr-sign-c", 0, [0.8, 0.65])
+    write_run(tmp_path / "other" / "tr-sign-c", "tr-sign-c", 0, [0.8, 0.65])
+    w = {"fc.weight": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    for folder, weights in (("runs", w), ("same", w), ("other", {"fc.weight": w["fc.weight"] + 1})):
+        save_checkpoint(tmp_path / folder / "tr-sign-c" / "checkpoint.npz", weights,
+                        {"state": [], "hyper": {}, "t": 0}, {})
+    for folder, said in (("same", "the same networks as Table 2's"),
+                         ("other", "**not the same networks**")):
+        make_report([tmp_path / "runs" / "tr-sign-c"], tmp_path / f"out-{folder}",
+                    analyses=False, curve_dirs=[tmp_path / folder / "tr-sign-c"],
+                    log=lambda *a: None)
+        md = (tmp_path / f"out-{folder}" / "report.md").read_text()
+        assert said in next(l for l in md.splitlines() if l.startswith("**Figure 1B"))

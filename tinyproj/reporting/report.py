@@ -454,7 +454,7 @@ def _same_networks(rep: Report) -> str:
     said = []
     if differ:
         said.append(f"{', '.join(differ)}: **not the same networks** as those of Table 2 and "
-                    "the sweeps (other weights: retrained by another version of the code), so "
+                    "the sweeps (their weights differ: the retraining did not reproduce them), so "
                     "read their shapes over training, not their last values, against the "
                     "tables")
     if same:
