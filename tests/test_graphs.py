@@ -7,9 +7,11 @@ Here, without a GPU:
 * the per-step scalars in device memory give the eager results they replace, bit for bit
   (Adam's lr, t and bias corrections; SGD's lr; Power's β; the clip bounds' table);
 * the Philox key moves on the device (one launch, no copy), and NumPy keeps its fresh draws;
-* the stand-in's capture check: the ``bc_cifar10`` step of the training loop (width 1/16) under
-  every training projection makes no sync and no copy inside the checked region; a syncing
-  op is caught with its name; the fallback reason is printed once.
+* the stand-in's capture check and graph: the ``bc_cifar10`` step of the training loop (width
+  1/16) under every training projection makes no sync and no copy inside the checked region,
+  and replaying its recording (the stand-in's CUDA graph: same kernels, same arguments, same
+  memory) ends at the weights of eager steps; a number frozen at capture is caught that way;
+  a syncing op is caught with its name; the fallback reason is printed once.
 
 The GPU side (eager and replayed steps give the same weights) is tests/test_gpu_graphs.py.
 """
@@ -18,6 +20,7 @@ import math
 import numpy as np
 import pytest
 
+import tinyproj.functional as F
 from tinyproj import algorithm1, backend, clipping, graphs, kernels, models, optim, standin
 from tinyproj.kernels import reference, reference_device
 from tinyproj.projections import power_device, table1
@@ -212,26 +215,86 @@ def _quiet(*a):
     pass
 
 
+def _train_weights(mode, monkeypatch, made=None, **extra):
+    """Two epochs of 70 images in batches of 20: per epoch 3 full batches and a partial one
+    (eager), an evaluation between them. With a graph: 2 eager warm-up steps, the capture,
+    then replays (3 in all, across the epoch's end: a new order, the offset reset)."""
+    real = graphs.capture_step
+
+    def recording(*args, **kwargs):
+        step = real(*args, **kwargs)
+        if made is not None:
+            made.append(step)
+        return step
+
+    monkeypatch.setattr(graphs, "capture_step", recording)
+    cfg = _cfg("tr-sign-c", train_subset=70, epochs=2, test_projections=["none"],
+               bn_reestimate=False, **extra)
+    model, rows = training.train(cfg, progress=False, log=_quiet, graph=mode)
+    return [backend.to_numpy(p.data) for p in model.parameters()], rows
+
+
 @pytest.mark.parametrize("projection", ["none", "sign", "stoch", "stochm:gamma=0.5",
                                         "power:beta=U(0,2)"])
-def test_the_training_step_makes_no_sync_or_copy_inside_the_captured_region(on_standin,
+def test_replayed_steps_give_eager_weights_and_nothing_syncs_or_copies_inside(on_standin,
                                                                              monkeypatch,
                                                                              projection):
-    """Every step of the loop (gather at the device offset, project, forward, backward,
-    update, clip, error count) runs under ``standin.capture_check``: a sync or a copy would
-    raise. The counts are read around the checked region too."""
-    regions = []
-    real = standin.capture_check
+    """The training loop's step (gather at the device offset, project, forward, backward,
+    update, clip, error count) captured by the stand-in's graph and replayed: every call ran
+    under ``capture_check`` (a sync or a copy would have raised, naming it), and the replays —
+    the recorded kernels with their recorded arguments on the same memory — end at the very
+    weights of eager steps, so no per-step number was frozen at the capture."""
+    made = []
+    eager, rows_e = _train_weights("off", monkeypatch, projection=projection)
+    replayed, rows_g = _train_weights("on", monkeypatch, made, projection=projection)
+    step = made[0]
+    assert step.kind == "standin" and step.replays == 3, step.reasons
+    assert step.reasons == []                              # partial batches bypass the graph
+    for a, b in zip(eager, replayed):
+        assert np.array_equal(a, b)
+    assert rows_e[-1]["train_loss"] == rows_g[-1]["train_loss"]
 
-    def counted_check(region="the captured step"):
-        regions.append(region)
-        return real(region)
 
-    monkeypatch.setattr(standin, "capture_check", counted_check)
-    cfg = _cfg("tr-sign-c", projection=projection)
-    _, rows = training.train(cfg, progress=False, log=_quiet, graph="auto")
-    assert len(regions) == 3                               # 60 images / 20: three checked steps
-    assert rows[0]["train_loss"] is not None and math.isfinite(rows[0]["train_loss"])
+def test_a_replay_is_one_launch_and_no_sync_or_copy(on_standin):
+    """gpu_bench's replayed step: Algorithm 1 on a fixed minibatch, captured after two
+    eager steps; a replay is one graph launch plus the copies of its two outputs."""
+    rng = backend.make_rng(0)
+    model = models.bc_cifar10(width=1 / 16)
+    opt = optim.Adam(model.parameters(), lr=3e-3)
+    bounds = clipping.clip_bounds(model, 0.5)
+    x = backend.asarray(np.random.default_rng(0).standard_normal((4, 3, 32, 32),
+                                                                 dtype=np.float32))
+    y = backend.asarray(np.arange(4) % 10)
+
+    def step():
+        loss, scores = algorithm1.train_step(model, x, y, F.square_hinge_loss, opt, "sign",
+                                             bounds, rng, return_scores=True, sync=False)
+        return loss, (scores.argmax(axis=1) != y).sum()
+
+    graph = graphs.capture_step(step, optimizer=opt, prepare=opt.write_step_scalars, mode="on")
+    for _ in range(3):
+        graph()
+    assert graph.kind == "standin" and len(graph._graph) > 100      # the recorded kernels
+    with standin.counting() as c:
+        loss, wrong = graph()
+    assert (c.launches, c.syncs, c.copies) == (3, 0, 0), c.ops     # graph.launch + 2 copies
+    assert opt.t == 4 and opt.groups[0].step_scalars.t.item() == 4   # host and device agree
+
+
+def test_a_per_step_number_frozen_at_capture_is_caught_by_the_replay(on_standin, monkeypatch):
+    """The test above can fail: Adam's bias corrections written from host numbers (fill
+    launches with the value as argument) are frozen in a graph, and the weights differ."""
+    from tinyproj.optim import device_scalars
+
+    def frozen_advance(self, t, betas):
+        self.values[1:2].fill(1.0 - betas[0] ** t)        # a launch argument: frozen
+        self.values[2:3].fill(1.0 - betas[1] ** t)
+        self.host_t = t
+
+    monkeypatch.setattr(device_scalars.StepScalars, "advance_adam", frozen_advance)
+    eager, _ = _train_weights("off", monkeypatch)
+    replayed, _ = _train_weights("on", monkeypatch)
+    assert any(not np.array_equal(a, b) for a, b in zip(eager, replayed))
 
 
 def test_a_syncing_op_inside_the_step_is_caught_with_its_name(on_standin, monkeypatch):
@@ -253,16 +316,6 @@ def test_a_host_to_device_copy_inside_the_region_is_caught(on_standin):
     with pytest.raises(standin.CaptureError, match="xp.asarray"):
         step()
     assert not standin.capturing()                         # the region closed on the error
-
-
-def test_graphs_give_the_same_weights_as_eager_steps_on_the_standin(on_standin):
-    weights = {}
-    for mode in ("off", "auto"):
-        model, _ = training.train(_cfg("tr-sign-c", projection="stoch"),
-                                  progress=False, log=_quiet, graph=mode)
-        weights[mode] = [backend.to_numpy(p.data) for p in model.parameters()]
-    for a, b in zip(weights["off"], weights["auto"]):
-        assert np.array_equal(a, b)
 
 
 @pytest.mark.numpy_only("the NumPy backend's fallback")

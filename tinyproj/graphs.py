@@ -41,8 +41,11 @@ after each replay (``Optimizer.replayed``), since no Python runs inside one.
 
 Modes (``tinyproj train --graph``): ``"on"`` capture on CuPy (the first ``warmup`` calls run
 eagerly, so that the optimizer's state, the generator's key and the kernels exist before the
-capture), the stand-in runs every call eagerly **checked as if captured**, NumPy runs eagerly;
-``"auto"`` the same; ``"off"`` always eager. Where capture is impossible (not CuPy, an op that
+capture); on the stand-in the same, with the stand-in's own graph (``standin/graph.py``: the
+step's kernels recorded with their arguments and replayed on the same memory, so a number
+frozen at capture shows up on the CPU as a difference from eager steps) and every call
+checked as if captured (a sync or a copy raises ``standin.CaptureError`` naming it); NumPy
+runs eagerly; ``"auto"`` the same; ``"off"`` always eager. Where capture is impossible (not CuPy, an op that
 syncs, a changed shape, an optimizer that fell back to per-parameter updates) the step runs
 eagerly and the reason is printed once.
 """
@@ -64,9 +67,9 @@ def check_mode(mode: str) -> str:
 
 
 class StepGraph:
-    """One training step, run eagerly, checked as if captured (stand-in), or captured and
-    replayed (CuPy); see the module docstring. ``kind`` says which: ``"eager"``, ``"check"``,
-    ``"cuda"`` (replaying) or ``"warmup"`` (CuPy, before the capture)."""
+    """One training step, run eagerly, or captured and replayed (CuPy, or the stand-in's
+    recording); see the module docstring. ``kind`` says which: ``"eager"``, ``"warmup"``
+    (before the capture), ``"cuda"`` or ``"standin"`` (replaying)."""
 
     def __init__(self, step_fn, optimizer=None, prepare=None, mode: str = "auto",
                  warmup: int = 2, log=print, name: str = "the training step"):
@@ -78,12 +81,11 @@ class StepGraph:
         self._graph = self._outputs = self._stream = self._pool = None
         self._signature = None
         backend_name = backend.name()
+        self.device = backend_name
         if self.mode == "off":
             self.kind = "eager"
-        elif backend_name == "cupy":
+        elif backend_name in ("cupy", "standin"):
             self.kind = "warmup"
-        elif backend_name == "standin":
-            self.kind = "check"
         else:
             self.kind = "eager"
             if self.mode == "on":
@@ -96,21 +98,25 @@ class StepGraph:
         self.calls += 1
         if self.prepare is not None:
             self.prepare()
-        if self.kind == "cuda":
+        if self.kind in ("cuda", "standin"):
             if signature != self._signature:
                 self._fallback(f"a step with signature {signature!r} differs from the "
                                f"captured {self._signature!r} (e.g. an epoch's last, partial "
                                "batch): such steps run eagerly")
-                return self.step_fn()
+                return self._eager()
             return self._replay()
-        if self.kind == "check":
-            from . import standin
-            with standin.capture_check(self.name):
-                return self.step_fn()
         if self.kind == "warmup":
             if self.calls > self.warmup:
                 return self._capture(signature)
-            return self.step_fn()
+            return self._eager()
+        return self.step_fn()
+
+    def _eager(self):
+        """The step run eagerly; on the stand-in checked as if captured (no sync, no copy)."""
+        if self.device == "standin":
+            from . import standin
+            with standin.capture_check(self.name):
+                return self.step_fn()
         return self.step_fn()
 
     def _fallback(self, reason: str) -> None:
@@ -120,6 +126,11 @@ class StepGraph:
 
     # -- CuPy: capture and replay ---------------------------------------------------------
     def _capture(self, signature):
+        if self.device == "standin":
+            from . import standin
+            outputs, self._graph = standin.capture(self.step_fn, self.name)   # runs the step
+            self._outputs, self._signature, self.kind = outputs, signature, "standin"
+            return tuple(o.copy() for o in outputs)
         import cupy
         counters = self.optimizer.host_counters() if self.optimizer is not None else None
         stream = cupy.cuda.Stream(non_blocking=True)
@@ -156,8 +167,11 @@ class StepGraph:
         return tuple(o.copy() for o in outputs)
 
     def _replay(self):
-        import cupy
-        self._graph.launch(cupy.cuda.get_current_stream())
+        if self.kind == "standin":
+            self._graph.launch()
+        else:
+            import cupy
+            self._graph.launch(cupy.cuda.get_current_stream())
         self.replays += 1
         if self.optimizer is not None:
             self.optimizer.replayed()

@@ -36,7 +36,9 @@ What it counts (:func:`counts`, :func:`reset`, :func:`counting`):
 
 ``by_op()`` tells which operations made the launches. ``capture_check(region)`` refuses,
 with :class:`CaptureError` naming the operation, any sync or copy inside a block: what a CUDA
-graph capture would refuse (tinyproj/graphs.py runs the training step under it here). ``kernels.get(name, device_array)``
+graph capture would refuse; ``capture(fn)`` records a step's kernels with their arguments and
+returns a :class:`StandinGraph` whose ``launch()`` replays them on the same memory, as a CUDA
+graph does (``graph.py``; tinyproj/graphs.py uses both here). ``kernels.get(name, device_array)``
 hands out the GPU kernels' host-compiled twins (``kernels/host.py``), one launch per call,
 as CuPy arrays get the CUDA kernels themselves. Compared with real CuPy the counts
 are a lower bound where CuPy runs one call as several kernels (``pad``, ``sort``).
@@ -51,13 +53,14 @@ import numpy as np
 from .array import DeviceArray, ndarray
 from .counters import (CaptureError, by_op, capture_check, capturing, counting, counts, reset,
                        set_strict)
+from .graph import StandinGraph, capture
 from .module import (Generator, array, ascontiguousarray, asarray, asnumpy, get_array_module,
                      numpy_function, random, scatter_add, tinyproj_kernel)
 
 __all__ = ["DeviceArray", "counts", "reset", "counting", "by_op", "set_strict", "asarray", "array",
            "asnumpy", "get_array_module", "ndarray", "random", "ascontiguousarray",
            "scatter_add", "tinyproj_kernel", "Generator", "capture_check", "capturing",
-           "CaptureError"]
+           "CaptureError", "capture", "StandinGraph"]
 
 
 def __getattr__(name: str):

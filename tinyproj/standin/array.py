@@ -89,18 +89,31 @@ _SIZE_READ = {"nonzero", "argwhere", "flatnonzero", "unique", "compress", "extra
               "unique_values", "unique_counts", "unique_inverse", "unique_all"}
 
 
+def fresh(result):
+    """NumPy scalars made 0-d arrays *before* wrapping, so that the array a device array holds
+    is the very one a replayed recording rewrites (standin/graph.py)."""
+    if isinstance(result, np.generic):
+        return np.asarray(result)
+    if type(result) in (tuple, list):
+        return type(result)(fresh(r) for r in result)
+    return result
+
+
 def call_numpy(op: str, func, args, kwargs):
     """Run a NumPy function on device arrays: unwrap, call, count, wrap."""
     raw_args = unwrap(args)
     raw_kwargs = {k: unwrap(v) for k, v in kwargs.items()}
-    result = func(*raw_args, **raw_kwargs)
+    result = fresh(func(*raw_args, **raw_kwargs))
+    launched = False
     if op in _NO_LAUNCH:
         pass
     elif "out" in kwargs and kwargs["out"] is not None:
-        counters.launch(op)
+        launched = True
     elif result is None or has_array(result):
-        if not is_view(result, list(flat_arrays(raw_args))):
-            counters.launch(op)
+        launched = not is_view(result, list(flat_arrays(raw_args)))
+    if launched:
+        counters.launch(op)
+        counters.record(lambda: func(*raw_args, **raw_kwargs), result)
     if op in _SIZE_READ:
         counters.sync(op=f"{op} (reads its output size back)")
     if "out" in kwargs and kwargs["out"] is not None:
@@ -215,8 +228,10 @@ class DeviceArray:
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         raw = unwrap(inputs)
         raw_kwargs = {k: unwrap(v) for k, v in kwargs.items()}
-        result = getattr(ufunc, method)(*raw, **raw_kwargs)
+        run = getattr(ufunc, method)
+        result = fresh(run(*raw, **raw_kwargs))
         counters.launch(f"{ufunc.__name__}" + ("" if method == "__call__" else f".{method}"))
+        counters.record(lambda: run(*raw, **raw_kwargs), result)
         if method == "at":
             return None
         out = kwargs.get("out")
@@ -229,8 +244,7 @@ class DeviceArray:
 
     # -- copies ---------------------------------------------------------------------------
     def __copy__(self):
-        counters.launch("copy")
-        return DeviceArray(self._a.copy())
+        return self.copy()
 
     def __deepcopy__(self, memo):
         return self.__copy__()
@@ -240,13 +254,17 @@ class DeviceArray:
 
     def copy(self, order="C"):
         counters.launch("copy")
-        return DeviceArray(self._a.copy(order=order))
+        a, result = self._a, self._a.copy(order=order)
+        counters.record(lambda: a, result)
+        return DeviceArray(result)
 
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
         if not copy and np.dtype(dtype) == self._a.dtype:
             return self
         counters.launch("astype")
-        return DeviceArray(self._a.astype(dtype, order=order, casting=casting, copy=True))
+        a, result = self._a, self._a.astype(dtype, order=order, casting=casting, copy=True)
+        counters.record(lambda: a, result)             # stored with the cast, as the kernel
+        return DeviceArray(result)
 
     # -- indexing -------------------------------------------------------------------------
     def raw_key(self, key):
@@ -260,34 +278,40 @@ class DeviceArray:
         if type(k) is DeviceArray:
             return k._a
         if isinstance(k, np.ndarray) or type(k) is list:
-            counters.copy(op="indexing with a host index array")                       # a host index array goes up first
+            counters.copy(op="indexing with a host index array")     # a host index array goes up
             return np.asarray(k)
         return k
 
     def __getitem__(self, key):
         raw_key = self.raw_key(key)
-        result = self._a[raw_key]
+        a = self._a
+        result = a[raw_key]
         if _is_boolean_key(raw_key):
-            counters.sync(op="boolean-mask indexing")                       # the output size is read back to the host
-        if isinstance(result, np.ndarray) and is_view(result, [self._a]):
+            counters.sync(op="boolean-mask indexing")           # the output size is read back
+        if isinstance(result, np.ndarray) and is_view(result, [a]):
             return DeviceArray(result)
         if not isinstance(result, np.ndarray):
-            return DeviceArray(np.asarray(result))   # one element: a 0-d view in CuPy
+            result = np.asarray(result)           # one element: a 0-d view in CuPy, so a
+            counters.record(lambda: a[raw_key], result)      # replay reads it again
+            return DeviceArray(result)
         counters.launch("getitem")
+        counters.record(lambda: a[raw_key], result)
         return DeviceArray(result)
 
     def __setitem__(self, key, value):
         raw_key = self.raw_key(key)
         if isinstance(value, np.ndarray):
-            counters.copy(op="assigning host values (setitem)")                       # host values go up first
+            counters.copy(op="assigning host values (setitem)")     # host values go up first
         elif type(value) is DeviceArray:
             value = value._a
         elif type(value) in (list, tuple):
             value = unwrap(value)
         if _is_boolean_key(raw_key):
             counters.sync(op="boolean-mask assignment")
-        self._a[raw_key] = value
+        a = self._a
+        a[raw_key] = value
         counters.launch("setitem")
+        counters.record(lambda: a.__setitem__(raw_key, value))
 
     # -- everything else a NumPy array has: methods run as counted kernels ---------------
     def __getattr__(self, name):
@@ -301,9 +325,10 @@ class DeviceArray:
         def method(*args, **kwargs):
             raw_args = unwrap(args)
             raw_kwargs = {k: unwrap(v) for k, v in kwargs.items()}
-            result = attr(*raw_args, **raw_kwargs)
+            result = fresh(attr(*raw_args, **raw_kwargs))
             if result is None or (has_array(result) and not is_view(result, [raw])):
                 counters.launch(name)
+                counters.record(lambda: attr(*raw_args, **raw_kwargs), result)
             if "out" in kwargs and kwargs["out"] is not None:
                 return kwargs["out"]
             return wrap(result)
@@ -326,10 +351,19 @@ def _operator(ufunc, reflected=False, inplace=False):
         else:
             return NotImplemented         # e.g. a Tensor: its reflected operator runs
         counters.launch(ufunc.__name__)
+        a = self._a
         if inplace:
-            ufunc(self._a, raw_other, out=self._a)
+            ufunc(a, raw_other, out=a)
+            counters.record(lambda: ufunc(a, raw_other, out=a))
             return self
-        result = ufunc(raw_other, self._a) if reflected else ufunc(self._a, raw_other)
+        if reflected:
+            def run():
+                return ufunc(raw_other, a)
+        else:
+            def run():
+                return ufunc(a, raw_other)
+        result = fresh(run())
+        counters.record(run, result)
         return wrap(result)
     return op
 
@@ -350,7 +384,10 @@ for _name, _uf in {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.l
 def _unary(ufunc):
     def op(self):
         counters.launch(ufunc.__name__)
-        return DeviceArray(ufunc(self._a))
+        a = self._a
+        result = fresh(ufunc(a))
+        counters.record(lambda: ufunc(a), result)
+        return DeviceArray(result)
     return op
 
 

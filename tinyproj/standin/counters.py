@@ -139,3 +139,33 @@ def capture_check(region: str = "the captured step"):
 def capturing() -> bool:
     """True inside :func:`capture_check`."""
     return _capture["region"] is not None
+
+
+# ---------------------------------------------------------------------------
+# Recording: the stand-in's CUDA graph (standin/graph.py). While a log is open, every
+# operation that runs a kernel appends ``(rerun, result)``: a closure that runs it again on
+# the same arrays with the same Python arguments, and the array(s) it wrote. Replaying the
+# log is what replaying a CUDA graph does: same kernels, same memory, same frozen arguments.
+# ---------------------------------------------------------------------------
+_recording = {"log": None}
+
+
+def record(rerun, result=None) -> None:
+    """Append one replayable operation to the open log (nothing when none is open)."""
+    log = _recording["log"]
+    if log is not None:
+        log.append((rerun, result))
+
+
+def recording() -> bool:
+    """True while a log is open (``start_recording``)."""
+    return _recording["log"] is not None
+
+
+def start_recording(log: list) -> None:
+    """Open ``log``: operations append ``(rerun, result)`` to it until ``stop_recording``."""
+    _recording["log"] = log
+
+
+def stop_recording() -> None:
+    _recording["log"] = None

@@ -28,7 +28,10 @@ def array(a, dtype=None, copy=True, order="K", ndmin=0):
     """Like ``cupy.array``: a new device array (from the host: a copy up)."""
     if type(a) is DeviceArray:
         counters.launch("copy")
-        return DeviceArray(np.array(unwrap(a), dtype=dtype, copy=True, order=order, ndmin=ndmin))
+        raw = unwrap(a)
+        result = np.array(raw, dtype=dtype, copy=True, order=order, ndmin=ndmin)
+        counters.record(lambda: raw, result)
+        return DeviceArray(result)
     counters.copy(op="xp.array(host data)")
     return DeviceArray(np.array(a, dtype=dtype, order=order, ndmin=ndmin))
 
@@ -39,7 +42,10 @@ def ascontiguousarray(a, dtype=None):
     if unwrap(a).flags.c_contiguous and (dtype is None or np.dtype(dtype) == a.dtype):
         return a
     counters.launch("ascontiguousarray")
-    return DeviceArray(np.ascontiguousarray(unwrap(a), dtype=dtype))
+    raw = unwrap(a)
+    result = np.ascontiguousarray(raw, dtype=dtype)
+    counters.record(lambda: raw, result)
+    return DeviceArray(result)
 
 
 def asnumpy(a, stream=None, out=None):
@@ -54,9 +60,10 @@ def scatter_add(target, indices, values) -> None:
     launch; host index arrays are copied up first, as CuPy's indexing does."""
     if type(target) is not DeviceArray:
         raise mixed_error(target)
-    raw_values = unwrap(values)
-    np.add.at(unwrap(target), target.raw_key(indices), raw_values)
+    raw_values, raw_target, raw_key = unwrap(values), unwrap(target), target.raw_key(indices)
+    np.add.at(raw_target, raw_key, raw_values)
     counters.launch("scatter_add")
+    counters.record(lambda: np.add.at(raw_target, raw_key, raw_values))
 
 
 def get_array_module(*args):
@@ -107,6 +114,7 @@ def tinyproj_kernel(name: str):
         except TypeError:                 # a dtype the kernel does not take (float32/64 only)
             return getattr(reference, name)(*args, **kwargs)
         counters.launch(f"kernel.{name}")
+        counters.record(lambda: kernel(*raw_args, **raw_kwargs), result)
         given = {}                        # an output the caller passed in comes back as itself
         for a in _device_arrays((args, kwargs)):
             given[id(unwrap(a))] = a
@@ -153,10 +161,12 @@ class Generator:
                                  "like CuPy's, its state lives on the device")
 
         def draw(*args, **kwargs):
-            result = attr(*unwrap(args), **{k: unwrap(v) for k, v in kwargs.items()})
+            raw_args, raw_kwargs = unwrap(args), {k: unwrap(v) for k, v in kwargs.items()}
+            result = attr(*raw_args, **raw_kwargs)
             counters.launch(f"random.{name}")
-            if isinstance(result, (float, int, bool)):
+            if isinstance(result, (float, int, bool, np.generic)):
                 result = np.asarray(result)
+            counters.record(lambda: attr(*raw_args, **raw_kwargs), result)   # replays draw anew
             return wrap(result)
         return draw
 
