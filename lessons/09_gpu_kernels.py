@@ -355,17 +355,51 @@ scalars = opt.groups[0].step_scalars
 print("device t =", scalars.t.item(), "| [lr, 1 - b1^t, 1 - b2^t] =", scalars.values.get())
 
 # %% [markdown]
-# The second demand: nothing inside the step may sync or copy — CUDA refuses it during a
-# capture. No GPU here, so the stand-in checks it: `standin.capture_check(region)` makes any
-# sync or copy inside the block raise `CaptureError`, naming the operation.
-# `tinyproj.graphs.capture_step` runs every step that way on the stand-in (and captures for
-# real on CuPy); `tinyproj train --graph auto` is the command-line switch. A step that reads
-# its loss back is caught:
+# The stand-in has a graph of its own that works like the toy recorder, on every array
+# operation: `standin.capture(step)` runs the step once while recording each kernel with the
+# arrays it read and wrote and the Python numbers it was given, and `graph.launch()` replays
+# the recording on the same memory. `tinyproj.graphs.capture_step` uses it here (and CUDA's on
+# CuPy): two eager warm-up steps, the capture, then replays. Against eager steps from the same
+# start, the replays must land on the very same weights — which they can only do if no
+# per-step number was frozen:
 
 # %%
 from tinyproj import graphs  # noqa: E402
 
 
+def five_steps(mode):
+    net = models.bc_cifar10(width=1 / 16, rng=backend.make_rng(3))
+    opt5 = optim.Adam(net.parameters(), lr=3e-3)
+    step_rng = backend.make_rng(4)
+
+    def step():
+        loss = algorithm1.train_step(net, xb, yb, F.square_hinge_loss, opt5, "stoch", {},
+                                     step_rng, sync=False)
+        return (loss,)
+
+    graph = graphs.capture_step(step, optimizer=opt5, prepare=opt5.write_step_scalars,
+                                mode=mode)
+    for lr in (3e-3, 2e-3, 1e-3, 5e-4, 2e-4):      # a schedule: written before each step
+        opt5.lr = lr
+        graph()
+    return graph, [p.data.get() for p in net.parameters()]
+
+
+_, eager_w = five_steps("off")
+replaying, graph_w = five_steps("on")
+print(f"graph kind: {replaying.kind}, replays: {replaying.replays}, kernels per replay: "
+      f"{replaying.kernels_per_replay}")
+print("largest weight difference, eager vs replayed:",
+      max(float(np.abs(a - b).max()) for a, b in zip(eager_w, graph_w)))
+
+# %% [markdown]
+# The second demand: nothing inside the step may sync or copy — CUDA refuses it during a
+# capture. The stand-in refuses it too: `standin.capture_check(region)` makes any sync or
+# copy inside the block raise `CaptureError`, naming the operation, and `capture_step` runs
+# every step on the stand-in inside one. `tinyproj train --graph auto` is the command-line
+# switch. A step that reads its loss back is caught:
+
+# %%
 def careless_step():
     loss = algorithm1.train_step(model, xb, yb, F.square_hinge_loss, opt, "sign", {},
                                  backend.make_rng(0), sync=False)
@@ -382,11 +416,12 @@ except standin.CaptureError as err:
 # %% [markdown]
 # Keep the loss on the device (`sync=False`, read every `READ_EVERY` steps) and the check
 # passes; the training loop's whole step — gather, project, forward, backward, update, clip,
-# error count — passes it for every training projection (`tests/test_graphs.py`). On a GPU
-# the first two steps run eagerly (Adam's state, the random key and the compiled kernels must
-# exist before the capture), the third is captured with its own memory pool, and the rest
-# are replays; an epoch's last, smaller batch has another shape and runs eagerly; whatever
-# makes a capture impossible is printed once and the step runs eagerly.
+# error count — passes it for every training projection, and its replays match eager steps
+# bit for bit (`tests/test_graphs.py`). On a GPU the first two steps run eagerly (Adam's
+# state, the random key and the compiled kernels must exist before the capture), the third is
+# captured with its own memory pool (so that no later array is ever given memory the graph
+# writes), and the rest are replays; an epoch's last, smaller batch has another shape and runs
+# eagerly; whatever makes a capture impossible is printed once and the step runs eagerly.
 
 # %%
 backend.use("numpy")

@@ -119,6 +119,12 @@ class StepGraph:
                 return self.step_fn()
         return self.step_fn()
 
+    @property
+    def kernels_per_replay(self):
+        """How many kernels one replay runs (the stand-in's recording); None before a capture
+        and on CuPy (where the graph's nodes are CUDA's to count)."""
+        return len(self._graph) if self.kind == "standin" else None
+
     def _fallback(self, reason: str) -> None:
         if reason not in self.reasons:
             self.reasons.append(reason)
