@@ -57,6 +57,13 @@ into rows (N·L, K) instead of columns (the same speed as colsᵀ, which is a fr
 a blocked Numba transpose in place of NumPy's transposed copy (no faster at these shapes).
 GPU arrays keep the plain products (cuBLAS has no such weakness, and each copy is a launch).
 
+Shifted products (``SHIFTED``, issue 15). Thin stride-1 layers (16 ≤ C, O ≤ 64: conv2–4 of
+bc_cifar10 at width 0.25) skip the columns altogether in forward and for dx: x is copied
+once into padded channels-last rows, and each tap (i, j) of the kernel is one product of a
+shifted block of those rows with W_ij (kernels/shifted.py has the formulas). dW still
+unfolds x (its shifted form measured no faster). A max-pool right after the convolution is
+taken from the product rows in place (functional/conv_pool.py).
+
 Memory: the columns are C·kh·kw times the input (236 MB for the 128→128 layer at 32×32,
 batch 50). Three choices keep that bill small:
 
@@ -69,8 +76,8 @@ batch 50). Three choices keep that bill small:
   0.5 GB for the CIFAR-10 network, from the forward to the backward pass. Keeping only the
   small ones was measured and dropped (issue 15): forward kept the columns of every layer
   with at most 16 MB of them (conv1, 3, 5, 6 at width 0.25: 42 MB more held), and the step
-  took no less time — 232.8 against 238.3 ms, and 237.1 against 239.4 ms, CPU time of one
-  thread, 7 and 11 alternating turns (the kept columns have left the cache by the time
+  took no less time — 232.8 ms unfolding again against 238.3 ms kept, and 237.1 against
+  239.4 ms, CPU time of one thread, 7 and 11 alternating turns (the kept columns have left the cache by the time
   backward reads them, and its dW product slows by what the second im2col cost).
 * **One reused buffer.** The columns, and in backward dcols after them, live in a scratch
   buffer (kernels/workspace.py) instead of fresh arrays, whose pages the operating system
