@@ -344,3 +344,31 @@ def test_a_bad_graph_mode_is_a_user_error_naming_the_flag():
     with pytest.raises(UserError, match="on, off or auto") as err:
         training.train(_cfg("tr-sign-c"), progress=False, log=_quiet, graph="sometimes")
     assert err.value.flag == "--graph"
+
+
+def test_an_optimizer_that_steps_parameter_by_parameter_is_not_replayed(on_standin):
+    """A parameter without a gradient sends Adam down the per-parameter path, whose Python
+    numbers a graph would freeze: the step stays eager, and says so once."""
+    model = models.bc_cifar10(width=1 / 16)
+    opt = optim.Adam(model.parameters(), lr=3e-3)
+    x = backend.asarray(np.zeros((2, 3, 32, 32), np.float32))
+    y = backend.asarray(np.arange(2))
+    first = next(iter(model.parameters()))
+
+    def step():
+        loss = algorithm1.train_step(model, x, y, F.square_hinge_loss, opt, "sign", {},
+                                     backend.make_rng(0), sync=False)
+        return (loss,)
+
+    said = []
+    real_step = opt.step
+
+    def step_missing_a_gradient():
+        first.grad = None
+        real_step()
+
+    opt.step = step_missing_a_gradient
+    graph = graphs.capture_step(step, optimizer=opt, mode="on", log=said.append)
+    for _ in range(4):
+        graph()
+    assert graph.kind == "eager" and len(said) == 1 and "parameter by parameter" in said[0]

@@ -134,8 +134,16 @@ class StepGraph:
     def _capture(self, signature):
         if self.device == "standin":
             from . import standin
-            outputs, self._graph = standin.capture(self.step_fn, self.name)   # runs the step
-            self._outputs, self._signature, self.kind = outputs, signature, "standin"
+            outputs, graph = standin.capture(self.step_fn, self.name)   # runs the step
+            if self.optimizer is not None and not getattr(self.optimizer, "last_step_flat",
+                                                          True):
+                self.kind = "eager"
+                self._fallback("the optimizer updated parameter by parameter (a parameter "
+                               "without a gradient?), with launch arguments a graph would "
+                               "freeze; every step runs eagerly")
+                return outputs
+            self._graph, self._outputs, self._signature = graph, outputs, signature
+            self.kind = "standin"
             return tuple(o.copy() for o in outputs)
         import cupy
         counters = self.optimizer.host_counters() if self.optimizer is not None else None
@@ -158,6 +166,11 @@ class StepGraph:
             error = RuntimeError("the optimizer updated parameter by parameter (a parameter "
                                  "without a gradient?), with launch arguments a graph would "
                                  "freeze")
+        if error is None:
+            try:
+                graph.launch(cupy.cuda.get_current_stream())   # this step, for real
+            except Exception as exc:       # instantiation can fail at the first launch
+                error = exc
         if error is not None:
             if counters is not None:
                 self.optimizer.set_host_counters(counters)
@@ -169,7 +182,6 @@ class StepGraph:
         self._graph, self._outputs, self._stream, self._pool = graph, outputs, stream, pool
         self._signature = signature
         self.kind = "cuda"
-        self._graph.launch(cupy.cuda.get_current_stream())   # this step, for real
         return tuple(o.copy() for o in outputs)
 
     def _replay(self):
