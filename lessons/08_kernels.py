@@ -609,7 +609,8 @@ print_top(stats_auto)
 # the column to sort by when looking for the hot spot. Grouping it: a matrix product written
 # as `a @ b` is not a Python call, so its time is the *own* time of the function containing it
 # — `conv.py:matmul`, `Conv2d.backward` (the dW product `cols @ gYt` is written inline
-# there) and the forward/backward of `Linear` in `linalg.py`. What a kernel calls (`np.pad`
+# there), the shifted products' `gemm` (`kernels/shifted.py`, see the end of this section)
+# and the forward/backward of `Linear` in `linalg.py`. What a kernel calls (`np.pad`
 # in the reference im2col, say) lands in "everything else".
 #
 # At the quick mode's tiny sizes "everything else" — Python overhead, batch norm, Adam — is a
@@ -622,7 +623,8 @@ def group(file, name):
         return "im2col"
     if "col2im" in name:
         return "col2im"
-    if ("matmul" in name or (file.endswith("linalg.py") and name in ("forward", "backward"))
+    if ("matmul" in name or (file.endswith("shifted.py") and name == "gemm")
+            or (file.endswith("linalg.py") and name in ("forward", "backward"))
             or (file.endswith(os.path.join("functional", "conv.py")) and name == "backward")):
         return "matrix products"
     return "everything else"
@@ -704,6 +706,54 @@ print("thread settings:", {k: v for k, v in thread_info.items() if k != "pools"}
 print("pools:", [(p["user_api"], p["internal_api"], p["num_threads"]) for p in thread_info["pools"]])
 print(f"CPU seconds burnt while sleeping 0.3 s after a product: {_threads.spin_cpu_seconds():.4f}")
 print("Numba threading layer:", numba.threading_layer(), "  threads:", numba.get_num_threads())
+
+# %% [markdown]
+# ### No columns at all: the shifted products
+#
+# For a stride-1 layer the columns are avoidable. Copy x once into **padded channels-last
+# rows**, one row of C values per pixel of the padded grid (H2 = H + 2·pad, W2 = W + 2·pad),
+# and number the output on the same grid: output row m reads, for tap (i, j), input row
+# m + i·W2 + j. So each tap's input is one *contiguous block* of rows — a plain matrix — and
+# the convolution is kh·kw products added together, none of them preceded by a gather:
+#
+#     Y[m] = Σ_ij Xp[m + i·W2 + j] @ W_ij          (W_ij = w[:, :, i, j]ᵀ, a (C, O) matrix)
+#
+# (the rows of m that fall in the padding are spare, and dropped.) NumPy's `matmul` cannot
+# add into its output, so `tinyproj/kernels/shifted.py` calls the BLAS gemm NumPy already
+# loaded, with β = 1. `functional/conv.py` takes this path for thin layers (`SHIFTED`), where
+# it measured faster than im2col for forward and dx (the table is in the docstring of
+# `SHIFTED`). Below: the identity in plain NumPy, then one thin layer timed both ways.
+
+# %%
+from tinyproj.kernels import shifted
+
+xs = rng.standard_normal((2, 4, 5, 6)).astype(np.float32)
+ws = rng.standard_normal((3, 4, 3, 3)).astype(np.float32)
+h2, w2, oh, ow, m, tail = shifted.grid(xs.shape, 3, 3, (1, 1))
+Xp = shifted.reference_pad_rows(xs, (1, 1), np.empty((m + tail, 4), np.float32))
+Y = sum(Xp[i * w2 + j:i * w2 + j + m] @ ws[:, :, i, j].T for i in range(3) for j in range(3))
+y_shift = Y.reshape(2, h2, w2, 3)[:, :oh, :ow].transpose(0, 3, 1, 2)   # drop the spare rows
+y_conv = F.conv2d(tp.tensor(xs), tp.tensor(ws), padding=1).numpy()
+print("shifted products vs conv2d, max |difference|:", np.abs(y_shift - y_conv).max())
+assert np.allclose(y_shift, y_conv, rtol=1e-5, atol=1e-5)
+
+# %%
+n_s, c_s, side_s = (4, 16, 16) if QUICK else (50, 32, 32)
+xt_s = tp.tensor(rng.standard_normal((n_s, c_s, side_s, side_s)).astype(np.float32),
+                 requires_grad=True)
+wt_s = tp.tensor(rng.standard_normal((c_s, c_s, 3, 3)).astype(np.float32) * 0.1,
+                 requires_grad=True)
+saved_shifted = conv_mod.SHIFTED
+try:
+    for use in (False, True):
+        conv_mod.SHIFTED = use
+        fn = lambda: F.conv2d(xt_s, wt_s, padding=1).backward(  # noqa: E731
+            np.ones((n_s, c_s, side_s, side_s), np.float32))
+        t, _ = best_of(fn, repeats=3)
+        print(f"{c_s}→{c_s} at {side_s}×{side_s}, forward + backward, "
+              f"{'shifted products' if use else 'im2col + product'}: {t * 1e3:7.2f} ms")
+finally:
+    conv_mod.SHIFTED = saved_shifted
 
 # %% [markdown]
 # ## 5. Exercises
