@@ -372,3 +372,23 @@ def test_an_optimizer_that_steps_parameter_by_parameter_is_not_replayed(on_stand
     for _ in range(4):
         graph()
     assert graph.kind == "eager" and len(said) == 1 and "parameter by parameter" in said[0]
+
+
+def test_a_run_stopped_after_replays_resumes_to_the_weights_of_an_uninterrupted_one(
+        on_standin, tmp_path):
+    """The host's bookkeeping of replayed steps (Adam's t per parameter, the optimizer's step
+    count) goes into the checkpoint; the resumed run puts t back on the device and its
+    minibatch offset at the saved position. One epoch of 7 full batches and a partial one,
+    stopped after step 5 (two warm-up steps, the capture, two replays)."""
+    def cfg(out):
+        return _cfg("tr-sign-c", train_subset=150, test_projections=["none"],
+                    bn_reestimate=False, out=str(out))
+
+    whole, _ = training.train(cfg(tmp_path / "whole"), progress=False, log=_quiet, graph="on")
+    with pytest.raises(training.TrainingInterrupted):
+        training.train(cfg(tmp_path / "part"), progress=False, log=_quiet, graph="on",
+                       stop_at_step=5)
+    resumed, _ = training.train(cfg(tmp_path / "part"), resume=True, progress=False,
+                                log=_quiet, graph="on")
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        assert np.array_equal(a.data.get(), b.data.get())
