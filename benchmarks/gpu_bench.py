@@ -313,7 +313,7 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32=False
         replayed = timed(graph, sync, max(warmup, 3), repeats)
         row(f"step w{width:g} b{batch} replayed" + (" TF32" if tf32 else ""), replayed, strict,
             width=width, batch=batch, graph=graph.kind, replays=graph.replays,
-            graph_fallbacks=graph.reasons)
+            graph_fallbacks=graph.reasons, graph_pool_bytes=graph.pool_bytes())
         if "epoch" not in skip:
             tmodel = to_torch(model, torch_device)
             ev_mine = timed(tinyproj_forward(model, images_test, big, shape, False), sync, 1,

@@ -392,3 +392,18 @@ def test_a_run_stopped_after_replays_resumes_to_the_weights_of_an_uninterrupted_
                                 log=_quiet, graph="on")
     for a, b in zip(whole.parameters(), resumed.parameters()):
         assert np.array_equal(a.data.get(), b.data.get())
+
+
+@pytest.mark.numpy_only("the NumPy backend's fallback")
+def test_the_command_line_flag(tmp_path, capsys):
+    from tinyproj.cli import main
+    base = ["train", "--preset", "tr-sign-c", "--dataset", "synthetic", "--width", "0.0625",
+            "--train-subset", "40", "--val-size", "0", "--test-subset", "20", "--batch-size",
+            "20", "--epochs", "1", "--bn-batches", "1", "--no-progress"]
+    assert main(base + ["--out", str(tmp_path / "a"), "--graph", "on"]) == 0
+    assert capsys.readouterr().out.count("CUDA graph:") == 1      # NumPy: why, once
+    assert main(base + ["--out", str(tmp_path / "b")]) == 0       # auto: silent on NumPy
+    assert "CUDA graph" not in capsys.readouterr().out
+    with pytest.raises(SystemExit) as bad:
+        main(base + ["--out", str(tmp_path / "c"), "--graph", "sometimes"])
+    assert bad.value.code == 2 and not (tmp_path / "c").exists()

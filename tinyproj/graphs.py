@@ -125,6 +125,10 @@ class StepGraph:
         and on CuPy (where the graph's nodes are CUDA's to count)."""
         return len(self._graph) if self.kind == "standin" else None
 
+    def pool_bytes(self):
+        """Bytes held by the captured graph's own memory pool (CuPy), else None."""
+        return int(self._pool.total_bytes()) if self._pool is not None else None
+
     def _fallback(self, reason: str) -> None:
         if reason not in self.reasons:
             self.reasons.append(reason)
