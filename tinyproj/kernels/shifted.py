@@ -89,17 +89,23 @@ def gemm(a, b, out, accumulate: bool):
     """``out = a @ b`` (accumulate=False) or ``out += a @ b`` (True), in place.
 
     a (M, K), b (K, N), out (M, N): NumPy views of one float dtype with a unit stride along
-    one axis (out: along its rows); out may overlap neither a nor b.
+    one axis (out: along its rows); out may overlap neither a nor b. Callers ask
+    ``available()`` first (it also honours ``TINYPROJ_KERNELS=reference``); here only a
+    missing BLAS sends the call to ``reference_gemm`` — kept short, since a thin convolution
+    makes hundreds of these calls per step.
     """
-    if not available():
+    if not _searched:
+        _find_blas()
+    entry = _gemm.get(out.dtype)
+    if entry is None:
         return reference_gemm(a, b, out, accumulate)
     if out.strides[1] != out.itemsize or not (a.dtype == b.dtype == out.dtype):
         raise ValueError("gemm: out needs unit stride along its rows and one dtype for all")
-    fn, int_type = _gemm[out.dtype]
     (ta, lda), (tb, ldb) = _operand(a), _operand(b)
     m, n = out.shape
-    fn(_ROW_MAJOR, ta, tb, m, n, a.shape[1], 1.0, a.ctypes.data, lda, b.ctypes.data, ldb,
-       1.0 if accumulate else 0.0, out.ctypes.data, max(1, out.strides[0] // out.itemsize, n))
+    entry[0](_ROW_MAJOR, ta, tb, m, n, a.shape[1], 1.0, a.__array_interface__["data"][0], lda,
+             b.__array_interface__["data"][0], ldb, 1.0 if accumulate else 0.0,
+             out.__array_interface__["data"][0], max(1, out.strides[0] // out.itemsize, n))
 
 
 def reference_gemm(a, b, out, accumulate):
