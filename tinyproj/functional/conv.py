@@ -77,8 +77,9 @@ batch 50). Three choices keep that bill small:
   small ones was measured and dropped (issue 15): forward kept the columns of every layer
   with at most 16 MB of them (conv1, 3, 5, 6 at width 0.25: 42 MB more held), and the step
   took no less time — 232.8 ms unfolding again against 238.3 ms kept, and 237.1 against
-  239.4 ms, CPU time of one thread, 7 and 11 alternating turns (the kept columns have left the cache by the time
-  backward reads them, and its dW product slows by what the second im2col cost).
+  239.4 ms, CPU time of one thread, 7 and 11 alternating turns (the kept columns have left
+  the cache by the time backward reads them, and its dW product slows by what the second
+  im2col cost).
 * **One reused buffer.** The columns, and in backward dcols after them, live in a scratch
   buffer (kernels/workspace.py) instead of fresh arrays, whose pages the operating system
   would zero again at every step.
