@@ -152,7 +152,9 @@ machine, fastest of 7), bc_cifar10 width 0.25, batch 50, ms:
 
 and at width 1.0 no clear gain (128→128 @32×32 165 → 137–154 ms CPU, 256→512 @8×8
 58 → 78 ms): hence the bounds (with SHIFT_MAX_O = 128, conv5 and conv6 too, the width-0.25
-step took 209.0 ms against 207.9, one thread, median of 9). dW by shifted products, (C × B·H2·W2) @ (B·H2·W2 × O) per
+step took 209.0 ms against 207.9, one thread, median of 9; and forward in longer chunks,
+up to 2, 8 or 32 MB of rows and products instead of the im2col chunks: 197.8, 196.2,
+197.0 ms — no gain, so the chunks stay those of im2col). dW by shifted products, (C × B·H2·W2) @ (B·H2·W2 × O) per
 tap: 32→32 15.8 → 16.8–17.8 ms, 64→64 12.9 → 12.1–18.6, 128→128 10.9 → 11.7–12.0."""
 
 SHIFT_MIN_C = 16
