@@ -407,3 +407,13 @@ def test_the_command_line_flag(tmp_path, capsys):
     with pytest.raises(SystemExit) as bad:
         main(base + ["--out", str(tmp_path / "c"), "--graph", "sometimes"])
     assert bad.value.code == 2 and not (tmp_path / "c").exists()
+
+
+def test_changed_betas_reach_the_device(on_standin):
+    opt, _ = _adam_run(2, [1e-3, 1e-3], device=True)
+    opt.betas = (0.5, 0.9)
+    for q in opt.params:
+        q.grad = q.data * 0 + 1
+    opt.step()
+    values = opt.groups[0].step_scalars.values.get()
+    assert values[1] == np.float32(1 - 0.5 ** 3) and values[2] == np.float32(1 - 0.9 ** 3)

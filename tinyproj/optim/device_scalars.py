@@ -50,6 +50,7 @@ class StepScalars:
         self.host_t = 0
         self.host_lr = None
         self._betas = None                 # (2,) float64 device array (β1, β2), made once
+        self._host_betas = None            # what it holds
         self._powers = None                # (2,) float64 scratch for β^t
 
     def write_lr(self, lr: float) -> None:
@@ -63,11 +64,14 @@ class StepScalars:
         """On the device: t ← t + 1, values[1:3] = 1 − β^t (three launches); ``t`` is the step
         count the host expects after it (the device counter is set first if they differ)."""
         xp = backend.xp_of(self.values)
+        betas = (float(betas[0]), float(betas[1]))
         if self._betas is None:
             self._betas = xp.empty(2, dtype=np.float64)
-            self._betas[0:1].fill(float(betas[0]))
-            self._betas[1:2].fill(float(betas[1]))
             self._powers = xp.empty(2, dtype=np.float64)
+        if self._host_betas != betas:      # made once; again only if someone changes them
+            self._betas[0:1].fill(betas[0])
+            self._betas[1:2].fill(betas[1])
+            self._host_betas = betas
         if self.host_t != t - 1:           # a resume, or per-parameter steps in between
             self.t.fill(t - 1)
         self.t += 1
