@@ -417,3 +417,16 @@ def test_changed_betas_reach_the_device(on_standin):
     opt.step()
     values = opt.groups[0].step_scalars.values.get()
     assert values[1] == np.float32(1 - 0.5 ** 3) and values[2] == np.float32(1 - 0.9 ** 3)
+
+
+def test_replays_follow_a_per_step_lr_and_a_clip_schedule(on_standin, monkeypatch):
+    """A cosine rate that changes every step and clip bounds ×1.5 at steps 4 and 6 (inside the
+    replays): written before each replay (fill launches into the arrays the graph reads), so
+    replayed steps still end at the weights of eager steps."""
+    extra = dict(lr_schedule="cosine", lr_final=0.0, clip_factor=1.5, clip_milestones=[4, 6])
+    eager, _ = _train_weights("off", monkeypatch, **extra)
+    made = []
+    replayed, _ = _train_weights("on", monkeypatch, made, **extra)
+    assert made[0].replays == 3
+    for a, b in zip(eager, replayed):
+        assert np.array_equal(a, b)
