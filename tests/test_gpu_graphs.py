@@ -33,7 +33,8 @@ def _train(projection, graph, made, monkeypatch, **extra):
     monkeypatch.setattr(graphs, "capture_step", recording)
     settings = dict(dataset="synthetic", model="bc_cifar10", width=1 / 16, train_subset=230,
                     val_size=0, test_subset=50, batch_size=50, epochs=2, bn_batches=1,
-                    eval_batch_size=50, out=None, projection=projection)
+                    eval_batch_size=50, out=None, projection=projection,
+                    test_projections=["none"], bn_reestimate=False)
     settings.update(extra)
     model, rows = training.train(make_config("tr-sign-c", **settings), progress=False,
                                  log=lambda *a: None, graph=graph)
