@@ -430,3 +430,128 @@ def test_replays_follow_a_per_step_lr_and_a_clip_schedule(on_standin, monkeypatc
     assert made[0].replays == 3
     for a, b in zip(eager, replayed):
         assert np.array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------
+# The CuPy branch's control flow, with a stand-in for CuPy's stream and graph API
+# ---------------------------------------------------------------------------
+class _FakeCupy:
+    """Just what graphs.py calls: Stream (capture), MemoryPool, using_allocator,
+    get_current_stream. A launched graph records the launch (it cannot rerun kernels)."""
+
+    def __init__(self, fail_end=False):
+        import contextlib
+        import types
+        fake = self
+        self.events = []
+
+        class Graph:
+            def launch(self, stream=None):
+                fake.events.append("launch")
+
+        class Stream:
+            def __init__(self, non_blocking=False):
+                self.capturing = False
+
+            def __enter__(self):
+                fake.events.append("enter")
+                return self
+
+            def __exit__(self, *exc):
+                fake.events.append("exit")
+                return False
+
+            def begin_capture(self):
+                self.capturing = True
+                fake.events.append("begin")
+
+            def end_capture(self):
+                self.capturing = False
+                fake.events.append("end")
+                if fail_end:
+                    raise RuntimeError("cudaErrorStreamCaptureInvalidated")
+                return Graph()
+
+            def synchronize(self):
+                fake.events.append("sync")
+
+        class MemoryPool:
+            def malloc(self, size):
+                raise AssertionError("not called here")
+
+            def total_bytes(self):
+                return 1234
+
+        @contextlib.contextmanager
+        def using_allocator(allocator):
+            fake.events.append("allocator")
+            yield
+
+        self.cuda = types.SimpleNamespace(Stream=Stream, MemoryPool=MemoryPool,
+                                          using_allocator=using_allocator,
+                                          get_current_stream=lambda: Stream())
+
+
+def _with_fake_cupy(monkeypatch, fake):
+    import sys
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(backend, "name", lambda: "cupy")
+
+
+def test_the_cupy_branch_warms_up_captures_launches_and_replays(monkeypatch):
+    fake = _FakeCupy()
+    _with_fake_cupy(monkeypatch, fake)
+    out = np.zeros(1)
+    calls = []
+
+    def step():
+        calls.append(len(fake.events))
+        out[0] += 1
+        return (out,)
+
+    class Opt:
+        t, replays = 0, 0
+
+        def host_counters(self):
+            return self.t
+
+        def replayed(self):
+            self.replays += 1
+
+    opt = Opt()
+    graph = graphs.capture_step(step, optimizer=opt, mode="auto", warmup=2, log=_quiet)
+    for _ in range(5):
+        graph(signature=50)
+    assert len(calls) == 3 and graph.kind == "cuda" and graph.replays == 2
+    assert fake.events[:6] == ["sync", "allocator", "enter", "begin", "end", "exit"]
+    assert fake.events.count("launch") == 3 and opt.replays == 2   # capture's launch + 2
+    assert graph.pool_bytes() == 1234
+    graph(signature=20)                                    # another shape: eager, said once
+    assert len(calls) == 4 and len(graph.reasons) == 1
+
+
+def test_the_cupy_branch_falls_back_when_the_capture_fails(monkeypatch):
+    fake = _FakeCupy(fail_end=True)
+    _with_fake_cupy(monkeypatch, fake)
+    said, calls = [], []
+    state = {"t": 0}
+
+    class Opt:
+        def host_counters(self):
+            return state["t"]
+
+        def set_host_counters(self, t):
+            state["t"] = t
+
+    def step():
+        calls.append(1)
+        state["t"] += 1                                    # host bookkeeping of a step
+        return ()
+
+    graph = graphs.capture_step(step, optimizer=Opt(), mode="on", warmup=1, log=said.append)
+    for _ in range(4):
+        graph()
+    # 1 warm-up, the failed capture (its bookkeeping undone), then eager: 4 steps counted
+    assert graph.kind == "eager" and len(calls) == 5 and state["t"] == 4
+    assert len(said) == 1 and "cudaErrorStreamCaptureInvalidated" in said[0]
+    assert "launch" not in fake.events
