@@ -1,14 +1,19 @@
 """Where one CPU training step of bc_cifar10 spends its time: per op, per layer, per kernel.
 
     python benchmarks/step_profile.py [--width 0.25] [--batch 50] [--steps 10]
+    python benchmarks/step_profile.py --cpu --threads 1     # work, steady on a busy machine
 
 One Algorithm-1 step (Sign, clip, Adam, square hinge), batch 50, float32, after two warm-up
-steps. Wall times (ms per step, median over ``--steps`` steps) of
+steps. Times (ms per step, median over ``--steps`` steps; wall time, or with ``--cpu`` the
+CPU time of all the process's threads) of
 
-* every op's forward and backward, by op class and by the layer shape it ran on (a conv's
-  (C → O) @ side), so the six conv layers and the pooled blocks stand apart;
-* inside them, each kernel (``kernels.get(name)``) and the conv's matrix products
-  (``functional/conv.py``'s ``matmul`` and the ``@`` of dW);
+* every op's forward and backward, by op class and by the layer it ran on (a convolution's
+  C→O @ input side), so the six conv layers and the pooled blocks stand apart; an op that
+  calls its base class's forward (the conv fused with its max-pool) is counted once;
+* inside them, each kernel (``kernels.get(name)``), the conv's matrix products
+  (``functional/conv.py``'s ``matmul``) and the shifted products' ``gemm``, ``pad_rows``
+  and ``unpad_rows`` (``kernels/shifted.py``). The dW product ``cols @ gYt`` is written
+  inline, so it is part of the conv backward's own time only;
 * the rest of the step (projection, optimizer, clip, Python between ops) as "other".
 
 The timers wrap functions at run time (nothing in the library changes); they add a few
