@@ -225,12 +225,30 @@ def clip(weights: dict, bounds: dict, trace=None) -> None:
     if group is not None and bounds:                 # lines 11-12 for every k in one launch
         clipping.clip_flat_(group.weights(), group.weight_offsets(),
                             [bounds.get(name, math.inf) for name in weights], group)
-    for name, p in weights.items():                  # line 11: for k = 1 to N
+    table = None if group is not None else _device_bounds(weights, bounds)
+    lower = None if table is None else -table        # −c_k for every k (one launch)
+    for k, (name, p) in enumerate(weights.items()):  # line 11: for k = 1 to N
         c_k = bounds.get(name, math.inf)
         if group is None and not math.isinf(c_k):
-            clipping.clip_([(p.data, c_k)])          # line 12: clip Ŵ_k to [−c_k, c_k]
+            if table is None:
+                clipping.clip_([(p.data, c_k)])      # line 12: clip Ŵ_k to [−c_k, c_k]
+            else:                                    # the same, c_k read from device memory
+                xp = backend.xp_of(p.data)
+                xp.clip(p.data, lower[k], table[k], out=p.data)
         _record(trace, name, "c", float(c_k))
         _record(trace, name, "W_next", p.data)
+
+
+def _device_bounds(weights: dict, bounds: dict):
+    """Layer by layer on a device (``TINYPROJ_KERNELS=reference``): the bounds c_k as the
+    optimizer's device table (one entry per weight, in order), so that a replayed CUDA graph
+    reads each step's bounds; None on NumPy, without bounds or without a flat group."""
+    group = flat.group_of(weights.values())
+    if group is None or not bounds or not backend.is_gpu_array(group.data):
+        return None
+    values = tuple(math.inf if c is None else float(c)
+                   for c in (bounds.get(name, math.inf) for name in weights))
+    return group.device_table("clip_bounds", values, group.dtype)
 
 
 def write_clip_bounds(model, bounds: dict) -> None:
@@ -243,12 +261,12 @@ def write_clip_bounds(model, bounds: dict) -> None:
     same array it reads.
     """
     weights = weight_params(model)
-    group = flat.group_of(weights.values()) if kernels.mode() != "reference" else None
+    group = flat.group_of(weights.values())
     if group is None or not bounds or not backend.is_gpu_array(group.data):
         return
     values = tuple(math.inf if c is None else float(c)
                    for c in (bounds.get(name, math.inf) for name in weights))
-    if not all(math.isinf(c) for c in values):
+    if not all(math.isinf(c) for c in values) or kernels.mode() == "reference":
         group.device_table("clip_bounds", values, group.dtype)
 
 
