@@ -1,12 +1,14 @@
 """Random crop (padding 4) + horizontal flip of training batches (issue 13): correctness on a
 known image, the vectorized gather against the readable loop, the draws' probabilities,
-determinism by (seed, epoch, batch), resume, and no augmentation at evaluation."""
+determinism by (seed, epoch, batch), resume, no augmentation at evaluation, and the training
+loop's batches through the one per-epoch mechanism (AugmentedSource) equal to the crop/flip of
+the plain batch, on NumPy and on the device's path."""
 import numpy as np
 import pytest
 
 from tinyproj import backend
 from tinyproj.data.augment import CropFlip, crop_flip_reference, draws
-from tinyproj.data.sources import ArraySource
+from tinyproj.data.sources import ArraySource, AugmentedSource, ResidentSource
 from tinyproj.errors import UserError
 from tinyproj.runs import training
 from tinyproj.runs.build import build_augment
@@ -142,8 +144,8 @@ def test_augmentation_only_in_training_steps(tmp_path, monkeypatch, on_backend):
     monkeypatch.setattr(CropFlip, "__call__", spy)
     seen = []
     orig_batch = ArraySource.batch
-    monkeypatch.setattr(ArraySource, "batch", lambda self, idx: seen.append(len(idx)) or
-                        orig_batch(self, idx))
+    monkeypatch.setattr(ArraySource, "batch", lambda self, idx, **kw: seen.append(len(idx)) or
+                        orig_batch(self, idx, **kw))
     cfg = _tiny_cfg(tmp_path, "spy", bn=True, bn_reestimate=True, bn_batches=2)
     training.train(cfg, progress=False, log=lambda *a: None)
     assert calls == [(e, b, 16) for e in range(2) for b in range(3)]
@@ -169,3 +171,55 @@ def test_the_device_path_augments_as_the_host_path():
     finally:
         backend.use(previous)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_augmented_source_transforms_only_when_asked_for_an_epoch():
+    x = np.random.default_rng(4).standard_normal((6, 3, 8, 8)).astype(np.float32)
+    plain = ArraySource(x, np.arange(6))
+    aug = CropFlip(9, fill=(0.0, 1.0, 2.0))
+    source = AugmentedSource(plain, aug)
+    assert source.per_epoch and not plain.per_epoch
+    assert len(source) == 6 and source.input_shape == (3, 8, 8)
+    idx = [4, 1, 3]
+    xb, yb = source.batch(idx, epoch=2, minibatch=5)
+    np.testing.assert_array_equal(xb, aug(plain.batch(idx)[0], 2, 5))
+    assert yb.tolist() == [4, 1, 3]
+    assert not np.array_equal(xb, source.batch(idx, epoch=2, minibatch=6)[0])
+    np.testing.assert_array_equal(source.batch(idx)[0], plain.batch(idx)[0])   # evaluation
+    with pytest.raises(ValueError, match="minibatch"):
+        source.batch(idx, epoch=2)
+
+
+@pytest.mark.parametrize("kind", ["crop_flip", "crop", "flip"])
+def test_training_batches_are_the_crop_flip_of_the_plain_batches(tmp_path, monkeypatch,
+                                                                 on_backend, kind):
+    """The pixels every step trains on are what the batch-level hook made before sources
+    carried the per-epoch draws: CropFlip(seed)(plain batch at order[b·B:(b+1)·B], epoch, b),
+    with the epoch's order from the run's generator — including the last, partial batch, and
+    on the device's path (the training set resident there, steps run eagerly)."""
+    orders, steps = [], []
+    permutation = backend.permutation
+
+    def spy_permutation(rng, n):
+        order = permutation(rng, n)
+        orders.append(backend.to_numpy(order))
+        return order
+    monkeypatch.setattr(backend, "permutation", spy_permutation)
+    original = training.algorithm1.train_step
+    monkeypatch.setattr(training.algorithm1, "train_step", lambda model, x, y, *a, **k:
+                        steps.append((backend.to_numpy(x), backend.to_numpy(y)))
+                        or original(model, x, y, *a, **k))
+    cfg = _tiny_cfg(tmp_path, kind, augment=kind, train_subset=40, seed=5)
+    training.train(cfg, progress=False, log=lambda *a: None)
+    train_src, _, _, shape, _ = training.build_data(_tiny_cfg(tmp_path, "again", augment=kind,
+                                                              train_subset=40, seed=5))
+    aug = build_augment(cfg, shape)
+    expected = []
+    for epoch, order in enumerate(orders):
+        for b in range(3):                                    # 16, 16, 8 images
+            x, y = train_src.batch(order[16 * b:16 * (b + 1)])
+            expected.append((backend.to_numpy(aug(x, epoch, b)), backend.to_numpy(y)))
+    assert len(steps) == len(expected) == 6 and len(steps[-1][1]) == 8
+    for (x, y), (ex, ey) in zip(steps, expected):
+        np.testing.assert_array_equal(x, ex)
+        np.testing.assert_array_equal(y, ey)

@@ -128,6 +128,41 @@ def test_folder_source_draws_per_epoch_for_training_and_centre_crops_otherwise(t
                                   backend.to_numpy(plain.batch([0, 4])[0]))
 
 
+def test_imagenet_training_steps_see_the_random_crops_of_their_epoch_and_index(tmp_path,
+                                                                              monkeypatch):
+    """The loop's training pixels are decode_random(path, seed, epoch, index) of the images at
+    order[b·B:(b+1)·B], normalized — what FolderSource(train=True) decoded before the per-epoch
+    mechanism moved into the sources (data/sources.py) — and the centre crops at evaluation."""
+    from tinyproj import algorithm1, backend
+    from tinyproj.data import ImageFolder
+    from tinyproj.data.imagenet import normalize_imagenet
+    from tinyproj.runs import training
+    from tinyproj.runs.config import make_config
+    data = _image_folder(tmp_path)
+    orders, steps = [], []
+    permutation = backend.permutation
+
+    def spy_permutation(rng, n):
+        order = permutation(rng, n)
+        orders.append(backend.to_numpy(order))
+        return order
+    original = algorithm1.train_step
+    monkeypatch.setattr(backend, "permutation", spy_permutation)
+    monkeypatch.setattr(algorithm1, "train_step", lambda model, x, y, *a, **k:
+                        steps.append(backend.to_numpy(x)) or original(model, x, y, *a, **k))
+    cfg = make_config(model="alexnet_bn", dataset="imagenet", data_dir=str(data), width=0.0625,
+                      batch_size=4, optimizer="sgd", lr=0.01, loss="cross_entropy", val_size=0,
+                      test_projections=["none"], epochs=2, seed=2, bn_reestimate=False)
+    training.train(cfg, progress=False, log=lambda *a: None)
+    folder = ImageFolder(data / "imagenet" / "train", crop=227)
+    expected = [normalize_imagenet(np.stack([decode_random(folder.samples[int(i)][0], 2, epoch,
+                                                           int(i)) for i in order[b:b + 4]]))
+                for epoch, order in enumerate(orders) for b in (0, 4)]
+    assert len(steps) == len(expected) == 4 and len(steps[1]) == 2     # 6 images: 4 + 2
+    for got, want in zip(steps, expected):
+        np.testing.assert_array_equal(got, backend.to_numpy(want))
+
+
 @pytest.mark.numpy_only("exact resume needs the generator's state (shuffling), which a device "
                         "generator cannot restore (runs/training.py warns)")
 def test_imagenet_training_with_random_crops_resumes_to_the_same_weights(tmp_path):

@@ -12,12 +12,10 @@ evaluate on the plain test images. For one image x (C, H, W) and padding p::
 ``fill`` is a black pixel after the preprocessing, per channel (``Dataset.pad_value``): the
 authors pad the raw image, before ``Normalize``.
 
-Reproducible and resumable: the draws of a minibatch come from a generator seeded with
-``(seed, epoch, batch)`` — not from the run's generator — so a resumed run, which knows its
-epoch and batch, makes the same draws as an uninterrupted one, and the run's own random
-stream (shuffling, projections) is the same with augmentation on or off. The draws (2 small
-integer arrays and a boolean array per batch) are made on the host with NumPy, so the CPU and
-the device paths augment identically; on a device that is one small host→device copy of the
+The draws of a minibatch (2 small integer arrays and a boolean array) come from a NumPy
+generator seeded with ``(seed, epoch, batch)`` on the host — the training loop gets them
+through :class:`~tinyproj.data.sources.AugmentedSource`, where the per-epoch mechanism (and
+why it resumes exactly) is described. On a device that is one small host→device copy of the
 indices per step, and the crop itself is one gather on the device.
 
 :func:`crop_flip_reference` is the readable loop, :meth:`CropFlip.apply` the vectorized one
@@ -64,7 +62,8 @@ def crop_flip_reference(x, dy, dx, flipped, padding: int, fill) -> np.ndarray:
 
 class CropFlip:
     """Random crop (``padding`` pixels of ``fill`` around, then the original size) and/or
-    random horizontal flip of training minibatches; ``aug(x, epoch, batch)``.
+    random horizontal flip of training minibatches; ``aug(x, epoch, batch)`` (batch: the
+    minibatch's number in its epoch).
 
     x: (N, C, H, W) float array on the backend in use; returns a new array of the same
     shape, dtype and backend. ``crop=False`` keeps every image in place, ``flip=False``

@@ -17,8 +17,8 @@ train, enough that the smallest box kept is still ≥ ``crop`` pixels wide — t
 ImageNet photos, ~500×375, are then decoded at full size, large ones are not).
 
 Randomness: the draws for an image come from ``numpy.random.default_rng((seed, epoch,
-index))``, a generator of its own, so a result depends only on (seed, epoch, index) — the
-same in any worker process, in any order, and after a resume.
+index))``, so a result depends only on (seed, epoch, index) — the same in any worker process
+and in any order (the per-epoch mechanism: :mod:`tinyproj.data.sources`).
 
 :class:`DecodePool` decodes a batch with a pool of worker processes (decoding is pure
 Python + C in Pillow and holds the GIL for part of the time, so threads do not scale).

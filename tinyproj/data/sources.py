@@ -1,17 +1,31 @@
-"""Random access to a training or test set by example index, in memory or streamed.
+"""Random access to a training or test set by example index, in memory or streamed — and
+THE one way a training set draws anew each epoch.
 
-The training loop draws a permutation of example indices and asks a source for
-the batch at a slice of it, so the same loop (and the same exact resume) works
-for an in-memory array and for a folder of images decoded on demand.
+The training loop draws a permutation of example indices and asks a source for the batch at a
+slice of it, so the same loop (and the same exact resume) works for an in-memory array, for a
+copy of it on the device and for a folder of images decoded on demand. Every source answers
+one method::
 
-    source = ArraySource(x, y)               # x (N, ...) host array, y (N,) ints
-    source = FolderSource(ImageFolder(root)) # streamed ImageNet-style folder
-    len(source); xb, yb = source.batch(indices)   # float32 / int64 on the backend
+    len(source)
+    xb, yb = source.batch(indices, epoch=None, minibatch=None)   # float32 / int64, backend
 
-A source whose examples are drawn anew each epoch says so with ``per_epoch = True``; the
-training loop then calls ``batch(indices, epoch=...)`` (:class:`FolderSource` with
-``train=True``: ImageNet's random-resized crop and flip are drawn from (seed, epoch, index),
-so a resume redraws the same pixels).
+**Per-epoch randomness** (data augmentation) is a property of the source, asked for with
+``epoch``: ``epoch=None`` is the deterministic view (evaluation, batch-norm re-estimation,
+what a plain source always returns); ``epoch=e, minibatch=b`` is the b-th training minibatch
+of epoch e. A source whose answer depends on them says so with ``per_epoch = True`` and draws
+from a NumPy generator seeded by (seed, epoch, index) — :class:`FolderSource` with
+``train=True``: ImageNet's random-resized crop + flip — or by (seed, epoch, minibatch) —
+:class:`AugmentedSource`: crop + flip of a whole minibatch (:mod:`tinyproj.data.augment`).
+Never from the run's generator: a resumed run, which knows its epoch and minibatch, sees the
+same pixels as an uninterrupted one, and the run's own random stream (shuffling, projections)
+is the same with augmentation on or off. The draws are made on the host, so the CPU and the
+device see the same pixels; a CUDA graph would replay the captured draws, so the training
+loop runs the steps of a ``per_epoch`` source eagerly.
+
+    ArraySource(x, y)                     # x (N, ...) host array, y (N,) ints
+    ResidentSource(array_source)          # the same, copied to the device once
+    FolderSource(ImageFolder(root), train=False | True, seed=s)   # streamed images
+    AugmentedSource(source, CropFlip(seed))                        # crop/flip per minibatch
 """
 from __future__ import annotations
 
@@ -21,11 +35,13 @@ from tinyproj import backend
 
 from .imagenet import normalize_imagenet
 
-__all__ = ["ArraySource", "ResidentSource", "FolderSource"]
+__all__ = ["ArraySource", "ResidentSource", "FolderSource", "AugmentedSource"]
 
 
 class ArraySource:
     """Examples held in host arrays: ``x`` (N, ...) numeric, ``y`` (N,) integer labels."""
+
+    per_epoch = False
 
     def __init__(self, x, y):
         if len(x) != len(y):
@@ -39,8 +55,9 @@ class ArraySource:
     def input_shape(self) -> tuple:
         return tuple(self.x.shape[1:])
 
-    def batch(self, indices):
-        """``(x float32 (B, ...), y int64 (B,))`` for the given indices, on the backend."""
+    def batch(self, indices, epoch=None, minibatch=None):
+        """``(x float32 (B, ...), y int64 (B,))`` for the given indices, on the backend (the
+        same for every epoch)."""
         idx = np.asarray(indices)
         return (backend.asarray(self.x[idx], dtype=backend.default_float),
                 backend.asarray(self.y[idx], dtype=np.int64))
@@ -54,6 +71,8 @@ class ResidentSource:
     here, once (CIFAR-10's 45,000 training images: 553 MB of float32).
     """
 
+    per_epoch = False
+
     def __init__(self, source: ArraySource):
         self.x = backend.to_device(np.asarray(source.x, dtype=backend.default_float), "gpu")
         self.y = backend.to_device(np.asarray(source.y, dtype=np.int64), "gpu")
@@ -65,7 +84,7 @@ class ResidentSource:
     def input_shape(self) -> tuple:
         return tuple(self.x.shape[1:])
 
-    def batch(self, indices):
+    def batch(self, indices, epoch=None, minibatch=None):
         """``(x float32 (B, ...), y int64 (B,))`` on the device; ``indices`` a device array."""
         return self.x[indices], self.y[indices]
 
@@ -76,15 +95,15 @@ class FolderSource:
     train=False (evaluation): shorter side 256, centre crop ``folder.crop`` — the plain
     decoder, or, with ``workers``, the same transform with JPEG draft decoding in a pool of
     processes (:mod:`tinyproj.data.imagenet_decode`). train=True: random-resized crop to
-    ``folder.crop`` + horizontal flip drawn from (seed, epoch, index), decoded by the pool;
-    a batch asked for without an epoch (batch-norm re-estimation, for instance) gets the
-    centre crop. workers: decoding processes (None: the CPUs this process may use, at most
+    ``folder.crop`` + horizontal flip drawn from (seed, epoch, index), decoded by the pool
+    (:func:`~tinyproj.data.imagenet_decode.decode_random`); a batch asked for without an
+    epoch (batch-norm re-estimation, for instance) gets the centre crop. workers: decoding processes (None: the CPUs this process may use, at most
     16; 0: in this process).
     """
 
     def __init__(self, folder, train: bool = False, seed: int = 0, workers=0):
         self.folder, self.train, self.seed, self.workers = folder, train, seed, workers
-        self.per_epoch = train          # the training loop passes the epoch to batch()
+        self.per_epoch = bool(train)
         self._pool = None
 
     def __len__(self) -> int:
@@ -100,7 +119,8 @@ class FolderSource:
             self._pool = DecodePool(self.workers)
         return self._pool
 
-    def batch(self, indices, epoch=None):
+    def batch(self, indices, epoch=None, minibatch=None):
+        """``(x float32 (B, 3, crop, crop), y int64 (B,))`` on the backend."""
         idx = [int(i) for i in indices]
         paths = [self.folder.samples[i][0] for i in idx]
         if self.train and epoch is not None:
@@ -118,3 +138,34 @@ class FolderSource:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+class AugmentedSource:
+    """``source`` with a transform of each training minibatch drawn per (epoch, minibatch).
+
+    ``transform(x, epoch, minibatch) -> x`` (:class:`~tinyproj.data.augment.CropFlip`, seeded
+    with the run's seed) is applied to ``source.batch(indices, epoch, minibatch)``'s images
+    when an epoch is given; without one the batch is the source's own, untransformed. The
+    images are transformed on the backend they come in on (host or device).
+    """
+
+    per_epoch = True
+
+    def __init__(self, source, transform):
+        self.source, self.transform = source, transform
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    @property
+    def input_shape(self) -> tuple:
+        return self.source.input_shape
+
+    def batch(self, indices, epoch=None, minibatch=None):
+        x, y = self.source.batch(indices, epoch=epoch, minibatch=minibatch)
+        if epoch is None:
+            return x, y
+        if minibatch is None:
+            raise ValueError("AugmentedSource.batch: an epoch needs its minibatch number "
+                             "(the draws are seeded by (seed, epoch, minibatch))")
+        return self.transform(x, int(epoch), int(minibatch)), y

@@ -4,7 +4,7 @@
     model = build_model(cfg, input_shape, num_classes, rng)     # THE model factory
     optimizer = build_optimizer(cfg, model)
     lr_at = lr_schedule(cfg, steps_per_epoch)                   # (epoch, step) -> λ
-    augment = build_augment(cfg, input_shape)                   # x, epoch, batch -> x (or None)
+    feed = training_source(cfg, source, input_shape)   # source, or crop/flip per minibatch
     bounds_at = clip_schedule(cfg, model)                       # step -> {name: c_k}
 
 Every command that needs a network of a run (train, sweep, walk, report, the lessons)
@@ -17,12 +17,12 @@ from pathlib import Path
 from .. import clipping, models, optim
 from .. import functional as F
 from ..data import load_dataset, train_val_split
-from ..data.sources import ArraySource, FolderSource
+from ..data.sources import ArraySource, AugmentedSource, FolderSource
 from ..errors import UserError
 from .config import TrainConfig
 
 __all__ = ["build_data", "build_model", "build_optimizer", "lr_schedule", "clip_schedule",
-           "build_augment", "LOSSES", "resolve_data_dir"]
+           "build_augment", "training_source", "LOSSES", "resolve_data_dir"]
 
 LOSSES = {"square_hinge": F.square_hinge_loss, "cross_entropy": F.cross_entropy}
 
@@ -35,13 +35,13 @@ def resolve_data_dir(value=None) -> str:
 
 
 def build_data(cfg: TrainConfig):
-    """``(train, val or None, test, input_shape, num_classes)``; sources with ``.batch(idx)``."""
+    """``(train, val or None, test, input_shape, num_classes)``; sources (data/sources.py)."""
     if cfg.dataset == "imagenet":
         from ..data import ImageFolder, locate_imagenet
         root = Path(locate_imagenet(cfg.data_dir))
         from ..data.imagenet import IMAGENET_CROP
-        # training: random-resized crop + flip per (seed, epoch, image), decoded by a pool of
-        # processes; testing: resize 256 + centre crop, in the pool as well
+        # training: random-resized crop + flip per epoch (data/sources.py), decoded by a pool
+        # of processes; testing: resize 256 + centre crop, in the pool as well
         train_src = FolderSource(ImageFolder(root / "train", crop=IMAGENET_CROP), train=True,
                                  seed=cfg.seed, workers=None)
         test_src = FolderSource(ImageFolder(root / "val", crop=IMAGENET_CROP), workers=None)
@@ -84,6 +84,14 @@ def build_augment(cfg: TrainConfig, input_shape):
     fill = black_value(check_preprocess(cfg.dataset, cfg.preprocess or "default"), channels)
     return CropFlip(cfg.seed, padding=4, crop="crop" in cfg.augment,
                     flip="flip" in cfg.augment, fill=fill)
+
+
+def training_source(cfg: TrainConfig, source, input_shape):
+    """What the training loop draws its minibatches from: ``source``, wrapped in an
+    :class:`~tinyproj.data.sources.AugmentedSource` of :func:`build_augment` when
+    ``cfg.augment`` is not "none" (``source`` may be on the host or resident on the device)."""
+    augment = build_augment(cfg, input_shape)
+    return source if augment is None else AugmentedSource(source, augment)
 
 
 def build_optimizer(cfg: TrainConfig, model):

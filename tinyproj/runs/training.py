@@ -10,7 +10,8 @@ clean and noisy training (a noisy model is just a wrapped model here: ``wrap=``)
 lessons. One epoch::
 
     order ← a permutation of the training images, drawn with the run's generator
-    for each minibatch (x, y) of that order:
+    for each minibatch b of that order:
+        x, y ← source.batch(order[b·B:(b+1)·B], epoch, b)   (augmentation: data/sources.py)
         λ ← lr_schedule(epoch, step)
         loss = algorithm1.train_step(model, x, y, loss, optimizer, projection, c_k(step), rng)
     evaluate (every eval_every epochs, every eval_every_steps steps, at the end) → metrics.jsonl
@@ -41,7 +42,8 @@ host→device copy: the training set is copied to the device once (``ResidentSou
 epoch's shuffled order once, and every minibatch is gathered there, at a position kept in
 device memory (``device_batches.py``), so that the whole step — gather, Algorithm 1, error
 count — can be captured once as a CUDA graph and replayed (``graph="auto"``,
-``tinyproj train --graph``; tinyproj/graphs.py). The loss and the
+``tinyproj train --graph``; tinyproj/graphs.py; a source that draws per epoch, such as
+``--augment crop_flip``, runs its steps eagerly). The loss and the
 number of training errors of each step stay on the device and are read together every
 :data:`READ_EVERY` steps (for the progress bar), and always before an evaluation or a
 checkpoint. A non-finite loss is therefore noticed up to READ_EVERY − 1 steps late: the
@@ -62,8 +64,8 @@ from .. import algorithm1, backend, graphs, projections
 from ..data.sources import ArraySource, ResidentSource
 from ..errors import UserError
 from ..functional.losses import check_labels
-from .build import (LOSSES, build_augment, build_data, build_model, build_optimizer,
-                    clip_schedule, lr_schedule, resolve_data_dir)
+from .build import (LOSSES, build_data, build_model, build_optimizer, clip_schedule,
+                    lr_schedule, resolve_data_dir, training_source)
 from .device_batches import DeviceBatches
 from .config import RESUMABLE_CHANGES, TrainConfig, check_last_batch, reports_top5, validate
 from .evaluation import errors_by_projection
@@ -179,7 +181,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     cfg.out: the run folder (None: nothing is written, no resume — lessons, tests).
     stop_at_step: stop after that many steps exactly as Ctrl-C would (the resume tests).
     data: ``(train, val or None, test, input_shape, num_classes)`` instead of loading
-    ``cfg.dataset`` (sources with ``len`` and ``.batch(idx)``; test may be None: no scoring).
+    ``cfg.dataset`` (sources with ``len`` and ``.batch(indices, epoch, minibatch)``,
+    tinyproj/data/sources.py; test may be None: no scoring).
     model: an already built network, trained in place (default: built from cfg). wrap: ``wrap(model, rng)``
     returns the module that is trained in place of the model (Walking Noise: a NoisyModel
     with noise at its sites); the checkpoint holds the model's own state. on_eval:
@@ -261,19 +264,21 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
     steps_per_epoch = -(-n // bs)
     lr_at = lr_schedule(cfg, steps_per_epoch)
     bounds_at = clip_schedule(cfg, model)
-    augment = build_augment(cfg, data[3])   # crop/flip seeded by (seed, epoch, batch): resumable
     trained = model if wrap is None else wrap(model, rng)
     rows = []
     on_device = backend.on_device()
     read_every = READ_EVERY if on_device else 1
     tally = _Tally()
     resident = None                         # the training set and the order on the device
+    feed = train_src                        # what training batches are read from
     if on_device and isinstance(train_src, ArraySource):
-        source = ResidentSource(train_src)
-        resident = {"source": source, "order": None, "batches": DeviceBatches(source, bs)}
-        check_labels(source.y, data[4], "training labels")   # once: one sync
+        feed = ResidentSource(train_src)
+        resident = {"order": None, "batches": DeviceBatches(feed, bs)}
+        check_labels(feed.y, data[4], "training labels")     # once: one sync
+    # per-epoch draws (crop/flip) are the source's, by (seed, epoch, ...): resumable
+    feed = training_source(cfg, feed, data[3])
     current = {}                            # this step's clip bounds, for the device step
-    device_step = _device_step(cfg, resident, augment, trained, loss_fn, optimizer, projection,
+    device_step = _device_step(cfg, resident, feed, trained, loss_fn, optimizer, projection,
                                rng, current, graph, log)
     ckpt_path = out / "checkpoint.npz" if out is not None else None
     metrics_path = out / "metrics.jsonl" if out is not None else None
@@ -362,14 +367,10 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                     loss, wrong = device_step(signature=bs)
                     tally.add(pos["step"], loss, wrong, size)
                 else:
-                    if resident is not None:     # gathered on the device, nothing copied up
-                        x, y = resident["batches"].partial(first)
-                    else:
-                        idx = pos["order"][first:first + bs]
-                        x, y = (train_src.batch(idx, epoch=pos["epoch"])   # per-epoch draws
-                                if getattr(train_src, "per_epoch", False) else train_src.batch(idx))
-                    if augment is not None:
-                        x = augment(x, pos["epoch"], pos["batch"])
+                    # the device's copy of the order where the set is resident (no copy up)
+                    order = pos["order"] if resident is None else resident["batches"].order
+                    x, y = feed.batch(order[first:first + bs], epoch=pos["epoch"],
+                                      minibatch=pos["batch"])
                     try:
                         loss, scores = algorithm1.train_step(
                             trained, x, y, loss_fn, optimizer, projection, bounds_at(pos["step"]),
@@ -416,19 +417,19 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
     return model, rows
 
 
-def _device_step(cfg, resident, augment, trained, loss_fn, optimizer, projection, rng,
+def _device_step(cfg, resident, feed, trained, loss_fn, optimizer, projection, rng,
                  current, graph, log):
     """The step of a full minibatch on the device as a :class:`graphs.StepGraph`: gather at the
     device offset, Algorithm 1 with ``current["bounds"]``, the loss and the error count — all
     read and moved on the device, so it can be captured and replayed (``graph``). None where
-    batches are not gathered on the device (NumPy, a folder source) or are augmented from
-    host-side draws (then every step runs as before, eagerly)."""
+    batches are not gathered on the device (NumPy, a folder source) or are drawn anew each
+    epoch from host-side numbers (``feed.per_epoch``): then every step runs eagerly."""
     if resident is None:
         if graph == "on":
             log("CUDA graph: the training set is not on a device (NumPy backend or a folder "
                 "source): every step runs eagerly.")
         return None
-    if augment is not None:
+    if feed.per_epoch:
         if graph == "on":
             log("CUDA graph: the crop/flip augmentation is drawn from host-side (epoch, batch) "
                 "numbers: every step runs eagerly.")
