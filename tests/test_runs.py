@@ -265,3 +265,26 @@ def test_validate_accepts_the_presets():
     for name in PRESETS:
         assert validate(make_config(name)).preset == name
     assert isinstance(TrainConfig().extra, dict)
+
+
+@pytest.mark.parametrize("first", ["tinyproj.runs.validation", "tinyproj.runs.presets",
+                                   "tinyproj.runs.config"])
+def test_config_presets_and_validation_import_in_any_order_and_config_reexports_them(first):
+    """config.py re-exports presets.py and validation.py (the import paths of before); a
+    process that imports validation.py first still gets a working make_config and flags."""
+    import subprocess
+    import sys
+    code = (f"import {first}\n"
+            "from tinyproj.runs import config, presets, validation\n"
+            "assert config.PRESETS is presets.PRESETS and config.validate is validation.validate\n"
+            "assert config.BIAS is validation.BIAS and config.check_last_batch is "
+            "validation.check_last_batch\n"
+            "assert config.make_config('tr-sign-c').projection == 'sign'\n"
+            "try:\n"
+            "    config.make_config(model='lenet5', dataset='mnist', width=-1)\n"
+            "except config.UserError as err:\n"
+            "    assert err.flag == '--width', err.flag\n"
+            "else:\n"
+            "    raise AssertionError('no error')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
