@@ -446,7 +446,7 @@ class _FakeKernel:
         self.targs = [t.strip() for t in targs.split(",")]
 
     def __call__(self, grid, block, args):
-        from tinyproj.kernels import cuda, host
+        from tinyproj.kernels import cuda, host_build
         family, kinds = cuda.KERNELS[self.name]
         assert len(args) == len(kinds), f"{self.expr}: {len(args)} arguments for {kinds}"
         scalar = np.float32 if self.targs[0] == "float" else np.float64
@@ -478,7 +478,7 @@ class _FakeKernel:
                      "maxpool_forward": converted[1].size, "maxpool_backward": converted[2].size}
             total = total.get(self.name, int(args[kinds.index("i")]) if "i" in kinds else 0)
             assert grid[0] * block[0] >= min(total, 65535 * 256)
-        host._call(self.name, scalar, *converted)
+        host_build.call(self.name, scalar, *converted)
         for narrow, wide in write_back:
             narrow[...] = wide
 

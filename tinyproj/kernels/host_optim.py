@@ -1,0 +1,146 @@
+"""Host twins of optim.cu and projection.cu: Algorithm 1's weight kernels — the Adam and SGD
+updates (scalars as arguments, or read from device memory: ``*_scalars``), the Sign and Round
+projections and the clip, of one tensor or of every tensor of a flat buffer at once
+(tensor s = [offsets[s], offsets[s+1]), each with its own α or bound).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .host_build import call, checked_out, contiguous
+
+__all__ = ["adam_update", "sgd_update", "adam_update_scalars", "sgd_update_scalars",
+           "sign_projection", "round_projection", "clip", "sign_projection_segments",
+           "round_projection_segments", "clip_segments", "check_offsets", "segment_scales"]
+
+
+def adam_update(w, g, m, v, lr, beta1, beta2, eps, t):
+    """In place on w, m, v (C-contiguous, one dtype); see ``reference.adam_update``.
+
+    The scalars are rounded to w's dtype as NumPy rounds a Python float beside a float32
+    array. Flat buffers holding every parameter make it one call (one launch on the GPU).
+    """
+    ty = w.dtype.type
+    g = np.ascontiguousarray(g, dtype=w.dtype)
+    call("adam_update", w.dtype, w, g, m, v, w.size, ty(lr), ty(beta1), ty(1.0 - beta1),
+          ty(beta2), ty(1.0 - beta2), ty(eps), ty(1.0 - beta1 ** t), ty(1.0 - beta2 ** t))
+
+
+def sgd_update(w, g, buf, lr, momentum=0.0, weight_decay=0.0, nesterov=False, first=False):
+    """In place: SGD of optim/sgd.py on w (and the momentum buffer ``buf``, if momentum).
+
+    first=True on a parameter's first step (buf ← g); buf may be None when momentum is 0.
+    """
+    g = np.ascontiguousarray(g, dtype=w.dtype)
+    buf = w if buf is None else buf
+    call("sgd_update", w.dtype, w, g, buf, w.size, lr, momentum, weight_decay,
+          int(bool(nesterov)), int(bool(first)))
+
+
+def adam_update_scalars(w, g, m, v, scalars, beta1, beta2, eps):
+    """Adam in place with lr, 1 − β1^t, 1 − β2^t read from ``scalars`` (3,) of w's dtype (the
+    per-step scalars in device memory); see ``reference_device.adam_update_scalars``."""
+    ty = w.dtype.type
+    g = np.ascontiguousarray(g, dtype=w.dtype)
+    scalars = np.ascontiguousarray(scalars, dtype=w.dtype)
+    call("adam_update_scalars", w.dtype, w, g, m, v, w.size, scalars, ty(beta1),
+          ty(1.0 - beta1), ty(beta2), ty(1.0 - beta2), ty(eps))
+
+
+def sgd_update_scalars(w, g, buf, scalars, momentum=0.0, weight_decay=0.0, nesterov=False,
+                       first=False):
+    """SGD in place with lr read from ``scalars[0]``; see ``reference_device.sgd_update_scalars``."""
+    g = np.ascontiguousarray(g, dtype=w.dtype)
+    scalars = np.ascontiguousarray(scalars, dtype=w.dtype)
+    buf = w if buf is None else buf
+    call("sgd_update_scalars", w.dtype, w, g, buf, w.size, scalars, momentum, weight_decay,
+          int(bool(nesterov)), int(bool(first)))
+
+
+def _maxabs(w):
+    alpha = np.empty(1, dtype=w.dtype)
+    call("maxabs", w.dtype, w, w.size, alpha)
+    return alpha
+
+
+def sign_projection(w):
+    """α·sign(w), sign(0) = +1, α = max|w|; see ``reference.sign_projection``."""
+    w = contiguous(w)
+    out = np.empty_like(w)
+    call("sign_apply", w.dtype, w, _maxabs(w), out, w.size)
+    return out
+
+
+def round_projection(w):
+    """α·round(w/α), ties half away from zero, α = max|w|; see ``projections.round``."""
+    w = contiguous(w)
+    out = np.empty_like(w)
+    call("round_apply", w.dtype, w, _maxabs(w), out, w.size)
+    return out
+
+
+def clip(v, c):
+    """max(min(v, c), −c); see ``clipping.prox_linf``."""
+    v = contiguous(v)
+    out = np.empty_like(v)
+    call("clip_apply", v.dtype, v, out, v.size, c)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Every layer at once: tensors side by side in one flat buffer, tensor s = [offsets[s],
+# offsets[s+1])
+# ---------------------------------------------------------------------------
+def check_offsets(offsets, size):
+    """``offsets`` as int64 (S + 1,), checked to rise from 0 to the buffer's ``size``."""
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or offsets[-1] != size \
+            or (np.diff(offsets) < 0).any():
+        raise ValueError(f"offsets must rise from 0 to the buffer's size {size}; got {offsets}")
+    return offsets
+
+
+def segment_scales(w, offsets):
+    """``(w (P,), offsets, alpha (S,))``: the flat buffer, its checked offsets and
+    α_s = max|w| over each tensor s — the first of a projection's 2 launches on the GPU."""
+    w = contiguous(w).reshape(-1)
+    offsets = check_offsets(offsets, w.size)
+    n_seg = offsets.size - 1
+    alpha = np.empty(max(n_seg, 1), dtype=w.dtype)
+    call("maxabs_segments", w.dtype, w, offsets, n_seg, alpha)
+    return w, offsets, alpha
+
+
+def _segments(kernel, w, offsets):
+    w, offsets, alpha = segment_scales(w, offsets)
+    out = np.empty_like(w)
+    call(kernel, w.dtype, w, offsets, offsets.size - 1, alpha, out, w.size)
+    return out
+
+
+def sign_projection_segments(w, offsets):
+    """Sign of every tensor of a flat buffer, each with its own α (2 launches on the GPU).
+
+    w: (P,) the tensors side by side; offsets: (S + 1,) int64, 0 = offsets[0] <= ... <=
+    offsets[S] = P. Returns a new (P,) array: segment s is ``sign_projection`` of segment s.
+    """
+    return _segments("sign_segments", w, offsets)
+
+
+def round_projection_segments(w, offsets):
+    """Round of every tensor of a flat buffer, each with its own α; see the Sign version."""
+    return _segments("round_segments", w, offsets)
+
+
+def clip_segments(v, offsets, bounds, out=None):
+    """Clip every tensor of a flat buffer to its own bound: segment s to [−bounds[s], bounds[s]].
+
+    bounds: (S,) of v's dtype (inf: leave the tensor alone). out: a (P,) array to write, which
+    may be v itself (in place, as Algorithm 1's line 12). One launch on the GPU.
+    """
+    v = contiguous(v).reshape(-1)
+    offsets = check_offsets(offsets, v.size)
+    bounds = np.ascontiguousarray(bounds, dtype=v.dtype)
+    out = np.empty_like(v) if out is None else checked_out(out, v.shape, v.dtype)
+    call("clip_segments", v.dtype, v, offsets, offsets.size - 1, bounds, out, v.size)
+    return out
