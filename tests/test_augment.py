@@ -8,11 +8,12 @@ import pytest
 
 from tinyproj import backend
 from tinyproj.data.augment import CropFlip, crop_flip_reference, draws
-from tinyproj.data.sources import ArraySource, AugmentedSource, ResidentSource
+from tinyproj.data.sources import ArraySource, AugmentedSource
 from tinyproj.errors import UserError
 from tinyproj.runs import training
 from tinyproj.runs.build import build_augment
 from tinyproj.runs.config import make_config
+from training_spy import record_training
 
 
 def _image():
@@ -197,18 +198,7 @@ def test_training_batches_are_the_crop_flip_of_the_plain_batches(tmp_path, monke
     carried the per-epoch draws: CropFlip(seed)(plain batch at order[b·B:(b+1)·B], epoch, b),
     with the epoch's order from the run's generator — including the last, partial batch, and
     on the device's path (the training set resident there, steps run eagerly)."""
-    orders, steps = [], []
-    permutation = backend.permutation
-
-    def spy_permutation(rng, n):
-        order = permutation(rng, n)
-        orders.append(backend.to_numpy(order))
-        return order
-    monkeypatch.setattr(backend, "permutation", spy_permutation)
-    original = training.algorithm1.train_step
-    monkeypatch.setattr(training.algorithm1, "train_step", lambda model, x, y, *a, **k:
-                        steps.append((backend.to_numpy(x), backend.to_numpy(y)))
-                        or original(model, x, y, *a, **k))
+    orders, steps = record_training(monkeypatch)
     cfg = _tiny_cfg(tmp_path, kind, augment=kind, train_subset=40, seed=5)
     training.train(cfg, progress=False, log=lambda *a: None)
     train_src, _, _, shape, _ = training.build_data(_tiny_cfg(tmp_path, "again", augment=kind,

@@ -133,23 +133,14 @@ def test_imagenet_training_steps_see_the_random_crops_of_their_epoch_and_index(t
     """The loop's training pixels are decode_random(path, seed, epoch, index) of the images at
     order[b·B:(b+1)·B], normalized — what FolderSource(train=True) decoded before the per-epoch
     mechanism moved into the sources (data/sources.py) — and the centre crops at evaluation."""
-    from tinyproj import algorithm1, backend
+    from tinyproj import backend
     from tinyproj.data import ImageFolder
     from tinyproj.data.imagenet import normalize_imagenet
     from tinyproj.runs import training
     from tinyproj.runs.config import make_config
+    from training_spy import record_training
     data = _image_folder(tmp_path)
-    orders, steps = [], []
-    permutation = backend.permutation
-
-    def spy_permutation(rng, n):
-        order = permutation(rng, n)
-        orders.append(backend.to_numpy(order))
-        return order
-    original = algorithm1.train_step
-    monkeypatch.setattr(backend, "permutation", spy_permutation)
-    monkeypatch.setattr(algorithm1, "train_step", lambda model, x, y, *a, **k:
-                        steps.append(backend.to_numpy(x)) or original(model, x, y, *a, **k))
+    orders, steps = record_training(monkeypatch)
     cfg = make_config(model="alexnet_bn", dataset="imagenet", data_dir=str(data), width=0.0625,
                       batch_size=4, optimizer="sgd", lr=0.01, loss="cross_entropy", val_size=0,
                       test_projections=["none"], epochs=2, seed=2, bn_reestimate=False)
@@ -158,8 +149,8 @@ def test_imagenet_training_steps_see_the_random_crops_of_their_epoch_and_index(t
     expected = [normalize_imagenet(np.stack([decode_random(folder.samples[int(i)][0], 2, epoch,
                                                            int(i)) for i in order[b:b + 4]]))
                 for epoch, order in enumerate(orders) for b in (0, 4)]
-    assert len(steps) == len(expected) == 4 and len(steps[1]) == 2     # 6 images: 4 + 2
-    for got, want in zip(steps, expected):
+    assert len(steps) == len(expected) == 4 and len(steps[1][0]) == 2     # 6 images: 4 + 2
+    for (got, _), want in zip(steps, expected):
         np.testing.assert_array_equal(got, backend.to_numpy(want))
 
 

@@ -97,8 +97,8 @@ class FolderSource:
     processes (:mod:`tinyproj.data.imagenet_decode`). train=True: random-resized crop to
     ``folder.crop`` + horizontal flip drawn from (seed, epoch, index), decoded by the pool
     (:func:`~tinyproj.data.imagenet_decode.decode_random`); a batch asked for without an
-    epoch (batch-norm re-estimation, for instance) gets the centre crop. workers: decoding processes (None: the CPUs this process may use, at most
-    16; 0: in this process).
+    epoch (batch-norm re-estimation, for instance) gets the centre crop. workers: decoding
+    processes (None: the CPUs this process may use, at most 16; 0: in this process).
     """
 
     def __init__(self, folder, train: bool = False, seed: int = 0, workers=0):

@@ -48,7 +48,8 @@ def get(name: str):
     """The host-compiled kernel ``name`` as a Python function with reference.py's signature.
 
     Names: ``NAMES`` — those of reference.py, plus ``sgd_update``, ``round_projection`` and
-    ``clip`` (see their docstrings in host_optim.py). Raises HostBuildError when no build is possible.
+    ``clip`` (see their docstrings in host_optim.py). Raises HostBuildError when no build is
+    possible.
     """
     if name not in NAMES:
         raise KeyError(f"unknown host kernel {name!r}; known: {', '.join(NAMES)}")

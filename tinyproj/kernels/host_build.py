@@ -115,7 +115,8 @@ def unavailable_reason():
 # ---------------------------------------------------------------------------
 # Calling a kernel: the argument kinds come from cuda.KERNELS (p pointer, i int64, t scalar T)
 # ---------------------------------------------------------------------------
-_SUFFIX = {np.dtype(np.float32): ("f32", ctypes.c_float), np.dtype(np.float64): ("f64", ctypes.c_double)}
+_SUFFIX = {np.dtype(np.float32): ("f32", ctypes.c_float),
+           np.dtype(np.float64): ("f64", ctypes.c_double)}
 
 
 def call(name: str, dtype, *args):

@@ -52,7 +52,8 @@ def col2im(cols, x_shape, kh, kw, stride=(1, 1), pad=(0, 0)):
 
 
 def maxpool_forward(x, kh, kw, stride, pad=(0, 0)):
-    """x (N, C, H, W) → y, argmax (N, C, OH, OW), argmax int64; see ``reference.maxpool_forward``."""
+    """x (N, C, H, W) → y, argmax (N, C, OH, OW), argmax int64; see
+    ``reference.maxpool_forward``."""
     x = contiguous(x)
     n, c, h, w = x.shape
     oh, ow = out_size(h, kh, stride[0], pad[0]), out_size(w, kw, stride[1], pad[1])

@@ -49,7 +49,8 @@ def adam_update_scalars(w, g, m, v, scalars, beta1, beta2, eps):
 
 def sgd_update_scalars(w, g, buf, scalars, momentum=0.0, weight_decay=0.0, nesterov=False,
                        first=False):
-    """SGD in place with lr read from ``scalars[0]``; see ``reference_device.sgd_update_scalars``."""
+    """SGD in place with lr read from ``scalars[0]``; see
+    ``reference_device.sgd_update_scalars``."""
     g = np.ascontiguousarray(g, dtype=w.dtype)
     scalars = np.ascontiguousarray(scalars, dtype=w.dtype)
     buf = w if buf is None else buf
