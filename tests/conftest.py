@@ -16,6 +16,27 @@ def shared_data_dir() -> Path:
     return path
 
 
+def _backend_for_a_test(name: str):
+    from tinyproj import backend
+    previous = backend.name()
+    backend.use(name)
+    yield
+    backend.use(previous)
+
+
+@pytest.fixture
+def on_standin():
+    """The test runs on the counting stand-in (``tinyproj/standin/``); the backend before it
+    comes back afterwards."""
+    yield from _backend_for_a_test("standin")
+
+
+@pytest.fixture
+def on_cupy():
+    """The test runs on CuPy (GPU tests only); the backend before it comes back afterwards."""
+    yield from _backend_for_a_test("cupy")
+
+
 def pytest_report_header(config):
     from tinyproj import backend
     return (f"tinyproj backend: {backend.name()} (TINYPROJ_BACKEND=cupy runs the suite on a GPU, "

@@ -14,14 +14,6 @@ from tinyproj.runs.config import make_config
 pytestmark = pytest.mark.gpu
 
 
-@pytest.fixture
-def on_cupy():
-    previous = backend.name()
-    backend.use("cupy")
-    yield
-    backend.use(previous)
-
-
 def _train(projection, graph, made, monkeypatch, **extra):
     real = graphs.capture_step
 

@@ -28,14 +28,6 @@ from tinyproj.runs import training
 from tinyproj.runs.config import make_config
 
 
-@pytest.fixture
-def on_standin():
-    previous = backend.name()
-    backend.use("standin")
-    yield
-    backend.use(previous)
-
-
 def _dev(a):
     return standin.asarray(a)
 

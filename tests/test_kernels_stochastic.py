@@ -112,14 +112,6 @@ def test_same_key_same_draw_another_key_another_draw():
     assert not np.array_equal(a, host.stoch_projection_segments(w, offsets, KEY + [1, 0]))
 
 
-@pytest.fixture
-def on_standin():
-    previous = backend.name()
-    backend.use("standin")
-    yield
-    backend.use(previous)
-
-
 @pytest.mark.parametrize("spec,name", [("stoch", "stoch"), ("stochm:gamma=0.5", "stochm")])
 def test_algorithm1_projects_every_layer_with_one_random_kernel_on_the_device(on_standin, spec,
                                                                               name):

@@ -94,18 +94,8 @@ def _contiguous(a, dtype=None):
     return cupy.ascontiguousarray(a, dtype=dtype)
 
 
-def _out(out, shape, dtype):
-    """``out`` checked (the kernels write it as a flat C-contiguous array), or None."""
-    if out is not None and (tuple(out.shape) != tuple(shape) or out.dtype != dtype
-                            or not out.flags.c_contiguous):
-        raise ValueError(f"out must be a C-contiguous {np.dtype(dtype)} array of shape "
-                         f"{tuple(shape)}, got {out.dtype} {tuple(out.shape)}")
-    return out
-
-
-def _geometry(x_shape, kh, kw, stride, pad):
-    n, c, h, w = (int(s) for s in x_shape)
-    return (n, c, h, w, kh, kw, stride[0], stride[1], pad[0], pad[1])
+_out = cuda.checked_out                     # the kernels' argument rules, shared with host.py
+_geometry = cuda.geometry_args
 
 
 # ---------------------------------------------------------------------------

@@ -140,18 +140,8 @@ def call(name: str, dtype, *args):
     getattr(library(), f"tp_{name}_{suffix}")(*converted)
 
 
-def checked_out(out, shape, dtype):
-    """``out`` checked (the kernels write it as a flat C-contiguous array), or None."""
-    if out is not None and (tuple(out.shape) != tuple(shape) or out.dtype != dtype
-                            or not out.flags.c_contiguous):
-        raise ValueError(f"out must be a C-contiguous {np.dtype(dtype)} array of shape "
-                         f"{tuple(shape)}, got {out.dtype} {tuple(out.shape)}")
-    return out
-
-
-def geometry_args(x_shape, kh, kw, stride, pad):
-    n, c, h, w = (int(s) for s in x_shape)
-    return (n, c, h, w, kh, kw, stride[0], stride[1], pad[0], pad[1])
+checked_out = cuda.checked_out              # shared with gpu.py: the kernels' own argument rules
+geometry_args = cuda.geometry_args
 
 
 def contiguous(a):

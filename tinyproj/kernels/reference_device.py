@@ -14,6 +14,7 @@ host-compiled twins (host.py), rule 2 of docs/design.md.
 from __future__ import annotations
 
 from .. import backend
+from . import reference
 
 __all__ = ["adam_update_scalars", "sgd_update_scalars", "NAMES"]
 
@@ -40,14 +41,4 @@ def adam_update_scalars(w, g, m, v, scalars, beta1, beta2, eps):
 def sgd_update_scalars(w, g, buf, scalars, momentum=0.0, weight_decay=0.0, nesterov=False,
                        first=False):
     """SGD in place (``reference.sgd_update``) with lr = ``scalars[0]`` read on the device."""
-    lr = scalars[0]
-    if weight_decay:
-        g = g + weight_decay * w
-    if momentum:
-        if first:
-            buf[...] = g
-        else:
-            buf *= momentum
-            buf += g
-        g = g + momentum * buf if nesterov else buf
-    w -= lr * g
+    reference.sgd_update(w, g, buf, scalars[0], momentum, weight_decay, nesterov, first)

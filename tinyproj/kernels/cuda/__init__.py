@@ -25,6 +25,8 @@ import hashlib
 import re
 from pathlib import Path
 
+import numpy as np
+
 FOLDER = Path(__file__).resolve().parent
 
 _GEOMETRY = "i" * 10                     # n, c, h, w, kh, kw, sh, sw, ph, pw
@@ -52,6 +54,22 @@ KERNELS = {
     "gaussian_noise": ("stochastic.cu", "pppp" + "i" + "tt" + "ii"),
 }
 BLOCK = 256                              # TP_BLOCK in common.cuh: threads of a reduction block
+
+
+def geometry_args(x_shape, kh, kw, stride, pad) -> tuple:
+    """The 10 geometry arguments of the conv and pool kernels (``_GEOMETRY``), in their order."""
+    n, c, h, w = (int(s) for s in x_shape)
+    return (n, c, h, w, kh, kw, stride[0], stride[1], pad[0], pad[1])
+
+
+def checked_out(out, shape, dtype):
+    """``out`` checked (the kernels write it as a flat C-contiguous array), or None; NumPy or
+    CuPy arrays alike."""
+    if out is not None and (tuple(out.shape) != tuple(shape) or out.dtype != dtype
+                            or not out.flags.c_contiguous):
+        raise ValueError(f"out must be a C-contiguous {np.dtype(dtype)} array of shape "
+                         f"{tuple(shape)}, got {out.dtype} {tuple(out.shape)}")
+    return out
 
 
 def families() -> list:
