@@ -578,7 +578,12 @@ models = cross.train_regimes(cross.DEFAULT_REGIMES, D, epochs=NOISY_EPOCHS, bn=T
 print(f"trained {len(models)} regimes in {time.perf_counter() - t:.1f} s")
 t = time.perf_counter()
 table = cross.cross_robustness(models, cross.default_perturbations(quick=QUICK), D,
-                               draws=1 if QUICK else 3, bn_batches=5 if QUICK else 20,
+                               draws=1 if QUICK else 3,
+                               # weight columns: batch norm re-estimated exactly over the
+                               # training images (all of them; 250 in quick mode), as
+                               # `tinyproj sweep`; activation walks: Walking Noise's own batches
+                               bn_images=250 if QUICK else None,
+                               walk_bn_batches=5 if QUICK else 20,
                                labels={r.name: r.label for r in cross.DEFAULT_REGIMES},
                                progress=False)
 print(f"measured {len(table.cells)} cells in {time.perf_counter() - t:.1f} s\n")
