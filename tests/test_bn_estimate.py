@@ -160,14 +160,6 @@ def test_scoring_with_the_exact_protocol_has_a_small_spread_over_draws():
 # ---------------------------------------------------------------------------------------------
 # Stand-in launch counts: a draw is a few grouped passes, not one forward per 50-image batch
 # ---------------------------------------------------------------------------------------------
-@pytest.fixture
-def on_standin():
-    previous = backend.name()
-    backend.use("standin")
-    yield
-    backend.use(previous)
-
-
 def test_launches_grow_with_passes_not_with_images(on_standin):
     host = np.random.default_rng(0)
     x = backend.asarray(host.standard_normal((1000, 3, 32, 32)).astype(np.float32))
