@@ -65,7 +65,7 @@ class StepDrops(Schedule):
 
     ``factor`` may also be a list, one factor per milestone. The paper's AlexNet run says
     "the learning rate was dropped from 0.1 by 0.01× at iterations 100K and 125K", which
-    has two readings, both offered (``--lr-factor``, presets in ``runs/config.py``):
+    has two readings, both offered (``--lr-factor``, presets in ``runs/presets.py``):
 
     * literal, ×0.01 at each milestone (preset ``alexnet-stochm3-c``):
       ``StepDrops(0.1, [100_000, 125_000], 0.01)`` → 0.1, then 1e-3 from 100,000,
