@@ -13,6 +13,8 @@ One idea per file:
 - ``errorbar_tables.py``        Table 2 with error bars and the per-level sweep tables
 - ``report.py``                 ``make_report``: all of the above from run folders, with
                                 ``report.md`` embedding them (``tinyproj report``)
+- ``report_page.py``            the words of ``report.md``: captions, notes, the page
+- ``report_folder.py``          the report's folder: what it may overwrite, its marker
 
 Example::
 
