@@ -55,8 +55,6 @@ and Algorithm 1 stops before the bad update.)
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
 from pathlib import Path
 
@@ -73,7 +71,9 @@ from .files import (append_jsonl, atomic_write_text, folder_lock, read_jsonl,
                     remove_stale_temps, rng_state, save_checkpoint, set_rng_state)
 from .folder import (LoadedRun, check_checkpoint, check_new_folder, load_run, read_config,
                      resume_config)
+from .interrupts import StopFlag, TrainingInterrupted
 from .progress import progress_bar
+from .tally import Tally
 
 __all__ = ["train", "TrainingInterrupted", "evaluation_rng", "LoadedRun", "load_run", "resume_config",
            "build_data", "build_model", "build_optimizer", "lr_schedule", "LOSSES"]
@@ -82,51 +82,6 @@ _WRITTEN = ("config.json", "metrics.jsonl", "checkpoint.npz")
 
 READ_EVERY = 50
 """On a device: steps between two reads of the losses and error counts (one sync each)."""
-
-
-class _Tally:
-    """Per-step loss and error count, kept as arrays (on the device) until :meth:`read`."""
-
-    def __init__(self):
-        self.steps, self.losses, self.wrong, self.sizes = [], [], [], []
-
-    def __len__(self) -> int:
-        return len(self.steps)
-
-    def add(self, step: int, loss, wrong, size: int) -> None:
-        self.steps.append(step)
-        self.losses.append(loss)
-        self.wrong.append(wrong)
-        self.sizes.append(size)
-
-    def read(self, pos: dict, lr: float, late: bool):
-        """Add the steps since the last read to ``pos`` (two syncs on a device); the last
-        loss, or None. FloatingPointError naming the first step whose loss is not finite."""
-        if not self.steps:
-            return None
-        xp = backend.xp_of(self.losses[0]) if hasattr(self.losses[0], "shape") else None
-        if xp is not None:
-            losses = backend.to_numpy(xp.stack(self.losses)).tolist()
-        else:
-            losses = [float(v) for v in self.losses]
-        wrong = backend.to_numpy(backend.xp_of(self.wrong[0]).stack(self.wrong)).tolist()
-        steps, sizes = self.steps, self.sizes
-        self.__init__()
-        for step, loss, n in zip(steps, losses, sizes):
-            if loss != loss or loss in (float("inf"), float("-inf")):
-                ran = (f" The loss is read from the device every {READ_EVERY} steps, so steps "
-                       f"up to {steps[-1]} ran after it: the weights in memory are not usable."
-                       if late and step != steps[-1] else "")
-                raise FloatingPointError(
-                    f"Algorithm 1, step {step}: the loss is {loss} (not finite) after the forward "
-                    f"pass (line 5).{ran} Usual causes: a learning rate too high (lr={lr}), "
-                    "weights that grew without clipping, or bad input data. Try a smaller "
-                    "learning rate or clipping (clipping.clip_bounds(model, 0.5)).")
-        for loss, w, n in zip(losses, wrong, sizes):
-            pos["loss_sum"] += loss * n
-            pos["wrong"] += int(w)
-            pos["seen"] += n
-        return losses[-1]
 
 
 def evaluation_rng(seed: int, step: int):
@@ -139,38 +94,6 @@ def evaluation_rng(seed: int, step: int):
     import numpy as np
     state = np.random.SeedSequence([int(seed), int(step), 0xE7A1]).generate_state(1)[0]
     return backend.make_rng(int(state))
-
-
-class TrainingInterrupted(Exception):
-    """Raised after Ctrl-C / SIGTERM (or a requested stop) once a checkpoint has been saved."""
-
-
-class _StopFlag:
-    """Turns the first Ctrl-C or SIGTERM into a flag checked between steps; the second
-    one interrupts at once."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, log):
-        self.requested, self.log, self._previous = None, log, {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-        self.log(f"\n{self.requested}: finishing this step and saving a checkpoint "
-                 "(send it again to stop at once)")
-
-    def __exit__(self, *exc):
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        return False
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
@@ -268,7 +191,7 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
     rows = []
     on_device = backend.on_device()
     read_every = READ_EVERY if on_device else 1
-    tally = _Tally()
+    tally = Tally(read_every)
     resident = None                         # the training set and the order on the device
     feed = train_src                        # what training batches are read from
     if on_device and isinstance(train_src, ArraySource):
@@ -347,7 +270,7 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
     if eval_at_start and not resume:
         evaluate()
     bar = progress_bar(progress, steps_per_epoch)
-    with _StopFlag(log) as stop:
+    with StopFlag(log) as stop:
         while not done():
             if pos["order"] is None:       # a new epoch: shuffle with the run's generator
                 pos["order"] = backend.permutation(rng, n).tolist()
