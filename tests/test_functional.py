@@ -363,6 +363,7 @@ def test_conv2d_shifted_products_match_im2col(xs, ws, pad, chunked, monkeypatch)
     if chunked:
         monkeypatch.setattr(conv, "MAX_COLUMNS", 2 * 81)
         monkeypatch.setattr(conv, "SMALL_COLS", 0)
+        monkeypatch.setattr(conv, "SHIFT_CHUNK_BYTES", 1)    # forward: one image a chunk
     x = normal(*xs, seed=3).astype(np.float32)
     w = normal(*ws, seed=4).astype(np.float32)
     for pool in (False, True):
@@ -392,6 +393,15 @@ def test_conv2d_shifted_products_are_used_for_thin_stride_1_layers_only(monkeypa
     assert conv.Conv2d(1, 1)._shifted_taps(x32, w) is None
 
 
+def test_shifted_forward_chunks_fit_their_budget():
+    from tinyproj.functional import conv
+    op = conv.Conv2d(1, 1)
+    taps = np.zeros((3, 3, 32, 32), np.float32)             # 34·34·64·4 B an image: 296 KB
+    assert op._shift_chunks(np.zeros((50, 32, 32, 32), np.float32), taps) == [(0, 25), (25, 50)]
+    taps = np.zeros((3, 3, 32, 64), np.float32)             # 18·18·96·4 B: all 50 in 8 MB
+    assert op._shift_chunks(np.zeros((50, 32, 16, 16), np.float32), taps) == [(0, 50)]
+
+
 @pytest.mark.numpy_only("the shifted products run on NumPy arrays")
 @pytest.mark.parametrize("xs,ws,pad", SHIFT_CASES[:2])
 def test_conv2d_shifted_products_gradient(xs, ws, pad, monkeypatch):
@@ -399,6 +409,7 @@ def test_conv2d_shifted_products_gradient(xs, ws, pad, monkeypatch):
     monkeypatch.setattr(conv, "SHIFT_MIN_C", 1)
     monkeypatch.setattr(conv, "MAX_COLUMNS", 2 * 81)
     monkeypatch.setattr(conv, "SMALL_COLS", 0)
+    monkeypatch.setattr(conv, "SHIFT_CHUNK_BYTES", 1)
     x, w = normal(2, *xs[1:], seed=6), normal(*ws, seed=7)
     check(lambda x, w: F.conv2d(x, w, padding=pad), [x, w])
 

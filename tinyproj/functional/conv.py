@@ -159,6 +159,16 @@ tap: 32→32 15.8 → 16.8–17.8 ms, 64→64 12.9 → 12.1–18.6, 128→128 10
 
 SHIFT_MIN_C = 16
 SHIFT_MAX_O = 64
+SHIFT_CHUNK_BYTES = 8 * 2**20
+"""Bytes of padded rows and products per chunk of the shifted forward (``_shift_chunks``):
+fewer, longer products than the im2col chunks — the whole batch of conv3, two chunks of
+conv2 and conv4 at width 0.25 — which two threads share better. Measured on a quiet
+machine (load ~1.2, 2 threads, width-0.25 step, 11 alternating turns, median wall ms):
+150.2 with the im2col chunks (about 2 MB), 141.6 with 8 MB, 143.0 with 32 MB, and again
+149.2 (2 MB), 145.2 (4 MB), 140.5 (8 MB); on one thread no difference (197.8 / 196.2 /
+197.0 ms CPU). The price: the scratch buffers grow, peak memory of the step 88 → 96 MB.
+dx (backward) keeps the im2col chunks: in 8 MB chunks too, over gY laid out for the whole
+batch, it gained ~1.6 ms more but held 14 MB more (peak 88 → 102 MB)."""
 
 
 def rows_layout(like) -> bool:
@@ -188,10 +198,12 @@ class Conv2d(Function):
         rows = rows_layout(x)
         y = self._rows_output(x, w) if rows else xp.empty((n, o, oh * ow), dtype=x.dtype)
         taps = self._shifted_taps(x, w)
-        for a, b in self._chunks(x, w):                                      # images a..b-1
-            if taps is not None:                     # no columns: kh·kw shifted products
+        if taps is not None:                         # no columns: kh·kw shifted products
+            for a, b in self._shift_chunks(x, taps):
                 self._take_rows(self._shifted_forward(x[a:b], taps, oh, ow), y, a, b)
-                continue
+            self.x, self.w = x, w
+            return y
+        for a, b in self._chunks(x, w):                                      # images a..b-1
             cols = self._im2col(x[a:b], w)                                   # (K, B·L)
             if rows:
                 Yt = self._scratch("conv.out", ((b - a) * oh * ow, o), x)
@@ -294,6 +306,18 @@ class Conv2d(Function):
                 and shifted.available()):
             return None
         return np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+
+    def _shift_chunks(self, x, taps):
+        """``(a, b)`` ranges of images whose padded rows and products (C + O floats per pixel
+        of the padded grid) fit ``SHIFT_CHUNK_BYTES`` (at least one image; near-equal
+        chunks, as ``_chunks``)."""
+        kh, kw, c, o = taps.shape
+        h2, w2 = x.shape[2] + 2 * self.pad[0], x.shape[3] + 2 * self.pad[1]
+        per_image = h2 * w2 * (c + o) * x.dtype.itemsize
+        n = x.shape[0]
+        count = -(-n // max(1, min(n, SHIFT_CHUNK_BYTES // per_image)))
+        bounds = [n * i // count for i in range(count + 1)]
+        return list(zip(bounds[:-1], bounds[1:]))
 
     def _shifted_forward(self, x, taps, oh, ow):
         """Y = Σ_ij Xp[m + i·W2 + j] @ W_ij for images x (B, C, H, W); returns Y seen as
