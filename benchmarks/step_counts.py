@@ -19,10 +19,8 @@ import cProfile
 import pstats
 import resource
 
-import numpy as np
-
-import tinyproj.functional as F
-from tinyproj import _memory, algorithm1, backend, clipping, models, optim
+from tinyproj import _memory
+from tinyproj.bench.worker import tinyproj_step
 from tinyproj.functional import conv, linalg
 
 
@@ -35,16 +33,7 @@ def main(argv=None) -> int:
     if args.plain:
         conv.ROWS_OUT = linalg.TRANSPOSED = False
         conv.MAX_COLUMNS, conv.SMALL_COLS, conv.DX_ROWS_MAX_O = 16384, 0, 0
-    rng = backend.make_rng(0)
-    model = models.bc_cifar10(width=args.width, rng=rng)
-    model.train()
-    opt = optim.Adam(model.parameters(), lr=0.003)
-    bounds = clipping.clip_bounds(model, 0.5)
-    x = np.random.default_rng(0).standard_normal((args.batch, 3, 32, 32), dtype=np.float32)
-    y = np.arange(args.batch) % 10
-
-    def step():
-        algorithm1.train_step(model, x, y, F.square_hinge_loss, opt, "sign", bounds, rng)
+    step = tinyproj_step(args.width, args.batch)       # the bench's own step (seed 0)
     step()
     step()
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -26,10 +26,8 @@ import collections
 import statistics
 import time
 
-import numpy as np
-
-import tinyproj.functional as F
-from tinyproj import algorithm1, backend, clipping, kernels, models, optim
+from tinyproj import kernels
+from tinyproj.bench.worker import tinyproj_step
 from tinyproj.tensor import Function
 
 TIMES: dict = collections.defaultdict(float)
@@ -120,16 +118,7 @@ def main(argv=None) -> int:
     global CLOCK
     if args.cpu:
         CLOCK = time.process_time
-    rng = backend.make_rng(0)
-    model = models.bc_cifar10(width=args.width, rng=rng)
-    model.train()
-    opt = optim.Adam(model.parameters(), lr=0.003)
-    bounds = clipping.clip_bounds(model, 0.5)
-    x = np.random.default_rng(0).standard_normal((args.batch, 3, 32, 32), dtype=np.float32)
-    y = np.arange(args.batch) % 10
-
-    def step():
-        algorithm1.train_step(model, x, y, F.square_hinge_loss, opt, "sign", bounds, rng)
+    step = tinyproj_step(args.width, args.batch)       # the bench's own step (seed 0)
     step()
     step()
     plain = []
