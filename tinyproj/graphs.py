@@ -45,9 +45,9 @@ capture); on the stand-in the same, with the stand-in's own graph (``standin/gra
 step's kernels recorded with their arguments and replayed on the same memory, so a number
 frozen at capture shows up on the CPU as a difference from eager steps) and every call
 checked as if captured (a sync or a copy raises ``standin.CaptureError`` naming it); NumPy
-runs eagerly; ``"auto"`` the same; ``"off"`` always eager. Where capture is impossible (not CuPy, an op that
-syncs, a changed shape, an optimizer that fell back to per-parameter updates) the step runs
-eagerly and the reason is printed once.
+runs eagerly; ``"auto"`` the same; ``"off"`` always eager. Where capture is impossible (not
+CuPy, an op that syncs, a changed shape, an optimizer that fell back to per-parameter
+updates) the step runs eagerly and the reason is printed once.
 """
 from __future__ import annotations
 

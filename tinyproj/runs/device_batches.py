@@ -12,8 +12,8 @@ position lives in device memory and the step moves it itself::
 
 Three launches more than the slice (the add, the increment, the gather of the indices), no
 sync, no copy; the same images as the slice, so eager results are unchanged. An epoch's last
-batch, when partial, has another shape and is gathered from a slice (eagerly: a graph runs
-only the captured shape). ``start_epoch`` rewrites the order in place (the same device array,
+batch, when partial, has another shape: the training loop gathers it eagerly from a slice of
+``order`` (a graph runs only the captured shape). ``start_epoch`` rewrites the order in place (the same device array,
 which a captured graph keeps reading) and sets the offset with one fill launch.
 """
 from __future__ import annotations
@@ -51,7 +51,3 @@ class DeviceBatches:
         positions = self.lanes + self.offset
         self.offset += self.batch_size
         return self.source.batch(self.order[positions])
-
-    def partial(self, first: int):
-        """``(x, y)`` of the last, partial batch from ``first`` to the end (a host slice)."""
-        return self.source.batch(self.order[first:])
