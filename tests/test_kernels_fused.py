@@ -156,6 +156,96 @@ def test_clip_of_every_segment_uses_its_own_bound_in_place(impl):
     np.testing.assert_array_equal(v, expect)
 
 
+# The Numba kernels share out a flat buffer in pieces of at most cpu_fused._PIECE elements
+# that never cross a tensor's edge, α = max|w_s| reduced over the pieces of tensor s. The
+# tensors below sit on and around those edges: empty, one element, a piece ± 1, several
+# pieces with the maximum (or a NaN) in the last, short piece or the first of a later one.
+def _piece_sizes():
+    q = cpu_fused._PIECE
+    return [0, 1, q - 1, q, q + 1, 3 * q + 5, 0, 2, 1, 2 * q]
+
+
+def _same_bits(got, want):
+    """Equal bit patterns (NaN's sign and payload, ±0), not just equal values."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    u = np.uint32 if got.itemsize == 4 else np.uint64
+    np.testing.assert_array_equal(got.view(u), want.view(u))
+
+
+def _pieced(case, dtype):
+    sizes = _piece_sizes()
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    w = np.random.default_rng(5).standard_normal(int(offsets[-1])).astype(dtype)
+    start, stop = offsets[:-1], offsets[1:]
+    q = cpu_fused._PIECE
+    w[start[2] + 7::1013] = -0.0                             # sign(−0) = +1
+    if case == "max_in_last_piece":
+        w[stop[5] - 1] = 40.0                                # the last of 5 in the last piece
+        w[stop[4] - 1] = -30.0                               # a last piece of one element
+        w[start[9] + q] = -20.0                              # the first of the second piece
+        w[stop[3] - 1] = 10.0                                # the last of exactly one piece
+    elif case == "nan_in_last_piece":
+        w[stop[5] - 1] = np.nan
+        w[start[4] + q] = np.nan                             # the one-element last piece
+        w[start[1]] = np.nan                                 # a tensor of one element
+    elif case == "zeros_and_inf":
+        w[start[2]:stop[2]] = -0.0                           # α = +0: every sign +0
+        w[start[7]:stop[7]] = [-0.0, 0.0]
+        w[start[9] + q + 3] = -np.inf                        # α = inf
+        w[start[3]] = np.inf
+    return w, offsets
+
+
+def test_pieces_cover_every_tensor_in_order_without_crossing_an_edge():
+    for sizes, piece in [(_piece_sizes(), None), ([0, 5, 0, 0, 1, 7, 6], 3), ([4, 0], 1),
+                         ([0], 4)]:
+        piece_ = cpu_fused._PIECE if piece is None else piece
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        start, stop, segment = cpu_fused._pieces(offsets, piece)
+        covered = np.concatenate([np.arange(a, b) for a, b in zip(start, stop)] + [[]])
+        np.testing.assert_array_equal(covered, np.arange(offsets[-1]))
+        assert ((stop > start) & (stop - start <= piece_)).all()
+        assert ((offsets[segment] <= start) & (stop <= offsets[segment + 1])).all()
+        np.testing.assert_array_equal(np.bincount(segment, minlength=len(sizes)),
+                                      -(-np.asarray(sizes) // piece_))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["random", "max_in_last_piece", "nan_in_last_piece",
+                                  "zeros_and_inf"])
+def test_sign_across_pieces_is_the_reference_bit_for_bit(impl, dtype, case):
+    w, offsets = _pieced(case, dtype)
+    kept = w.copy()
+    out = impl.sign_projection_segments(w, offsets)
+    _same_bits(out, reference.sign_projection_segments(w, offsets))
+    _same_bits(w, kept)                                      # the input untouched
+    nan_tensors = {s for s in range(offsets.size - 1)
+                   if np.isnan(w[offsets[s]:offsets[s + 1]]).any()}
+    assert nan_tensors == ({1, 4, 5} if case == "nan_in_last_piece" else set())
+    for s in range(offsets.size - 1):                        # a NaN stays in its own tensor
+        a, b = offsets[s], offsets[s + 1]
+        assert np.isnan(out[a:b]).all() if s in nan_tensors else not np.isnan(out[a:b]).any()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["random", "nan_in_last_piece", "zeros_and_inf"])
+def test_clip_across_pieces_is_the_reference_bit_for_bit(impl, dtype, case):
+    w, offsets = _pieced(case, dtype)
+    w *= 3
+    bounds = np.array([0.5, 1.0, np.inf, 2.0, 0.25, 1.5, 7.0, 0.75, np.inf, 1.25], dtype=dtype)
+    expect = reference.clip_segments(w, offsets, bounds)
+    _same_bits(impl.clip_segments(w, offsets, bounds), expect)
+    out = np.full_like(w, 9.0)
+    assert impl.clip_segments(w, offsets, bounds, out=out) is out
+    _same_bits(out, expect)
+    v = w.copy()
+    impl.clip_segments(v, offsets, bounds, out=v)            # in place
+    _same_bits(v, expect)
+
+
 def test_kernels_get_hands_out_the_fused_numba_kernels_on_numpy(monkeypatch):
     x = np.zeros((2, 2), np.float32)
     for name in kernels.FUSED_NAMES:
