@@ -153,16 +153,20 @@ def test_only_the_gradients_asked_for(everywhere):
     assert x.grad is None and w.grad.shape == (2, 3, 3, 3)
 
 
-def test_reference_mode_gives_the_same_arrays(everywhere, monkeypatch):
-    pytest.importorskip("numba")
+def test_reference_mode_keeps_im2col(everywhere, monkeypatch):
+    """Under TINYPROJ_KERNELS=reference the layer is the readable im2col convolution (the
+    definition every fast path is tested against), as for the shifted products."""
+    from tinyproj.functional.conv import Conv2d
     rng = R(6)
     x = rng.standard_normal((2, 4, 6, 6)).astype(np.float32)
     w = rng.standard_normal((3, 4, 3, 3)).astype(np.float32)
-    fast = _conv(x, w, 1, True, monkeypatch)
+    assert conv_winograd.uses(Conv2d(1, 1), x, w)
+    im2col = _conv(x, w, 1, False, monkeypatch)
     monkeypatch.setenv("TINYPROJ_KERNELS", "reference")
+    assert not conv_winograd.uses(Conv2d(1, 1), x, w)
     readable = _conv(x, w, 1, True, monkeypatch)
-    for a, b in zip(fast, readable):
-        assert np.array_equal(a, b)
+    for a, b in zip(readable, im2col):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * np.abs(b).max())
 
 
 def test_fused_max_pool_takes_the_winograd_rows(everywhere):

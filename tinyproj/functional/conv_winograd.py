@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..kernels import shifted, winograd, workspace
 
 WINOGRAD = True
@@ -50,9 +51,11 @@ Measured (forward / backward ms, median of 5) at 8, 16, 32, 64, 128 MB: 128→12
 
 
 def uses(op, x, w) -> bool:
-    """Whether ``op`` (a Conv2d) convolves x with w by the Winograd path."""
+    """Whether ``op`` (a Conv2d) convolves x with w by the Winograd path (never under
+    ``TINYPROJ_KERNELS=reference``, where im2col stays the definition, as for the shifted
+    products)."""
     return (WINOGRAD and isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64)
-            and w.shape[1] >= MIN_CHANNELS
+            and w.shape[1] >= MIN_CHANNELS and kernels.mode() != "reference"
             and winograd.applies(x.shape, w.shape, op.stride, op.pad))
 
 

@@ -41,9 +41,10 @@ vector; the output comes out as rows (B, OH, OW, O), the layout ``functional/con
 CPU path takes its products in. Needs a 3×3 kernel, stride 1 and an even OH and OW (then
 H2 = OH + 2 covers the last tile exactly).
 
-The ``reference_*`` functions here are the readable versions (NumPy, run with
-``TINYPROJ_KERNELS=reference``); kernels/winograd_cpu.py has the Numba copies, which give
-the same arrays bit for bit. ``functional/conv_winograd.py`` runs a convolution with them.
+The ``reference_*`` functions here are the readable versions (NumPy); kernels/winograd_cpu.py
+has the Numba copies, which give the same arrays bit for bit (tests/test_winograd.py), and
+the plain names pick the Numba copy when it can run. ``functional/conv_winograd.py`` runs a
+convolution with them; under ``TINYPROJ_KERNELS=reference`` the convolution stays im2col.
 """
 from __future__ import annotations
 
