@@ -26,12 +26,14 @@
 #    `NUMBA_DISABLE_JIT=1`, `TINYPROJ_KERNELS=reference`;
 # 4. profile a whole Algorithm-1 training step with `cProfile`, sort the time into
 #    matrix products / im2col / col2im / everything else, and compare the two kernel families;
+#    then skip the columns (shifted products) and cut the multiplications 2.25× (Winograd);
 # 5. try two exercises.
 #
 # The code it explains: `tinyproj/kernels/reference.py` (the oracle), `tinyproj/kernels/cpu.py`
 # (the Numba kernels), `tinyproj/kernels/__init__.py` (which kernel runs),
 # `tinyproj/kernels/workspace.py` (scratch buffers), `tinyproj/functional/conv.py` (the conv
-# layer that uses them) and `tinyproj/_threads.py` (thread-pool settings).
+# layer that uses them), `tinyproj/kernels/winograd.py` with `tinyproj/functional/conv_winograd.py`
+# (Winograd F(2×2, 3×3)) and `tinyproj/_threads.py` (thread-pool settings).
 #
 # **Timings depend on your machine** (cores, BLAS, memory, whatever else is running). The
 # numbers printed are measurements, never checked; what the lesson *asserts* is that the fast
@@ -756,6 +758,148 @@ finally:
     conv_mod.SHIFTED = saved_shifted
 
 # %% [markdown]
+# ### Fewer multiplications: Winograd F(2×2, 3×3)
+#
+# The shifted products drop the copies, but they still do every multiply-add of the direct
+# convolution. Winograd's minimal filtering (Lavin & Gray 2016) does fewer of them. One
+# dimension first: two outputs of a 3-tap correlation, y_i = Σ_k d_{i+k}·g_k (i = 0, 1), take
+# 2·3 = 6 multiplications directly, and only 4 as
+#
+#     y = Aᵀ [(G g) ⊙ (Bᵀ d)]          d: 4 inputs, g: 3 taps, ⊙: elementwise product
+#
+# with the constant matrices `winograd.BT`, `winograd.G`, `winograd.AT` (`kernels/winograd.py`).
+# Bᵀ and Aᵀ hold only 0 and ±1: additions. G g is computed once per filter, not per output pair.
+
+# %%
+from tinyproj.functional import conv_winograd
+from tinyproj.kernels import winograd
+
+print("Bᵀ =\n", winograd.BT, "\nG =\n", winograd.G, "\nAᵀ =\n", winograd.AT)
+d1 = np.array([1.0, 2.0, -1.0, 3.0])                   # 4 inputs
+g1 = np.array([0.5, -1.0, 2.0])                        # 3 taps
+y1_direct = np.array([d1[0:3] @ g1, d1[1:4] @ g1])     # two dot products of 3: 6 multiplications
+u1 = winograd.G @ g1                                   # once per filter
+v1 = winograd.BT @ d1                                  # (d0 − d2, d1 + d2, −d1 + d2, d1 − d3)
+y1_wino = winograd.AT @ (u1 * v1)                      # the 4 multiplications, then additions
+print(f"direct {y1_direct}   Winograd {y1_wino}")
+assert np.allclose(y1_wino, y1_direct)
+
+# %% [markdown]
+# Nested in two dimensions (the 1-D formula along the rows, then down the columns), a 4×4
+# tile d of the input gives a 2×2 block of outputs of the 3×3 kernel g:
+#
+#     Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A        16 multiplications instead of 2·2·9 = 36
+#
+# Neighbouring tiles overlap by 2 rows and columns, as the output blocks step by 2. Every step
+# is linear, so the gradient is each step transposed, in reverse order: with gM = A gY Aᵀ,
+# dL/dg = Gᵀ [gM ⊙ (Bᵀ d B)] G — checked below against the direct
+# dL/dg[i, j] = Σ_ab gY[a, b]·d[a + i, b + j].
+
+# %%
+d2 = rng.standard_normal((4, 4))                       # one input tile
+g2 = rng.standard_normal((3, 3))                       # one kernel
+y2_direct = np.array([[np.sum(d2[i:i + 3, j:j + 3] * g2) for j in range(2)] for i in range(2)])
+U2 = winograd.G @ g2 @ winograd.G.T                    # G g Gᵀ, 4×4
+V2 = winograd.BT @ d2 @ winograd.BT.T                  # Bᵀ d B, 4×4
+y2_wino = winograd.AT @ (U2 * V2) @ winograd.AT.T      # Aᵀ [U ⊙ V] A, 2×2
+assert np.allclose(y2_wino, y2_direct)
+gy2 = rng.standard_normal((2, 2))                      # some dL/dY
+dg_direct = np.array([[np.sum(gy2 * d2[i:i + 2, j:j + 2]) for j in range(3)] for i in range(3)])
+dg_wino = winograd.G.T @ ((winograd.AT.T @ gy2 @ winograd.AT) * V2) @ winograd.G
+assert np.allclose(dg_wino, dg_direct)
+print("one 4×4 tile: Y and dL/dg by Winograd == the direct 3×3 correlation; Y =\n", y2_wino)
+
+# %% [markdown]
+# **The layer.** Over C input channels the ⊙ becomes a sum. Cut the padded input into
+# T = B·(OH/2)·(OW/2) tiles: V = Bᵀ d B per tile and channel is a (T, 16, C) array, U = G g Gᵀ
+# per (input, output) channel pair a (16, C, O) one, and for each of the 16 positions ξ of a
+# transformed tile
+#
+#     M[ξ] = V[ξ] @ U[ξ]          a (T, C) @ (C, O) matrix product, ξ = 0 … 15
+#
+# then Y = Aᵀ M A per tile and output channel. The bill against im2col + one product:
+#
+# * **FLOPs**: 16 products of 2·T·C·O = 8·B·OH·OW·C·O flops, against section 1's 2·N·O·K·L
+#   = 18·B·OH·OW·C·O — 2.25× fewer. The transforms are a few additions per value of V and M,
+#   not per (C, O) pair: cheap next to the products once C and O are large.
+# * **Memory**: V holds 16 values per tile of 2×2 outputs, 4× the input; the columns are 9×.
+#
+# `functional/conv_winograd.py` does exactly this, `CHUNK_BYTES` of V and M at a time, with the
+# 16 products as one `np.matmul` over a stack. By hand, with the readable transforms:
+
+# %%
+x4 = rng.standard_normal((2, 8, 6, 6)).astype(np.float32)     # B, C, H, W (OH = OW = 6: even)
+w4 = rng.standard_normal((5, 8, 3, 3)).astype(np.float32)     # O = 5
+h2, w2, oh, ow, m, tail = shifted.grid(x4.shape, 3, 3, (1, 1))
+grid4 = shifted.reference_pad_rows(x4, (1, 1), np.empty((m + tail, 8), np.float32))[:m]
+grid4 = grid4.reshape(2, h2, w2, 8)                             # padded, channels last
+tiles = 2 * (oh // 2) * (ow // 2)                               # T
+V4 = winograd.reference_input_transform(grid4, np.empty((tiles, 16, 8), np.float32))  # (T, 16, C)
+U4 = winograd.reference_weight_transform(w4)                    # (16, C, O)
+M4 = np.stack([V4[:, xi] @ U4[xi] for xi in range(16)], axis=1)   # (T, 16, O): the 16 products
+y4 = winograd.reference_output_transform(M4, np.empty((2, oh, ow, 5), np.float32))  # (B, OH, OW, O)
+y4_conv = F.conv2d(tp.tensor(x4), tp.tensor(w4), padding=1).numpy()
+assert np.allclose(y4.transpose(0, 3, 1, 2), y4_conv, rtol=1e-4, atol=1e-4)
+# The layer runs the Numba copies (kernels/winograd_cpu.py): the same additions in the same
+# order, so the same arrays bit for bit, not merely close.
+assert np.array_equal(winograd.input_transform(grid4, np.empty_like(V4)), V4)
+print(f"{tiles} tiles, 16 products ({tiles}, 8) @ (8, 5): == F.conv2d; Numba V == readable V")
+
+c, o, s = BC_LAYERS[1]                                 # 128→128 @32×32 (section 1), batch 50
+assert conv_flops(50, c, o, s) == 18 * 50 * s * s * c * o
+cols_mb = ref.cols_nbytes((50, c, s, s), 3, 3, 1, 1) / MB
+v_mb = 16 * 50 * (s // 2) ** 2 * c * 4 / MB           # 16 floats per tile and channel
+print(f"{c}→{o} @{s}×{s}, batch 50: im2col + product {conv_flops(50, c, o, s) / 1e9:.2f} GFLOP,"
+      f" the 16 products {8 * 50 * s * s * c * o / 1e9:.2f} GFLOP;"
+      f" columns {cols_mb:.0f} MB, V {v_mb:.0f} MB")
+
+# %% [markdown]
+# `Conv2d` takes this path by itself for a 3×3 stride-1 layer with an even output and at least
+# `conv_winograd.MIN_CHANNELS` = 128 input channels, while `conv_winograd.WINOGRAD` is True.
+# Backward is the exact chain rule through the same steps: gM = A gY Aᵀ per tile, then for dx
+# gV[ξ] = gM[ξ] @ U[ξ]ᵀ and dx = Σ_tiles B gV Bᵀ (overlapping tiles add up), and for dW
+# gU[ξ] = Σ_t V[ξ]ᵀ @ gM[ξ] and dW = Gᵀ gU G. In float32 the additions round differently from
+# im2col's sums, so the two paths agree to rounding, not bit for bit. One layer both ways (in
+# quick mode a small batch, where the fixed costs — U, 16 BLAS calls — weigh more):
+
+# %%
+n_w, side_w = (4, 16) if QUICK else (50, 32)
+c_w = conv_winograd.MIN_CHANNELS                        # 128: the thinnest layer it takes
+x_w = rng.standard_normal((n_w, c_w, side_w, side_w)).astype(np.float32)
+w_w = (rng.standard_normal((c_w, c_w, 3, 3)) * 0.03).astype(np.float32)
+gy_w = rng.standard_normal((n_w, c_w, side_w, side_w)).astype(np.float32)
+
+
+def conv_fb():
+    """Forward and backward of the layer; returns y, dL/dx, dL/dW."""
+    xt, wt = tp.Tensor(x_w, requires_grad=True), tp.Tensor(w_w, requires_grad=True)
+    y = F.conv2d(xt, wt, padding=1)
+    y.backward(gy_w)
+    return y.numpy(), xt.grad, wt.grad
+
+
+saved_winograd, by_path = conv_winograd.WINOGRAD, {}
+try:
+    for use in (False, True):
+        conv_winograd.WINOGRAD = use                    # read by Conv2d at every call
+        t, by_path[use] = best_of(conv_fb, repeats=3)
+        print(f"{c_w}→{c_w} at {side_w}×{side_w}, batch {n_w}, forward + backward, "
+              f"{'Winograd F(2×2, 3×3)' if use else 'im2col + product'}: {t * 1e3:7.2f} ms")
+finally:
+    conv_winograd.WINOGRAD = saved_winograd             # leave the module as we found it
+worst = max(float(np.abs(a - b).max() / np.abs(b).max())
+            for a, b in zip(by_path[True], by_path[False]))
+print(f"y, dL/dx, dL/dW agree (largest difference {worst:.1e} of the largest entry)")
+assert worst < 1e-5
+
+# %% [markdown]
+# Why only from 128 channels: each of the 16 products has depth C, and thin products run far
+# below the BLAS's rate, while the transforms cost the same per value. Measured on 2 cores,
+# batch 50, forward / backward ms (the note on `MIN_CHANNELS`): 32→32 @32×32 takes 17.7 / 29.6
+# by Winograd against 11.5 / 29.0 by the shifted products, but 128→128 @8×8 5.8 / 10.4 against
+# im2col's 6.9 / 13.4 — so thin layers keep the shifted products.
+
+# %% [markdown]
 # ## 5. Exercises
 #
 # 1. **The budget.** Rerun the budget cell of section 2 with budgets from 1 MB to 256 MB on the
@@ -806,6 +950,8 @@ assert got.shape == want.shape and np.array_equal(got[finite], want[finite])
 #   debuggable, `TINYPROJ_KERNELS=reference` switches the whole run to the readable kernels.
 # * cProfile's `tottime` sorted into matrix products / im2col / col2im / the rest shows where a
 #   step goes; `tinyproj bench` compares it with PyTorch; mind the two spinning thread pools.
+# * Winograd F(2×2, 3×3), Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 4×4 tile, turns a 3×3 layer into 16
+#   products of depth C: 2.25× fewer FLOPs and 4× the input instead of 9×, for C ≥ 128.
 
 # %%
 print("\nLesson 8 done.")
