@@ -12,8 +12,9 @@ CPU time of all the process's threads) of
   calls its base class's forward (the conv fused with its max-pool) is counted once;
 * inside them, each kernel (``kernels.get(name)``), the conv's matrix products
   (``functional/conv.py``'s ``matmul``) and the shifted products' ``gemm``, ``pad_rows``
-  and ``unpad_rows`` (``kernels/shifted.py``). The dW product ``cols @ gYt`` is written
-  inline, so it is part of the conv backward's own time only;
+  and ``unpad_rows`` (``kernels/shifted.py``), the Winograd path's transforms and stacked
+  products (``kernels/winograd.py``, ``functional/conv_winograd.py``). The dW product
+  ``cols @ gYt`` is written inline, so it is part of the conv backward's own time only;
 * the rest of the step (projection, optimizer, clip, Python between ops) as "other".
 
 The timers wrap functions at run time (nothing in the library changes); they add a few
@@ -98,6 +99,15 @@ def install() -> None:
     shifted.unpad_rows = _timed(lambda args: "  shifted unpad_rows", shifted.unpad_rows)
     conv.matmul = _timed(lambda args: f"  conv matmul {args[0].shape}x{args[1].shape}",
                          conv.matmul)
+    from tinyproj.functional import conv_winograd
+    from tinyproj.kernels import winograd
+    conv_winograd.products = _timed(
+        lambda args: f"  winograd products {args[0].shape}x{args[1].shape}",
+        conv_winograd.products)
+    for name in ("input_transform", "output_transform", "output_transform_adjoint",
+                 "input_transform_adjoint", "weight_transform", "weight_transform_adjoint"):
+        setattr(winograd, name, _timed(lambda args, name=name: f"  winograd {name}",
+                                       getattr(winograd, name)))
 
 
 def main(argv=None) -> int:

@@ -69,6 +69,12 @@ def chunks(x, w):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+def products(a, b, out=None):
+    """The 16 products a[ξ] @ b[ξ] over a stack (one BLAS call each, through NumPy; a
+    function of its own so that benchmarks/step_profile.py can time them)."""
+    return np.matmul(a, b, out=out)
+
+
 def _grid(op, x, fill=True):
     """The padded channels-last grid (B, H2, W2, C) of the images x in a scratch buffer, with
     the (B·H2·W2 + tail, C) rows it is a view of: x copied in (``fill``) or uninitialised
@@ -96,7 +102,7 @@ def forward(op, x, w, y):
         _, grid = _grid(op, x[a:b])
         v = winograd.input_transform(grid, workspace.scratch("conv.cols", (t, 16, c), x.dtype, x))
         m = workspace.scratch("conv.ext", (t, 16, o), x.dtype, x)
-        np.matmul(v.transpose(1, 0, 2), u, out=m.transpose(1, 0, 2))       # M[ξ] = V[ξ] U[ξ]
+        products(v.transpose(1, 0, 2), u, out=m.transpose(1, 0, 2))        # M[ξ] = V[ξ] U[ξ]
         rows = workspace.scratch("conv.out", ((b - a) * oh * ow, o), x.dtype, x)
         rows4 = winograd.output_transform(m, rows.reshape(b - a, oh, ow, o))
         op._take_rows(rows4.transpose(0, 3, 1, 2), y, a, b)
@@ -120,9 +126,9 @@ def backward(op, gy, x, w, need_x, need_w):
         if need_w:
             _, grid = _grid(op, x[a:b])
             v = winograd.input_transform(grid, buf)
-            gu += np.matmul(v.transpose(1, 2, 0), gms)                   # Σ_t V[ξ]ᵀ gM[ξ]
+            gu += products(v.transpose(1, 2, 0), gms)                    # Σ_t V[ξ]ᵀ gM[ξ]
         if need_x:
-            np.matmul(gms, u.transpose(0, 2, 1), out=buf.transpose(1, 0, 2))  # gV[ξ] = gM[ξ] U[ξ]ᵀ
+            products(gms, u.transpose(0, 2, 1), out=buf.transpose(1, 0, 2))  # gV[ξ] = gM[ξ] U[ξ]ᵀ
             padded, grid = _grid(op, x[a:b], fill=False)
             winograd.input_transform_adjoint(buf, grid)
             shifted.unpad_rows(padded, x[a:b].shape, op.pad, out=gx[a:b])
