@@ -611,9 +611,10 @@ print_top(stats_auto)
 # the column to sort by when looking for the hot spot. Grouping it: a matrix product written
 # as `a @ b` is not a Python call, so its time is the *own* time of the function containing it
 # — `conv.py:matmul`, `Conv2d.backward` (the dW product `cols @ gYt` is written inline
-# there), the shifted products' `gemm` (`kernels/shifted.py`, see the end of this section)
-# and the forward/backward of `Linear` in `linalg.py`. What a kernel calls (`np.pad`
-# in the reference im2col, say) lands in "everything else".
+# there), the shifted products' `gemm` (`kernels/shifted.py`, see the end of this section),
+# the Winograd path's 16 stacked `products` (`functional/conv_winograd.py`, also below) and
+# the forward/backward of `Linear` in `linalg.py`. What a kernel calls (`np.pad` in the
+# reference im2col, say) and the Winograd transforms land in "everything else".
 #
 # At the quick mode's tiny sizes "everything else" — Python overhead, batch norm, Adam — is a
 # large share; at width 0.25 and batch 50 the products and im2col take most of the step, and
@@ -626,6 +627,7 @@ def group(file, name):
     if "col2im" in name:
         return "col2im"
     if ("matmul" in name or (file.endswith("shifted.py") and name == "gemm")
+            or (file.endswith("conv_winograd.py") and name == "products")
             or (file.endswith("linalg.py") and name in ("forward", "backward"))
             or (file.endswith(os.path.join("functional", "conv.py")) and name == "backward")):
         return "matrix products"
