@@ -814,7 +814,7 @@ print("one 4×4 tile: Y and dL/dg by Winograd == the direct 3×3 correlation; Y 
 # %% [markdown]
 # **The layer.** Over C input channels the ⊙ becomes a sum. Cut the padded input into
 # T = B·(OH/2)·(OW/2) tiles: V = Bᵀ d B per tile and channel is a (T, 16, C) array, U = G g Gᵀ
-# per (input, output) channel pair a (16, C, O) one, and for each of the 16 positions ξ of a
+# per (input, output) channel pair 16 (C, O) matrices, and for each of the 16 positions ξ of a
 # transformed tile
 #
 #     M[ξ] = V[ξ] @ U[ξ]          a (T, C) @ (C, O) matrix product, ξ = 0 … 15
@@ -837,8 +837,8 @@ grid4 = shifted.reference_pad_rows(x4, (1, 1), np.empty((m + tail, 8), np.float3
 grid4 = grid4.reshape(2, h2, w2, 8)                             # padded, channels last
 tiles = 2 * (oh // 2) * (ow // 2)                               # T
 V4 = winograd.reference_input_transform(grid4, np.empty((tiles, 16, 8), np.float32))  # (T, 16, C)
-U4 = winograd.reference_weight_transform(w4)                    # (16, C, O)
-M4 = np.stack([V4[:, xi] @ U4[xi] for xi in range(16)], axis=1)   # (T, 16, O): the 16 products
+U4t = winograd.reference_weight_transform(w4)                   # (16, O, C): U[ξ]ᵀ, stored along C
+M4 = np.stack([V4[:, xi] @ U4t[xi].T for xi in range(16)], axis=1)   # (T, 16, O): the 16 products
 y4 = winograd.reference_output_transform(M4, np.empty((2, oh, ow, 5), np.float32))  # (B, OH, OW, O)
 y4_conv = F.conv2d(tp.tensor(x4), tp.tensor(w4), padding=1).numpy()
 assert np.allclose(y4.transpose(0, 3, 1, 2), y4_conv, rtol=1e-4, atol=1e-4)

@@ -75,9 +75,9 @@ def test_numba_transforms_equal_the_readable_ones(dtype, b, c, o, h, w):
 
     wt = rng.standard_normal((o, c, 3, 3)).astype(dtype)
     u = winograd.weight_transform(wt)
-    assert u.dtype == dtype and u.shape == (16, c, o)
+    assert u.dtype == dtype and u.shape == (16, o, c)
     assert np.array_equal(u, winograd.reference_weight_transform(wt))
-    gu = rng.standard_normal((16, c, o)).astype(dtype)
+    gu = rng.standard_normal((16, o, c)).astype(dtype)
     assert np.array_equal(winograd.weight_transform_adjoint(gu),
                           winograd.reference_weight_transform_adjoint(gu))
 
@@ -87,7 +87,7 @@ def test_one_tile_by_hand():
     grid = np.ones((1, 4, 4, 1))
     v = winograd.reference_input_transform(grid, np.empty((1, 16, 1)))
     u = winograd.reference_weight_transform(np.ones((1, 1, 3, 3)))
-    m = (v.transpose(1, 0, 2) @ u).transpose(1, 0, 2)
+    m = (v.transpose(1, 0, 2) @ u.transpose(0, 2, 1)).transpose(1, 0, 2)
     y = winograd.reference_output_transform(m, np.empty((1, 2, 2, 1)))
     assert np.array_equal(y.ravel(), [9.0, 9.0, 9.0, 9.0])
     # Bᵀ d B of a constant tile: only the middle 2×2 of the 16 values is nonzero

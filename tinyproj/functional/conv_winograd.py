@@ -3,14 +3,16 @@
 kernels/winograd.py has the algorithm and its formulas; this module runs it over chunks of
 images inside ``Conv2d`` (functional/conv.py), in the same rows layout as the im2col path,
 so the max-pool fusion (functional/conv_pool.py) takes its output unchanged. Per chunk of
-B images, T = B·(OH/2)·(OW/2) tiles, U = G g Gᵀ (16, C, O) computed once per call:
+B images, T = B·(OH/2)·(OW/2) tiles, U = G g Gᵀ computed once per call and kept as
+Uᵀ (16, O, C) (the transform then reads w and writes U along C; the products take the
+transposed view):
 
     forward    Xp = pad_rows(x)             (B, H2, W2, C)     channels last, zero border
                V  = Bᵀ d B per tile          (T, 16, C)
                M[ξ] = V[ξ] @ U[ξ]            (T, 16, O)        16 products, ξ = 0..15
                Y  = Aᵀ M A per tile          (B, OH, OW, O)    the rows the op takes
     backward   gM = A gY Aᵀ per tile         (T, 16, O)
-               gU[ξ] += V[ξ]ᵀ @ gM[ξ]        (16, C, O)        V recomputed from x
+               gU[ξ]ᵀ += gM[ξ]ᵀ @ V[ξ]       (16, O, C)        V recomputed from x
                gV[ξ] = gM[ξ] @ U[ξ]ᵀ         (T, 16, C)
                dXp = Σ_tiles B gV Bᵀ, dx = the interior of dXp
     and at the end dW = Gᵀ gU G.
@@ -95,14 +97,14 @@ def _tiles(x, op):
 
 def forward(op, x, w, y):
     """Fill y (through ``op._take_rows``) with conv2d(x, w), chunk by chunk."""
-    u = winograd.weight_transform(w)                                     # (16, C, O)
+    ut = winograd.weight_transform(w)                                    # (16, O, C): U[ξ]ᵀ
     o, c = w.shape[:2]
     for a, b in chunks(x, w):
         t, oh, ow = _tiles(x[a:b], op)
         _, grid = _grid(op, x[a:b])
         v = winograd.input_transform(grid, workspace.scratch("conv.cols", (t, 16, c), x.dtype, x))
         m = workspace.scratch("conv.ext", (t, 16, o), x.dtype, x)
-        products(v.transpose(1, 0, 2), u, out=m.transpose(1, 0, 2))        # M[ξ] = V[ξ] U[ξ]
+        products(v.transpose(1, 0, 2), ut.transpose(0, 2, 1), out=m.transpose(1, 0, 2))  # V[ξ] U[ξ]
         rows = workspace.scratch("conv.out", ((b - a) * oh * ow, o), x.dtype, x)
         rows4 = winograd.output_transform(m, rows.reshape(b - a, oh, ow, o))
         op._take_rows(rows4.transpose(0, 3, 1, 2), y, a, b)
@@ -110,10 +112,10 @@ def forward(op, x, w, y):
 
 def backward(op, gy, x, w, need_x, need_w):
     """(dx or None, dW or None) of conv2d(x, w) given ∂L/∂y (through ``op._give_rows``)."""
-    u = winograd.weight_transform(w)
+    ut = winograd.weight_transform(w)                                    # (16, O, C): U[ξ]ᵀ
     o, c = w.shape[:2]
     gx = np.empty(x.shape, dtype=gy.dtype) if need_x else None
-    gu = np.zeros((16, c, o), dtype=gy.dtype) if need_w else None
+    gut = np.zeros((16, o, c), dtype=gy.dtype) if need_w else None      # gU[ξ]ᵀ
     for a, b in chunks(x, w):
         t, oh, ow = _tiles(x[a:b], op)
         rows = workspace.scratch("conv.out", ((b - a) * oh * ow, o), gy.dtype, gy)
@@ -126,12 +128,12 @@ def backward(op, gy, x, w, need_x, need_w):
         if need_w:
             _, grid = _grid(op, x[a:b])
             v = winograd.input_transform(grid, buf)
-            gu += products(v.transpose(1, 2, 0), gms)                    # Σ_t V[ξ]ᵀ gM[ξ]
+            gut += products(gms.transpose(0, 2, 1), v.transpose(1, 0, 2))  # Σ_t gM[ξ]ᵀ V[ξ]
         if need_x:
-            products(gms, u.transpose(0, 2, 1), out=buf.transpose(1, 0, 2))  # gV[ξ] = gM[ξ] U[ξ]ᵀ
+            products(gms, ut, out=buf.transpose(1, 0, 2))               # gV[ξ] = gM[ξ] U[ξ]ᵀ
             padded, grid = _grid(op, x[a:b], fill=False)
             winograd.input_transform_adjoint(buf, grid)
             shifted.unpad_rows(padded, x[a:b].shape, op.pad, out=gx[a:b])
-    gw = winograd.weight_transform_adjoint(gu).astype(gy.dtype, copy=False) if need_w else None
+    gw = winograd.weight_transform_adjoint(gut) if need_w else None
     return gx, gw
 

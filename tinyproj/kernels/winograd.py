@@ -77,17 +77,19 @@ def tiles_of(grid4):
 
 
 def reference_weight_transform(w):
-    """U = G g Gᵀ for every (o, c): w (O, C, 3, 3) → (16, C, O); along each kernel's columns
+    """U = G g Gᵀ for every (o, c): w (O, C, 3, 3) → (16, O, C), i.e. U[ξ]ᵀ for each ξ (the
+    layout in which the transform reads and writes along C); along each kernel's columns
     first (g Gᵀ), then its rows."""
     o, c = w.shape[:2]
     u = _along(G, _along(G, w, 3), 2)                             # (O, C, 4, 4)
-    return np.ascontiguousarray(u.reshape(o, c, 16).transpose(2, 1, 0))
+    return np.ascontiguousarray(u.reshape(o, c, 16).transpose(2, 0, 1))
 
 
 def reference_weight_transform_adjoint(gu):
-    """dW = Gᵀ gU G: gU (16, C, O) → (O, C, 3, 3); along the columns first, then the rows."""
-    _, c, o = gu.shape
-    gut = gu.transpose(2, 1, 0).reshape(o, c, 4, 4)
+    """dW = Gᵀ gU G: gU (16, O, C), i.e. gU[ξ]ᵀ for each ξ → (O, C, 3, 3); along the columns
+    first, then the rows."""
+    _, o, c = gu.shape
+    gut = gu.transpose(1, 2, 0).reshape(o, c, 4, 4)
     return np.ascontiguousarray(_along(G.T, _along(G.T, gut, 3), 2))
 
 
@@ -192,12 +194,13 @@ def input_transform_adjoint(gv, grid4):
 
 
 def weight_transform(w):
-    """See ``reference_weight_transform`` (Numba: the transposes of the readable version cost
-    ~40 ms for a 512→512 layer, as much as its forward products)."""
+    """See ``reference_weight_transform`` (Numba: an einsum took ~40 ms for a 512→512 layer,
+    as much as its forward products; in (16, C, O) order the Numba copy still took ~6 ms,
+    its reads or writes jumping across kernels)."""
     fast = _numba()
     if fast is None:
         return reference_weight_transform(w)
-    out = np.empty((16,) + w.shape[1::-1], dtype=w.dtype)
+    out = np.empty((16,) + w.shape[:2], dtype=w.dtype)
     fast.weight_transform(np.ascontiguousarray(w), out)
     return out
 
@@ -207,6 +210,6 @@ def weight_transform_adjoint(gu):
     fast = _numba()
     if fast is None:
         return reference_weight_transform_adjoint(gu)
-    out = np.empty(gu.shape[:0:-1] + (3, 3), dtype=gu.dtype)
+    out = np.empty(gu.shape[1:] + (3, 3), dtype=gu.dtype)
     fast.weight_transform_adjoint(np.ascontiguousarray(gu), out)
     return out

@@ -137,19 +137,20 @@ def _in_t(g0, g1, g2, g3):
 
 @njit(**_PARALLEL)
 def weight_transform(w, u):
-    """w (O, C, 3, 3) → u (16, C, O): U = G g Gᵀ per kernel (g Gᵀ along its rows first)."""
+    """w (O, C, 3, 3) → u (16, O, C): U = G g Gᵀ per kernel (g Gᵀ along its rows first).
+    Reads and writes run along C."""
     o, c = w.shape[:2]
     half = w.dtype.type(0.5)         # a bare 0.5 is a float64 and would widen float32 sums
-    for ci in prange(c):
-        for co in range(o):
+    for co in prange(o):
+        for ci in range(c):
             g = w[co, ci]
             p00, p01, p02, p03 = _g(g[0, 0], g[0, 1], g[0, 2], half)    # g Gᵀ, row by row
             p10, p11, p12, p13 = _g(g[1, 0], g[1, 1], g[1, 2], half)
             p20, p21, p22, p23 = _g(g[2, 0], g[2, 1], g[2, 2], half)
-            u[0, ci, co], u[4, ci, co], u[8, ci, co], u[12, ci, co] = _g(p00, p10, p20, half)
-            u[1, ci, co], u[5, ci, co], u[9, ci, co], u[13, ci, co] = _g(p01, p11, p21, half)
-            u[2, ci, co], u[6, ci, co], u[10, ci, co], u[14, ci, co] = _g(p02, p12, p22, half)
-            u[3, ci, co], u[7, ci, co], u[11, ci, co], u[15, ci, co] = _g(p03, p13, p23, half)
+            u[0, co, ci], u[4, co, ci], u[8, co, ci], u[12, co, ci] = _g(p00, p10, p20, half)
+            u[1, co, ci], u[5, co, ci], u[9, co, ci], u[13, co, ci] = _g(p01, p11, p21, half)
+            u[2, co, ci], u[6, co, ci], u[10, co, ci], u[14, co, ci] = _g(p02, p12, p22, half)
+            u[3, co, ci], u[7, co, ci], u[11, co, ci], u[15, co, ci] = _g(p03, p13, p23, half)
 
 
 @njit(inline="always")
@@ -160,15 +161,15 @@ def _g(g0, g1, g2, half):
 
 @njit(**_PARALLEL)
 def weight_transform_adjoint(gu, gw):
-    """gu (16, C, O) → gw (O, C, 3, 3): dW = Gᵀ gU G per kernel (along its rows first)."""
-    c, o = gu.shape[1], gu.shape[2]
+    """gu (16, O, C) → gw (O, C, 3, 3): dW = Gᵀ gU G per kernel (along its rows first)."""
+    o, c = gu.shape[1], gu.shape[2]
     half = gu.dtype.type(0.5)
     for co in prange(o):
         for ci in range(c):
-            r0 = _gt(gu[0, ci, co], gu[1, ci, co], gu[2, ci, co], gu[3, ci, co], half)
-            r1 = _gt(gu[4, ci, co], gu[5, ci, co], gu[6, ci, co], gu[7, ci, co], half)
-            r2 = _gt(gu[8, ci, co], gu[9, ci, co], gu[10, ci, co], gu[11, ci, co], half)
-            r3 = _gt(gu[12, ci, co], gu[13, ci, co], gu[14, ci, co], gu[15, ci, co], half)
+            r0 = _gt(gu[0, co, ci], gu[1, co, ci], gu[2, co, ci], gu[3, co, ci], half)
+            r1 = _gt(gu[4, co, ci], gu[5, co, ci], gu[6, co, ci], gu[7, co, ci], half)
+            r2 = _gt(gu[8, co, ci], gu[9, co, ci], gu[10, co, ci], gu[11, co, ci], half)
+            r3 = _gt(gu[12, co, ci], gu[13, co, ci], gu[14, co, ci], gu[15, co, ci], half)
             g = gw[co, ci]
             for col in range(3):
                 g[0, col], g[1, col], g[2, col] = _gt(r0[col], r1[col], r2[col], r3[col], half)
