@@ -10,6 +10,7 @@ overlap, owns whole images), so no two threads write the same element.
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
 _PARALLEL = dict(parallel=True, cache=True, nogil=True)
@@ -138,19 +139,25 @@ def _in_t(g0, g1, g2, g3):
 @njit(**_PARALLEL)
 def weight_transform(w, u):
     """w (O, C, 3, 3) → u (16, O, C): U = G g Gᵀ per kernel (g Gᵀ along its rows first).
-    Reads and writes run along C."""
+    Each job computes one output channel's (16, C) block in a buffer of its own, then copies
+    its 16 rows out: written straight into u, the 16 rows — a multiple of 4 KB apart —
+    competed for the same cache sets, and the transform took 7.1 ms instead of ~1 for a
+    512→512 layer."""
     o, c = w.shape[:2]
     half = w.dtype.type(0.5)         # a bare 0.5 is a float64 and would widen float32 sums
     for co in prange(o):
+        b = np.empty((16, c), dtype=w.dtype)
         for ci in range(c):
             g = w[co, ci]
             p00, p01, p02, p03 = _g(g[0, 0], g[0, 1], g[0, 2], half)    # g Gᵀ, row by row
             p10, p11, p12, p13 = _g(g[1, 0], g[1, 1], g[1, 2], half)
             p20, p21, p22, p23 = _g(g[2, 0], g[2, 1], g[2, 2], half)
-            u[0, co, ci], u[4, co, ci], u[8, co, ci], u[12, co, ci] = _g(p00, p10, p20, half)
-            u[1, co, ci], u[5, co, ci], u[9, co, ci], u[13, co, ci] = _g(p01, p11, p21, half)
-            u[2, co, ci], u[6, co, ci], u[10, co, ci], u[14, co, ci] = _g(p02, p12, p22, half)
-            u[3, co, ci], u[7, co, ci], u[11, co, ci], u[15, co, ci] = _g(p03, p13, p23, half)
+            b[0, ci], b[4, ci], b[8, ci], b[12, ci] = _g(p00, p10, p20, half)
+            b[1, ci], b[5, ci], b[9, ci], b[13, ci] = _g(p01, p11, p21, half)
+            b[2, ci], b[6, ci], b[10, ci], b[14, ci] = _g(p02, p12, p22, half)
+            b[3, ci], b[7, ci], b[11, ci], b[15, ci] = _g(p03, p13, p23, half)
+        for k in range(16):
+            u[k, co] = b[k]
 
 
 @njit(inline="always")
