@@ -22,8 +22,10 @@ The 16 products are one ``numpy.matmul`` over a stack of strided views ((T, 16, 
 write one contiguous (16, C) block per tile; in (16, T, C) order they wrote 16 streams at
 once and ran 6× slower (128→128 @32×32, 8 images: 6.9 → 1.2 ms).
 
-Buffers: the padded grid, V and gV share "conv.xpad" / "conv.cols" with the other paths
-(kernels/workspace.py), M and gM "conv.ext", the output rows "conv.out".
+Buffers (kernels/workspace.py, shared by name with the other paths): V and gV in
+"conv.cols"; the padded grid, then M or gM once the grid is done, then dXp in "conv.xpad";
+the output rows in "conv.out". A fourth buffer for M held 7 MB more at the peak of the
+width-0.25 step (91 MB without the Winograd path, 98 with a buffer of its own).
 """
 from __future__ import annotations
 
@@ -71,24 +73,6 @@ def chunks(x, w):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def products(a, b, out=None):
-    """The 16 products a[ξ] @ b[ξ] over a stack (one BLAS call each, through NumPy; a
-    function of its own so that benchmarks/step_profile.py can time them)."""
-    return np.matmul(a, b, out=out)
-
-
-def _grid(op, x, fill=True):
-    """The padded channels-last grid (B, H2, W2, C) of the images x in a scratch buffer, with
-    the (B·H2·W2 + tail, C) rows it is a view of: x copied in (``fill``) or uninitialised
-    (for dXp, which the adjoint overwrites)."""
-    b, c = x.shape[:2]
-    h2, w2, _, _, m, tail = shifted.grid(x.shape, 3, 3, op.pad)
-    rows = workspace.scratch("conv.xpad", (m + tail, c), x.dtype, x)
-    if fill:
-        shifted.pad_rows(x, op.pad, out=rows)
-    return rows, rows[:m].reshape(b, h2, w2, c)
-
-
 def _tiles(x, op):
     """Tiles of the images x: (T, OH, OW)."""
     oh, ow = x.shape[2] + 2 * op.pad[0] - 2, x.shape[3] + 2 * op.pad[1] - 2
@@ -102,10 +86,10 @@ def forward(op, x, w, y):
     for a, b in chunks(x, w):
         t, oh, ow = _tiles(x[a:b], op)
         _, grid = _grid(op, x[a:b])
-        v = winograd.input_transform(grid, workspace.scratch("conv.cols", (t, 16, c), x.dtype, x))
-        m = workspace.scratch("conv.ext", (t, 16, o), x.dtype, x)
+        v = winograd.input_transform(grid, _scratch("conv.cols", (t, 16, c), x))
+        m = _scratch("conv.xpad", (t, 16, o), x)                        # the grid is done
         products(v.transpose(1, 0, 2), ut.transpose(0, 2, 1), out=m.transpose(1, 0, 2))  # V[ξ] U[ξ]
-        rows = workspace.scratch("conv.out", ((b - a) * oh * ow, o), x.dtype, x)
+        rows = _scratch("conv.out", ((b - a) * oh * ow, o), x)
         rows4 = winograd.output_transform(m, rows.reshape(b - a, oh, ow, o))
         op._take_rows(rows4.transpose(0, 3, 1, 2), y, a, b)
 
@@ -118,22 +102,43 @@ def backward(op, gy, x, w, need_x, need_w):
     gut = np.zeros((16, o, c), dtype=gy.dtype) if need_w else None      # gU[ξ]ᵀ
     for a, b in chunks(x, w):
         t, oh, ow = _tiles(x[a:b], op)
-        rows = workspace.scratch("conv.out", ((b - a) * oh * ow, o), gy.dtype, gy)
-        rows4 = rows.reshape(b - a, oh, ow, o)
-        op._give_rows(gy, rows4.transpose(0, 3, 1, 2), a, b)
-        gm = winograd.output_transform_adjoint(
-            rows4, workspace.scratch("conv.ext", (t, 16, o), gy.dtype, gy))
-        gms = gm.transpose(1, 0, 2)                                      # (16, T, O)
-        buf = workspace.scratch("conv.cols", (t, 16, c), gy.dtype, gy)   # V, then gV
+        buf = _scratch("conv.cols", (t, 16, c), gy)                     # V, then gV
         if need_w:
             _, grid = _grid(op, x[a:b])
             v = winograd.input_transform(grid, buf)
+        rows = _scratch("conv.out", ((b - a) * oh * ow, o), gy)
+        rows4 = rows.reshape(b - a, oh, ow, o)
+        op._give_rows(gy, rows4.transpose(0, 3, 1, 2), a, b)
+        gm = winograd.output_transform_adjoint(rows4, _scratch("conv.xpad", (t, 16, o), gy))
+        gms = gm.transpose(1, 0, 2)                                      # (16, T, O)
+        if need_w:
             gut += products(gms.transpose(0, 2, 1), v.transpose(1, 0, 2))  # Σ_t gM[ξ]ᵀ V[ξ]
         if need_x:
             products(gms, ut, out=buf.transpose(1, 0, 2))               # gV[ξ] = gM[ξ] U[ξ]ᵀ
-            padded, grid = _grid(op, x[a:b], fill=False)
+            padded, grid = _grid(op, x[a:b], fill=False)                # gM is done
             winograd.input_transform_adjoint(buf, grid)
             shifted.unpad_rows(padded, x[a:b].shape, op.pad, out=gx[a:b])
     gw = winograd.weight_transform_adjoint(gut) if need_w else None
     return gx, gw
 
+
+def _scratch(name, shape, like):
+    return workspace.scratch(name, shape, like.dtype, like)
+
+
+def products(a, b, out=None):
+    """The 16 products a[ξ] @ b[ξ] over a stack (one BLAS call each, through NumPy; a
+    function of its own so that benchmarks/step_profile.py can time them)."""
+    return np.matmul(a, b, out=out)
+
+
+def _grid(op, x, fill=True):
+    """The padded channels-last grid (B, H2, W2, C) of the images x in a scratch buffer, with
+    the (B·H2·W2 + tail, C) rows it is a view of: x copied in (``fill``) or uninitialised
+    (for dXp, which the adjoint overwrites)."""
+    b, c = x.shape[:2]
+    h2, w2, _, _, m, tail = shifted.grid(x.shape, 3, 3, op.pad)
+    rows = _scratch("conv.xpad", (m + tail, c), x)
+    if fill:
+        shifted.pad_rows(x, op.pad, out=rows)
+    return rows, rows[:m].reshape(b, h2, w2, c)
