@@ -353,6 +353,34 @@ SHIFT_CASES = [((5, 3, 9, 9), (8, 3, 3, 3), 1),
                ((2, 4, 5, 5), (64, 4, 3, 3), 2)]              # padding 2: OH > H
 
 
+@pytest.mark.numpy_only("the per-image products run on NumPy arrays")
+@pytest.mark.parametrize("need_x", [True, False])
+@pytest.mark.parametrize("xs,ws,stride,pad", [((5, 3, 8, 8), (6, 3, 3, 3), 1, 1),
+                                              ((3, 2, 9, 7), (4, 2, 3, 2), (2, 1), (1, 0))])
+def test_conv2d_per_image_products_match_the_rows_path(xs, ws, stride, pad, need_x,
+                                                        monkeypatch):
+    """Layers with K = C·kh·kw ≤ DIRECT_MAX_K take one product per image straight into y
+    (conv.py): the same y, dx and dW as the rows layout (chunked too), to float32 rounding."""
+    from tinyproj.functional import conv
+    assert conv.Conv2d(stride, pad)._direct(np.zeros(ws))
+    x = normal(*xs, seed=3).astype(np.float32)
+    w = normal(*ws, seed=4).astype(np.float32)
+    got = []
+    for max_k in (conv.DIRECT_MAX_K, 0):
+        monkeypatch.setattr(conv, "DIRECT_MAX_K", max_k)
+        monkeypatch.setattr(conv, "MAX_COLUMNS", 2 * 81)               # several chunks
+        monkeypatch.setattr(conv, "SMALL_COLS", 0)
+        xt, wt = tp.tensor(x, requires_grad=need_x), tp.tensor(w, requires_grad=True)
+        y = F.conv2d(xt, wt, stride=stride, padding=pad)
+        y.backward(normal(*y.shape, seed=5).astype(np.float32))
+        got.append((y.numpy(), xt.grad, wt.grad))
+    for direct, rows in zip(*got):
+        if rows is None:
+            assert direct is None
+            continue
+        np.testing.assert_allclose(direct, rows, rtol=0, atol=1e-6 * np.abs(rows).max())
+
+
 @pytest.mark.numpy_only("the shifted products run on NumPy arrays")
 @pytest.mark.parametrize("chunked", [False, True])
 @pytest.mark.parametrize("xs,ws,pad", SHIFT_CASES)

@@ -23,7 +23,9 @@ bc_cifar10, batch 50, fused and unfused taking turns, median of 7: width 0.25 21
 nothing (their reads jump by O floats): 229 → 229 ms (``benchmarks/step_profile.py --cpu
 --threads 1``; max-pool forward 6.4 → 7.5 ms, backward 2.3 → 5.4 ms).
 
-Elsewhere (GPU arrays, the plain products) it is the two ops one after the other.
+Elsewhere (GPU arrays, the plain products, and layers of at most ``conv.DIRECT_MAX_K``
+column values per pixel, whose product comes out whole) it is the two ops one after the
+other.
 ``nn.Sequential`` uses it for a bias-free Conv2d directly followed by a MaxPool2d
 (``fuse_conv_pool``).
 """
@@ -48,7 +50,7 @@ class Conv2dMaxPool(Conv2d):
     def forward(self, x, w):
         self._check(x, w)
         self._check_pool(self._out_shape(x, w))
-        if rows_layout(x):
+        if rows_layout(x) and not self._direct(w):
             return super().forward(x, w)                   # the hooks below pool each chunk
         y = super().forward(x, w)                          # elsewhere: the two ops in turn
         self.conv_shape = y.shape
@@ -57,7 +59,7 @@ class Conv2dMaxPool(Conv2d):
         return out
 
     def backward(self, gy):
-        if rows_layout(gy):
+        if rows_layout(gy) and not self._direct(self.w):
             return super().backward(gy)                    # _give_rows unpools each chunk
         g_conv = kernels.get("maxpool_backward", gy)(gy, self.argmax, self.conv_shape,
                                                      *self.pool, self.pool_stride,
