@@ -40,16 +40,18 @@ by F(2×2, 3×3) on NumPy arrays (see ``uses``); False keeps im2col / the shifte
 
 MIN_CHANNELS = 128
 """Fewest input channels for the Winograd path: its 16 products have depth C, which thin
-layers run badly. Measured (2 cores, load < 1, batch 50, forward / backward ms, median of
-5, the layer's other path in brackets): 32→32 @32×32 17.7 / 29.6 (shifted 11.5 / 29.0),
-32→64 @16×16 6.8 / 11.1 (5.6 / 11.8), 64→64 @16×16 8.9 / 15.5 (8.2 / 18.0), 64→128 @8×8
-3.8 / 7.1 (im2col 3.7 / 7.1), 128→128 @8×8 5.8 / 10.4 (6.9 / 13.4); the width-0.25 step
-(median of 15, alternating) 135.8 ms from 16 channels, 127.4 from 64, 123.4 from 128,
-127.1 without. Every layer of bc_cifar10 at width 1.0 but the first has C ≥ 128."""
+layers run badly. Measured with the final kernels (2 cores, load < 1, batch 50, forward /
+backward ms, median of 5; the layer's other path in brackets): 32→32 @32×32 15.8 / 29.3
+(shifted 10.1 / 23.4), 32→64 @16×16 6.8 / 9.8 (5.0 / 10.5), 64→64 @16×16 8.7 / 14.2
+(7.3 / 16.4), 64→128 @8×8 3.6 / 6.7 (im2col 3.7 / 6.7), 128→128 @8×8 5.2 / 9.3 (6.8 /
+12.8); the width-0.25 step (median of 15, alternating) 121.8 ms from 128 channels, 124.5
+from 64, 126.3 without the path. Every layer of bc_cifar10 at width 1.0 but the first has
+C ≥ 128."""
 
 CHUNK_BYTES = 32 * 2**20
 """Bytes of V and M per chunk of images (16·(C + O) floats per tile, at least one image).
-Measured (forward / backward ms, median of 5) at 8, 16, 32, 64, 128 MB: 128→128 @32×32
+Measured (forward / backward ms, median of 5, the first version of the weight transform) at
+8, 16, 32, 64, 128 MB: 128→128 @32×32
 86 / 173, 77 / 146, 70 / 140, 76 / 152, 86 / 167; 256→256 @16×16 61 / 123, 53 / 106,
 48 / 99, 52 / 101, 53 / 107; 512→512 @8×8 60 / 141, 50 / 121, 48 / 109, 46 / 106, 47 / 105."""
 
