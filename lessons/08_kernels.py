@@ -897,9 +897,9 @@ assert worst < 1e-5
 # %% [markdown]
 # Why only from 128 channels: each of the 16 products has depth C, and thin products run far
 # below the BLAS's rate, while the transforms cost the same per value. Measured on 2 cores,
-# batch 50, forward / backward ms (the note on `MIN_CHANNELS`): 32→32 @32×32 takes 17.7 / 29.6
-# by Winograd against 11.5 / 29.0 by the shifted products, but 128→128 @8×8 5.8 / 10.4 against
-# im2col's 6.9 / 13.4 — so thin layers keep the shifted products.
+# batch 50, forward / backward ms (the note on `MIN_CHANNELS`): 32→32 @32×32 takes 15.8 / 29.3
+# by Winograd against 10.1 / 23.4 by the shifted products, but 128→128 @8×8 5.2 / 9.3 against
+# im2col's 6.8 / 12.8 — so thin layers keep the shifted products.
 
 # %% [markdown]
 # ## 5. Exercises
