@@ -60,6 +60,7 @@ import numpy as np
 import numba
 import tinyproj.functional as F
 import tinyproj.functional.conv as conv_mod      # the module, for COLS_BUDGET
+from tinyproj.functional import conv_shifted     # the shifted products' switch (section 4)
 from tinyproj import _threads, algorithm1, backend, clipping, kernels, models, optim
 from tinyproj.kernels import cpu, workspace
 from tinyproj.kernels import reference as ref
@@ -724,9 +725,9 @@ print("Numba threading layer:", numba.threading_layer(), "  threads:", numba.get
 #
 # (the rows of m that fall in the padding are spare, and dropped.) NumPy's `matmul` cannot
 # add into its output, so `tinyproj/kernels/shifted.py` calls the BLAS gemm NumPy already
-# loaded, with β = 1. `functional/conv.py` takes this path for thin layers (`SHIFTED`), where
-# it measured faster than im2col for forward and dx (the table is in the docstring of
-# `SHIFTED`). Below: the identity in plain NumPy, then one thin layer timed both ways.
+# loaded, with β = 1. `functional/conv.py` takes this path for thin layers
+# (`functional/conv_shifted.py`, switch `SHIFTED`), where it measured faster than im2col for
+# forward and dx (the table is in the docstring of `SHIFTED`). Below: the identity in plain NumPy, then one thin layer timed both ways.
 
 # %%
 from tinyproj.kernels import shifted
@@ -747,17 +748,17 @@ xt_s = tp.tensor(rng.standard_normal((n_s, c_s, side_s, side_s)).astype(np.float
                  requires_grad=True)
 wt_s = tp.tensor(rng.standard_normal((c_s, c_s, 3, 3)).astype(np.float32) * 0.1,
                  requires_grad=True)
-saved_shifted = conv_mod.SHIFTED
+saved_shifted = conv_shifted.SHIFTED
 try:
     for use in (False, True):
-        conv_mod.SHIFTED = use
+        conv_shifted.SHIFTED = use
         fn = lambda: F.conv2d(xt_s, wt_s, padding=1).backward(  # noqa: E731
             np.ones((n_s, c_s, side_s, side_s), np.float32))
         t, _ = best_of(fn, repeats=3)
         print(f"{c_s}→{c_s} at {side_s}×{side_s}, forward + backward, "
               f"{'shifted products' if use else 'im2col + product'}: {t * 1e3:7.2f} ms")
 finally:
-    conv_mod.SHIFTED = saved_shifted
+    conv_shifted.SHIFTED = saved_shifted
 
 # %% [markdown]
 # ### Fewer multiplications: Winograd F(2×2, 3×3)

@@ -5,6 +5,7 @@ import pytest
 
 import tinyproj as tp
 import tinyproj.functional as F
+from tinyproj.functional import conv_shifted
 from tinyproj.gradcheck import GradcheckError, gradcheck, numerical_grad
 
 
@@ -343,7 +344,7 @@ def test_conv2d_input_only_or_weight_only():
     check(lambda w: F.conv2d(tp.tensor(x), w, stride=2), [w])
 
 
-# Thin stride-1 layers take shifted products with no column matrix (conv.SHIFTED,
+# Thin stride-1 layers take shifted products with no column matrix (conv_shifted.SHIFTED,
 # kernels/shifted.py): the same function as im2col to float32 rounding, chunked or not, fused
 # with a max-pool or not; its own float64 gradient check. SHIFT_MIN_C is lowered so that small
 # layers take that path.
@@ -387,17 +388,17 @@ def test_conv2d_per_image_products_match_the_rows_path(xs, ws, stride, pad, need
 def test_conv2d_shifted_products_match_im2col(xs, ws, pad, chunked, monkeypatch):
     from tinyproj.functional import conv
     from tinyproj.functional.conv_pool import conv2d_maxpool
-    monkeypatch.setattr(conv, "SHIFT_MIN_C", 1)
+    monkeypatch.setattr(conv_shifted, "SHIFT_MIN_C", 1)
     if chunked:
         monkeypatch.setattr(conv, "MAX_COLUMNS", 2 * 81)
         monkeypatch.setattr(conv, "SMALL_COLS", 0)
-        monkeypatch.setattr(conv, "SHIFT_CHUNK_BYTES", 1)    # forward: one image a chunk
+        monkeypatch.setattr(conv_shifted, "SHIFT_CHUNK_BYTES", 1)  # forward: one image a chunk
     x = normal(*xs, seed=3).astype(np.float32)
     w = normal(*ws, seed=4).astype(np.float32)
     for pool in (False, True):
         got = {}
         for shift in (False, True):
-            monkeypatch.setattr(conv, "SHIFTED", shift)
+            monkeypatch.setattr(conv_shifted, "SHIFTED", shift)
             xt, wt = tp.tensor(x, requires_grad=True), tp.tensor(w, requires_grad=True)
             y = conv2d_maxpool(xt, wt, 1, pad) if pool else F.conv2d(xt, wt, padding=pad)
             y.backward(normal(*y.shape, seed=5).astype(np.float32))
@@ -413,31 +414,33 @@ def test_conv2d_shifted_products_are_used_for_thin_stride_1_layers_only(monkeypa
     if not shifted.available():
         pytest.skip("no cblas gemm in NumPy's BLAS: im2col everywhere")
     x32, w = np.zeros((2, 32, 8, 8), np.float32), np.zeros((64, 32, 3, 3), np.float32)
-    assert conv.Conv2d(1, 1)._shifted_taps(x32, w).shape == (3, 3, 32, 64)   # (kh, kw, C, O)
-    assert conv.Conv2d(2, 1)._shifted_taps(x32, w) is None                  # stride 2
-    assert conv.Conv2d(1, 1)._shifted_taps(x32[:, :3], w[:, :3]) is None    # C = 3 < 16
-    assert conv.Conv2d(1, 1)._shifted_taps(x32, np.zeros((128, 32, 3, 3), np.float32)) is None
+    taps = conv_shifted.taps
+    assert taps(conv.Conv2d(1, 1), x32, w).shape == (3, 3, 32, 64)         # (kh, kw, C, O)
+    assert taps(conv.Conv2d(2, 1), x32, w) is None                          # stride 2
+    assert taps(conv.Conv2d(1, 1), x32[:, :3], w[:, :3]) is None            # C = 3 < 16
+    assert taps(conv.Conv2d(1, 1), x32, np.zeros((128, 32, 3, 3), np.float32)) is None
     monkeypatch.setenv("TINYPROJ_KERNELS", "reference")                     # readable path
-    assert conv.Conv2d(1, 1)._shifted_taps(x32, w) is None
+    assert taps(conv.Conv2d(1, 1), x32, w) is None
 
 
 def test_shifted_forward_chunks_fit_their_budget():
     from tinyproj.functional import conv
     op = conv.Conv2d(1, 1)
     taps = np.zeros((3, 3, 32, 32), np.float32)             # 34·34·64·4 B an image: 296 KB
-    assert op._shift_chunks(np.zeros((50, 32, 32, 32), np.float32), taps) == [(0, 25), (25, 50)]
+    assert conv_shifted.chunks(op, np.zeros((50, 32, 32, 32), np.float32), taps) == [(0, 25),
+                                                                                    (25, 50)]
     taps = np.zeros((3, 3, 32, 64), np.float32)             # 18·18·96·4 B: all 50 in 8 MB
-    assert op._shift_chunks(np.zeros((50, 32, 16, 16), np.float32), taps) == [(0, 50)]
+    assert conv_shifted.chunks(op, np.zeros((50, 32, 16, 16), np.float32), taps) == [(0, 50)]
 
 
 @pytest.mark.numpy_only("the shifted products run on NumPy arrays")
 @pytest.mark.parametrize("xs,ws,pad", SHIFT_CASES[:2])
 def test_conv2d_shifted_products_gradient(xs, ws, pad, monkeypatch):
     from tinyproj.functional import conv
-    monkeypatch.setattr(conv, "SHIFT_MIN_C", 1)
+    monkeypatch.setattr(conv_shifted, "SHIFT_MIN_C", 1)
     monkeypatch.setattr(conv, "MAX_COLUMNS", 2 * 81)
     monkeypatch.setattr(conv, "SMALL_COLS", 0)
-    monkeypatch.setattr(conv, "SHIFT_CHUNK_BYTES", 1)
+    monkeypatch.setattr(conv_shifted, "SHIFT_CHUNK_BYTES", 1)
     x, w = normal(2, *xs[1:], seed=6), normal(*ws, seed=7)
     check(lambda x, w: F.conv2d(x, w, padding=pad), [x, w])
 

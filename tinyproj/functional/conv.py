@@ -57,8 +57,9 @@ into rows (N·L, K) instead of columns (the same speed as colsᵀ, which is a fr
 a blocked Numba transpose in place of NumPy's transposed copy (no faster at these shapes).
 GPU arrays keep the plain products (cuBLAS has no such weakness, and each copy is a launch).
 
-Shifted products (``SHIFTED``, issue 15). Thin stride-1 layers (16 ≤ C, O ≤ 64: conv2–4 of
-bc_cifar10 at width 0.25) skip the columns altogether in forward and for dx: x is copied
+Shifted products (functional/conv_shifted.py, issue 15). Thin stride-1 layers (16 ≤ C,
+O ≤ 64: conv2–4 of bc_cifar10 at width 0.25) skip the columns altogether in forward and for
+dx: x is copied
 once into padded channels-last rows, and each tap (i, j) of the kernel is one product of a
 shifted block of those rows with W_ij (kernels/shifted.py has the formulas). dW still
 unfolds x (its shifted form measured no faster). A max-pool right after the convolution is
@@ -98,8 +99,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, kernels
-from ..kernels import shifted, workspace
-from . import conv_winograd
+from ..kernels import workspace
+from . import conv_shifted, conv_winograd
 from ..kernels.geometry import fits, out_size, pair
 from ..tensor import Function, as_tensor
 from .elementwise import add
@@ -155,43 +156,6 @@ width 1.0, 136 → 132 ms at width 0.25. Fused with a max-pool (functional/conv_
 layer is the two ops in turn: the product comes out whole, not as rows to pool."""
 
 
-SHIFTED = True
-"""Convolve thin stride-1 layers (``SHIFT_MIN_C`` ≤ C, O ≤ ``SHIFT_MAX_O``) by shifted
-products over a padded channels-last copy of x, with no column matrix and no col2im
-(kernels/shifted.py): forward and dx; dW keeps im2col (the shifted form of its product,
-depth B·H2·W2 for a (C, O) result, measured no faster). Measured on one thread (shared
-machine, fastest of 7), bc_cifar10 width 0.25, batch 50, ms:
-
-    layer            forward: im2col+product  shifted     dx: product+col2im  shifted
-    32→32 @32×32                      16.4       12.3                  29.4      12.3
-    32→64 @16×16                       6.6        5.7                   8.5       5.9
-    64→64 @16×16                      14.6       10.6                  19.6      10.9
-    64→128 @8×8                        5.6        5.5                   5.3       6.0
-    128→128 @8×8                      12.0       10.3                  11.2      10.5
-    3→32 @32×32                        3.2        5.1        (no dx: the first layer)
-
-and at width 1.0 no clear gain (128→128 @32×32 165 → 137–154 ms CPU, 256→512 @8×8
-58 → 78 ms): hence the bounds (with SHIFT_MAX_O = 128, conv5 and conv6 too, the width-0.25
-step took 209.0 ms against 207.9, one thread, median of 9; and forward in longer chunks,
-up to 2, 8 or 32 MB of rows and products instead of the im2col chunks: 197.8, 196.2,
-197.0 ms — no gain, so the chunks stay those of im2col). dW by shifted products, (C × B·H2·W2) @ (B·H2·W2 × O) per
-tap: 32→32 15.8 → 16.8–17.8 ms, 64→64 12.9 → 12.1–18.6, 128→128 10.9 → 11.7–12.0."""
-
-SHIFT_MIN_C = 16
-SHIFT_MAX_O = 64
-SHIFT_CHUNK_BYTES = 8 * 2**20
-"""Bytes of padded rows and products per chunk of the shifted forward (``_shift_chunks``):
-fewer, longer products than the im2col chunks — the whole batch of conv3, two chunks of
-conv2 and conv4 at width 0.25 — which two threads share better. Measured on a quiet
-machine (load ~1.2, 2 threads, width-0.25 step, 11 alternating turns, median wall ms):
-150.2 with the im2col chunks (about 2 MB), 141.6 with 8 MB, 143.0 with 32 MB, and again
-149.2 (2 MB), 145.2 (4 MB), 140.5 (8 MB); on one thread no difference (197.8 / 196.2 /
-197.0 ms CPU). The rows and products live in the columns' scratch buffer, idle in this
-forward: in buffers of their own the peak of the step rose 88 → 96 MB, shared it is 90 MB.
-dx (backward) keeps the im2col chunks: in 8 MB chunks too, over gY laid out for the whole
-batch, it gained ~1.6 ms more but held 14 MB more (peak 88 → 102 MB)."""
-
-
 def rows_layout(like) -> bool:
     """Whether the products are taken transposed, with the output channels along the rows'
     fast axis (the ``ROWS_OUT`` layout, see the module docstring): on NumPy arrays yes."""
@@ -234,10 +198,10 @@ class Conv2d(Function):
         if rows and conv_winograd.uses(self, x, w):      # 3×3 stride 1: F(2×2, 3×3)
             conv_winograd.forward(self, x, w, y)
             return y
-        taps = self._shifted_taps(x, w)
+        taps = conv_shifted.taps(self, x, w) if rows else None
         if taps is not None:                         # no columns: kh·kw shifted products
-            for a, b in self._shift_chunks(x, taps):
-                self._take_rows(self._shifted_forward(x[a:b], taps, oh, ow), y, a, b)
+            for a, b in conv_shifted.chunks(self, x, taps):
+                self._take_rows(conv_shifted.forward(self, x[a:b], taps, oh, ow), y, a, b)
             return y
         for a, b in self._chunks(x, w):                                      # images a..b-1
             cols = self._im2col(x[a:b], w)                                   # (K, B·L)
@@ -285,7 +249,7 @@ class Conv2d(Function):
         if self.needs_grad[1]:
             gw = xp.zeros(w_mat.T.shape if gw_rows else w_mat.shape, dtype=gy.dtype)
         gx = xp.empty(x.shape, dtype=gy.dtype) if self.needs_grad[0] else None
-        taps = self._shifted_taps(x, w) if gx is not None else None
+        taps = conv_shifted.taps(self, x, w) if gx is not None and rows else None
         for a, b in self._chunks(x, w):
             if rows:
                 gYt = self._scratch("conv.out", ((b - a) * oh * ow, o), gy)  # (B·L, O)
@@ -298,7 +262,7 @@ class Conv2d(Function):
                 cols = self._im2col(x[a:b], w)                               # (K, B·L) again
                 gw += cols @ gYt if gw_rows else gY @ cols.T                 # (K, O) / (O, K)
             if taps is not None:                         # dx by kh·kw shifted products
-                self._shifted_dx(gYt, taps, x[a:b].shape, out=gx[a:b])
+                conv_shifted.dx(self, gYt, taps, x[a:b].shape, out=gx[a:b])
             elif gx is not None and rows and o <= DX_ROWS_MAX_O:
                 drows = self._scratch("conv.cols", (gYt.shape[0], w_mat.shape[1]), gy)
                 matmul(gYt, w_mat, out=drows)                                # (B·L, K)
@@ -358,61 +322,6 @@ class Conv2d(Function):
         count = -(-n // most)                                                # ceil(n / most)
         bounds = [n * i // count for i in range(count + 1)]
         return list(zip(bounds[:-1], bounds[1:]))
-
-    # -- the shifted products (kernels/shifted.py): stride 1, thin layers --------------
-    def _shifted_taps(self, x, w):
-        """w as (kh, kw, C, O), one (C, O) matrix per tap, when this layer takes the shifted
-        products (see ``SHIFTED``); else None."""
-        c, o = w.shape[1], w.shape[0]
-        if not (SHIFTED and rows_layout(x) and self.stride == (1, 1) and c >= SHIFT_MIN_C
-                and o <= SHIFT_MAX_O and x.dtype in (np.float32, np.float64)
-                and shifted.available()):
-            return None
-        return np.ascontiguousarray(w.transpose(2, 3, 1, 0))
-
-    def _shift_chunks(self, x, taps):
-        """``(a, b)`` ranges of images whose padded rows and products (C + O floats per pixel
-        of the padded grid) fit ``SHIFT_CHUNK_BYTES`` (at least one image; near-equal
-        chunks, as ``_chunks``)."""
-        kh, kw, c, o = taps.shape
-        h2, w2 = x.shape[2] + 2 * self.pad[0], x.shape[3] + 2 * self.pad[1]
-        per_image = h2 * w2 * (c + o) * x.dtype.itemsize
-        n = x.shape[0]
-        count = -(-n // max(1, min(n, SHIFT_CHUNK_BYTES // per_image)))
-        bounds = [n * i // count for i in range(count + 1)]
-        return list(zip(bounds[:-1], bounds[1:]))
-
-    def _shifted_forward(self, x, taps, oh, ow):
-        """Y = Σ_ij Xp[m + i·W2 + j] @ W_ij for images x (B, C, H, W); returns Y seen as
-        (B, O, OH, OW) (a view of a scratch buffer)."""
-        kh, kw, c, o = taps.shape
-        h2, w2, _, _, m, tail = shifted.grid(x.shape, kh, kw, self.pad)
-        # both in the columns' buffer, idle here (no columns in this forward): a larger
-        # chunk without a larger peak (measured: 96 MB with buffers of their own, 88 shared)
-        both = self._scratch("conv.cols", ((m + tail) * c + m * o,), x)
-        rows = shifted.pad_rows(x, self.pad, out=both[:(m + tail) * c].reshape(m + tail, c))
-        Y = both[(m + tail) * c:].reshape(m, o)                              # (B·H2·W2, O)
-        for t in range(kh * kw):
-            i, j = divmod(t, kw)
-            shifted.gemm(rows[i * w2 + j:i * w2 + j + m], taps[i, j], Y, accumulate=t > 0)
-        return Y.reshape(x.shape[0], h2, w2, o)[:, :oh, :ow].transpose(0, 3, 1, 2)
-
-    def _shifted_dx(self, gYt, taps, x_shape, out):
-        """dx of images (x_shape) from their gYt (B·L, O): gY on the padded grid (zero on
-        the spare rows), dXp[m + i·W2 + j] += gY[m] @ W_ijᵀ, dx = the interior of dXp."""
-        kh, kw, c, o = taps.shape
-        h2, w2, oh, ow, m, tail = shifted.grid(x_shape, kh, kw, self.pad)
-        g = self._scratch("conv.ext", (m, o), gYt)
-        g4 = g.reshape(x_shape[0], h2, w2, o)
-        g4[:, :oh, :ow] = gYt.reshape(x_shape[0], oh, ow, o)
-        g4[:, oh:] = 0
-        g4[:, :oh, ow:] = 0
-        dxp = self._scratch("conv.xpad", (m + tail, c), gYt)
-        dxp[m:] = 0                                   # tap (0, 0) writes rows 0..m-1 whole
-        for t in range(kh * kw):
-            i, j = divmod(t, kw)
-            shifted.gemm(g, taps[i, j].T, dxp[i * w2 + j:i * w2 + j + m], accumulate=t > 0)
-        shifted.unpad_rows(dxp, x_shape, self.pad, out=out)
 
     def _im2col(self, x, w):
         """The columns (K, B·L) of the images x, in a scratch buffer reused between calls."""
