@@ -153,3 +153,15 @@ def test_report_compares_the_curve_runs_networks_by_their_checkpoints(tmp_path):
                     log=lambda *a: None)
         md = (tmp_path / f"out-{folder}" / "report.md").read_text()
         assert said in next(l for l in md.splitlines() if l.startswith("**Figure 1B"))
+
+
+def test_training_progress_line_shows_the_test_errors_with_their_bars():
+    """`tinyproj train` prints each evaluation with ± the binomial SE of the test images."""
+    from tinyproj.runs.training import _summary
+    row = {"epoch": 1, "step": 200, "lr": 1e-3, "train_loss": 0.5, "train_error": 0.3,
+           "test_error": {"none": 0.352, "sign": 0.5}, "n_test": 10000}
+    line = _summary(row)
+    assert "Te-None 35.20±0.48%" in line and "Te-Sign 50.00±0.50%" in line
+    assert "train 30.00%" in line and "±" not in line.split("test")[0]   # train: no bar
+    del row["n_test"]                                  # rows from before n_test was recorded
+    assert "Te-None 35.20%" in _summary(row)

@@ -55,6 +55,7 @@ and Algorithm 1 stops before the bad update.)
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -417,9 +418,21 @@ def _percent(value) -> str:
     return "   –  " if value is None else f"{100 * value:5.2f}%"
 
 
+def _with_se(value, n) -> str:
+    """An error in percent with ± its binomial standard error over the n images scored (the
+    bar Table 2 shows, reporting/single_eval.py): "35.20±0.48%"."""
+    if value is None or not n:
+        return _percent(value)
+    se = math.sqrt(value * (1.0 - value) / n)   # binomial_se, whose package loads matplotlib
+    return f"{100 * value:5.2f}±{100 * se:.2f}%"
+
+
 def _summary(row: dict) -> str:
-    """One line per evaluation; every number is an error rate in percent."""
-    tests = "  ".join(f"Te-{k.capitalize()} {_percent(v)}" for k, v in row["test_error"].items())
+    """One line per evaluation; every number is an error rate in percent, the test errors with
+    ± their standard error over the test images scored."""
+    n_test = row.get("n_test")
+    tests = "  ".join(f"Te-{k.capitalize()} {_with_se(v, n_test)}"
+                      for k, v in row["test_error"].items())
     val = f"  val {_percent(row['val_error'])}" if "val_error" in row else ""
     loss = "   –  " if row["train_loss"] is None else f"{row['train_loss']:.4f}"
     return (f"epoch {row['epoch']:>3}  step {row['step']:>6}  lr {row['lr']:.2e}  "
