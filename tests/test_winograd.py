@@ -100,7 +100,7 @@ def test_one_tile_by_hand():
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-6)])
 @pytest.mark.parametrize("shape, padding", [((3, 4, 6, 8), 1), ((2, 3, 8, 6), 0),
-                                            ((1, 5, 2, 2), 1)])
+                                            ((1, 5, 2, 2), 1), ((2, 3, 6, 8), (1, 0))])
 def test_winograd_convolution_matches_im2col(everywhere, monkeypatch, dtype, tol, shape,
                                               padding):
     rng = R(2)
