@@ -99,6 +99,8 @@ def install() -> None:
     shifted.unpad_rows = _timed(lambda args: "  shifted unpad_rows", shifted.unpad_rows)
     conv.matmul = _timed(lambda args: f"  conv matmul {args[0].shape}x{args[1].shape}",
                          conv.matmul)
+    conv.matmul_new = _timed(lambda args: f"  conv matmul {args[0].shape}x{args[1].shape}",
+                             conv.matmul_new)
     from tinyproj.functional import conv_winograd
     from tinyproj.kernels import winograd
     conv_winograd.products = _timed(

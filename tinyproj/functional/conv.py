@@ -59,11 +59,13 @@ GPU arrays keep the plain products (cuBLAS has no such weakness, and each copy i
 
 Shifted products (functional/conv_shifted.py, issue 15). Thin stride-1 layers (16 ≤ C,
 O ≤ 64: conv2–4 of bc_cifar10 at width 0.25) skip the columns altogether in forward and for
-dx: x is copied
-once into padded channels-last rows, and each tap (i, j) of the kernel is one product of a
-shifted block of those rows with W_ij (kernels/shifted.py has the formulas). dW still
-unfolds x (its shifted form measured no faster). A max-pool right after the convolution is
-taken from the product rows in place (functional/conv_pool.py).
+dx: x is copied once into padded channels-last rows, and each tap (i, j) of the kernel is
+one product of a shifted block of those rows with W_ij (kernels/shifted.py has the
+formulas). dW still unfolds x (its shifted form measured no faster). A max-pool right after
+the convolution is taken from the product rows in place (functional/conv_pool.py).
+
+One product per image (``DIRECT_MAX_K``): layers with few column values per pixel (the first
+layer) write their product straight into y.
 
 Winograd (``conv_winograd.WINOGRAD``, issue 15). 3×3 stride-1 layers with an even output
 and at least 128 input channels (every conv layer of bc_cifar10 at width 1.0 but the first)
@@ -233,10 +235,10 @@ class Conv2d(Function):
 
     def backward(self, gy):
         x, w = self.x, self.w
-        if rows_layout(gy) and conv_winograd.uses(self, x, w):
-            return conv_winograd.backward(self, gy, x, w, *self.needs_grad[:2])
         if rows_layout(gy) and self._direct(w):
             return self._direct_backward(gy)
+        if rows_layout(gy) and conv_winograd.uses(self, x, w):
+            return conv_winograd.backward(self, gy, x, w, *self.needs_grad[:2])
         xp = backend.xp_of(gy)
         o, c, kh, kw = w.shape
         _, _, oh, ow = self._out_shape(x, w)
