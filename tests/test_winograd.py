@@ -31,6 +31,14 @@ def everywhere(monkeypatch):
     channels)."""
     monkeypatch.setattr(conv_winograd, "WINOGRAD", True)
     monkeypatch.setattr(conv_winograd, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(F.conv, "DIRECT_MAX_K", 0)          # K ≤ 32 would go image by image
+    calls = {"forward": 0, "backward": 0}                    # so a test can see the path ran
+    for name in calls:
+        def spy(*args, _real=getattr(conv_winograd, name), _name=name):
+            calls[_name] += 1
+            return _real(*args)
+        monkeypatch.setattr(conv_winograd, name, spy)
+    return calls
 
 
 def _conv(x, w, padding=1, winograd_on=True, monkeypatch=None):
@@ -108,6 +116,7 @@ def test_winograd_convolution_matches_im2col(everywhere, monkeypatch, dtype, tol
     w = rng.standard_normal((6, shape[1], 3, 3)).astype(dtype)
     assert conv_winograd.uses(F.conv.Conv2d(1, padding), x, w)
     got = _conv(x, w, padding, True, monkeypatch)
+    assert everywhere == {"forward": 1, "backward": 1}
     want = _conv(x, w, padding, False, monkeypatch)
     for g, e in zip(got, want):
         assert g.shape == e.shape and g.dtype == e.dtype
@@ -119,6 +128,7 @@ def test_winograd_gradients_pass_finite_differences(everywhere):
     x = rng.standard_normal((2, 3, 4, 6))
     w = rng.standard_normal((2, 3, 3, 3))
     assert gradcheck(lambda a, b: F.conv2d(a, b, padding=1), [x, w]).ok
+    assert everywhere["forward"] and everywhere["backward"]
 
 
 def test_gradcheck_catches_a_wrong_winograd_gradient(everywhere, monkeypatch):
@@ -130,7 +140,7 @@ def test_gradcheck_catches_a_wrong_winograd_gradient(everywhere, monkeypatch):
     res = gradcheck(lambda a, b: F.conv2d(a, b, padding=1),
                     [rng.standard_normal((2, 3, 4, 6)), rng.standard_normal((2, 3, 3, 3))],
                     raise_on_fail=False)
-    assert not res.ok
+    assert not res.ok and everywhere["backward"]
 
 
 def test_chunks_accumulate_dw_and_split_the_batch(everywhere, monkeypatch):
@@ -150,7 +160,7 @@ def test_only_the_gradients_asked_for(everywhere):
     x = tp.Tensor(rng.standard_normal((2, 3, 4, 4)))                   # no grad for x
     w = tp.Tensor(rng.standard_normal((2, 3, 3, 3)), requires_grad=True)
     F.conv2d(x, w, padding=1).sum().backward()
-    assert x.grad is None and w.grad.shape == (2, 3, 3, 3)
+    assert x.grad is None and w.grad.shape == (2, 3, 3, 3) and everywhere["backward"] == 1
 
 
 def test_reference_mode_keeps_im2col(everywhere, monkeypatch):
@@ -177,6 +187,7 @@ def test_fused_max_pool_takes_the_winograd_rows(everywhere):
     fused = conv2d_maxpool(tp.Tensor(x), w, padding=1)
     gy = rng.standard_normal(fused.shape).astype(np.float32)
     fused.backward(gy)
+    assert everywhere == {"forward": 1, "backward": 1}
     g_fused = w.grad
     w.grad = None
     plain = F.max_pool2d(F.conv2d(tp.Tensor(x), w, padding=1), 2)
