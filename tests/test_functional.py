@@ -281,6 +281,15 @@ def test_conv2d_bias_gradient():
     check(fn, [x, w, b])
 
 
+@pytest.fixture
+def rows_path(monkeypatch):
+    """Keep small test layers on the rows layout: with K = C·kh·kw ≤ conv.DIRECT_MAX_K they
+    would go image by image (tested on its own), and the tests below are about the rows
+    layout's machinery (transposed products, shifted products, the fused max-pool)."""
+    from tinyproj.functional import conv
+    monkeypatch.setattr(conv, "DIRECT_MAX_K", 0)
+
+
 # The CPU takes the conv products transposed (conv.ROWS_OUT): output channels along the fast
 # axis, dW as (K, O) when K >= O. The untransposed products stay (GPU arrays, ROWS_OUT off):
 # both must agree, chunked or not, with either form of dW.
@@ -294,6 +303,7 @@ ROWS_CASES = [((5, 3, 9, 9), (8, 3, 3, 3), 1, 1),       # K = 27 > O = 8: dW as 
 @pytest.mark.numpy_only("the transposed products are taken on NumPy arrays only")
 @pytest.mark.parametrize("chunked", [False, True])
 @pytest.mark.parametrize("xs,ws,stride,pad", ROWS_CASES)
+@pytest.mark.usefixtures("rows_path")
 def test_conv2d_transposed_products_match_the_plain_ones(xs, ws, stride, pad, chunked,
                                                           monkeypatch):
     from tinyproj.functional import conv
@@ -329,6 +339,7 @@ def test_small_columns_are_one_chunk_and_large_ones_are_cut(monkeypatch):
 
 @pytest.mark.numpy_only("the transposed products are taken on NumPy arrays only")
 @pytest.mark.parametrize("xs,ws,stride,pad", ROWS_CASES[1:3])
+@pytest.mark.usefixtures("rows_path")
 def test_conv2d_transposed_products_gradient_in_chunks(xs, ws, stride, pad, monkeypatch):
     from tinyproj.functional import conv
     monkeypatch.setattr(conv, "ROWS_OUT", True)
@@ -385,6 +396,7 @@ def test_conv2d_per_image_products_match_the_rows_path(xs, ws, stride, pad, need
 @pytest.mark.numpy_only("the shifted products run on NumPy arrays")
 @pytest.mark.parametrize("chunked", [False, True])
 @pytest.mark.parametrize("xs,ws,pad", SHIFT_CASES)
+@pytest.mark.usefixtures("rows_path")
 def test_conv2d_shifted_products_match_im2col(xs, ws, pad, chunked, monkeypatch):
     from tinyproj.functional import conv
     from tinyproj.functional.conv_pool import conv2d_maxpool
@@ -435,6 +447,7 @@ def test_shifted_forward_chunks_fit_their_budget():
 
 @pytest.mark.numpy_only("the shifted products run on NumPy arrays")
 @pytest.mark.parametrize("xs,ws,pad", SHIFT_CASES[:2])
+@pytest.mark.usefixtures("rows_path")
 def test_conv2d_shifted_products_gradient(xs, ws, pad, monkeypatch):
     from tinyproj.functional import conv
     monkeypatch.setattr(conv_shifted, "SHIFT_MIN_C", 1)
@@ -456,6 +469,7 @@ CONV_POOL_CASES = [((5, 3, 8, 8), (6, 3, 3, 3), 1, 1, 2, 2, 0),
 @pytest.mark.parametrize("chunked", [False, True])
 @pytest.mark.parametrize("rows", [False, True])
 @pytest.mark.parametrize("xs,ws,stride,pad,k,ps,pp", CONV_POOL_CASES)
+@pytest.mark.usefixtures("rows_path")
 def test_conv2d_maxpool_equals_the_two_ops(xs, ws, stride, pad, k, ps, pp, rows, chunked,
                                            monkeypatch):
     from tinyproj.functional import conv
@@ -480,6 +494,7 @@ def test_conv2d_maxpool_equals_the_two_ops(xs, ws, stride, pad, k, ps, pp, rows,
 
 
 @pytest.mark.parametrize("xs,ws,stride,pad,k,ps,pp", CONV_POOL_CASES[:3])
+@pytest.mark.usefixtures("rows_path")
 def test_conv2d_maxpool_gradient(xs, ws, stride, pad, k, ps, pp):
     from tinyproj.functional.conv_pool import conv2d_maxpool
     x, w = normal(2, *xs[1:], seed=6), normal(*ws, seed=7)
