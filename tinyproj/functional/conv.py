@@ -320,10 +320,7 @@ class Conv2d(Function):
             per_column = (w[0].size + w.shape[0]) * x.dtype.itemsize         # (K + O) floats
             columns = max(MAX_COLUMNS, SMALL_COLS // per_column)
             most = min(most, -(-columns // (oh * ow)))
-        most = max(1, most)
-        count = -(-n // most)                                                # ceil(n / most)
-        bounds = [n * i // count for i in range(count + 1)]
-        return list(zip(bounds[:-1], bounds[1:]))
+        return workspace.even_chunks(n, most)
 
     def _im2col(self, x, w):
         """The columns (K, B·L) of the images x, in a scratch buffer reused between calls."""
@@ -332,9 +329,7 @@ class Conv2d(Function):
         return kernels.get("im2col_batch", x)(x, w.shape[2], w.shape[3], self.stride, self.pad,
                                               out=cols)
 
-    @staticmethod
-    def _scratch(name, shape, like):
-        return workspace.scratch(name, shape, like.dtype, like)
+    _scratch = staticmethod(workspace.scratch_like)
 
     def _check(self, x, w):
         if w.ndim != 4:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels import shifted, workspace
+from ..kernels import shifted
+from ..kernels.workspace import even_chunks, scratch_like
 
 SHIFTED = True
 """Convolve thin stride-1 layers (``SHIFT_MIN_C`` ≤ C, O ≤ ``SHIFT_MAX_O``) by shifted
@@ -33,8 +34,9 @@ and at width 1.0 no clear gain (128→128 @32×32 165 → 137–154 ms CPU, 256�
 58 → 78 ms): hence the bounds (with SHIFT_MAX_O = 128, conv5 and conv6 too, the width-0.25
 step took 209.0 ms against 207.9, one thread, median of 9; and forward in longer chunks,
 up to 2, 8 or 32 MB of rows and products instead of the im2col chunks: 197.8, 196.2,
-197.0 ms — no gain, so the chunks stay those of im2col). dW by shifted products, (C × B·H2·W2) @ (B·H2·W2 × O) per
-tap: 32→32 15.8 → 16.8–17.8 ms, 64→64 12.9 → 12.1–18.6, 128→128 10.9 → 11.7–12.0."""
+197.0 ms — no gain, so the chunks stay those of im2col). dW by shifted products,
+(C × B·H2·W2) @ (B·H2·W2 × O) per tap: 32→32 15.8 → 16.8–17.8 ms, 64→64 12.9 → 12.1–18.6,
+128→128 10.9 → 11.7–12.0."""
 
 SHIFT_MIN_C = 16
 SHIFT_MAX_O = 64
@@ -62,6 +64,7 @@ def taps(op, x, w):
         return None
     return np.ascontiguousarray(w.transpose(2, 3, 1, 0))
 
+
 def chunks(op, x, taps):
     """``(a, b)`` ranges of images whose padded rows and products (C + O floats per pixel
     of the padded grid) fit ``SHIFT_CHUNK_BYTES`` (at least one image; near-equal
@@ -69,10 +72,8 @@ def chunks(op, x, taps):
     kh, kw, c, o = taps.shape
     h2, w2 = x.shape[2] + 2 * op.pad[0], x.shape[3] + 2 * op.pad[1]
     per_image = h2 * w2 * (c + o) * x.dtype.itemsize
-    n = x.shape[0]
-    count = -(-n // max(1, min(n, SHIFT_CHUNK_BYTES // per_image)))
-    bounds = [n * i // count for i in range(count + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
+    return even_chunks(x.shape[0], SHIFT_CHUNK_BYTES // per_image)
+
 
 def forward(op, x, taps, oh, ow):
     """Y = Σ_ij Xp[m + i·W2 + j] @ W_ij for images x (B, C, H, W); returns Y seen as
@@ -81,7 +82,7 @@ def forward(op, x, taps, oh, ow):
     h2, w2, _, _, m, tail = shifted.grid(x.shape, kh, kw, op.pad)
     # both in the columns' buffer, idle here (no columns in this forward): a larger
     # chunk without a larger peak (measured: 96 MB with buffers of their own, 88 shared)
-    both = _scratch("conv.cols", ((m + tail) * c + m * o,), x)
+    both = scratch_like("conv.cols", ((m + tail) * c + m * o,), x)
     rows = shifted.pad_rows(x, op.pad, out=both[:(m + tail) * c].reshape(m + tail, c))
     Y = both[(m + tail) * c:].reshape(m, o)                              # (B·H2·W2, O)
     for t in range(kh * kw):
@@ -89,23 +90,20 @@ def forward(op, x, taps, oh, ow):
         shifted.gemm(rows[i * w2 + j:i * w2 + j + m], taps[i, j], Y, accumulate=t > 0)
     return Y.reshape(x.shape[0], h2, w2, o)[:, :oh, :ow].transpose(0, 3, 1, 2)
 
+
 def dx(op, gYt, taps, x_shape, out):
     """dx of images (x_shape) from their gYt (B·L, O): gY on the padded grid (zero on
     the spare rows), dXp[m + i·W2 + j] += gY[m] @ W_ijᵀ, dx = the interior of dXp."""
     kh, kw, c, o = taps.shape
     h2, w2, oh, ow, m, tail = shifted.grid(x_shape, kh, kw, op.pad)
-    g = _scratch("conv.ext", (m, o), gYt)
+    g = scratch_like("conv.ext", (m, o), gYt)
     g4 = g.reshape(x_shape[0], h2, w2, o)
     g4[:, :oh, :ow] = gYt.reshape(x_shape[0], oh, ow, o)
     g4[:, oh:] = 0
     g4[:, :oh, ow:] = 0
-    dxp = _scratch("conv.xpad", (m + tail, c), gYt)
+    dxp = scratch_like("conv.xpad", (m + tail, c), gYt)
     dxp[m:] = 0                                   # tap (0, 0) writes rows 0..m-1 whole
     for t in range(kh * kw):
         i, j = divmod(t, kw)
         shifted.gemm(g, taps[i, j].T, dxp[i * w2 + j:i * w2 + j + m], accumulate=t > 0)
     shifted.unpad_rows(dxp, x_shape, op.pad, out=out)
-
-
-def _scratch(name, shape, like):
-    return workspace.scratch(name, shape, like.dtype, like)

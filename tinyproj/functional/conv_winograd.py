@@ -32,7 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..kernels import shifted, winograd, workspace
+from ..kernels import shifted, winograd
+from ..kernels.workspace import even_chunks, scratch_like
 
 WINOGRAD = True
 """Take 3×3 stride-1 layers with at least ``MIN_CHANNELS`` input channels and an even output
@@ -70,9 +71,7 @@ def chunks(x, w):
     n, _, h, wd = x.shape
     o, c = w.shape[:2]
     per_image = 4 * h * wd * (c + o) * x.dtype.itemsize     # 16 values per 2×2 block
-    count = -(-n // max(1, min(n, CHUNK_BYTES // per_image)))
-    bounds = [n * i // count for i in range(count + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
+    return even_chunks(n, CHUNK_BYTES // per_image)
 
 
 def _tiles(x, op):
@@ -88,10 +87,11 @@ def forward(op, x, w, y):
     for a, b in chunks(x, w):
         t, oh, ow = _tiles(x[a:b], op)
         _, grid = _grid(op, x[a:b])
-        v = winograd.input_transform(grid, _scratch("conv.cols", (t, 16, c), x))
-        m = _scratch("conv.xpad", (t, 16, o), x)                        # the grid is done
-        products(v.transpose(1, 0, 2), ut.transpose(0, 2, 1), out=m.transpose(1, 0, 2))  # V[ξ] U[ξ]
-        rows = _scratch("conv.out", ((b - a) * oh * ow, o), x)
+        v = winograd.input_transform(grid, scratch_like("conv.cols", (t, 16, c), x))
+        m = scratch_like("conv.xpad", (t, 16, o), x)                         # the grid is done
+        products(v.transpose(1, 0, 2), ut.transpose(0, 2, 1),               # M[ξ] = V[ξ] U[ξ]
+                 out=m.transpose(1, 0, 2))
+        rows = scratch_like("conv.out", ((b - a) * oh * ow, o), x)
         rows4 = winograd.output_transform(m, rows.reshape(b - a, oh, ow, o))
         op._take_rows(rows4.transpose(0, 3, 1, 2), y, a, b)
 
@@ -104,14 +104,14 @@ def backward(op, gy, x, w, need_x, need_w):
     gut = np.zeros((16, o, c), dtype=gy.dtype) if need_w else None      # gU[ξ]ᵀ
     for a, b in chunks(x, w):
         t, oh, ow = _tiles(x[a:b], op)
-        buf = _scratch("conv.cols", (t, 16, c), gy)                     # V, then gV
+        buf = scratch_like("conv.cols", (t, 16, c), gy)                      # V, then gV
         if need_w:
             _, grid = _grid(op, x[a:b])
             v = winograd.input_transform(grid, buf)
-        rows = _scratch("conv.out", ((b - a) * oh * ow, o), gy)
+        rows = scratch_like("conv.out", ((b - a) * oh * ow, o), gy)
         rows4 = rows.reshape(b - a, oh, ow, o)
         op._give_rows(gy, rows4.transpose(0, 3, 1, 2), a, b)
-        gm = winograd.output_transform_adjoint(rows4, _scratch("conv.xpad", (t, 16, o), gy))
+        gm = winograd.output_transform_adjoint(rows4, scratch_like("conv.xpad", (t, 16, o), gy))
         gms = gm.transpose(1, 0, 2)                                      # (16, T, O)
         if need_w:
             gut += products(gms.transpose(0, 2, 1), v.transpose(1, 0, 2))  # Σ_t gM[ξ]ᵀ V[ξ]
@@ -122,10 +122,6 @@ def backward(op, gy, x, w, need_x, need_w):
             shifted.unpad_rows(padded, x[a:b].shape, op.pad, out=gx[a:b])
     gw = winograd.weight_transform_adjoint(gut) if need_w else None
     return gx, gw
-
-
-def _scratch(name, shape, like):
-    return workspace.scratch(name, shape, like.dtype, like)
 
 
 def products(a, b, out=None):
@@ -140,7 +136,7 @@ def _grid(op, x, fill=True):
     (for dXp, which the adjoint overwrites)."""
     b, c = x.shape[:2]
     h2, w2, _, _, m, tail = shifted.grid(x.shape, 3, 3, op.pad)
-    rows = _scratch("conv.xpad", (m + tail, c), x)
+    rows = scratch_like("conv.xpad", (m + tail, c), x)
     if fill:
         shifted.pad_rows(x, op.pad, out=rows)
     return rows, rows[:m].reshape(b, h2, w2, c)

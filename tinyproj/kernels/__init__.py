@@ -34,6 +34,7 @@ it returns (None: the reference kernel).
 """
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 import weakref
@@ -67,6 +68,18 @@ def mode() -> str:
     if value not in ("auto", "reference"):
         raise ValueError(f"TINYPROJ_KERNELS={value!r}: use 'auto' (default) or 'reference'")
     return value
+
+
+def compiled(module: str):
+    """The Numba module ``tinyproj.kernels.<module>`` (``shifted_cpu``, ``winograd_cpu``: the
+    compiled copies of an algorithm whose readable version lives beside it), or None in
+    reference mode or where Numba cannot be imported — the caller then runs its readable one."""
+    if mode() == "reference":
+        return None
+    try:
+        return importlib.import_module(f"{__name__}.{module}")
+    except ImportError:
+        return None
 
 
 def cpu_module():

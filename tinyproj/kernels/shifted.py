@@ -30,7 +30,7 @@ import ctypes
 
 import numpy as np
 
-from . import mode
+from . import compiled, mode
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _gemm = {}                 # dtype → (ctypes function, int type); filled by _find_blas()
@@ -148,7 +148,7 @@ def reference_unpad_rows(rows, x_shape, pad, out):
 
 def pad_rows(x, pad, out):
     """See ``reference_pad_rows`` (Numba: one pass, each job one row of the padded grid)."""
-    fast = _numba()
+    fast = compiled("shifted_cpu")
     if fast is None or not isinstance(x, np.ndarray):
         return reference_pad_rows(x, pad, out)
     b, c, h, w = x.shape
@@ -160,22 +160,10 @@ def pad_rows(x, pad, out):
 
 def unpad_rows(rows, x_shape, pad, out):
     """See ``reference_unpad_rows`` (Numba: each job one (image, channel) plane)."""
-    fast = _numba()
+    fast = compiled("shifted_cpu")
     if fast is None or not isinstance(rows, np.ndarray):
         return reference_unpad_rows(rows, x_shape, pad, out)
     b, c, h, w = x_shape
     h2, w2 = h + 2 * pad[0], w + 2 * pad[1]
     fast._unpad_rows(rows[:b * h2 * w2].reshape(b, h2, w2, c), pad[0], pad[1], out)
     return out
-
-
-def _numba():
-    """The compiled copies (kernels/shifted_cpu.py), or None in reference mode or without
-    Numba."""
-    if mode() == "reference":
-        return None
-    try:
-        from . import shifted_cpu
-    except ImportError:
-        return None
-    return shifted_cpu

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import mode
+from . import compiled
 
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
@@ -146,21 +146,10 @@ def reference_input_transform_adjoint(gv, grid4):
     return grid4
 
 
-def _numba():
-    """kernels/winograd_cpu.py, or None in reference mode or without Numba."""
-    if mode() == "reference":
-        return None
-    try:
-        from . import winograd_cpu
-    except ImportError:
-        return None
-    return winograd_cpu
-
-
 def _run(name, *args):
     """``name``'s Numba copy when it can run (it fills its last argument, which is returned),
     else the readable ``reference_<name>``."""
-    fast = _numba()
+    fast = compiled("winograd_cpu")
     if fast is None:
         return globals()["reference_" + name](*args)
     getattr(fast, name)(*args)
@@ -191,7 +180,7 @@ def weight_transform(w):
     """See ``reference_weight_transform`` (the Numba copy: 1.5 ms for a 512→512 layer;
     two NumPy products with the transposes between them took ~39 ms, longer than the
     layer's forward products)."""
-    fast = _numba()
+    fast = compiled("winograd_cpu")
     if fast is None:
         return reference_weight_transform(w)
     out = np.empty((16,) + w.shape[:2], dtype=w.dtype)
@@ -201,7 +190,7 @@ def weight_transform(w):
 
 def weight_transform_adjoint(gu):
     """See ``reference_weight_transform_adjoint``."""
-    fast = _numba()
+    fast = compiled("winograd_cpu")
     if fast is None:
         return reference_weight_transform_adjoint(gu)
     out = np.empty(gu.shape[1:] + (3, 3), dtype=gu.dtype)

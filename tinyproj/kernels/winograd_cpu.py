@@ -121,8 +121,9 @@ def input_transform_adjoint(gv, grid):
                     p10, p11, p12, p13 = _in_t(gvt[4, ci], gvt[5, ci], gvt[6, ci], gvt[7, ci])
                     p20, p21, p22, p23 = _in_t(gvt[8, ci], gvt[9, ci], gvt[10, ci], gvt[11, ci])
                     p30, p31, p32, p33 = _in_t(gvt[12, ci], gvt[13, ci], gvt[14, ci], gvt[15, ci])
-                    for e, (q0, q1, q2, q3) in enumerate(((p00, p10, p20, p30), (p01, p11, p21, p31),
-                                                          (p02, p12, p22, p32), (p03, p13, p23, p33))):
+                    columns = ((p00, p10, p20, p30), (p01, p11, p21, p31),
+                               (p02, p12, p22, p32), (p03, p13, p23, p33))
+                    for e, (q0, q1, q2, q3) in enumerate(columns):
                         g0, g1, g2, g3 = _in_t(q0, q1, q2, q3)
                         r0[s + e, ci] += g0
                         r1[s + e, ci] += g1

@@ -41,6 +41,20 @@ def scratch(name: str, shape, dtype, like):
     return buf[:nbytes].view(dtype).reshape(shape)
 
 
+def scratch_like(name: str, shape, like):
+    """``scratch(name, shape, like.dtype, like)``: a scratch array of ``like``'s dtype."""
+    return scratch(name, shape, like.dtype, like)
+
+
+def even_chunks(n: int, most: int) -> list:
+    """``(a, b)`` ranges splitting n images into chunks of at most ``most`` (≥ 1 taken) and of
+    near-equal size: 50 images at most 16 a chunk give 13, 13, 12, 12 rather than 16, 16,
+    16, 2 (the convolution's chunks, whatever budget sets ``most``)."""
+    count = -(-n // max(1, most))                                        # ceil(n / most)
+    bounds = [n * i // count for i in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def clear() -> None:
     """Drop every scratch buffer of this thread (the memory goes back to the system)."""
     _local.buffers = {}
