@@ -30,7 +30,7 @@
 # 5. try two exercises.
 #
 # The code it explains: `tinyproj/kernels/reference.py` (the oracle), `tinyproj/kernels/cpu.py`
-# (the Numba kernels), `tinyproj/kernels/__init__.py` (which kernel runs),
+# and `cpu_pool.py` (the Numba kernels), `tinyproj/kernels/__init__.py` (which kernel runs),
 # `tinyproj/kernels/workspace.py` (scratch buffers), `tinyproj/functional/conv.py` (the conv
 # layer that uses them), `tinyproj/kernels/winograd.py` with `tinyproj/functional/conv_winograd.py`
 # (Winograd F(2×2, 3×3)) and `tinyproj/_threads.py` (thread-pool settings).
@@ -62,7 +62,7 @@ import tinyproj.functional as F
 import tinyproj.functional.conv as conv_mod      # the module, for COLS_BUDGET
 from tinyproj.functional import conv_shifted     # the shifted products' switch (section 4)
 from tinyproj import _threads, algorithm1, backend, clipping, kernels, models, optim
-from tinyproj.kernels import cpu, workspace
+from tinyproj.kernels import cpu, cpu_pool, workspace
 from tinyproj.kernels import reference as ref
 from tinyproj.kernels.reference import out_size
 
@@ -510,7 +510,7 @@ assert kind == "function" and same == "True"
 # (zero padding would: with all-negative inputs, 0 beats every pixel).
 
 # %%
-show_source(cpu._maxpool_forward)
+show_source(cpu_pool._maxpool_forward)
 
 # %%
 x_mp = -np.array([[5, 3, 3, 9, 4],
@@ -519,7 +519,7 @@ x_mp = -np.array([[5, 3, 3, 9, 4],
                   [9, 1, 1, 2, 3],
                   [6, 6, 5, 8, 7]], np.float32).reshape(1, 1, 5, 5)     # all negative
 y_r, am_r = ref.maxpool_forward(x_mp, 3, 3, (2, 2), (1, 1))
-y_n, am_n = cpu.maxpool_forward(x_mp, 3, 3, (2, 2), (1, 1))
+y_n, am_n = cpu_pool.maxpool_forward(x_mp, 3, 3, (2, 2), (1, 1))
 print("x (3×3 windows, stride 2, padding 1):\n", x_mp[0, 0].astype(int))
 print("y:\n", y_n[0, 0].astype(int), "\nwinning tap i·3 + j:\n", am_n[0, 0])
 # Window (0, 0) covers rows −1..1 and columns −1..1: five padding taps, then −5 −3 / −2 −2.
@@ -534,13 +534,14 @@ shape_p = (4, 16, 16, 16) if QUICK else (50, 128, 32, 32)
 x_p = rng.standard_normal(shape_p).astype(np.float32)
 x_p[:, :, ::4, ::4] = x_p[:, :, 1::4, ::4]           # plant ties inside windows
 for k, s, p in [(3, (2, 2), (1, 1)), (2, (2, 2), (0, 0)), (3, (1, 1), (0, 0))]:
-    (yr, ar), (yn, an) = ref.maxpool_forward(x_p, k, k, s, p), cpu.maxpool_forward(x_p, k, k, s, p)
+    yr, ar = ref.maxpool_forward(x_p, k, k, s, p)
+    yn, an = cpu_pool.maxpool_forward(x_p, k, k, s, p)
     assert np.array_equal(yr, yn) and np.array_equal(ar, an)
     gy_p = rng.standard_normal(yr.shape).astype(np.float32)
     assert np.allclose(ref.maxpool_backward(gy_p, ar, shape_p, k, k, s, p),
-                       cpu.maxpool_backward(gy_p, an, shape_p, k, k, s, p), atol=1e-6)
+                       cpu_pool.maxpool_backward(gy_p, an, shape_p, k, k, s, p), atol=1e-6)
 t_r, _ = best_of(lambda: ref.maxpool_forward(x_p, 3, 3, (2, 2), (1, 1)))
-t_n, _ = best_of(lambda: cpu.maxpool_forward(x_p, 3, 3, (2, 2), (1, 1)))
+t_n, _ = best_of(lambda: cpu_pool.maxpool_forward(x_p, 3, 3, (2, 2), (1, 1)))
 print(f"max pool 3×3/2 pad 1 of {shape_p}: reference {t_r * 1e3:.2f} ms, Numba {t_n * 1e3:.2f} ms"
       f" (the reference builds 9× the input as columns first); forward and backward agree")
 

@@ -28,7 +28,7 @@
 # 6. try two exercises.
 #
 # The code it explains: `tinyproj/standin/` (the counting device), `tinyproj/kernels/`
-# (`reference.py`, `cpu.py`, `cuda/*.cuh`, `host.py`, and `__init__.py` which picks one),
+# (`reference.py`, `cpu_optim.py`, `cuda/*.cuh`, `host.py`, and `__init__.py` which picks one),
 # `tinyproj/algorithm1.py` (`train_step(..., sync=False)`) and `tinyproj/runs/training.py`
 # (`READ_EVERY`). No GPU is needed: everything here runs on the CPU.
 
@@ -49,7 +49,7 @@ import tinyproj as tp
 import numpy as np
 import tinyproj.functional as F
 from tinyproj import algorithm1, backend, clipping, kernels, models, optim, standin
-from tinyproj.kernels import cpu, cuda, host, reference
+from tinyproj.kernels import cpu_optim, cuda, host, reference
 
 QUICK = _quick.quick()
 print("quick mode" if QUICK else "full mode", "| backend:", backend.name())
@@ -67,7 +67,7 @@ print(inspect.getsource(reference.sign_projection))
 # The **Numba twin** (lesson 8) computes the same thing with two parallel loops on NumPy arrays:
 
 # %%
-print(inspect.getsource(cpu.sign_projection))
+print(inspect.getsource(cpu_optim.sign_projection))
 
 # %% [markdown]
 # The **CUDA kernel** is written once, per element, as `__host__ __device__` functions in a
@@ -104,7 +104,7 @@ rng = np.random.default_rng(0)
 w = rng.standard_normal((64, 32, 3, 3)).astype(np.float32)
 w[0, 0, 0, 0] = 0.0                                   # sign(0) = +1 in all three
 p_ref = reference.sign_projection(w)
-p_numba = cpu.sign_projection(w)
+p_numba = cpu_optim.sign_projection(w)
 assert np.array_equal(p_ref, p_numba)
 if host.available():
     p_host = host.get("sign_projection")(w)

@@ -1,4 +1,4 @@
-"""The Numba kernels (kernels/cpu.py) against the reference kernels (kernels/reference.py).
+"""The Numba kernels (kernels/cpu*.py) against the reference kernels (kernels/reference.py).
 
 The reference kernels are checked against naive loops in test_kernels.py; here every fast
 kernel must give the reference's result on the same input: exactly where no arithmetic is
@@ -21,6 +21,9 @@ from tinyproj.kernels import reference as ref
 from tinyproj.kernels import workspace
 
 cpu = pytest.importorskip("tinyproj.kernels.cpu")
+cpu_batchnorm = pytest.importorskip("tinyproj.kernels.cpu_batchnorm")
+cpu_optim = pytest.importorskip("tinyproj.kernels.cpu_optim")
+cpu_pool = pytest.importorskip("tinyproj.kernels.cpu_pool")
 
 pytestmark = pytest.mark.skipif(backend.name() != "numpy",
                                 reason="the Numba kernels work on NumPy arrays only")
@@ -203,7 +206,7 @@ def test_out_of_wrong_shape_dtype_or_layout_raises_value_error():
 # ---------------------------------------------------------------------------
 def check_maxpool(x, k, stride, pad, gy_seed=5):
     """cpu forward == reference forward exactly; backward equal, families interchangeable."""
-    y, am = cpu.maxpool_forward(x, *k, stride, pad)
+    y, am = cpu_pool.maxpool_forward(x, *k, stride, pad)
     y_ref, am_ref = ref.maxpool_forward(x, *k, stride, pad)
     assert y.dtype == x.dtype and y.shape == y_ref.shape and am.shape == am_ref.shape
     assert np.issubdtype(am.dtype, np.integer)
@@ -213,9 +216,10 @@ def check_maxpool(x, k, stride, pad, gy_seed=5):
     gy = random_x(y.shape, x.dtype, seed=gy_seed)
     want = ref.maxpool_backward(gy, am_ref, x.shape, *k, stride, pad)
     t = tol(x.dtype.type)
-    np.testing.assert_allclose(cpu.maxpool_backward(gy, am, x.shape, *k, stride, pad), want, **t)
+    np.testing.assert_allclose(cpu_pool.maxpool_backward(gy, am, x.shape, *k, stride, pad), want,
+                               **t)
     np.testing.assert_allclose(ref.maxpool_backward(gy, am, x.shape, *k, stride, pad), want, **t)
-    np.testing.assert_allclose(cpu.maxpool_backward(gy, am_ref, x.shape, *k, stride, pad),
+    np.testing.assert_allclose(cpu_pool.maxpool_backward(gy, am_ref, x.shape, *k, stride, pad),
                                want, **t)
     check_maxpool_channels_last(x, k, stride, pad, gy)
     return y, am
@@ -237,13 +241,13 @@ def check_maxpool_channels_last(x, k, stride, pad, gy):
     y_ref, am_ref = ref.maxpool_forward(x, *k, stride, pad)
     taps = np.int8 if k[0] * k[1] <= 127 else np.intp
     out = (np.full(y_ref.shape, 7, x.dtype), np.full(y_ref.shape, 99, taps))
-    y, am = cpu.maxpool_forward(x_cl, *k, stride, pad, out=out)
+    y, am = cpu_pool.maxpool_forward(x_cl, *k, stride, pad, out=out)
     assert y is out[0] and am is out[1]
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(am, am_ref)
     gx = channels_last(x.shape, x.dtype)
     gx[...] = 7                                            # every element must be written
-    got = cpu.maxpool_backward(gy, am_ref, x.shape, *k, stride, pad, out=gx)
+    got = cpu_pool.maxpool_backward(gy, am_ref, x.shape, *k, stride, pad, out=gx)
     assert got is gx
     want = ref.maxpool_backward(gy, am_ref, x.shape, *k, stride, pad)
     if stride[0] >= k[0] and stride[1] >= k[1]:           # no overlaps: no sums at all
@@ -297,7 +301,7 @@ def test_maxpool_nan_inputs_like_numpy_argmax(dtype):
     for k, stride, pad in (((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1))):
         y, am = check_maxpool(x, k, stride, pad)
         assert np.isnan(y).sum() >= 4
-    y, am = cpu.maxpool_forward(x, 2, 2, (2, 2))
+    y, am = cpu_pool.maxpool_forward(x, 2, 2, (2, 2))
     assert np.isnan(y[0, 0, 0, 0]) and am[0, 0, 0, 0] == 1
     assert np.isnan(y[1, 1, 2, 2]) and am[1, 1, 2, 2] == 1
 
@@ -309,7 +313,7 @@ def test_maxpool_overlapping_winner_collects_the_sum(dtype):
     y, am = check_maxpool(x, (3, 3), (2, 2), (0, 0))
     assert (y == 10.0).all()
     gy = np.array([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=dtype)
-    gx = cpu.maxpool_backward(gy, am, x.shape, 3, 3, (2, 2))
+    gx = cpu_pool.maxpool_backward(gy, am, x.shape, 3, 3, (2, 2))
     expected = np.zeros_like(x)
     expected[0, 0, 2, 2] = 10.0
     np.testing.assert_array_equal(gx, expected)
@@ -374,7 +378,7 @@ def test_batchnorm_forward_equals_reference(shape, with_affine, training, dtype)
     mean = rng.standard_normal(c).astype(dtype)
     var = rng.uniform(0.5, 2.0, c).astype(dtype)
     gamma, beta = bn_params(c, dtype, with_affine)
-    got = cpu.batchnorm_forward(x, mean, var, 1e-5, gamma, beta, training=training)
+    got = cpu_batchnorm.batchnorm_forward(x, mean, var, 1e-5, gamma, beta, training=training)
     want = ref.batchnorm_forward(x, mean, var, 1e-5, gamma, beta, training=training)
     names = ("y", "mean", "var", "inv_std")
     for name, g, r in zip(names, got, want):
@@ -395,7 +399,7 @@ def test_batchnorm_backward_equals_reference(shape, with_gamma, training, dtype)
     gamma, _ = bn_params(c, dtype, with_gamma)
     _, mean, _, inv_std = ref.batchnorm_forward(x, None, None, 1e-5, training=True)
     gy = random_x(shape, dtype, seed=15)
-    got = cpu.batchnorm_backward(gy, x, mean, inv_std, gamma, training=training)
+    got = cpu_batchnorm.batchnorm_backward(gy, x, mean, inv_std, gamma, training=training)
     want = ref.batchnorm_backward(gy, x, mean, inv_std, gamma, training=training)
     for name, g, r in zip(("gx", "ggamma", "gbeta"), got, want):
         assert g.shape == r.shape and g.dtype == r.dtype, name
@@ -416,7 +420,7 @@ def test_adam_update_is_bitwise_the_reference(dtype, hyper):
     w_ref, m_ref, v_ref = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
     for t in range(1, 6):
         g = (rng.standard_normal(w0.shape) * 10.0 ** rng.integers(-3, 2)).astype(dtype)
-        cpu.adam_update(w_cpu, g, m_cpu, v_cpu, lr, beta1, beta2, eps, t)
+        cpu_optim.adam_update(w_cpu, g, m_cpu, v_cpu, lr, beta1, beta2, eps, t)
         ref.adam_update(w_ref, g, m_ref, v_ref, lr, beta1, beta2, eps, t)
         for a, b, name in ((w_cpu, w_ref, "w"), (m_cpu, m_ref, "m"), (v_cpu, v_ref, "v")):
             assert a.dtype == dtype
@@ -432,7 +436,7 @@ def test_adam_update_of_non_contiguous_arrays():
     m_ref, v_ref = np.zeros_like(w_ref), np.zeros_like(w_ref)
     for t in (1, 2, 3):
         g = rng.standard_normal((6, 4)).astype(np.float32)
-        cpu.adam_update(w_cpu, g, m_cpu, v_cpu, 1e-2, 0.9, 0.999, 1e-8, t)
+        cpu_optim.adam_update(w_cpu, g, m_cpu, v_cpu, 1e-2, 0.9, 0.999, 1e-8, t)
         ref.adam_update(w_ref, g, m_ref, v_ref, 1e-2, 0.9, 0.999, 1e-8, t)
     np.testing.assert_array_equal(w_cpu, w_ref)
     np.testing.assert_array_equal(m_cpu, m_ref)
@@ -444,7 +448,7 @@ def test_sign_projection_equals_reference(dtype):
     w = random_x((5, 4, 3, 3), dtype, seed=18)
     w[0, 0, 0, 0] = 0.0
     w[1, 0, 0, 0] = -0.0
-    got, want = cpu.sign_projection(w), ref.sign_projection(w)
+    got, want = cpu_optim.sign_projection(w), ref.sign_projection(w)
     assert got.dtype == dtype and got.shape == w.shape
     np.testing.assert_array_equal(got, want)
     alpha = np.abs(w).max()
@@ -452,22 +456,22 @@ def test_sign_projection_equals_reference(dtype):
     np.testing.assert_array_equal(np.abs(got), alpha)
 
     non_contiguous = w.transpose(3, 1, 2, 0)[::2]
-    np.testing.assert_array_equal(cpu.sign_projection(non_contiguous),
+    np.testing.assert_array_equal(cpu_optim.sign_projection(non_contiguous),
                                   ref.sign_projection(non_contiguous))
 
     zeros = np.zeros((3, 4), dtype=dtype)
-    got = cpu.sign_projection(zeros)
+    got = cpu_optim.sign_projection(zeros)
     np.testing.assert_array_equal(got, ref.sign_projection(zeros))
     assert (got == 0).all() and got.dtype == dtype
 
     with_nan = w.copy()
     with_nan[2, 1, 0, 2] = np.nan
-    got, want = cpu.sign_projection(with_nan), ref.sign_projection(with_nan)
+    got, want = cpu_optim.sign_projection(with_nan), ref.sign_projection(with_nan)
     assert np.isnan(want).all()
     assert np.isnan(got).all()
 
     empty = np.zeros((0, 3), dtype=dtype)
-    assert cpu.sign_projection(empty).shape == (0, 3)
+    assert cpu_optim.sign_projection(empty).shape == (0, 3)
 
 
 # ---------------------------------------------------------------------------
@@ -482,19 +486,19 @@ def test_results_do_not_depend_on_the_number_of_threads():
     x = random_x(shape, np.float32, seed=20)
     cols = cpu.im2col_batch(x, *k, stride, pad)
     g = random_x(cols.shape, np.float32, seed=21)
-    y, am = cpu.maxpool_forward(x, 3, 3, (2, 2), (1, 1))
+    y, am = cpu_pool.maxpool_forward(x, 3, 3, (2, 2), (1, 1))
     gy = random_x(y.shape, np.float32, seed=22)
     g_bn = random_x(shape, np.float32, seed=24)
     w = random_x((40, 33), np.float32, seed=23)
 
     def run():
-        _, mean, _, inv_std = bn = cpu.batchnorm_forward(x, None, None, 1e-5)
+        _, mean, _, inv_std = bn = cpu_batchnorm.batchnorm_forward(x, None, None, 1e-5)
         ww, m, v = w.copy(), np.zeros_like(w), np.zeros_like(w)
-        cpu.adam_update(ww, w[::-1].copy(), m, v, 1e-3, 0.9, 0.999, 1e-8, 1)
+        cpu_optim.adam_update(ww, w[::-1].copy(), m, v, 1e-3, 0.9, 0.999, 1e-8, 1)
         return (cpu.col2im_batch(g, shape, *k, stride, pad),
-                cpu.maxpool_backward(gy, am, shape, 3, 3, (2, 2), (1, 1)),
-                *bn, *cpu.batchnorm_backward(g_bn, x, mean, inv_std),
-                cpu.sign_projection(w), ww, m, v)
+                cpu_pool.maxpool_backward(gy, am, shape, 3, 3, (2, 2), (1, 1)),
+                *bn, *cpu_batchnorm.batchnorm_backward(g_bn, x, mean, inv_std),
+                cpu_optim.sign_projection(w), ww, m, v)
 
     many = run()
     numba.set_num_threads(1)
@@ -511,11 +515,14 @@ def test_results_do_not_depend_on_the_number_of_threads():
 # ---------------------------------------------------------------------------
 def _cpu_module_of(name):
     """Where ``kernels.get`` finds a kernel for NumPy arrays: the fused ones in cpu_fused.py,
-    the random ones in the reference (NumPy's Philox), the others in cpu.py."""
+    the random ones in the reference (NumPy's Philox), the others in cpu.py, cpu_pool.py,
+    cpu_batchnorm.py or cpu_optim.py."""
     from tinyproj.kernels import cpu_fused
     if name in kernels.FUSED_NAMES:
         return cpu_fused
-    return ref if name in getattr(kernels, "RANDOM_NAMES", ()) else cpu
+    if name in getattr(kernels, "RANDOM_NAMES", ()):
+        return ref
+    return next(m for m in (cpu, cpu_pool, cpu_batchnorm, cpu_optim) if hasattr(m, name))
 
 
 def test_dispatch_auto_reference_and_non_numpy(monkeypatch):
@@ -524,7 +531,7 @@ def test_dispatch_auto_reference_and_non_numpy(monkeypatch):
     assert kernels.get("im2col_batch", x) is cpu.im2col_batch
     for name in kernels.KERNEL_NAMES:
         assert kernels.get(name, x) is getattr(_cpu_module_of(name), name), name
-    assert kernels.get("maxpool_forward") is cpu.maxpool_forward     # like=None: numpy backend
+    assert kernels.get("maxpool_forward") is cpu_pool.maxpool_forward     # like=None: numpy backend
 
     class NotAnArray:                                                  # e.g. a CuPy array
         shape, dtype = (1,), np.float32
@@ -582,14 +589,14 @@ def test_numba_disable_jit_runs_the_kernels_as_python():
     assert type(cpu._im2col_batch).__name__ != "function"            # compiled in this process
     code = textwrap.dedent("""
         import numpy as np
-        from tinyproj.kernels import cpu, reference as ref
+        from tinyproj.kernels import cpu, cpu_pool, reference as ref
         assert type(cpu._im2col_batch).__name__ == "function", type(cpu._im2col_batch)
-        assert type(cpu._maxpool_forward).__name__ == "function"
+        assert type(cpu_pool._maxpool_forward).__name__ == "function"
         x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
         x[0, 1, 0, 0] = np.nan
         np.testing.assert_array_equal(cpu.im2col_batch(x, 3, 2, (1, 2), (1, 1)),
                                       ref.im2col_batch(x, 3, 2, (1, 2), (1, 1)))
-        y, am = cpu.maxpool_forward(x, 3, 3, (2, 2), (1, 1))
+        y, am = cpu_pool.maxpool_forward(x, 3, 3, (2, 2), (1, 1))
         y_ref, am_ref = ref.maxpool_forward(x, 3, 3, (2, 2), (1, 1))
         np.testing.assert_array_equal(y, y_ref)
         np.testing.assert_array_equal(am, am_ref)

@@ -2,10 +2,13 @@
 
 * ``reference.py`` — plain array code (slicing, no loops over pixels). It is the readable
   version of every kernel and the oracle the tests compare against; it runs unchanged on
-  NumPy and CuPy.
-* ``cpu.py`` (Numba) — parallel loops that compute the same thing on NumPy arrays; used by
-  default on the CPU. ``cpu_fused.py`` (Numba) holds the fused ones (batch norm + ReLU with
-  its running statistics, SGD, Sign and the clip over every layer of a flat buffer).
+  NumPy and CuPy. ``reference_random.py`` holds its counter-based random numbers (Philox)
+  and the stochastic kernels, which ``reference.py`` re-exports.
+* ``cpu*.py`` (Numba) — parallel loops that compute the same thing on NumPy arrays; used by
+  default on the CPU (NUMBA_MODULES says which file holds which): ``cpu.py`` im2col / col2im
+  and swap01, ``cpu_pool.py`` max pooling, ``cpu_batchnorm.py`` batch norm, ``cpu_optim.py``
+  Adam and Sign, ``cpu_fused.py`` the fused ones (batch norm + ReLU with its running
+  statistics, SGD, Sign and the clip over every layer of a flat buffer).
 * ``gpu.py`` + ``cuda/`` — CUDA kernels for CuPy arrays (one launch per op, no host syncs),
   used by default on the GPU. Their per-element arithmetic is written once in ``cuda/*.cuh``
   as ``__host__ __device__`` functions, which ``host.py`` also compiles for the CPU with the
@@ -58,6 +61,13 @@ CUDA graph can replay them (reference_device.py; not in KERNEL_NAMES: NumPy has 
 them, the CPU optimizers pass Python numbers)."""
 FUSED_NAMES = KERNEL_NAMES[11:16]    # the CPU versions of these are in cpu_fused.py
 RANDOM_NAMES = KERNEL_NAMES[16:]     # on NumPy arrays: the reference (NumPy's Philox)
+NUMBA_MODULES = {**dict.fromkeys(KERNEL_NAMES[:5], "cpu"),          # im2col / col2im, swap01
+                 **dict.fromkeys(KERNEL_NAMES[5:7], "cpu_pool"),     # max pooling
+                 **dict.fromkeys(KERNEL_NAMES[7:9], "cpu_batchnorm"),
+                 **dict.fromkeys(KERNEL_NAMES[9:11], "cpu_optim"),   # Adam, Sign
+                 **dict.fromkeys(FUSED_NAMES, "cpu_fused")}
+"""The module of this package that holds the Numba version of each kernel (RANDOM_NAMES have
+none)."""
 
 _cpu = None            # the Numba module once imported; False when Numba is unusable
 
@@ -83,7 +93,8 @@ def compiled(module: str):
 
 
 def cpu_module():
-    """``kernels.cpu`` (imported on first use), or None where Numba cannot be imported."""
+    """``kernels.cpu`` (imported on first use), or None where Numba cannot be imported (then
+    no Numba kernel runs: ``get`` hands out the reference's)."""
     global _cpu
     if _cpu is None:
         try:
@@ -112,13 +123,9 @@ def get(name: str, like=None):
         return getattr(reference, name)
     place = _place(like)
     if place == "numpy":
-        cpu = cpu_module()
-        if cpu is not None and name in FUSED_NAMES:
-            from . import cpu_fused
-            return getattr(cpu_fused, name)
-        if cpu is None or name in RANDOM_NAMES:
+        if cpu_module() is None or name in RANDOM_NAMES:
             return getattr(reference, name)
-        return getattr(cpu, name)
+        return getattr(importlib.import_module(f"{__name__}.{NUMBA_MODULES[name]}"), name)
     if place == "cupy":
         from . import gpu
         return getattr(gpu, name)

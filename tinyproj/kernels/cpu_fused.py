@@ -9,7 +9,7 @@ tests/test_kernels_fused.py:
   in two passes over x instead of about fifteen array operations;
 * ``batchnorm_backward_fused`` — the ReLU's mask and the batch-norm backward in two passes;
 * ``sgd_update`` — SGD with momentum over a flat buffer, one pass (Adam's one pass is
-  ``cpu.adam_update``);
+  ``cpu_optim.adam_update``);
 * ``sign_projection_segments``, ``clip_segments`` — Table 1's Sign and the clip over every
   layer of a flat buffer at once (optim/flat.py keeps the weights side by side), in parallel
   over pieces of at most 2**15 elements that never cross a tensor's edge (one tensor can

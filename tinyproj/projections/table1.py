@@ -114,7 +114,7 @@ def sign(w):
     """
     _check_weights(w, "sign")
     # alpha = max|w|, then where(w >= 0, alpha, -alpha): written out as plain array code in
-    # kernels/reference.py (sign_projection), and as one parallel pass for the CPU in cpu.py
+    # kernels/reference.py (sign_projection), and as one parallel pass for the CPU in cpu_optim.py
     return kernels.get("sign_projection", w)(w)
 
 
