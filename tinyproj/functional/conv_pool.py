@@ -14,7 +14,7 @@ into rows again. Fused::
     forward    pooled[a:b], argmax[a:b] = maxpool(Y_rows seen as (B, O, OH, OW))
     backward   gY_rows (seen as (B, O, OH, OW)) = maxpool_backward(g_pooled[a:b], argmax)
 
-— the max-pool kernels read and write the (B·L, O) scratch in place (kernels/cpu.py takes
+— the max-pool kernels read and write the (B·L, O) scratch in place (kernels/cpu_pool.py takes
 channels-last views with a loop over whole channel vectors), so the full-size y and ∂L/∂y,
 and the two transposed copies, are never made. Measured on the 2-core machine (shared, so
 in CPU time of one thread: ``tinyproj.limit_threads(1)``), one Algorithm-1 step of
