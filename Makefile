@@ -4,8 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-# pytest-xdist: one test process per core (auto), each test file in one process (loadfile:
-# a module fixture that builds into build/ must not run twice at once); WORKERS=0: one process
+# pytest-xdist: one test process per core (auto); WORKERS=0 runs the suite in this process
 WORKERS ?= auto
 
 .PHONY: test test-standin demo bench lessons course clean
@@ -30,14 +29,14 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.created
 	touch $@ $(VENV)/.installed-demo
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(WORKERS)
 
 # The GPU code path on the CPU (issue 11): the whole suite once more on the counting stand-in
 # for the device (TINYPROJ_BACKEND=standin; tests/test_budgets.py asserts the launches, syncs
 # and copies of a training step). The lessons run as scripts here (TINYPROJ_LESSONS_AS_SCRIPTS=1);
 # as notebooks, and the course website built from them, they run once, on NumPy, in `make test`.
 test-standin: $(VENV)/.installed-test
-	TINYPROJ_BACKEND=standin TINYPROJ_LESSONS_AS_SCRIPTS=1 $(PY) -m pytest -q -n $(WORKERS) --dist loadfile \
+	TINYPROJ_BACKEND=standin TINYPROJ_LESSONS_AS_SCRIPTS=1 $(PY) -m pytest -q -n $(WORKERS) \
 		--ignore=tests/test_notebooks.py --ignore=tests/test_website.py
 
 demo: $(VENV)/.installed-demo
