@@ -3,7 +3,7 @@
     make course                      # or: python docs/build_course.py
     python docs/build_course.py --lessons 01 04     # only these lessons (a quicker check)
 
-Steps (all under ``build/``, which git ignores):
+Steps (all under ``build/``, which git ignores, or under ``--out DIR``):
 
 1. ``build/course-src/`` is laid out afresh: the README as the home page, ``lessons/README.md``,
    ``docs/papers.md`` (the papers as implemented) and ``docs/design.md`` (the rules), the
@@ -34,8 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "build" / "course-src"
-SITE = ROOT / "build" / "course-site"
+BUILD = ROOT / "build"          # default build root; --out picks another (tests use a temp one)
 LESSONS = ROOT / "lessons"
 CELL_TIMEOUT_S = 600
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -101,8 +100,8 @@ def write_config(src: Path, lesson_stems: list) -> Path:
     line, results)."""
     import yaml
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text("utf-8"))
-    config["docs_dir"] = src.name
-    config["site_dir"] = SITE.name
+    config["docs_dir"] = src.name                # both relative to the generated config's folder
+    config["site_dir"] = "course-site"
     lesson_pages = []
     for stem in lesson_stems:
         source = LESSONS / f"{stem}.py"
@@ -163,7 +162,14 @@ def main(argv=None) -> int:
     parser.add_argument("--lessons", nargs="*", default=(), metavar="NN",
                         help="build only these lessons (by number), e.g. --lessons 01 04")
     parser.add_argument("--jobs", type=int, default=2, help="lessons executed at once (2)")
+    parser.add_argument("--out", type=Path, default=BUILD, metavar="DIR",
+                        help="build root: pages in DIR/course-src, the site in DIR/course-site "
+                             "(default build/)")
     args = parser.parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out} is a file: give a folder (or leave --out out for build/)")
+    out = args.out.resolve()
+    src, site = out / "course-src", out / "course-site"
     try:
         import jupytext  # noqa: F401
         import mkdocs  # noqa: F401
@@ -174,30 +180,31 @@ def main(argv=None) -> int:
               f"pip install -e \".[course]\"", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    shutil.rmtree(SRC, ignore_errors=True)
-    SRC.mkdir(parents=True)
-    stage_pages(SRC)
-    out_dir = ROOT / "build" / "course-lessons-out"
+    shutil.rmtree(src, ignore_errors=True)      # course-src is this script's own staging folder
+    src.mkdir(parents=True)
+    stage_pages(src)
+    out_dir = out / "course-lessons-out"
     out_dir.mkdir(parents=True, exist_ok=True)
     todo = lessons(args.lessons)
     print(f"executing {len(todo)} lesson(s) as notebooks in quick mode, {args.jobs} at a time")
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
         results = list(pool.map(lambda p: execute_lesson(
-            p, SRC / "lessons" / f"{p.stem}.ipynb", out_dir), todo))
+            p, src / "lessons" / f"{p.stem}.ipynb", out_dir), todo))
     for r in results:
         state = "FAILED: " + r["error"].splitlines()[-1] if r["error"] else "ok"
         print(f"  {r['lesson']:28s} {r['seconds']:6.1f} s  {r['images']:2d} inline figure(s)"
               f"  {state}")
-    config = write_config(SRC, [p.stem for p in todo])
+    config = write_config(src, [p.stem for p in todo])
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--quiet", "--clean",
                            "-f", str(config)], cwd=ROOT,
                           env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
     if proc.returncode != 0:
         print("build_course: mkdocs build failed", file=sys.stderr)
         return proc.returncode
-    print(f"course website in {SITE.relative_to(ROOT)}/ ({time.perf_counter() - start:.0f} s): "
-          f"open {SITE.relative_to(ROOT)}/index.html in a browser, or "
-          f"python -m http.server -d {SITE.relative_to(ROOT)} and http://localhost:8000")
+    shown = site.relative_to(ROOT) if site.is_relative_to(ROOT) else site
+    print(f"course website in {shown}/ ({time.perf_counter() - start:.0f} s): "
+          f"open {shown}/index.html in a browser, or "
+          f"python -m http.server -d {shown} and http://localhost:8000")
     failed = [r["lesson"] for r in results if r["error"]]
     if failed:
         print(f"build_course: {len(failed)} lesson(s) failed as notebooks: {', '.join(failed)}",

@@ -65,9 +65,13 @@ SWEEP_TINY = ["--draws", "1", "--test-subset", "32", "--bn-batches", "0", "--no-
 WALK_TINY = ["--sigmas", "0.1,1,10,100", "--test-subset", "32", "--no-progress"]
 
 # Environment for every case: no downloads reach the network, caches in the scratch folder,
-# one thread per library (2 cores shared by several agents)
-_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-            "NUMBA_NUM_THREADS": "1"}
+# one thread per library (2 cores shared by several agents). NUMBA_NUM_THREADS is not among
+# them: Numba reads it again at every compile and raises ("Cannot set NUMBA_NUM_THREADS to a
+# different value once the threads have been launched") when it differs from the thread pool
+# this process already started, so an in-process case only caps the pool's use
+# (``one_numba_thread``) and the subprocess cases get it in their own environment (sub_env).
+_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+_SUB_THREADS = {"NUMBA_NUM_THREADS": "1"}
 _NO_NET = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
            "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
            "ALL_PROXY": "http://127.0.0.1:9"}
@@ -77,6 +81,15 @@ def case_environment(scratch: Path) -> dict:
     """Environment variables the cases run under (set in os.environ by the caller)."""
     env = dict(_THREADS, **_NO_NET, TINYPROJ_CACHE=str(scratch / "_cache"), MPLBACKEND="Agg")
     return env
+
+
+def one_numba_thread() -> int:
+    """Cap this process's Numba kernels at one thread; returns the count before (to restore
+    with ``numba.set_num_threads``). The pool itself keeps its size: see ``_THREADS``."""
+    import numba
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    return before
 
 
 # ---------------------------------------------------------------------------
@@ -165,7 +178,7 @@ def tinyproj_root() -> str:
 
 
 def sub_env(extra=None) -> dict:
-    env = dict(os.environ)
+    env = dict(os.environ, **_SUB_THREADS)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [tinyproj_root(), env.get("PYTHONPATH")]))
     env.update(extra or {})
     return env
@@ -547,6 +560,7 @@ def classify(only=None, details=False, keep=False, stream=sys.stdout) -> dict:
     scratch = Path(tempfile.mkdtemp(prefix="tinyproj-hostile-"))
     os.environ.update(case_environment(scratch))
     os.environ.pop("TINYPROJ_DATA", None)
+    one_numba_thread()
     fx = Fixtures(scratch / "_fixtures")
     cases = [c for c in CASES if not only or c.id in only]
     print(f"tinyproj from {Path(tinyproj.__file__).parent}; {len(cases)} cases; scratch {scratch}",

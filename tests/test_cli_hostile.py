@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+import numba
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hostile_cases as hc  # noqa: E402
@@ -1096,7 +1098,9 @@ if pytest is not None:
         saved = {k: os.environ.get(k) for k in list(env) + ["TINYPROJ_DATA"]}
         os.environ.update(env)
         os.environ.pop("TINYPROJ_DATA", None)
+        numba_before = hc.one_numba_thread()
         yield hc.Fixtures(scratch / "_fixtures")
+        numba.set_num_threads(numba_before)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

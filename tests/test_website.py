@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE = ROOT / "build" / "course-site"
 SHOTS = ROOT / "build" / "site-screenshots"
 BUILD_TIMEOUT_S = 900
 
@@ -65,13 +64,17 @@ def plots(lesson: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def site() -> Path:
-    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "build_course.py"), "--lessons",
-                           *[p.name[:2] for p in LESSONS]], cwd=ROOT, capture_output=True,
+def site(tmp_path_factory) -> Path:
+    # Built under a temporary folder of this process, not build/: when pytest-xdist gives this
+    # file's tests to two workers, each builds its own site instead of both rebuilding one.
+    out = tmp_path_factory.mktemp("course")
+    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "build_course.py"), "--out",
+                           str(out), "--lessons", *[p.name[:2] for p in LESSONS]],
+                          cwd=ROOT, capture_output=True,
                           text=True, timeout=BUILD_TIMEOUT_S,
                           env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
     assert proc.returncode == 0, f"build_course failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return SITE
+    return out / "course-site"
 
 
 def screenshot(page: Path, name: str) -> Path:
