@@ -37,6 +37,26 @@ def on_cupy():
     yield from _backend_for_a_test("cupy")
 
 
+def _backends_present() -> list:
+    """numpy always, cupy when CuPy imports and sees a GPU (the params of ``on``)."""
+    from tinyproj import backend
+    return ["numpy"] + (["cupy"] if backend.cupy_available() else [])
+
+
+@pytest.fixture(params=_backends_present())
+def on(request):
+    """Switch to a backend for one test (once per backend present); yields a function that
+    moves numpy arrays there."""
+    import numpy as np
+    from tinyproj import backend
+    previous = backend.name()
+    backend.use(request.param)
+    try:
+        yield lambda a: backend.to_device(np.asarray(a), "gpu" if request.param == "cupy" else "cpu")
+    finally:
+        backend.use(previous)   # leave the backend as the session had it
+
+
 def pytest_report_header(config):
     from tinyproj import backend
     return (f"tinyproj backend: {backend.name()} (TINYPROJ_BACKEND=cupy runs the suite on a GPU, "

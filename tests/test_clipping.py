@@ -6,18 +6,6 @@ import pytest
 
 from tinyproj import backend, clipping
 
-BACKENDS = ["numpy"] + (["cupy"] if backend.cupy_available() else [])
-
-
-@pytest.fixture(params=BACKENDS)
-def on(request):
-    previous = backend.name()
-    backend.use(request.param)
-    try:
-        yield lambda a: backend.to_device(np.asarray(a), "gpu" if request.param == "cupy" else "cpu")
-    finally:
-        backend.use(previous)   # leave the backend as the session had it
-
 
 class FakeParam:
     def __init__(self, data):

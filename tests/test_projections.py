@@ -8,19 +8,6 @@ import pytest
 
 from tinyproj import backend, projections as P
 
-BACKENDS = ["numpy"] + (["cupy"] if backend.cupy_available() else [])
-
-
-@pytest.fixture(params=BACKENDS)
-def on(request):
-    """Switch to a backend for one test; yields a function that moves numpy arrays there."""
-    previous = backend.name()
-    backend.use(request.param)
-    try:
-        yield lambda a: backend.to_device(np.asarray(a), "gpu" if request.param == "cupy" else "cpu")
-    finally:
-        backend.use(previous)   # leave the backend as the session had it
-
 
 def host(a):
     return backend.to_numpy(a)
