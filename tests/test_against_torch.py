@@ -39,6 +39,17 @@ def assert_close(ours, theirs, tol, what):
     assert err <= tol, f"{what}: relative error {err:.3e} > {tol:g}"
 
 
+def assert_grads_close(y, yt, gy, what, **leaves):
+    """Backpropagate the same output gradient ``gy`` through both graphs, then compare the
+    gradients of each pair of leaves: ``dx=(x, xt)`` is checked as ``"{what} dx"``. A pair
+    whose tinyproj leaf is None (no bias) is skipped."""
+    y.backward(gy)
+    yt.backward(torch.tensor(gy))
+    for name, (ours, theirs) in leaves.items():
+        if ours is not None:
+            assert_close(ours.grad, theirs.grad, GRAD_TOL, f"{what} {name}".lstrip())
+
+
 # ---------------------------------------------------------------------------
 # conv2d
 # ---------------------------------------------------------------------------
@@ -66,12 +77,7 @@ def test_conv2d_matches_torch(xs, ws, stride, pad, bias):
     assert y.dtype == np.float32
     assert_close(y.data, yt, FWD_TOL, "conv2d forward")
     gy = f32(rng, *yt.shape)
-    y.backward(gy)
-    yt.backward(torch.tensor(gy))
-    assert_close(x.grad, xt.grad, GRAD_TOL, "conv2d dx")
-    assert_close(w.grad, wt.grad, GRAD_TOL, "conv2d dw")
-    if bias:
-        assert_close(b.grad, bt.grad, GRAD_TOL, "conv2d db")
+    assert_grads_close(y, yt, gy, "conv2d", dx=(x, xt), dw=(w, wt), db=(b, bt))
     assert x.grad.dtype == w.grad.dtype == np.float32
 
 
@@ -94,10 +100,7 @@ def test_binaryconnect_conv_layers_match_torch(cin, cout, hw, batch):
     assert y.shape == (batch, cout, hw, hw)
     assert_close(y.data, yt, FWD_TOL, "forward")
     gy = f32(rng, batch, cout, hw, hw)
-    y.backward(gy)
-    yt.backward(torch.tensor(gy))
-    assert_close(x.grad, xt.grad, GRAD_TOL, "dx")
-    assert_close(w.grad, wt.grad, GRAD_TOL, "dw")
+    assert_grads_close(y, yt, gy, "", dx=(x, xt), dw=(w, wt))
 
 
 # ---------------------------------------------------------------------------
@@ -113,9 +116,7 @@ def test_max_pool2d_matches_torch(xs, k, s, p):
     yt = TF.max_pool2d(xt, k, s, padding=p)
     np.testing.assert_array_equal(y.data, yt.detach().numpy())   # max is exact
     gy = f32(rng, *yt.shape)
-    y.backward(gy)
-    yt.backward(torch.tensor(gy))
-    assert_close(x.grad, xt.grad, GRAD_TOL, "max_pool2d dx")
+    assert_grads_close(y, yt, gy, "max_pool2d", dx=(x, xt))
 
 
 # ---------------------------------------------------------------------------
@@ -142,11 +143,7 @@ def test_batch_norm_training_matches_torch(shape):
         assert_close(rm, rmt, FWD_TOL, "running_mean")
         assert_close(rv, rvt, FWD_TOL, "running_var (unbiased)")
         gy = f32(rng, *shape)
-        y.backward(gy)
-        yt.backward(torch.tensor(gy))
-        assert_close(x.grad, xt.grad, GRAD_TOL, "batch_norm dx")
-        assert_close(g.grad, gt.grad, GRAD_TOL, "batch_norm dgamma")
-        assert_close(b.grad, bt.grad, GRAD_TOL, "batch_norm dbeta")
+        assert_grads_close(y, yt, gy, "batch_norm", dx=(x, xt), dgamma=(g, gt), dbeta=(b, bt))
     # evaluation with the running statistics
     ye = F.batch_norm(x, rm, rv, g, b, training=False)
     yte = TF.batch_norm(xt, rmt, rvt, gt, bt, training=False)
@@ -165,12 +162,7 @@ def test_linear_matches_torch(bias):
     y, yt = F.linear(x, w, b), TF.linear(xt, wt, bt)
     assert_close(y.data, yt, FWD_TOL, "linear forward")
     gy = f32(rng, 50, 10)
-    y.backward(gy)
-    yt.backward(torch.tensor(gy))
-    assert_close(x.grad, xt.grad, GRAD_TOL, "linear dx")
-    assert_close(w.grad, wt.grad, GRAD_TOL, "linear dw")
-    if bias:
-        assert_close(b.grad, bt.grad, GRAD_TOL, "linear db")
+    assert_grads_close(y, yt, gy, "linear", dx=(x, xt), dw=(w, wt), db=(b, bt))
 
 
 def torch_square_hinge(scores, labels):

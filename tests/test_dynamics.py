@@ -1,6 +1,5 @@
 """Learning-dynamics measures (walking_noise.dynamics) and the experiment driver
 benchmarks/wn_dynamics.py, on weights built by hand and a tiny run."""
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -12,15 +11,13 @@ from tinyproj import backend, nn
 from tinyproj.data.sources import ArraySource
 from tinyproj.walking_noise import dynamics as dyn
 
+from _helpers import load_module
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _driver():
-    spec = importlib.util.spec_from_file_location("wn_dynamics",
-                                                  ROOT / "benchmarks" / "wn_dynamics.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("wn_dynamics", ROOT / "benchmarks" / "wn_dynamics.py")
 
 
 def _bimodal(n, spread, seed=0, a=0.5):
@@ -277,10 +274,7 @@ def test_share_near_zero():
 
 
 def test_fc1_report_splits_by_pixel_and_unit():
-    spec = importlib.util.spec_from_file_location("wn_dynamics_fc1",
-                                                  ROOT / "benchmarks" / "wn_dynamics_fc1.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module("wn_dynamics_fc1", ROOT / "benchmarks" / "wn_dynamics_fc1.py")
     x = np.zeros((10, 1, 2, 2), np.float32)
     x[:, 0, 0, 1] = 1.0                        # pixel 1 always lit, pixel 0 never
     x[:1, 0, 1, 0] = 1.0                       # pixel 2 lit in 1 of 10 images

@@ -6,7 +6,6 @@ unanswered. Every checker is used by its lesson, and a lesson only calls checker
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 from pathlib import Path
@@ -16,19 +15,11 @@ import pytest
 
 import tinyproj as tp
 
+from _helpers import load_module
+
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("tinyproj_lesson_exercises",
-                                                  ROOT / "lessons" / "exercises.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ex = _load()
+ex = load_module("tinyproj_lesson_exercises", ROOT / "lessons" / "exercises.py")
 
 
 class Cube(tp.Function):

@@ -7,7 +7,6 @@ of run A), other settings refused, and the crossing rule both papers' midpoints 
 import json
 import multiprocessing
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from tinyproj.runs.files import load_checkpoint, save_checkpoint
 from tinyproj.runs.fingerprint import checkpoint_fingerprint, network_fingerprint
 from tinyproj.runs.midpoint import crossing, halfway, midpoint
 from tinyproj.runs.training import load_run, train
+
+from _helpers import copy_run, train_tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(bn_batches=0, test_subset=40, draws=1, progress=False)
@@ -229,18 +230,7 @@ def test_restart_moves_files_aside_never_deletes(tmp_path):
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("grid") / "trained"
-    cfg = make_config("tr-sign-c", dataset="synthetic", width=1 / 16, train_subset=80,
-                      val_size=0, batch_size=20, epochs=1, bn_batches=2, out=str(out))
-    train(cfg, progress=False, log=lambda *a: None)
-    return out
-
-
-def _copy_run(src, dst):
-    dst.mkdir(parents=True)
-    for name in ("config.json", "checkpoint.npz"):
-        shutil.copy(src / name, dst / name)
-    return dst
+    return train_tiny_run(tmp_path_factory.mktemp("grid") / "trained", train_subset=80)
 
 
 def _retrain(folder):
@@ -256,11 +246,11 @@ def numbers(rows):
 
 
 def test_sweep_in_a_retrained_run_never_reuses_old_rows(trained, tmp_path):
-    run = _copy_run(trained, tmp_path / "run")
+    run = copy_run(trained, tmp_path / "run")
     first = robustness.run_sweep(run, "addnorm", [0.0, 0.5], **FAST)
     assert {r["network"] for r in first} == {checkpoint_fingerprint(run / "checkpoint.npz")}
     _retrain(run)
-    fresh_run = _copy_run(run, tmp_path / "fresh")
+    fresh_run = copy_run(run, tmp_path / "fresh")
     fresh = robustness.run_sweep(fresh_run, "addnorm", [0.0, 0.5, 1.0], **FAST)
     assert numbers(fresh)[:2] != numbers(first)        # the two networks do differ
     before = (run / "sweeps" / "addnorm.jsonl").read_bytes()
@@ -277,7 +267,7 @@ def test_sweep_in_a_retrained_run_never_reuses_old_rows(trained, tmp_path):
 
 def test_cli_sweep_refuses_stale_rows_and_parallel_layers_keep_every_row(trained, tmp_path,
                                                                          capsys):
-    run = _copy_run(trained, tmp_path / "run")
+    run = copy_run(trained, tmp_path / "run")
     args = ["--levels", "0,0.3", "--draws", "1", "--bn-batches", "0", "--test-subset", "20",
             "--no-progress", "--quiet"]
     assert main(["sweep", str(run), "--distortion", "power"] + args) == 0

@@ -244,11 +244,16 @@ class Classifier(nn.Module):
         self.classifier = nn.Sequential(nn.ReLU(), nn.BatchNorm1d(10), nn.Linear(10, 5))
 
 
+def shape_error(layer, *shape):
+    """The message of the ValueError that ``layer`` raises on an input of the wrong shape."""
+    with pytest.raises(ValueError) as err:
+        layer(randn(*shape))
+    return str(err.value)
+
+
 def test_linear_shape_error():
     model = Classifier()
-    with pytest.raises(ValueError) as err:
-        model.classifier[2](randn(32, 7))
-    msg = str(err.value)
+    msg = shape_error(model.classifier[2], 32, 7)
     assert "Linear 'classifier.2' (in_features=10, out_features=5" in msg
     assert "(N, 10)" in msg and "(32, 7)" in msg
 
@@ -260,21 +265,15 @@ def test_linear_suggests_flatten():
 
 def test_conv_channel_error():
     model = Classifier()
-    with pytest.raises(ValueError) as err:
-        model.features[0](randn(2, 1, 8, 8))
-    msg = str(err.value)
+    msg = shape_error(model.features[0], 2, 1, 8, 8)
     assert "Conv2d 'features.0'" in msg and "(N, 3, H, W)" in msg and "(2, 1, 8, 8)" in msg
 
 
 def test_batchnorm_channel_errors():
     model = Classifier()
-    with pytest.raises(ValueError) as err:
-        model.features[1](randn(2, 6, 4, 4))
-    msg = str(err.value)
+    msg = shape_error(model.features[1], 2, 6, 4, 4)
     assert "BatchNorm2d 'features.1'" in msg and "(N, 8, H, W)" in msg and "(2, 6, 4, 4)" in msg
-    with pytest.raises(ValueError) as err:
-        model.classifier[1](randn(4, 9))
-    msg = str(err.value)
+    msg = shape_error(model.classifier[1], 4, 9)
     assert "BatchNorm1d 'classifier.1'" in msg and "(N, 10)" in msg and "(4, 9)" in msg
 
 

@@ -2,7 +2,6 @@
 CLI."""
 import json
 import math
-import shutil
 import statistics
 
 import numpy as np
@@ -12,9 +11,10 @@ from tinyproj import backend, robustness
 from tinyproj.algorithm1 import weight_params
 from tinyproj.cli import main
 from tinyproj.runs.evaluation import error_rate
-from tinyproj.runs.config import make_config
 from tinyproj.robustness import scoring
-from tinyproj.runs.training import load_run, train
+from tinyproj.runs.training import load_run
+
+from _helpers import copy_run, train_tiny_run
 
 FAST = dict(bn_batches=2, bn_batch_size=50, test_subset=100)   # keep every scoring ~0.1 s
 GRID = [0.0, 0.25, 0.5, 0.75]
@@ -23,23 +23,13 @@ GRID = [0.0, 0.25, 0.5, 0.75]
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny trained run (config.json + checkpoint.npz), copied afresh by each test."""
-    out = tmp_path_factory.mktemp("robustness") / "trained"
-    cfg = make_config("tr-sign-c", dataset="synthetic", width=1 / 16, train_subset=120,
-                      val_size=0, batch_size=20, epochs=1, bn_batches=2, out=str(out))
-    train(cfg, progress=False, log=lambda *a: None)
-    return out
+    return train_tiny_run(tmp_path_factory.mktemp("robustness") / "trained", train_subset=120)
 
 
 @pytest.fixture
 def run_copy(trained, tmp_path):
     """A fresh copy of the trained run folder (no sweeps yet)."""
-    def make(name="run"):
-        dst = tmp_path / name
-        dst.mkdir()
-        for f in ("config.json", "checkpoint.npz"):
-            shutil.copy(trained / f, dst / f)
-        return dst
-    return make
+    return lambda name="run": copy_run(trained, tmp_path / name)
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +40,7 @@ def loaded(trained):
 @pytest.fixture(scope="module")
 def reference_rows(trained, tmp_path_factory):
     """The GRID sweep of AddNorm run straight through once, unsharded (the oracle)."""
-    dst = tmp_path_factory.mktemp("reference") / "run"
-    dst.mkdir()
-    for f in ("config.json", "checkpoint.npz"):
-        shutil.copy(trained / f, dst / f)
+    dst = copy_run(trained, tmp_path_factory.mktemp("reference") / "run")
     return robustness.run_sweep(dst, "addnorm", GRID, draws=2, progress=False, **FAST)
 
 

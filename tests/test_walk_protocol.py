@@ -16,18 +16,16 @@ from tinyproj.gradcheck import gradcheck
 from tinyproj.tensor import no_grad
 from tinyproj.walking_noise import grids, protocol
 
+from _helpers import class_means_source
+
 
 def _host(a):
     return backend.to_numpy(a.data if isinstance(a, tp.Tensor) else a)
 
 
-def _source(n=64, seed=0, shape=(1, 6, 6)):
-    """A small learnable 10-class dataset: class means plus noise."""
-    rng = np.random.default_rng(seed)
-    means = rng.random((10, *shape)).astype(np.float32)
-    y = np.arange(n) % 10
-    x = (means[y] + 0.3 * rng.standard_normal((n, *shape))).astype(np.float32)
-    return ArraySource(x, y.astype(np.int64))
+def _source(n, seed=0):
+    """A small learnable 10-class dataset of 1x6x6 images: class means plus noise."""
+    return class_means_source(n, seed, shape=(1, 6, 6))
 
 
 # --- grids -------------------------------------------------------------------------------------

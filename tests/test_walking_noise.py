@@ -9,9 +9,10 @@ import tinyproj as tp
 from tinyproj import backend, models, nn
 from tinyproj import walking_noise as wn
 from tinyproj.cli import main as cli_main
-from tinyproj.data.sources import ArraySource
 from tinyproj.gradcheck import gradcheck
 from tinyproj.tensor import no_grad
+
+from _helpers import class_means_source
 
 
 def _host(a):
@@ -20,15 +21,6 @@ def _host(a):
 
 def _images(n, seed=0):
     return np.random.default_rng(seed).random((n, 1, 28, 28)).astype(np.float32)
-
-
-def _source(n=120, seed=0, shape=(1, 28, 28)):
-    """A learnable 10-class dataset: class means plus noise."""
-    rng = np.random.default_rng(seed)
-    means = rng.random((10, *shape)).astype(np.float32)
-    y = np.arange(n) % 10
-    x = (means[y] + 0.3 * rng.standard_normal((n, *shape))).astype(np.float32)
-    return ArraySource(x, y.astype(np.int64))
 
 
 # --- noise -----------------------------------------------------------------------------------
@@ -230,7 +222,7 @@ def test_midpoint_interpolates_on_log_sigma():
 # --- walks -------------------------------------------------------------------------------------
 def _trained_mlp(bn=False, steps=30):
     """An mlp_tfc fitted a little on the synthetic source (so that noise costs accuracy)."""
-    src = _source(200)
+    src = class_means_source(200)
     model, _ = wn.train_noisy("mlp_tfc", src, "additive:sigma=0.01", sites=[0],
                               epochs=steps, batch_size=100, seed=0, bn=bn,
                               record_dynamics=False, lr=3e-3)
@@ -337,7 +329,7 @@ def test_dynamics_on_hand_made_weights():
 
 
 def test_train_noisy_rows_clamp_and_determinism():
-    src, test = _source(100, seed=0), _source(50, seed=0)
+    src, test = class_means_source(100, seed=0), class_means_source(50, seed=0)
     kwargs = dict(sites=["relu1"], epochs=2, batch_size=50, seed=3, test_source=test)
     model, rows = wn.train_noisy("mlp_tfc", src, "multiplicative:sigma=0.5", clamp=0.01,
                                  **kwargs)

@@ -1,0 +1,46 @@
+"""Helpers shared by several test files (imported as ``_helpers``: pytest puts ``tests/`` on
+``sys.path``, as for ``training_spy`` and ``matv5_writer``)."""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from tinyproj.data.sources import ArraySource
+from tinyproj.runs.config import make_config
+from tinyproj.runs.training import train
+
+
+def load_module(name: str, path: Path):
+    """Import the Python file ``path`` (a script or lesson outside any package) as ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def class_means_source(n: int, seed: int = 0, shape=(1, 28, 28)):
+    """A learnable 10-class dataset of ``n`` images: class means plus noise."""
+    rng = np.random.default_rng(seed)
+    means = rng.random((10, *shape)).astype(np.float32)
+    y = np.arange(n) % 10
+    x = (means[y] + 0.3 * rng.standard_normal((n, *shape))).astype(np.float32)
+    return ArraySource(x, y.astype(np.int64))
+
+
+def train_tiny_run(out: Path, train_subset: int) -> Path:
+    """Train a tiny tr-sign-c run (synthetic data, width 1/16, one epoch) into ``out``."""
+    cfg = make_config("tr-sign-c", dataset="synthetic", width=1 / 16, train_subset=train_subset,
+                      val_size=0, batch_size=20, epochs=1, bn_batches=2, out=str(out))
+    train(cfg, progress=False, log=lambda *a: None)
+    return out
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    """A fresh copy of a run folder's network (config.json, checkpoint.npz; no sweeps)."""
+    dst.mkdir(parents=True)
+    for name in ("config.json", "checkpoint.npz"):
+        shutil.copy(src / name, dst / name)
+    return dst
