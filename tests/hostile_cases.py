@@ -447,10 +447,26 @@ class Ctx:
     def sub(self, *argv, **kw) -> Result:
         return sub(list(argv), self.root, **kw)
 
+    def popen(self, *argv) -> subprocess.Popen:
+        """``python -m tinyproj.cli argv`` started in a subprocess, output piped (as text),
+        for a case that signals, kills or races it."""
+        return subprocess.Popen(sub_argv(argv), cwd=self.root, env=sub_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
     def error_case(self, argv, names=(), ignore_new=(), via=None) -> Outcome:
         before = self.snap()
         res = (via or self.cli)(*argv)
         return judge_error(res, diff(before, self.snap()), names, ignore_new)
+
+    def error_or_ok(self, argv, names=(), check=None) -> Outcome:
+        """A command that may be refused (then judged as a user error naming ``names``) or
+        may work (then judged as a valid command, with ``check``)."""
+        before = self.snap()
+        res = self.cli(*argv)
+        d = diff(before, self.snap())
+        if res.rc != 0:
+            return judge_error(res, d, names)
+        return judge_ok(res, d, check)
 
 
 # ---------------------------------------------------------------------------
@@ -508,14 +524,18 @@ LONG_TRAIN = MLP + ["--dataset", "synthetic", "--val-size", "0", "--train-subset
                     "--test-projections", "none", "--no-progress"]
 
 
+def wait_for(p: subprocess.Popen, ready: Callable[[], bool], seconds: float, poll: float):
+    """Wait until ``ready()`` while ``p`` runs, checking every ``poll`` s; at most ``seconds``
+    (the caller looks at ``p.poll()`` to tell a process that ended early)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and p.poll() is None and not ready():
+        time.sleep(poll)
+
+
 def start_training(ctx, out: str, poll_tmp: bool = False):
-    p = subprocess.Popen(sub_argv(["train"] + LONG_TRAIN + ["--out", out]), cwd=ctx.root,
-                         env=sub_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+    p = ctx.popen("train", *LONG_TRAIN, "--out", out)
     ckpt = ctx.root / out / "checkpoint.npz"      # the first epoch's checkpoint is written
-    deadline = time.time() + 40
-    while time.time() < deadline and p.poll() is None and not ckpt.exists():
-        time.sleep(0.01)
+    wait_for(p, ckpt.exists, 40, 0.01)
     caught_tmp = False
     if poll_tmp:       # kill -9 while a temporary file is being written, if we can catch one
         folder = ctx.root / out

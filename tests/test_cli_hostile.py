@@ -32,7 +32,7 @@ import hostile_cases as hc  # noqa: E402
 from hostile_cases import (LONG_TRAIN, MLP, OK, PARTIAL_ARGS, SWEEP_TINY, TINY,  # noqa: E402
                            WALK_TINY, Diff, Outcome, Result, Skip, case, diff, judge_error,
                            judge_ok, limit_file_size, metrics_rows, simple_error, start_training,
-                           sub_argv, sub_env, table_lines, tinyproj_root)
+                           sub_argv, sub_env, table_lines, tinyproj_root, wait_for)
 
 
 # ---- demo --------------------------------------------------------------------------------
@@ -125,12 +125,6 @@ _train_error("train-val-size-too-big", ["--val-size", "5000"], [("val-size", "va
 @case("train-width-mlp", "lead", "train --model mlp_tfc --width 0.5 (honoured or refused)",
       accept=("clear error", "correct"))
 def _(ctx):
-    before = ctx.snap()
-    res = ctx.cli("train", *MLP, *TINY, "--width", "0.5", "--out", "run")
-    d = diff(before, ctx.snap())
-    if res.rc != 0:
-        return judge_error(res, d, [("width",)])
-
     def check():
         import numpy as np
         def count(p):
@@ -140,20 +134,14 @@ def _(ctx):
         n_one = count(ctx.fx.run("mlp") / "checkpoint.npz")
         return (n_half < n_one, f"{n_half} weights at width 0.5 vs {n_one} at width 1"
                 + ("" if n_half < n_one else ": --width ignored"))
-    return judge_ok(res, d, check)
+    return ctx.error_or_ok(["train", *MLP, *TINY, "--width", "0.5", "--out", "run"],
+                           [("width",)], check)
 
 
 @case("train-bn-last-batch-of-1", "lead",
       "train mlp_tfc --bn, 65 images, batch 32 (last minibatch 1 image): refused or handled",
       accept=("clear error", "correct"))
 def _(ctx):
-    before = ctx.snap()
-    res = ctx.cli("train", *MLP, "--bn", *[a if a != "64" else "65" for a in TINY],
-                  "--batch-size", "32", "--out", "run")
-    d = diff(before, ctx.snap())
-    if res.rc != 0:
-        return judge_error(res, d, [("batch", "train-subset")])
-
     def check():
         import math
         rows = metrics_rows(ctx.root / "run")
@@ -162,7 +150,9 @@ def _(ctx):
         vals = list(rows[-1]["test_error"].values()) + [rows[-1]["train_loss"]]
         ok = all(math.isfinite(v) for v in vals)
         return ok, f"last row {rows[-1]['test_error']} loss {rows[-1]['train_loss']}"
-    return judge_ok(res, d, check)
+    return ctx.error_or_ok(["train", *MLP, "--bn", *[a if a != "64" else "65" for a in TINY],
+                            "--batch-size", "32", "--out", "run"],
+                           [("batch", "train-subset")], check)
 
 
 @case("train-lenet5-32x32", "lead", "train --model lenet5 on a 32x32 dataset (synthetic)",
@@ -175,6 +165,11 @@ def _(ctx):
 
 
 # ---- train: folders ------------------------------------------------------------------
+# Tiny training on the real MNIST files (after "--dataset mnist" and any "--data-dir")
+MNIST_TINY = ["--train-subset", "64", "--test-subset", "32", "--epochs", "1", "--val-size", "0",
+              "--no-progress"]
+
+
 @case("train-out-is-file", "lead", "train --out FILE")
 def _(ctx):
     ctx.write("afile.txt", "mine\n")
@@ -195,12 +190,7 @@ def _(ctx):
     ctx.write("X/config.json", json.dumps({"model": "mlp_tfc", "note": "my old run"}) + "\n")
     ctx.write("X/metrics.jsonl", json.dumps({"epoch": 1, "step": 9, "test_error": {"none": 0.5}})
               + "\n")
-    before = ctx.snap()
-    res = ctx.cli("train", *MLP, *TINY, "--out", "X")
-    d = diff(before, ctx.snap())
-    if res.rc != 0:
-        return judge_error(res, d, [("X",)])
-    return judge_ok(res, d)
+    return ctx.error_or_ok(["train", *MLP, *TINY, "--out", "X"], [("X",)])
 
 
 @case("train-out-holds-run", "lead", "train --out X over a finished run, without --resume")
@@ -213,8 +203,7 @@ def _(ctx):
 def _(ctx):
     ctx.write("afile.bin", b"\0" * 100)
     return ctx.error_case(["train", *MLP, "--dataset", "mnist", "--data-dir", "afile.bin",
-                           "--train-subset", "64", "--test-subset", "32", "--epochs", "1",
-                           "--val-size", "0", "--no-progress", "--out", "run"],
+                           *MNIST_TINY, "--out", "run"],
                           [("afile.bin",)])
 
 
@@ -222,8 +211,7 @@ def _(ctx):
 def _(ctx):
     (ctx.root / "empty").mkdir()
     return ctx.error_case(["train", *MLP, "--dataset", "mnist", "--data-dir", "empty",
-                           "--train-subset", "64", "--test-subset", "32", "--epochs", "1",
-                           "--val-size", "0", "--no-progress", "--out", "run"],
+                           *MNIST_TINY, "--out", "run"],
                           [("empty",)], ignore_new=["empty"])
 
 
@@ -233,9 +221,8 @@ def _(ctx):
     data = ctx.fx.run("mnist")
     (ctx.root / "rel").symlink_to(data, target_is_directory=True)
     before = ctx.snap()
-    res = ctx.cli("train", *MLP, "--dataset", "mnist", "--data-dir", "rel", "--train-subset",
-                  "64", "--test-subset", "32", "--epochs", "1", "--val-size", "0",
-                  "--no-progress", "--out", "run")
+    res = ctx.cli("train", *MLP, "--dataset", "mnist", "--data-dir", "rel", *MNIST_TINY,
+                  "--out", "run")
 
     def check():
         cfg = json.loads((ctx.root / "run" / "config.json").read_text())
@@ -324,14 +311,12 @@ def _(ctx):
       accept=("correct", "clear error"))
 def _(ctx):
     ctx.fx.copy("mlp", ctx.root / "X")
-    before = ctx.snap()
-    res = ctx.cli("train", "--out", "X", "--resume", "--no-progress")
-    d = diff(before, ctx.snap())
-    if res.rc != 0:
-        return judge_error(res, d, [("X", "finished", "epoch")])
-    rows = metrics_rows(ctx.root / "X")
-    return judge_ok(res, d, lambda: ([r["epoch"] for r in rows] == [1],
-                                     f"metrics epochs {[r['epoch'] for r in rows]}"))
+
+    def check():
+        epochs = [r["epoch"] for r in metrics_rows(ctx.root / "X")]
+        return epochs == [1], f"metrics epochs {epochs}"
+    return ctx.error_or_ok(["train", "--out", "X", "--resume", "--no-progress"],
+                           [("X", "finished", "epoch")], check)
 
 
 @case("resume-conflicting-override", "lead",
@@ -461,6 +446,39 @@ def _sweep_error(id, argv, names, what=None, fixture="mlp"):
     case(id, "grid", what or "sweep " + " ".join(argv))(fn)
 
 
+# An AddNorm sweep long enough (40 levels, one draw each) to be interrupted while it runs
+N_LONG_SWEEP = 40
+LONG_SWEEP = ["sweep", "run", "--distortion", "addnorm", "--levels",
+              ",".join(f"{i / 100:g}" for i in range(N_LONG_SWEEP)), "--draws", "1",
+              "--test-subset", "200", "--bn-batches", "0", "--no-progress", "--quiet"]
+
+
+def _sweep_rows(run):
+    """The rows of every sweep file of a run so far (a line cut short by a kill is skipped)."""
+    out = []
+    for f in Path(run).rglob("*.jsonl"):
+        if f.name != "metrics.jsonl":
+            for line in f.read_text().splitlines():
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+    return out
+
+
+def _sigterm_like_ctrl_c(p, timeout):
+    """Send SIGTERM to the running ``p``; None when it stopped as on Ctrl-C (exit 130/143, no
+    traceback), else the outcome that says how it did not."""
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=timeout)
+    first = Result([], p.returncode, out, err, 0.0)
+    if first.traceback:
+        return Outcome("traceback", first.last_line())
+    if p.returncode not in (130, 143):
+        return Outcome("unclear error", f"SIGTERM not handled like Ctrl-C: exit {p.returncode}")
+    return None
+
+
 _sweep_error("sweep-missing-run", ["nope", "--distortion", "addnorm"] + SWEEP_TINY, [("nope",)],
              fixture=None)
 
@@ -544,8 +562,7 @@ def _(ctx):
         argv = ["sweep", "run", "--distortion", "addnorm", "--layer", layer, "--levels", levels,
                 "--draws", "1", "--test-subset", "4", "--bn-batches", "0", "--no-progress",
                 "--quiet"]
-        procs.append(subprocess.Popen(sub_argv(argv), cwd=ctx.root, env=sub_env(),
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(ctx.popen(*argv))
     results = []
     for p in procs:
         out, err = p.communicate(timeout=120)
@@ -636,6 +653,12 @@ def _(ctx):
 
 
 # ---- report ------------------------------------------------------------------------------
+def _append_to_metrics(run, line):
+    """Append ``line`` (a broken one: what a write cut short leaves) to run/metrics.jsonl."""
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(line)
+
+
 @case("report-out-is-file", "reporting", "report RUN --out FILE")
 def _(ctx):
     ctx.fx.copy("mlp", ctx.root / "run")
@@ -657,9 +680,7 @@ def _(ctx):
 
 @case("report-corrupt-metrics", "reporting", "report RUN whose metrics.jsonl has a broken line")
 def _(ctx):
-    run = ctx.fx.copy("mlp", ctx.root / "run")
-    with open(run / "metrics.jsonl", "a") as f:
-        f.write('{"epoch": 2, "step": \n')
+    _append_to_metrics(ctx.fx.copy("mlp", ctx.root / "run"), '{"epoch": 2, "step": \n')
     return ctx.error_case(["report", "run", "--out", "rep", "--no-analyses"],
                           [("metrics.jsonl",)])
 
@@ -720,38 +741,17 @@ def _(ctx):
       accept=OK, slow=True)
 def _(ctx):
     run = ctx.fx.copy("mlp", ctx.root / "run")
-    n = 40
-    argv = ["sweep", "run", "--distortion", "addnorm", "--levels",
-            ",".join(f"{i / 100:g}" for i in range(n)), "--draws", "1", "--test-subset", "200",
-            "--bn-batches", "0", "--no-progress", "--quiet"]
-
-    def rows():
-        out = []
-        for f in run.rglob("*.jsonl"):
-            if f.name != "metrics.jsonl":
-                for line in f.read_text().splitlines():
-                    try:
-                        out.append(json.loads(line))
-                    except ValueError:
-                        pass
-        return out
-    p = subprocess.Popen(sub_argv(argv), cwd=ctx.root, env=sub_env(), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 40
-    while time.time() < deadline and p.poll() is None and len(rows()) < 3:
-        time.sleep(0.02)
+    p = ctx.popen(*LONG_SWEEP)
+    wait_for(p, lambda: len(_sweep_rows(run)) >= 3, 40, 0.02)
     if p.poll() is not None:
         return Outcome("unclear error", f"the sweep ended before the signal (exit {p.returncode})")
-    p.send_signal(signal.SIGTERM)
-    out, err = p.communicate(timeout=30)
-    first = Result([], p.returncode, out, err, 0.0)
-    if first.traceback:
-        return Outcome("traceback", first.last_line())
-    if p.returncode not in (130, 143):
-        return Outcome("unclear error", f"SIGTERM not handled like Ctrl-C: exit {p.returncode}")
+    stopped = _sigterm_like_ctrl_c(p, timeout=30)
+    if stopped is not None:
+        return stopped
     before = ctx.snap()
-    again = ctx.sub(*argv)
-    levels = {r.get("level") for r in rows()}
+    again = ctx.sub(*LONG_SWEEP)
+    levels = {r.get("level") for r in _sweep_rows(run)}
+    n = N_LONG_SWEEP
     return judge_ok(again, diff(before, ctx.snap(), may_change=["run"]), lambda: (
         len(levels) == n, f"{len(levels)} of {n} levels after the rerun"))
 
@@ -775,8 +775,7 @@ def _(ctx):
     if not shared.is_dir():
         raise Skip(f"no {shared} beside this project")
     before = ctx.snap()
-    res = ctx.cli("train", *MLP, "--dataset", "mnist", "--train-subset", "64", "--test-subset",
-                  "32", "--epochs", "1", "--val-size", "0", "--no-progress", "--out", "run")
+    res = ctx.cli("train", *MLP, "--dataset", "mnist", *MNIST_TINY, "--out", "run")
     return judge_ok(res, diff(before, ctx.snap()),
                     lambda: (bool(metrics_rows(ctx.root / "run")), "trained on the shared MNIST"))
 
@@ -808,27 +807,23 @@ simple_error("train-out-empty-string", "lead", ["train", *MLP, *TINY, "--out", "
              [("out",)], what="train --out ''")
 
 
+def _trained_into(ctx, out):
+    """The check of a training that was not refused: it wrote a metrics row into ``out``."""
+    return lambda: (bool(metrics_rows(ctx.root / out)), "trained")
+
+
 @case("train-bn-on-bc", "lead", "train --model bc_cifar10 --bn (batch norm is always on there)",
       accept=("clear error", "correct"))
 def _(ctx):
-    before = ctx.snap()
-    res = ctx.cli("train", "--model", "bc_cifar10", "--width", "0.0625", "--bn", *TINY,
-                  "--out", "run")
-    d = diff(before, ctx.snap())
-    if res.rc != 0:
-        return judge_error(res, d, [("bn",)])
-    return judge_ok(res, d, lambda: (bool(metrics_rows(ctx.root / "run")), "trained"))
+    return ctx.error_or_ok(["train", "--model", "bc_cifar10", "--width", "0.0625", "--bn", *TINY,
+                            "--out", "run"], [("bn",)], _trained_into(ctx, "run"))
 
 
 @case("train-alexnet-32x32", "lead", "train --model alexnet_bn --width 0.0625 on 32x32 images: "
       "trains or is refused up front", accept=("clear error", "correct"))
 def _(ctx):
-    before = ctx.snap()
-    res = ctx.cli("train", "--model", "alexnet_bn", "--width", "0.0625", *TINY, "--out", "run")
-    d = diff(before, ctx.snap())
-    if res.rc != 0:
-        return judge_error(res, d, [("alexnet",)])
-    return judge_ok(res, d, lambda: (bool(metrics_rows(ctx.root / "run")), "trained"))
+    return ctx.error_or_ok(["train", "--model", "alexnet_bn", "--width", "0.0625", *TINY,
+                            "--out", "run"], [("alexnet",)], _trained_into(ctx, "run"))
 
 
 @case("train-out-empty-folder", "lead", "train --out X where X is an empty folder", accept=OK)
@@ -866,9 +861,7 @@ def _(ctx):
 
 @case("resume-corrupt-metrics", "lead", "train --out X --resume where metrics.jsonl is corrupt")
 def _(ctx):
-    run = ctx.fx.copy("partial", ctx.root / "X")
-    with open(run / "metrics.jsonl", "a") as f:
-        f.write('{"epoch": 2, "ste\n')
+    _append_to_metrics(ctx.fx.copy("partial", ctx.root / "X"), '{"epoch": 2, "ste\n')
     return ctx.error_case(["train", "--out", "X", "--resume", "--no-progress"],
                           [("metrics.jsonl",)])
 
@@ -907,9 +900,8 @@ def _(ctx):
       "same data found elsewhere)", accept=("clear error", "correct"))
 def _(ctx):
     shutil.copytree(ctx.fx.run("mnist"), ctx.root / "data")
-    res = ctx.cli("train", *MLP, "--dataset", "mnist", "--data-dir", "data", "--train-subset",
-                  "64", "--test-subset", "32", "--epochs", "1", "--val-size", "0",
-                  "--no-progress", "--out", "run")
+    res = ctx.cli("train", *MLP, "--dataset", "mnist", "--data-dir", "data", *MNIST_TINY,
+                  "--out", "run")
     if res.rc != 0 or res.traceback:
         return Outcome("unclear error", f"training on MNIST failed: {res.last_line()!r}")
     (ctx.root / "data").rename(ctx.root / "moved")
@@ -926,19 +918,13 @@ def _(ctx):
       accept=OK, slow=True)
 def _(ctx):
     run = ctx.fx.copy("mlp", ctx.root / "run")
-    n = 40
-    argv = ["sweep", "run", "--distortion", "addnorm", "--levels",
-            ",".join(f"{i / 100:g}" for i in range(n)), "--draws", "1", "--test-subset", "200",
-            "--bn-batches", "0", "--no-progress", "--quiet"]
-    p = subprocess.Popen(sub_argv(argv), cwd=ctx.root, env=sub_env(), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 40
-    while time.time() < deadline and p.poll() is None and len(_sweep_rows(run)) < 5:
-        time.sleep(0.005)
+    n = N_LONG_SWEEP
+    p = ctx.popen(*LONG_SWEEP)
+    wait_for(p, lambda: len(_sweep_rows(run)) >= 5, 40, 0.005)
     p.kill()
     p.communicate()
     before = ctx.snap()
-    again = ctx.sub(*argv)
+    again = ctx.sub(*LONG_SWEEP)
 
     def check():
         rows = _sweep_rows(run)
@@ -947,18 +933,6 @@ def _(ctx):
         ok = len(set(levels)) == n and not left
         return ok, f"{len(set(levels))} of {n} levels, {len(levels)} rows, .tmp left: {left}"
     return judge_ok(again, diff(before, ctx.snap(), may_change=["run"]), check)
-
-
-def _sweep_rows(run):
-    out = []
-    for f in Path(run).rglob("*.jsonl"):
-        if f.name != "metrics.jsonl":
-            for line in f.read_text().splitlines():
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    pass
-    return out
 
 
 @case("walk-out-is-file", "grid", "walk --run RUN --out FILE")
@@ -986,22 +960,15 @@ def _(ctx):
 def _(ctx):
     argv = ["walk", "--model", "mlp_tfc", "--out", "w", "--dataset", "synthetic",
             "--train-subset", "1000", "--epochs", "2", "--train-noise", "0.5", *WALK_TINY]
-    p = subprocess.Popen(sub_argv(argv), cwd=ctx.root, env=sub_env(), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = ctx.popen(*argv)
     w = ctx.root / "w"
-    deadline = time.time() + 60
-    while time.time() < deadline and p.poll() is None and not (
-            w.exists() and any(q.suffix == ".npz" for q in w.rglob("*.npz"))):
-        time.sleep(0.02)
+    wait_for(p, lambda: w.exists() and any(q.suffix == ".npz" for q in w.rglob("*.npz")), 60,
+             0.02)
     if p.poll() is not None:
         return Outcome("unclear error", f"the walk ended before the signal (exit {p.returncode})")
-    p.send_signal(signal.SIGTERM)
-    out, err = p.communicate(timeout=60)
-    first = Result([], p.returncode, out, err, 0.0)
-    if first.traceback:
-        return Outcome("traceback", first.last_line())
-    if p.returncode not in (130, 143):
-        return Outcome("unclear error", f"SIGTERM not handled like Ctrl-C: exit {p.returncode}")
+    stopped = _sigterm_like_ctrl_c(p, timeout=60)
+    if stopped is not None:
+        return stopped
     before = ctx.snap()
     again = ctx.sub(*argv, timeout=120)
     return judge_ok(again, diff(before, ctx.snap(), may_change=["w"]),
@@ -1014,12 +981,7 @@ def _(ctx):
 def _(ctx):
     ctx.fx.copy("mlp", ctx.root / "run")
     ctx.write("R/report.md", "# my own notes, not a tinyproj report\n")
-    before = ctx.snap()
-    res = ctx.cli("report", "run", "--out", "R", "--no-analyses")
-    d = diff(before, ctx.snap())
-    if res.rc != 0:
-        return judge_error(res, d, [("R",)])
-    return judge_ok(res, d)
+    return ctx.error_or_ok(["report", "run", "--out", "R", "--no-analyses"], [("R",)])
 
 
 @case("report-rerun-same-out", "reporting", "report RUN --out R twice (its own folder)",
@@ -1058,8 +1020,7 @@ def _(ctx):
     gz = data / "mnist" / "train-images-idx3-ubyte.gz"
     gz.write_bytes(gz.read_bytes()[:100000])
     return ctx.error_case(["train", *MLP, "--dataset", "mnist", "--data-dir", "data",
-                           "--train-subset", "64", "--test-subset", "32", "--epochs", "1",
-                           "--val-size", "0", "--no-progress", "--out", "run"],
+                           *MNIST_TINY, "--out", "run"],
                           [("train-images",)], ignore_new=["data"])
 
 
@@ -1069,9 +1030,8 @@ def _(ctx):
     old = os.environ.get("TINYPROJ_DATA")
     os.environ["TINYPROJ_DATA"] = str(ctx.root / "afile.bin")
     try:
-        return ctx.error_case(["train", *MLP, "--dataset", "mnist", "--train-subset", "64",
-                               "--test-subset", "32", "--epochs", "1", "--val-size", "0",
-                               "--no-progress", "--out", "run"], [("afile.bin",)])
+        return ctx.error_case(["train", *MLP, "--dataset", "mnist", *MNIST_TINY, "--out", "run"],
+                              [("afile.bin",)])
     finally:
         if old is None:
             os.environ.pop("TINYPROJ_DATA", None)
