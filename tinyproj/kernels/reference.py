@@ -31,7 +31,7 @@ has been computed in the backward pass, and no longer (functional/conv.py).
 from __future__ import annotations
 
 from .. import backend
-from .geometry import out_size  # the window arithmetic lives in geometry.py (no arrays there)
+from .geometry import out_hw, out_size  # window arithmetic: geometry.py (no arrays there)
 # Philox and the stochastic kernels live in reference_random.py; named here with the others
 from .reference_random import (gaussian_noise, philox_normal_pair, philox_uniform, philox_words,
                                stoch_projection_segments, stochm_projection_segments)
@@ -50,11 +50,50 @@ def cols_nbytes(x_shape, kh: int, kw: int, stride=(1, 1), pad=(0, 0), itemsize: 
     return n * c * kh * kw * out_size(h, kh, sh, ph) * out_size(w, kw, sw, pw) * itemsize
 
 
-def _pad(x, ph, pw, value=0.0):
+def _pad(x, pad, value=0.0):
+    """x (N, C, H, W) with ``pad`` = (ph, pw) rows and columns of ``value`` added on each side."""
+    ph, pw = pad
     if ph == 0 and pw == 0:
         return x
     xp = backend.xp_of(x)
     return xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), mode="constant", constant_values=value)
+
+
+def _taps(xpad, kh, kw, stride, oh, ow):
+    """Yield ``(i, j, tap)`` for every kernel offset (i, j) of a kh×kw window.
+
+    ``tap`` is the strided slice ``xpad[:, :, i::sh, j::sw]`` cut to OH×OW, (N, C, OH, OW): the
+    pixel under kernel tap (i, j) for every output position at once. It is a view, so
+    ``tap += v`` adds v into ``xpad``.
+    """
+    sh, sw = stride
+    for i in range(kh):
+        for j in range(kw):
+            yield i, j, xpad[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw]
+
+
+def _add_taps(tap_value, like, x_shape, kh, kw, stride, pad, oh, ow):
+    """The adjoint of reading taps: add ``tap_value(i, j)`` (N, C, OH, OW) onto the pixels
+    under kernel tap (i, j), on a zero-padded grid, and return it with the padding cut off.
+
+    Each offset writes a strided slice, so within one ``+=`` no pixel is written twice;
+    where windows overlap, the offsets add up. The grid has the backend and dtype of
+    ``like``; x_shape = (N, C, H, W).
+    """
+    ph, pw = pad
+    n, c, h, w = x_shape
+    xpad = backend.xp_of(like).zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=like.dtype)
+    for i, j, tap in _taps(xpad, kh, kw, stride, oh, ow):
+        tap += tap_value(i, j)
+    return xpad[:, :, ph:ph + h, pw:pw + w]
+
+
+def _into(out, a):
+    """``a`` written into ``out`` (then returned), or ``a`` itself when out is None."""
+    if out is None:
+        return a
+    out[...] = a
+    return out
 
 
 def im2col(x, kh, kw, stride=(1, 1), pad=(0, 0), pad_value=0.0):
@@ -67,16 +106,11 @@ def im2col(x, kh, kw, stride=(1, 1), pad=(0, 0), pad_value=0.0):
     (i, j) the strided slice ``x[:, :, i::sh, j::sw]`` (cut to OH×OW) holds the
     pixel under that kernel tap for every output position at once.
     """
-    sh, sw = stride
-    ph, pw = pad
     n, c, h, w = x.shape
-    oh, ow = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
-    xpad = _pad(x, ph, pw, pad_value)
-    xp = backend.xp_of(x)
-    cols = xp.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, :, i, j] = xpad[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw]
+    oh, ow = out_hw(h, w, kh, kw, stride, pad)
+    cols = backend.xp_of(x).empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+    for i, j, tap in _taps(_pad(x, pad, pad_value), kh, kw, stride, oh, ow):
+        cols[:, :, i, j] = tap
     return cols.reshape(n, c * kh * kw, oh * ow)
 
 
@@ -88,17 +122,10 @@ def col2im(cols, x_shape, kh, kw, stride=(1, 1), pad=(0, 0)):
     a convolution needs (overlapping patches add up). Each kernel offset writes
     a strided slice, so within one ``+=`` no pixel is written twice.
     """
-    sh, sw = stride
-    ph, pw = pad
     n, c, h, w = x_shape
-    oh, ow = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
-    xp = backend.xp_of(cols)
+    oh, ow = out_hw(h, w, kh, kw, stride, pad)
     cols = cols.reshape(n, c, kh, kw, oh, ow)
-    xpad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            xpad[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += cols[:, :, i, j]
-    return xpad[:, :, ph:ph + h, pw:pw + w]
+    return _add_taps(lambda i, j: cols[:, :, i, j], cols, x_shape, kh, kw, stride, pad, oh, ow)
 
 
 def im2col_batch(x, kh, kw, stride=(1, 1), pad=(0, 0), pad_value=0.0, out=None):
@@ -109,18 +136,13 @@ def im2col_batch(x, kh, kw, stride=(1, 1), pad=(0, 0), pad_value=0.0, out=None):
     batch as (O, N·L). Same entries as ``im2col(x)`` with its first two axes swapped.
     out: an array of the result's shape to fill instead of allocating one.
     """
-    sh, sw = stride
-    ph, pw = pad
     n, c, h, w = x.shape
-    oh, ow = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
-    xpad = _pad(x, ph, pw, pad_value)
+    oh, ow = out_hw(h, w, kh, kw, stride, pad)
     xp = backend.xp_of(x)
     cols = xp.empty((c * kh * kw, n * oh * ow), dtype=x.dtype) if out is None else out
     cols6 = cols.reshape(c, kh, kw, n, oh, ow)                          # a view of cols
-    for i in range(kh):
-        for j in range(kw):
-            tap = xpad[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw]        # (N, C, OH, OW)
-            cols6[:, i, j] = tap.transpose(1, 0, 2, 3)                  # (C, N, OH, OW)
+    for i, j, tap in _taps(_pad(x, pad, pad_value), kh, kw, stride, oh, ow):
+        cols6[:, i, j] = tap.transpose(1, 0, 2, 3)                      # (C, N, OH, OW)
     return cols
 
 
@@ -129,20 +151,12 @@ def col2im_batch(cols, x_shape, kh, kw, stride=(1, 1), pad=(0, 0), out=None):
 
     out: an (N, C, H, W) array to write the result into instead of allocating one.
     """
-    sh, sw = stride
-    ph, pw = pad
     n, c, h, w = x_shape
-    oh, ow = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
-    xp = backend.xp_of(cols)
+    oh, ow = out_hw(h, w, kh, kw, stride, pad)
     cols = cols.reshape(c, kh, kw, n, oh, ow)
-    xpad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            xpad[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += cols[:, i, j].transpose(1, 0, 2, 3)
-    if out is None:
-        return xpad[:, :, ph:ph + h, pw:pw + w]
-    out[...] = xpad[:, :, ph:ph + h, pw:pw + w]
-    return out
+    gx = _add_taps(lambda i, j: cols[:, i, j].transpose(1, 0, 2, 3), cols, x_shape, kh, kw,
+                   stride, pad, oh, ow)
+    return _into(out, gx)
 
 
 def swap01(a, out=None):
@@ -187,20 +201,10 @@ def maxpool_backward(gy, argmax, x_shape, kh, kw, stride, pad=(0, 0), out=None):
     pixel that wins several windows collects the sum of their gradients.
     out: an array (or view) of shape x_shape to write gx into (then returned), or None.
     """
-    sh, sw = stride
-    ph, pw = pad
-    n, c, h, w = x_shape
     oh, ow = gy.shape[2], gy.shape[3]
-    xp = backend.xp_of(gy)
-    gpad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            won = argmax == i * kw + j
-            gpad[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += gy * won
-    if out is not None:
-        out[...] = gpad[:, :, ph:ph + h, pw:pw + w]
-        return out
-    return gpad[:, :, ph:ph + h, pw:pw + w]
+    gx = _add_taps(lambda i, j: gy * (argmax == i * kw + j), gy, x_shape, kh, kw, stride, pad,
+                   oh, ow)
+    return _into(out, gx)
 
 
 # ---------------------------------------------------------------------------
