@@ -97,15 +97,24 @@ def im2col_batch(x, kh, kw, stride=(1, 1), pad=(0, 0), pad_value=0.0, out=None):
     return cols
 
 
+@njit(cache=True, inline="always")
+def _zeroed_plane(out, job):
+    """``(ni, ci, plane)`` for job ``job`` of the N·C jobs over ``out`` (N, C, H, W): the plane
+    ``out[ni, ci]`` that the job owns, set to 0 (so no two threads write the same element)."""
+    c = out.shape[1]
+    ni, ci = job // c, job % c
+    plane = out[ni, ci]
+    plane[:, :] = 0
+    return ni, ci, plane
+
+
 @njit(**_PARALLEL)
 def _col2im_batch(cols, kh, kw, sh, sw, ph, pw, out):
     n, c, h, w = out.shape
     oh = (h + 2 * ph - kh) // sh + 1
     ow = (w + 2 * pw - kw) // sw + 1
     for job in prange(n * c):                              # each job owns one output plane
-        ni, ci = job // c, job % c
-        plane = out[ni, ci]
-        plane[:, :] = 0
+        ni, ci, plane = _zeroed_plane(out, job)
         for i in range(kh):
             r_lo, r_hi = _valid_range_jit(i, sh, ph, h, oh)
             for j in range(kw):
@@ -134,9 +143,7 @@ def _col2im_rows(rows, kh, kw, sh, sw, ph, pw, out):
     oh = (h + 2 * ph - kh) // sh + 1
     ow = (w + 2 * pw - kw) // sw + 1
     for job in prange(n * c):                              # each job owns one output plane
-        ni, ci = job // c, job % c
-        plane = out[ni, ci]
-        plane[:, :] = 0
+        ni, ci, plane = _zeroed_plane(out, job)
         src = rows[ni]                                     # (L, K)
         for i in range(kh):
             r_lo, r_hi = _valid_range_jit(i, sh, ph, h, oh)
