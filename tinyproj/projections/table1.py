@@ -195,6 +195,22 @@ def stoch(w, rng):
     return (alpha * _random_sign(xp, _rng(rng), w, safe_alpha)).astype(w.dtype, copy=False)
 
 
+def _stochm_draws(w, gamma, rng, who: str):
+    """What the three StochM readings draw alike: ``(xp, alpha, signs, scale)`` for ``w``.
+
+    signs = +1 with probability p = (w/alpha + 1)/2, else -1 (drawn first); scale ~
+    U(gamma, 1/gamma) per weight (drawn second). Each reading multiplies them into its own
+    formula; ``who`` names it in the error messages.
+    """
+    xp = _check_weights(w, who)
+    gamma = _check_gamma(gamma, who)
+    rng = _rng(rng)
+    alpha, safe_alpha = _alpha(xp, w)
+    signs = _random_sign(xp, rng, w, safe_alpha)
+    scale = _uniform_gamma(xp, rng, w.shape, w.dtype, gamma)
+    return xp, alpha, signs, scale
+
+
 def stochm(w, gamma, rng):
     """StochM(w, gamma): magnitude |w| * U(gamma, 1/gamma), sign + with p, else -.
 
@@ -218,12 +234,7 @@ def stochm(w, gamma, rng):
     The formula as printed (+w*U / -w*U) is :func:`stochm_literal`.
     gamma in (0, 1]; gamma = 1 gives |w| with a Stoch-like random sign.
     """
-    xp = _check_weights(w, "stochm")
-    gamma = _check_gamma(gamma, "stochm")
-    rng = _rng(rng)
-    _, safe_alpha = _alpha(xp, w)
-    signs = _random_sign(xp, rng, w, safe_alpha)
-    scale = _uniform_gamma(xp, rng, w.shape, w.dtype, gamma)
+    xp, _, signs, scale = _stochm_draws(w, gamma, rng, "stochm")
     return (signs * xp.abs(w) * scale).astype(w.dtype, copy=False)
 
 
@@ -246,12 +257,7 @@ def stochm_literal(w, gamma, rng):
 
     Allowed states: [-alpha/gamma, +alpha/gamma]. Not used by the paper's results.
     """
-    xp = _check_weights(w, "stochm_literal")
-    gamma = _check_gamma(gamma, "stochm_literal")
-    rng = _rng(rng)
-    _, safe_alpha = _alpha(xp, w)
-    signs = _random_sign(xp, rng, w, safe_alpha)
-    scale = _uniform_gamma(xp, rng, w.shape, w.dtype, gamma)
+    _, _, signs, scale = _stochm_draws(w, gamma, rng, "stochm_literal")
     return (signs * w * scale).astype(w.dtype, copy=False)
 
 
@@ -281,12 +287,7 @@ def stochm_alpha(w, gamma, rng):
     which is why the Tr-StochM-C preset keeps :func:`stochm` (docs/papers.md §1.2; lesson 03
     shows the three side by side).
     """
-    xp = _check_weights(w, "stochm_alpha")
-    gamma = _check_gamma(gamma, "stochm_alpha")
-    rng = _rng(rng)
-    alpha, safe_alpha = _alpha(xp, w)
-    signs = _random_sign(xp, rng, w, safe_alpha)
-    scale = _uniform_gamma(xp, rng, w.shape, w.dtype, gamma)
+    _, alpha, signs, scale = _stochm_draws(w, gamma, rng, "stochm_alpha")
     return (alpha * signs * scale).astype(w.dtype, copy=False)
 
 
