@@ -152,6 +152,13 @@ class Module:
             found = True
         return found
 
+    def _store(self, registry: dict, name: str, value) -> None:
+        """``registry[name] = value``, ``name`` first forgotten wherever else it was (a plain
+        attribute, another registry), so that a name belongs to one registry only."""
+        if name not in registry:
+            self._forget(name)
+        registry[name] = value
+
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register ``param`` (or None, meaning "this layer has no such parameter")."""
         _check_name(self, name, "parameter")
@@ -159,9 +166,7 @@ class Module:
             raise TypeError(f"register_parameter({name!r}): expected an nn.Parameter or None, "
                             f"got {type(param).__name__}")
         params, _, _ = self._registries()
-        if name not in params:
-            self._forget(name)
-        params[name] = param
+        self._store(params, name, param)
         if param is not None:
             param.name = self._child_path(name)
 
@@ -172,9 +177,7 @@ class Module:
             raise TypeError(f"add_module({name!r}): expected an nn.Module, got "
                             f"{type(module).__name__}")
         _, _, modules = self._registries()
-        if name not in modules:
-            self._forget(name)
-        modules[name] = module
+        self._store(modules, name, module)
         if module is not None:
             module._set_path(self._child_path(name))
 
@@ -190,9 +193,7 @@ class Module:
             raise TypeError(f"register_buffer({name!r}): expected an array or None, got "
                             f"{type(array).__name__}")
         _, buffers, _ = self._registries()
-        if name not in buffers:
-            self._forget(name)
-        buffers[name] = array
+        self._store(buffers, name, array)
         if persistent:
             self.__dict__["_non_persistent"].discard(name)
         else:
