@@ -38,15 +38,10 @@ from .imagenet import normalize_imagenet
 __all__ = ["ArraySource", "ResidentSource", "FolderSource", "AugmentedSource"]
 
 
-class ArraySource:
-    """Examples held in host arrays: ``x`` (N, ...) numeric, ``y`` (N,) integer labels."""
+class _HeldArrays:
+    """What the sources holding every example in two arrays share: ``x`` (N, ...), ``y`` (N,)."""
 
     per_epoch = False
-
-    def __init__(self, x, y):
-        if len(x) != len(y):
-            raise ValueError(f"ArraySource: x has {len(x)} examples but y has {len(y)}")
-        self.x, self.y = x, y
 
     def __len__(self) -> int:
         return len(self.x)
@@ -54,6 +49,15 @@ class ArraySource:
     @property
     def input_shape(self) -> tuple:
         return tuple(self.x.shape[1:])
+
+
+class ArraySource(_HeldArrays):
+    """Examples held in host arrays: ``x`` (N, ...) numeric, ``y`` (N,) integer labels."""
+
+    def __init__(self, x, y):
+        if len(x) != len(y):
+            raise ValueError(f"ArraySource: x has {len(x)} examples but y has {len(y)}")
+        self.x, self.y = x, y
 
     def batch(self, indices, epoch=None, minibatch=None):
         """``(x float32 (B, ...), y int64 (B,))`` for the given indices, on the backend (the
@@ -63,7 +67,7 @@ class ArraySource:
                 backend.asarray(self.y[idx], dtype=np.int64))
 
 
-class ResidentSource:
+class ResidentSource(_HeldArrays):
     """An :class:`ArraySource` copied to the device once (CuPy, the stand-in), for training.
 
     ``batch(indices)`` takes a **device** index array and gathers the batch there: one
@@ -71,18 +75,9 @@ class ResidentSource:
     here, once (CIFAR-10's 45,000 training images: 553 MB of float32).
     """
 
-    per_epoch = False
-
     def __init__(self, source: ArraySource):
         self.x = backend.to_device(np.asarray(source.x, dtype=backend.default_float), "gpu")
         self.y = backend.to_device(np.asarray(source.y, dtype=np.int64), "gpu")
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    @property
-    def input_shape(self) -> tuple:
-        return tuple(self.x.shape[1:])
 
     def batch(self, indices, epoch=None, minibatch=None):
         """``(x float32 (B, ...), y int64 (B,))`` on the device; ``indices`` a device array."""
