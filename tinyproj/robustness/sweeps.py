@@ -200,6 +200,18 @@ def sweep_grid(run_dir, name: str, shard=None, settings: dict | None = None) -> 
                 network_source=f"the network in {run_dir / 'checkpoint.npz'}")
 
 
+def rows_network(run_dir, network, no_checkpoint: str):
+    """The fingerprint that stored rows must carry: ``network`` as given, or for
+    ``"checkpoint"`` that of ``RUN_DIR/checkpoint.npz`` — a UserError with the text
+    ``no_checkpoint`` when that file is missing."""
+    if network != "checkpoint":
+        return network
+    checkpoint = Path(run_dir) / "checkpoint.npz"
+    if not checkpoint.is_file():
+        raise UserError(no_checkpoint)
+    return checkpoint_fingerprint(checkpoint)
+
+
 def merge_sweep_files(run_dir, name: str, check_settings: bool = True,
                       network="checkpoint") -> list:
     """All rows of sweep ``name`` (unsharded file and shard files), one per (layer, level).
@@ -218,13 +230,10 @@ def merge_sweep_files(run_dir, name: str, check_settings: bool = True,
         grid.settings_keys = ()
     if not grid.files():
         return []
-    if network == "checkpoint":
-        checkpoint = Path(run_dir) / "checkpoint.npz"
-        if not checkpoint.is_file():
-            raise UserError(f"{run_dir} has sweep files ({name}) but no checkpoint.npz, so "
-                            "nothing tells which network they measured; put the run's "
-                            "checkpoint back (or read them unchecked with network=None)")
-        network = checkpoint_fingerprint(checkpoint)
+    network = rows_network(run_dir, network,
+                           f"{run_dir} has sweep files ({name}) but no checkpoint.npz, so "
+                           "nothing tells which network they measured; put the run's "
+                           "checkpoint back (or read them unchecked with network=None)")
     return sorted(grid.finished(network).values(), key=_sort_key)
 
 

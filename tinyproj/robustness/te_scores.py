@@ -26,6 +26,7 @@ from ..runs.fingerprint import network_fingerprint
 from ..runs.grid import Grid
 from . import scoring
 from .bn_estimate import BNProtocol
+from .sweeps import rows_network
 
 __all__ = ["TESTS", "TABLE2_SWEEP", "run_test_scores", "read_test_scores"]
 
@@ -100,13 +101,9 @@ def read_test_scores(run_dir, network="checkpoint") -> dict:
     grid = _grid(run_dir)
     if not grid.files():
         return {}
-    if network == "checkpoint":
-        from ..runs.fingerprint import checkpoint_fingerprint
-        checkpoint = Path(run_dir) / "checkpoint.npz"
-        if not checkpoint.is_file():
-            raise UserError(f"{run_dir} has sweeps/{TABLE2_SWEEP}.jsonl but no checkpoint.npz, "
-                            "so nothing tells which network it measured; put the checkpoint "
-                            "back")
-        network = checkpoint_fingerprint(checkpoint)
+    network = rows_network(run_dir, network,
+                           f"{run_dir} has sweeps/{TABLE2_SWEEP}.jsonl but no checkpoint.npz, "
+                           "so nothing tells which network it measured; put the checkpoint "
+                           "back")
     rows = grid.finished(network)
     return {t: rows[t] for t in TESTS if t in rows}
