@@ -353,6 +353,15 @@ def _check_setup(out: Path, names, setup: str) -> None:
                                 f"another --out or --setup {done}", flag="--setup")
 
 
+def run_script(main) -> None:
+    """Run ``main()`` as a script: exit with its status, or print a UserError and exit with 2."""
+    try:
+        sys.exit(main())
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -407,8 +416,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)
