@@ -44,11 +44,9 @@ try:
 except ModuleNotFoundError:  # a notebook whose working folder is not lessons/
     sys.path.insert(0, os.path.join(os.environ.get("TINYPROJ_ROOT", os.getcwd()), "lessons"))
     import _quick
-import tinyproj as tp
-
 import numpy as np
 import tinyproj.functional as F
-from tinyproj import algorithm1, backend, clipping, kernels, models, optim, standin
+from tinyproj import algorithm1, backend, clipping, models, optim, standin
 from tinyproj.kernels import cpu_optim, cuda, host, reference
 
 QUICK = _quick.quick()

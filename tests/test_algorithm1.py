@@ -174,7 +174,7 @@ def test_stochastic_projection_same_seed_same_result():
                              rng, step=t) for t in range(2)]
         return losses, copies(model)
 
-    (l1, w1), (l2, w2), (l3, w3) = run(5), run(5), run(6)
+    (l1, w1), (l2, w2), (_, w3) = run(5), run(5), run(6)
     assert l1 == l2
     assert all(np.array_equal(w1[n], w2[n]) for n in w1)
     assert not all(np.array_equal(w1[n], w3[n]) for n in w1)

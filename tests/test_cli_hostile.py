@@ -534,7 +534,7 @@ def _(ctx):
         return Outcome("unclear error", f"first sweep failed: {first.last_line()!r}")
     for name in ("checkpoint.npz", "config.json", "metrics.jsonl"):     # the retrained network
         shutil.copy(ctx.fx.run("mlp_seed1") / name, run / name)
-    fresh = ctx.fx.copy("mlp_seed1", ctx.root / "fresh")
+    ctx.fx.copy("mlp_seed1", ctx.root / "fresh")                   # the same, swept afresh
     ref = ctx.cli("sweep", "fresh", *args)
     before = ctx.snap()
     again = ctx.cli("sweep", "run", *args)
@@ -629,8 +629,8 @@ def _(ctx):
       "walk --run A --out X, then walk --run B --out X: B's midpoints only (or refused)",
       accept=("clear error", "correct"))
 def _(ctx):
-    a = ctx.fx.copy("mlp", ctx.root / "A")
-    b = ctx.fx.copy("mlp_bn", ctx.root / "B")
+    ctx.fx.copy("mlp", ctx.root / "A")
+    ctx.fx.copy("mlp_bn", ctx.root / "B")
     first = ctx.cli("walk", "--run", "A", "--out", "X", *WALK_TINY)
     if first.rc != 0 or first.traceback:
         return Outcome("unclear error", f"first walk failed: {first.last_line()!r}")

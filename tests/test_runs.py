@@ -16,7 +16,7 @@ from tinyproj.cli.flags import add_config_flags, cli_fields, config_overrides
 from tinyproj.errors import UserError
 from tinyproj.runs import files
 from tinyproj.runs.config import TrainConfig, make_config, validate
-from tinyproj.runs.folder import check_new_folder, resume_config
+from tinyproj.runs.folder import resume_config
 from tinyproj.runs.training import TrainingInterrupted, train
 
 QUIET = dict(progress=False, log=lambda *a: None)

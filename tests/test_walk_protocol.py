@@ -14,7 +14,7 @@ from tinyproj.data.sources import ArraySource
 from tinyproj.errors import UserError
 from tinyproj.gradcheck import gradcheck
 from tinyproj.tensor import no_grad
-from tinyproj.walking_noise import grids, protocol
+from tinyproj.walking_noise import grids
 
 from _helpers import class_means_source
 

@@ -41,7 +41,7 @@ def _print_summary(rows, per_layer: bool) -> None:
     if per_layer:
         try:
             mids = midpoints(rows)
-        except ValueError as err:
+        except ValueError:
             print(f"(no midpoints: add {dist.param}={dist.identity:g}, the undistorted "
                   "level, to --levels to get them)")
             return

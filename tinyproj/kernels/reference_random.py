@@ -76,7 +76,6 @@ def _stoch_signs(w, offsets, u):
 def stoch_projection_segments(w, offsets, key):
     """Table 1's Stoch for every tensor of a flat buffer, uniforms from Philox keyed by key:
     +α_s with probability (w/α_s + 1)/2, else −α_s (see ``projections.stoch``)."""
-    import numpy as np
     host = backend.to_numpy(w).reshape(-1)
     u = philox_uniform(philox_words(key, host.size), 0, host.dtype)
     signs, alphas = _stoch_signs(host, backend.to_numpy(offsets), u)

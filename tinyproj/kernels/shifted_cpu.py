@@ -15,7 +15,7 @@ _PARALLEL = dict(parallel=True, cache=True, nogil=True)
 def _pad_rows(x, ph, pw, grid):
     """x (B, C, H, W) → grid (B, H2, W2, C): x inside, zero on the border."""
     b, c, h, w = x.shape
-    h2, w2 = grid.shape[1], grid.shape[2]
+    h2 = grid.shape[1]
     zero = grid.dtype.type(0)
     for job in prange(b * h2):                             # one row of the padded grid per job
         bi, r = job // h2, job % h2

@@ -248,7 +248,7 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
 
     if resume and done():
         by_steps = cfg.iterations is not None and pos["step"] >= cfg.iterations
-        log(f"the run has already trained its "
+        log("the run has already trained its "
             + (f"{cfg.iterations} steps; add --iterations N" if by_steps else
                f"{cfg.epochs} epoch(s); add --epochs N") + " (more than that) to train longer")
 
