@@ -10,7 +10,9 @@ per second of
 * ``load_image`` one by one in this process (the old path: resize + centre crop 224);
 * :class:`tinyproj.data.imagenet_decode.DecodePool` with 1, 2, 4, ... worker processes, for
   the test transform (resize 256, centre crop 227, JPEG draft decoding) and the training
-  transform (random-resized crop 227 + flip).
+  transform (random-resized crop 227 + flip);
+* the same on the JPEGs shrunk once to a shorter side of 256 (``tinyproj prepare-imagenet``,
+  :mod:`tinyproj.data.imagenet_shrink`), the folder a GPU run should train from.
 
 A GPU step at batch 512 consumes 512 / step_seconds images per second. Without a measured
 ``--step-seconds`` the figure assumed is 3.1 TFLOP per step (AlexNet-BN, forward + backward)
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # run from a ch
 
 from tinyproj.data.imagenet import load_image                   # noqa: E402
 from tinyproj.data.imagenet_decode import DecodePool              # noqa: E402
+from tinyproj.data.imagenet_shrink import shrink_image            # noqa: E402
 
 SIZES = ((500, 375), (375, 500), (1024, 768))
 STEP_TFLOP, ASSUMED_TFLOPS, BATCH = 3.1, 40.0, 512
@@ -73,27 +76,40 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_jpegs(Path(tmp), args.images)
+        (Path(tmp) / "256").mkdir()
+        shrunk = [Path(tmp) / "256" / p.name for p in paths]
+        start = time.perf_counter()
+        for p, q in zip(paths, shrunk):
+            shrink_image(p, q)
+        shrink_rate = len(paths) / (time.perf_counter() - start)
         rows.append(("load_image, one by one (old path)", 1,
                      rate(lambda: [load_image(q) for q in paths], len(paths))))
         workers = sorted({w for w in (1, 2, 4, 8, 16, cpus) if w <= cpus})
-        for w in workers:
-            with DecodePool(w) as pool:
-                pool.center(paths[:w])                      # start the workers
-                rows.append(("DecodePool test transform", w,
-                             rate(lambda: pool.center(paths), len(paths))))
-                rows.append(("DecodePool train transform", w,
-                             rate(lambda: pool.random(paths, 0, 0, range(len(paths))),
-                                  len(paths))))
+        for label, files in (("", paths), (", shrunk to 256", shrunk)):
+            for w in workers:
+                with DecodePool(w) as pool:
+                    pool.center(files[:w])                  # start the workers
+                    rows.append((f"DecodePool test transform{label}", w,
+                                 rate(lambda: pool.center(files), len(files))))
+                    rows.append((f"DecodePool train transform{label}", w,
+                                 rate(lambda: pool.random(files, 0, 0, range(len(files))),
+                                      len(files))))
+        size = {"original": sum(p.stat().st_size for p in paths) / len(paths),
+                "shrunk": sum(p.stat().st_size for p in shrunk) / len(shrunk)}
     print(f"{len(paths)} JPEGs, {cpus} CPUs; a GPU step of {step * 1e3:.0f} ms at batch {BATCH} "
           f"consumes {need:,.0f} images/s" + ("" if args.step_seconds else
                                              f" (assumed: {STEP_TFLOP} TFLOP at "
                                              f"{ASSUMED_TFLOPS:g} TFLOP/s)"))
     for name, w, r in rows:
-        print(f"  {name:<36} workers {w:>2}  {r:8.0f} images/s  ({r / need:5.1%} of the need)")
+        print(f"  {name:<52} workers {w:>2}  {r:8.0f} images/s  ({r / need:5.1%} of the need)")
+    print(f"  shrinking once (shrink_image, one process): {shrink_rate:.0f} images/s; "
+          f"{size['original'] / 1e3:.0f} KB per original JPEG, {size['shrunk'] / 1e3:.0f} KB "
+          "shrunk")
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"images": len(paths), "cpus": cpus, "step_seconds": step,
              "step_assumed": args.step_seconds is None, "needed_images_per_s": need,
+             "shrink_images_per_s": shrink_rate, "mean_jpeg_bytes": size,
              "rows": [{"path": n, "workers": w, "images_per_s": r} for n, w, r in rows]},
             indent=2) + "\n")
     return 0

@@ -7,6 +7,7 @@
     tinyproj walk --model mlp_tfc --dataset mnist --out runs/wn     Walking Noise
     tinyproj report RUN_DIR... --out DIR      Table 2, the paper's figures, report.md
     tinyproj reproduce table2 --out DIR   the six networks, their sweeps and the report, resumable
+    tinyproj prepare-imagenet SRC --out DIR   ImageNet rescaled to 256 once (a faster decoder)
     tinyproj bench                speed and memory against PyTorch (conv layers, full steps)
     tinyproj info                 versions, backend, kernels, where data is looked for
     tinyproj lessons [--quick]    run the lessons in lessons/ one after another
@@ -25,7 +26,7 @@ import importlib
 import signal
 import sys
 
-COMMAND_MODULES = ["train", "sweep", "walk", "misc", "report", "bench", "reproduce"]
+COMMAND_MODULES = ["train", "sweep", "walk", "misc", "report", "bench", "reproduce", "prepare"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
