@@ -98,6 +98,71 @@ def test_pool_equals_serial_and_names_a_corrupt_file(tmp_path):
         DecodePool(-1)
 
 
+def _shm_names():
+    """The shared-memory blocks in /dev/shm (Linux); None where there is no such folder."""
+    import os
+    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else None
+
+
+def test_pool_batches_of_any_size_and_crop_equal_serial_and_leave_no_shared_memory(tmp_path):
+    """3, 7, then 2 images, at two crops: the shared block grows, then is reused; each result
+    is the caller's own copy (a later batch does not change it)."""
+    paths = [_jpeg(tmp_path / f"{i}.JPEG", 300 + 6 * i, 230, seed=i) for i in range(7)]
+    before = _shm_names()
+    with DecodePool(0) as serial, DecodePool(2) as pool:
+        got, want = [], []
+        for n, resize, crop in ((3, 256, 227), (7, 256, 227), (2, 256, 227), (7, 110, 96),
+                                (3, 110, 96)):
+            for p in (pool, serial):
+                (got if p is pool else want).extend([
+                    p.center(paths[:n], resize, crop), p.random(paths[:n], 5, 1, range(n), crop)])
+        for a, b in zip(got, want):
+            assert a.dtype == np.uint8 and a.flags.owndata
+            np.testing.assert_array_equal(a, b)
+    if before is not None:
+        assert _shm_names() - before == set()
+
+
+def test_pool_names_a_corrupt_file_stays_usable_and_unlinks_its_block(tmp_path):
+    paths = [_jpeg(tmp_path / f"{i}.JPEG", 320, 240, seed=i) for i in range(4)]
+    bad = tmp_path / "bad.JPEG"
+    bad.write_bytes(b"not a jpeg")
+    before = _shm_names()
+    with pytest.raises(ValueError, match="bad.JPEG"):
+        with DecodePool(2) as pool:
+            with pytest.raises(ValueError, match="bad.JPEG"):
+                pool.random(paths[:2] + [bad] + paths[2:], 0, 0, range(5))
+            np.testing.assert_array_equal(pool.center(paths), DecodePool(0).center(paths))
+            pool.center([bad, *paths])              # an error that leaves the `with`
+    if before is not None:
+        assert _shm_names() - before == set()
+
+
+def test_an_unclosed_pool_unlinks_its_block_and_no_tracker_warning_is_printed(tmp_path):
+    """At garbage collection and at the end of the program (weakref.finalize); and closing
+    prints no resource_tracker warning (the workers attach without a second owner)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    paths = [str(_jpeg(tmp_path / f"{i}.JPEG", 320, 240, seed=i)) for i in range(3)]
+    script = f"""
+import gc
+from tinyproj.data.imagenet_decode import DecodePool
+if __name__ == "__main__":
+    paths = {paths!r}
+    with DecodePool(2) as pool:
+        pool.center(paths); pool.center(paths[:1], crop=64)
+    dropped = DecodePool(1); dropped.center(paths); del dropped; gc.collect()
+    kept = DecodePool(1); kept.random(paths, 0, 0, range(3))
+"""
+    before = _shm_names()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    if before is not None:
+        assert _shm_names() - before == set()
+
+
 def _image_folder(root, per_class=3):
     rng = np.random.default_rng(0)
     for split in ("train", "val"):

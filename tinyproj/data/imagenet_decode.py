@@ -22,13 +22,20 @@ and in any order (the per-epoch mechanism: :mod:`tinyproj.data.sources`).
 
 :class:`DecodePool` decodes a batch with a pool of worker processes (decoding is pure
 Python + C in Pillow and holds the GIL for part of the time, so threads do not scale).
+The workers write each image straight into a shared-memory batch buffer and send back only
+a tiny job description: returned through a pipe, a 227² image is ~155 KB to pickle, so
+10,000 images/s would be ~1.5 GB/s through pipes into one process, which would cap the
+pipeline; the parent copies the finished batch out once.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import math
 import multiprocessing
 import os
+import weakref
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import shared_memory
 
 import numpy as np  # host-side image arrays
 
@@ -120,11 +127,54 @@ def _decode_one(job):
     return decode_random(path, *args) if kind == "train" else decode_center(path, *args)
 
 
+_ATTACHED: dict = {}    # in a worker process: its attachment to the parent's batch block
+
+
+def _attach(name: str) -> shared_memory.SharedMemory:
+    """This worker's attachment to the shared block ``name``, kept across batches; attaching
+    to a new block (the parent grew it) closes the old attachment.
+
+    Attaching registers the block with the resource tracker, but the workers share the
+    parent's tracker (forkserver, spawn and fork all pass it on), whose registry is a set:
+    the name is already there, and the parent's unlink removes it. Unregistering here, the
+    usual advice for unrelated processes, would remove the parent's entry instead."""
+    block = _ATTACHED.get(name)
+    if block is None:
+        for old in _ATTACHED.values():
+            old.close()
+        _ATTACHED.clear()
+        block = _ATTACHED[name] = shared_memory.SharedMemory(name)
+    return block
+
+
+def _write(name: str, shape: tuple, index: int, image: np.ndarray) -> None:
+    """Store ``image`` as row ``index`` of the uint8 batch ``shape`` in the block ``name``."""
+    np.ndarray(shape, np.uint8, buffer=_attach(name).buf)[index] = image
+
+
+def _decode_into(name: str, shape: tuple, start: int, jobs) -> None:
+    """In a worker: decode ``jobs`` into rows start, start + 1, ... of the batch.
+
+    Each image is decoded before the block is viewed (in :func:`_write`), so a decoding error
+    — which the worker keeps, with its frames, until the next one — holds no view of the
+    block, and the block can be closed when the parent replaces it."""
+    for index, job in enumerate(jobs, start):
+        _write(name, shape, index, _decode_one(job))
+
+
+def _release(block: shared_memory.SharedMemory) -> None:
+    """Close and unlink the parent's block (also run by ``weakref.finalize``)."""
+    block.close()
+    block.unlink()
+
+
 class DecodePool:
     """Decode batches of images with ``workers`` processes (0: in this process).
 
     ``pool.center(paths, resize, crop)`` and ``pool.random(paths, seed, epoch, indices,
-    crop)`` return uint8 (B, 3, crop, crop). Use as a context manager, or call ``close()``.
+    crop)`` return uint8 (B, 3, crop, crop), a fresh array of the caller's. Use as a context
+    manager, or call ``close()`` (which also unlinks the shared batch block; so does garbage
+    collection or the end of the program, if the pool was never closed).
     The default, ``workers=None``, is the number of CPUs this process may use, at most 16.
     """
 
@@ -141,24 +191,60 @@ class DecodePool:
         context = (multiprocessing.get_context("forkserver")
                    if "forkserver" in multiprocessing.get_all_start_methods() else None)
         self._pool = ProcessPoolExecutor(workers, mp_context=context) if workers > 0 else None
+        self._block = None          # the shared batch buffer, made by the first batch
+        self._unlink = None         # its weakref.finalize
 
-    def _map(self, jobs) -> np.ndarray:
-        if self._pool is None:
+    def _buffer(self, nbytes: int) -> shared_memory.SharedMemory:
+        """The shared block, reused while it holds ``nbytes``, else replaced by one that does."""
+        if self._block is None or self._block.size < nbytes:
+            self._drop_buffer()
+            self._block = shared_memory.SharedMemory(create=True, size=nbytes)
+            self._unlink = weakref.finalize(self, _release, self._block)
+        return self._block
+
+    def _drop_buffer(self) -> None:
+        """Unlink the shared block, if there is one (the next batch makes a new one)."""
+        if self._unlink is not None:
+            self._unlink()          # runs _release once, and no more at exit
+        self._block = self._unlink = None
+
+    def _map(self, jobs, crop: int) -> np.ndarray:
+        if self._pool is None or not jobs:
             return np.stack([_decode_one(j) for j in jobs])
+        shape = (len(jobs), 3, crop, crop)
+        name = self._buffer(math.prod(shape)).name
         chunk = max(1, len(jobs) // (4 * self.workers))
-        return np.stack(list(self._pool.map(_decode_one, jobs, chunksize=chunk)))
+        futures = [self._pool.submit(_decode_into, name, shape, start, jobs[start:start + chunk])
+                   for start in range(0, len(jobs), chunk)]
+        self._wait(futures)
+        return np.ndarray(shape, np.uint8, buffer=self._block.buf).copy()
+
+    def _wait(self, futures) -> None:
+        """Wait until every task is done — so no worker still writes into the block when the
+        next batch reuses it — then raise the first error (a worker's ValueError names the
+        file; the pool stays usable)."""
+        try:
+            concurrent.futures.wait(futures)
+        except BaseException:       # interrupted (Ctrl-C): tasks may still be running, so
+            for future in futures:  # let them write into a block that no batch will read
+                future.cancel()
+            self._drop_buffer()
+            raise
+        for future in futures:
+            future.result()
 
     def center(self, paths, resize: int = 256, crop: int = ALEXNET_CROP) -> np.ndarray:
-        return self._map([("test", p, (resize, crop)) for p in paths])
+        return self._map([("test", p, (resize, crop)) for p in paths], crop)
 
     def random(self, paths, seed: int, epoch: int, indices, crop: int = ALEXNET_CROP):
         return self._map([("train", p, (seed, epoch, int(i), crop))
-                          for p, i in zip(paths, indices)])
+                          for p, i in zip(paths, indices)], crop)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+        self._drop_buffer()
 
     def __enter__(self):
         return self
