@@ -1,5 +1,9 @@
 """ImageNet's transforms (tinyproj/data/imagenet_decode.py) on JPEGs the tests write."""
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +13,7 @@ from tinyproj.data.imagenet_decode import (RATIO, SCALE, DecodePool, decode_cent
                                            decode_random, random_box)
 
 Image = pytest.importorskip("PIL.Image")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _jpeg(path, w, h, seed=0):
@@ -100,7 +105,6 @@ def test_pool_equals_serial_and_names_a_corrupt_file(tmp_path):
 
 def _shm_names():
     """The shared-memory blocks in /dev/shm (Linux); None where there is no such folder."""
-    import os
     return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else None
 
 
@@ -141,9 +145,6 @@ def test_pool_names_a_corrupt_file_stays_usable_and_unlinks_its_block(tmp_path):
 def test_an_unclosed_pool_unlinks_its_block_and_no_tracker_warning_is_printed(tmp_path):
     """At garbage collection and at the end of the program (weakref.finalize); and closing
     prints no resource_tracker warning (the workers attach without a second owner)."""
-    import subprocess
-    import sys
-    from pathlib import Path
     paths = [str(_jpeg(tmp_path / f"{i}.JPEG", 320, 240, seed=i)) for i in range(3)]
     script = f"""
 import gc
@@ -157,7 +158,7 @@ if __name__ == "__main__":
 """
     before = _shm_names()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60, cwd=Path(__file__).resolve().parents[1])
+                          timeout=60, cwd=ROOT)
     assert done.returncode == 0 and done.stderr == "", done.stderr
     if before is not None:
         assert _shm_names() - before == set()
@@ -236,3 +237,23 @@ def test_imagenet_training_with_random_crops_resumes_to_the_same_weights(tmp_pat
     a, b = load_run(tmp_path / "straight").model, load_run(tmp_path / "halves").model
     for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
         np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+
+
+def test_a_script_without_a_main_guard_can_use_the_pool_and_is_not_run_again(tmp_path):
+    """A lesson is a script with no ``if __name__ == "__main__"``: the pool's forkserver
+    workers must not import it again (data/process_pool.py); its top level runs once."""
+    _jpeg(tmp_path / "a.JPEG", 300, 260)
+    script = tmp_path / "lesson_like.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from tinyproj.data.imagenet_decode import DecodePool\n"
+        "print('top level ran')\n"
+        f"with DecodePool(2) as pool:\n"
+        f"    batch = pool.center([{str(tmp_path / 'a.JPEG')!r}] * 4)\n"
+        "print('batch', batch.shape)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("top level ran") == 1
+    assert "batch (4, 3, 227, 227)" in done.stdout

@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
-import multiprocessing
-import os
 import weakref
-from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import shared_memory
 
 import numpy as np  # host-side image arrays
+
+from .process_pool import ScriptSafePool, default_workers
 
 __all__ = ["decode_center", "decode_random", "random_box", "DecodePool",
            "SCALE", "RATIO", "ALEXNET_CROP"]
@@ -180,17 +179,13 @@ class DecodePool:
 
     def __init__(self, workers: int | None = None):
         if workers is None:
-            workers = min(16, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                          else (os.cpu_count() or 1))
+            workers = default_workers()
         if workers < 0:
             raise ValueError(f"DecodePool: workers must be >= 0, got {workers}")
         self.workers = workers
-        # "forkserver": the workers are forked from a fresh server process, not from this one,
-        # so they hold none of its open files — a forked worker would keep the run folder's
-        # lock (an flock on an inherited descriptor) alive after the run has ended
-        context = (multiprocessing.get_context("forkserver")
-                   if "forkserver" in multiprocessing.get_all_start_methods() else None)
-        self._pool = ProcessPoolExecutor(workers, mp_context=context) if workers > 0 else None
+        # forkserver workers that hold none of this process's files and never re-run the
+        # calling script (a lesson has no main guard): see data/process_pool.py
+        self._pool = ScriptSafePool(workers) if workers > 0 else None
         self._block = None          # the shared batch buffer, made by the first batch
         self._unlink = None         # its weakref.finalize
 

@@ -32,11 +32,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..errors import UserError
 from .imagenet import IMAGE_EXTENSIONS, IMAGENET_FOLDER, locate_imagenet
+from .process_pool import ScriptSafePool, default_workers
 
 __all__ = ["SHRINK_MARK", "shrink_image", "shrink_imagenet"]
 
@@ -180,8 +180,7 @@ def shrink_imagenet(src, out, side: int = 256, quality: int = 90, workers: int |
 def _run_jobs(jobs, workers, progress):
     """Yield ``(src, status)`` for every job, in a process pool (or here with workers=0)."""
     if workers is None:
-        workers = min(16, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else (os.cpu_count() or 1))
+        workers = default_workers()
     bar = pool = None
     if progress:
         from tqdm import tqdm
@@ -189,12 +188,8 @@ def _run_jobs(jobs, workers, progress):
     try:
         if workers == 0 or len(jobs) < 2:
             results = map(_shrink_job, jobs)
-        else:
-            import multiprocessing
-            # forkserver, as in DecodePool: the workers hold none of this process's files
-            context = (multiprocessing.get_context("forkserver")
-                       if "forkserver" in multiprocessing.get_all_start_methods() else None)
-            pool = ProcessPoolExecutor(workers, mp_context=context)
+        else:                                    # as DecodePool's: see data/process_pool.py
+            pool = ScriptSafePool(workers)
             chunk = max(1, min(64, len(jobs) // (8 * workers)))
             results = pool.map(_shrink_job, jobs, chunksize=chunk)
         for item in results:
