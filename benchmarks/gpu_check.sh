@@ -14,6 +14,9 @@
 #   gpu-bench.json      benchmarks/gpu_bench.py: step, epoch, sweep draw, AlexNet vs PyTorch
 #   gpu-bench-tf32.json the same with TF32 allowed on both sides (and the 20-step losses)
 #   summary.json        passed/failed counts of both test runs and each step's exit status
+#   pipeline.json       benchmarks/imagenet_pipeline.py on the GPU machine's cores (1 and 16
+#                       workers, original and shrunk JPEGs): CPU only, the last step, 20 s on
+#                       top of the 300 s of GPU steps
 # A step that fails or runs out of time is recorded and the next one still runs.
 set -uo pipefail
 OUT=${OUT:?set OUT to a folder for the results}
@@ -58,3 +61,8 @@ summary = {"gpu_tests": counts("gpu-tests.txt"), "graph_tests": counts("graph-te
 json.dump(summary, open(f"{out}/summary.json", "w"), indent=2)
 print(json.dumps(summary))
 PYEOF
+
+# the ImageNet input pipeline on this machine's 16 cores (no GPU needed; issue 12's >= 1.2x)
+timeout 20 $PY benchmarks/imagenet_pipeline.py --images 192 --workers 1,16 \
+    --json "$OUT/pipeline.json" > "$OUT/pipeline.txt" 2>&1
+echo "pipeline exit $?" >> "$OUT/pipeline.txt"

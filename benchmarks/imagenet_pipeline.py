@@ -2,6 +2,7 @@
 
     python benchmarks/imagenet_pipeline.py                      256 JPEGs, workers 1..all
     python benchmarks/imagenet_pipeline.py --images 2048 --step-seconds 0.08 --json out.json
+    python benchmarks/imagenet_pipeline.py --images 192 --workers 1,16     (in gpu_check.sh)
 
 It writes ImageNet-like JPEGs itself (quality 90; sizes 500×375, 375×500 and 1024×768 in
 turn, the shapes that dominate ILSVRC-2012) into a temporary folder, then measures images
@@ -69,8 +70,18 @@ def main(argv=None) -> int:
     p.add_argument("--step-seconds", type=float, default=None,
                    help="measured AlexNet-BN step time at batch 512 (default: an estimate)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--workers", default=None, metavar="LIST",
+                   help="worker counts to time, e.g. 1,16 (default 1, 2, 4, ... up to the CPUs)")
     args = p.parse_args(argv)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        workers = (sorted({int(w) for w in args.workers.split(",")}) if args.workers else
+                   sorted({w for w in (1, 2, 4, 8, 16, cpus) if w <= cpus}))
+    except ValueError:
+        p.error(f"--workers: give worker counts separated by commas, e.g. 1,16; got "
+                f"{args.workers!r}")
+    if args.images < 1 or workers[0] < 1:
+        p.error("--images and every --workers count must be at least 1")
     step = args.step_seconds or STEP_TFLOP / ASSUMED_TFLOPS
     need = BATCH / step
     rows = []
@@ -84,7 +95,6 @@ def main(argv=None) -> int:
         shrink_rate = len(paths) / (time.perf_counter() - start)
         rows.append(("load_image, one by one (old path)", 1,
                      rate(lambda: [load_image(q) for q in paths], len(paths))))
-        workers = sorted({w for w in (1, 2, 4, 8, 16, cpus) if w <= cpus})
         for label, files in (("", paths), (", shrunk to 256", shrunk)):
             for w in workers:
                 with DecodePool(w) as pool:
