@@ -1,7 +1,7 @@
 #!/bin/bash
-# The one prepared GPU check (issues 11 and 12): at most 5 minutes on an H100/H200 (the step
-# timeouts add up to 300 s), synthetic data only. Run it from the repository root on a
-# machine with CuPy and PyTorch for CUDA:
+# The one prepared GPU check (issues 11 and 12): at most 5 minutes on an H100/H200 (the GPU
+# steps' timeouts add up to 300 s; a CPU-only pipeline step adds 20 s), synthetic data only.
+# Run it from the repository root on a machine with CuPy and PyTorch for CUDA:
 #
 #   OUT=/tmp/gpu-check bash benchmarks/gpu_check.sh
 #
