@@ -1043,6 +1043,43 @@ simple_error("data-preprocess-scale-synthetic", "data",
              ["train", *MLP, *TINY, "--preprocess", "scale", "--out", "run"], [("scale",)])
 
 
+# ---- prepare-imagenet ----------------------------------------------------------------------
+def _tiny_imagenet(root: Path) -> Path:
+    """root/imagenet/{train,val}/n01/a.JPEG: the smallest folder prepare-imagenet accepts."""
+    from PIL import Image
+    for split in ("train", "val"):
+        folder = root / "imagenet" / split / "n01"
+        folder.mkdir(parents=True)
+        Image.new("RGB", (400, 300), (90, 120, 30)).save(folder / "a.JPEG")
+    return root
+
+
+simple_error("prepare-imagenet-no-source", "data",
+             ["prepare-imagenet", "nowhere", "--out", "small"], [("SRC", "nowhere")])
+
+
+@case("prepare-imagenet-out-is-file", "data", "prepare-imagenet SRC --out afile.txt")
+def _(ctx):
+    _tiny_imagenet(ctx.root / "src")
+    (ctx.root / "afile.txt").write_text("mine")
+    return ctx.error_case(["prepare-imagenet", "src", "--out", "afile.txt"],
+                          [("--out", "afile.txt")])
+
+
+@case("prepare-imagenet-bad-side", "data", "prepare-imagenet SRC --out small --side 0")
+def _(ctx):
+    _tiny_imagenet(ctx.root / "src")
+    return ctx.error_case(["prepare-imagenet", "src", "--out", "small", "--side", "0"],
+                          [("--side",)])
+
+
+@case("prepare-imagenet-into-source", "data", "prepare-imagenet SRC --out SRC/imagenet/train")
+def _(ctx):
+    _tiny_imagenet(ctx.root / "src")
+    return ctx.error_case(["prepare-imagenet", "src", "--out", "src/imagenet/train"],
+                          [("overlap", "source")])
+
+
 # ---------------------------------------------------------------------------
 try:
     import pytest

@@ -131,6 +131,9 @@ def shrink_imagenet(src, out, side: int = 256, quality: int = 90, workers: int |
         raise UserError(f"--quality must be between 1 and 100, got {quality}", flag="--quality")
     if workers is not None and workers < 0:
         raise UserError(f"--workers must be >= 0, got {workers}", flag="--workers")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"--out: {out} is a file; give a folder for the shrunk ImageNet",
+                        flag="--out")
     try:
         source = locate_imagenet(src).resolve()
     except FileNotFoundError as err:
