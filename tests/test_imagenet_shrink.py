@@ -154,3 +154,27 @@ def test_command_line(tmp_path, capsys):
     assert "12 resized, 4 copied" in capsys.readouterr().out
     assert main(["prepare-imagenet", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert "SRC" in capsys.readouterr().err
+
+
+def test_on_a_device_full_size_imagenet_gets_a_note_that_points_at_prepare_imagenet(
+        tmp_path, on_standin):
+    import warnings
+
+    from tinyproj.runs.build import build_data
+    from tinyproj.runs.config import make_config
+    src = _imagenet(tmp_path / "src")
+    shrink_imagenet(src, tmp_path / "small", workers=0, log=_quiet)
+
+    def notes(data_dir):
+        cfg = make_config(model="alexnet_bn", dataset="imagenet", data_dir=str(data_dir),
+                          val_size=0)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            build_data(cfg)
+        return [str(w.message) for w in seen if "prepare-imagenet" in str(w.message)]
+
+    assert len(notes(src)) == 1 and "full-size" in notes(src)[0]
+    assert notes(tmp_path / "small") == []                       # a prepare-imagenet copy
+    from tinyproj import backend
+    backend.use("numpy")                                         # on_standin restores it
+    assert notes(src) == []                                      # the CPU: decoding keeps up

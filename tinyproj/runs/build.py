@@ -40,6 +40,7 @@ def build_data(cfg: TrainConfig):
         from ..data import ImageFolder, locate_imagenet
         root = Path(locate_imagenet(cfg.data_dir))
         from ..data.imagenet import IMAGENET_CROP
+        _suggest_shrinking(root)
         # training: random-resized crop + flip per epoch (data/sources.py), decoded by a pool
         # of processes; testing: resize 256 + centre crop, in the pool as well
         train_src = FolderSource(ImageFolder(root / "train", crop=IMAGENET_CROP), train=True,
@@ -61,6 +62,20 @@ def build_data(cfg: TrainConfig):
     if cfg.test_subset:
         xt, yt = xt[:cfg.test_subset], yt[:cfg.test_subset]
     return ArraySource(x, y), val, ArraySource(xt, yt), ds.input_shape, ds.num_classes
+
+
+def _suggest_shrinking(root: Path) -> None:
+    """On a device, a note when ImageNet is not a ``prepare-imagenet`` copy: decoding full-size
+    JPEGs (a few hundred images/s per core) cannot keep up with a GPU step (README, *ImageNet
+    input pipeline*). On the CPU the step, not the decoding, sets the pace: no note."""
+    from .. import backend
+    from ..data.imagenet_shrink import SHRINK_MARK
+    if backend.on_device() and not (root / SHRINK_MARK).is_file():
+        import warnings
+        warnings.warn(f"{root} holds full-size images (no {SHRINK_MARK}): decoding them will "
+                      "limit a GPU step. Make a copy rescaled to 256 once, `tinyproj "
+                      "prepare-imagenet <data dir> --out DIR`, and train with --data-dir DIR "
+                      "(ignore this if the images are already small).", stacklevel=3)
 
 
 def build_model(cfg: TrainConfig, input_shape, num_classes, rng):
