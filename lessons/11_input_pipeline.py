@@ -21,7 +21,8 @@
 # 4. a pool of processes (`DecodePool`), and why not threads;
 # 5. shrinking ImageNet once (`tinyproj prepare-imagenet`): the same pixels for the test
 #    transform, a fraction of the decoding work;
-# 6. the budget: images per second per core against what the step consumes.
+# 6. decoding the next batch while the current step runs;
+# 7. the budget: images per second per core against what the step consumes.
 #
 # There is no ImageNet on the course machines, so the lesson writes ImageNet-like JPEGs of its
 # own (the three sizes that dominate ILSVRC-2012). Run it with
@@ -281,7 +282,51 @@ for p in PATHS[:3]:
 # The training crops do change: a small box is now cut from a 256-pixel picture and enlarged,
 # where before it was cut from the full one. That is the price, and the one AlexNet paid too.
 #
-# ## 6. The budget
+# ## 6. Decode the next batch while this step runs
+#
+# Fast decoding is not enough if the training loop waits for it: decoding batch b + 1 and
+# running step b would then take the *sum* of their times. On a GPU the step is launched and
+# runs on its own while the Python thread goes on, so the loop can hand the next batch to the
+# worker processes first — `FolderSource.prefetch(next indices, epoch, minibatch)`, which
+# `runs/training.py` calls right after taking a batch — and a step then costs the *larger* of
+# the two. The pixels do not change: a batch's crops depend only on its indices and epoch, and
+# a batch the loop did not announce is simply decoded when asked for.
+#
+# Here a GPU step is played by `time.sleep` (the CPU is free meanwhile, as it is while a real
+# GPU computes), with the training transform on the shrunk images and two workers:
+
+# %%
+from tinyproj.data import ImageFolder  # noqa: E402
+from tinyproj.data.sources import FolderSource  # noqa: E402
+
+folder = ImageFolder(WORK / "small" / "imagenet" / "train", crop=227)
+BATCH, STEPS = 16, 8 if QUICK else 16
+STEP_SLEEP = BATCH / 1000                  # a "GPU step" that takes as long as ~1,000 images/s
+
+
+def epoch_seconds(prefetch: bool) -> float:
+    source = FolderSource(folder, train=True, seed=0, workers=2)
+    source.batch(range(BATCH), epoch=9)                      # start the workers first
+    start = time.perf_counter()
+    for b in range(STEPS):
+        idx = [(b * BATCH + k) % len(folder) for k in range(BATCH)]
+        source.batch(idx, epoch=0, minibatch=b)
+        if prefetch and b + 1 < STEPS:
+            source.prefetch([((b + 1) * BATCH + k) % len(folder) for k in range(BATCH)],
+                            epoch=0, minibatch=b + 1)
+        time.sleep(STEP_SLEEP)                               # the step runs on the "GPU"
+    seconds = time.perf_counter() - start
+    source.close()
+    return seconds
+
+
+waiting, overlapped = epoch_seconds(False), epoch_seconds(True)
+print(f"{STEPS} steps of {STEP_SLEEP * 1e3:.0f} ms, batches of {BATCH}: {waiting:.2f} s "
+      f"decoding then stepping, {overlapped:.2f} s with the next batch prefetched "
+      f"(the steps alone: {STEPS * STEP_SLEEP:.2f} s)")
+
+# %% [markdown]
+# ## 7. The budget
 #
 # Per core, the shrunk images go through the transforms several times faster. With the
 # one-core rate of the training transform measured here, a 16-core GPU machine would deliver

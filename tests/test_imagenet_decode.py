@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinyproj import backend
 from tinyproj.data.imagenet import load_image
 from tinyproj.data.imagenet_decode import (RATIO, SCALE, DecodePool, decode_center,
                                            decode_random, random_box)
@@ -177,7 +178,6 @@ def _image_folder(root, per_class=3):
 
 
 def test_folder_source_draws_per_epoch_for_training_and_centre_crops_otherwise(tmp_path):
-    from tinyproj import backend
     from tinyproj.data import ImageFolder
     from tinyproj.data.imagenet import normalize_imagenet
     from tinyproj.data.sources import FolderSource
@@ -199,7 +199,6 @@ def test_imagenet_training_steps_see_the_random_crops_of_their_epoch_and_index(t
     """The loop's training pixels are decode_random(path, seed, epoch, index) of the images at
     order[b·B:(b+1)·B], normalized — what FolderSource(train=True) decoded before the per-epoch
     mechanism moved into the sources (data/sources.py) — and the centre crops at evaluation."""
-    from tinyproj import backend
     from tinyproj.data import ImageFolder
     from tinyproj.data.imagenet import normalize_imagenet
     from tinyproj.runs import training
@@ -257,3 +256,66 @@ def test_a_script_without_a_main_guard_can_use_the_pool_and_is_not_run_again(tmp
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("top level ran") == 1
     assert "batch (4, 3, 227, 227)" in done.stdout
+
+
+def test_a_started_batch_is_the_same_batch_and_a_dropped_one_says_so(tmp_path):
+    paths = [_jpeg(tmp_path / f"{i}.JPEG", 320, 240, seed=i) for i in range(5)]
+    bad = tmp_path / "bad.JPEG"
+    bad.write_bytes(b"not a jpeg")
+    serial = DecodePool(0).random(paths, 3, 1, range(5))
+    with DecodePool(2) as pool:
+        pending = pool.start_random(paths, 3, 1, range(5))
+        np.testing.assert_array_equal(pending.result(), serial)
+        with pytest.raises(RuntimeError, match="already taken"):
+            pending.result()
+        dropped = pool.start_center([bad, *paths])          # its error is never raised...
+        kept = pool.start_random(paths, 3, 1, range(5))     # ...starting this one drops it
+        np.testing.assert_array_equal(kept.result(), serial)
+        with pytest.raises(RuntimeError, match="dropped"):
+            dropped.result()
+
+
+def test_folder_source_prefetch_serves_the_same_pixels_and_recovers_from_a_wrong_guess(
+        tmp_path):
+    from tinyproj.data import ImageFolder
+    from tinyproj.data.sources import FolderSource
+    folder = ImageFolder(_image_folder(tmp_path, per_class=4) / "imagenet" / "train", crop=96)
+    plain, ahead = FolderSource(folder, train=True, seed=1, workers=0), \
+        FolderSource(folder, train=True, seed=1, workers=2)
+    try:
+        for batch, (idx, epoch) in enumerate((([0, 5, 2], 0), ([7, 1], 0), ([3, 4, 6], 1))):
+            ahead.prefetch(idx, epoch=epoch, minibatch=batch)
+            for a, b in zip(ahead.batch(idx, epoch=epoch, minibatch=batch),
+                            plain.batch(idx, epoch=epoch, minibatch=batch)):
+                np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
+        assert ahead.prefetched == 3
+        ahead.prefetch([1, 2], epoch=2)                     # a guess the loop does not take
+        for a, b in zip(ahead.batch([6, 0], epoch=2), plain.batch([6, 0], epoch=2)):
+            np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
+        ahead.prefetch([1, 2], epoch=3)                     # another epoch: other crops
+        for a, b in zip(ahead.batch([1, 2], epoch=2), plain.batch([1, 2], epoch=2)):
+            np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
+        assert ahead.prefetched == 3
+    finally:
+        ahead.close()
+
+
+def test_the_training_loop_prefetches_every_minibatch_but_an_epochs_first(tmp_path,
+                                                                        monkeypatch):
+    from tinyproj.data import sources
+    from tinyproj.runs import training
+    from tinyproj.runs.config import make_config
+    made = []
+    original = sources.FolderSource.__init__
+
+    def remember(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(self)
+    monkeypatch.setattr(sources.FolderSource, "__init__", remember)
+    data = _image_folder(tmp_path, per_class=4)                 # 8 images: batches 3 + 3 + 2
+    cfg = make_config(model="alexnet_bn", dataset="imagenet", data_dir=str(data), width=0.0625,
+                      batch_size=3, optimizer="sgd", lr=0.01, loss="cross_entropy", val_size=0,
+                      test_projections=["none"], epochs=2, seed=0, bn_reestimate=False)
+    training.train(cfg, progress=False, log=lambda *a: None)
+    train_source = next(s for s in made if s.train)
+    assert train_source.prefetched == 2 * 2                     # batches 2 and 3 of 2 epochs

@@ -188,6 +188,7 @@ class DecodePool:
         self._pool = ScriptSafePool(workers) if workers > 0 else None
         self._block = None          # the shared batch buffer, made by the first batch
         self._unlink = None         # its weakref.finalize
+        self._pending = None        # the batch in flight (start_center / start_random)
 
     def _buffer(self, nbytes: int) -> shared_memory.SharedMemory:
         """The shared block, reused while it holds ``nbytes``, else replaced by one that does."""
@@ -203,16 +204,30 @@ class DecodePool:
             self._unlink()          # runs _release once, and no more at exit
         self._block = self._unlink = None
 
-    def _map(self, jobs, crop: int) -> np.ndarray:
+    def _start(self, jobs, crop: int) -> "Pending":
+        """Hand ``jobs`` to the workers and return at once; ``.result()`` waits for the batch.
+
+        One batch is in flight at a time (they share the block): a batch started while another
+        is pending first waits for that one, whose images are then dropped."""
+        self._settle()
         if self._pool is None or not jobs:
-            return np.stack([_decode_one(j) for j in jobs])
+            return Pending(self, images=np.stack([_decode_one(j) for j in jobs]))
         shape = (len(jobs), 3, crop, crop)
         name = self._buffer(math.prod(shape)).name
         chunk = max(1, len(jobs) // (4 * self.workers))
         futures = [self._pool.submit(_decode_into, name, shape, start, jobs[start:start + chunk])
                    for start in range(0, len(jobs), chunk)]
-        self._wait(futures)
-        return np.ndarray(shape, np.uint8, buffer=self._block.buf).copy()
+        self._pending = Pending(self, futures=futures, shape=shape)
+        return self._pending
+
+    def _settle(self) -> None:
+        """Wait for a batch still in flight (its images and errors are dropped)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            try:
+                self._wait(pending.futures)
+            except ValueError:      # a bad file in a batch nobody asked for any more
+                pass
 
     def _wait(self, futures) -> None:
         """Wait until every task is done — so no worker still writes into the block when the
@@ -228,17 +243,27 @@ class DecodePool:
         for future in futures:
             future.result()
 
+    def start_center(self, paths, resize: int = 256, crop: int = ALEXNET_CROP) -> "Pending":
+        """:meth:`center`, started in the background: decoding overlaps what runs meanwhile."""
+        return self._start([("test", p, (resize, crop)) for p in paths], crop)
+
+    def start_random(self, paths, seed: int, epoch: int, indices,
+                     crop: int = ALEXNET_CROP) -> "Pending":
+        """:meth:`random`, started in the background."""
+        return self._start([("train", p, (seed, epoch, int(i), crop))
+                            for p, i in zip(paths, indices)], crop)
+
     def center(self, paths, resize: int = 256, crop: int = ALEXNET_CROP) -> np.ndarray:
-        return self._map([("test", p, (resize, crop)) for p in paths], crop)
+        return self.start_center(paths, resize, crop).result()
 
     def random(self, paths, seed: int, epoch: int, indices, crop: int = ALEXNET_CROP):
-        return self._map([("train", p, (seed, epoch, int(i), crop))
-                          for p, i in zip(paths, indices)], crop)
+        return self.start_random(paths, seed, epoch, indices, crop).result()
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+        self._pending = None
         self._drop_buffer()
 
     def __enter__(self):
@@ -246,3 +271,22 @@ class DecodePool:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Pending:
+    """A batch being decoded by a :class:`DecodePool`; ``result()`` waits for it and returns
+    uint8 (B, 3, crop, crop), the caller's own array (once; a second call raises)."""
+
+    def __init__(self, pool: DecodePool, images=None, futures=None, shape=None):
+        self._pool, self._images, self.futures, self._shape = pool, images, futures, shape
+
+    def result(self) -> np.ndarray:
+        if self._images is not None:                 # decoded in the parent already
+            images, self._images = self._images, None
+            return images
+        if self._pool._pending is not self:
+            raise RuntimeError("DecodePool: this batch was dropped (another batch was started "
+                               "after it, or the pool closed) or its result already taken")
+        self._pool._pending = None
+        self._pool._wait(self.futures)               # raises a worker's error, naming the file
+        return np.ndarray(self._shape, np.uint8, buffer=self._pool._block.buf).copy()

@@ -100,6 +100,8 @@ class FolderSource:
         self.folder, self.train, self.seed, self.workers = folder, train, seed, workers
         self.per_epoch = bool(train)
         self._pool = None
+        self._ahead = None          # (key, Pending): the batch prefetch() started
+        self.prefetched = 0         # batches served from a prefetch (the rest decoded on demand)
 
     def __len__(self) -> int:
         return len(self.folder)
@@ -114,22 +116,47 @@ class FolderSource:
             self._pool = DecodePool(self.workers)
         return self._pool
 
+    def _key(self, idx, epoch) -> tuple:
+        """What decides a batch's pixels: its images, and the epoch of a training crop."""
+        return (tuple(idx), int(epoch) if self.train and epoch is not None else None)
+
+    def _start(self, idx, epoch):
+        """The batch's decoding, started in the pool (a Pending)."""
+        paths = [self.folder.samples[i][0] for i in idx]
+        if self.train and epoch is not None:
+            return self._decoder().start_random(paths, self.seed, int(epoch), idx,
+                                                crop=self.folder.crop)
+        return self._decoder().start_center(paths, self.folder.resize, self.folder.crop)
+
+    def prefetch(self, indices, epoch=None, minibatch=None) -> None:
+        """Start decoding the batch that ``batch(indices, epoch, minibatch)`` will ask for, in
+        the pool's processes, and return at once: the training loop calls it with the next
+        minibatch before it runs the current step, so on a GPU the decoding of batch b + 1
+        overlaps step b. The pixels are the ones ``batch`` would decode (a function of the
+        indices and the epoch only); a batch asked for that was not prefetched is decoded
+        then. Without worker processes (workers=0) there is nothing to overlap: a no-op."""
+        if self.workers == 0:
+            return
+        idx = [int(i) for i in indices]
+        self._ahead = (self._key(idx, epoch), self._start(idx, epoch))
+
     def batch(self, indices, epoch=None, minibatch=None):
         """``(x float32 (B, 3, crop, crop), y int64 (B,))`` on the backend."""
         idx = [int(i) for i in indices]
-        paths = [self.folder.samples[i][0] for i in idx]
-        if self.train and epoch is not None:
-            images = self._decoder().random(paths, self.seed, int(epoch), idx,
-                                            crop=self.folder.crop)
-        elif self.workers == 0:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == self._key(idx, epoch):
+            images = ahead[1].result()                   # prefetched
+            self.prefetched += 1
+        elif self.workers == 0 and not (self.train and epoch is not None):
             images = np.stack([self.folder[i][0] for i in idx])
         else:
-            images = self._decoder().center(paths, self.folder.resize, self.folder.crop)
+            images = self._start(idx, epoch).result()    # drops a prefetch of another batch
         labels = self.folder.labels[np.asarray(idx, dtype=np.int64)]
         return normalize_imagenet(images), backend.asarray(labels, dtype=np.int64)
 
     def close(self) -> None:
         """Stop the decoding processes (they also stop when the program ends)."""
+        self._ahead = None
         if self._pool is not None:
             self._pool.close()
             self._pool = None

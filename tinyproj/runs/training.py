@@ -295,6 +295,10 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                     order = pos["order"] if resident is None else resident["batches"].order
                     x, y = feed.batch(order[first:first + bs], epoch=pos["epoch"],
                                       minibatch=pos["batch"])
+                    if hasattr(feed, "prefetch") and pos["batch"] + 1 < steps_per_epoch:
+                        # decode the next minibatch in worker processes while this step runs
+                        feed.prefetch(order[first + bs:first + 2 * bs], epoch=pos["epoch"],
+                                      minibatch=pos["batch"] + 1)
                     try:
                         loss, scores = algorithm1.train_step(
                             trained, x, y, loss_fn, optimizer, projection, bounds_at(pos["step"]),
