@@ -9,6 +9,10 @@ one method::
     len(source)
     xb, yb = source.batch(indices, epoch=None, minibatch=None)   # float32 / int64, backend
 
+A source that decodes in the background may also offer ``source.prefetch(indices, epoch,
+minibatch)``: the training loop announces the next minibatch with it before running the
+current step (:class:`FolderSource`: decoding overlaps the step; same pixels either way).
+
 **Per-epoch randomness** (data augmentation) is a property of the source, asked for with
 ``epoch``: ``epoch=None`` is the deterministic view (evaluation, batch-norm re-estimation,
 what a plain source always returns); ``epoch=e, minibatch=b`` is the b-th training minibatch
