@@ -319,3 +319,30 @@ def test_the_training_loop_prefetches_every_minibatch_but_an_epochs_first(tmp_pa
     training.train(cfg, progress=False, log=lambda *a: None)
     train_source = next(s for s in made if s.train)
     assert train_source.prefetched == 2 * 2                     # batches 2 and 3 of 2 epochs
+
+
+def test_evaluation_and_bn_reestimation_prefetch_their_next_batch_with_the_same_results(
+        tmp_path):
+    from tinyproj import models
+    from tinyproj.data import ImageFolder
+    from tinyproj.data.sources import FolderSource
+    from tinyproj.runs.evaluation import error_rates, reestimate_batchnorm
+    folder = ImageFolder(_image_folder(tmp_path, per_class=4) / "imagenet" / "val", crop=227)
+    model = models.build("alexnet_bn", input_shape=(3, 227, 227), num_classes=2, width=0.0625,
+                         rng=np.random.default_rng(0))
+    here, ahead = FolderSource(folder, workers=0), FolderSource(folder, workers=2)
+    try:
+        want = error_rates(model, here, batch_size=3, top=(1, 2))
+        assert error_rates(model, ahead, batch_size=3, top=(1, 2)) == want
+        assert ahead.prefetched == 2                           # 8 images: 3 + 3 + 2
+        stats = []
+        for source in (here, ahead):
+            reestimate_batchnorm(model, source, num_batches=3, batch_size=3,
+                                 rng=np.random.default_rng(4))
+            stats.append([backend.to_numpy(m.running_mean).copy() for m in model.modules()
+                          if hasattr(m, "running_mean")])
+        for a, b in zip(*stats):
+            np.testing.assert_array_equal(a, b)
+        assert ahead.prefetched == 2 + 2
+    finally:
+        ahead.close()

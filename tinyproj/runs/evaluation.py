@@ -17,14 +17,26 @@ from ..projections import parse
 from ..tensor import no_grad
 
 __all__ = ["error_rate", "error_rates", "reestimate_batchnorm", "errors_by_projection", "test_errors",
-           "batch_indices",
-           "saved_batchnorm_stats"]
+           "batch_indices", "batches", "saved_batchnorm_stats"]
 
 
 def batch_indices(n: int, batch_size: int):
     """Consecutive index ranges covering 0..n-1 (the last one may be shorter)."""
     for start in range(0, n, batch_size):
         yield range(start, min(n, start + batch_size))
+
+
+def batches(source, index_lists):
+    """``source.batch(idx)`` for each index list in turn. A source that can decode ahead
+    (``prefetch``: ImageNet's FolderSource) is told the next list before the current batch is
+    handed out, so its decoding overlaps the model's work on the current one."""
+    index_lists = list(index_lists)
+    ahead = getattr(source, "prefetch", None)
+    for i, idx in enumerate(index_lists):
+        batch = source.batch(idx)
+        if ahead is not None and i + 1 < len(index_lists):
+            ahead(index_lists[i + 1])
+        yield batch
 
 
 def error_rate(model, source, batch_size: int = 500, limit: int | None = None) -> float:
@@ -45,8 +57,7 @@ def error_rates(model, source, batch_size: int = 500, limit: int | None = None,
     model.eval()
     wrong = {k: [] for k in top}             # per batch, left on the device until the end
     with no_grad():
-        for idx in batch_indices(n, batch_size):
-            x, y = source.batch(idx)
+        for x, y in batches(source, batch_indices(n, batch_size)):
             scores = model(x).data
             for k in top:
                 if k == 1:
@@ -100,8 +111,9 @@ def reestimate_batchnorm(model, source, num_batches: int, batch_size: int, rng=N
         m.train()
     used = 0
     with no_grad():
-        for b in range(min(num_batches, -(-len(source) // batch_size))):
-            x, _ = source.batch(order[b * batch_size:(b + 1) * batch_size])
+        count = min(num_batches, -(-len(source) // batch_size))
+        for x, _ in batches(source, (order[b * batch_size:(b + 1) * batch_size]
+                                     for b in range(count))):
             model(x)
             used += 1
     for m in layers:
