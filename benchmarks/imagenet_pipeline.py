@@ -9,7 +9,7 @@ turn, the shapes that dominate ILSVRC-2012) into a temporary folder, then measur
 per second of
 
 * ``load_image`` one by one in this process (the old path: resize + centre crop 224);
-* :class:`tinyproj.data.imagenet_decode.DecodePool` with 1, 2, 4, ... worker processes, for
+* :class:`tinyproj.data.decode_pool.DecodePool` with 1, 2, 4, ... worker processes, for
   the test transform (resize 256, centre crop 227, JPEG draft decoding) and the training
   transform (random-resized crop 227 + flip);
 * the same on the JPEGs shrunk once to a shorter side of 256 (``tinyproj prepare-imagenet``,
@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # run from a checkout
 
 from tinyproj.data.imagenet import load_image                   # noqa: E402
-from tinyproj.data.imagenet_decode import DecodePool              # noqa: E402
+from tinyproj.data.decode_pool import DecodePool                  # noqa: E402
 from tinyproj.data.imagenet_shrink import shrink_image            # noqa: E402
 
 SIZES = ((500, 375), (375, 500), (1024, 768))

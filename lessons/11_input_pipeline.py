@@ -27,7 +27,8 @@
 # There is no ImageNet on the course machines, so the lesson writes ImageNet-like JPEGs of its
 # own (the three sizes that dominate ILSVRC-2012). Run it with
 # `python lessons/11_input_pipeline.py` (`TINYPROJ_QUICK=1`: a few seconds). Keep
-# `tinyproj/data/imagenet_decode.py` and `tinyproj/data/imagenet_shrink.py` open beside it.
+# `tinyproj/data/imagenet_decode.py`, `tinyproj/data/decode_pool.py` and
+# `tinyproj/data/imagenet_shrink.py` open beside it.
 
 # %%
 import math
@@ -48,6 +49,7 @@ import matplotlib.pyplot as plt
 from PIL import Image
 
 from tinyproj.data import imagenet_decode as dec
+from tinyproj.data.decode_pool import DecodePool
 from tinyproj.data.imagenet_shrink import shrink_imagenet
 
 QUICK = _quick.quick()
@@ -183,7 +185,7 @@ _quick.show(fig, "lesson11_boxes.png")
 # A JPEG stores 8×8 blocks of DCT coefficients. The decoder can rebuild each block at 8×8, 4×4,
 # 2×2 or 1×1 pixels, scaling the picture by 1, ½, ¼ or ⅛ while it decodes and skipping most of
 # the inverse-DCT work. Pillow exposes this as `Image.draft(mode, size)`: it picks the
-# strongest scaling that keeps at least `size`. `imagenet_decode._open` asks for it whenever the
+# strongest scaling that keeps at least `size`. `imagenet_decode.open_rgb` asks for it whenever the
 # transform still gets the pixels it needs — for the test crop, a shorter side ≥ 256.
 
 # %%
@@ -220,7 +222,7 @@ cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.
 
 
 def pool_rate(paths, workers, kind):
-    with dec.DecodePool(workers) as pool:
+    with DecodePool(workers) as pool:
         pool.center(paths[:max(1, workers)])                    # start the workers first
         start = time.perf_counter()
         if kind == "train":

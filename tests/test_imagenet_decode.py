@@ -1,4 +1,5 @@
-"""ImageNet's transforms (tinyproj/data/imagenet_decode.py) on JPEGs the tests write."""
+"""ImageNet's transforms (tinyproj/data/imagenet_decode.py) and their decoding pool
+(tinyproj/data/decode_pool.py: shared-memory batches, prefetching) on JPEGs the tests write."""
 import math
 import os
 import subprocess
@@ -10,7 +11,8 @@ import pytest
 
 from tinyproj import backend
 from tinyproj.data.imagenet import load_image
-from tinyproj.data.imagenet_decode import (RATIO, SCALE, DecodePool, decode_center,
+from tinyproj.data.decode_pool import DecodePool
+from tinyproj.data.imagenet_decode import (RATIO, SCALE, decode_center,
                                            decode_random, random_box)
 
 Image = pytest.importorskip("PIL.Image")
@@ -149,7 +151,7 @@ def test_an_unclosed_pool_unlinks_its_block_and_no_tracker_warning_is_printed(tm
     paths = [str(_jpeg(tmp_path / f"{i}.JPEG", 320, 240, seed=i)) for i in range(3)]
     script = f"""
 import gc
-from tinyproj.data.imagenet_decode import DecodePool
+from tinyproj.data.decode_pool import DecodePool
 if __name__ == "__main__":
     paths = {paths!r}
     with DecodePool(2) as pool:
@@ -246,7 +248,7 @@ def test_a_script_without_a_main_guard_can_use_the_pool_and_is_not_run_again(tmp
     script.write_text(
         "import sys\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from tinyproj.data.imagenet_decode import DecodePool\n"
+        "from tinyproj.data.decode_pool import DecodePool\n"
         "print('top level ran')\n"
         f"with DecodePool(2) as pool:\n"
         f"    batch = pool.center([{str(tmp_path / 'a.JPEG')!r}] * 4)\n"

@@ -9,7 +9,7 @@ import pytest
 
 from tinyproj.cli import main
 from tinyproj.data.imagenet import ImageFolder, locate_imagenet
-from tinyproj.data.imagenet_decode import _open, decode_center
+from tinyproj.data.imagenet_decode import decode_center, open_rgb
 from tinyproj.data.imagenet_shrink import SHRINK_MARK, shrink_imagenet
 from tinyproj.errors import UserError
 
@@ -67,7 +67,7 @@ def test_the_test_transform_sees_the_originals_pixels_up_to_jpeg_reencoding(tmp_
         assert a.shape == b.shape == (3, 227, 227)
         # exactly decode_center's resize, then one JPEG round trip: the same pixels, so the
         # shrink's filter, rounding and draft decoding are decode_center's own
-        img = _open(original, 256)
+        img = open_rgb(original, 256)
         scale = 256 / min(img.size)
         img = img.resize((max(256, round(img.size[0] * scale)), max(256, round(img.size[1] *
                           scale))), Image.BILINEAR)

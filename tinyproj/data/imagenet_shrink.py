@@ -36,6 +36,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .imagenet import IMAGE_EXTENSIONS, IMAGENET_FOLDER, locate_imagenet
+from .imagenet_decode import open_rgb, shorter_side_to    # decode_center's own steps
 from .process_pool import ScriptSafePool, default_workers
 
 __all__ = ["SHRINK_MARK", "shrink_image", "shrink_imagenet"]
@@ -52,8 +53,6 @@ def shrink_image(src: Path, dst: Path, side: int = 256, quality: int = 90) -> st
     A file that cannot be decoded raises ValueError naming it.
     """
     from PIL import Image
-
-    from .imagenet_decode import _open          # decode_center's decoder (draft for big JPEGs)
     with Image.open(src) as probe:               # reads the header only
         small = min(probe.size) <= side
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
@@ -62,11 +61,8 @@ def shrink_image(src: Path, dst: Path, side: int = 256, quality: int = 90) -> st
             shutil.copyfile(src, tmp)
             result = "copied"
         else:
-            img = _open(src, side)
-            w, h = img.size
-            scale = side / min(w, h)             # decode_center's size rule, to the pixel
-            size = (max(side, round(w * scale)), max(side, round(h * scale)))
-            img.resize(size, Image.BILINEAR).save(tmp, format="JPEG", quality=quality)
+            shorter_side_to(open_rgb(src, side), side).save(tmp, format="JPEG",
+                                                            quality=quality)
             result = "resized"
         os.replace(tmp, dst)
     finally:

@@ -1,6 +1,6 @@
 """A pool of worker processes that any script may start, with or without a main guard.
 
-The image decoders (:class:`~tinyproj.data.imagenet_decode.DecodePool`,
+The image decoders (:class:`~tinyproj.data.decode_pool.DecodePool`,
 :func:`~tinyproj.data.imagenet_shrink.shrink_imagenet`) run their work in processes started
 with ``forkserver``: fresh processes forked from a server, which hold none of the parent's
 open files (a forked worker would keep a run folder's lock alive after the run ended).

@@ -116,7 +116,7 @@ class FolderSource:
 
     def _decoder(self):
         if self._pool is None:
-            from .imagenet_decode import DecodePool
+            from .decode_pool import DecodePool
             self._pool = DecodePool(self.workers)
         return self._pool
 
