@@ -16,8 +16,8 @@ from ..nn.batchnorm import BatchNormBase
 from ..projections import parse
 from ..tensor import no_grad
 
-__all__ = ["error_rate", "error_rates", "reestimate_batchnorm", "errors_by_projection", "test_errors",
-           "batch_indices", "batches", "saved_batchnorm_stats"]
+__all__ = ["error_rate", "error_rates", "reestimate_batchnorm", "errors_by_projection",
+           "test_errors", "batch_indices", "batches", "saved_batchnorm_stats"]
 
 
 def batch_indices(n: int, batch_size: int):
