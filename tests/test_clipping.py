@@ -56,6 +56,26 @@ def test_clip_bounds_values_and_no_1d_params():
     assert clipping.clip_bounds(fake_model())["fc.weight"] == bounds["fc.weight"]   # f = 0.5
 
 
+def test_clip_bounds_follow_the_initialisation_each_layer_drew_with():
+    # c_k = f · std of the initial weights: PyTorch's default init draws U(±1/√fan_in), std
+    # 1/√(3·fan_in), 2.4x narrower than Glorot for fc1 of mlp_tfc (784 → 64)
+    from tinyproj import nn
+    model = nn.Sequential(nn.Linear(784, 64, init="torch"), nn.ReLU(),
+                          nn.Conv2d(4, 8, 3, init="torch"), nn.Linear(64, 10))
+    bounds = clipping.clip_bounds(model, f=0.5)
+    assert bounds["0.weight"] == pytest.approx(0.5 / math.sqrt(3 * 784))
+    assert bounds["2.weight"] == pytest.approx(0.5 / math.sqrt(3 * 4 * 9))
+    assert bounds["3.weight"] == pytest.approx(0.5 * math.sqrt(2 / (64 + 10)))   # Glorot
+    # the recorded std is the one the weights were drawn with (400 x 784 draws)
+    wide = nn.Linear(784, 400, init="torch", rng=np.random.default_rng(0))
+    drawn = float(np.std(backend.to_numpy(wide.weight.data)))
+    assert drawn == pytest.approx(clipping.clip_bounds(wide, f=1.0)["weight"], rel=5e-3)
+    # loading other weights keeps the layer's rule (the arrays are copied in place)
+    other = nn.Linear(784, 400, init="torch")
+    other.load_state_dict(wide.state_dict())
+    assert clipping.clip_bounds(other, 0.5) == clipping.clip_bounds(wide, 0.5)
+
+
 @pytest.mark.parametrize("f", ["NC", "nc", None, math.inf, "inf"])
 def test_no_clipping_gives_empty_bounds(f):
     assert clipping.clip_bounds(fake_model(), f=f) == {}

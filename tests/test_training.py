@@ -37,6 +37,26 @@ def test_metrics_rows_have_the_documented_fields(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["projection"] == "sign"
 
 
+@pytest.mark.parametrize("val_errors, best", [([0.5, 0.5, 0.5], 3), ([0.5, 0.4, 0.45], 2),
+                                              ([0.3, 0.4, 0.3], 3)])
+def test_best_validation_epoch_takes_the_later_epoch_on_a_tie(tmp_path, monkeypatch, val_errors,
+                                                              best):
+    # BinaryConnect's rule `if val_err <= best_val_err`: with 5,000 validation images errors
+    # move in steps of 0.02 %, so late in the decay ties happen and decide the reported epoch
+    from tinyproj.runs import training
+    errors = iter(val_errors)
+
+    def scored(*args, **kwargs):
+        v = next(errors)
+        return {"val": {"none": v}, "test": {"none": v + 0.01, "sign": v + 0.02}}
+
+    monkeypatch.setattr(training, "errors_by_projection", scored)
+    _, rows = train(tiny_config(tmp_path, epochs=3), progress=False, log=lambda *a: None)
+    assert [r["val_error"] for r in rows] == val_errors
+    assert rows[-1]["best_val_epoch"] == best
+    assert rows[-1]["test_error_at_best_val"] == rows[best - 1]["test_error"]
+
+
 @pytest.mark.numpy_only("exact resume of a stochastic projection needs the generator's state, "
                         "which CuPy keeps on the device with no way to save it (runs/files.py "
                         "rng_state; training warns when it resumes there)")

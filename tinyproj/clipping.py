@@ -4,8 +4,10 @@ After every update the weights of layer k are clipped to a per-layer bound c_k::
 
     W_k <- max(min(W_k, c_k), -c_k)                       (Algorithm 1, line 12)
 
-    c_k = f * std(Glorot-uniform initial weights of layer k)
-        = f * sqrt(2 / (fan_in + fan_out))                (f = 0.5 unless noted)
+    c_k = f * std(initial weights of layer k)             (f = 0.5 unless noted)
+        = f * sqrt(2 / (fan_in + fan_out))                Glorot-uniform (every layer's default,
+                                                          BinaryConnect's and the paper's)
+        = f / sqrt(3 * fan_in)                            a layer built with init="torch"
 
 "NC" (no clipping) means c_k = inf for every k; with the None projection Algorithm 1
 is then standard backprop. Only weight tensors (ndim >= 2: linear and conv weights)
@@ -79,9 +81,11 @@ def _factor(f) -> float:
 def clip_bounds(model, f=0.5) -> dict:
     """The clip bounds ``{param_name: c_k}`` of every weight tensor of ``model``.
 
-    c_k = f * glorot_std(shape of W_k) for each parameter with ndim >= 2, in the order of
-    ``model.named_parameters()``; 1-D parameters (biases, batch-norm gamma/beta) are left
-    out, which means "not clipped".
+    c_k = f * std of W_k's initial weights for each parameter with ndim >= 2, in the order of
+    ``model.named_parameters()``: the std the layer drew them with (``param.init_std``, set
+    by ``nn.Linear``/``nn.Conv2d``: Glorot's sqrt(2/(fan_in + fan_out)), or 1/sqrt(3·fan_in)
+    for ``init="torch"``), and glorot_std(shape) for a weight that does not say. 1-D
+    parameters (biases, batch-norm gamma/beta) are left out, which means "not clipped".
 
     f: a positive number (0.5 in the paper), or "NC" / None / inf for no clipping, which
     returns ``{}`` (every parameter missing, so nothing is clipped). A missing name always
@@ -90,14 +94,21 @@ def clip_bounds(model, f=0.5) -> dict:
     model: anything whose ``named_parameters()`` yields ``(name, param)`` pairs with the
     array in ``param.data``.
 
-    The bounds depend only on the shapes, not on the current weight values, so they are
-    the same whenever they are computed.
+    The bounds depend only on the shapes and initialisation rules, not on the current
+    weight values, so they are the same whenever they are computed.
     """
     if no_clipping(f):
         return {}
     factor = _factor(f)
-    return {name: factor * glorot_std(param.data.shape)
+    return {name: factor * _initial_std(param)
             for name, param in model.named_parameters() if is_clipped_param(param)}
+
+
+def _initial_std(param) -> float:
+    """The std of ``param``'s initial weights: its own ``init_std`` if its layer recorded one
+    (``init="torch"`` layers draw 1.7-2.4x narrower than Glorot), else Glorot's from the shape."""
+    std = getattr(param, "init_std", None)
+    return float(std) if std is not None else glorot_std(param.data.shape)
 
 
 def clip_(pairs) -> None:

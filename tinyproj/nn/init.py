@@ -31,7 +31,7 @@ import math
 from .. import backend
 
 __all__ = ["fans", "glorot_uniform", "glorot_normal", "glorot_std", "torch_uniform",
-           "torch_bound", "torch_std", "INITS", "check_init", "zeros", "ones"]
+           "torch_bound", "torch_std", "init_std", "INITS", "check_init", "zeros", "ones"]
 
 INITS = ("glorot", "torch")
 """The initialisations a Linear or Conv2d layer can take (``init=``)."""
@@ -109,6 +109,12 @@ def torch_bound(fan_in: int) -> float:
 def torch_std(shape) -> float:
     """std of PyTorch's default initial weights: 1/√(3·fan_in)."""
     return torch_bound(fans(shape)[0]) / math.sqrt(3.0)
+
+
+def init_std(shape, how: str = "glorot") -> float:
+    """std of the initial weights of ``shape`` under rule ``how``: :func:`glorot_std` or
+    :func:`torch_std`."""
+    return torch_std(shape) if check_init(how) == "torch" else glorot_std(shape)
 
 
 def torch_uniform(shape, fan_in: int | None = None, rng=None, dtype=None):

@@ -33,6 +33,8 @@ def _init_parameters(module, shape, bias: bool, rng, how: str) -> None:
         module.weight = Parameter(init.torch_uniform(shape, rng=rng))
     else:
         module.weight = Parameter(init.glorot_uniform(shape, rng))
+    # the std the weights were drawn with: the paper's clip bound is c_k = f · this std
+    module.weight.init_std = init.init_std(shape, how)
     if not bias:
         module.register_parameter("bias", None)
     elif how == "torch":

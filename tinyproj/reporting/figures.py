@@ -300,7 +300,8 @@ def sweep_plot(curves: dict, distortion: str, path=None, chance: float | None = 
                     [(p["bits"], p["error"], f"paper: Tr-Stoch-C, {p['error']:g} % "
                       f"at {p['bits']} bits")])
         _plain_log_axis(axes[1].xaxis, axes[1], "x", subs=(1.0, 2.0, 5.0))
-        axes[1].set_xlabel("bits per weight, ½·log2(1 + Q_w/Q_n)  [log scale]")
+        axes[1].set_xlabel("bits per weight: Σ_k n_k·½·log2(1 + Q_w,k/Q_n,k) / Σ_k n_k  "
+                           "[log scale]")
         axes[1].set_title("The same noise as information per weight (fewer bits = more noise)")
         axes[1].legend(fontsize=8)
     ax.legend(fontsize=8)

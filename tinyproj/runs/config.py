@@ -114,7 +114,7 @@ class TrainConfig:
     # Algorithm 1
     projection: str = setting("none", "training projection, e.g. sign, stoch, "
                                       "power:beta=U(0,2), stochm:gamma=0.5")
-    clip: float | str = setting("NC", "clip factor f (c_k = f · Glorot std) or NC for none",
+    clip: float | str = setting("NC", "clip factor f (c_k = f · std of the initial weights) or NC for none",
                                 parse=parse_clip)
     clip_factor: float = setting(1.0, "multiply f by this at each clip milestone")
     clip_milestones: list = setting([], "iterations at which f is multiplied, e.g. 5000,10000",

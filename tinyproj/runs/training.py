@@ -407,8 +407,9 @@ def _evaluate(cfg, model, optimizer, train_src, val_src, test_src, rng, pos,
     row["test_error"] = errors["test"]
     if test_src is not None:            # how many images each error counts (its binomial SE)
         row["n_test"] = len(test_src)
+    # a tie goes to the later epoch, as BinaryConnect's `if val_err <= best_val_err`
     if select_best and val_src is not None and (pos["best_val"] is None
-                                                or row["val_error"] < pos["best_val"][0]):
+                                                or row["val_error"] <= pos["best_val"][0]):
         pos["best_val"] = [row["val_error"], pos["epoch"], row["test_error"]]
     if pos["best_val"] is not None:
         row["best_val_epoch"] = pos["best_val"][1]
