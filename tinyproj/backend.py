@@ -56,8 +56,8 @@ def _import_cupy():
         raise BackendError(
             "The 'cupy' backend was requested but CuPy is not importable "
             f"({err}). Install the GPU extra that matches your CUDA version, e.g. "
-            "`pip install 'tinyproj[gpu]'` (CUDA 12) or `pip install cupy-cuda11x` "
-            "(CUDA 11), or stay on the default: tinyproj.backend.use('numpy')."
+            "`pip install 'tinyproj[gpu]'` (CuPy for CUDA 13) or `pip install cupy-cuda12x` "
+            "(CUDA 12), or stay on the default: tinyproj.backend.use('numpy')."
         ) from err
     try:
         cupy.cuda.runtime.getDeviceCount()

@@ -43,7 +43,7 @@ from . import location
 __all__ = [
     "DatasetError", "DatasetNotFoundError", "ChecksumWarning", "default_data_dir",
     "resolve_data_dir", "file_md5", "warn_on_md5_mismatch", "download", "atomic_save_npz",
-    "not_found", "umask_mode",
+    "not_found", "umask_mode", "atomic_write_bytes",
 ]
 
 
@@ -195,6 +195,27 @@ def download(urls, md5: str, folder, fname: str, dataset: str | None = None) -> 
 # ---------------------------------------------------------------------------
 # Atomic writes (rule 7 of docs/design.md)
 # ---------------------------------------------------------------------------
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temporary ``.NAME.XXXXXX.tmp`` beside it (the
+    pattern ``runs.files.remove_stale_temps`` clears after a kill), flushed to disk, then
+    ``os.replace``. The file gets the permissions of the user's umask."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, umask_mode())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def atomic_save_npz(path, **arrays) -> Path:
     """Save ``arrays`` to ``path`` (.npz, uncompressed) via a temporary file and ``os.replace``.
 

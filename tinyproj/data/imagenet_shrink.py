@@ -35,6 +35,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import UserError
+from .files import atomic_write_bytes
 from .imagenet import IMAGE_EXTENSIONS, IMAGENET_FOLDER, locate_imagenet
 from .imagenet_decode import open_rgb, shorter_side_to    # decode_center's own steps
 from .process_pool import ScriptSafePool, default_workers
@@ -55,7 +56,7 @@ def shrink_image(src: Path, dst: Path, side: int = 256, quality: int = 90) -> st
     from PIL import Image
     with Image.open(src) as probe:               # reads the header only
         small = min(probe.size) <= side
-    # a temporary name and a rename, as runs/files.atomic_write_bytes does, but without its
+    # a temporary name and a rename, as files.atomic_write_bytes does, but without its
     # fsync: for a million files of 30 KB that would cost more than the decoding
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     try:
@@ -158,7 +159,6 @@ def shrink_imagenet(src, out, side: int = 256, quality: int = 90, workers: int |
             else:
                 jobs.append((str(path), str(dst), int(side), int(quality)))
     target.mkdir(parents=True, exist_ok=True)
-    from ..runs.files import atomic_write_bytes
     atomic_write_bytes(target / SHRINK_MARK, (json.dumps(mark, indent=2) + "\n").encode())
     for d in sorted({Path(j[1]).parent for j in jobs}):
         d.mkdir(parents=True, exist_ok=True)

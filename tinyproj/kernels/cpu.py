@@ -91,7 +91,7 @@ def im2col_batch(x, kh, kw, stride=(1, 1), pad=(0, 0), pad_value=0.0, out=None):
     x = np.ascontiguousarray(x)
     n, c, h, w = x.shape
     oh, ow = out_size(h, kh, stride[0], pad[0]), out_size(w, kw, stride[1], pad[1])
-    cols = _output(out, (c * kh * kw, n * oh * ow), x.dtype)
+    cols = out_or_new(out, (c * kh * kw, n * oh * ow), x.dtype)
     _im2col_batch(x, kh, kw, stride[0], stride[1], pad[0], pad[1], x.dtype.type(pad_value),
                   cols.reshape(c * kh * kw, n, oh * ow))
     return cols
@@ -166,7 +166,7 @@ def col2im_batch(cols, x_shape, kh, kw, stride=(1, 1), pad=(0, 0), out=None):
     """
     n, c, h, w = x_shape
     oh, ow = out_size(h, kh, stride[0], pad[0]), out_size(w, kw, stride[1], pad[1])
-    out = _output(out, (n, c, h, w), cols.dtype)
+    out = out_or_new(out, (n, c, h, w), cols.dtype)
     if cols.T.flags.c_contiguous and not cols.flags.c_contiguous:
         rows = cols.T.reshape(n, oh * ow, c * kh * kw)
         _col2im_rows(rows, kh, kw, stride[0], stride[1], pad[0], pad[1], out)
@@ -176,7 +176,7 @@ def col2im_batch(cols, x_shape, kh, kw, stride=(1, 1), pad=(0, 0), out=None):
     return out
 
 
-def _output(out, shape, dtype):
+def out_or_new(out, shape, dtype):
     """``out`` checked against shape and dtype, or a new array."""
     if out is None:
         return np.empty(shape, dtype=dtype)
@@ -217,6 +217,6 @@ def swap01(a, out=None):
     out: a C-contiguous (Q, P, R) array to write instead of allocating one.
     """
     a = np.ascontiguousarray(a)
-    out = _output(out, (a.shape[1], a.shape[0], a.shape[2]), a.dtype)
+    out = out_or_new(out, (a.shape[1], a.shape[0], a.shape[2]), a.dtype)
     _swap01(a, out)
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .cpu import _output
+from .cpu import out_or_new
 from .geometry import out_size
 
 _PARALLEL = dict(parallel=True, cache=True, nogil=True)
@@ -62,7 +62,7 @@ def maxpool_forward(x, kh, kw, stride, pad=(0, 0), out=None):
     taps = np.int8 if kh * kw <= 127 else np.intp
     if out is None:
         out = (np.empty((n, c, oh, ow), dtype=x.dtype), np.empty((n, c, oh, ow), dtype=taps))
-    y, argmax = _output(out[0], (n, c, oh, ow), x.dtype), _output(out[1], (n, c, oh, ow), taps)
+    y, argmax = out_or_new(out[0], (n, c, oh, ow), x.dtype), out_or_new(out[1], (n, c, oh, ow), taps)
     if _channels_last(x):
         flat, sn, sh_, sw_ = _flat_channels_last(x)
         _maxpool_forward_rows(flat, sn, sh_, sw_, h, w, kh, kw, stride[0], stride[1], pad[0],

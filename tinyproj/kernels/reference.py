@@ -364,7 +364,7 @@ def sgd_update(w, g, buf, lr, momentum=0.0, weight_decay=0.0, nesterov=False, fi
     w -= lr * g
 
 
-def _segment_slices(offsets):
+def segment_slices(offsets):
     """(start, stop) of each tensor of a flat buffer (offsets on the host or, read back with
     an explicit sync, on a device: this is the readable path, not the counted one)."""
     bounds = [int(o) for o in backend.to_numpy(offsets)]
@@ -379,7 +379,7 @@ def sign_projection_segments(w, offsets):
     """
     xp = backend.xp_of(w)
     out = xp.empty_like(w)
-    for a, b in _segment_slices(offsets):
+    for a, b in segment_slices(offsets):
         if b > a:
             out[a:b] = sign_projection(w[a:b])
     return out
@@ -393,7 +393,7 @@ def clip_segments(v, offsets, bounds, out=None):
     """
     xp = backend.xp_of(v)
     out = v.copy() if out is None else out
-    for (a, b), c in zip(_segment_slices(offsets), backend.to_numpy(bounds)):
+    for (a, b), c in zip(segment_slices(offsets), backend.to_numpy(bounds)):
         c = float(c)
         if b > a and c != float("inf"):
             xp.clip(v[a:b], -c, c, out=out[a:b])

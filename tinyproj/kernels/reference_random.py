@@ -59,11 +59,11 @@ def _to_like(host, like):
 def _stoch_signs(w, offsets, u):
     """+1 with probability p = (w/α + 1)/2 per element (α of its tensor; 1 if α = 0)."""
     import numpy as np
-    from .reference import _segment_slices        # not at the top: reference.py imports this
+    from .reference import segment_slices        # not at the top: reference.py imports this
     w = backend.to_numpy(w)
     signs = np.empty_like(w)
     alphas = np.empty_like(w)
-    for a, b in _segment_slices(offsets):
+    for a, b in segment_slices(offsets):
         if b > a:
             alpha = np.abs(w[a:b]).max()
             safe = alpha if alpha > 0 else w.dtype.type(1)

@@ -5,7 +5,7 @@ import math
 import re
 
 from .. import backend
-from .table1 import (_rng, addnorm, multunif, none, power, round, sign, stoch, stochm,
+from .table1 import (rng_or_global, addnorm, multunif, none, power, round, sign, stoch, stochm,
                      stochm3, stochm_alpha, stochm_literal)
 
 __all__ = ["Uniform", "Projection", "REGISTRY", "available", "parse"]
@@ -31,7 +31,7 @@ class Uniform:
     def draw(self, rng) -> float:
         """One value from U(low, high), as a Python float (on a device generator: drawn
         there and read back, an explicit sync — one per minibatch for ``U(..)`` specs)."""
-        return float(backend.to_numpy(_rng(rng).uniform(self.low, self.high, 1))[0])
+        return float(backend.to_numpy(rng_or_global(rng).uniform(self.low, self.high, 1))[0])
 
     def __str__(self):
         return f"U({_fmt(self.low)},{_fmt(self.high)})"
@@ -187,7 +187,7 @@ class Projection:
         """
         if not self.random_params:
             return self
-        rng = _rng(rng)
+        rng = rng_or_global(rng)
         drawn = {k: v.draw(rng) if isinstance(v, Uniform) else v for k, v in self.params.items()}
         return Projection(self.name, **drawn)
 

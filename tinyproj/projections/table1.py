@@ -41,7 +41,7 @@ def _alpha(xp, w):
     return alpha, safe_alpha
 
 
-def _rng(rng):
+def rng_or_global(rng):
     """The generator to draw from: ``rng`` itself, or the backend's global one for None."""
     return backend.global_rng() if rng is None else rng
 
@@ -192,7 +192,7 @@ def stoch(w, rng):
     """
     xp = _check_weights(w, "stoch")
     alpha, safe_alpha = _alpha(xp, w)
-    return (alpha * _random_sign(xp, _rng(rng), w, safe_alpha)).astype(w.dtype, copy=False)
+    return (alpha * _random_sign(xp, rng_or_global(rng), w, safe_alpha)).astype(w.dtype, copy=False)
 
 
 def _stochm_draws(w, gamma, rng, who: str):
@@ -204,7 +204,7 @@ def _stochm_draws(w, gamma, rng, who: str):
     """
     xp = _check_weights(w, who)
     gamma = _check_gamma(gamma, who)
-    rng = _rng(rng)
+    rng = rng_or_global(rng)
     alpha, safe_alpha = _alpha(xp, w)
     signs = _random_sign(xp, rng, w, safe_alpha)
     scale = _uniform_gamma(xp, rng, w.shape, w.dtype, gamma)
@@ -308,7 +308,7 @@ def stochm3(w, gamma, rng):
     """
     xp = _check_weights(w, "stochm3")
     gamma = _check_gamma(gamma, "stochm3")
-    rng = _rng(rng)
+    rng = rng_or_global(rng)
     projected = stochm(w, gamma, rng)
 
     flat_abs = xp.abs(w).ravel()
@@ -334,7 +334,7 @@ def addnorm(w, sigma, rng):
     if not (sigma >= 0.0 and math.isfinite(sigma)):
         raise ValueError(f"projections.addnorm: sigma must be a finite number >= 0; got {sigma}.")
     alpha, _ = _alpha(xp, w)
-    noise = _normal(xp, _rng(rng), w.shape, w.dtype)
+    noise = _normal(xp, rng_or_global(rng), w.shape, w.dtype)
     return (w + (alpha * sigma) * noise).astype(w.dtype, copy=False)
 
 
@@ -348,5 +348,5 @@ def multunif(w, gamma, rng):
     """
     xp = _check_weights(w, "multunif")
     gamma = _check_gamma(gamma, "multunif")
-    scale = _uniform_gamma(xp, _rng(rng), w.shape, w.dtype, gamma)
+    scale = _uniform_gamma(xp, rng_or_global(rng), w.shape, w.dtype, gamma)
     return (w * scale).astype(w.dtype, copy=False)

@@ -16,47 +16,19 @@ import io
 import json
 import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np  # host-side file format; arrays are moved to the host first
 
 from .. import backend
+# the atomic write lives with the data layer (prepare-imagenet writes its mark with it); runs
+# uses it for every file it writes, with the same permissions rule (the user's umask)
+from ..data.files import atomic_write_bytes, umask_mode
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "append_jsonl", "read_jsonl",
            "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state",
-           "remove_stale_temps", "folder_lock", "file_mode"]
-
-
-def file_mode() -> int:
-    """The mode a new file gets from ``open()`` under the current umask (e.g. 0o644).
-
-    ``tempfile.mkstemp`` always creates 0600 files; a file renamed into place would keep
-    that mode, and classmates could not read a shared cache or results folder.
-    """
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+           "remove_stale_temps", "folder_lock"]
 
 
 def atomic_write_text(path, text: str) -> Path:
@@ -101,7 +73,7 @@ def folder_lock(folder, what: str = "a run"):
         yield
         return
     folder = Path(folder)
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, file_mode())
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, umask_mode())
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
