@@ -25,7 +25,7 @@
 #    one sync that reading the loss costs;
 # 5. replay a whole step as a **CUDA graph**, and see why every number that changes from step
 #    to step must then live in device memory;
-# 6. try two exercises.
+# 6. try two exercises, and two more that a checker marks.
 #
 # The code it explains: `tinyproj/standin/` (the counting device), `tinyproj/kernels/`
 # (`reference.py`, `cpu_optim.py`, `cuda/*.cuh`, `host.py`, and `__init__.py` which picks one),
@@ -435,3 +435,32 @@ backend.use("numpy")
 #    losses) / len(losses)` in a module whose name starts with `tinyproj.` (or set
 #    `standin.set_strict(True)`) and call it on device losses: read the error. Rewrite it with
 #    one `xp.stack(...).mean()` and a single `.item()`: how many syncs now?
+
+# %% [markdown]
+# ## Exercises you can check
+#
+# Replace each `...` by your answer and run the cell: the checker prints **correct**, or what is
+# off, or *not answered yet*. The checkers live in `lessons/exercises.py`; they compute the right
+# answer with tinyproj itself (there is no solution file), so try first, then read them.
+#
+# 1. Write `my_sign(w)`: Table 1's Sign for a NumPy array (section 1) — α·sign(w) with
+#    α = max|w| over the whole tensor and sign(0) = +1. The checker compares it with
+#    `reference.sign_projection` on a few tensors, zeros included.
+# 2. How many **launches, syncs and copies** does the function below make when `xp` is the
+#    stand-in and `host` a NumPy array (section 3)? Work it out before you count it with
+#    `standin.counting()`; answer `(launches, syncs, copies)`.
+
+# %%
+from exercises import check_09_1, check_09_2, snippet_09  # noqa: E402  (lessons/exercises.py)
+
+
+def my_sign(w):
+    return ...                  # your Sign, with NumPy
+
+
+check_09_1(my_sign)
+
+# %%
+print(inspect.getsource(snippet_09))
+answer_2 = ...                  # (launches, syncs, copies)
+check_09_2(answer_2)

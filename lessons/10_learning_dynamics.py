@@ -345,5 +345,29 @@ else:
 #    histogram of |w|/max|w| at the start and the end. Plot fc1's and fc4's for `clean-bn` and
 #    `mul-1e10-bn`. Does anything pile up in the last bin?
 
+# %% [markdown]
+# ## Exercises you can check
+#
+# Replace each `...` by your answer and run the cell: the checker prints **correct**, or what is
+# off, or *not answered yet*. The checkers live in `lessons/exercises.py`; they compute the right
+# answer with tinyproj itself (there is no solution file), so try first, then read them.
+#
+# 1. The bimodality coefficient b (section 1) of the five weights [−0.3, −0.3, 0, 0.3, 0.3]:
+#    two values ±a and one weight at zero. Use population moments (divide by n, not n − 1).
+#    By hand it is quick; then compare with the b of ±a alone.
+# 2. In the committed experiment (section 4, seed 0) fc2's mean |w| went from 0.06249 to
+#    0.14583 in the clean run and from 0.06249 to 0.70434 in the additive σ = 100 run. By what
+#    factor did the *noise* make fc2's weights larger — the `vs_clean` column of `summary.csv`?
+
+# %%
+from exercises import check_10_1, check_10_2  # noqa: E402  (lessons/exercises.py)
+
+answer_1 = ...                  # a number
+check_10_1(answer_1)
+
+# %%
+answer_2 = ...                  # a number
+check_10_2(answer_2)
+
 # %%
 print(f"lesson 10 done in {time.perf_counter() - START:.0f} s")

@@ -355,6 +355,28 @@ for name, r in one_core.items():
 #    `convert` does not save any decoding — why not? (Hint: JPEG decodes whole rows of blocks.)
 # 3. Time `DecodePool(2).random` with 8, 64 and 512 images. Where does a small batch lose
 #    time?
+#
+# ## Exercises you can check
+#
+# Replace each `...` by your answer and run the cell: the checker prints **correct**, or what is
+# off, or *not answered yet*. The checkers live in `lessons/exercises.py`; they compute the right
+# answer with tinyproj itself (there is no solution file), so try first, then read them.
+#
+# 1. Suppose the GPU bench measures a step of 0.12 s at batch 512, and the training transform
+#    decodes 450 images/s on one core. How many worker processes does `DecodePool` need to deliver
+#    what the step consumes with the 1.2× margin (sections 1 and 7; a core per worker)?
+# 2. `decode_center` on a 500×375 JPEG (section 2): where is the corner `(left, top)` of the
+#    227 × 227 crop it cuts, in pixels of the picture it crops from?
+
+# %%
+from exercises import check_11_1, check_11_2  # noqa: E402  (lessons/exercises.py)
+
+answer_1 = ...                  # a whole number of workers
+check_11_1(answer_1)
+
+# %%
+answer_2 = ...                  # (left, top)
+check_11_2(answer_2)
 
 # %%
 import shutil  # noqa: E402  (tidy up the lesson's own folder)

@@ -16,7 +16,8 @@ import numpy as np
 
 __all__ = ["check_01_1", "check_01_2", "check_01_3", "check_02_1", "check_02_2", "check_03_1",
            "check_03_2", "check_04_1", "check_04_2", "check_05_1", "check_05_2", "check_06_1",
-           "check_06_2", "check_07_1", "check_07_2", "check_08_1", "check_08_2"]
+           "check_06_2", "check_07_1", "check_07_2", "check_08_1", "check_08_2", "check_09_1",
+           "check_09_2", "check_10_1", "check_10_2", "check_11_1", "check_11_2"]
 
 
 # ---------------------------------------------------------------------------
@@ -392,3 +393,181 @@ def check_08_2(answer):
             return "that is the number of entries; a float32 takes 4 bytes"
         return _close_number(value, float(want), "bytes", rtol=1e-6)
     return _verdict("exercise 8.2", answer, check)
+
+
+# ---------------------------------------------------------------------------
+# Lesson 9: GPU kernels
+# ---------------------------------------------------------------------------
+def check_09_1(my_sign):
+    """A function w -> Table 1's Sign, α·sign(w) with α = max|w| (whole tensor) and sign(0) = +1."""
+    from tinyproj.kernels import reference
+
+    def check(fn):
+        rng = np.random.default_rng(9)
+        weights = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+        weights[0, 0, 0, 0] = 0.0
+        cases = [weights,
+                 np.array([0.0, -0.5, 0.25, 0.0, 1.5], np.float32),
+                 (0.1 * rng.standard_normal((6, 5))).astype(np.float32)]
+        for w in cases:
+            got = _array(_called(fn, w.copy()))
+            want = _array(reference.sign_projection(w))
+            if got.shape != want.shape:
+                return f"Sign keeps the shape: {w.shape} in, {got.shape} out"
+            if np.allclose(got, want, atol=1e-6):
+                continue
+            alpha = float(np.abs(w).max())
+            if np.allclose(got, alpha * np.sign(w), atol=1e-6):
+                return ("at w = 0 yours gives 0 (np.sign(0) is 0); Sign uses sign(0) = +1, so "
+                        "every weight becomes +α or −α")
+            if np.allclose(got, float(np.abs(w).mean()) * np.where(w >= 0, 1.0, -1.0), atol=1e-6):
+                return "yours scales by the mean |w|; Table 1's Sign takes α = max|w|"
+            i = int(np.argmax(np.abs(got - want)))
+            return (f"for w = {w.ravel()[i]:.4g} (α = max|w| = {alpha:.4g}) yours gives "
+                    f"{got.ravel()[i]:.4g}, Sign gives {want.ravel()[i]:.4g}")
+        return None
+    return _verdict("exercise 9.1", my_sign, check)
+
+
+def snippet_09(xp, host):
+    """The code whose launches, syncs and copies exercise 9.2 asks for (xp: the device module)."""
+    x = xp.asarray(host)
+    y = (x - x.mean()) / x.std()
+    first_row = y.reshape(2, -1)[0]
+    return first_row.max().item()
+
+
+COUNTS_09 = ("launches", "syncs", "copies")
+
+
+def check_09_2(answer):
+    """(launches, syncs, copies) of ``snippet_09`` on the device — counted by the stand-in."""
+    from tinyproj import standin
+
+    def check(a):
+        if isinstance(a, dict):
+            a = [a[k] for k in COUNTS_09]
+        a = tuple(int(v) for v in a)
+        if len(a) != 3:
+            return f"give three numbers, {COUNTS_09}; yours has {len(a)}"
+        with standin.counting() as counted:
+            snippet_09(standin, np.arange(12, dtype=np.float32))
+        want = tuple(counted[k] for k in COUNTS_09)
+        if a == want:
+            return None
+        if a == (want[0] + 2, want[1], want[2]):
+            return ("reshape and slicing make views of the same memory: no kernel runs, so "
+                    "they launch nothing")
+        return "; ".join(f"{name}: {x} is {'too many' if x > w else 'too few'}"
+                         for name, x, w in zip(COUNTS_09, a, want) if x != w)
+    return _verdict("exercise 9.2", answer, check)
+
+
+# ---------------------------------------------------------------------------
+# Lesson 10: learning dynamics
+# ---------------------------------------------------------------------------
+W_10 = [-0.3, -0.3, 0.0, 0.3, 0.3]
+
+
+def check_10_1(answer):
+    """Sarle's bimodality coefficient b = (skew² + 1) / kurtosis of the five weights W_10."""
+    from tinyproj.walking_noise import dynamics as dyn
+
+    def check(a):
+        w = np.array(W_10)
+        want = dyn.bimodality_coefficient(w)
+        problem = _close_number(a, want, "b", rtol=1e-3)
+        if problem:
+            d = w - w.mean()
+            m2, m3, m4 = (float((d ** k).mean()) for k in (2, 3, 4))
+            skew2, kurt = m3 * m3 / m2 ** 3, m4 / (m2 * m2)
+            if math.isclose(float(a), (skew2 + 1.0) / (kurt - 3.0), rel_tol=1e-3):
+                return (problem + " (that divides by the excess kurtosis m4/m2² − 3; Sarle's b "
+                        "divides by the kurtosis m4/m2² itself)")
+        return problem
+    return _verdict("exercise 10.1", answer, check)
+
+
+FC2_10 = dict(start=0.06249, clean_end=0.14583, noisy_end=0.70434)   # results/wn-dynamics-mnist
+
+
+def check_10_2(answer):
+    """fc2's mean|w| at the end of the additive σ = 100 run over the clean run's (``vs_clean``)."""
+    from tinyproj.walking_noise import dynamics as dyn
+
+    def stats(key):
+        return {"fc2": {"mean_abs": FC2_10[key]}}
+
+    def check(a):
+        want = dyn.growth(stats("clean_end"), stats("noisy_end"))["fc2"]
+        problem = _close_number(a, want, "the noise's factor", rtol=2e-3)
+        if problem and math.isclose(float(a), dyn.growth(stats("start"), stats("noisy_end"))["fc2"],
+                                    rel_tol=2e-3):
+            return (problem + " (that is the growth from the start; the clean run grows its "
+                    "weights too, so compare the two runs' ends)")
+        return problem
+    return _verdict("exercise 10.2", answer, check)
+
+
+# ---------------------------------------------------------------------------
+# Lesson 11: the input pipeline
+# ---------------------------------------------------------------------------
+PIPELINE_11 = dict(batch=512, step_s=0.12, per_core=450.0, margin=1.2)
+
+
+def check_11_1(answer):
+    """Worker processes needed to feed PIPELINE_11's step with its margin, at per_core images/s."""
+    def check(a):
+        d = PIPELINE_11
+        need = d["batch"] / d["step_s"]                         # images/s the step consumes
+        exact = need * d["margin"] / d["per_core"]              # workers, before rounding
+        want = math.ceil(exact)
+        value = float(a)
+        if value == want:
+            return None
+        bare = need / d["per_core"]                              # no margin
+        if value == math.ceil(bare) or math.isclose(value, bare, rel_tol=1e-3):
+            return (f"{value:g} workers feed the step with no margin; the pipeline must deliver "
+                    f"{d['margin']:g}× the {need:,.0f} images/s the step consumes")
+        if value == math.floor(exact) or math.isclose(value, exact, rel_tol=1e-3):
+            return (f"{math.floor(exact)} workers deliver {math.floor(exact) * d['per_core']:,.0f} "
+                    f"images/s, short of the {need * d['margin']:,.0f} needed: round up")
+        if not value.is_integer():
+            return f"{value:g} is not a whole number of worker processes"
+        return f"{value:g} workers is {'too many' if value > want else 'too few'}"
+    return _verdict("exercise 11.1", answer, check)
+
+
+SIZE_11 = (500, 375)                                             # width × height of the JPEG
+
+
+def check_11_2(answer):
+    """(left, top) of decode_center's 227 × 227 crop in the resized SIZE_11 picture."""
+    import inspect
+
+    from PIL import Image
+
+    from tinyproj.data import imagenet_decode as dec
+
+    def check(a):
+        a = tuple(float(v) for v in a)
+        if len(a) != 2:
+            return f"give two numbers, (left, top); yours has {len(a)}"
+        defaults = inspect.signature(dec.decode_center).parameters
+        resize, crop = defaults["resize"].default, defaults["crop"].default     # 256, 227
+        w, h = dec.shorter_side_to(Image.new("RGB", SIZE_11), resize).size
+        want = ((w - crop) // 2, (h - crop) // 2)
+        if a == want:
+            return None
+        if a == ((SIZE_11[0] - crop) // 2, (SIZE_11[1] - crop) // 2):
+            return ("that is the centre of the original picture; decode_center first resizes it "
+                    f"so that its shorter side is {resize}")
+        if a == want[::-1]:
+            return "left runs along the width, top along the height: swap them"
+        if max(abs(x - y) for x, y in zip(a, want)) <= 1:
+            return (f"close: where the leftover (size − {crop}) is odd, decode_center takes "
+                    f"the integer part of its half, (size − {crop}) // 2")
+        if any(not v.is_integer() for v in a):
+            return "pixel positions are whole numbers"
+        return f"({a[0]:g}, {a[1]:g}) is not the corner of the centre crop"
+    return _verdict("exercise 11.2", answer, check)

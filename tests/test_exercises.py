@@ -54,6 +54,14 @@ def round_half_even(w):
 
 _t07 = (0.90 - (0.98 + 0.1) / 2) / (0.90 - 0.40)
 
+
+def sign_right(w):
+    return np.abs(w).max() * np.where(w >= 0, 1.0, -1.0)
+
+
+def sign_np_sign(w):
+    return np.abs(w).max() * np.sign(w)             # sign(0) = 0: a zero weight stays 0
+
 # checker: (right answer, wrong answer)
 CASES = {
     "check_01_1": (np.array([6.0, -12.0, 3.0]), np.array([2.0, -4.0, 1.0])),
@@ -75,9 +83,30 @@ CASES = {
     "check_07_2": (3.0 ** _t07, 1.0 + 2.0 * _t07),
     "check_08_1": (2 * 50 * 128 * (128 * 9) * 32 * 32, 50 * 128 * (128 * 9) * 32 * 32),
     "check_08_2": (8 * 64 * 9 * 16 * 16 * 4, 8 * 64 * 9 * 16 * 16),
+    "check_09_1": (sign_right, sign_np_sign),
+    # asarray: a copy; mean, subtract, std, divide, max: launches; reshape and [0]: views;
+    # .item(): a sync
+    "check_09_2": ((5, 1, 1), (7, 1, 1)),
+    "check_10_1": (0.8, 1.0),                        # m2 = 0.072, m4 = 0.00648: b = 1 / 1.25
+    "check_10_2": (0.70434 / 0.14583, 0.70434 / 0.06249),
+    "check_11_1": (12, 10),                          # ceil(512 / 0.12 · 1.2 / 450) = ceil(11.4)
+    "check_11_2": ((57, 14), (136, 74)),             # resized to 341 × 256
 }
 UNANSWERED = {"check_01_2": CubeUnanswered, "check_02_1": lambda *args: ...,
-              "check_03_1": lambda w: ..., "check_05_1": lambda v, c: ...}
+              "check_03_1": lambda w: ..., "check_05_1": lambda v, c: ...,
+              "check_09_1": lambda w: ...}
+
+# checker: (a typical wrong answer, what its hint must say)
+HINTS = {
+    "check_08_1": (50 * 128 * (128 * 9) * 32 * 32, "multiply-add as one operation"),
+    "check_08_2": (8 * 64 * 9 * 16 * 16, "a float32 takes 4 bytes"),
+    "check_09_1": (sign_np_sign, "sign(0) = +1"),
+    "check_09_2": ((7, 1, 1), "views"),
+    "check_10_1": (1 / (1.25 - 3), "excess kurtosis"),
+    "check_10_2": (0.70434 / 0.06249, "growth from the start"),
+    "check_11_1": (10, "no margin"),
+    "check_11_2": ((136, 74), "first resizes"),
+}
 
 
 def test_every_checker_has_cases():
@@ -98,10 +127,27 @@ def test_checker_accepts_right_rejects_wrong(name, capsys):
         assert "not answered yet" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("name", sorted(HINTS))
+def test_checker_names_the_typical_mistake(name, capsys):
+    wrong, hint = HINTS[name]
+    assert getattr(ex, name)(wrong) is False
+    assert hint in capsys.readouterr().out
+
+
+def test_exercise_11_hints(capsys):
+    """Rounding down, an answer off by a half pixel, swapped coordinates: each has its hint."""
+    assert ex.check_11_1(11) is False and "round up" in capsys.readouterr().out
+    assert ex.check_11_1(11.38) is False and "round up" in capsys.readouterr().out
+    assert ex.check_11_2((57, 14.5)) is False and "// 2" in capsys.readouterr().out
+    assert ex.check_11_2((14, 57)) is False and "swap" in capsys.readouterr().out
+
+
 def test_checker_survives_nonsense(capsys):
     assert ex.check_01_1("six") is False
     assert ex.check_02_2(3) is False
     assert ex.check_01_2(42) is False
+    assert ex.check_09_2(5) is False
+    assert ex.check_11_2((1, 2, 3)) is False
     assert "not yet" in capsys.readouterr().out
 
 
