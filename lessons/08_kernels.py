@@ -177,7 +177,7 @@ print(f"  one batch product ({c_b}, {c_b * 9}) @ ({c_b * 9}, {n_b * side_b ** 2}
 # memory, no transposed copy. Its price is the two `swap01` copies of y and dL/dy — cheap,
 # they move L contiguous floats at a time.
 #
-# One more twist, found by measuring (issue 15): OpenBLAS is slow when the *result* of a
+# One more twist, found by measuring: OpenBLAS is slow when the *result* of a
 # product is short in its rows — `W_mat @ cols` has only O = 32 rows at width 0.25, and
 # dW = `gY @ cols.T` is a small (O, K) result summed over N·L columns. Taking each product
 # transposed — `cols.T @ W_mat.T`, a (N·L, O) result, and dWᵀ = `cols @ gYᵀ` — does the same

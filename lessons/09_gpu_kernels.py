@@ -117,7 +117,7 @@ else:
 # A **launch** is the host asking the GPU to run one kernel. The GPU side is short (a few µs
 # before the first thread runs), but the host side is not: Python, CuPy's argument checks and
 # the driver call take **tens of µs** per launch. The project measured about 43 µs of host
-# time per launch on an H100 (issue 11). The GPU runs kernels from a queue, so as long as the
+# time per launch on an H100. The GPU runs kernels from a queue, so as long as the
 # host keeps the queue filled, the launch cost hides behind the work. A small layer's kernel
 # runs in a few µs, though: then the host *is* the bottleneck, and the step time is roughly
 # launches × host time per launch.
@@ -135,7 +135,7 @@ launches_before, us_per_launch = 1300, 43
 print(f"{launches_before} launches x {us_per_launch} µs = "
       f"{launches_before * us_per_launch / 1000:.0f} ms of host time per step "
       "(the H100 measured 54-61 ms per step of bc_cifar10)")
-print(f"  200 launches x {us_per_launch} µs = {200 * us_per_launch / 1000:.1f} ms (issue 11's target)")
+print(f"  200 launches x {us_per_launch} µs = {200 * us_per_launch / 1000:.1f} ms (the project's budget)")
 print(f"  118 launches x {us_per_launch} µs = {118 * us_per_launch / 1000:.1f} ms (now, counted "
       "on the stand-in below)")
 
@@ -246,7 +246,7 @@ backend.use("numpy")
 # Where did the launches go? On the GPU path one step went from 1,300 launches (the plain
 # array code) to 271 (the first fused kernels) to 115, and back up to 118 when Adam's step
 # count moved onto the device for CUDA graphs (section 5; `tests/test_budgets.py` keeps the
-# score, the issue asked for at most 200). Read `fused.ops` above for what is left:
+# score, the budget is at most 200). Read `fused.ops` above for what is left:
 #
 # * **Adam is one launch**: the optimizer keeps every parameter as a *view* into one flat
 #   buffer (`optim/flat.py`), so `adam_update` runs once over all of them. The gradients land

@@ -62,7 +62,7 @@ print(f"quick mode: {QUICK}")
 # An AlexNet-BN step (forward + backward) at batch 512 is about 3.1 TFLOP. At 40 TFLOP/s — a
 # fair guess for strict float32 on an H100/H200, not a measurement — that is 78 ms a step, so
 # the step consumes 512 / 0.078 ≈ 6,600 images every second. The input pipeline has to deliver
-# at least that, and some margin on top (the issue asks for 1.2×).
+# at least that, and some margin on top (the project aims at 1.2×).
 #
 # Now the cost of one image. We write smooth random "photos" (a coarse noise image scaled up,
 # plus a little grain, saved at JPEG quality 90) in ILSVRC's common sizes and time how long
@@ -364,7 +364,7 @@ for name, r in one_core.items():
 #
 # 1. Suppose the GPU bench measures a step of 0.12 s at batch 512, and the training transform
 #    decodes 450 images/s on one core. How many worker processes does `DecodePool` need to deliver
-#    what the step consumes with the issue's 1.2× margin (sections 1 and 7; a core per worker)?
+#    what the step consumes with a 1.2× margin (sections 1 and 7; a core per worker)?
 # 2. `decode_center` on a 500×375 JPEG (section 2): where is the corner `(left, top)` of the
 #    227 × 227 crop it cuts, in pixels of the picture it crops from?
 
