@@ -124,6 +124,46 @@ def test_download_failure_says_what_to_do(tmp_path, monkeypatch):
         data.load_cifar10(tmp_path, download=True)
 
 
+def test_failed_download_leaves_no_folders_it_made(tmp_path, monkeypatch):
+    # a mistyped --data-dir must not leave a tree of empty folders behind; folders that were
+    # there before, or that hold anything, stay
+    import pooch
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(pooch, "retrieve", offline)
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(DatasetNotFoundError):
+        data.load_cifar10(tmp_path / "kept" / "typo" / "deeper", download=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    assert list((tmp_path / "kept").iterdir()) == []
+    with pytest.raises(DatasetNotFoundError):
+        files.download("https://example.invalid/x", "0" * 32, tmp_path / "new", "x.bin")
+    assert not (tmp_path / "new").exists()
+
+
+def test_atomic_writes_use_one_temporary_name_pattern(tmp_path, monkeypatch):
+    # both atomic writers name their temporary file .NAME.XXXXXX.tmp, the pattern that
+    # runs.files.remove_stale_temps clears after a kill
+    from tinyproj.runs.files import remove_stale_temps
+    seen = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        seen.append(Path(src).name)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    files.atomic_save_npz(tmp_path / "cache.npz", a=np.arange(3))
+    files.atomic_write_bytes(tmp_path / "mark.json", b"{}")
+    assert len(seen) == 2
+    assert seen[0].startswith(".cache.npz.") and seen[0].endswith(".tmp")
+    assert seen[1].startswith(".mark.json.") and seen[1].endswith(".tmp")
+    (tmp_path / seen[0]).write_bytes(b"half")             # as a kill would leave it
+    assert [p.name for p in remove_stale_temps(tmp_path, ["cache.npz"])] == [seen[0]]
+
+
 def test_real_cifar_structure_md5_warning_no_download(shared_data_dir, monkeypatch):
     import pooch
     monkeypatch.setattr(pooch, "retrieve", _no_download)

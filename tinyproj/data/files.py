@@ -167,6 +167,7 @@ def download(urls, md5: str, folder, fname: str, dataset: str | None = None) -> 
     dataset = dataset or fname
     how = (f"If this machine has no internet access, download {urls[0]} on one that has and "
            f"copy it to {folder}.")
+    created = [d for d in (folder, *folder.parents) if not d.exists()]   # deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:           # a read-only shared data folder, a file in the way, ...
@@ -186,10 +187,21 @@ def download(urls, md5: str, folder, fname: str, dataset: str | None = None) -> 
         if not existed:
             os.chmod(path, umask_mode())
         return path
+    _remove_empty(created)   # a mistyped --data-dir must not leave empty folders behind
     raise DatasetNotFoundError(
         f"{dataset}: could not download {fname} into {folder}. Tried:\n" + "\n".join(failures)
         + f"\n{how} Or point --data-dir (or $TINYPROJ_DATA) at a folder that already holds "
         "the dataset (see datasets/README.md).", flag="--data-dir")
+
+
+def _remove_empty(folders) -> None:
+    """rmdir each of ``folders`` (deepest first) that is still empty: the ones this process
+    created for a download that failed. A folder with anything in it is left alone."""
+    for d in folders:
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 # ---------------------------------------------------------------------------
@@ -226,10 +238,14 @@ def atomic_save_npz(path, **arrays) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    # the temporary name of atomic_write_bytes (.NAME.XXXXXX.tmp), which
+    # runs.files.remove_stale_temps recognises after a kill
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, umask_mode())     # mkstemp made it 0600; give it the usual permissions
         os.replace(tmp, path)
     except BaseException:
