@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 
 from .. import backend
+from ..runs.midpoint import midpoint
 from .style import colors, figure, finish, percent
 
 __all__ = ["accuracy_vs_sigma", "midpoints_plot", "activation_histogram",
@@ -148,21 +149,17 @@ def accuracy_vs_sigma(rows, path=None, lines_by: str = "site", chance: float | N
 def _crossing(xs, ys, chance_pct, log: bool = True):
     """``(σ, accuracy)`` where the curve first falls to halfway between its max and chance.
 
-    Interpolated linearly in log σ (in σ with ``log=False``; only for drawing; the numbers
-    come from ``midpoint_sigma``). None when the curve never gets there.
+    The table's rule (:func:`tinyproj.runs.midpoint.midpoint`, as ``midpoint_sigma`` uses
+    it): start at the first maximum, walk up in σ, interpolate linearly in log σ (in σ with
+    ``log=False``), so a dot sits exactly at the tabulated μ. None when the curve never
+    gets there (or never rises above chance).
     """
     top = max(ys)
-    threshold = chance_pct + (top - chance_pct) / 2
     if top <= chance_pct:
         return None
-    start = ys.index(top)
-    for k in range(start + 1, len(xs)):
-        if ys[k] <= threshold:
-            f, f_inv = (math.log10, lambda v: 10 ** v) if log else (float, float)
-            x0, x1, y0, y1 = f(xs[k - 1]), f(xs[k]), ys[k - 1], ys[k]
-            t = 0.0 if y0 == y1 else (y0 - threshold) / (y0 - y1)
-            return f_inv(x0 + t * (x1 - x0)), threshold
-    return None
+    c = midpoint(xs, ys, clean=top, chance=chance_pct, start=xs[ys.index(top)], side="up",
+                 kind="accuracy", scale="log" if log else "linear")
+    return None if c.level is None else (c.level, c.threshold)
 
 
 # ---------------------------------------------------------------------------
