@@ -49,6 +49,10 @@ later run reads them all. With --shard train the models first (--train-only, onc
 shards do not race. A point on file that was measured on another network (--run B into the
 --out of a walk of run A, a model retrained) is refused, never shown: use another --out, or
 --restart, which moves the walk's files to RUN_DIR/replaced/<time>/ (nothing is deleted).
+The same holds for the rows of dynamics.jsonl, each stamped with the fingerprint of its noisy
+network. RUN_DIR is walk's own: the first run marks it (.tinyproj-walk), and a folder that
+holds files of the names walk writes (walk.jsonl, dynamics.jsonl, midpoints.csv,
+walk-points.csv, the figures) which walk did not write is refused before anything is done.
 
 The command in files, one idea each: the flags (this file), their checks (walk_args.py), the
 networks it trains (walk_models.py), the three ways of getting rows (walk_run.py), the table
@@ -146,8 +150,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--shard", default=None,
                    help="i/n: do grid points i, i+n, ... only (0 <= i < n)")
     p.add_argument("--restart", action="store_true",
-                   help="move the walk's files (walk.jsonl and its shards) to "
-                        "RUN_DIR/replaced/<time>/ and walk afresh (for rows of another network)")
+                   help="move the walk's files (walk.jsonl, dynamics.jsonl and their shards) "
+                        "to RUN_DIR/replaced/<time>/ and walk afresh (for rows of another "
+                        "network)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=cmd_walk)

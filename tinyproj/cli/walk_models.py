@@ -9,16 +9,27 @@ Every network is trained with the set-up of ``--setup`` for the model and datase
 (``walking_noise/setups.py``: the authors' by default; ``--epochs`` overrides its epochs)
 and read back when it is on disk — unless it was trained with other settings, which is
 refused (UserError): another set-up never passes for this one.
+
+Every row of dynamics.jsonl carries ``network``, the fingerprint of the noisy network it
+describes (``runs/fingerprint.py``), as walk.jsonl's rows do: a row on file of the same
+point (site, seed, noise, σ, clamp, epoch) but of another network (a network deleted and
+trained again) is refused, never kept in place of the new one (--restart moves it aside).
+Rows written before rows had a fingerprint are kept when they equal the network's own.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from pathlib import Path
 
 from ..errors import UserError
 
-__all__ = ["train_config", "clean_run", "noisy_model", "skeleton"]
+__all__ = ["train_config", "clean_run", "noisy_model", "skeleton", "run_skeleton",
+           "DYNAMICS_KEY"]
+
+DYNAMICS_KEY = ("site_name", "seed", "sigma", "clamp", "noise", "ratio", "epoch")
+"""The fields that say which point of a noisy training a row of dynamics.jsonl is."""
 
 
 def train_config(args, seed: int, folder: Path):
@@ -66,7 +77,7 @@ def clean_run(args, seed: int, out: Path, shard, log):
                             "(the same command with --train-only, without --shard), so that "
                             "the shards do not all train it at once", flag="--shard")
         log(f"training {args.model}{' with BN' if args.bn else ''} on {args.dataset} "
-            f"(seed {seed}, {args.epochs} epoch(s)) into {folder}")
+            f"(seed {seed}, {cfg.epochs} epoch(s)) into {folder}")
         train(cfg, progress=not args.no_progress, log=log)
     return load_run(folder, data_dir=args.data_dir)
 
@@ -83,18 +94,23 @@ def noisy_model(args, spec, seed, site, site_name, out, data, dyn_file, log, tra
     it does not exist yet."""
     from .. import backend
     from ..runs.files import load_checkpoint, save_checkpoint
-    from ..runs.grid import append_row, read_rows
+    from ..runs.fingerprint import network_fingerprint
     from ..walking_noise import build_walk_model, train_noisy
     from ..walking_noise.setups import recorded_setup, setup_hint, setup_tag
     train_src, test_src, input_shape, num_classes = data
     path = out / "noisy-models" / f"{_slug(spec, args.clamp)}-{site_name}-seed{seed}.npz"
+    epochs = train_config(args, seed, out).epochs     # --epochs, or the set-up's: resolved
     made = {"model": args.model, "bn": bool(args.bn), "dataset": args.dataset,
-            "train_subset": args.train_subset, "epochs": args.epochs, **setup_tag(args.setup)}
+            "train_subset": args.train_subset, "epochs": epochs, **setup_tag(args.setup)}
     model = build_walk_model(args.model, input_shape, num_classes, backend.make_rng(seed),
                              bn=bool(args.bn), setup=args.setup)
     if path.exists():
         state, _, meta = load_checkpoint(path)
-        diff = {k: (meta[k], v) for k, v in made.items() if k in meta and meta[k] != v}
+        saved = dict(meta)
+        if "epochs" in saved and saved["epochs"] is None:   # saved unresolved: the set-up's
+            saved["epochs"] = train_config(argparse.Namespace(**dict(vars(args), epochs=None)),
+                                           seed, out).epochs
+        diff = {k: (saved[k], v) for k, v in made.items() if k in saved and saved[k] != v}
         if recorded_setup(meta) != args.setup:     # saved before set-ups had names: legacy
             diff["setup"] = (recorded_setup(meta), args.setup)
         if diff or set(state) != set(model.state_dict()):
@@ -107,10 +123,10 @@ def noisy_model(args, spec, seed, site, site_name, out, data, dyn_file, log, tra
     elif not train:
         return None
     else:
-        log(f"noisy training: {spec} at {site_name} (seed {seed}, {args.epochs} epoch(s))")
+        log(f"noisy training: {spec} at {site_name} (seed {seed}, {epochs} epoch(s))")
         model, rows = train_noisy(model, (train_src, test_src), spec,
                                   sites={-1: "all", -2: "all-no-bn"}.get(site, [site]),
-                                  epochs=args.epochs,
+                                  epochs=epochs,
                                   seed=seed, clamp=args.clamp, record_dynamics=True,
                                   test_subset=args.test_subset, progress=not args.no_progress,
                                   log=log, dataset=args.dataset, setup=args.setup)
@@ -118,14 +134,70 @@ def noisy_model(args, spec, seed, site, site_name, out, data, dyn_file, log, tra
                         dict(made, dynamics=rows, site=site, site_name=site_name, seed=seed,
                              noise=str(spec), clamp=args.clamp))
     if train:
-        fields = ("site_name", "seed", "sigma", "clamp", "noise", "ratio", "epoch")
-        have = {tuple(r.get(k) for k in fields) for r in read_rows(dyn_file)}
-        for r in rows:
-            r = dict(r, site=site, site_name=site_name)
-            if tuple(r.get(k) for k in fields) not in have:
-                append_row(dyn_file, r)          # one locked line: safe beside other shards
+        _record_dynamics(out / "dynamics.jsonl", dyn_file,
+                         [dict(r, site=site, site_name=site_name) for r in rows],
+                         network_fingerprint(model.state_dict()), path)
     model.eval()
     return model
+
+
+def _same(a: dict, b: dict) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def _record_dynamics(base: Path, dyn_file: Path, rows: list, network: str, source: Path):
+    """Append the dynamics ``rows`` of the network ``source`` (fingerprint ``network``) to
+    ``dyn_file``, each stamped with ``network``, unless on file already (in ``base`` or any of
+    its shard files); a row on file of one of these points but of another network is refused
+    (module docstring)."""
+    from ..runs.grid import NETWORK_FIELD, append_row, grid_files, read_rows
+    key = (lambda r: tuple(r.get(k) for k in DYNAMICS_KEY))
+    mine = {key(r): json.loads(json.dumps(r)) for r in rows}
+    have, stale = set(), {}
+    for f in grid_files(base):
+        for r in read_rows(f):
+            k = key(r)
+            if k not in mine:
+                continue
+            if r.get(NETWORK_FIELD) == network or (
+                    not r.get(NETWORK_FIELD) and _same(r, mine[k])):   # an older row: its own
+                have.add(k)
+            else:
+                stale.setdefault(f, []).append(r.get(NETWORK_FIELD) or "none: an older row "
+                                               "that differs from this network's")
+    if stale:
+        f, nets = next(iter(stale.items()))
+        raise UserError(
+            f"{f} holds {len(nets)} dynamics row(s) of the network in {source} measured on "
+            f"another network (fingerprint {', '.join(sorted(set(nets)))}) than the one there "
+            f"now ({network}): the network was trained again. They are not used. Run again "
+            f"with --restart, which moves the walk's files (walk.jsonl, dynamics.jsonl and "
+            f"their shard files) to {base.parent / 'replaced'}/<time>/ (nothing is deleted), "
+            "or write elsewhere (another --out).", flag="--restart")
+    for k, r in mine.items():
+        if k not in have:
+            append_row(dyn_file, dict(r, **{NETWORK_FIELD: network}))   # one locked line
+
+
+def run_skeleton(run_dir):
+    """An untrained NoisyModel of the architecture of the trained run ``run_dir`` (its sites),
+    built from its config.json alone: no data, no checkpoint (``walk --run``'s early checks)."""
+    from .. import backend
+    from ..data.dataset import dataset_shape
+    from ..runs.build import build_model
+    from ..runs.folder import read_config
+    from ..walking_noise import NoisyModel
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise UserError(f"--run {folder} {what}; give a run folder made by `tinyproj train "
+                        "--out`", flag="--run")
+    try:
+        cfg = read_config(folder)
+    except UserError as err:
+        raise UserError(str(err), flag="--run") from None
+    shape, classes = dataset_shape(cfg.dataset)
+    return NoisyModel(build_model(cfg, shape, classes, backend.make_rng(0)), None)
 
 
 def skeleton(args):

@@ -12,18 +12,23 @@
         RUN_DIR/midpoints.csv (μ per site), walk-points.csv (accuracy per point over seeds),
         the figures (walk_report.py)
 
+--out is checked before anything is written (walk_args.check_out_folder): a folder holding
+files of walk's names that walk did not write is refused. The folder is then marked as
+walk's (walk_args.WALK_MARK), so later runs resume there.
+
 ``rows`` are the points of *this* command that are on file (other shards' included, rows of
 other commands left out), each checked against its network; ``total`` is how many points the
 command has, so a table of a shard says how much is missing.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from .walk_args import check_args, check_site_repeats
-from .walk_models import clean_run, noisy_model, skeleton, train_config
+from .walk_args import WALK_MARK, check_args, check_out_folder, check_site_repeats
+from .walk_models import clean_run, noisy_model, run_skeleton, skeleton, train_config
 from .walk_report import print_table, write_figures
 
 __all__ = ["cmd_walk", "Walk"]
@@ -46,6 +51,16 @@ class Walk:
     def file(self) -> Path:
         return self.out / "walk.jsonl"
 
+    def claim(self) -> None:
+        """Make --out (checked by walk_args.check_out_folder) and mark it as walk's; called
+        once the data or the run is loaded, before the first file is written."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        mark = self.out / WALK_MARK
+        if not mark.is_file():
+            mark.write_text("made by `tinyproj walk`, which may rewrite its files here "
+                            "(walk.jsonl, dynamics.jsonl, midpoints.csv, walk-points.csv, "
+                            "the figures)\n")
+
 
 def _rows_on_file(w: Walk, calls) -> list:
     """The points of ``calls`` [(seed, model, sites, train, test)] on file, each checked
@@ -64,13 +79,14 @@ def clean_walk(args, w: Walk):
     from ..walking_noise.setups import infer_setup, setup_tag
     if args.run is not None:
         from ..runs.training import load_run
-        run = load_run(args.run, data_dir=args.data_dir)
-        check_site_repeats(args, NoisyModel(run.model, None))
+        run = load_run(args.run, data_dir=args.data_dir)   # sites checked already (cmd_walk)
         tags = {k: v for k, v in w.options["tags"].items() if k != "setup"}
         w.options["tags"] = dict(tags, **setup_tag(infer_setup(run.config.to_dict())))
         # ^ the set-up the given run was trained with, not --setup's
         runs = {seed: run for seed in w.seeds}
+        w.claim()
     else:
+        w.claim()
         runs = {seed: clean_run(args, seed, w.out, w.shard, w.log) for seed in w.seeds}
     if args.train_only:
         w.log(f"trained: {', '.join(str(r.folder) for r in runs.values())}")
@@ -91,16 +107,22 @@ def noisy_walk(args, w: Walk):
     walk each at its site; ``(rows, total)``, or None after --train-only."""
     from ..runs.build import build_data
     from ..runs.grid import shard_points
-    from ..walking_noise import walk, walk_grid, walk_path, walk_sites
+    from ..walking_noise import walk, walk_files, walk_grid, walk_path, walk_sites
     train_src, _, test_src, input_shape, num_classes = build_data(
         train_config(args, w.seeds[0], w.out))
     data = (train_src, test_src, input_shape, num_classes)
+    w.claim()
     sk = skeleton(args)
     units = [(seed, site) for seed in w.seeds for site in walk_sites(sk, w.sites)]
     train_spec = w.spec.with_sigma(args.train_noise)
     dyn_file = walk_path(w.out / "dynamics.jsonl", w.shard)
-    if args.restart:
-        walk_grid(w.file).move_aside()
+    if args.restart:                  # the walk's rows and the networks' dynamics, together
+        dest = walk_grid(w.file).move_aside()
+        if dest is None:
+            walk_grid(w.out / "dynamics.jsonl").move_aside()
+        else:
+            for f in walk_files(w.out / "dynamics.jsonl"):
+                os.replace(f, dest / f.name)
 
     def network(seed, site, train=True):
         name = {-1: "all", -2: "all-no-bn"}.get(site) or sk.sites[site].name
@@ -130,6 +152,7 @@ def train_at_sigma(args, w: Walk):
     from ..walking_noise.protocol import protocol_units, train_at_sigma as run_protocol
     walk_sites(skeleton(args), w.sites)          # a site typo stops here, before any data
     train_src, _, test_src, _, num_classes = build_data(train_config(args, w.seeds[0], w.out))
+    w.claim()
     if args.restart:
         walk_grid(w.file).move_aside()
     common = dict(epochs=args.epochs, out_file=w.file, models_dir=w.out / "trained-at-sigma",
@@ -152,13 +175,16 @@ def cmd_walk(args) -> int:
     from ..walking_noise.tables import point_spread, write_point_spread_csv
     log = (lambda text: None) if args.quiet else print
     spec, sigmas, seeds, shard, sites = check_args(args)
-    if args.run is None:
-        walk_sites(skeleton(args), sites)         # a site typo stops here, before training
-        check_site_repeats(args, skeleton(args))
+    sk = skeleton(args) if args.run is None else run_skeleton(args.run)   # no data: < 1 s
+    try:
+        walk_sites(sk, sites)                     # a site typo stops here, before any data
+    except UserError:
+        raise
+    except ValueError as err:                     # the model's own words: name the flag
+        raise UserError(f"--sites: {err}", flag="--sites") from None
+    check_site_repeats(args, sk)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file, not a folder; give a folder for the walk",
-                        flag="--out")
+    check_out_folder(out)                         # walk writes into a folder of its own only
     options = dict(bn_protocol=args.bn_protocol, repeats=args.repeats,
                    test_subset=args.test_subset, bn_batches=args.bn_batches,
                    progress=not args.no_progress, tags={"train_sigma": args.train_noise,
