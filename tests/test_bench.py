@@ -139,3 +139,24 @@ def test_torch_sign_step_is_tinyprojs_algorithm1_step():
     for (name, p), tp_ in zip(model.named_parameters(), tmodel.parameters()):
         np.testing.assert_allclose(tp_.detach().numpy(), p.data, rtol=1e-3, atol=1e-5,
                                    err_msg=name)
+
+
+def test_bench_cli_json_replaces_only_an_earlier_bench_result(monkeypatch, tmp_path, capsys):
+    def fake_run(**kw):
+        return {"machine": {"cpu": "x"}, "matmul_gflops": 1.0, "batch": kw["batch"],
+                "repeats": kw["repeats"], "torch": False, "conv": [], "step": [],
+                "first_step_s": None}
+    monkeypatch.setattr(suite, "run", lambda **kw: pytest.fail("ran before refusing"))
+    mine = tmp_path / "results.json"
+    for text in ('{"my": "numbers"}\n', "not json at all\n", '{"step": [], "repeats": 3}\n'):
+        mine.write_text(text)
+        assert main(["bench", "--json", str(mine)]) == 2              # refused before running
+        err = capsys.readouterr().err
+        assert "--json" in err and str(mine) in err
+        assert mine.read_text() == text                               # kept as it was
+    earlier = tmp_path / "bench.json"
+    earlier.write_text(json.dumps(fake_run(batch=50, repeats=1)))
+    monkeypatch.setattr(suite, "run", fake_run)
+    assert main(["bench", "--json", str(earlier), "--batch", "7"]) == 0
+    assert json.loads(earlier.read_text())["batch"] == 7               # an earlier result: replaced
+    assert suite.is_result_file(earlier) and not suite.is_result_file(mine)

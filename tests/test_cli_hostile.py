@@ -998,18 +998,12 @@ def _(ctx):
 
 
 @case("report-hist-layer-typo", "reporting",
-      "report RUN --hist-layer conv9: refused, or the figure skipped with a note naming conv9",
-      accept=("clear error", "correct"))
+      "report RUN --hist-layer conv9: refused naming --hist-layer and the run's layers, before "
+      "the report folder is made")
 def _(ctx):
     ctx.fx.copy("mlp", ctx.root / "run")
-    before = ctx.snap()
-    res = ctx.cli("report", "run", "--out", "R", "--hist-layer", "conv9")
-    d = diff(before, ctx.snap())
-    if res.rc != 0:
-        return judge_error(res, d, [("conv9",)])
-    return judge_ok(res, d, lambda: ("conv9" in res.out + res.err,
-                                     "a note names conv9" if "conv9" in res.out + res.err
-                                     else "conv9 silently ignored"))
+    return ctx.error_case(["report", "run", "--out", "R", "--hist-layer", "conv9"],
+                          [("--hist-layer",), ("conv9",), ("fc1, fc2",)])
 
 
 @case("data-corrupt-mnist", "data",
@@ -1078,6 +1072,29 @@ def _(ctx):
     _tiny_imagenet(ctx.root / "src")
     return ctx.error_case(["prepare-imagenet", "src", "--out", "src/imagenet/train"],
                           [("overlap", "source")])
+
+
+# ---- the flag is named, and checked before anything is written or loaded -------------------
+simple_error("walk-unknown-model-names-flag", "grid",
+             ["walk", "--model", "nope", "--out", "w"] + WALK_TRAIN + WALK_TINY,
+             [("nope",), ("--model",)])
+_sweep_error("sweep-bad-levels-names-flag", ["run", "--distortion", "addnorm", "--levels", "a,b"]
+             + SWEEP_TINY, [("'a'",), ("--levels",)])
+_sweep_error("sweep-unknown-layer-names-flag",
+             ["run", "--distortion", "addnorm", "--layer", "bogus"] + SWEEP_TINY,
+             [("bogus",), ("--layer",), ("fc1",)])
+simple_error("reproduce-data-dir-missing", "lead",
+             ["reproduce", "table2", "--out", "X", "--data-dir", "nope", "--width", "0.0625",
+              "--epochs", "1", "--distortions", "", "--train-subset", "64", "--test-subset",
+              "32"], [("--data-dir",), ("nope",)],
+             what="reproduce table2 --out X --data-dir NOPE: refused before X/reproduce.json")
+
+
+@case("bench-json-foreign-file", "lead", "bench --json FILE where FILE is not a bench result")
+def _(ctx):
+    ctx.write("notes.json", '{"mine": true}\n')
+    return ctx.error_case(["bench", "--json", "notes.json", "--only", "first"],
+                          [("--json",), ("notes.json",)])
 
 
 # ---------------------------------------------------------------------------

@@ -130,6 +130,32 @@ def test_only_the_named_layers_are_distorted(loaded):
     bias = next(n for n, p in model.named_parameters() if p.data.ndim == 1)
     with pytest.raises(ValueError, match="batch-norm"):
         robustness.select_weights(model, [bias])
+    with pytest.raises(ValueError) as err:           # the command line names the flag
+        robustness.select_weights(model, ["conv9.weight"])
+    assert getattr(err.value, "flag", None) == "--layer"
+
+
+@pytest.mark.parametrize("levels, words", [(["1", "x"], "'x' is not a number"),
+                                           (["2"], "gamma"), ([], "no levels")])
+def test_check_levels_errors_are_one_line_about_levels(levels, words):
+    with pytest.raises(ValueError) as err:
+        robustness.check_levels("multunif", levels)
+    assert words in str(err.value) and "\n" not in str(err.value)
+    assert getattr(err.value, "flag", None) == "--levels"
+
+
+def test_run_network_builds_the_runs_network_without_its_data(tmp_path, monkeypatch):
+    from tinyproj.runs import build
+    from tinyproj.runs.config import make_config
+    monkeypatch.setattr(build, "build_data", lambda *a, **k: pytest.fail("data loaded"))
+    cfg = make_config(model="mlp_tfc", dataset="mnist", val_size=0)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(cfg.to_dict()))
+    network = scoring.run_network(tmp_path / "run")
+    assert list(weight_params(network)) == ["fc1.weight", "fc2.weight", "fc3.weight",
+                                            "fc4.weight"]
+    assert network.fc1.weight.data.shape[1] == 28 * 28
+    assert scoring.run_network(tmp_path) is None             # no config.json: load_run says
 
 
 # ---------------------------------------------------------------------------------------------

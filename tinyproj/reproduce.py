@@ -108,6 +108,13 @@ class ReproduceSettings:
                     raise UserError(f"--distortions: {err}", flag="--distortions") from None
             self.distortions = ",".join(names)
 
+    def check_data(self) -> None:
+        """The data folder checked before anything is written: a --data-dir that does not
+        exist is refused (CIFAR-10 is downloaded into an existing one); ImageNet must be
+        there (it is never downloaded). Raises UserError / DatasetNotFoundError."""
+        from .data.location import check_data_dir
+        check_data_dir(self.data_dir, "imagenet" if self.kind == "alexnet" else "cifar10")
+
     def identity(self) -> dict:
         """The settings a folder's results depend on (epochs may grow; data_dir may move)."""
         return {"kind": self.kind, "width": self.width, "seeds": self.seeds,

@@ -169,6 +169,27 @@ def _bounds(width):
 STEP_ROWS = [(1.0, "auto"), (0.25, "auto"), (1.0, "reference"), (0.25, "reference")]
 
 
+RESULT_KEYS = ("machine", "matmul_gflops", "batch", "repeats", "torch", "conv", "step",
+               "first_step_s")
+"""The keys of every :func:`run` result: a JSON file with all of them is a bench result."""
+
+
+def is_result_file(path) -> bool:
+    """Whether ``path`` is a file of ``tinyproj bench --json``: a JSON object with every key of
+    :data:`RESULT_KEYS` (and ``machine`` an object). Only such a file is replaced by the next
+    ``bench --json``; anything else there is someone's file and is kept."""
+    path = os.fspath(path)
+    try:
+        if os.path.getsize(path) > 64 * 2**20:      # a bench result is a few kB
+            return False
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):                    # UnicodeDecodeError is a ValueError
+        return False
+    return (isinstance(data, dict) and all(k in data for k in RESULT_KEYS)
+            and isinstance(data["machine"], dict))
+
+
 def run(repeats: int = DEFAULT_REPEATS, batch: int = 50, only=None, with_torch=None, out=print,
         layers=None, steps=None) -> dict:
     """Run the benchmark, print the tables through ``out``, return every number measured.

@@ -85,7 +85,7 @@ def _run(args, debug: bool) -> int:
     except USER_ERRORS as err:
         if debug:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {user_message(err)}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as err:
         if debug:
@@ -103,6 +103,16 @@ def _run(args, debug: bool) -> int:
         print(f"internal error: {type(err).__name__}: {err}\nThis is a bug in tinyproj; run "
               "the command again with --debug for the traceback and report it.", file=sys.stderr)
         return EXIT_FAILED
+
+
+def user_message(err: BaseException) -> str:
+    """The message of a user error, led by the flag it is about when the text does not
+    name it: ``--levels: addnorm: level 'a' is not a number`` (``UserError.flag``)."""
+    text = str(err)
+    flag = getattr(err, "flag", None)
+    if isinstance(flag, str) and flag.startswith("-") and flag not in text:
+        return f"{flag}: {text}"
+    return text
 
 
 def _is_main_thread() -> bool:

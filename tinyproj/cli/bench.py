@@ -5,6 +5,16 @@ import json
 import os
 
 
+def _check_json_target(path) -> None:
+    """--json may name a new file or an earlier result of ``bench --json``, nothing else."""
+    from ..bench import suite
+    from ..errors import UserError
+    if path and os.path.lexists(path) and not suite.is_result_file(path):
+        raise UserError(f"--json {path} exists and is not a result of `tinyproj bench --json`; "
+                        "give a new file name (only an earlier bench result is replaced)",
+                        flag="--json")
+
+
 def _cmd_bench(args) -> int:
     from ..errors import UserError
     from ..bench import suite
@@ -21,10 +31,12 @@ def _cmd_bench(args) -> int:
     if args.json and os.path.isdir(args.json):
         raise UserError(f"--json {args.json} is a folder; give a file name such as bench.json",
                         flag="--json")
+    _check_json_target(args.json)
     with_torch = False if args.no_torch else None
     result = suite.run(repeats=args.repeats, batch=args.batch, only=only, with_torch=with_torch)
     if args.json:
         from ..runs.files import atomic_write_text
+        _check_json_target(args.json)        # again: a file may have appeared during the run
         atomic_write_text(args.json, json.dumps(result, indent=1))
         print(f"\nall numbers: {args.json}")
     return 0

@@ -22,11 +22,12 @@ def _cmd_report(args) -> int:
     from ..robustness.bn_estimate import protocol_from_settings
     bn = protocol_from_settings(args.bn_images, args.bn_pass_size, args.bn_batches,
                                 args.bn_batch_size)        # a bad flag: refused before any work
+    hist_layer = _check_hist_layer(args)
     _banner(args)
     # user errors (a folder that is not a run, --out naming a file) reach the one error
     # wrapper of cli/__init__.py: one line, exit status 2
     rep = make_report(args.run_dirs, args.out, data_dir=args.data_dir,
-                      analyses=not args.no_analyses, hist_layer=args.hist_layer,
+                      analyses=not args.no_analyses, hist_layer=hist_layer,
                       betas=args.betas, bn=bn, curve_dirs=args.curves)
     for name, path in rep.figures.items():
         print(f"  {name:<16} {path}")
@@ -37,6 +38,42 @@ def _cmd_report(args) -> int:
     print(f"tables: {', '.join(str(p) for p in rep.tables)}")
     print(f"results in {rep.folder}/ (open report.md: the table and every figure, captioned)")
     return 0
+
+
+def _check_hist_layer(args) -> str:
+    """The layer of Figure 2D. Given with --hist-layer, it must be a weight of the run the
+    figure shows (the first tr-sign-c run, else the first run; its network is built from
+    config.json alone, before anything is written); left out, conv2 as in the paper, or the
+    second weight layer of a network without one (the report says so)."""
+    if args.hist_layer is None:
+        return "conv2"
+    if args.no_analyses:
+        return args.hist_layer
+    import json
+    from pathlib import Path
+
+    from ..algorithm1 import weight_params
+    from ..errors import UserError
+    from ..robustness.scoring import run_network
+
+    def preset(run_dir):
+        try:
+            return json.loads((Path(run_dir) / "config.json").read_text()).get("preset")
+        except (OSError, ValueError, AttributeError):
+            return None
+    shown = next((d for d in args.run_dirs if preset(d) == "tr-sign-c"), args.run_dirs[0])
+    try:
+        network = run_network(shown)
+    except (ValueError, TypeError, KeyError):   # a config.json this tinyproj cannot build
+        return args.hist_layer                  # from: the report itself says what it can
+    if network is None:
+        return args.hist_layer
+    names = [n.removesuffix(".weight") for n in weight_params(network)]
+    if args.hist_layer.removesuffix(".weight") not in names:
+        raise UserError(f"--hist-layer {args.hist_layer!r} is not a weight layer of {shown}, "
+                        f"the run Figure 2D shows; choose one of: {', '.join(names)}",
+                        flag="--hist-layer")
+    return args.hist_layer
 
 
 def _betas(text):
@@ -61,8 +98,9 @@ def add_parsers(sub) -> None:
                         "(needed for the analyses of Figures 1C, 1D and 2D)")
     p.add_argument("--no-analyses", action="store_true",
                    help="skip Figures 1C, 1D and 2D (no model or data is loaded)")
-    p.add_argument("--hist-layer", default="conv2",
-                   help="layer of Figure 2D (default conv2, as in the paper)")
+    p.add_argument("--hist-layer", default=None,
+                   help="weight layer of Figure 2D, e.g. conv2 or fc2 (default conv2, as in "
+                        "the paper; a network without conv2 shows its second weight layer)")
     p.add_argument("--betas", type=_betas, default=None,
                    help="β values of Figure 2D, comma-separated (default 0.2,0.5,1,2)")
     p.add_argument("--curves", nargs="+", default=None, metavar="RUN_DIR",

@@ -74,6 +74,8 @@ def _cmd_reproduce(args) -> int:
                                     train_subset=args.train_subset,
                                     test_subset=args.test_subset)
     out = rp.check_out_folder(settings, args.out)
+    if not args.dry_run:
+        settings.check_data()               # before reproduce.json or a SLURM script
     steps = rp.select(rp.plan(settings, out), settings, args.network, args.report_only)
     if args.slurm:
         target = Path(args.slurm)
@@ -83,7 +85,9 @@ def _cmd_reproduce(args) -> int:
         if not target.parent.is_dir():
             raise UserError(f"--slurm {target}: the folder {target.parent} does not exist",
                             flag="--slurm")
-        target.write_text(rp.slurm_script(settings, Path(args.out).resolve(), _tail(args)))
+        from ..runs.files import atomic_write_text
+        atomic_write_text(target, rp.slurm_script(settings, Path(args.out).resolve(),
+                                                  _tail(args)))
         print(f"wrote {target}: {len(rp.networks(settings))} array task(s); its header has "
               "the two sbatch lines")
         return 0

@@ -120,6 +120,21 @@ def _check_args(args) -> list:
     return names
 
 
+def _check_run(args) -> None:
+    """What can be checked against the run before its data are loaded: --data-dir exists,
+    and --layer names a weight of its network (built from config.json alone, in seconds,
+    where loading the run and its data may take minutes)."""
+    from ..robustness.scoring import run_network, select_weights
+    from ..runs.folder import read_config
+    if args.data_dir is not None and (Path(args.run_dir) / "config.json").is_file():
+        from ..data.location import check_data_dir
+        check_data_dir(args.data_dir, read_config(args.run_dir).dataset)
+    if args.layer is not None:
+        network = run_network(args.run_dir)
+        if network is not None:
+            select_weights(network, args.layer)      # UserError listing the weight names
+
+
 def bn_protocol(args):
     """The ``BNProtocol`` of the flags: --bn-batches K selects the old protocol, else exact."""
     from ..robustness.bn_estimate import protocol_from_settings
@@ -148,6 +163,7 @@ def _cmd_sweep(args) -> int:
     from ..robustness import run_sweep, run_sweep_jobs
     from ..runs.training import load_run
     names = _check_args(args)
+    _check_run(args)
     per_layer = args.per_layer or args.layer is not None
     options = dict(draws=args.draws, seed=args.seed, bn=bn_protocol(args),
                    test_subset=args.test_subset,

@@ -27,7 +27,7 @@ def _flag_text(value) -> str:
 
 
 def _cmd_train(args) -> int:
-    from ..runs.build import resolve_data_dir
+    from ..data.location import check_data_dir
     from ..runs.config import PRESET_NOTES, PRESETS, make_config
     from ..runs.training import resume_config, train
     if args.list_presets:
@@ -47,7 +47,9 @@ def _cmd_train(args) -> int:
         if cfg.out is None:
             cfg.out = str(Path("runs") / (cfg.preset or f"{cfg.model}-{cfg.projection}")
                           .replace(":", "_"))
-    cfg.data_dir = resolve_data_dir(cfg.data_dir)
+    # a --data-dir that does not exist is refused here, before the run folder is made or a
+    # download creates the mistyped path
+    cfg.data_dir = str(check_data_dir(cfg.data_dir, cfg.dataset))
     _banner(cfg, args.resume)
     train(cfg, resume=args.resume, progress=not args.no_progress, graph=args.graph)
     print(f"results in {cfg.out}/ (metrics.jsonl: one row per evaluation; checkpoint.npz)")
@@ -63,10 +65,12 @@ _ROWS = {"tr-none-nc": "trained normally", "tr-sign-c": "trained through Sign"}
 
 def _cmd_demo(args) -> int:
     """Train a few presets briefly and print their test errors side by side."""
+    from ..data.location import check_data_dir
     from ..experiments.demo import demo_folders, run_demo
     from ..runs.build import resolve_data_dir
     presets = [p.strip().lower() for p in args.presets.split(",") if p.strip()]
     demo_folders(presets, args.out)                 # refuse before any output
+    check_data_dir(args.data_dir, "cifar10")        # a mistyped --data-dir: before any run
     print(f"tinyproj demo: {', '.join(presets)} — bc_cifar10 width {args.width:g}, "
           f"{args.epochs} epoch(s) on {args.train_subset} CIFAR-10 images\n"
           f"  data: {resolve_data_dir(args.data_dir)}\n  run folders: {Path(args.out)}/\n"

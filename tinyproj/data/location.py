@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..errors import UserError
 
-__all__ = ["data_dir", "cache_dir", "checkout_root", "data_dir_source"]
+__all__ = ["data_dir", "cache_dir", "checkout_root", "data_dir_source", "check_data_dir"]
 
 
 def checkout_root() -> Path | None:
@@ -78,6 +78,31 @@ def data_dir(value=None) -> Path:
     path, source = data_dir_source(value)
     return _folder(path, source, "Give --data-dir (or $TINYPROJ_DATA) the folder that holds "
                    "cifar-10-batches-py/, mnist/, ... (see datasets/README.md).", "--data-dir")
+
+
+def check_data_dir(value=None, dataset: str | None = None) -> Path:
+    """:func:`data_dir` checked before a command writes or downloads anything (rule 8).
+
+    A folder named by ``--data-dir`` (``value``) or ``$TINYPROJ_DATA`` must exist: a
+    download then makes only the dataset's own files inside it, never a mistyped path (the
+    default folder, rules 3-4 above, may be missing: the first download makes it). A folder
+    that exists but lacks the dataset passes (the dataset is downloaded into it), except for
+    ImageNet, which is never downloaded: its ``train/`` and ``val/`` must be there.
+    ``dataset`` "synthetic" needs no folder and is not checked. Returns the folder, absolute;
+    raises UserError (its flag: ``--data-dir`` or ``$TINYPROJ_DATA``) otherwise.
+    """
+    path = data_dir(value)                      # a file is refused here
+    if dataset == "synthetic":
+        return path
+    source = data_dir_source(value)[1]
+    if source in ("--data-dir", "$TINYPROJ_DATA") and not path.is_dir():
+        raise UserError(f"{source} {path} does not exist; give the folder that holds the "
+                        "datasets (cifar-10-batches-py/, mnist/, ...; see datasets/README.md), "
+                        "or create it first to download a dataset into it", flag=source)
+    if dataset == "imagenet":
+        from .imagenet import locate_imagenet
+        locate_imagenet(path)                   # DatasetNotFoundError: how to lay it out
+    return path
 
 
 def cache_dir(value=None) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..runs.build import build_data, resolve_data_dir
 from ..runs.config import PRESETS, make_config
+from ..runs.files import atomic_write_text
 from ..runs.training import train
 
 __all__ = ["run_demo", "demo_folders", "DEMO_MARK"]
@@ -77,8 +78,8 @@ def run_demo(presets, out, width=0.25, epochs=1, train_subset=10000, test_subset
         if (folder / DEMO_MARK).exists():
             shutil.rmtree(folder)                 # made by an earlier demo: disposable
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / DEMO_MARK).write_text("made by `tinyproj demo`, which may replace this "
-                                        "folder\n")
+        atomic_write_text(folder / DEMO_MARK, "made by `tinyproj demo`, which may replace "
+                          "this folder\n")
         log(f"\n=== {preset} ===")
         _, rows = train(cfg, progress=progress, log=log, data=data)
         results[preset] = rows[-1]

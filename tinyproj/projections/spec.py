@@ -26,7 +26,7 @@ class Uniform:
     def __init__(self, low, high):
         self.low, self.high = float(low), float(high)
         if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low <= self.high):
-            raise ValueError(f"U(low, high) needs finite low <= high; got U({low}, {high}).")
+            raise ValueError(f"U(low, high) needs finite low <= high; got U({low}, {high})")
 
     def draw(self, rng) -> float:
         """One value from U(low, high), as a Python float (on a device generator: drawn
@@ -139,19 +139,19 @@ class Projection:
     def __init__(self, name, **params):
         key = str(name).strip().lower()
         if key not in REGISTRY:
-            raise ValueError(f"unknown projection {name!r}.\n{_valid_specs_text()}")
+            raise ValueError(f"unknown projection {name!r}\n{_valid_specs_text()}")
         entry = REGISTRY[key]
         allowed = {p.name: p for p in entry.params}
         unknown = sorted(set(params) - set(allowed))
         if unknown:
             raise ValueError(
                 f"projection {key!r} has no parameter {', '.join(map(repr, unknown))}; "
-                f"it is written {entry.usage(key)}.\n{_valid_specs_text()}")
+                f"it is written {entry.usage(key)}\n{_valid_specs_text()}")
         missing = [p for p in allowed if p not in params]
         if missing:
             raise ValueError(
                 f"projection {key!r} needs a value for {', '.join(map(repr, missing))}; "
-                f"write it as {entry.usage(key)}.\n{_valid_specs_text()}")
+                f"write it as {entry.usage(key)}\n{_valid_specs_text()}")
         checked = {}
         for pname, param in allowed.items():
             checked[pname] = _checked_value(key, param, params[pname])
@@ -227,12 +227,12 @@ def _checked_value(name, param, value):
             value = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"projection {name!r}: {param.name} must be a number or "
-                             f"U(low,high); got {value!r}.\n{_valid_specs_text()}") from None
+                             f"U(low,high); got {value!r}\n{_valid_specs_text()}") from None
         ends = [value]
     for v in ends:
         if not (math.isfinite(v) and param.ok(v)):
             raise ValueError(f"projection {name!r}: {param.name}={v} breaks the rule "
-                             f"{param.rule}.\n{_valid_specs_text()}")
+                             f"{param.rule}\n{_valid_specs_text()}")
     return value
 
 
@@ -257,13 +257,13 @@ def _parse_value(name, pname, text):
         try:
             return Uniform(float(match.group(1)), float(match.group(2)))
         except ValueError as err:
-            raise ValueError(f"projection {name!r}: bad range {text!r} for {pname} ({err}).\n"
+            raise ValueError(f"projection {name!r}: bad range {text!r} for {pname} ({err})\n"
                              f"{_valid_specs_text()}") from None
     try:
         return float(text)
     except ValueError:
         raise ValueError(f"projection {name!r}: {pname}={text!r} is not a number or "
-                         f"U(low,high).\n{_valid_specs_text()}") from None
+                         f"U(low,high)\n{_valid_specs_text()}") from None
 
 
 def parse(spec) -> Projection:
@@ -283,18 +283,18 @@ def parse(spec) -> Projection:
         return spec
     if not isinstance(spec, str):
         raise ValueError(f"a projection spec must be a string like 'power:beta=0.5' or a "
-                         f"Projection; got {type(spec).__name__}.\n{_valid_specs_text()}")
+                         f"Projection; got {type(spec).__name__}\n{_valid_specs_text()}")
     text = "".join(spec.split()).lower()
     name, _, rest = text.partition(":")
     if name not in REGISTRY:
-        raise ValueError(f"unknown projection {name!r} in spec {spec!r}.\n{_valid_specs_text()}")
+        raise ValueError(f"unknown projection {name!r} in spec {spec!r}\n{_valid_specs_text()}")
     params = {}
     for item in _split_params(rest):
         pname, eq, value = item.partition("=")
         if not eq or not pname or not value:
             raise ValueError(f"cannot read {item!r} in spec {spec!r}: parameters are written "
-                             f"param=value.\n{_valid_specs_text()}")
+                             f"param=value\n{_valid_specs_text()}")
         if pname in params:
-            raise ValueError(f"parameter {pname!r} given twice in spec {spec!r}.")
+            raise ValueError(f"parameter {pname!r} given twice in spec {spec!r}")
         params[pname] = _parse_value(name, pname, value)
     return Projection(name, **params)

@@ -141,13 +141,18 @@ def check_levels(distortion, levels=None) -> list:
         try:
             value = float(level) + 0.0            # + 0.0 turns -0.0 into 0.0
         except (TypeError, ValueError):
-            raise UserError(f"{dist.name}: level {level!r} is not a number") from None
-        dist.spec(value)                          # raises with the rule when out of range
+            raise UserError(f"{dist.name}: level {level!r} is not a number",
+                            flag="--levels") from None
+        try:
+            dist.spec(value)                      # raises with the rule when out of range
+        except ValueError as err:                 # its first line: the rule, without the list
+            rule = str(err).splitlines()[0].removeprefix(f"projection {dist.name!r}: ")
+            raise UserError(f"{dist.name}: level {level!r}: {rule}", flag="--levels") from None
         if value not in out:
             out.append(value)
     if not out:
         raise UserError(f"{dist.name}: no levels to sweep (default grid: "
-                         f"{', '.join(map(str, dist.levels))})")
+                        f"{', '.join(map(str, dist.levels))})", flag="--levels")
     return out
 
 
