@@ -42,6 +42,16 @@ def test_walk_unknown_model_names_model(capsys, tmp_path):
     assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.parametrize("flag, value", [("--sigmas", "-1"), ("--sigmas", "1,x"),
+                                         ("--grid", "nope")])
+def test_walk_bad_noise_grid_names_its_flag(flag, value, capsys, tmp_path):
+    assert main(["walk", "--dataset", "synthetic", flag, value,
+                 "--out", str(tmp_path / "w")]) == 2
+    err = _error(capsys)
+    assert err.startswith(f"error: {flag}") and "\n" not in err
+    assert not (tmp_path / "w").exists()
+
+
 @pytest.mark.parametrize("levels, words", [("a,b", ["'a'", "not a number"]),
                                            ("-1", ["'-1'", "sigma >= 0"])])
 def test_sweep_bad_level_is_one_line_naming_levels(levels, words, capsys, tmp_path,

@@ -90,11 +90,17 @@ def check_args(args):
     if args.grid is not None and args.sigmas is not None:
         raise UserError("give either --grid NAME (a preset) or --sigmas LIST, not both",
                         flag="--grid")
-    if args.grid is not None:
-        sigmas = grid_sigmas(args.grid)
-    else:
-        sigmas = check_sigmas(args.sigmas, allow_zero=True) if args.sigmas is not None \
-            else default_sigmas(spec)
+    flag = "--grid" if args.grid is not None else "--sigmas"
+    try:
+        if args.grid is not None:
+            sigmas = grid_sigmas(args.grid)
+        else:
+            sigmas = check_sigmas(args.sigmas, allow_zero=True) if args.sigmas is not None \
+                else default_sigmas(spec)
+    except UserError:
+        raise
+    except ValueError as err:
+        raise UserError(str(err), flag=flag) from None
     seeds, shard, sites = _seeds(args.seeds), parse_shard(args.shard), _sites(args.sites)
     _positive_int(args.repeats, "--repeats")
     if args.site_repeats is not None:
