@@ -45,12 +45,14 @@ CAPTIONS = {
         "to 1 all the way to the output means the binarized network computes nearly the same "
         "thing, despite the large weight differences of 1C."),
     "fig2a": (
-        "**Figure 2A — additive Gaussian noise on every weight.** Test error (log scale) "
+        "**Figure 2A — additive Gaussian noise on every weight.** Test error (on a log "
+        "scale when the errors span more than a factor of 4, as the paper's semi-log plot) "
         "against σ, the noise std relative to each layer's α; error bars: ± one std over the "
         "random noise draws, batch norm re-estimated for each. A robust network stays flat "
-        "(near its σ = 0 error) to larger σ. The right panel converts σ to bits per weight, "
-        "½·log2(1 + Q_w/Q_n): the information a weight still carries under that noise "
-        "(the paper: Tr-Stoch-C keeps 11 % error at σ = 0.55, 0.68 bits)."),
+        "(near its σ = 0 error) to larger σ. The right panel converts σ to bits per weight: "
+        "½·log2(1 + Q_w,k/Q_n,k) per layer k (Q: second moments of its weights and of the "
+        "noise), averaged over all weights — the information a weight still carries under "
+        "that noise (the paper: Tr-Stoch-C keeps 11 % error at σ = 0.55, 0.68 bits)."),
     "fig2b": (
         "**Figure 2B — multiplicative noise on every weight.** Each weight is multiplied by "
         "its own factor from U(γ, 1/γ); γ = 1 is no noise and smaller γ is more noise, so "
