@@ -54,6 +54,7 @@ def _check_hist_layer(args) -> str:
 
     from ..algorithm1 import weight_params
     from ..errors import UserError
+    from ..reporting.report import figure_2d_run
     from ..robustness.scoring import run_network
 
     def preset(run_dir):
@@ -61,7 +62,7 @@ def _check_hist_layer(args) -> str:
             return json.loads((Path(run_dir) / "config.json").read_text()).get("preset")
         except (OSError, ValueError, AttributeError):
             return None
-    shown = next((d for d in args.run_dirs if preset(d) == "tr-sign-c"), args.run_dirs[0])
+    shown = args.run_dirs[figure_2d_run([preset(d) for d in args.run_dirs])]
     try:
         network = run_network(shown)
     except (ValueError, TypeError, KeyError):   # a config.json this tinyproj cannot build

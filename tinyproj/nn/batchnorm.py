@@ -97,7 +97,8 @@ class BatchNormBase(Module):
             k = self.reestimation_batches
             self.reestimation_batches = k + 1
             return 1.0 / (k + 1)
-        if self.momentum is None:   # cumulative average since the last reset
+        if self.momentum is None:   # cumulative average since the last reset; reading the
+            # count back is one sync per layer and step on a GPU (no preset uses momentum=None)
             return 1.0 / float(self.num_batches_tracked)
         return float(self.momentum)
 

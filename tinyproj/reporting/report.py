@@ -68,7 +68,13 @@ from .report_page import CAPTIONS, write_markdown
 from .single_eval import curve_with_bars
 from .table2 import label_runs, read_run, read_sweep, write_table2
 
-__all__ = ["Report", "CAPTIONS", "REPORT_MARKER", "make_report"]
+__all__ = ["Report", "CAPTIONS", "REPORT_MARKER", "make_report", "figure_2d_run"]
+
+
+def figure_2d_run(presets) -> int:
+    """Which run Figure 2D's histograms show, by position: the first Tr-Sign-C run (the
+    paper's choice), else the first run. ``presets``: each run's preset name or None."""
+    return next((i for i, p in enumerate(presets) if (p or "") == "tr-sign-c"), 0)
 
 # ---------------------------------------------------------------------------
 # The report
@@ -177,7 +183,7 @@ def make_report(run_dirs, out, data_dir=None, analyses: bool = True, hist_layer:
         for name in analysis_figs:
             rep.skipped[name] = "the analyses were turned off (--no-analyses)"
     else:
-        hist_run = next((r for r in runs if (r.preset or "") == "tr-sign-c"), runs[0])
+        hist_run = runs[figure_2d_run([r.preset for r in runs])]
         dist, dist_n, corr, hist = {}, {}, {}, None
         for run in runs:
             try:
