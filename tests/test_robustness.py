@@ -144,18 +144,21 @@ def test_check_levels_errors_are_one_line_about_levels(levels, words):
     assert getattr(err.value, "flag", None) == "--levels"
 
 
-def test_run_network_builds_the_runs_network_without_its_data(tmp_path, monkeypatch):
+def test_untrained_network_builds_the_runs_network_without_its_data(tmp_path, monkeypatch):
+    from tinyproj.errors import UserError
     from tinyproj.runs import build
     from tinyproj.runs.config import make_config
+    from tinyproj.runs.folder import untrained_network
     monkeypatch.setattr(build, "build_data", lambda *a, **k: pytest.fail("data loaded"))
     cfg = make_config(model="mlp_tfc", dataset="mnist", val_size=0)
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.json").write_text(json.dumps(cfg.to_dict()))
-    network = scoring.run_network(tmp_path / "run")
+    network = untrained_network(tmp_path / "run")
     assert list(weight_params(network)) == ["fc1.weight", "fc2.weight", "fc3.weight",
                                             "fc4.weight"]
     assert network.fc1.weight.data.shape[1] == 28 * 28
-    assert scoring.run_network(tmp_path) is None             # no config.json: load_run says
+    with pytest.raises(UserError, match="no config.json"):   # not a run folder
+        untrained_network(tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------

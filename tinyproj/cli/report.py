@@ -49,26 +49,21 @@ def _check_hist_layer(args) -> str:
         return "conv2"
     if args.no_analyses:
         return args.hist_layer
-    import json
-    from pathlib import Path
-
     from ..algorithm1 import weight_params
     from ..errors import UserError
     from ..reporting.report import figure_2d_run
-    from ..robustness.scoring import run_network
+    from ..runs.folder import read_config, untrained_network
 
     def preset(run_dir):
         try:
-            return json.loads((Path(run_dir) / "config.json").read_text()).get("preset")
-        except (OSError, ValueError, AttributeError):
+            return read_config(run_dir).preset
+        except ValueError:                      # not a run folder: the report says so
             return None
     shown = args.run_dirs[figure_2d_run([preset(d) for d in args.run_dirs])]
     try:
-        network = run_network(shown)
-    except (ValueError, TypeError, KeyError):   # a config.json this tinyproj cannot build
-        return args.hist_layer                  # from: the report itself says what it can
-    if network is None:
-        return args.hist_layer
+        network = untrained_network(shown)
+    except (ValueError, TypeError, KeyError):   # not a run, or a config.json this tinyproj
+        return args.hist_layer                  # cannot build from: the report says what it can
     names = [n.removesuffix(".weight") for n in weight_params(network)]
     if args.hist_layer.removesuffix(".weight") not in names:
         raise UserError(f"--hist-layer {args.hist_layer!r} is not a weight layer of {shown}, "

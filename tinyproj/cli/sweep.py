@@ -124,15 +124,15 @@ def _check_run(args) -> None:
     """What can be checked against the run before its data are loaded: --data-dir exists,
     and --layer names a weight of its network (built from config.json alone, in seconds,
     where loading the run and its data may take minutes)."""
-    from ..robustness.scoring import run_network, select_weights
-    from ..runs.folder import read_config
-    if args.data_dir is not None and (Path(args.run_dir) / "config.json").is_file():
+    from ..robustness.scoring import select_weights
+    from ..runs.folder import read_config, untrained_network
+    if not (Path(args.run_dir) / "config.json").is_file():
+        return                                       # not a run: loading it says what is wrong
+    if args.data_dir is not None:
         from ..data.location import check_data_dir
         check_data_dir(args.data_dir, read_config(args.run_dir).dataset)
-    if args.layer is not None:
-        network = run_network(args.run_dir)
-        if network is not None:
-            select_weights(network, args.layer)      # UserError listing the weight names
+    if args.layer is not None:                       # UserError listing the weight names
+        select_weights(untrained_network(args.run_dir), args.layer)
 
 
 def bn_protocol(args):

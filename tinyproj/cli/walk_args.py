@@ -216,23 +216,10 @@ def check_out_folder(out) -> None:
     """--out must be a folder or not exist yet (nor a file above it), and walk writes its
     files only into a folder of its own: a folder that holds files of walk's names
     (:data:`OUTPUT_NAMES`) which walk did not write is refused (UserError naming --out),
-    before anything is written. Reads only."""
-    out = Path(out)
-    for folder in (out, *out.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                where = "" if folder == out else f" ({folder} is a file)"
-                raise UserError(f"--out {out} is not a folder{where}; give a folder for the "
-                                "walk (it is created if it does not exist)", flag="--out")
-            break
-    if not out.is_dir() or is_walk_folder(out):
-        return
-    taken = output_files(out)
-    if taken:
-        raise UserError(f"--out {out} already holds {', '.join(p.name for p in taken)}, which "
-                        f"tinyproj walk did not write (the folder has no {WALK_MARK} mark and "
-                        "no walk rows), and the walk would overwrite or append to them; give "
-                        "another --out folder, or move those files away", flag="--out")
+    before anything is written (``runs.folder.check_output_folder``). Reads only."""
+    from ..runs.folder import check_output_folder
+    check_output_folder(out, "walk", "the walk's rows, tables and figures", is_walk_folder,
+                        lambda o: [p.name for p in output_files(o)])
 
 
 def check_site_repeats(args, noisy) -> None:

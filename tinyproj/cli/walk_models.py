@@ -182,10 +182,7 @@ def _record_dynamics(base: Path, dyn_file: Path, rows: list, network: str, sourc
 def run_skeleton(run_dir):
     """An untrained NoisyModel of the architecture of the trained run ``run_dir`` (its sites),
     built from its config.json alone: no data, no checkpoint (``walk --run``'s early checks)."""
-    from .. import backend
-    from ..data.dataset import dataset_shape
-    from ..runs.build import build_model
-    from ..runs.folder import read_config
+    from ..runs.folder import untrained_network
     from ..walking_noise import NoisyModel
     folder = Path(run_dir)
     if not folder.is_dir():
@@ -193,11 +190,10 @@ def run_skeleton(run_dir):
         raise UserError(f"--run {folder} {what}; give a run folder made by `tinyproj train "
                         "--out`", flag="--run")
     try:
-        cfg = read_config(folder)
+        network = untrained_network(folder)
     except UserError as err:
         raise UserError(str(err), flag="--run") from None
-    shape, classes = dataset_shape(cfg.dataset)
-    return NoisyModel(build_model(cfg, shape, classes, backend.make_rng(0)), None)
+    return NoisyModel(network, None)
 
 
 def skeleton(args):

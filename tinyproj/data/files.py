@@ -208,7 +208,7 @@ def _remove_empty(folders) -> None:
 # Atomic writes (rule 7 of docs/design.md)
 # ---------------------------------------------------------------------------
 def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: a temporary ``.NAME.XXXXXX.tmp`` beside it (the
+    """Write ``data`` to ``path`` atomically: a temporary ``.NAME.<random>.tmp`` beside it (the
     pattern ``runs.files.remove_stale_temps`` clears after a kill), flushed to disk, then
     ``os.replace``. The file gets the permissions of the user's umask."""
     path = Path(path)
@@ -238,7 +238,7 @@ def atomic_save_npz(path, **arrays) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # the temporary name of atomic_write_bytes (.NAME.XXXXXX.tmp), which
+    # the temporary name of atomic_write_bytes (.NAME.<random>.tmp), which
     # runs.files.remove_stale_temps recognises after a kill
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

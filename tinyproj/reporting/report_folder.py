@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import robustness
-from ..errors import UserError
+from ..runs.folder import check_output_folder
 from . import figures
 
 __all__ = ["REPORT_MARKER", "TITLE", "FIGURE_ORDER", "output_names", "is_report_folder",
@@ -45,19 +45,6 @@ def is_report_folder(out: Path) -> bool:
 def check_out_folder(out: Path) -> None:
     """``out`` must be a folder or not exist yet (then it is created), and so must the
     folders above it; and a report overwrites only files that a report wrote. Mistakes the
-    user can fix, said before any work."""
-    for folder in (out, *out.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                what = "" if folder == out else f" ({folder} is a file)"
-                raise UserError(f"report --out {out}: not a folder{what}; give a folder for "
-                                "report.md, table2.* and the figures (it is created if it "
-                                "does not exist)", flag="--out")
-            break
-    if out.is_dir() and not is_report_folder(out):
-        taken = [name for name in output_names() if (out / name).exists()]
-        if taken:
-            raise UserError(f"report --out {out}: the folder already holds {', '.join(taken)}, "
-                            "which tinyproj report did not write (the folder is not a report "
-                            "folder), and a report would overwrite them; give another --out "
-                            "folder, or move those files away", flag="--out")
+    user can fix, said before any work (``runs.folder.check_output_folder``)."""
+    check_output_folder(out, "report", "report.md, table2.* and the figures", is_report_folder,
+                        lambda o: [name for name in output_names() if (o / name).exists()])

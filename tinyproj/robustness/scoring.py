@@ -45,7 +45,7 @@ from .bits import empirical_noise_power
 from .bn_estimate import BNProtocol, reestimate
 
 __all__ = ["Score", "score_distortion", "distorted_weights", "select_weights",
-           "run_network", "draw_generators", "DEFAULT_DRAWS"]
+           "draw_generators", "DEFAULT_DRAWS"]
 
 DEFAULT_DRAWS = 3
 """Random draws of a stochastic distortion when none is asked for (the paper does not say)."""
@@ -80,7 +80,7 @@ def select_weights(model, layers=None) -> dict:
     Raises a ValueError (a :class:`~tinyproj.errors.UserError` about ``--layer``), listing
     the model's weight names, for a name that is not a weight (a typo, a bias or a batch-norm
     parameter: those are never distorted). ``tinyproj sweep`` calls it on a network built
-    from the run's config.json alone (:func:`run_network`) before any data is loaded.
+    from the run's config.json alone (``runs.folder.untrained_network``) before any data is loaded.
     """
     weights = weight_params(model)
     if layers is None:
@@ -97,25 +97,6 @@ def select_weights(model, layers=None) -> dict:
                         f". The distortable weights (ndim >= 2), in model order, are: "
                         f"{', '.join(weights)}", flag="--layer")
     return {n: p for n, p in weights.items() if n in layers}
-
-
-def run_network(run_dir):
-    """The network of ``run_dir`` built from its ``config.json`` alone: untrained, no
-    checkpoint read, no data loaded (about 1 s for bc_cifar10, 5 s for AlexNet), so that a layer name can be checked
-    with :func:`select_weights` before the run is loaded. None when ``run_dir`` has no
-    ``config.json`` (loading the run then says what is wrong)."""
-    from pathlib import Path
-
-    from ..data import DATASET_SHAPES
-    from ..runs.build import build_model
-    from ..runs.folder import read_config
-    if not (Path(run_dir) / "config.json").is_file():
-        return None
-    cfg = read_config(run_dir)
-    if cfg.dataset not in DATASET_SHAPES:
-        return None
-    shape, classes = DATASET_SHAPES[cfg.dataset]
-    return build_model(cfg, shape, classes, backend.make_rng(0))
 
 
 @contextlib.contextmanager

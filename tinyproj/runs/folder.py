@@ -28,7 +28,8 @@ from .config import RESUMABLE_CHANGES, TrainConfig, validate
 from .files import load_checkpoint
 
 __all__ = ["check_new_folder", "resume_config", "read_config", "check_checkpoint",
-           "LoadedRun", "load_run", "is_run_folder", "RUN_FILES"]
+           "LoadedRun", "load_run", "untrained_network", "is_run_folder", "RUN_FILES",
+           "check_output_folder"]
 
 RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint.npz")
 _BOOKKEEPING = (".lock", ".tinyproj-demo")     # the folder lock; the mark of a demo's folder
@@ -159,6 +160,49 @@ class LoadedRun:
     test: object
     meta: dict             # the checkpoint's position (epoch, step, ...)
     folder: Path
+
+
+def check_output_folder(out, command: str, contents: str, is_own, taken) -> None:
+    """The checks of an ``--out`` folder that ``command`` writes files into (rule 8), made
+    before anything is written:
+
+    * ``out`` is a folder or does not exist yet (it is created), and so are the folders
+      above it (none is a file);
+    * an existing folder that is not the command's own (``is_own(out)`` False: no mark of
+      the command's, no rows it wrote) holds none of the files the command writes:
+      ``taken(out)`` lists those that exist, and any is refused rather than overwritten.
+
+    ``contents`` says what the folder is for, in the message. UserError naming ``--out``.
+    """
+    out = Path(out)
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "" if folder == out else f" ({folder} is a file)"
+                raise UserError(f"{command} --out {out}: not a folder{what}; give a folder for "
+                                f"{contents} (it is created if it does not exist)", flag="--out")
+            break
+    if out.is_dir() and not is_own(out):
+        names = taken(out)
+        if names:
+            raise UserError(f"{command} --out {out}: the folder already holds "
+                            f"{', '.join(names)}, which tinyproj {command} did not write (the "
+                            f"folder is not one of {command}'s), and {command} would overwrite "
+                            "them; give another --out folder, or move those files away",
+                            flag="--out")
+
+
+def untrained_network(run_dir):
+    """The network of the run in ``run_dir``, built from its config.json alone: untrained
+    (seed 0), no checkpoint read, no data loaded — about a second, where :func:`load_run`
+    may take minutes. For checking a name against the run's architecture (``sweep --layer``,
+    ``walk --run --sites``, ``report --hist-layer``) before anything loads. UserError when
+    ``run_dir`` is not a run folder or names an unknown dataset."""
+    from ..data.dataset import dataset_shape
+    from .build import build_model
+    cfg = read_config(run_dir)
+    shape, classes = dataset_shape(cfg.dataset)
+    return build_model(cfg, shape, classes, backend.make_rng(0))
 
 
 def load_run(run_dir, data_dir=None) -> LoadedRun:
