@@ -14,6 +14,8 @@ training mode
         running_var  ← (1 − momentum) · running_var  + momentum · σ² · m/(m − 1)
 
     (m values per channel: the running variance uses the unbiased batch variance).
+    momentum=None: the cumulative average since the last reset (momentum 1/k at the k-th
+    batch, k = num_batches_tracked), computed on the device without reading k back.
 evaluation mode (``model.eval()``)
     μ, σ² are ``running_mean`` and ``running_var``.
 re-estimation (``start_reestimation()`` ... ``stop_reestimation()``)
@@ -93,13 +95,12 @@ class BatchNormBase(Module):
 
     # -- forward ------------------------------------------------------------
     def _momentum(self) -> float:
+        """The host momentum of this batch: 1/(k + 1) while re-estimating (k counted on the
+        host), else the fixed one (momentum=None is handled by ``_cumulative_forward``)."""
         if self.reestimating:
             k = self.reestimation_batches
             self.reestimation_batches = k + 1
             return 1.0 / (k + 1)
-        if self.momentum is None:   # cumulative average since the last reset; reading the
-            # count back is one sync per layer and step on a GPU (no preset uses momentum=None)
-            return 1.0 / float(self.num_batches_tracked)
         return float(self.momentum)
 
     def forward(self, x, relu: bool = False):
@@ -109,23 +110,43 @@ class BatchNormBase(Module):
             raise ValueError(f"{self.describe()}: expected input of shape "
                              f"{self._layout.replace('C', str(self.num_features))}, "
                              f"got {tuple(x.shape)}")
-        if self.training:
-            m = x.size // x.shape[1]
-            if m < 2:
-                raise ValueError(f"{self.describe()}: training mode needs more than one value per "
-                                 f"channel to compute batch statistics, got input of shape "
-                                 f"{tuple(x.shape)} (use a batch larger than 1, or call eval())")
-            if self.momentum is None and not self.reestimating:
-                self.num_batches_tracked += 1      # the cumulative average reads the count
-                tracked = None
-            else:
-                tracked = self.num_batches_tracked  # raised by one inside the kernel
-            momentum = self._momentum()
-        else:
-            momentum, tracked = 0.0, None
+        if not self.training:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                training=False, momentum=0.0, eps=self.eps, relu=relu)
+        m = x.size // x.shape[1]
+        if m < 2:
+            raise ValueError(f"{self.describe()}: training mode needs more than one value per "
+                             f"channel to compute batch statistics, got input of shape "
+                             f"{tuple(x.shape)} (use a batch larger than 1, or call eval())")
+        if self.momentum is None and not self.reestimating:
+            return self._cumulative_forward(x, relu)
+        # the counter is raised by one inside the kernel
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=self.training, momentum=momentum, eps=self.eps, relu=relu,
-                            tracked=tracked)
+                            training=True, momentum=self._momentum(), eps=self.eps, relu=relu,
+                            tracked=self.num_batches_tracked)
+
+    def _cumulative_forward(self, x, relu: bool):
+        """Training with momentum=None: the running statistics are the plain average of the
+        batch statistics since the last reset. With k = num_batches_tracked after this batch::
+
+            w = 1/k  (a 0-d device array),   running ← (1 − w)·running + w·batch
+
+        The fused kernel takes its momentum as a host number (a launch argument), and reading
+        k back to the host would be one sync per layer and step on a GPU (a CUDA graph could
+        not hold it). So the kernel runs with momentum 1, which writes the batch statistics
+        (variance unbiased, ·m/(m − 1)) into two fresh zero arrays, and w stays on the device.
+        The arrays are fresh so that 0·(an old inf or NaN) cannot leak into this batch.
+        """
+        xp = backend.xp_of(self.running_mean)
+        batch_mean = xp.zeros_like(self.running_mean)
+        batch_var = xp.zeros_like(self.running_var)
+        y = F.batch_norm(x, batch_mean, batch_var, self.weight, self.bias, training=True,
+                         momentum=1.0, eps=self.eps, relu=relu, tracked=self.num_batches_tracked)
+        w = (1.0 / self.num_batches_tracked).astype(self.running_mean.dtype)
+        for running, batch in ((self.running_mean, batch_mean), (self.running_var, batch_var)):
+            running *= 1 - w
+            running += w * batch
+        return y
 
     def extra_repr(self):
         s = f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
