@@ -135,7 +135,8 @@ def download_cifar10(data_dir=None) -> Path:
     The archive ``cifar-10-python.tar.gz`` is kept in ``data_dir`` so that a damaged
     file can be re-extracted without a new download. Files are extracted to a temporary
     folder first and then moved into place one by one (``os.replace``), so an interrupted
-    extraction never leaves a half-written batch under its real name.
+    extraction never leaves a half-written batch under its real name. A missing data folder
+    is created when its parent exists; a missing parent is refused (``files.download``).
     """
     data_dir = resolve_data_dir(data_dir)
     archive = files.download(CIFAR10_URL, CIFAR10_ARCHIVE_MD5, data_dir, "cifar-10-python.tar.gz",

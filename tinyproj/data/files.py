@@ -149,7 +149,8 @@ def umask_mode(mode: int = 0o666) -> int:
 # ---------------------------------------------------------------------------
 # Downloads (pooch, with a tqdm progress bar)
 # ---------------------------------------------------------------------------
-def download(urls, md5: str, folder, fname: str, dataset: str | None = None) -> Path:
+def download(urls, md5: str, folder, fname: str, dataset: str | None = None,
+             root=None) -> Path:
     """Download ``fname`` into ``folder`` from the first of ``urls`` that works.
 
     ``urls`` is one address or a list of mirrors, each the full address of the file. The
@@ -158,6 +159,12 @@ def download(urls, md5: str, folder, fname: str, dataset: str | None = None) -> 
     half file under the real name. Returns the path of the file. Without internet access
     (or when ``folder`` cannot be written) this raises :class:`DatasetNotFoundError` naming
     the folder, every address tried, and where to copy the file by hand.
+
+    ``root``: the data folder that ``folder`` lies in (``<root>/mnist``; default: ``folder``
+    itself). A missing ``root`` is created only when its parent exists, and then the folders
+    from it down to ``folder``; a missing parent is refused (:class:`DatasetNotFoundError`
+    naming it), so a typo never becomes a chain of new folders. A failed download removes
+    the folders this call made, and only those.
     """
     import pooch  # imported here so that tests can monkeypatch pooch.retrieve
 
@@ -167,14 +174,7 @@ def download(urls, md5: str, folder, fname: str, dataset: str | None = None) -> 
     dataset = dataset or fname
     how = (f"If this machine has no internet access, download {urls[0]} on one that has and "
            f"copy it to {folder}.")
-    created = [d for d in (folder, *folder.parents) if not d.exists()]   # deepest first
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:           # a read-only shared data folder, a file in the way, ...
-        raise DatasetNotFoundError(
-            f"{dataset}: cannot download {fname} because {folder} cannot be created or written "
-            f"({err.strerror or err}). {how} Or point --data-dir (or $TINYPROJ_DATA) at a "
-            "folder that holds the dataset or that you can write to.", flag="--data-dir") from err
+    created = _make_folders(folder, folder if root is None else Path(root), dataset, fname, how)
     existed = (folder / fname).exists()
     failures = []
     for url in urls:
@@ -187,11 +187,41 @@ def download(urls, md5: str, folder, fname: str, dataset: str | None = None) -> 
         if not existed:
             os.chmod(path, umask_mode())
         return path
-    _remove_empty(created)   # a mistyped --data-dir must not leave empty folders behind
+    _remove_empty(created)   # a failed download must not leave empty folders behind
     raise DatasetNotFoundError(
         f"{dataset}: could not download {fname} into {folder}. Tried:\n" + "\n".join(failures)
         + f"\n{how} Or point --data-dir (or $TINYPROJ_DATA) at a folder that already holds "
         "the dataset (see datasets/README.md).", flag="--data-dir")
+
+
+def _make_folders(folder: Path, root: Path, dataset: str, fname: str, how: str) -> list:
+    """Create ``root`` (only if its parent exists) and the folders from it down to ``folder``;
+    returns the ones this call made, deepest first (what a failed download removes)."""
+    parts = folder.relative_to(root).parts          # () when folder is root itself
+    chain = [root] + [root.joinpath(*parts[:i + 1]) for i in range(len(parts))]
+    if not root.exists() and not root.parent.exists():
+        raise DatasetNotFoundError(
+            f"{dataset}: cannot download {fname} into {folder}: the parent folder "
+            f"{root.parent} of the data folder {root} does not exist. A download creates the "
+            "data folder itself, never a chain of folders (a mistyped path would leave one "
+            f"behind). Create {root.parent} first if it is meant, or point --data-dir (or "
+            "$TINYPROJ_DATA) at an existing folder.", flag="--data-dir")
+    created = []
+    try:
+        for d in chain:
+            try:
+                d.mkdir()
+                created.insert(0, d)
+            except FileExistsError:
+                if not d.is_dir():
+                    raise
+    except OSError as err:           # a read-only shared data folder, a file in the way, ...
+        _remove_empty(created)
+        raise DatasetNotFoundError(
+            f"{dataset}: cannot download {fname} because {folder} cannot be created or written "
+            f"({err.strerror or err}). {how} Or point --data-dir (or $TINYPROJ_DATA) at a "
+            "folder that holds the dataset or that you can write to.", flag="--data-dir") from err
+    return created
 
 
 def _remove_empty(folders) -> None:

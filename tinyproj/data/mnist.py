@@ -113,12 +113,16 @@ def _missing(folder: Path, md5s: dict) -> list:
 
 
 def download_mnist(data_dir=None, dataset="MNIST") -> Path:
-    """Download the four files of ``dataset`` ("MNIST" or "Fashion-MNIST") that are missing."""
+    """Download the four files of ``dataset`` ("MNIST" or "Fashion-MNIST") that are missing.
+
+    A missing data folder is created when its parent exists; a missing parent is refused
+    (``files.download``)."""
     sub, mirrors, md5s = _DATASETS[dataset]
-    folder = resolve_data_dir(data_dir) / sub
+    root = resolve_data_dir(data_dir)
+    folder = root / sub
     for name in _missing(folder, md5s):
         files.download([mirror + name for mirror in mirrors], md5s[name], folder, name,
-                       dataset=dataset)
+                       dataset=dataset, root=root)
     return folder
 
 

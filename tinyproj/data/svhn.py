@@ -61,10 +61,12 @@ def read_svhn_mat(path, expected=None):
 
 
 def download_svhn(data_dir=None) -> Path:
-    """Download the SVHN files that are missing from ``<data_dir>/svhn``."""
-    folder = resolve_data_dir(data_dir) / _SUB
+    """Download the SVHN files that are missing from ``<data_dir>/svhn``. A missing data
+    folder is created when its parent exists; a missing parent is refused (``files.download``)."""
+    root = resolve_data_dir(data_dir)
+    folder = root / _SUB
     for name in _missing(folder):
-        files.download(SVHN_URL + name, SVHN_MD5[name], folder, name, dataset="SVHN")
+        files.download(SVHN_URL + name, SVHN_MD5[name], folder, name, dataset="SVHN", root=root)
     return folder
 
 
