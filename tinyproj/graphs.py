@@ -18,7 +18,11 @@ recorded memory. So
    (optim/device_scalars.py), Power's β (projections/power_device.py), the Philox key of the
    stochastic projections (``kernels.random_key``: its counter moves on the device), the clip
    bounds (a device table updated in place), and the minibatch's position in the epoch's
-   permutation (runs/device_batches.py);
+   permutation (runs/device_batches.py). A projection parameter written ``U(..)`` other
+   than Power's β (``stochm:gamma=U(..)``, ``addnorm:sigma=U(..)``, ``multunif:gamma=U(..)``)
+   is drawn and read back to the host each step and handed to the kernels as a launch
+   argument, so a step with one runs eagerly (``Projection.eager_reason()``, passed here as
+   ``eager_reason``);
 2. nothing in the step may **sync or copy** between host and device (CUDA refuses it while
    capturing); the stand-in checks that on the CPU (``standin.capture_check``);
 3. the memory the step allocates must stay the step's: the capture allocates from a memory
@@ -47,7 +51,8 @@ frozen at capture shows up on the CPU as a difference from eager steps) and ever
 checked as if captured (a sync or a copy raises ``standin.CaptureError`` naming it); NumPy
 runs eagerly; ``"auto"`` the same; ``"off"`` always eager. Where capture is impossible (not
 CuPy, an op that syncs, a changed shape, an optimizer that fell back to per-parameter
-updates) the step runs eagerly and the reason is printed once.
+updates, an ``eager_reason`` the caller knows before the first step) the step runs eagerly
+and the reason is printed once (on NumPy under ``"auto"``: silently).
 """
 from __future__ import annotations
 
@@ -72,7 +77,8 @@ class StepGraph:
     (before the capture), ``"cuda"`` or ``"standin"`` (replaying)."""
 
     def __init__(self, step_fn, optimizer=None, prepare=None, mode: str = "auto",
-                 warmup: int = 2, log=print, name: str = "the training step"):
+                 warmup: int = 2, log=print, name: str = "the training step",
+                 eager_reason: str | None = None):
         self.step_fn, self.optimizer, self.prepare = step_fn, optimizer, prepare
         self.mode, self.warmup, self.log, self.name = check_mode(mode), int(warmup), log, name
         self.calls = 0
@@ -86,6 +92,9 @@ class StepGraph:
             self.kind = "eager"
         elif backend_name in ("cupy", "standin"):
             self.kind = "warmup"
+            if eager_reason:               # known before the first step: never captured, and
+                self.kind = "eager"        # not checked as if captured (it syncs on purpose)
+                self._fallback(eager_reason)
         else:
             self.kind = "eager"
             if self.mode == "on":
@@ -201,7 +210,10 @@ class StepGraph:
 
 
 def capture_step(step_fn, optimizer=None, prepare=None, mode: str = "auto", warmup: int = 2,
-                 log=print, name: str = "the training step") -> StepGraph:
-    """A :class:`StepGraph` for ``step_fn`` (see the module docstring)."""
+                 log=print, name: str = "the training step",
+                 eager_reason: str | None = None) -> StepGraph:
+    """A :class:`StepGraph` for ``step_fn`` (see the module docstring). ``eager_reason``: why
+    the step cannot be captured, when the caller knows before it runs (e.g.
+    ``Projection.eager_reason()``); then every step runs eagerly and it is printed once."""
     return StepGraph(step_fn, optimizer=optimizer, prepare=prepare, mode=mode, warmup=warmup,
-                     log=log, name=name)
+                     log=log, name=name, eager_reason=eager_reason)

@@ -21,6 +21,14 @@ class Uniform:
     """A random parameter value: drawn from U(low, high) each time it is sampled.
 
     Written ``U(low,high)`` in a spec, e.g. ``power:beta=U(0,2)`` (Tr-Power-C).
+
+    On a GPU only Power's β is drawn and kept on the device (projections/power_device.py).
+    Every other ``U(..)`` — ``stochm:gamma=U(..)``, ``addnorm:sigma=U(..)``,
+    ``multunif:gamma=U(..)`` — is drawn by :meth:`draw` and read back as a Python float, which
+    the projection's kernel then takes as a launch argument: one device→host sync per
+    minibatch, and a value a CUDA graph would freeze at capture. A training step with such a
+    spec therefore runs eagerly on a GPU (:meth:`Projection.eager_reason` says why, and
+    tinyproj/graphs.py prints it once).
     """
 
     def __init__(self, low, high):
@@ -29,8 +37,9 @@ class Uniform:
             raise ValueError(f"U(low, high) needs finite low <= high; got U({low}, {high})")
 
     def draw(self, rng) -> float:
-        """One value from U(low, high), as a Python float (on a device generator: drawn
-        there and read back, an explicit sync — one per minibatch for ``U(..)`` specs)."""
+        """One value from U(low, high), as a Python float. On a device generator it is drawn
+        there and read back: an explicit sync, one per minibatch, which is why a step that
+        draws here cannot be captured as a CUDA graph (see the class docstring)."""
         return float(backend.to_numpy(rng_or_global(rng).uniform(self.low, self.high, 1))[0])
 
     def __str__(self):
@@ -52,6 +61,9 @@ class _Param:
     def __init__(self, name, rule, ok):
         self.name, self.rule, self.ok = name, rule, ok
 
+
+# (projection, parameter) pairs whose U(..) a device draws and keeps (power_device.sample)
+DEVICE_DRAWN = {("power", "beta")}
 
 _BETA = _Param("beta", "beta >= 0", lambda v: v >= 0)
 _GAMMA = _Param("gamma", "0 < gamma <= 1", lambda v: 0 < v <= 1)
@@ -164,6 +176,20 @@ class Projection:
     def random_params(self) -> bool:
         """True when a parameter is a :class:`Uniform` that :meth:`sample` must draw."""
         return any(isinstance(v, Uniform) for v in self.params.values())
+
+    def eager_reason(self) -> str | None:
+        """Why a training step with this projection cannot be captured as a CUDA graph, or
+        None: a ``U(..)`` parameter other than Power's β (which power_device.py keeps on the
+        device) is drawn on the host each minibatch (see :class:`Uniform`)."""
+        host_drawn = [k for k, v in self.params.items() if isinstance(v, Uniform)
+                      and (self.name, k) not in DEVICE_DRAWN]
+        if not host_drawn:
+            return None
+        names = " and ".join(f"{k}={self.params[k]}" for k in host_drawn)
+        return (f"{self.spec}: {names} is drawn once per minibatch and read back to the host "
+                "(one sync per step), and the projection's kernels take it as a launch "
+                "argument that a graph would freeze; only Power's beta=U(..) is drawn on the "
+                "device. Every step runs eagerly")
 
     @property
     def use(self) -> str:
