@@ -9,7 +9,7 @@ import pytest
 
 from tinyproj.cli import build_parser, main as cli_main
 from tinyproj.cli import walk_models
-from tinyproj.cli.walk_args import WALK_MARK, check_out_folder, is_walk_folder
+from tinyproj.walking_noise.study_folder import WALK_MARK, check_out_folder, is_walk_folder
 from tinyproj.errors import UserError
 from tinyproj.runs.fingerprint import checkpoint_fingerprint
 

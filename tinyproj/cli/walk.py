@@ -55,8 +55,10 @@ holds files of the names walk writes (walk.jsonl, dynamics.jsonl, midpoints.csv,
 walk-points.csv, the figures) which walk did not write is refused before anything is done.
 
 The command in files, one idea each: the flags (this file), their checks (walk_args.py), the
-networks it trains (walk_models.py), the three ways of getting rows (walk_run.py), the table
-and figures it shows (walk_report.py).
+flags as the library's Training and Scoring (walk_models.py), the study called and its
+results shown (walk_run.py), the table and figures it shows (walk_report.py). The study
+itself — networks, folder, rows, tables — is the library's (tinyproj/walking_noise/study*.py),
+callable from Python without these flags: ``walking_noise.clean_study(...)``.
 """
 from __future__ import annotations
 

@@ -13,35 +13,19 @@ and resolves, in ``args``, the model's canonical name, the dataset's, the set-up
 (``--epochs`` when given) and the repeated-execution flags. A mistake raises a
 :class:`~tinyproj.errors.UserError` naming its flag.
 
-:func:`check_out_folder` checks --out the same way, before anything is written: walk writes
-only into a folder of its own (rule 8 of docs/design.md) — a new one, one it marked with
-:data:`WALK_MARK`, one holding none of the files walk writes, or the folder of a walk made
-before the mark existed (recognised by its rows: see :func:`is_walk_folder`).
+:func:`check_site_repeats` checks --site-repeats against the sites of the model walked.
+--out is checked by the library (``walking_noise.study_folder.check_out_folder``): walk
+writes only into a folder of its own (rule 8 of docs/design.md).
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from ..errors import UserError
 from .walk_models import train_config
-from .walk_report import FIGURES
 
-__all__ = ["check_args", "check_site_repeats", "check_out_folder", "is_walk_folder",
-           "output_files", "WALK_MARK", "OUTPUT_NAMES"]
-
-WALK_MARK = ".tinyproj-walk"
-"""The file that marks a folder as `tinyproj walk`'s (written when walk first writes there):
-its walk.jsonl, dynamics.jsonl, midpoints.csv, walk-points.csv and figures are walk's own."""
-
-OUTPUT_NAMES = ("walk.jsonl", "dynamics.jsonl", "midpoints.csv", "walk-points.csv", *FIGURES)
-"""The files walk writes (appends to, or rewrites) at the top of its --out folder; the two
-JSON lines files have shard files beside them (``walk.shard-<i>-of-<n>.jsonl``)."""
-
-_ROW_FIELDS = {"walk.jsonl": ("site", "sigma", "noise", "accuracy"),
-               "dynamics.jsonl": ("epoch", "site_name", "noise")}
-"""The fields by which a row of walk's (or its noisy training's) is recognised."""
+__all__ = ["check_args", "check_site_repeats"]
 
 
 def _seeds(text) -> list:
@@ -164,62 +148,6 @@ def check_args(args):
         cfg = train_config(args, seeds[0], Path(args.out) / "model")   # validated, no I/O
         args.dataset, args.epochs = cfg.dataset, cfg.epochs        # the set-up's, resolved
     return spec, sigmas, seeds, shard, sites
-
-
-def output_files(out: Path) -> list:
-    """The files of :data:`OUTPUT_NAMES` in ``out`` (shard files included) that exist."""
-    from ..runs.grid import grid_files
-    found = []
-    for name in OUTPUT_NAMES:
-        if name.endswith(".jsonl"):
-            found += grid_files(out / name)
-        elif (out / name).exists():
-            found.append(out / name)
-    return found
-
-
-def _first_row(path: Path):
-    """The first line of a JSON lines file as a dict, or None (no file, not JSON, ...)."""
-    try:
-        with open(path, "rb") as f:
-            for line in f:
-                if line.strip():
-                    row = json.loads(line)
-                    return row if isinstance(row, dict) else None
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def is_walk_folder(out: Path) -> bool:
-    """True when ``out`` is a walk's folder: it has :data:`WALK_MARK`, or (walks made before
-    the mark existed) its walk.jsonl, dynamics.jsonl or one of their shard files starts with
-    a row of tinyproj's walk, or its midpoints.csv has the walk's header."""
-    from ..runs.grid import grid_files
-    from ..walking_noise.tables import MIDPOINT_COLUMNS
-    if (out / WALK_MARK).is_file():
-        return True
-    for name, fields in _ROW_FIELDS.items():
-        for path in grid_files(out / name):
-            row = _first_row(path)
-            if row is not None and all(k in row for k in fields):
-                return True
-    try:
-        with open(out / "midpoints.csv", encoding="utf-8") as f:
-            return f.readline().rstrip("\r\n").split(",")[:len(MIDPOINT_COLUMNS)] == \
-                list(MIDPOINT_COLUMNS)
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
-def check_out_folder(out) -> None:
-    """--out must be a folder or not exist yet (nor a file above it), and walk writes its
-    files only into a folder of its own: a folder that holds files of walk's names
-    (:data:`OUTPUT_NAMES`) which walk did not write is refused (UserError naming --out),
-    before anything is written (``runs.folder.check_output_folder``). Reads only."""
-    from ..runs.folder import check_output_folder
-    check_output_folder(out, "walk", "the walk's rows, tables and figures", is_walk_folder,
-                        lambda o: [p.name for p in output_files(o)])
 
 
 def check_site_repeats(args, noisy) -> None:

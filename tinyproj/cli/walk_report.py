@@ -5,16 +5,16 @@
     walk-midpoints.png   μ per site, input to logits (drawn when some site has a μ)
 
 Both are drawn by ``tinyproj.reporting`` from the points of this command and rewritten by
-every run.
+every run (the curves' means over seeds: ``walking_noise.study_tables.mean_over_seeds``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["FIGURES", "print_table", "write_figures"]
+from ..walking_noise.study_folder import FIGURES
+from ..walking_noise.study_tables import mean_over_seeds
 
-FIGURES = ("walk-accuracy.png", "walk-midpoints.png")
-"""The figures `tinyproj walk` writes into its --out folder (rewritten by every run)."""
+__all__ = ["FIGURES", "print_table", "write_figures"]
 
 
 def print_table(table) -> None:
@@ -40,24 +40,6 @@ def print_table(table) -> None:
               f"{100 * e['max_accuracy']:6.2f}%  {seeds}")
 
 
-def _mean_over_seeds(rows) -> list:
-    """One row per (site, noise, ratio, σ, training): the accuracy averaged over seeds, so
-    that each site is one line of the figure (the seeds' spread is in midpoints.csv)."""
-    groups = {}
-    for r in rows:
-        key = (r.get("site"), r.get("site_name"), str(r.get("noise")), r.get("ratio"),
-               r.get("sigma"), r.get("train_sigma"))
-        groups.setdefault(key, []).append(r)
-    out = []
-    for g in groups.values():
-        acc = [float(r["accuracy"]) for r in g]
-        mean = sum(acc) / len(acc)
-        std = (sum((a - mean) ** 2 for a in acc) / (len(acc) - 1)) ** 0.5 if len(acc) > 1 \
-            else None
-        out.append(dict(g[0], accuracy=mean, accuracy_std=std))
-    return out
-
-
 def write_figures(rows, table, out: Path) -> list:
     """Accuracy against σ per site (μ marked) and μ per site, drawn by tinyproj.reporting
     into ``out``; the paths written (none while no point is done)."""
@@ -71,7 +53,7 @@ def write_figures(rows, table, out: Path) -> list:
         title = (f"{kind} noise: a network per (site, σ), trained and tested at σ"
                  + (" (mean ± sd over seeds)" if len({r.get("seed") for r in rows}) > 1
                     else ""))
-    reporting.accuracy_vs_sigma(_mean_over_seeds(rows), out / FIGURES[0], title=title,
+    reporting.accuracy_vs_sigma(mean_over_seeds(rows), out / FIGURES[0], title=title,
                                 chance=chance if chance is not None else 0.1)
     written = [out / FIGURES[0]]
     if any(e.get("midpoint_sigma") is not None or e.get("beyond_grid") for e in table):

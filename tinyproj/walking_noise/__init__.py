@@ -25,6 +25,16 @@ One idea per file:
 - ``setups.py``         the training set-ups by name: "authors" (default, resolved per
                         model and dataset) and "legacy" (tinyproj's earlier one)
 - ``dynamics.py``       weight statistics and self-binarization measures
+- ``study.py``          a study in a folder of its own, as ``tinyproj walk`` runs it:
+                        clean_study, noisy_study, train_at_sigma_study (Training, Scoring
+                        explicit), the tables written, a StudyResult returned
+- ``study_folder.py``   the study folder: checked (walk's own files only), marked
+                        (``.tinyproj-walk``), the names walk writes there
+- ``study_networks.py`` Training; the clean network per seed (OUT/model...), trained or read
+                        back; the sites without data (skeleton, run_skeleton)
+- ``study_noisy_networks.py`` the network per (seed, site) trained with noise there, its
+                        dynamics rows stamped with its fingerprint
+- ``study_tables.py``   OUT/midpoints.csv and OUT/walk-points.csv from a study's rows
 
 Example::
 
@@ -36,6 +46,12 @@ Example::
                    sites="each", out_file="runs/mlp/walk.jsonl")
     table = wn.midpoints_table(rows)                             # μ per site
     wn.write_midpoints_csv("runs/mlp/midpoints.csv", table)
+
+The whole study of ``tinyproj walk`` (networks trained, resumable, shardable, its folder
+checked and marked, midpoints.csv and walk-points.csv written)::
+
+    done = wn.clean_study("runs/wn", "additive", [0.01, 0.1, 1, 10],
+                          training=wn.Training(model="mlp_tfc", dataset="mnist", epochs=5))
 
 From the shell: ``tinyproj walk --model mlp_tfc --dataset mnist --out RUN_DIR``.
 """
@@ -54,6 +70,10 @@ from .tables import (MIDPOINT_COLUMNS, SAME_SIGMA, midpoints_table, point_spread
 from .walk import BN_PROTOCOLS, point_settings, walk
 from .walk_points import check_sigmas, default_sigmas, point_generators, walk_sites
 from .walk_store import read_walk, row_key, walk_files, walk_grid, walk_path
+from .study_folder import WALK_MARK, check_out_folder, is_walk_folder
+from .study_networks import Training
+from .study_tables import write_study_tables
+from .study import Scoring, StudyResult, clean_study, noisy_study, train_at_sigma_study
 
 __all__ = [
     "KINDS", "ORDERS", "REPEAT_AT", "NoiseSpec", "parse_noise", "apply_noise", "draw_noise",
@@ -69,4 +89,6 @@ __all__ = [
     "layer_weights", "dynamics_row",
     "GRIDS", "grid_sigmas", "PROTOCOLS", "train_at_sigma", "point_spread",
     "write_point_spread_csv", "SAME_SIGMA", "point_settings",
+    "Training", "Scoring", "StudyResult", "clean_study", "noisy_study", "train_at_sigma_study",
+    "WALK_MARK", "check_out_folder", "is_walk_folder", "write_study_tables",
 ]
