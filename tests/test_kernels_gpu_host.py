@@ -3,7 +3,7 @@
 Each kernel in kernels/cuda/ is written once as ``__host__ __device__`` functions; the GPU
 thread and the host loop tested here call the same function, so these tests check the GPU
 arithmetic on a machine without a GPU (docs/design.md rule 9). Copies and gathers (im2col, col2im,
-max pooling, Adam, Sign, Round, clip) must give the reference's bits; the float32 batch-norm
+max pooling, Adam, Sign, clip) must give the reference's bits; the float32 batch-norm
 reductions (float64 sums in a fixed block order) agree with the exact result — the reference
 run in float64 — to 1e-6 relative.
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import tinyproj as tp
-from tinyproj import clipping, projections
+from tinyproj import clipping
 from tinyproj.kernels import reference as ref
 from tinyproj.kernels.geometry import out_size, pool_padding_ok
 from tinyproj.optim import SGD
@@ -331,19 +331,15 @@ def test_sign_projection_bit_exact(host, kind, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kind", KINDS)
-def test_round_projection_bit_exact(host, kind, dtype):
-    w = weights(dtype, kind)
-    assert_same_bits(host.get("round_projection")(w), projections.round(w))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("c", [0.0, 0.05, 0.7, 10.0, np.inf])
 def test_clip_bit_exact(host, c, dtype):
     v = weights(dtype, "zeros-inside")
     v.flat[3] = np.nan
     v.flat[4], v.flat[8] = np.inf, -np.inf
-    assert_same_bits(host.get("clip")(v, c), clipping.prox_linf(v, c))
+    offsets = np.array([0, v.size], np.int64)         # one tensor: the clip of every layer
+    bounds = np.array([c], dtype)
+    assert_same_bits(host.get("clip_segments")(v.reshape(-1), offsets, bounds).reshape(v.shape),
+                     clipping.prox_linf(v, c))
 
 
 def test_unknown_name_is_refused(host):
@@ -412,12 +408,10 @@ def flat_layers(sizes, dtype, seed=0):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sizes", LAYER_SIZES, ids=["6-layers", "1-layer", "with-empties"])
-@pytest.mark.parametrize("which", ["sign", "round"])
-def test_projection_segments_equal_each_tensor_alone(host, which, sizes, dtype):
+def test_sign_projection_segments_equal_each_tensor_alone(host, sizes, dtype):
     flat, offsets, tensors = flat_layers(sizes, dtype)
-    one = ref.sign_projection if which == "sign" else projections.round
-    got = host.get(f"{which}_projection_segments")(flat, offsets)
-    assert_same_bits(got, np.concatenate([one(t) for t in tensors]).astype(dtype))
+    got = host.get("sign_projection_segments")(flat, offsets)
+    assert_same_bits(got, np.concatenate([ref.sign_projection(t) for t in tensors]).astype(dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -565,13 +559,9 @@ def test_gpu_py_optimizers_and_projections_through_the_fake_cupy(fake_gpu, dtype
     for kind in ("plain", "zeros-inside", "all-zero", "empty", "nan"):
         wk = weights(dtype, kind)
         assert_same_bits(fake_gpu.sign_projection(wk), ref.sign_projection(wk))
-        assert_same_bits(fake_gpu.round_projection(wk), projections.round(wk))
-        assert_same_bits(fake_gpu.clip(wk, 0.3), clipping.prox_linf(wk, 0.3))
     flat, offsets, tensors = flat_layers(LAYER_SIZES[0], dtype)
     assert_same_bits(fake_gpu.sign_projection_segments(flat, offsets),
                      np.concatenate([ref.sign_projection(t) for t in tensors]))
-    assert_same_bits(fake_gpu.round_projection_segments(flat, offsets),
-                     np.concatenate([projections.round(t) for t in tensors]))
     bounds = np.array([0.5, 1.0, np.inf, 0.05, 0.0, 2.0], dtype=dtype)
     assert_same_bits(fake_gpu.clip_segments(flat, offsets, bounds),
                      np.concatenate([clipping.prox_linf(t, float(c)) for t, c in zip(tensors, bounds)]))
@@ -703,14 +693,12 @@ def test_cuda_optimizers_and_projections_equal_the_host_build(cp, host, dtype):
     same_bits_on_host(w2_d, w2)
     for kind in KINDS:
         wk = weights(dtype, kind)
-        for name in ("sign_projection", "round_projection"):
-            same_bits_on_host(getattr(gpu, name)(cp.asarray(wk)), getattr(host, name)(wk))
-        same_bits_on_host(gpu.clip(cp.asarray(wk), 0.3), host.clip(wk, 0.3))
+        same_bits_on_host(gpu.sign_projection(cp.asarray(wk)), host.sign_projection(wk))
     flat, offsets, _ = flat_layers(LAYER_SIZES[0], dtype)
     bounds = np.array([0.5, 1.0, np.inf, 0.05, 0.0, 2.0], dtype=dtype)
     fd, od = cp.asarray(flat), cp.asarray(offsets)
-    for name in ("sign_projection_segments", "round_projection_segments"):
-        same_bits_on_host(getattr(gpu, name)(fd, od), getattr(host, name)(flat, offsets))
+    same_bits_on_host(gpu.sign_projection_segments(fd, od),
+                      host.sign_projection_segments(flat, offsets))
     same_bits_on_host(gpu.clip_segments(fd, od, cp.asarray(bounds), out=fd),
                       host.clip_segments(flat, offsets, bounds))
 

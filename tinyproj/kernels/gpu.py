@@ -296,7 +296,7 @@ def sgd_update_scalars(w, g, buf, scalars, momentum=0.0, weight_decay=0.0, neste
 
 
 # ---------------------------------------------------------------------------
-# Table 1's Sign and Round, and the clip (projection.cu)
+# Table 1's Sign (projection.cu; the clip of every layer at once is clip_segments below)
 # ---------------------------------------------------------------------------
 def _maxabs(w):
     """α = max|w| as a 1-element device array (one block, fixed order; never read here)."""
@@ -320,20 +320,6 @@ def sign_projection(w):
     return _projection("sign_apply", w)
 
 
-def round_projection(w):
-    """α·round(w/α), ties half away from zero; see ``projections.round``. 2 launches."""
-    return _projection("round_apply", w)
-
-
-def clip(v, c):
-    """max(min(v, c), −c); see ``clipping.prox_linf``. One launch."""
-    import cupy
-    v = _contiguous(v)
-    out = cupy.empty_like(v)
-    _elementwise("clip_apply", _ctype(v.dtype), v.size, v, out, v.size, c)
-    return out
-
-
 # ---------------------------------------------------------------------------
 # Every layer at once: tensors side by side in one flat buffer, tensor s = [offsets[s], offsets[s+1])
 # offsets (S + 1,) int64 and bounds (S,) are best kept on the device (made once per model), so
@@ -355,11 +341,6 @@ def _segments(kernel, w, offsets):
 def sign_projection_segments(w, offsets):
     """Sign of every tensor of a flat buffer, each with its own α: 2 launches in all."""
     return _segments("sign_segments", w, offsets)
-
-
-def round_projection_segments(w, offsets):
-    """Round of every tensor of a flat buffer, each with its own α: 2 launches in all."""
-    return _segments("round_segments", w, offsets)
 
 
 def clip_segments(v, offsets, bounds, out=None):

@@ -26,15 +26,13 @@ from .host_build import (FLAGS, HostBuildError, available, build, compiler, libr
                          library_path, unavailable_reason)
 from .host_conv import (col2im, col2im_batch, im2col, im2col_batch, maxpool_backward,
                         maxpool_forward, swap01)
-from .host_optim import (adam_update, adam_update_scalars, clip, clip_segments,
-                         round_projection, round_projection_segments, sgd_update,
+from .host_optim import (adam_update, adam_update_scalars, clip_segments, sgd_update,
                          sgd_update_scalars, sign_projection, sign_projection_segments)
 from .host_random import gaussian_noise, stoch_projection_segments, stochm_projection_segments
 
 NAMES = ("im2col_batch", "col2im_batch", "im2col", "col2im", "swap01", "maxpool_forward",
          "maxpool_backward", "batchnorm_forward", "batchnorm_backward", "adam_update",
-         "sgd_update", "sign_projection", "round_projection", "clip",
-         "sign_projection_segments", "round_projection_segments", "clip_segments",
+         "sgd_update", "sign_projection", "sign_projection_segments", "clip_segments",
          "batchnorm_forward_fused", "batchnorm_backward_fused", "stoch_projection_segments",
          "stochm_projection_segments", "gaussian_noise", "adam_update_scalars",
          "sgd_update_scalars")
@@ -47,9 +45,8 @@ __all__ = ["NAMES", "get", "FLAGS", "HostBuildError", "available", "build", "com
 def get(name: str):
     """The host-compiled kernel ``name`` as a Python function with reference.py's signature.
 
-    Names: ``NAMES`` — those of reference.py, plus ``sgd_update``, ``round_projection`` and
-    ``clip`` (see their docstrings in host_optim.py). Raises HostBuildError when no build is
-    possible.
+    Names: ``NAMES`` — those of reference.py, plus ``sgd_update`` (see its docstring in
+    host_optim.py). Raises HostBuildError when no build is possible.
     """
     if name not in NAMES:
         raise KeyError(f"unknown host kernel {name!r}; known: {', '.join(NAMES)}")

@@ -1,6 +1,7 @@
 """Host twins of optim.cu and projection.cu: Algorithm 1's weight kernels — the Adam and SGD
-updates (scalars as arguments, or read from device memory: ``*_scalars``), the Sign and Round
-projections and the clip, of one tensor or of every tensor of a flat buffer at once
+updates (scalars as arguments, or read from device memory: ``*_scalars``), the Sign
+projection (of one tensor or of every tensor of a flat buffer at once) and the clip of every
+tensor of a flat buffer
 (tensor s = [offsets[s], offsets[s+1]), each with its own α or bound).
 """
 from __future__ import annotations
@@ -10,8 +11,8 @@ import numpy as np
 from .host_build import call, checked_out, contiguous
 
 __all__ = ["adam_update", "sgd_update", "adam_update_scalars", "sgd_update_scalars",
-           "sign_projection", "round_projection", "clip", "sign_projection_segments",
-           "round_projection_segments", "clip_segments", "check_offsets", "segment_scales"]
+           "sign_projection", "sign_projection_segments", "clip_segments", "check_offsets",
+           "segment_scales"]
 
 
 def adam_update(w, g, m, v, lr, beta1, beta2, eps, t):
@@ -72,22 +73,6 @@ def sign_projection(w):
     return out
 
 
-def round_projection(w):
-    """α·round(w/α), ties half away from zero, α = max|w|; see ``projections.round``."""
-    w = contiguous(w)
-    out = np.empty_like(w)
-    call("round_apply", w.dtype, w, _maxabs(w), out, w.size)
-    return out
-
-
-def clip(v, c):
-    """max(min(v, c), −c); see ``clipping.prox_linf``."""
-    v = contiguous(v)
-    out = np.empty_like(v)
-    call("clip_apply", v.dtype, v, out, v.size, c)
-    return out
-
-
 # ---------------------------------------------------------------------------
 # Every layer at once: tensors side by side in one flat buffer, tensor s = [offsets[s],
 # offsets[s+1])
@@ -126,11 +111,6 @@ def sign_projection_segments(w, offsets):
     offsets[S] = P. Returns a new (P,) array: segment s is ``sign_projection`` of segment s.
     """
     return _segments("sign_segments", w, offsets)
-
-
-def round_projection_segments(w, offsets):
-    """Round of every tensor of a flat buffer, each with its own α; see the Sign version."""
-    return _segments("round_segments", w, offsets)
 
 
 def clip_segments(v, offsets, bounds, out=None):

@@ -6,8 +6,8 @@
     batchnorm.cuh/.cu batchnorm_forward, batchnorm_backward (one block per channel, fixed order)
     optim.cuh/.cu     adam_update, sgd_update (flat buffers: all parameters in one launch);
                       *_scalars: the same, lr and Adam's bias corrections read from the device
-    projection.cuh/.cu maxabs, sign_apply, round_apply, clip_apply, and *_segments: every
-                      layer at once over a flat buffer with an offsets table
+    projection.cuh/.cu maxabs, sign_apply, and *_segments (Sign, the clip): every layer at
+                      once over a flat buffer with an offsets table
     random.cuh        Philox-4x32-10 counter-based random numbers: uniforms, normal pairs
     stochastic.cuh/.cu stoch_segments, stochm_segments (Table 1, every layer at once) and
                       gaussian_noise (Walking Noise), keyed by (seed, stream) in device memory
@@ -43,11 +43,8 @@ KERNELS = {
     "sgd_update_scalars": ("optim.cu", "ppp" + "i" + "p" + "tt" + "ii"),
     "maxabs": ("projection.cu", "pip"),
     "sign_apply": ("projection.cu", "pppi"),
-    "round_apply": ("projection.cu", "pppi"),
-    "clip_apply": ("projection.cu", "ppit"),
     "maxabs_segments": ("projection.cu", "ppip"),
     "sign_segments": ("projection.cu", "ppippi"),
-    "round_segments": ("projection.cu", "ppippi"),
     "clip_segments": ("projection.cu", "ppippi"),
     "stoch_segments": ("stochastic.cu", "ppipppi"),
     "stochm_segments": ("stochastic.cu", "ppipppi" + "tt"),

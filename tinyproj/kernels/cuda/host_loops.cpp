@@ -166,16 +166,6 @@ void sign_apply_loop(const T* w, const T* alpha, T* out, tp_int size) {
 }
 
 template <typename T>
-void round_apply_loop(const T* w, const T* alpha, T* out, tp_int size) {
-    for (tp_int e = 0; e < size; ++e) out[e] = round_element(w[e], alpha[0]);
-}
-
-template <typename T>
-void clip_apply_loop(const T* v, T* out, tp_int size, T c) {
-    for (tp_int e = 0; e < size; ++e) out[e] = clip_element(v[e], c);
-}
-
-template <typename T>
 void maxabs_segments_loop(const T* w, const tp_int* offsets, tp_int n_seg, T* alpha) {
     for (tp_int seg = 0; seg < n_seg; ++seg)
         maxabs_loop(w + offsets[seg], offsets[seg + 1] - offsets[seg], &alpha[seg]);
@@ -186,13 +176,6 @@ void sign_segments_loop(const T* w, const tp_int* offsets, tp_int n_seg, const T
                         tp_int size) {
     for (tp_int e = 0; e < size; ++e)
         out[e] = sign_element(w[e], alpha[tp_segment_of(offsets, n_seg, e)]);
-}
-
-template <typename T>
-void round_segments_loop(const T* w, const tp_int* offsets, tp_int n_seg, const T* alpha, T* out,
-                         tp_int size) {
-    for (tp_int e = 0; e < size; ++e)
-        out[e] = round_element(w[e], alpha[tp_segment_of(offsets, n_seg, e)]);
 }
 
 template <typename T>
@@ -277,19 +260,12 @@ extern "C" void tp_maxabs_##SUF(const T* w, tp_int size, T* alpha) {            
     maxabs_loop(w, size, alpha); }                                                            \
 extern "C" void tp_sign_apply_##SUF(const T* w, const T* alpha, T* out, tp_int size) {       \
     sign_apply_loop(w, alpha, out, size); }                                                   \
-extern "C" void tp_round_apply_##SUF(const T* w, const T* alpha, T* out, tp_int size) {      \
-    round_apply_loop(w, alpha, out, size); }                                                  \
-extern "C" void tp_clip_apply_##SUF(const T* v, T* out, tp_int size, T c) {                  \
-    clip_apply_loop(v, out, size, c); }                                                       \
 extern "C" void tp_maxabs_segments_##SUF(const T* w, const tp_int* offsets, tp_int n_seg,     \
         T* alpha) {                                                                           \
     maxabs_segments_loop(w, offsets, n_seg, alpha); }                                         \
 extern "C" void tp_sign_segments_##SUF(const T* w, const tp_int* offsets, tp_int n_seg,       \
         const T* alpha, T* out, tp_int size) {                                                \
     sign_segments_loop(w, offsets, n_seg, alpha, out, size); }                                \
-extern "C" void tp_round_segments_##SUF(const T* w, const tp_int* offsets, tp_int n_seg,      \
-        const T* alpha, T* out, tp_int size) {                                                \
-    round_segments_loop(w, offsets, n_seg, alpha, out, size); }                               \
 extern "C" void tp_clip_segments_##SUF(const T* v, const tp_int* offsets, tp_int n_seg,       \
         const T* bounds, T* out, tp_int size) {                                               \
     clip_segments_loop(v, offsets, n_seg, bounds, out, size); }                               \

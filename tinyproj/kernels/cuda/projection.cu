@@ -1,6 +1,6 @@
-// projection.cu — the GPU launches of projection.cuh. Sign and Round are two launches each:
-// max|w| (one block of TP_BLOCK threads, fixed order) into a 1-element device array, then the
-// element-wise map reading it there (no host sync in between). The clip is one launch.
+// projection.cu — the GPU launches of projection.cuh. Sign is two launches: max|w| (one block
+// of TP_BLOCK threads, fixed order) into a 1-element device array, then the element-wise map
+// reading it there (no host sync in between). The clip is one launch.
 #include "projection.cuh"
 
 template <typename T>
@@ -21,20 +21,9 @@ __global__ void sign_apply(const T* w, const T* alpha, T* out, tp_int size) {
     TP_FOR_EACH(e, size) out[e] = sign_element(w[e], a);
 }
 
-template <typename T>
-__global__ void round_apply(const T* w, const T* alpha, T* out, tp_int size) {
-    T a = alpha[0];
-    TP_FOR_EACH(e, size) out[e] = round_element(w[e], a);
-}
-
-template <typename T>
-__global__ void clip_apply(const T* v, T* out, tp_int size, T c) {
-    TP_FOR_EACH(e, size) out[e] = clip_element(v[e], c);
-}
-
 // Every layer at once, over a flat buffer with an offsets table (projection.cuh):
 // maxabs_segments: one block per tensor (grid = n_seg), α of tensor s into alpha[s];
-// sign_segments / round_segments / clip_segments: one thread per element, tensor s read from
+// sign_segments / clip_segments: one thread per element, tensor s read from
 // the table (clip bound bounds[s]; an infinite bound leaves the tensor as it is). out may be v.
 template <typename T>
 __global__ void maxabs_segments(const T* w, const tp_int* offsets, tp_int n_seg, T* alpha) {
@@ -52,12 +41,6 @@ template <typename T>
 __global__ void sign_segments(const T* w, const tp_int* offsets, tp_int n_seg, const T* alpha,
                               T* out, tp_int size) {
     TP_FOR_EACH(e, size) out[e] = sign_element(w[e], alpha[tp_segment_of(offsets, n_seg, e)]);
-}
-
-template <typename T>
-__global__ void round_segments(const T* w, const tp_int* offsets, tp_int n_seg, const T* alpha,
-                               T* out, tp_int size) {
-    TP_FOR_EACH(e, size) out[e] = round_element(w[e], alpha[tp_segment_of(offsets, n_seg, e)]);
 }
 
 template <typename T>

@@ -1,7 +1,6 @@
-// projection.cuh — the deterministic rows of Table 1 (Sign, Round) and the clip.
+// projection.cuh — Table 1's Sign and the clip.
 //
 // Sign(w)  = α·sign(w), sign(0) = +1                      (reference.sign_projection)
-// Round(w) = α·round(w/α), ties half away from zero        (projections.round)
 // clip(v)  = max(min(v, c), −c), NaN propagates            (clipping.prox_linf)
 // α = max|w| over the whole tensor (NaN if any w is NaN): a fixed-order block reduction
 // (common.cuh) in one launch, read by the element-wise launch from device memory (no sync).
@@ -26,14 +25,6 @@ TP_HD T maxabs_share(const T* w, tp_int size, tp_int t) {
 
 template <typename T>
 TP_HD T sign_element(T w, T alpha) { return w >= T(0) ? alpha : -alpha; }
-
-template <typename T>
-TP_HD T round_element(T w, T alpha) {
-    T safe = alpha > T(0) ? alpha : T(1);           // an all-zero tensor: 0/1, not 0/0
-    T x = w / safe;                                  // in [−1, 1]
-    T r = x >= T(0) ? tp_floor(x + T(0.5)) : -tp_floor(-x + T(0.5));
-    return alpha * r;
-}
 
 template <typename T>
 TP_HD T clip_element(T v, T c) {
