@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from tinyproj import reporting
 from tinyproj import walking_noise as wn
 from tinyproj.cli import main as cli_main
 from tinyproj.errors import UserError
@@ -63,6 +64,11 @@ def test_a_study_from_python_writes_what_the_cli_writes(tmp_path, kind):
     assert (lib_out / wn.WALK_MARK).is_file()
     assert done.table == wn.midpoints_table(done.rows)
     assert study(lib_out).rows == done.rows                  # resumed: nothing measured again
+    # the figures: what the CLI drew, from the study's own rows (reporting sits above
+    # walking_noise, so the library call leaves them to reporting.write_study_figures)
+    drawn = reporting.write_study_figures(done.rows, done.table, lib_out)
+    assert {p.name for p in drawn} == {p.name for p in cli_out.glob("*.png")}
+    assert all(p.stat().st_size > 1000 for p in drawn)
 
 
 def test_a_study_checks_its_folder_and_sites_before_anything(tmp_path):

@@ -7,6 +7,7 @@ One idea per file:
 - ``figures.py``                Merolla et al.'s Figures 1B–D and 2A–D, per-layer sweeps
 - ``walking_noise_figures.py``  Walking Noise: accuracy against σ, μ per site, activations,
                                 weight statistics during noisy training
+- ``walk_study_figures.py``     a Walking Noise study's two figures, into its folder
 - ``cross_figure.py``           the cross-robustness table as a heat map
 - ``errorbars.py``              mean ± std with a precision that follows the spread; runs that
                                 differ only in their seed, grouped and averaged
@@ -35,6 +36,7 @@ from .style import colors, figure, save
 from .table2 import (PAPER_EPOCHS, PAPER_TABLE2, TABLE_NOTE, TESTS, RunSummary, describe_setup,
                      format_value, label_runs, read_run, read_sweep, table2, table2_markdown,
                      write_table2)
+from .walk_study_figures import write_study_figures
 from .walking_noise_figures import (NOISE_NAMES, accuracy_vs_sigma, activation_histogram,
                                     midpoints_plot, weight_stats_plot)
 
@@ -45,6 +47,7 @@ __all__ = [
     "describe_setup",
     "DISTORTIONS", "training_curves", "sign_distance_plot", "correlation_plot", "sweep_plot",
     "power_histogram_plot", "per_layer_plot",
+    "write_study_figures",
     "NOISE_NAMES", "accuracy_vs_sigma", "midpoints_plot", "activation_histogram",
     "weight_stats_plot",
     "cross_heatmap",

@@ -52,6 +52,7 @@ checked and marked, midpoints.csv and walk-points.csv written)::
 
     done = wn.clean_study("runs/wn", "additive", [0.01, 0.1, 1, 10],
                           training=wn.Training(model="mlp_tfc", dataset="mnist", epochs=5))
+    reporting.write_study_figures(done.rows, done.table, "runs/wn")   # its two PNGs
 
 From the shell: ``tinyproj walk --model mlp_tfc --dataset mnist --out RUN_DIR``.
 """
