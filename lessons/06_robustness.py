@@ -197,6 +197,14 @@ for name, kwargs in (("old: batches of 50", dict(bn_batches=BN_BATCHES)),
           f"-> {100 * s.mean:.2f} ± {100 * s.std:.2f} % (n = {s.draws})")
 
 # %% [markdown]
+# The same choice exists for the evaluations *during* training, the ones that pick the
+# best-validation epoch. They keep the cheap minibatch average by default (`--bn-batches`);
+# `tinyproj train --bn-images all` (or `make_config(..., bn_images="all")`) gives them the
+# exact pass, at the price of about one forward pass over the training set per test
+# projection and evaluation. With a spread of a point between draws, the cheap protocol can
+# choose a different "best" epoch than the exact one would.
+
+# %% [markdown]
 # ### Why re-estimate batch norm?
 #
 # Batch norm divides each channel by the standard deviation of its input, measured during

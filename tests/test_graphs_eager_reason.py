@@ -58,25 +58,19 @@ def _cfg(projection):
                        test_projections=["none"], bn_reestimate=False)
 
 
-def test_training_with_stochm_gamma_uniform_falls_back_with_the_reason(on_standin, monkeypatch):
-    """The training loop's step with ``stochm:gamma=U(0.5,1)`` and its eager reason: the same
-    weights as ``--graph off``, and the reason printed once. (The wrapper hands the loop's
-    step the reason as runs/training.py's ``_device_step`` is to do.)"""
+@pytest.mark.parametrize("mode", ["on", "auto"])
+def test_training_with_stochm_gamma_uniform_falls_back_with_the_reason(on_standin, mode):
+    """The training loop's step with ``stochm:gamma=U(0.5,1)`` (runs/training.py's
+    ``_device_step`` hands the projection's eager reason to ``capture_step``): the same
+    weights as ``--graph off``, and the reason printed once."""
     spec = "stochm:gamma=U(0.5,1)"
-    real = graphs.capture_step
-
-    def with_reason(*args, **kwargs):
-        kwargs.setdefault("eager_reason", projections.parse(spec).eager_reason())
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(graphs, "capture_step", with_reason)
     results = {}
-    for mode in ("off", "on"):
+    for graph in ("off", mode):
         said = []
-        model, _ = training.train(_cfg(spec), progress=False, log=said.append, graph=mode)
-        results[mode] = [backend.to_numpy(p.data) for p in model.parameters()]
-        results[mode + " said"] = [line for line in said if "CUDA graph" in line]
+        model, _ = training.train(_cfg(spec), progress=False, log=said.append, graph=graph)
+        results[graph] = [backend.to_numpy(p.data) for p in model.parameters()]
+        results[graph + " said"] = [line for line in said if "CUDA graph" in line]
     assert results["off said"] == []
-    assert len(results["on said"]) == 1 and spec in results["on said"][0]
-    for a, b in zip(results["off"], results["on"]):
+    assert len(results[mode + " said"]) == 1 and spec in results[mode + " said"][0]
+    for a, b in zip(results["off"], results[mode]):
         assert np.array_equal(a, b)

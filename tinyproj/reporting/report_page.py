@@ -94,7 +94,8 @@ def _fig1b_bars(rep) -> str:
         said.append("for a single run, ± the binomial standard error of one evaluation on the "
                     "test set, sqrt(p(1 − p)/n_test) — the test set's sampling error, not a "
                     "spread over seeds or over batch-norm re-estimations (each point "
-                    "re-estimated batch norm once, with the run's own --bn-batches protocol; "
+                    "re-estimated batch norm once, with the run's own protocol, train's "
+                    "--bn-batches or --bn-images; "
                     "\"Table 2 with error bars\" measures that spread)")
     text = ("Error bars: " + "; ".join(said) + ".") if said else ""
     if rep.curve_runs:

@@ -5,7 +5,7 @@ each distortion." The paper gives no amount of data and no method, so "re-comput
 training data" is read as the statistics of the training set itself: every image (or a stated
 number of them), each once. Two protocols, chosen by :class:`BNProtocol`:
 
-``exact`` (the default for reported numbers)
+``exact`` (the default for reported numbers; ``runs/bn_exact.py``)
     Pass over ``images`` training images (all of them by default, in a random order drawn from
     the draw's generator) in large batches of ``pass_size`` images. Every batch-norm layer
     accumulates, per channel c, over every value x it sees (N·H·W values per image)::
@@ -41,19 +41,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import backend
-from .. import functional as F
 from ..errors import UserError
-from ..nn.batchnorm import BatchNormBase
+from ..runs.bn_exact import DEFAULT_PASS_SIZE, reestimate_exact
 from ..runs.evaluation import reestimate_batchnorm
-from ..tensor import Tensor, no_grad
 
 __all__ = ["BNProtocol", "parse_bn_images", "protocol_from_settings", "reestimate_exact",
            "reestimate", "DEFAULT_PASS_SIZE"]
-
-DEFAULT_PASS_SIZE = 1000
-"""Images per forward pass of the exact re-estimation (memory: one batch's activations)."""
-
 
 def parse_bn_images(text, flag: str = "--bn-images"):
     """``"all"`` → None (every training image); a positive integer → that many images."""
@@ -161,88 +154,6 @@ class BNProtocol:
         if self.kind == "batches":
             return f"average of {self.num_batches} batches of {self.batch_size}"
         return "stored statistics"
-
-
-class _Accumulator:
-    """Per-channel count, mean and M2 (float64) of one batch-norm layer, merged batch by batch."""
-
-    def __init__(self, layer: BatchNormBase):
-        self.layer = layer
-        self.n = 0
-        self.mean = None
-        self.m2 = None
-
-    def forward(self, x, relu: bool = False):
-        """Accumulate this batch's statistics; return x normalised with the batch's own.
-
-        relu=True (``nn.Sequential`` fusing a following ReLU) returns relu of that."""
-        data = x.data if isinstance(x, Tensor) else x
-        xp = backend.xp_of(data)
-        axes = (0,) if data.ndim == 2 else (0, 2, 3)
-        shape = (1, -1) if data.ndim == 2 else (1, -1, 1, 1)
-        n_b = data.size // data.shape[1]
-        if n_b < 2:
-            raise ValueError(f"{self.layer.describe()}: batch-norm re-estimation needs more than "
-                             f"one value per channel; got input of shape {tuple(data.shape)}")
-        mean_b = xp.sum(data, axis=axes, dtype="float64") / n_b
-        centred = data - mean_b.astype(data.dtype).reshape(shape)
-        m2_b = xp.sum(centred * centred, axis=axes, dtype="float64")
-        if self.n == 0:
-            self.mean, self.m2 = mean_b, m2_b
-        else:                                                   # Chan et al.'s merge
-            total = self.n + n_b
-            delta = mean_b - self.mean
-            self.mean = self.mean + delta * (n_b / total)
-            self.m2 = self.m2 + m2_b + delta * delta * (self.n * n_b / total)
-        self.n += n_b
-        var_b = (m2_b / n_b).astype(data.dtype)                # biased, as training mode uses
-        y = F.batch_norm(x, mean_b.astype(data.dtype), var_b, self.layer.weight,
-                         self.layer.bias, training=False, eps=self.layer.eps)
-        return F.relu(y) if relu else y
-
-    def store(self) -> None:
-        """running_mean ← mean, running_var ← M2/(n − 1), in the layer's dtype, in place."""
-        m = self.layer
-        m.running_mean[...] = self.mean.astype(m.running_mean.dtype)
-        m.running_var[...] = (self.m2 / (self.n - 1)).astype(m.running_var.dtype)
-
-
-def reestimate_exact(model, source, images: int | None = None,
-                     pass_size: int = DEFAULT_PASS_SIZE, rng=None) -> int:
-    """Set every batch-norm layer's statistics to those of ``images`` training images, exactly.
-
-    model: a network; its weights are used as they are now (the distorted ones). source: the
-    training set (``len()``, ``.batch(indices) -> (x, y)``). images: how many (None: all), a
-    random subset in a random order from ``rng``; they are read in ⌈images/pass_size⌉ forward
-    passes. Returns the number of images used (0 when the model has no batch norm). The model
-    is left in the mode it was in. See the module docstring for the arithmetic.
-    """
-    layers = [m for m in model.modules() if isinstance(m, BatchNormBase)]
-    if not layers:
-        return 0
-    n = len(source) if images is None else min(int(images), len(source))
-    if n < 1:
-        raise ValueError("batch-norm re-estimation needs at least one training image")
-    rng = rng if rng is not None else backend.global_rng()
-    order = backend.permutation(rng, len(source))[:n]
-    accumulators = [_Accumulator(m) for m in layers]
-    was_training = model.training
-    model.eval()
-    for acc in accumulators:
-        acc.layer.forward = acc.forward          # an instance attribute shadows the method
-    try:
-        passes = -(-n // pass_size)              # near-equal passes: none of a single image
-        with no_grad():
-            for i in range(passes):
-                x, _ = source.batch(order[i * n // passes:(i + 1) * n // passes])
-                model(x)
-    finally:
-        for acc in accumulators:
-            del acc.layer.forward
-        model.train(was_training)
-    for acc in accumulators:
-        acc.store()
-    return n
 
 
 def reestimate(model, source, protocol: BNProtocol, rng=None) -> int:

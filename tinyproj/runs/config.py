@@ -46,6 +46,13 @@ def parse_list(kind):
     return parse
 
 
+def parse_bn_images(text):
+    """``"all"`` → ``"all"``; an integer → that int (checked by ``validate``)."""
+    if isinstance(text, str) and text.strip().lower() == "all":
+        return "all"
+    return int(text)
+
+
 def _optional(kind):
     def parse(text):
         return None if text is None or str(text).strip().lower() in ("", "none") else kind(text)
@@ -146,6 +153,11 @@ class TrainConfig:
     bn_reestimate: bool = setting(True, "re-estimate batch norm per test projection (the "
                                         "paper's protocol; --no-bn-reestimate: faster)")
     bn_batches: int = setting(20, "training minibatches used to re-estimate batch norm")
+    bn_images: int | str | None = setting(
+        None, "re-estimate batch norm exactly over N training images, or all of them "
+              "('all'), at each evaluation (the sweeps' protocol; costs about one forward "
+              "pass over the training set per test projection); default: the average of "
+              "--bn-batches random minibatches", parse=_optional(parse_bn_images))
     eval_every: int = setting(1, "epochs between evaluations")
     eval_every_steps: int | None = setting(None, "also evaluate every N steps inside an epoch "
                                                  "(a curve for a short run); evaluation draws "

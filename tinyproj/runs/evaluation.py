@@ -15,6 +15,7 @@ from ..algorithm1 import project_weights
 from ..nn.batchnorm import BatchNormBase
 from ..projections import parse
 from ..tensor import no_grad
+from .bn_exact import DEFAULT_PASS_SIZE, reestimate_exact
 
 __all__ = ["error_rate", "error_rates", "reestimate_batchnorm", "errors_by_projection",
            "test_errors", "batch_indices", "batches", "saved_batchnorm_stats"]
@@ -124,22 +125,34 @@ def reestimate_batchnorm(model, source, num_batches: int, batch_size: int, rng=N
 
 def errors_by_projection(model, train_source, sources: dict, projections, rng=None,
                          bn_batches: int = 20, batch_size: int = 50, eval_batch_size: int = 500,
-                         limit=None, top5: bool = False) -> dict:
+                         limit=None, top5: bool = False, bn_images=None) -> dict:
     """``{source name: {spec: error}}``: every source scored under every projection.
 
     Merolla's protocol, once per projection: swap the projected weights in,
-    re-estimate batch norm on ``bn_batches`` training batches (skipped when 0),
-    score each source (e.g. ``{"val": ..., "test": ...}``) with those weights and
-    statistics, then restore the weights and the batch-norm statistics exactly.
+    re-estimate batch norm on training data, score each source (e.g.
+    ``{"val": ..., "test": ...}``) with those weights and statistics, then restore the
+    weights and the batch-norm statistics exactly. The re-estimation is
+
+    - ``bn_images=None``: the average of ``bn_batches`` random batches of ``batch_size``
+      (skipped when ``bn_batches`` is 0) — cheap, but its draws spread by up to a point of
+      test error on small networks (robustness/bn_estimate.py);
+    - ``bn_images="all"`` or N: exact, over every (or N random) training image(s) in passes
+      of ``DEFAULT_PASS_SIZE`` (runs/bn_exact.py) — about one forward pass over the
+      training set per projection.
+
     ``top5=True`` adds ``{"<name>_top5": {spec: top-5 error}}`` for each source (the
     ImageNet figures), from the same forward passes.
     """
     rng = rng if rng is not None else backend.global_rng()
+    exact = bn_images is not None
+    images = None if bn_images in (None, "all") else int(bn_images)
     errors = {name: {} for name in sources}
     for spec in projections:
         proj = parse(spec)
         with saved_batchnorm_stats(model), project_weights(model, proj, rng):
-            if bn_batches:
+            if exact:
+                reestimate_exact(model, train_source, images, DEFAULT_PASS_SIZE, rng)
+            elif bn_batches:
                 reestimate_batchnorm(model, train_source, bn_batches, batch_size, rng)
             for name, source in sources.items():
                 rates = error_rates(model, source, eval_batch_size, limit,

@@ -257,8 +257,7 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
         if progress:
             scored = len(test_src or ()) + len(val_src or ())
             log(f"evaluating: {scored} images under {len(cfg.test_projections)} test "
-                "projection(s)" + (", batch norm re-estimated for each"
-                                  if cfg.bn_reestimate and cfg.bn_batches else "") + " ...")
+                "projection(s)" + _bn_words(cfg) + " ...")
         row = _evaluate(cfg, model, optimizer, train_src, val_src, test_src,
                         evaluation_rng(cfg.seed, pos["step"]), pos, select_best=not inside_epoch)
         row["epoch_progress"] = round(pos["step"] / steps_per_epoch, 4)
@@ -375,7 +374,9 @@ def _device_step(cfg, resident, feed, trained, loss_fn, optimizer, projection, r
         optimizer.write_step_scalars()
         algorithm1.write_clip_bounds(trained, current["bounds"])
 
-    return graphs.capture_step(step, optimizer=optimizer, prepare=prepare, mode=graph, log=log)
+    # a U(..) parameter drawn on the host (all but Power's beta) cannot be captured: say why
+    return graphs.capture_step(step, optimizer=optimizer, prepare=prepare, mode=graph, log=log,
+                               eager_reason=projection.eager_reason())
 
 
 def _evaluate(cfg, model, optimizer, train_src, val_src, test_src, rng, pos,
@@ -395,8 +396,9 @@ def _evaluate(cfg, model, optimizer, train_src, val_src, test_src, rng, pos,
     bn = cfg.bn_batches if cfg.bn_reestimate else 0
     errors = errors_by_projection(model, train_src, sources, cfg.test_projections, rng,
                                   bn_batches=bn, batch_size=cfg.batch_size,
-                                  eval_batch_size=cfg.eval_batch_size,
-                                  top5=reports_top5(cfg)) if sources else {}
+                                  eval_batch_size=cfg.eval_batch_size, top5=reports_top5(cfg),
+                                  bn_images=cfg.bn_images if cfg.bn_reestimate else None
+                                  ) if sources else {}
     errors.setdefault("test", {})
     if "test_top5" in errors:                          # ImageNet: top-5 beside top-1
         row["test_error_top5"] = errors["test_top5"]
@@ -417,6 +419,17 @@ def _evaluate(cfg, model, optimizer, train_src, val_src, test_src, rng, pos,
     row["train_seconds"] = round(pos["elapsed"], 2)
     row["eval_seconds"] = round(time.perf_counter() - start, 2)
     return row
+
+
+def _bn_words(cfg) -> str:
+    """How the evaluation re-estimates batch norm, for its progress line."""
+    if not cfg.bn_reestimate or (cfg.bn_images is None and not cfg.bn_batches):
+        return ""
+    if cfg.bn_images is None:
+        return f", batch norm re-estimated for each ({cfg.bn_batches} minibatches)"
+    amount = "every training image" if cfg.bn_images == "all" else \
+        f"{cfg.bn_images} training images"
+    return f", batch norm re-estimated exactly for each ({amount})"
 
 
 def _percent(value) -> str:

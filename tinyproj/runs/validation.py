@@ -157,6 +157,16 @@ def validate(cfg: TrainConfig, data_shape=None) -> TrainConfig:
         check_preprocess(cfg.dataset, cfg.preprocess)
     if not isinstance(cfg.bn, bool) or not isinstance(cfg.bn_reestimate, bool):
         _fail("bn", "must be true or false")
+    if isinstance(cfg.bn_images, str) and cfg.bn_images.strip().lower() == "all":
+        cfg.bn_images = "all"
+    elif cfg.bn_images is not None and (isinstance(cfg.bn_images, bool) or
+                                        not isinstance(cfg.bn_images, int) or cfg.bn_images < 1):
+        _fail("bn_images", f"must be a number of training images >= 1 or all, got "
+              f"{cfg.bn_images!r}", "e.g. --bn-images all (every training image) or "
+              "--bn-images 10000")
+    if cfg.bn_images is not None and not cfg.bn_reestimate:
+        _fail("bn_images", "asks for an exact batch-norm re-estimation that --no-bn-reestimate "
+              "(or the preset) turns off", "leave out --bn-images, or add --bn-reestimate")
     if cfg.out is not None and not str(cfg.out).strip():
         _fail("out", "is empty", "give a folder name for the run, e.g. --out runs/sign")
     if not isinstance(cfg.extra, dict):
