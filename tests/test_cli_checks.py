@@ -186,3 +186,21 @@ def test_demo_mark_is_written_atomically(tmp_path, monkeypatch):
                   log=lambda *a: None)
     assert written == [demo.DEMO_MARK]
     assert (tmp_path / "d" / "tr-none-nc" / demo.DEMO_MARK).is_file()
+
+
+# ---- a flag's text that cannot be read says what the flag expects -------------------------
+@pytest.mark.parametrize("flag, text, expects", [
+    ("--batch-size", "x", "'x' is not an integer"),
+    ("--train-subset", "abc", "'abc' is not an integer (or none)"),
+    ("--lr", "fast", "'fast' is not a number"),
+    ("--clip", "abc", "'abc' is not a clip factor f > 0 or NC"),
+    ("--lr-milestones", "1,a", "'1,a' is not comma-separated integers"),
+    ("--bn-images", "lots", "'lots' is not a number of training images or all")])
+def test_an_unreadable_flag_says_what_it_expects_not_a_python_name(tmp_path, capsys, flag,
+                                                                    text, expects):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--dataset", "synthetic", flag, text, "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and f"argument {flag}: {expects}" in err
+    assert "invalid" not in err and "parse_" not in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()

@@ -40,8 +40,31 @@ def add_config_flags(parser, exclude=()) -> None:
                 raise TypeError(f"TrainConfig.{f.name}: give its setting() a parse= (the type "
                                 "of a None, list or dict default cannot be guessed)")
             parse = type(default)
-        parser.add_argument(flag_name(f.name), type=parse, default=None, help=help_text,
-                            metavar=f.name.upper())
+        parser.add_argument(flag_name(f.name), type=_explained(parse), default=None,
+                            help=help_text, metavar=f.name.upper())
+
+
+# what each parser reads, for the error of a flag whose text it cannot read
+_EXPECTS = {int: "an integer", float: "a number", "int": "an integer (or none)",
+            "float": "a number (or none)", "parse_clip": "a clip factor f > 0 or NC",
+            "parse_bn_images": "a number of training images or all",
+            "list of int": "comma-separated integers, e.g. 5000,10000"}
+
+
+def _explained(parse):
+    """``parse``, with its failure reported as what the flag expects (argparse would print
+    "invalid parse_clip value: 'abc'", naming a Python function)."""
+    expects = _EXPECTS.get(parse, _EXPECTS.get(getattr(parse, "__name__", None)))
+    if expects is None:
+        return parse
+
+    def read(text):
+        try:
+            return parse(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {expects}") from None
+    read.__name__ = getattr(parse, "__name__", "value")
+    return read
 
 
 def config_overrides(args, exclude=()) -> dict:
