@@ -193,6 +193,13 @@ def _(ctx):
     return ctx.error_or_ok(["train", *MLP, *TINY, "--out", "X"], [("X",)])
 
 
+@case("train-bn-images-no-reestimate", "lead",
+      "train --bn-images all --no-bn-reestimate (asks for and turns off the re-estimation)")
+def _(ctx):
+    return ctx.error_case(["train", *MLP, *TINY, "--bn-images", "all", "--no-bn-reestimate",
+                           "--out", "X"], [("--bn-images",), ("--no-bn-reestimate",)])
+
+
 @case("train-out-holds-run", "lead", "train --out X over a finished run, without --resume")
 def _(ctx):
     ctx.fx.copy("mlp", ctx.root / "X")
