@@ -28,14 +28,21 @@ Where to put a breakpoint
     ``Tensor.backward`` below (the loop over ``funcs``) sees every function of
     the graph in the order backpropagation visits it; ``Function.backward`` of
     one op (e.g. ``functional/conv.py``) sees that op's upstream gradient.
+
+Where the rest lives
+    This file holds :class:`Tensor`, ``backward`` (with the helpers that let a leaf keep
+    its gradient without a copy) and :class:`GraphFreedError`. The :class:`Function`
+    base class and the constructors ``as_array``, ``as_tensor`` and ``tensor`` are in
+    ``function.py``; ``no_grad``, ``enable_grad`` and ``is_grad_enabled`` in
+    ``grad_mode.py``. All of them are re-exported here (``from tinyproj.tensor import
+    Function`` works).
 """
 from __future__ import annotations
 
-import contextlib
 import heapq
-import weakref
 
 from . import backend
+from .grad_mode import enable_grad, is_grad_enabled, no_grad  # re-exported
 
 __all__ = ["Tensor", "Function", "tensor", "no_grad", "enable_grad", "is_grad_enabled",
            "GraphFreedError", "as_tensor", "as_array"]
@@ -43,36 +50,6 @@ __all__ = ["Tensor", "Function", "tensor", "no_grad", "enable_grad", "is_grad_en
 
 class GraphFreedError(RuntimeError):
     """Raised by a second ``backward()`` through a graph that the first one freed."""
-
-
-# ---------------------------------------------------------------------------
-# Gradient mode
-# ---------------------------------------------------------------------------
-_grad_enabled = [True]
-
-
-def is_grad_enabled() -> bool:
-    """Whether new operations are recorded in the graph."""
-    return _grad_enabled[-1]
-
-
-@contextlib.contextmanager
-def _grad_mode(enabled: bool):
-    _grad_enabled.append(enabled)
-    try:
-        yield
-    finally:
-        _grad_enabled.pop()
-
-
-def no_grad():
-    """Context manager: operations inside record no graph (evaluation, weight updates)."""
-    return _grad_mode(False)
-
-
-def enable_grad():
-    """Context manager: re-enable recording inside a ``no_grad`` block."""
-    return _grad_mode(True)
 
 
 # ---------------------------------------------------------------------------
@@ -357,101 +334,7 @@ def _shared_arrays(gys, gxs, retain_graph) -> set:
     return shared
 
 
-# ---------------------------------------------------------------------------
-# Function
-# ---------------------------------------------------------------------------
-class Function:
-    """Base class of every differentiable operation.
-
-    Subclasses implement
-
-        forward(*arrays)  -> array or tuple of arrays
-        backward(*grads)  -> array or tuple of arrays, one per input
-                             (None for an input that takes no gradient)
-
-    and may save what backward needs on ``self`` (e.g. ``self.cols``).
-    During backward, ``self.grad_slots[i]`` is an array of input i's shape where that
-    input's gradient may be written directly (a leaf's slot in an optimizer's flat
-    gradient buffer, optim/flat.py), or None; an op that uses it returns that array.
-    ``self.inputs`` holds the input Tensors, ``self.needs_grad`` a tuple of
-    booleans saying which inputs want a gradient (so backward can skip work).
-    Call an instance like a function: ``Mul()(a, b)``.
-    """
-
-    freed = False
-
-    def __call__(self, *inputs):
-        inputs = tuple(as_tensor(x) for x in inputs)
-        self.needs_grad = tuple(x.requires_grad for x in inputs)
-        record = is_grad_enabled() and any(self.needs_grad)
-        self.recording = record
-        ys = self.forward(*[x.data for x in inputs])
-        if not isinstance(ys, tuple):
-            ys = (ys,)
-        # NumPy reductions return scalars (np.float32), not arrays: make every output an array
-        ys = tuple(backend.xp_of(y).asarray(y) for y in ys)
-        outputs = tuple(Tensor(y, requires_grad=record) for y in ys)
-        if record:
-            self.generation = max(x.generation for x in inputs)
-            self.inputs = inputs
-            # weak references: a Tensor keeps its creator alive, not the other way round
-            self.outputs = tuple(weakref.ref(out) for out in outputs)
-            self.output_meta = tuple((y.shape, y.dtype) for y in ys)
-            for out in outputs:
-                out.set_creator(self)
-        else:
-            self.release()  # nothing will call backward: drop what forward saved
-        return outputs if len(outputs) > 1 else outputs[0]
-
-    @property
-    def name(self):
-        """The op's name as shown in a Tensor's repr (the class name)."""
-        return type(self).__name__
-
-    def forward(self, *xs):
-        raise TypeError(f"{type(self).__name__} must implement forward(*arrays)")
-
-    def backward(self, *gys):
-        raise TypeError(f"{type(self).__name__} has no backward(*grads): it is not differentiable")
-
-    def release(self):
-        """Drop the arrays saved for backward (overridden by ops that save large buffers)."""
-        for key in [k for k, v in vars(self).items() if hasattr(v, "shape") and hasattr(v, "dtype")]:
-            setattr(self, key, None)
-
-    def free(self):
-        """Free this node after backward: drop saved arrays and the links to inputs/outputs."""
-        self.release()
-        self.inputs = ()
-        self.outputs = ()
-        self.freed = True
-
-
-def as_array(x, like=None):
-    """``x`` as an array; Python scalars take the dtype of ``like`` (so 2*x stays float32)."""
-    if isinstance(x, Tensor):
-        return x.data
-    if hasattr(x, "shape") and hasattr(x, "dtype"):
-        return x
-    if like is not None:
-        xp = backend.xp_of(like)
-        return xp.asarray(x, dtype=like.dtype if like.dtype.kind == "f" else None)
-    return backend.asarray(x)
-
-
-def as_tensor(x, like=None) -> Tensor:
-    """Wrap arrays and numbers as (constant) Tensors; Tensors pass through."""
-    if isinstance(x, Tensor):
-        return x
-    return Tensor(as_array(x, like))
-
-
-def tensor(data, requires_grad: bool = False, dtype=None, name: str | None = None) -> Tensor:
-    """Make a leaf Tensor from a list, scalar or array on the backend in use.
-
-    Python floats become float32 (the framework default); pass ``dtype`` to choose.
-    """
-    if isinstance(data, Tensor):
-        data = data.data
-    arr = backend.asarray(data, dtype=dtype)
-    return Tensor(arr, requires_grad=requires_grad, name=name)
+# Re-exported so that ``from tinyproj.tensor import Function, as_tensor`` keeps working.
+# Imported last, not at the top: function.py builds Tensors, so it imports Tensor from
+# this module, which must be defined by then.
+from .function import Function, as_array, as_tensor, tensor  # noqa: E402
