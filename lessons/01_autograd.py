@@ -28,8 +28,9 @@
 #
 # Run it with `python lessons/01_autograd.py` (add `TINYPROJ_QUICK=1` for the quick mode the
 # tests use), or open it as a notebook (see `lessons/README.md`).
-# The code it explores lives in `tinyproj/tensor.py` (Tensor, Function, backward) and
-# `tinyproj/functional/` (the ops). Keep `tinyproj/tensor.py` open beside this lesson.
+# The code it explores lives in `tinyproj/tensor.py` (Tensor, backward),
+# `tinyproj/function.py` (Function, the node every op is) and `tinyproj/functional/` (the
+# ops). Keep `tinyproj/tensor.py` open beside this lesson.
 
 # %%
 import inspect
