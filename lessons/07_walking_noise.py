@@ -37,7 +37,9 @@
 # 7. train *with* noise and see μ and the activations grow; try the weight clamp;
 #    then the authors' protocol: one network per σ, trained and tested at that σ;
 # 8. look at multiplicative noise and the self-binarization measures;
-# 9. put Merolla's and Walking Noise's training regimes in one cross-robustness table.
+# 9. put Merolla's and Walking Noise's training regimes in one cross-robustness table;
+# 10. run the whole walk as a study in a folder (`wn.clean_study`, what `tinyproj walk` runs),
+#     then run it again: it resumes and measures nothing.
 #
 # Run it with `python lessons/07_walking_noise.py` (`TINYPROJ_QUICK=1` for the quick mode,
 # about half a minute). It uses real MNIST when it finds it (`$TINYPROJ_DATA/mnist`, or
@@ -47,6 +49,7 @@
 
 # %%
 import os
+import shutil
 import sys
 import time
 
@@ -614,6 +617,76 @@ _quick.show(fig, "07_cross_relative.png")
 #
 # With quick-mode sizes the differences are small and noisy: run the full mode before
 # believing any of them.
+
+# %% [markdown]
+# ## 11. The whole study in one call: `wn.clean_study`
+#
+# Sections 3 and 4 walked the network with `wn.walk` and made the table with
+# `wn.midpoints_table`: one measurement, its rows returned as a list (or appended to a file
+# you name, `out_file=`), the networks, folders, tables and figures left to you.
+# `wn.clean_study(out, noise, sigmas, ...)` runs the same walk as a **study in a folder of
+# its own** — what `tinyproj walk` runs from the shell:
+#
+# * **Checked and marked.** Before anything is loaded it checks the sites (a typo stops it
+#   at once) and the folder `out`: a folder that is not walk's but holds files of the names
+#   walk writes (your own `midpoints.csv`, say) is refused, so a study never overwrites
+#   results that are not its own. It then marks the folder as walk's (`.tinyproj-walk`).
+# * **Resumable.** Every point goes to `out/walk.jsonl` as soon as it is measured, stamped
+#   with its network's fingerprint. Called again, the study measures only what is missing —
+#   after a crash that is the rest, after a finished run *nothing* — and rows of another
+#   network are refused instead of mixed in.
+# * **Shardable.** `shard="1/4"` … `shard="4/4"` split the points over four processes or
+#   machines (each writes its own file; every point draws from its own generator, so the
+#   numbers do not depend on the split), and any of them returns the rows of all shards
+#   on file with `total`, the number of points the study has.
+# * **The same files as `tinyproj walk`**: `walk.jsonl`, `midpoints.csv` (μ per site, over
+#   seeds), `walk-points.csv` (accuracy per point) — and, with
+#   `reporting.write_study_figures` (imported here as `wn_plots`), its two figures
+#   `walk-accuracy.png` and `walk-midpoints.png`.
+#
+# It returns a `StudyResult(rows, total, table)`. How the networks are trained and how the
+# points are scored are explicit settings, `wn.Training(...)` and `wn.Scoring(...)`
+# (`tinyproj walk`'s flags); without `run=` the study trains its own clean network per seed
+# into `out/model`. Here we give it the run folder section 1 trained (`run=`), so nothing is
+# trained again, and the grid and sites of section 3. From the shell the same study (the
+# same files, the same numbers) is
+#
+#     tinyproj walk --run lessons/out/07_runs/clean --out lessons/out/07_study \
+#         --sigmas 0.01,0.03162,0.1,0.3162,1,3.162,10,31.62,100,316.2,1000
+
+# %%
+STUDY = os.path.join(OUT, "07_study")
+# Section 1 trained the clean network afresh; a study refuses the rows of another network,
+# so the lesson starts its study afresh too (a student's own study is simply resumed).
+shutil.rmtree(STUDY, ignore_errors=True)
+t = time.perf_counter()
+done = wn.clean_study(STUDY, "additive", SIGMAS, run=os.path.join(RUNS, "clean"),
+                      training=wn.Training(data_dir=DATA_DIR),    # where run's images are
+                      sites="each", seeds=[0], progress=False)
+print(f"study: {len(done.rows)} of {done.total} points on file "
+      f"({time.perf_counter() - t:.1f} s)")
+walked = {m["site_name"]: m for m in mids}                        # section 4's table
+print("site      mu (study)   mu (section 4)")
+for m in done.table:
+    print(f"  {m['site_name']:7s} {_mu_text(m):>10s}   {_mu_text(walked[m['site_name']]):>14s}")
+for path in wn_plots.write_study_figures(done.rows, done.table, STUDY):
+    _quick.show(path)
+print("the study folder holds", sorted(os.listdir(STUDY)))
+
+# %% [markdown]
+# The μ agree with section 4's: the study walked the same network over the same grid, and
+# every point drew from the same generator (seeded from seed, noise, site and σ).
+#
+# Now call it again — as after a crash, or on another day. Everything is on file, so it
+# measures nothing and returns at once, with the same rows.
+
+# %%
+t = time.perf_counter()
+again = wn.clean_study(STUDY, "additive", SIGMAS, run=os.path.join(RUNS, "clean"),
+                       training=wn.Training(data_dir=DATA_DIR), sites="each", seeds=[0],
+                       progress=False)
+print(f"second call: {time.perf_counter() - t:.2f} s, same rows: {again.rows == done.rows}, "
+      f"same table: {again.table == done.table}")
 
 # %%
 print(f"\nlesson finished in {time.perf_counter() - START:.0f} s")
