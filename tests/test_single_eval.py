@@ -157,7 +157,7 @@ def test_report_compares_the_curve_runs_networks_by_their_checkpoints(tmp_path):
 
 def test_training_progress_line_shows_the_test_errors_with_their_bars():
     """`tinyproj train` prints each evaluation with ± the binomial SE of the test images."""
-    from tinyproj.runs.training import _summary
+    from tinyproj.runs.train_eval import summary_line as _summary
     row = {"epoch": 1, "step": 200, "lr": 1e-3, "train_loss": 0.5, "train_error": 0.3,
            "test_error": {"none": 0.352, "sign": 0.5}, "n_test": 10000}
     line = _summary(row)

@@ -8,7 +8,7 @@ from tinyproj.algorithm1 import project_weights
 from tinyproj.cli import main
 from tinyproj.errors import UserError
 from tinyproj.robustness.bn_estimate import reestimate_exact
-from tinyproj.runs import training
+from tinyproj.runs import train_eval
 from tinyproj.runs.build import build_data
 from tinyproj.runs.config import TrainConfig, make_config
 from tinyproj.runs.evaluation import error_rate, saved_batchnorm_stats
@@ -44,13 +44,13 @@ def test_exact_evaluation_scores_the_statistics_of_every_training_image(tmp_path
 def test_the_default_keeps_the_minibatch_protocol_and_the_flag_reaches_the_evaluation(
         tmp_path, monkeypatch):
     seen = []
-    real = training.errors_by_projection
+    real = train_eval.errors_by_projection
 
     def spy(*args, **kwargs):
         seen.append((kwargs["bn_batches"], kwargs["bn_images"]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(training, "errors_by_projection", spy)
+    monkeypatch.setattr(train_eval, "errors_by_projection", spy)
     train(tiny(tmp_path, "default"), progress=False, log=quiet)
     train(tiny(tmp_path, "exact", bn_images=60), progress=False, log=quiet)
     assert seen == [(2, None), (2, 60)]

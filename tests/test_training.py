@@ -43,14 +43,14 @@ def test_best_validation_epoch_takes_the_later_epoch_on_a_tie(tmp_path, monkeypa
                                                               best):
     # BinaryConnect's rule `if val_err <= best_val_err`: with 5,000 validation images errors
     # move in steps of 0.02 %, so late in the decay ties happen and decide the reported epoch
-    from tinyproj.runs import training
+    from tinyproj.runs import train_eval
     errors = iter(val_errors)
 
     def scored(*args, **kwargs):
         v = next(errors)
         return {"val": {"none": v}, "test": {"none": v + 0.01, "sign": v + 0.02}}
 
-    monkeypatch.setattr(training, "errors_by_projection", scored)
+    monkeypatch.setattr(train_eval, "errors_by_projection", scored)
     _, rows = train(tiny_config(tmp_path, epochs=3), progress=False, log=lambda *a: None)
     assert [r["val_error"] for r in rows] == val_errors
     assert rows[-1]["best_val_epoch"] == best
