@@ -30,6 +30,17 @@ def class_means_source(n: int, seed: int = 0, shape=(1, 28, 28)):
     return ArraySource(x, y.astype(np.int64))
 
 
+def tiny_config(tmp_path: Path, name: str = "run", **overrides):
+    """A validated config of a tiny training run (synthetic data, width 1/16, 120 training
+    and 40 validation images, batches of 20) into ``tmp_path/name``; ``preset`` and any
+    setting may be overridden (default: tr-sign-c, 2 epochs)."""
+    values = dict(dataset="synthetic", model="bc_cifar10", width=1 / 16, train_subset=120,
+                  val_size=40, batch_size=20, epochs=2, lr=0.01, bn_batches=2,
+                  eval_batch_size=100, out=str(tmp_path / name))
+    values.update(overrides)
+    return make_config(values.pop("preset", "tr-sign-c"), **values)
+
+
 def train_tiny_run(out: Path, train_subset: int) -> Path:
     """Train a tiny tr-sign-c run (synthetic data, width 1/16, one epoch) into ``out``."""
     cfg = make_config("tr-sign-c", dataset="synthetic", width=1 / 16, train_subset=train_subset,

@@ -14,13 +14,11 @@ from tinyproj.runs.config import TrainConfig, make_config
 from tinyproj.runs.evaluation import error_rate, saved_batchnorm_stats
 from tinyproj.runs.training import train
 
+from _helpers import tiny_config
+
 
 def tiny(tmp_path, name="run", **overrides):
-    values = dict(dataset="synthetic", model="bc_cifar10", width=1 / 16, train_subset=120,
-                  val_size=40, batch_size=20, epochs=1, lr=0.01, bn_batches=2,
-                  eval_batch_size=100, out=str(tmp_path / name))
-    values.update(overrides)
-    return make_config(values.pop("preset", "tr-sign-c"), **values)
+    return tiny_config(tmp_path, name, **dict(dict(epochs=1), **overrides))
 
 
 def quiet(*args, **kwargs):

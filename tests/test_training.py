@@ -11,13 +11,7 @@ from tinyproj.runs.files import load_checkpoint
 from tinyproj.runs.config import PRESETS, make_config
 from tinyproj.runs.training import TrainingInterrupted, train
 
-
-def tiny_config(tmp_path, name="run", **overrides):
-    values = dict(dataset="synthetic", model="bc_cifar10", width=1 / 16, train_subset=120,
-                  val_size=40, batch_size=20, epochs=2, lr=0.01, bn_batches=2,
-                  eval_batch_size=100, out=str(tmp_path / name))
-    values.update(overrides)
-    return make_config(values.pop("preset", "tr-sign-c"), **values)
+from _helpers import tiny_config
 
 
 def weights(model):
