@@ -172,3 +172,16 @@ def test_load_run_gives_back_the_trained_weights(tmp_path):
     assert len(run.train) == 120 and len(run.test) == 200 and run.meta["pos"]["epoch"] == 1
     with pytest.raises(UserError, match="run folder"):
         load_run(tmp_path / "nothing")
+
+
+def test_the_first_signal_asks_the_loop_to_stop_and_the_second_stops_at_once():
+    import signal
+    from tinyproj.runs.interrupts import StopFlag
+    said = []
+    flag = StopFlag(said.append)
+    flag._handle(signal.SIGTERM, None)
+    assert flag.requested == "SIGTERM"
+    # what the user reads must be true while an evaluation (minutes with --bn-images) runs
+    assert "evaluation" in said[0] and "send it again to stop at once" in said[0]
+    with pytest.raises(KeyboardInterrupt):
+        flag._handle(signal.SIGINT, None)

@@ -31,8 +31,9 @@ class StopFlag:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-        self.log(f"\n{self.requested}: finishing this step and saving a checkpoint "
-                 "(send it again to stop at once)")
+        self.log(f"\n{self.requested}: finishing this step (or the evaluation under way) and "
+                 "saving a checkpoint (send it again to stop at once; the last checkpoint "
+                 "stays intact)")
 
     def __exit__(self, *exc):
         for sig, previous in self._previous.items():
