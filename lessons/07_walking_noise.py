@@ -635,8 +635,9 @@ _quick.show(fig, "07_cross_relative.png")
 #   with its network's fingerprint. Called again, the study measures only what is missing —
 #   after a crash that is the rest, after a finished run *nothing* — and rows of another
 #   network are refused instead of mixed in.
-# * **Shardable.** `shard="1/4"` … `shard="4/4"` split the points over four processes or
-#   machines (each writes its own file; every point draws from its own generator, so the
+# * **Shardable.** `shard="0/4"` … `shard="3/4"` (numbered from 0, like a SLURM array)
+#   split the points over four processes or machines (each writes its own file,
+#   `walk.shard-<i>-of-4.jsonl`; every point draws from its own generator, so the
 #   numbers do not depend on the split), and any of them returns the rows of all shards
 #   on file with `total`, the number of points the study has.
 # * **The same files as `tinyproj walk`**: `walk.jsonl`, `midpoints.csv` (μ per site, over
