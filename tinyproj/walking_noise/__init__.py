@@ -50,6 +50,7 @@ Example::
 The whole study of ``tinyproj walk`` (networks trained, resumable, shardable, its folder
 checked and marked, midpoints.csv and walk-points.csv written)::
 
+    from tinyproj import reporting
     done = wn.clean_study("runs/wn", "additive", [0.01, 0.1, 1, 10],
                           training=wn.Training(model="mlp_tfc", dataset="mnist", epochs=5))
     reporting.write_study_figures(done.rows, done.table, "runs/wn")   # its two PNGs
