@@ -44,17 +44,14 @@ def add_config_flags(parser, exclude=()) -> None:
                             help=help_text, metavar=f.name.upper())
 
 
-# what each parser reads, for the error of a flag whose text it cannot read
-_EXPECTS = {int: "an integer", float: "a number", "int": "an integer (or none)",
-            "float": "a number (or none)", "parse_clip": "a clip factor f > 0 or NC",
-            "parse_bn_images": "a number of training images or all",
-            "list of int": "comma-separated integers, e.g. 5000,10000"}
+_EXPECTS = {int: "an integer", float: "a number"}
+"""What the plain types read; the parsers of runs/config.py say it themselves (``.expects``)."""
 
 
 def _explained(parse):
     """``parse``, with its failure reported as what the flag expects (argparse would print
     "invalid parse_clip value: 'abc'", naming a Python function)."""
-    expects = _EXPECTS.get(parse, _EXPECTS.get(getattr(parse, "__name__", None)))
+    expects = getattr(parse, "expects", None) or _EXPECTS.get(parse)
     if expects is None:
         return parse
 

@@ -36,6 +36,9 @@ def parse_clip(text):
     return "NC" if str(text).strip().upper() in ("NC", "NONE") else float(text)
 
 
+parse_clip.expects = "a clip factor f > 0 or NC"
+
+
 def parse_list(kind):
     """A parser for comma-separated values of ``kind`` (``"5000,10000"`` -> [5000, 10000])."""
     def parse(text):
@@ -43,6 +46,8 @@ def parse_list(kind):
             return [kind(v) for v in text]
         return [kind(v.strip()) for v in str(text).split(",") if v.strip()]
     parse.__name__ = f"list of {kind.__name__}"
+    if kind is int:
+        parse.expects = "comma-separated integers, e.g. 5000,10000"
     return parse
 
 
@@ -53,10 +58,16 @@ def parse_bn_images(text):
     return int(text)
 
 
+parse_bn_images.expects = "a number of training images or all"
+
+
 def _optional(kind):
     def parse(text):
         return None if text is None or str(text).strip().lower() in ("", "none") else kind(text)
     parse.__name__ = kind.__name__
+    expects = getattr(kind, "expects", {int: "an integer", float: "a number"}.get(kind))
+    if expects:
+        parse.expects = expects + ("" if kind not in (int, float) else " (or none)")
     return parse
 
 
