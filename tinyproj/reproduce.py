@@ -25,6 +25,16 @@ Layout of ``--out DIR``::
 sweep setting is refused (those results would belong to other networks); only ``--epochs``
 may grow, as with ``train --resume``.
 
+``--bn-images all|N`` sets the batch-norm re-estimation of every step that evaluates: it is
+passed to each ``train`` (exact statistics of every / N random training image(s) at each
+evaluation, instead of train's default average of 20 random minibatches), ``sweep`` and
+``report`` (whose default is already every image). Left out, each step keeps its own default
+and the commands are those of a reproduction without it. It is part of the folder's identity
+(its runs were scored under that protocol; ``train --resume`` refuses another); a
+``reproduce.json`` without it means "not given". ``train`` refuses ``--bn-images`` for a
+preset that turns re-estimation off; no preset of :data:`KINDS` does (only the Walking Noise
+ones), and ``ReproduceSettings`` refuses it up front should one ever do.
+
 On a cluster, ``--slurm FILE`` writes a SLURM job-array script instead of running: array task
 i runs network i (``--network i``: its training, then its sweeps), and a dependent job builds
 the report (``--report-only``); the script's header gives both ``sbatch`` lines.
@@ -64,6 +74,8 @@ class ReproduceSettings:
     own; seeds: networks per row (seed 0, 1, ...; error bars over seeds in the report);
     distortions: the sweeps per network ("" for none); draws: random draws per sweep level.
     train_subset / test_subset: the first N images only (trials; None: all of them).
+    bn_images: ``"all"`` or N, the batch-norm re-estimation of every evaluating step (a string
+    is parsed; None: each step's own default).
     """
     kind: str
     width: float = 1.0
@@ -74,6 +86,7 @@ class ReproduceSettings:
     data_dir: str | None = None
     train_subset: int | None = None
     test_subset: int | None = None
+    bn_images: int | str | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -96,6 +109,8 @@ class ReproduceSettings:
                                 f"{n!r}", flag=flag)
         if self.draws < 1:
             raise UserError(f"--draws must be >= 1, got {self.draws!r}", flag="--draws")
+        if self.bn_images is not None:
+            self.bn_images = _check_bn_images(self.kind, self.bn_images)
         if self.distortions:
             from .robustness import get_distortion
             names = [d.strip() for d in self.distortions.split(",") if d.strip()]
@@ -119,7 +134,29 @@ class ReproduceSettings:
         """The settings a folder's results depend on (epochs may grow; data_dir may move)."""
         return {"kind": self.kind, "width": self.width, "seeds": self.seeds,
                 "distortions": self.distortions, "draws": self.draws,
-                "train_subset": self.train_subset, "test_subset": self.test_subset}
+                "train_subset": self.train_subset, "test_subset": self.test_subset,
+                "bn_images": self.bn_images}
+
+
+def _check_bn_images(kind: str, value):
+    """``--bn-images`` as the plan passes it on: ``"all"`` or a positive int.
+
+    The empty string is refused (train reads it as "not given", sweep as "all"); so is a kind
+    whose preset turns re-estimation off (its ``train`` would refuse the flag mid-plan).
+    """
+    from .robustness.bn_estimate import parse_bn_images
+    from .runs.presets import PRESETS
+    if isinstance(value, bool) or not str(value).strip():
+        raise UserError(f"--bn-images must be 'all' or a positive number of training images; "
+                        f"got {value!r} (leave it out for each step's own default)",
+                        flag="--bn-images")
+    n = parse_bn_images(value)                  # UserError naming --bn-images
+    off = [p for p in KINDS[kind] if PRESETS[p].get("bn_reestimate", True) is False]
+    if off:
+        raise UserError(f"--bn-images: the preset(s) {', '.join(off)} of {kind} turn batch-norm "
+                        "re-estimation off, so their training would refuse it; leave out "
+                        "--bn-images", flag="--bn-images")
+    return "all" if n is None else n
 
 
 @dataclass
@@ -152,25 +189,27 @@ def plan(settings: ReproduceSettings, out) -> list:
     out = Path(out)
     steps = []
     data = ["--data-dir", settings.data_dir] if settings.data_dir else []
+    bn = [] if settings.bn_images is None else ["--bn-images", str(settings.bn_images)]
     for i, (preset, seed, name) in enumerate(networks(settings)):
         folder = out / "runs" / name
         epochs = ["--epochs", str(settings.epochs)] if settings.epochs else []
         if is_run_folder(folder):
-            argv = ["train", "--out", str(folder), "--resume", "--no-progress"] + epochs + data
+            argv = (["train", "--out", str(folder), "--resume", "--no-progress"] + epochs + bn
+                    + data)
         else:
             subsets = [f for flag, n in (("--train-subset", settings.train_subset),
                                          ("--test-subset", settings.test_subset))
                        if n is not None for f in (flag, str(n))]
             argv = (["train", "--preset", preset, "--out", str(folder), "--no-progress",
                      "--width", repr(settings.width), "--seed", str(seed)]
-                    + epochs + subsets + data)
+                    + epochs + subsets + bn + data)
         steps.append(Step(argv, f"train {name}", i))
         if settings.distortions:
             steps.append(Step(["sweep", str(folder), "--distortion", settings.distortions,
                                "--draws", str(settings.draws), "--no-progress", "--quiet"]
-                              + data, f"sweep {name} ({settings.distortions})", i))
+                              + bn + data, f"sweep {name} ({settings.distortions})", i))
     folders = [str(out / "runs" / name) for _, _, name in networks(settings)]
-    steps.append(Step(["report"] + folders + ["--out", str(out / "report")] + data,
+    steps.append(Step(["report"] + folders + ["--out", str(out / "report")] + bn + data,
                       "report"))
     return steps
 
@@ -198,14 +237,32 @@ def check_out_folder(settings: ReproduceSettings, out) -> Path:
     except (ValueError, UnicodeDecodeError) as err:
         raise UserError(f"{marker} is not valid JSON ({err}); this folder's settings are "
                         "unknown — choose a new --out folder", flag="--out") from None
-    mine = settings.identity()
+    mine = settings.identity()       # a key missing from an older reproduce.json: None
     differ = [f"{k}: the folder has {saved.get(k)!r}, you asked for {v!r}"
-              for k, v in mine.items() if saved.get(k) != v]
+              for k, v in mine.items() if saved.get(k) != v and k != "bn_images"]
+    if saved.get("bn_images") != settings.bn_images:
+        had, fix = _bn_text(saved.get("bn_images"))
+        if not differ:      # the same networks, evaluated another way: say how to continue
+            raise UserError(
+                f"--out {out} holds a reproduction made with {had}, you asked for "
+                f"{_bn_text(settings.bn_images)[0]}; its runs and sweeps were scored with that "
+                f"batch-norm re-estimation, and two protocols would mix in one report. Run it "
+                f"again {fix} to continue it, or choose a new --out folder",
+                flag="--bn-images")
+        differ.append(f"--bn-images: the folder has {had}, you asked for "
+                      f"{_bn_text(settings.bn_images)[0]}")
     if differ:
         raise UserError(f"--out {out} holds a reproduction with other settings ("
                         + "; ".join(differ) + "); its runs belong to other networks. Use its "
                         "settings to continue it, or choose a new --out folder", flag="--out")
     return out
+
+
+def _bn_text(value) -> tuple:
+    """(how a reproduce.json's bn_images reads, how to run the same command with it)."""
+    if value is None:
+        return "no --bn-images (each step's own default)", "without --bn-images"
+    return f"--bn-images {value}", f"with --bn-images {value}"
 
 
 def write_marker(settings: ReproduceSettings, out) -> None:

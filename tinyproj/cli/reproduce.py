@@ -5,6 +5,7 @@
     tinyproj reproduce table2 --out repro/table2 --dry-run      print the plan, run nothing
     tinyproj reproduce table2 --out repro/table2 --slurm t2.sh  a SLURM job array instead
     tinyproj reproduce alexnet --out repro/alexnet --data-dir /data   (ImageNet layout)
+    tinyproj reproduce table2 --out repro/t2x --bn-images all   exact batch norm in every step
 
 Run the same command again to continue: each step is an ordinary `tinyproj` command that
 resumes by itself (tinyproj/reproduce.py explains the plan and the folder layout).
@@ -39,6 +40,11 @@ def add_parsers(sub) -> None:
                    help="train on the first N images only (a trial; default all)")
     p.add_argument("--test-subset", type=int, default=None,
                    help="score the first N test images only (a trial; default all)")
+    p.add_argument("--bn-images", default=None, metavar="all|N",
+                   help="batch-norm re-estimation of every step that evaluates (train, sweep, "
+                        "report): exact statistics of all (or N random) training images "
+                        "(default: each step's own; train averages 20 random minibatches, "
+                        "sweep and report use all)")
     p.add_argument("--data-dir", default=None, help="where the datasets are")
     p.add_argument("--network", type=int, default=None,
                    help="only network I's training and sweeps (a SLURM array task)")
@@ -50,8 +56,9 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=_cmd_reproduce)
 
 
-def _tail(args) -> list:
-    """The flags that identify the reproduction, for the SLURM script's command lines."""
+def _tail(args, settings) -> list:
+    """The flags that identify the reproduction, for the SLURM script's command lines
+    (``settings``: the checked ReproduceSettings, for values in their normal form)."""
     tail = [args.experiment, "--out", str(Path(args.out).resolve()), "--width",
             repr(args.width), "--seeds", str(args.seeds), "--draws", str(args.draws)]
     if args.epochs is not None:
@@ -61,6 +68,8 @@ def _tail(args) -> list:
     for flag, n in (("--train-subset", args.train_subset), ("--test-subset", args.test_subset)):
         if n is not None:
             tail += [flag, str(n)]
+    if settings.bn_images is not None:
+        tail += ["--bn-images", str(settings.bn_images)]
     if args.data_dir:
         tail += ["--data-dir", str(Path(args.data_dir).resolve())]
     return tail
@@ -72,7 +81,8 @@ def _cmd_reproduce(args) -> int:
                                     seeds=args.seeds, distortions=args.distortions,
                                     draws=args.draws, data_dir=args.data_dir,
                                     train_subset=args.train_subset,
-                                    test_subset=args.test_subset)
+                                    test_subset=args.test_subset,
+                                    bn_images=args.bn_images)
     out = rp.check_out_folder(settings, args.out)
     if not args.dry_run:
         settings.check_data()               # before reproduce.json or a SLURM script
@@ -87,7 +97,7 @@ def _cmd_reproduce(args) -> int:
                             flag="--slurm")
         from ..runs.files import atomic_write_text
         atomic_write_text(target, rp.slurm_script(settings, Path(args.out).resolve(),
-                                                  _tail(args)))
+                                                  _tail(args, settings)))
         print(f"wrote {target}: {len(rp.networks(settings))} array task(s); its header has "
               "the two sbatch lines")
         return 0
