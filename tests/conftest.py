@@ -1,4 +1,5 @@
 """Shared pytest fixtures."""
+import os
 from pathlib import Path
 
 import pytest
@@ -73,9 +74,42 @@ def _on_host(function):
     return wrapper
 
 
+# the thread pools a test process may use (OpenBLAS, OpenMP, Numba), in it and its children
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMBA_NUM_THREADS")
+
+
+def threads_per_worker():
+    """Under pytest-xdist: cores // workers (at least 1); None when the suite runs in one process.
+
+    Each of N workers otherwise starts a thread per core in each pool, so N workers run N×
+    as many busy threads as there are cores and each goes several times slower: measured on 2
+    cores with 2 workers, the notebook tests of lessons 6, 7 and 11 took 83 s, and 52 s with
+    one thread per worker (tinyproj/_threads.py, ``limit``)."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not workers:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // int(workers))
+
+
+def _limit_worker_threads():
+    """Cap this worker's pools now and its child processes' (CLI runs, notebook kernels) by
+    their environment, unless the user set a variable."""
+    n = threads_per_worker()
+    if n is None:
+        return
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, str(n))
+    import tinyproj
+    tinyproj.limit_threads(int(os.environ["OPENBLAS_NUM_THREADS"]))
+
+
 def pytest_configure(config):
-    """Markers; on a device backend (CuPy, the stand-in) numpy.testing's assertions compare
-    device arrays on the host (an explicit copy down, as a test means it)."""
+    """Markers; threads per xdist worker (:func:`threads_per_worker`); on a device backend
+    (CuPy, the stand-in) numpy.testing's assertions compare device arrays on the host (an
+    explicit copy down, as a test means it)."""
+    _limit_worker_threads()
     config.addinivalue_line("markers", "gpu: needs CuPy and a CUDA GPU (skipped cleanly "
                             "elsewhere); `pytest -m gpu` runs only these")
     config.addinivalue_line("markers", "numpy_only(reason): meaningful on the NumPy backend "
