@@ -22,6 +22,7 @@ from .. import backend
 from .. import functional as F
 from ..nn.batchnorm import BatchNormBase
 from ..tensor import Tensor, no_grad
+from .interrupts import check as check_stop
 
 __all__ = ["reestimate_exact", "DEFAULT_PASS_SIZE"]
 
@@ -74,14 +75,16 @@ class _Accumulator:
 
 
 def reestimate_exact(model, source, images: int | None = None,
-                     pass_size: int = DEFAULT_PASS_SIZE, rng=None) -> int:
+                     pass_size: int = DEFAULT_PASS_SIZE, rng=None, stop=None) -> int:
     """Set every batch-norm layer's statistics to those of ``images`` training images, exactly.
 
     model: a network; its weights are used as they are now (the distorted ones). source: the
     training set (``len()``, ``.batch(indices) -> (x, y)``). images: how many (None: all), a
     random subset in a random order from ``rng``; they are read in ⌈images/pass_size⌉ forward
     passes. Returns the number of images used (0 when the model has no batch norm). The model
-    is left in the mode it was in. See the module docstring for the arithmetic.
+    is left in the mode it was in. See the module docstring for the arithmetic. stop: a
+    callable checked before each pass (``interrupts.check``; a requested stop raises
+    ``EvaluationStopped`` and leaves the statistics as they were).
     """
     layers = [m for m in model.modules() if isinstance(m, BatchNormBase)]
     if not layers:
@@ -100,6 +103,7 @@ def reestimate_exact(model, source, images: int | None = None,
         passes = -(-n // pass_size)              # near-equal passes: none of a single image
         with no_grad():
             for i in range(passes):
+                check_stop(stop)
                 x, _ = source.batch(order[i * n // passes:(i + 1) * n // passes])
                 model(x)
     finally:

@@ -16,6 +16,7 @@ from ..nn.batchnorm import BatchNormBase
 from ..projections import parse
 from ..tensor import no_grad
 from .bn_exact import DEFAULT_PASS_SIZE, reestimate_exact
+from .interrupts import check as check_stop
 
 __all__ = ["error_rate", "error_rates", "reestimate_batchnorm", "errors_by_projection",
            "test_errors", "batch_indices", "batches", "saved_batchnorm_stats"]
@@ -46,28 +47,32 @@ def error_rate(model, source, batch_size: int = 500, limit: int | None = None) -
 
 
 def error_rates(model, source, batch_size: int = 500, limit: int | None = None,
-                top=(1,)) -> dict:
+                top=(1,), stop=None) -> dict:
     """``{k: top-k error}`` of ``source`` with the model in evaluation mode, in one pass.
 
     top-1: the arg-max score is not the label. top-k (k > 1): the label's score is beaten
     by at least k others, i.e. rank = #{j : s_j > s_label} ≥ k (ties count in the label's
-    favour). ImageNet reports top-1 and top-5.
+    favour). ImageNet reports top-1 and top-5. stop: checked between batches
+    (``interrupts.check``: a requested stop raises ``EvaluationStopped``).
     """
     n = len(source) if limit is None else min(limit, len(source))
     was_training = model.training
     model.eval()
     wrong = {k: [] for k in top}             # per batch, left on the device until the end
-    with no_grad():
-        for x, y in batches(source, batch_indices(n, batch_size)):
-            scores = model(x).data
-            for k in top:
-                if k == 1:
-                    wrong[k].append((scores.argmax(axis=1) != y).sum())
-                else:
-                    xp = backend.xp_of(scores)
-                    own = scores[xp.arange(len(y)), y][:, None]
-                    wrong[k].append(((scores > own).sum(axis=1) >= k).sum())
-    model.train(was_training)
+    try:
+        with no_grad():
+            for x, y in batches(source, batch_indices(n, batch_size)):
+                check_stop(stop)
+                scores = model(x).data
+                for k in top:
+                    if k == 1:
+                        wrong[k].append((scores.argmax(axis=1) != y).sum())
+                    else:
+                        xp = backend.xp_of(scores)
+                        own = scores[xp.arange(len(y)), y][:, None]
+                        wrong[k].append(((scores > own).sum(axis=1) >= k).sum())
+    finally:
+        model.train(was_training)
     if not n:
         return {k: 0.0 for k in top}
     xp = backend.xp_of(wrong[top[0]][0])
@@ -91,14 +96,14 @@ def saved_batchnorm_stats(model):
             m.stop_reestimation()
 
 
-def reestimate_batchnorm(model, source, num_batches: int, batch_size: int, rng=None) -> int:
+def reestimate_batchnorm(model, source, num_batches: int, batch_size: int, rng=None, stop=None) -> int:
     """Recompute every batch-norm layer's running statistics from training batches.
 
     The statistics are reset and become the plain average over ``num_batches``
     random training batches (momentum 1/(k+1) for batch k), computed with the
     weights the model holds now. Only the batch-norm layers run in training
     mode; dropout and everything else stay in evaluation mode. Returns the
-    number of batches used (0 if the model has no batch norm).
+    number of batches used (0 if the model has no batch norm). stop: as in :func:`error_rates`.
     """
     layers = [m for m in model.modules() if isinstance(m, BatchNormBase)]
     if not layers or num_batches <= 0:
@@ -111,21 +116,25 @@ def reestimate_batchnorm(model, source, num_batches: int, batch_size: int, rng=N
         m.start_reestimation()
         m.train()
     used = 0
-    with no_grad():
-        count = min(num_batches, -(-len(source) // batch_size))
-        for x, _ in batches(source, (order[b * batch_size:(b + 1) * batch_size]
-                                     for b in range(count))):
-            model(x)
-            used += 1
-    for m in layers:
-        m.stop_reestimation()
-    model.train(was_training)
+    try:
+        with no_grad():
+            count = min(num_batches, -(-len(source) // batch_size))
+            for x, _ in batches(source, (order[b * batch_size:(b + 1) * batch_size]
+                                         for b in range(count))):
+                check_stop(stop)
+                model(x)
+                used += 1
+    finally:
+        for m in layers:
+            m.stop_reestimation()
+        model.train(was_training)
     return used
 
 
 def errors_by_projection(model, train_source, sources: dict, projections, rng=None,
                          bn_batches: int = 20, batch_size: int = 50, eval_batch_size: int = 500,
-                         limit=None, top5: bool = False, bn_images=None) -> dict:
+                         limit=None, top5: bool = False, bn_images=None,
+                         stop=None) -> dict:
     """``{source name: {spec: error}}``: every source scored under every projection.
 
     Merolla's protocol, once per projection: swap the projected weights in,
@@ -142,6 +151,11 @@ def errors_by_projection(model, train_source, sources: dict, projections, rng=No
 
     ``top5=True`` adds ``{"<name>_top5": {spec: top-5 error}}`` for each source (the
     ImageNet figures), from the same forward passes.
+
+    ``stop``: a callable checked between two batches of every pass; when it returns true the
+    evaluation raises ``interrupts.EvaluationStopped`` with the model's weights and
+    statistics restored (the training loop then saves a checkpoint and redoes the evaluation
+    on resume).
     """
     rng = rng if rng is not None else backend.global_rng()
     exact = bn_images is not None
@@ -151,12 +165,12 @@ def errors_by_projection(model, train_source, sources: dict, projections, rng=No
         proj = parse(spec)
         with saved_batchnorm_stats(model), project_weights(model, proj, rng):
             if exact:
-                reestimate_exact(model, train_source, images, DEFAULT_PASS_SIZE, rng)
+                reestimate_exact(model, train_source, images, DEFAULT_PASS_SIZE, rng, stop)
             elif bn_batches:
-                reestimate_batchnorm(model, train_source, bn_batches, batch_size, rng)
+                reestimate_batchnorm(model, train_source, bn_batches, batch_size, rng, stop)
             for name, source in sources.items():
                 rates = error_rates(model, source, eval_batch_size, limit,
-                                    (1, 5) if top5 else (1,))
+                                    (1, 5) if top5 else (1,), stop)
                 errors[name][str(spec)] = rates[1]
                 if top5:
                     errors.setdefault(f"{name}_top5", {})[str(spec)] = rates[5]

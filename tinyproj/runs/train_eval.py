@@ -32,10 +32,12 @@ def evaluation_rng(seed: int, step: int):
 
 
 def evaluation_row(cfg, model, optimizer, train_src, val_src, test_src, rng, pos,
-              select_best: bool = True) -> dict:
+              select_best: bool = True, stop=None) -> dict:
     """One metrics row; batch norm re-estimated per test projection when cfg says so.
 
-    select_best: this evaluation may become the best-validation one (False inside an epoch)."""
+    select_best: this evaluation may become the best-validation one (False inside an epoch).
+    stop: checked between batches; a requested stop raises ``interrupts.EvaluationStopped``
+    before ``pos`` is touched (``runs.evaluation.errors_by_projection``)."""
     start = time.perf_counter()
     row = {"epoch": pos["epoch"], "step": pos["step"], "lr": optimizer.lr,
            "train_loss": pos["loss_sum"] / pos["seen"] if pos["seen"] else None,
@@ -49,8 +51,8 @@ def evaluation_row(cfg, model, optimizer, train_src, val_src, test_src, rng, pos
     errors = errors_by_projection(model, train_src, sources, cfg.test_projections, rng,
                                   bn_batches=bn, batch_size=cfg.batch_size,
                                   eval_batch_size=cfg.eval_batch_size, top5=reports_top5(cfg),
-                                  bn_images=cfg.bn_images if cfg.bn_reestimate else None
-                                  ) if sources else {}
+                                  bn_images=cfg.bn_images if cfg.bn_reestimate else None,
+                                  stop=stop) if sources else {}
     errors.setdefault("test", {})
     if "test_top5" in errors:                          # ImageNet: top-5 beside top-1
         row["test_error_top5"] = errors["test_top5"]

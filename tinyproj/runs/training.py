@@ -34,7 +34,10 @@ uninterrupted run: the checkpoint stores the generator's state and the epoch's s
 order, so the remaining minibatches and random draws are the ones the uninterrupted run
 would have used. Ctrl-C and SIGTERM (a cluster's time limit) are caught between two
 steps: the run saves a checkpoint there and stops; a second one stops at once (the
-previous checkpoint is still intact: files are written atomically). A NaN loss stops the
+previous checkpoint is still intact: files are written atomically). During an evaluation
+they are caught between two of its batches: the evaluation is dropped, the checkpoint marks
+it pending, and ``--resume`` runs it first — the same row, since the weights and the
+evaluation's generator are the same (runs/interrupts.py). A NaN loss stops the
 run with the last checkpoint intact.
 
 On a device (CuPy, or the counting stand-in) a step makes no device→host sync and no
@@ -71,7 +74,7 @@ from .files import (append_jsonl, atomic_write_text, folder_lock, read_jsonl,
                     remove_stale_temps, rng_state, save_checkpoint, set_rng_state)
 from .folder import (LoadedRun, check_checkpoint, check_new_folder, load_run, read_config,
                      resume_config)
-from .interrupts import StopFlag, TrainingInterrupted
+from .interrupts import EvaluationStopped, StopFlag, TrainingInterrupted
 from .progress import progress_bar
 from .tally import Tally
 
@@ -195,8 +198,9 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
     metrics_path = out / "metrics.jsonl" if out is not None else None
 
     # position in the run: epoch, global step, batch within the epoch and its order
+    # pending_eval: "epoch" or "inside" when a stop cut that evaluation short (redone on resume)
     pos = dict(epoch=0, step=0, batch=0, order=None, loss_sum=0.0, wrong=0, seen=0,
-               best_val=None, elapsed=0.0)
+               best_val=None, elapsed=0.0, pending_eval=None)
     if resume:
         optim_state, meta = check_checkpoint(ckpt_path, cfg, model)
         optimizer.load_state_dict(optim_state)
@@ -204,8 +208,10 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
             log("warning: this backend's generator cannot be restored; random draws after "
                 "the resume differ from an uninterrupted run")
         pos.update(meta["pos"])
-        # evaluations logged after the checkpoint was written are redone
-        rows = [r for r in read_jsonl(metrics_path) if r["step"] <= pos["step"]]
+        # evaluations logged after the checkpoint was written are redone, and so is the
+        # evaluation a stop cut short (it logged nothing; a row at its step is not its own)
+        rows = [r for r in read_jsonl(metrics_path) if r["step"] < pos["step"]
+                or (r["step"] == pos["step"] and not pos["pending_eval"])]
         atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
         log(f"resumed {out} at step {pos['step']} ({_where(pos)})")
 
@@ -233,20 +239,40 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
         return pos["epoch"] >= cfg.epochs or (cfg.iterations is not None
                                                and pos["step"] >= cfg.iterations)
 
-    if resume and done():
+    if resume and done() and not pos["pending_eval"]:
         by_steps = cfg.iterations is not None and pos["step"] >= cfg.iterations
         log("the run has already trained its "
             + (f"{cfg.iterations} steps; add --iterations N" if by_steps else
                f"{cfg.epochs} epoch(s); add --epochs N") + " (more than that) to train longer")
 
-    def evaluate(inside_epoch: bool = False):
+    def stopped(stop, during: str = "") -> TrainingInterrupted:
+        """Save the checkpoint of a stop; the exception that says where and how to go on."""
+        checkpoint()
+        bar.close()
+        where = (f"checkpoint saved in {ckpt_path} — continue with "
+                 f"`tinyproj train --out {out} --resume`" if ckpt_path else
+                 "no run folder, nothing saved")
+        return TrainingInterrupted(f"stopped at step {pos['step']}, {_where(pos)} "
+                                   f"({stop.requested or 'requested'}{during}); {where}")
+
+    def evaluate(stop, inside_epoch: bool = False):
+        """One metrics row. A stop requested meanwhile ends the evaluation at its next batch
+        (weights and statistics restored): the checkpoint marks it pending, a resume redoes
+        it first — same weights, same generator (seeded by the step), so the same row."""
         read_tally()
         if progress:
             scored = len(test_src or ()) + len(val_src or ())
             log(f"evaluating: {scored} images under {len(cfg.test_projections)} test "
                 "projection(s)" + bn_words(cfg) + " ...")
-        row = evaluation_row(cfg, model, optimizer, train_src, val_src, test_src,
-                        evaluation_rng(cfg.seed, pos["step"]), pos, select_best=not inside_epoch)
+        try:
+            row = evaluation_row(cfg, model, optimizer, train_src, val_src, test_src,
+                                 evaluation_rng(cfg.seed, pos["step"]), pos,
+                                 select_best=not inside_epoch, stop=lambda: stop.requested)
+        except EvaluationStopped:
+            pos["pending_eval"] = "inside" if inside_epoch else "epoch"
+            raise stopped(stop, " during the evaluation, which runs again first on resume"
+                          ) from None
+        pos["pending_eval"] = None
         row["epoch_progress"] = round(pos["step"] / steps_per_epoch, 4)
         if on_eval is not None:
             on_eval(model, row)
@@ -254,10 +280,14 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
         log(summary_line(row))
 
     bar = progress_bar(False, steps_per_epoch)
-    if eval_at_start and not resume:
-        evaluate()
-    bar = progress_bar(progress, steps_per_epoch)
     with StopFlag(log) as stop:
+        if eval_at_start and not resume:
+            evaluate(stop)
+        if pos["pending_eval"]:             # the evaluation a stop cut short, then on
+            log(f"first the evaluation at step {pos['step']} that the stop cut short")
+            evaluate(stop, inside_epoch=pos["pending_eval"] == "inside")
+            checkpoint()
+        bar = progress_bar(progress, steps_per_epoch)
         while not done():
             if pos["order"] is None:       # a new epoch: shuffle with the run's generator
                 pos["order"] = backend.permutation(rng, n).tolist()
@@ -304,19 +334,13 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                         and pos["batch"] < steps_per_epoch and not done()):
                     bar.close()                      # inside the epoch (its end evaluates below)
                     pos["elapsed"] += time.perf_counter() - start   # train_seconds up to here
-                    evaluate(inside_epoch=True)
+                    evaluate(stop, inside_epoch=True)
                     start = time.perf_counter()              # the evaluation is not training
                     trained.train()
                     bar.reset(f"epoch {pos['epoch'] + 1}", pos["batch"])
                 if stop.requested or (stop_at_step is not None and pos["step"] >= stop_at_step):
                     pos["elapsed"] += time.perf_counter() - start
-                    checkpoint()
-                    bar.close()
-                    where = (f"checkpoint saved in {ckpt_path} — continue with "
-                             f"`tinyproj train --out {out} --resume`" if ckpt_path else
-                             "no run folder, nothing saved")
-                    raise TrainingInterrupted(f"stopped at step {pos['step']}, {_where(pos)} "
-                                              f"({stop.requested or 'requested'}); {where}")
+                    raise stopped(stop)
             pos["elapsed"] += time.perf_counter() - start
             if pos["batch"] >= steps_per_epoch:
                 pos.update(epoch=pos["epoch"] + 1, order=None)
@@ -324,7 +348,7 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                     resident["order"] = None
             if pos["epoch"] % cfg.eval_every == 0 or done():
                 bar.close()
-                evaluate()
+                evaluate(stop)
             checkpoint()
     bar.close()
     model.eval()
