@@ -35,12 +35,9 @@ def mlp():
                          nn.BatchNorm1d(3))
 
 
-def data(n=1001, seed=0, sorted_rows=False):
+def data(n=1001, seed=0):
     rng = np.random.default_rng(seed)
-    x = (rng.standard_normal((n, 5)) * 3 + 2).astype(np.float32)
-    if sorted_rows:                       # batches in file order differ in their means
-        x = x[np.argsort(x[:, 0])]
-    return x
+    return (rng.standard_normal((n, 5)) * 3 + 2).astype(np.float32)
 
 
 def first_layer_input(model, x):
@@ -68,10 +65,20 @@ def test_one_pass_gives_the_second_layer_the_statistics_of_its_population_input(
     np.testing.assert_allclose(H(model[4].running_var), h2.var(0, ddof=1), rtol=1e-4)
 
 
+def batches_with_their_own_means(batches=20, size=50, seed=0):
+    """Rows in batches of ``size``, each batch around its own random mean (spread 3 in every
+    direction, 1 within a batch): whatever the weights, every channel's total variance is
+    about 10× its variance within a batch."""
+    rng = np.random.default_rng(seed)
+    means = rng.standard_normal((batches, 5)) * 3
+    return (np.repeat(means, size, axis=0) + rng.standard_normal((batches * size, 5))
+            ).astype(np.float32)
+
+
 def test_exact_counts_the_spread_between_batches_the_old_average_misses():
-    """Sorted data: every 50-image batch has its own mean. The exact variance is the total
-    variance; the old average of within-batch variances is far smaller."""
-    x = data(1000, sorted_rows=True)
+    """Every 50-image batch has its own mean. The exact variance is the total variance; the
+    old average of within-batch variances is far smaller."""
+    x = batches_with_their_own_means()
     src = Source(x)
     exact, old = mlp(), mlp()
     old.load_state_dict(exact.state_dict())
@@ -86,10 +93,10 @@ def test_exact_counts_the_spread_between_batches_the_old_average_misses():
         ev.backend.permutation = real
     total = first_layer_input(exact, x).var(0, ddof=1)
     np.testing.assert_allclose(H(exact[1].running_var), total, rtol=1e-5)
-    # within-batch variances never exceed the total (up to the m/(m−1) factor); their average
-    # misses the spread of the batch means, large here in the channels that follow x[:, 0]
-    assert np.all(H(old[1].running_var) <= 1.03 * total), (H(old[1].running_var), total)
-    assert H(old[1].running_var).sum() < 0.8 * total.sum(), (H(old[1].running_var), total)
+    # the old average of within-batch variances misses the spread of the batch means: here
+    # most of the variance, in every channel (it once sorted the rows by x[:, 0] instead, and
+    # passed or failed with the initial weights: whether they followed x[:, 0])
+    assert np.all(H(old[1].running_var) < 0.5 * total), (H(old[1].running_var), total)
 
 
 def test_subsets_and_orders_come_from_the_draw_generator():

@@ -1,5 +1,6 @@
 """ImageNet's transforms (tinyproj/data/imagenet_decode.py) and their decoding pool
 (tinyproj/data/decode_pool.py: shared-memory batches, prefetching) on JPEGs the tests write."""
+import json
 import math
 import os
 import subprocess
@@ -106,16 +107,53 @@ def test_pool_equals_serial_and_names_a_corrupt_file(tmp_path):
         DecodePool(-1)
 
 
-def _shm_names():
-    """The shared-memory blocks in /dev/shm (Linux); None where there is no such folder."""
-    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else None
+RECORDING = """
+from multiprocessing import shared_memory as _shared_memory
+from types import SimpleNamespace as _Namespace
+from tinyproj.data import decode_pool as _decode_pool
+
+CREATED = []                 # the names of the blocks the pools create
 
 
-def test_pool_batches_of_any_size_and_crop_equal_serial_and_leave_no_shared_memory(tmp_path):
+def _recording(*args, **kwargs):
+    block = _shared_memory.SharedMemory(*args, **kwargs)
+    if kwargs.get("create"):
+        CREATED.append(block.name)
+    return block
+
+
+_decode_pool.shared_memory = _Namespace(SharedMemory=_recording)
+"""
+
+
+@pytest.fixture
+def created_blocks(monkeypatch):
+    """The names of the shared-memory blocks DecodePool creates during the test.
+
+    Only these are checked afterwards: a diff of all of /dev/shm would also see the blocks and
+    semaphores that other pytest-xdist workers' process pools create meanwhile."""
+    from types import SimpleNamespace
+
+    from tinyproj.data import decode_pool
+    namespace = {}
+    exec(RECORDING, namespace)                     # the subprocess test runs the same lines
+    monkeypatch.setattr(decode_pool, "shared_memory",
+                        SimpleNamespace(SharedMemory=namespace["_recording"]))
+    return namespace["CREATED"]
+
+
+def assert_unlinked(names):
+    """Every block named is gone from /dev/shm (Linux; elsewhere nothing to look at)."""
+    assert names, "no shared-memory block was created: nothing was checked"
+    if os.path.isdir("/dev/shm"):
+        assert [n for n in names if os.path.exists(os.path.join("/dev/shm", n))] == []
+
+
+def test_pool_batches_of_any_size_and_crop_equal_serial_and_leave_no_shared_memory(
+        tmp_path, created_blocks):
     """3, 7, then 2 images, at two crops: the shared block grows, then is reused; each result
     is the caller's own copy (a later batch does not change it)."""
     paths = [_jpeg(tmp_path / f"{i}.JPEG", 300 + 6 * i, 230, seed=i) for i in range(7)]
-    before = _shm_names()
     with DecodePool(0) as serial, DecodePool(2) as pool:
         got, want = [], []
         for n, resize, crop in ((3, 256, 227), (7, 256, 227), (2, 256, 227), (7, 110, 96),
@@ -126,31 +164,29 @@ def test_pool_batches_of_any_size_and_crop_equal_serial_and_leave_no_shared_memo
         for a, b in zip(got, want):
             assert a.dtype == np.uint8 and a.flags.owndata
             np.testing.assert_array_equal(a, b)
-    if before is not None:
-        assert _shm_names() - before == set()
+    assert_unlinked(created_blocks)
 
 
-def test_pool_names_a_corrupt_file_stays_usable_and_unlinks_its_block(tmp_path):
+def test_pool_names_a_corrupt_file_stays_usable_and_unlinks_its_block(tmp_path, created_blocks):
     paths = [_jpeg(tmp_path / f"{i}.JPEG", 320, 240, seed=i) for i in range(4)]
     bad = tmp_path / "bad.JPEG"
     bad.write_bytes(b"not a jpeg")
-    before = _shm_names()
     with pytest.raises(ValueError, match="bad.JPEG"):
         with DecodePool(2) as pool:
             with pytest.raises(ValueError, match="bad.JPEG"):
                 pool.random(paths[:2] + [bad] + paths[2:], 0, 0, range(5))
             np.testing.assert_array_equal(pool.center(paths), DecodePool(0).center(paths))
             pool.center([bad, *paths])              # an error that leaves the `with`
-    if before is not None:
-        assert _shm_names() - before == set()
+    assert_unlinked(created_blocks)
 
 
 def test_an_unclosed_pool_unlinks_its_block_and_no_tracker_warning_is_printed(tmp_path):
     """At garbage collection and at the end of the program (weakref.finalize); and closing
     prints no resource_tracker warning (the workers attach without a second owner)."""
     paths = [str(_jpeg(tmp_path / f"{i}.JPEG", 320, 240, seed=i)) for i in range(3)]
-    script = f"""
+    script = RECORDING + f"""
 import gc
+import json
 from tinyproj.data.decode_pool import DecodePool
 if __name__ == "__main__":
     paths = {paths!r}
@@ -158,13 +194,12 @@ if __name__ == "__main__":
         pool.center(paths); pool.center(paths[:1], crop=64)
     dropped = DecodePool(1); dropped.center(paths); del dropped; gc.collect()
     kept = DecodePool(1); kept.random(paths, 0, 0, range(3))
+    print(json.dumps(CREATED))       # kept's block is unlinked after this, at the exit
 """
-    before = _shm_names()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=60, cwd=ROOT)
     assert done.returncode == 0 and done.stderr == "", done.stderr
-    if before is not None:
-        assert _shm_names() - before == set()
+    assert_unlinked(json.loads(done.stdout.splitlines()[-1]))
 
 
 def _image_folder(root, per_class=3):
