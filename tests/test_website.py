@@ -36,6 +36,9 @@ pytestmark = [
     pytest.mark.skipif(bool(MISSING), reason=f"{', '.join(MISSING)} missing: "
                        "pip install -e \".[course]\""),
     pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (apt-get install chromium)"),
+    # one pytest-xdist worker takes every test of this file (`make test` runs --dist
+    # loadgroup), so the site is built once, not once per worker (about 50 s each)
+    pytest.mark.xdist_group("course-site"),
 ]
 
 
@@ -65,8 +68,9 @@ def plots(lesson: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    # Built under a temporary folder of this process, not build/: when pytest-xdist gives this
-    # file's tests to two workers, each builds its own site instead of both rebuilding one.
+    # Built under a temporary folder of this process, not build/: should this file's tests
+    # reach two workers after all (a plain `pytest -n 2`), each builds its own site instead of
+    # both rebuilding one.
     out = tmp_path_factory.mktemp("course")
     proc = subprocess.run([sys.executable, str(ROOT / "docs" / "build_course.py"), "--out",
                            str(out), "--lessons", *[p.name[:2] for p in LESSONS]],
