@@ -13,6 +13,17 @@ from tinyproj.runs.config import make_config
 from tinyproj.runs.training import train
 
 
+def with_worker_threads(env: dict) -> dict:
+    """``env`` of a child process that runs a lesson, under pytest-xdist: Numba's pool sized to
+    the worker's share of the cores (``TINYPROJ_TEST_THREADS``, set by tests/conftest.py with
+    the BLAS and OpenMP variables), unless NUMBA_NUM_THREADS is set already. A new process
+    reads it before its pool starts; the worker itself cannot (tests/conftest.py)."""
+    n = env.get("TINYPROJ_TEST_THREADS")
+    if n:
+        env.setdefault("NUMBA_NUM_THREADS", n)
+    return env
+
+
 def load_module(name: str, path: Path):
     """Import the Python file ``path`` (a script or lesson outside any package) as ``name``."""
     spec = importlib.util.spec_from_file_location(name, path)

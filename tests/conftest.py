@@ -74,9 +74,11 @@ def _on_host(function):
     return wrapper
 
 
-# the thread pools a test process may use (OpenBLAS, OpenMP, Numba), in it and its children
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                    "NUMBA_NUM_THREADS")
+# the BLAS and OpenMP thread counts of a test process's children (CLI runs, notebook kernels).
+# Not NUMBA_NUM_THREADS: set in the worker it would size Numba's pool to one thread, and
+# tests/test_kernels_cpu.py's check that results do not depend on the thread count would skip;
+# set later, Numba raises at its next compile. Numba is capped in the worker at run time.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def threads_per_worker():
@@ -84,7 +86,7 @@ def threads_per_worker():
 
     Each of N workers otherwise starts a thread per core in each pool, so N workers run N×
     as many busy threads as there are cores and each goes several times slower: measured on 2
-    cores with 2 workers, the notebook tests of lessons 6, 7 and 11 took 83 s, and 52 s with
+    cores with 2 workers, the notebook tests of lessons 6, 7 and 11 took 83 s, and 58 s with
     one thread per worker (tinyproj/_threads.py, ``limit``)."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if not workers:
@@ -94,15 +96,19 @@ def threads_per_worker():
 
 
 def _limit_worker_threads():
-    """Cap this worker's pools now and its child processes' (CLI runs, notebook kernels) by
-    their environment, unless the user set a variable."""
+    """Cap this worker's pools now (``tinyproj.limit_threads``: BLAS, OpenMP, Numba's use of
+    its pool) and its child processes' BLAS and OpenMP by their environment, unless the user
+    set a variable."""
     n = threads_per_worker()
     if n is None:
         return
     for name in THREAD_VARIABLES:
         os.environ.setdefault(name, str(n))
+    # for the heavy children (lessons as scripts and notebooks): Numba's pool too, there
+    # (_helpers.with_worker_threads)
+    os.environ["TINYPROJ_TEST_THREADS"] = str(n)
     import tinyproj
-    tinyproj.limit_threads(int(os.environ["OPENBLAS_NUM_THREADS"]))
+    tinyproj.limit_threads(n)
 
 
 def pytest_configure(config):

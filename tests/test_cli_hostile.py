@@ -395,6 +395,62 @@ def _(ctx):
         f"after resume: last epoch {(metrics_rows(ctx.root / 'run') or [{}])[-1].get('epoch')}"))
 
 
+# an evaluation of ~1 s or more (600 single-image forward passes) after two fast steps
+EVAL_HEAVY_TRAIN = MLP + ["--dataset", "synthetic", "--val-size", "0", "--train-subset", "40",
+                          "--batch-size", "20", "--epochs", "1", "--eval-batch-size", "1",
+                          "--test-projections", "none,sign,round", "--bn-images", "all"]
+
+
+@case("signal-sigterm-in-evaluation", "lead",
+      "SIGTERM while the evaluation scores: it stops there (not at its end), exit 130/143, the "
+      "checkpoint marks it pending and --resume writes its row", accept=OK, slow=True)
+def _(ctx):
+    import threading
+    before = ctx.snap()
+    # progress on (the "evaluating:" line), unbuffered, both pipes drained by threads
+    p = subprocess.Popen(sub_argv(["train", *EVAL_HEAVY_TRAIN, "--out", "run"]), cwd=ctx.root,
+                         env=sub_env({"PYTHONUNBUFFERED": "1"}), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    out, err = [], []
+    readers = [threading.Thread(target=lambda f, into: into.extend(iter(f.readline, "")),
+                                args=(f, into), daemon=True)
+               for f, into in ((p.stdout, out), (p.stderr, err))]
+    for r in readers:
+        r.start()
+    wait_for(p, lambda: any(line.startswith("evaluating:") for line in out), 60, 0.005)
+    if p.poll() is not None:
+        return Outcome("unclear error", f"training ended before the evaluation (exit "
+                                        f"{p.returncode})")
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return Outcome("unclear error", "did not stop within 30 s of SIGTERM")
+    for r in readers:
+        r.join(5)
+    res = Result(["train"], p.returncode, "".join(out), "".join(err), 0.0)
+    if res.traceback:
+        return Outcome("traceback", res.last_line())
+    if p.returncode not in (130, 143):
+        return Outcome("unclear error", f"SIGTERM not handled like Ctrl-C: exit {p.returncode}, "
+                                        f"stderr {res.last_line()[:100]!r}")
+    ckpt = ctx.root / "run" / "checkpoint.npz"
+    if not ckpt.exists():
+        return Outcome("data loss", "no checkpoint after SIGTERM")
+    if metrics_rows(ctx.root / "run"):
+        return Outcome("silently wrong", "the evaluation ran to its end after SIGTERM")
+    from tinyproj.runs.files import load_checkpoint
+    pending = load_checkpoint(ckpt)[2]["pos"].get("pending_eval")
+    if pending != "epoch":
+        return Outcome("silently wrong", f"the checkpoint's pending evaluation: {pending!r}")
+    res2 = ctx.sub("train", "--out", "run", "--resume", "--no-progress")
+    return judge_ok(res2, diff(before, ctx.snap()), lambda: (
+        [r["step"] for r in metrics_rows(ctx.root / "run")] == [2],
+        f"rows after the resume at steps {[r['step'] for r in metrics_rows(ctx.root / 'run')]}"))
+
+
 @case("signal-kill9-tmp", "lead",
       "kill -9 during training, then --resume: no .tmp files left in the run folder",
       accept=OK, slow=True)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from _helpers import with_worker_threads
+
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
 # the stand-in for the GPU (TINYPROJ_BACKEND=standin) counts every array operation in Python,
@@ -52,7 +54,8 @@ def test_lesson_runs_in_quick_mode(lesson: Path, tmp_path):
     env.pop("TINYPROJ_BREAK", None)          # never stop in the debugger under pytest
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     try:
-        proc = subprocess.run([sys.executable, str(lesson)], cwd=ROOT, env=env,
+        proc = subprocess.run([sys.executable, str(lesson)], cwd=ROOT,
+                              env=with_worker_threads(env),
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired as err:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from _helpers import with_worker_threads
+
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS_DIR = ROOT / "lessons"
 LESSONS = sorted(LESSONS_DIR.glob("[0-9][0-9]_*.py"))
@@ -60,7 +62,7 @@ def kernel_env(out_dir: str) -> dict:
     env.pop("TINYPROJ_BREAK", None)         # never stop in the debugger under a test
     env.pop("MPLBACKEND", None)             # a student's kernel: ipykernel's inline backend
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
+    return with_worker_threads(env)
 
 
 def execute(lesson: Path, out_dir: str, cwd: Path = LESSONS_DIR) -> dict:

@@ -7,7 +7,6 @@ import pytest
 from tinyproj import reproduce as rp
 from tinyproj.cli import build_parser, main
 from tinyproj.cli.flags import config_overrides
-from tinyproj.data.location import data_dir
 from tinyproj.errors import UserError
 from tinyproj.runs.config import make_config
 
@@ -168,26 +167,3 @@ def test_dry_run_and_slurm_script_carry_it(tmp_path, capsys):
     assert main(["reproduce", "table2", "--out", str(out), "--slurm", str(plain)]) == 0
     assert "--bn-images" not in plain.read_text()
     assert not out.exists()
-
-
-def _have_cifar10():
-    try:
-        return (data_dir() / "cifar-10-batches-py" / "data_batch_1").is_file()
-    except UserError:
-        return False
-
-
-@pytest.mark.skipif(not _have_cifar10(), reason="CIFAR-10 not found (../shared/datasets)")
-def test_one_network_trains_with_it_resumes_with_it_and_guards_it(tmp_path, capsys):
-    out = tmp_path / "repro"
-    argv = ["reproduce", "table2", "--out", str(out), "--width", "0.0625", "--epochs", "1",
-            "--train-subset", "100", "--test-subset", "100", "--distortions", "",
-            "--network", "0", "--bn-images", "all"]
-    assert main(argv) == 0
-    run = out / "runs" / "tr-none-nc"
-    assert json.loads((run / "config.json").read_text())["bn_images"] == "all"
-    capsys.readouterr()
-    assert main(argv) == 0                  # resumed with the same value: train accepts it
-    assert "--resume" in capsys.readouterr().out
-    assert main(argv[:-2]) == 2             # left out on the same folder: refused
-    assert "again with --bn-images all" in _error(capsys)

@@ -4,8 +4,10 @@ runs/training.py). The resumed run must end exactly where an uninterrupted one e
 metrics rows (timings aside), same weights and batch-norm statistics."""
 from __future__ import annotations
 
+import functools
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +22,12 @@ from _helpers import class_means_source, tiny_config
 
 QUIET = dict(progress=False, log=lambda *a: None)
 TIMINGS = ("train_seconds", "eval_seconds")
+
+
+@functools.lru_cache(maxsize=None)
+def straight_run(**overrides):
+    """(model, rows) of the run never stopped (no folder), trained once per file and setting."""
+    return train(tiny_config(Path("unused"), out=None, **overrides), **QUIET)
 
 
 def state(model) -> dict:
@@ -65,7 +73,7 @@ def assert_same_run(model_a, rows_a, model_b, out_b, redone_step: int):
 def test_a_stop_during_an_epochs_evaluation_is_redone_first_on_resume(tmp_path, monkeypatch):
     """Stopped while scoring after epoch 1 of 2 (steps 6 of 12): the checkpoint is epoch 1's
     with the evaluation pending; the resume writes epoch 1's row, then trains epoch 2."""
-    model_a, rows_a = train(tiny_config(tmp_path, "straight"), **QUIET)
+    model_a, rows_a = straight_run()
     assert [r["step"] for r in rows_a] == [6, 12]
 
     real = ctrl_c_in_evaluation(monkeypatch, (evaluation, "error_rates"), at_call=1)
@@ -88,7 +96,7 @@ def test_a_stop_during_an_epochs_evaluation_is_redone_first_on_resume(tmp_path, 
 
 def test_a_stop_during_an_evaluation_inside_the_epoch_resumes_mid_epoch(tmp_path, monkeypatch):
     """--eval-every-steps 3: stopped in the evaluation at step 3, halfway through epoch 1."""
-    model_a, rows_a = train(tiny_config(tmp_path, "straight", eval_every_steps=3), **QUIET)
+    model_a, rows_a = straight_run(eval_every_steps=3)
     assert [r["step"] for r in rows_a] == [3, 6, 9, 12]
 
     # the re-estimation's batches (bn_batches=2) come before the scoring: stop inside them
@@ -108,7 +116,7 @@ def test_a_stop_during_an_evaluation_inside_the_epoch_resumes_mid_epoch(tmp_path
 def test_a_stop_during_the_final_evaluation_is_finished_by_resume(tmp_path, monkeypatch):
     """The run has trained all its steps; the resume only writes the last row (and does not
     say the run is finished before it has done so)."""
-    model_a, rows_a = train(tiny_config(tmp_path, "straight", epochs=1), **QUIET)
+    model_a, rows_a = straight_run(epochs=1)
     real = ctrl_c_in_evaluation(monkeypatch, (evaluation, "error_rates"), at_call=2)
     cfg = tiny_config(tmp_path, "stopped", epochs=1)
     with pytest.raises(TrainingInterrupted, match=r"after epoch 1 \(Ctrl-C during the evaluation"):
@@ -126,7 +134,7 @@ def test_a_stop_during_the_final_evaluation_is_finished_by_resume(tmp_path, monk
 
 def test_a_stop_during_the_exact_reestimation_is_redone_on_resume(tmp_path, monkeypatch):
     """--bn-images all: the stop is noticed between two passes of runs/bn_exact.py."""
-    model_a, rows_a = train(tiny_config(tmp_path, "straight", bn_images="all"), **QUIET)
+    model_a, rows_a = straight_run(bn_images="all")
     calls = []
     real_reestimate = bn_exact.reestimate_exact
 
@@ -147,7 +155,7 @@ def test_a_stop_during_the_exact_reestimation_is_redone_on_resume(tmp_path, monk
 
 def test_a_checkpoint_written_before_pending_evaluations_existed_still_resumes(tmp_path):
     """A checkpoint whose position has no "pending_eval" (older tinyproj) resumes as before."""
-    model_a, rows_a = train(tiny_config(tmp_path, "straight"), **QUIET)
+    model_a, rows_a = straight_run()
     cfg = tiny_config(tmp_path, "old")
     with pytest.raises(TrainingInterrupted):
         train(cfg, stop_at_step=8, **QUIET)

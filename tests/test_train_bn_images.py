@@ -97,6 +97,16 @@ def test_resume_refuses_another_protocol(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["bn_images"] is None
 
 
+def test_resume_accepts_the_same_protocol_given_again(tmp_path):
+    """What `reproduce --bn-images all` does on its second run: `train --resume --bn-images
+    all` for a run made with it."""
+    train(tiny(tmp_path, bn_images="all"), progress=False, log=quiet)
+    _, rows = train(tiny(tmp_path, bn_images="all", epochs=2), resume=True, progress=False,
+                    log=quiet)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["bn_images"] == "all"
+
+
 def test_cli_flag_text_errors_exit_2_naming_the_flag(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["train", "--preset", "tr-sign-c", "--dataset", "synthetic", "--bn-images",
