@@ -15,6 +15,7 @@
   NVRTC needs no GPU. Skips cleanly without it.
 """
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -111,7 +112,9 @@ def ptx_dir():
     folder = location.cache_dir() / "kernels" / f"ptx-{key}"
     if (folder / "ok").exists():
         return folder
-    work = folder.with_name(folder.name + ".tmp")
+    # a work folder of this process: under pytest-xdist, two workers may both get here (the
+    # file's tests split between them) and once removed each other's files midway
+    work = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     jobs = {}
@@ -138,8 +141,12 @@ def ptx_dir():
                 pytest.fail(f"ptxas -arch=sm_90 {family}: {done.stderr.strip()}")
             (work / (family + ".ptxas-ok")).touch()
     (work / "ok").write_text(version)
-    shutil.rmtree(folder, ignore_errors=True)
-    work.rename(folder)
+    if not (folder / "ok").exists():
+        shutil.rmtree(folder, ignore_errors=True)       # an incomplete one (an old crash)
+    try:
+        work.rename(folder)
+    except OSError:             # another process got there first, with the same files
+        shutil.rmtree(work, ignore_errors=True)
     return folder
 
 
