@@ -7,6 +7,7 @@ PY     := $(VENV)/bin/python
 # pytest-xdist: one test process per core (auto); WORKERS=0 runs the suite in this process.
 # --dist loadgroup: tests spread over the workers, except that a file marked
 # xdist_group (tests/test_website.py, which builds the course site) stays on one worker.
+# --durations=15: the slowest tests, printed at the end (where CI's time goes).
 WORKERS ?= auto
 
 .PHONY: test test-standin demo bench lessons course clean
@@ -31,15 +32,16 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.created
 	touch $@ $(VENV)/.installed-demo
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q -n $(WORKERS) --dist loadgroup
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadgroup --durations=15
 
 # The GPU code path on the CPU (issue 11): the whole suite once more on the counting stand-in
 # for the device (TINYPROJ_BACKEND=standin; tests/test_budgets.py asserts the launches, syncs
-# and copies of a training step). The lessons run as scripts here (TINYPROJ_LESSONS_AS_SCRIPTS=1);
+# and copies of a training step). The lessons run as scripts here (TINYPROJ_LESSONS_AS_SCRIPTS=1;
+# tests/test_lessons.py gives them the NumPy reference kernels, lessons 08 and 09 aside);
 # as notebooks, and the course website built from them, they run once, on NumPy, in `make test`.
 test-standin: $(VENV)/.installed-test
 	TINYPROJ_BACKEND=standin TINYPROJ_LESSONS_AS_SCRIPTS=1 $(PY) -m pytest -q -n $(WORKERS) \
-		--dist loadgroup --ignore=tests/test_notebooks.py --ignore=tests/test_website.py
+		--dist loadgroup --durations=15 --ignore=tests/test_notebooks.py --ignore=tests/test_website.py
 
 demo: $(VENV)/.installed-demo
 	$(PY) -m tinyproj.cli demo

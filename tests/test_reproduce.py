@@ -115,6 +115,8 @@ def _have_cifar10():
 
 
 @pytest.mark.skipif(not _have_cifar10(), reason="CIFAR-10 not found (../shared/datasets)")
+@pytest.mark.numpy_only("the plan's commands and folder guard; training on the stand-in is "
+                        "tested in tests/test_training.py and tests/test_standin.py")
 def test_one_network_end_to_end_then_resumed_then_guarded(tmp_path, capsys):
     out = tmp_path / "repro"
     argv = ["reproduce", "table2", "--out", str(out), "--width", "0.0625", "--epochs", "1",
