@@ -5,8 +5,6 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # pytest-xdist: one test process per core (auto); WORKERS=0 runs the suite in this process.
-# --dist loadgroup: tests spread over the workers, except that a file marked
-# xdist_group (tests/test_website.py, which builds the course site) stays on one worker.
 # --durations=15: the slowest tests, printed at the end (where CI's time goes).
 WORKERS ?= auto
 
@@ -32,7 +30,7 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.created
 	touch $@ $(VENV)/.installed-demo
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q -n $(WORKERS) --dist loadgroup --durations=15
+	$(PY) -m pytest -q -n $(WORKERS) --durations=15
 
 # The GPU code path on the CPU (issue 11): the whole suite once more on the counting stand-in
 # for the device (TINYPROJ_BACKEND=standin; tests/test_budgets.py asserts the launches, syncs
@@ -41,7 +39,7 @@ test: $(VENV)/.installed-test
 # as notebooks, and the course website built from them, they run once, on NumPy, in `make test`.
 test-standin: $(VENV)/.installed-test
 	TINYPROJ_BACKEND=standin TINYPROJ_LESSONS_AS_SCRIPTS=1 $(PY) -m pytest -q -n $(WORKERS) \
-		--dist loadgroup --durations=15 --ignore=tests/test_notebooks.py --ignore=tests/test_website.py
+		--durations=15 --ignore=tests/test_notebooks.py --ignore=tests/test_website.py
 
 demo: $(VENV)/.installed-demo
 	$(PY) -m tinyproj.cli demo

@@ -36,9 +36,6 @@ pytestmark = [
     pytest.mark.skipif(bool(MISSING), reason=f"{', '.join(MISSING)} missing: "
                        "pip install -e \".[course]\""),
     pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (apt-get install chromium)"),
-    # one pytest-xdist worker takes every test of this file (`make test` runs --dist
-    # loadgroup), so the site is built once, not once per worker (about 50 s each)
-    pytest.mark.xdist_group("course-site"),
 ]
 
 
@@ -66,18 +63,28 @@ def plots(lesson: Path) -> bool:
     return "_quick.show(" in lesson.read_text("utf-8")
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    # Built under a temporary folder of this process, not build/: should this file's tests
-    # reach two workers after all (a plain `pytest -n 2`), each builds its own site instead of
-    # both rebuilding one.
-    out = tmp_path_factory.mktemp("course")
-    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "build_course.py"), "--out",
-                           str(out), "--lessons", *[p.name[:2] for p in LESSONS]],
-                          cwd=ROOT, capture_output=True,
-                          text=True, timeout=BUILD_TIMEOUT_S,
-                          env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
-    assert proc.returncode == 0, f"build_course failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+@pytest.fixture(scope="session")
+def site(tmp_path_factory, worker_id) -> Path:
+    """The course site, built once per test run: under pytest-xdist the workers share the run's
+    temporary root, and a lock lets the first one build while the others wait and reuse it
+    (the build takes ~40 s; each worker used to build its own). Not under build/, so that a
+    run never rebuilds or reads a site left by another."""
+    import fcntl
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent                     # shared by this run's workers
+    out = root / "course"
+    with open(root / "course.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "course-site" / "index.html").is_file():
+            proc = subprocess.run([sys.executable, str(ROOT / "docs" / "build_course.py"),
+                                   "--out", str(out), "--lessons",
+                                   *[p.name[:2] for p in LESSONS]],
+                                  cwd=ROOT, capture_output=True,
+                                  text=True, timeout=BUILD_TIMEOUT_S,
+                                  env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
+            assert proc.returncode == 0, \
+                f"build_course failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return out / "course-site"
 
 
