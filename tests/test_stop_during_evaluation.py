@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tinyproj import backend
-from tinyproj.runs import bn_exact, evaluation
+from tinyproj.runs import evaluation
 from tinyproj.runs.files import load_checkpoint, read_jsonl, rng_state, save_checkpoint
 from tinyproj.runs.interrupts import EvaluationStopped
 from tinyproj.runs.training import TrainingInterrupted, train
@@ -50,8 +50,8 @@ def without_timings(rows) -> list:
 
 
 def ctrl_c_in_evaluation(monkeypatch, target, at_call: int):
-    """Send the process a real SIGINT when ``target``'s function ``error_rates`` (or
-    ``reestimate_batchnorm``) is entered for the ``at_call``-th time, i.e. in mid-evaluation:
+    """Send the process a real SIGINT when the function ``target = (module, name)`` of the
+    evaluation is entered for the ``at_call``-th time, i.e. in mid-evaluation:
     the run's own handler receives it, as when a user presses Ctrl-C then."""
     module, name = target
     real, calls = getattr(module, name), []
@@ -145,20 +145,11 @@ def test_a_stop_during_the_final_evaluation_is_finished_by_resume(tmp_path, monk
 def test_a_stop_during_the_exact_reestimation_is_redone_on_resume(tmp_path, monkeypatch):
     """--bn-images all: the stop is noticed between two passes of runs/bn_exact.py."""
     model_a, rows_a = straight_run(bn_images="all")
-    calls = []
-    real_reestimate = bn_exact.reestimate_exact
-
-    def reestimate_with_ctrl_c(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_reestimate(*args, **kwargs)
-
-    monkeypatch.setattr(evaluation, "reestimate_exact", reestimate_with_ctrl_c)
+    real = ctrl_c_in_evaluation(monkeypatch, (evaluation, "reestimate_exact"), at_call=1)
     cfg = config(tmp_path, "stopped", bn_images="all")
     with pytest.raises(TrainingInterrupted, match="Ctrl-C during the evaluation"):
         train(cfg, **QUIET)
-    monkeypatch.setattr(evaluation, "reestimate_exact", real_reestimate)
+    monkeypatch.setattr(evaluation, "reestimate_exact", real)
     model_b, _ = train(cfg, resume=True, **QUIET)
     assert_same_run(model_a, rows_a, model_b, tmp_path / "stopped", 6)
 
