@@ -371,8 +371,9 @@ assert same
 # between two steps: the run saves a checkpoint and ends; `resume=True` (`--resume`) then
 # continues to *bitwise* the same weights as a run that was never stopped, because the
 # checkpoint holds everything the next step will read. `stop_at_step=` stops exactly as a
-# Ctrl-C after that step would. (Bitwise on NumPy. CuPy cannot save its generator's state, so
-# on a GPU the shuffles and stochastic draws after a resume differ, and the resume says so.)
+# Ctrl-C after that step would. This holds on a GPU too: there the run's generator is a
+# counter-based one (Philox, `kernels/generator.py`) whose whole state is two numbers,
+# (seed, stream), saved in the checkpoint; CuPy's own generator could not be saved.
 
 # %%
 import shutil  # noqa: E402
@@ -389,7 +390,8 @@ RUN = os.path.join(_quick.out_dir(), "04_run")
 SMALL = dict(dataset="synthetic", width=1 / 16, train_subset=120, val_size=40, batch_size=20,
              epochs=2, lr=0.003, bn_batches=2, eval_batch_size=100, seed=0)
 quiet = dict(progress=False, log=lambda *a: None)
-EXACT = rng_state(backend.make_rng(0))["kind"] == "numpy"   # can the generator be saved?
+print("what the checkpoint saves of this backend's generator:",
+      rng_state(backend.make_rng(0))["kind"])   # numpy (PCG64) or philox (seed, stream)
 
 
 def state(model):
@@ -412,9 +414,8 @@ except TrainingInterrupted as stop:
 print("the checkpoint's position:", {k: v for k, v in load_checkpoint(
     os.path.join(RUN, "checkpoint.npz"))[2]["pos"].items() if k != "order"})
 resumed, _ = train(cfg, resume=True, **quiet)
-print("resumed run bit-identical to the straight one:", same_state(straight, resumed),
-      "" if EXACT else f"(expected on {backend.name()}: its generator's state is not saved)")
-assert same_state(straight, resumed) or not EXACT
+print("resumed run bit-identical to the straight one:", same_state(straight, resumed))
+assert same_state(straight, resumed)
 
 # %% [markdown]
 # An evaluation takes much longer than a step: with batch norm re-estimated exactly over
@@ -453,10 +454,9 @@ if os.name == "posix":
                            for rs in (read_jsonl(os.path.join(RUN, "metrics.jsonl")),
                                       straight_rows))
     print("the redone evaluation's row is the straight run's:", rows[0] == rows_straight[0])
-    print("every row and weight the same:", rows == rows_straight and same_state(straight, resumed),
-          "" if EXACT else "(the generator's state is not saved on this backend)")
+    print("every row and weight the same:", rows == rows_straight and same_state(straight, resumed))
     assert rows[0] == rows_straight[0]
-    assert (rows == rows_straight and same_state(straight, resumed)) or not EXACT
+    assert rows == rows_straight and same_state(straight, resumed)
 
 # %% [markdown]
 # ## Exercises

@@ -256,8 +256,6 @@ def test_imagenet_training_steps_see_the_random_crops_of_their_epoch_and_index(t
         np.testing.assert_array_equal(got, backend.to_numpy(want))
 
 
-@pytest.mark.numpy_only("exact resume needs the generator's state (shuffling), which a device "
-                        "generator cannot restore (runs/training.py warns)")
 def test_imagenet_training_with_random_crops_resumes_to_the_same_weights(tmp_path):
     from tinyproj.cli import main
     from tinyproj.runs.folder import load_run

@@ -45,7 +45,7 @@ def test_kernel_is_exported_by_the_host_build_with_the_same_arguments(name):
 
 
 def test_gpu_py_launches_exactly_the_kernels_of_the_table():
-    launched = set(re.findall(r'_(?:launch|elementwise|projection|segments)\(\s*"(\w+)"',
+    launched = set(re.findall(r'_(?:launch|elementwise|projection|segments|fill)\(\s*"(\w+)"',
                               GPU_SOURCE))
     assert launched, "found no launches in gpu.py (has the helper been renamed?)"
     assert launched <= set(cuda.KERNELS), f"not in cuda.KERNELS: {launched - set(cuda.KERNELS)}"

@@ -121,7 +121,8 @@ def test_algorithm1_projects_every_layer_with_one_random_kernel_on_the_device(on
     with standin.counting() as counted:
         with algorithm1.project_weights(model, spec, rng) as P:
             pass
-    assert counted.ops == {f"kernel.{name}_projection_segments": 1, "random.integers": 1}
+    # the run's generator moves its key on (one add on the device), then the one kernel
+    assert counted.ops == {f"kernel.{name}_projection_segments": 1, "add": 1}
     assert (counted.syncs, counted.copies) == (0, 0)
     weights = algorithm1.weight_params(model)
     for k, (layer, p) in enumerate(weights.items()):

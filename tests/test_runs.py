@@ -213,8 +213,6 @@ def test_a_second_process_in_the_same_folder_is_stopped(tmp_path):
         pass
 
 
-@pytest.mark.numpy_only("exact resume needs the generator's state (the next epoch's shuffle, "
-                        "noise draws), which CuPy keeps on the device with no way to save it")
 def test_sigterm_saves_a_checkpoint_and_the_run_resumes_exactly(tmp_path):
     straight, _ = train(tiny(tmp_path, "straight", epochs=3), **QUIET)
 
@@ -236,8 +234,6 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes_exactly(tmp_path):
 # ---------------------------------------------------------------------------
 # noisy training is the same loop
 # ---------------------------------------------------------------------------
-@pytest.mark.numpy_only("exact resume needs the generator's state (the next epoch's shuffle, "
-                        "noise draws), which CuPy keeps on the device with no way to save it")
 def test_noisy_training_gets_checkpoints_and_resume_from_the_one_loop(tmp_path):
     from tinyproj.data.sources import ArraySource
     from tinyproj.data.synthetic import synthetic_classification

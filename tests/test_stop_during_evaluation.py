@@ -14,7 +14,7 @@ import pytest
 
 from tinyproj import backend
 from tinyproj.runs import evaluation
-from tinyproj.runs.files import load_checkpoint, read_jsonl, rng_state, save_checkpoint
+from tinyproj.runs.files import load_checkpoint, read_jsonl, save_checkpoint
 from tinyproj.runs.interrupts import EvaluationStopped
 from tinyproj.runs.training import TrainingInterrupted, train
 
@@ -67,14 +67,12 @@ def ctrl_c_in_evaluation(monkeypatch, target, at_call: int):
 
 
 def assert_same_run(model_a, rows_a, model_b, out_b, redone_step: int):
-    """The resumed run's rows up to the redone evaluation's equal the straight run's; where the
-    backend can save its generator (NumPy), every row and every weight too. (CuPy and the
-    stand-in cannot: the shuffles after a resume differ, as train warns; runs/files.py.)"""
+    """The resumed run's rows equal the straight run's — first those up to the redone
+    evaluation (the weights then were the checkpoint's), then all of them — and so does every
+    weight: the checkpoint holds the generator's state on every backend (runs/files.py)."""
     rows_b = without_timings(read_jsonl(out_b / "metrics.jsonl"))
     upto = [r for r in without_timings(rows_a) if r["step"] <= redone_step]
     assert rows_b[:len(upto)] == upto
-    if rng_state(backend.make_rng(0))["kind"] != "numpy":
-        return
     assert rows_b == without_timings(rows_a)
     for k, v in state(model_a).items():
         np.testing.assert_array_equal(v, state(model_b)[k], err_msg=k)

@@ -51,9 +51,6 @@ def test_best_validation_epoch_takes_the_later_epoch_on_a_tie(tmp_path, monkeypa
     assert rows[-1]["test_error_at_best_val"] == rows[best - 1]["test_error"]
 
 
-@pytest.mark.numpy_only("exact resume of a stochastic projection needs the generator's state, "
-                        "which CuPy keeps on the device with no way to save it (runs/files.py "
-                        "rng_state; training warns when it resumes there)")
 @pytest.mark.parametrize("stop_at", [3, 6, 8])   # mid-epoch, at an epoch boundary, 2nd epoch
 def test_resume_continues_to_the_same_weights_bitwise(tmp_path, stop_at):
     cfg = tiny_config(tmp_path, "straight", preset="tr-stoch-c")   # stochastic: uses the rng

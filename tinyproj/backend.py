@@ -172,12 +172,15 @@ _global = {"rng": None, "seed": 0}
 def make_rng(seed=None):
     """A seeded random generator on the backend in use.
 
-    NumPy: ``numpy.random.Generator`` (PCG64). CuPy: ``cupy.random.Generator``.
+    NumPy: ``numpy.random.Generator`` (PCG64). CuPy and the stand-in:
+    ``kernels.generator.PhiloxGenerator``, whose draws are device arrays and whose state —
+    (seed, stream), two numbers — a checkpoint saves, unlike ``cupy.random.Generator``'s.
     Both offer ``random``, ``standard_normal``, ``uniform``, ``integers`` and
     ``permutation``-style use through :func:`permutation` below.
     """
     if name() in ("cupy", "standin"):
-        return xp().random.default_rng(seed)
+        from .kernels.generator import PhiloxGenerator
+        return PhiloxGenerator(seed)
     return np.random.default_rng(seed)
 
 

@@ -15,8 +15,9 @@ recorded memory. So
    kernels when they run, and moved by kernels inside the step — never a launch argument
    (frozen at capture) and never a value read back to the host (a read would happen once, at
    capture). Here: the learning rate and Adam's t and bias corrections
-   (optim/device_scalars.py), Power's β (projections/power_device.py), the Philox key of the
-   stochastic projections (``kernels.random_key``: its counter moves on the device), the clip
+   (optim/device_scalars.py), Power's β (projections/power_device.py), the run's generator
+   (kernels/generator.py: its (seed, stream) key moves on the device at every draw, and the
+   stochastic projections take their Philox key from it, ``kernels.random_key``), the clip
    bounds (a device table updated in place), and the minibatch's position in the epoch's
    permutation (runs/device_batches.py). A projection parameter written ``U(..)`` other
    than Power's β (``stochm:gamma=U(..)``, ``addnorm:sigma=U(..)``, ``multunif:gamma=U(..)``)

@@ -54,7 +54,9 @@ KERNEL_NAMES = ("im2col", "col2im", "im2col_batch", "col2im_batch", "swap01",
                 "sign_projection_segments", "clip_segments",
                 # random (Philox, kernels/cuda/random.cuh): Table 1's Stoch and StochM over a
                 # flat buffer, Walking Noise's noise; key = (seed, stream) int64 on the device
-                "stoch_projection_segments", "stochm_projection_segments", "gaussian_noise")
+                "stoch_projection_segments", "stochm_projection_segments", "gaussian_noise",
+                # the plain draws of the run's generator on a device (kernels/generator.py)
+                "uniform_fill", "normal_fill")
 STEP_NAMES = ("adam_update_scalars", "sgd_update_scalars")
 """Kernels that read per-step scalars (lr, Adam's bias corrections) from device memory, so a
 CUDA graph can replay them (reference_device.py; not in KERNEL_NAMES: NumPy has no use for
@@ -166,8 +168,18 @@ def random_key(rng, like):
     memory, a CUDA graph that replays the step (tinyproj/graphs.py) draws new numbers at
     every replay instead of the numbers of the captured step. The kernels read the key when
     they run, in stream order, so each consumer sees its own stream value.
+
+    The run's generator on a device is a :class:`generator.PhiloxGenerator`: its own
+    (seed, stream) array is the key, moved on by one at each call (and at each of its other
+    draws), so the key is part of the generator's saved state and a resumed run draws what
+    the uninterrupted one drew. The per-generator keys below serve other device generators
+    (CuPy's, passed in by a user), whose state no checkpoint can hold.
     """
     from .. import backend
+    from .generator import PhiloxGenerator
+    if isinstance(rng, PhiloxGenerator):
+        key = rng.next_key()
+        return key if backend.is_gpu_array(like) else backend.to_numpy(key).copy()
     if not backend.is_gpu_array(like):
         key = rng.integers(0, 2 ** 62, size=2, dtype=np.int64)
         return backend.to_numpy(key) if backend.is_gpu_array(key) else key
@@ -192,14 +204,6 @@ def _stored_key(rng):
     except TypeError:
         entry = _streams_strong.get(id(rng))
         return entry[1] if entry is not None and entry[0] is rng else None
-
-
-def forget_random_key(rng) -> None:
-    """Drop ``rng``'s device key (the next ``random_key`` draws a new one from ``rng``)."""
-    try:
-        _streams.pop(rng, None)
-    except TypeError:
-        _streams_strong.pop(id(rng), None)
 
 
 def family(like=None) -> str:

@@ -10,10 +10,10 @@ Launches per call: im2col_batch, col2im_batch, maxpool_forward, maxpool_backward
 batchnorm_forward (with its running statistics, batch counter and the ReLU after it),
 batchnorm_backward (γ's and β's gradients written straight into the optimizer's slots),
 adam_update and sgd_update (every parameter at once: optim/flat.py keeps them in one flat
-buffer), clip_segments (every layer), gaussian_noise: 1 each; sign_projection,
-sign/stoch/stochm_projection_segments (every layer): 2 (α per tensor, then the map; α stays
-on the device). Plus a copy where an input is not C-contiguous, or an argmax/statistic of
-another dtype.
+buffer), clip_segments (every layer), gaussian_noise, uniform_fill, normal_fill: 1 each;
+sign_projection, sign/stoch/stochm_projection_segments (every layer): 2 (α per tensor, then
+the map; α stays on the device). Plus a copy where an input is not C-contiguous, or an
+argmax/statistic of another dtype.
 
 Reading order for a student: a .cuh file (the arithmetic), its .cu file (which thread does
 which element), then the function of the same name here (shapes, grid and block).
@@ -407,3 +407,22 @@ def gaussian_noise(x, key, sigma_add, sigma_mul, add_first=False):
     _elementwise("gaussian_noise", _ctype(x.dtype), x.size, x, _contiguous(key, np.int64), y,
                  factor, x.size, sigma_add, sigma_mul, int(bool(add_first)), int(keep))
     return y, (factor if keep else None)
+
+
+def _fill(name, key, size, dtype, a, b):
+    import cupy
+    out = cupy.empty(int(size), dtype=dtype)
+    ty = np.dtype(out.dtype).type
+    _elementwise(name, _ctype(out.dtype), out.size, _contiguous(key, np.int64), out, out.size,
+                 ty(a), ty(b))
+    return out
+
+
+def uniform_fill(key, size, dtype, low, high):
+    """(size,) numbers U[low, high) keyed by key (the generator's random, uniform): one launch."""
+    return _fill("uniform_fill", key, size, dtype, low, high - low)
+
+
+def normal_fill(key, size, dtype, mean, scale):
+    """(size,) numbers N(mean, scale²) keyed by key (standard_normal, normal): one launch."""
+    return _fill("normal_fill", key, size, dtype, mean, scale)

@@ -28,14 +28,15 @@ from .host_conv import (col2im, col2im_batch, im2col, im2col_batch, maxpool_back
                         maxpool_forward, swap01)
 from .host_optim import (adam_update, adam_update_scalars, clip_segments, sgd_update,
                          sgd_update_scalars, sign_projection, sign_projection_segments)
-from .host_random import gaussian_noise, stoch_projection_segments, stochm_projection_segments
+from .host_random import (gaussian_noise, normal_fill, stoch_projection_segments,
+                          stochm_projection_segments, uniform_fill)
 
 NAMES = ("im2col_batch", "col2im_batch", "im2col", "col2im", "swap01", "maxpool_forward",
          "maxpool_backward", "batchnorm_forward", "batchnorm_backward", "adam_update",
          "sgd_update", "sign_projection", "sign_projection_segments", "clip_segments",
          "batchnorm_forward_fused", "batchnorm_backward_fused", "stoch_projection_segments",
          "stochm_projection_segments", "gaussian_noise", "adam_update_scalars",
-         "sgd_update_scalars")
+         "sgd_update_scalars", "uniform_fill", "normal_fill")
 """Every kernel of the host build; :func:`get` hands them out by name."""
 
 __all__ = ["NAMES", "get", "FLAGS", "HostBuildError", "available", "build", "compiler",

@@ -1,5 +1,5 @@
-"""Host twins of stochastic.cu: the Stoch and StochM projections of a flat buffer and Walking
-Noise's Gaussian noise, with random numbers from Philox keyed by key = (seed, stream) (the
+"""Host twins of stochastic.cu: the Stoch and StochM projections of a flat buffer, Walking
+Noise's Gaussian noise and the plain draws of the device generator (uniform_fill, normal_fill), with random numbers from Philox keyed by key = (seed, stream) (the
 very generator of the GPU: ``cuda/random.cuh``).
 """
 from __future__ import annotations
@@ -9,7 +9,8 @@ import numpy as np
 from .host_build import call, contiguous
 from .host_optim import segment_scales
 
-__all__ = ["stoch_projection_segments", "stochm_projection_segments", "gaussian_noise"]
+__all__ = ["stoch_projection_segments", "stochm_projection_segments", "gaussian_noise",
+           "uniform_fill", "normal_fill"]
 
 
 def _key(key):
@@ -51,3 +52,19 @@ def gaussian_noise(x, key, sigma_add, sigma_mul, add_first=False):
     call("gaussian_noise", x.dtype, x, _key(key), y, factor, x.size, ty(sigma_add),
           ty(sigma_mul), int(bool(add_first)), int(keep))
     return y, (factor if keep else None)
+
+
+def uniform_fill(key, size, dtype, low, high):
+    """(size,) numbers U[low, high) keyed by key (``reference.uniform_fill``)."""
+    out = np.empty(int(size), dtype=dtype)
+    ty = out.dtype.type
+    call("uniform_fill", out.dtype, _key(key), out, out.size, ty(low), ty(high - low))
+    return out
+
+
+def normal_fill(key, size, dtype, mean, scale):
+    """(size,) numbers N(mean, scale²) keyed by key (``reference.normal_fill``)."""
+    out = np.empty(int(size), dtype=dtype)
+    ty = out.dtype.type
+    call("normal_fill", out.dtype, _key(key), out, out.size, ty(mean), ty(scale))
+    return out

@@ -33,8 +33,9 @@ from __future__ import annotations
 from .. import backend
 from .geometry import out_hw, out_size  # window arithmetic: geometry.py (no arrays there)
 # Philox and the stochastic kernels live in reference_random.py; named here with the others
-from .reference_random import (gaussian_noise, philox_normal_pair, philox_uniform, philox_words,
-                               stoch_projection_segments, stochm_projection_segments)
+from .reference_random import (gaussian_noise, normal_fill, philox_normal_pair, philox_uniform,
+                               philox_words, stoch_projection_segments,
+                               stochm_projection_segments, uniform_fill)
 
 
 def cols_nbytes(x_shape, kh: int, kw: int, stride=(1, 1), pad=(0, 0), itemsize: int = 4) -> int:

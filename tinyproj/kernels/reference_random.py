@@ -1,6 +1,7 @@
 """Reference random kernels: counter-based random numbers (Philox-4x32-10) and the kernels
-that use them — Table 1's Stoch and StochM over a flat buffer, and Walking Noise's gaussian
-noise. Like the rest of ``reference.py`` (which re-exports them) they are the readable oracle:
+that use them — Table 1's Stoch and StochM over a flat buffer, Walking Noise's gaussian
+noise, and the plain uniform and normal draws of the run's generator on a device
+(``kernels/generator.py``). Like the rest of ``reference.py`` (which re-exports them) they are the readable oracle:
 the GPU's kernels/cuda/random.cuh and stochastic.cuh must give the same uniforms bit for bit
 (tests/test_kernels_stochastic.py). They draw on the host with NumPy and hand the result back
 on the device of their input; on NumPy arrays ``kernels.get`` uses them as they are.
@@ -111,3 +112,29 @@ def gaussian_noise(x, key, sigma_add, sigma_mul, add_first=False):
     if y is host:
         y = host.copy()
     return _to_like(y, x), (None if factor is None else _to_like(factor, x))
+
+
+def _fill_dtype(dtype):
+    import numpy as np
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"random draws: float32 or float64 only, got {dtype}")
+    return dtype
+
+
+def uniform_fill(key, size, dtype, low, high):
+    """(size,) numbers U[low, high) of ``dtype`` keyed by key: low + (high − low)·u₁ with u₁ the
+    first uniform of each element, the arithmetic in ``dtype`` (as the GPU's uniform_fill)."""
+    dtype = _fill_dtype(dtype)
+    dt = dtype.type
+    u = philox_uniform(philox_words(key, int(size)), 0, dtype)
+    return _to_like(dt(low) + dt(high - low) * u, key)
+
+
+def normal_fill(key, size, dtype, mean, scale):
+    """(size,) numbers N(mean, scale²) of ``dtype`` keyed by key: mean + scale·z₁, z₁ the first
+    normal of each element's Box–Muller pair (as the GPU's normal_fill)."""
+    dtype = _fill_dtype(dtype)
+    dt = dtype.type
+    z1, _ = philox_normal_pair(philox_words(key, int(size)), dtype)
+    return _to_like(dt(mean) + dt(scale) * z1, key)

@@ -50,7 +50,8 @@ class DevicePower:
 
 def sample(projection: Projection, rng, like):
     """``projection.sample(rng)``, except Power with a random β on a device generator: then a
-    :class:`DevicePower` whose β was drawn there (one launch, and one cast) and stays there."""
+    :class:`DevicePower` whose β was drawn there (two launches: the generator moves its stream
+    and fills; then one cast) and stays there."""
     beta = projection.params.get("beta") if projection.name == "power" else None
     if not isinstance(beta, Uniform) or not backend.is_gpu_array(like):
         return projection.sample(rng)

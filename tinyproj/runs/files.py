@@ -109,21 +109,31 @@ def append_jsonl(path, row: dict) -> None:
 
 
 def rng_state(rng) -> dict:
-    """The state of a NumPy generator as JSON-able data (for exact resume).
+    """The state of the run's generator as JSON-able data (for exact resume).
 
-    CuPy's generators keep their state on the GPU with no public way to save it:
-    for them this returns ``{"kind": "unsupported"}`` and a resumed run draws
-    different random numbers from there on (training says so when it resumes).
+    NumPy's: its bit generator's state. A device run's ``PhiloxGenerator``: its
+    (seed, stream) pair (one copy from the device). Any other generator (CuPy's own, whose
+    state lives on the GPU with no public way to save it) gives ``{"kind": "unsupported"}``,
+    and a resumed run draws different numbers from there on (training says so).
     """
+    from ..kernels.generator import PhiloxGenerator
     if isinstance(rng, np.random.Generator):
         return {"kind": "numpy", "state": rng.bit_generator.state}
+    if isinstance(rng, PhiloxGenerator):
+        return {"kind": "philox", "state": rng.state}
     return {"kind": "unsupported"}
 
 
 def set_rng_state(rng, state: dict) -> bool:
-    """Restore a state saved by :func:`rng_state`; False if this generator cannot be restored."""
-    if state.get("kind") == "numpy" and isinstance(rng, np.random.Generator):
+    """Restore a state saved by :func:`rng_state`; False if this generator cannot take it (a
+    state of another kind: a checkpoint of another backend, or one that saved none)."""
+    from ..kernels.generator import PhiloxGenerator
+    kind = state.get("kind")
+    if kind == "numpy" and isinstance(rng, np.random.Generator):
         rng.bit_generator.state = state["state"]
+        return True
+    if kind == "philox" and isinstance(rng, PhiloxGenerator):
+        rng.state = state["state"]
         return True
     return False
 

@@ -205,8 +205,10 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
         optim_state, meta = check_checkpoint(ckpt_path, cfg, model)
         optimizer.load_state_dict(optim_state)
         if not set_rng_state(rng, meta["rng"]):
-            log("warning: this backend's generator cannot be restored; random draws after "
-                "the resume differ from an uninterrupted run")
+            log(f"warning: the checkpoint holds no generator state this backend can take "
+                f"(saved: {meta['rng'].get('kind')!r}; a checkpoint of another backend, or of a "
+                f"version before the device generator); random draws after the resume differ "
+                f"from an uninterrupted run")
         pos.update(meta["pos"])
         # evaluations logged after the checkpoint was written are redone, and so is the
         # evaluation a stop cut short (it logged nothing; a row at its step is not its own)

@@ -13,8 +13,11 @@ While capturing, every operation of the stand-in that runs a kernel logs a closu
 very arrays it read and wrote and the Python values it was given (``counters.record``);
 ``launch`` reruns the closures in order and writes each result into the array the capture
 made for it — the graph's memory. A Python ``if`` on a host number, a learning rate passed as
-an argument, a slice position computed on the host: all frozen, as on a GPU. A random draw
-draws anew (its generator's state lives "on the device", as CuPy's does). And, as in a CUDA
+an argument, a slice position computed on the host: all frozen, as on a GPU. A draw of the run's
+generator (kernels/generator.py) is two recorded kernels, the move of its (seed, stream) key in
+device memory and the fill that reads it, so a replay draws the next stream's numbers; a draw
+of ``standin.random``'s own generator draws anew (its state lives "on the device", as CuPy's
+generator's does). And, as in a CUDA
 capture, a sync or a copy inside is refused (``capture_check``), naming the operation.
 
 Unlike CUDA, the capture also runs the step (the stand-in cannot record without computing),

@@ -10,7 +10,8 @@
                       once over a flat buffer with an offsets table
     random.cuh        Philox-4x32-10 counter-based random numbers: uniforms, normal pairs
     stochastic.cuh/.cu stoch_segments, stochm_segments (Table 1, every layer at once) and
-                      gaussian_noise (Walking Noise), keyed by (seed, stream) in device memory
+                      gaussian_noise (Walking Noise), keyed by (seed, stream) in device memory;
+                      uniform_fill, normal_fill (the plain draws of kernels/generator.py)
     host_loops.cpp    the same functions in plain loops, exported as tp_<name>_f32 / _f64
 
 kernels/gpu.py compiles the .cu files with CuPy (``cupy.RawModule``); kernels/host.py compiles
@@ -49,6 +50,8 @@ KERNELS = {
     "stoch_segments": ("stochastic.cu", "ppipppi"),
     "stochm_segments": ("stochastic.cu", "ppipppi" + "tt"),
     "gaussian_noise": ("stochastic.cu", "pppp" + "i" + "tt" + "ii"),
+    "uniform_fill": ("stochastic.cu", "ppi" + "tt"),
+    "normal_fill": ("stochastic.cu", "ppi" + "tt"),
 }
 BLOCK = 256                              # TP_BLOCK in common.cuh: threads of a reduction block
 

@@ -211,6 +211,18 @@ void gaussian_noise_loop(const T* x, const tp_int* key, T* y, T* factor, tp_int 
     }
 }
 
+template <typename T>
+void uniform_fill_loop(const tp_int* key, T* out, tp_int size, T lo, T width) {
+    for (tp_int e = 0; e < size; ++e)
+        out[e] = uniform_element(tp_random_words(key, e), lo, width);
+}
+
+template <typename T>
+void normal_fill_loop(const tp_int* key, T* out, tp_int size, T mean, T scale) {
+    for (tp_int e = 0; e < size; ++e)
+        out[e] = normal_element(tp_random_words(key, e), mean, scale);
+}
+
 }  // namespace
 
 // C names for ctypes: tp_<kernel>_f32 and tp_<kernel>_f64. The argument lists are those of
@@ -278,7 +290,11 @@ extern "C" void tp_stochm_segments_##SUF(const T* w, const tp_int* offsets, tp_i
 extern "C" void tp_gaussian_noise_##SUF(const T* x, const tp_int* key, T* y, T* factor,       \
         tp_int size, T sigma_add, T sigma_mul, tp_int add_first, tp_int keep_factor) {       \
     gaussian_noise_loop(x, key, y, factor, size, sigma_add, sigma_mul, add_first,             \
-                        keep_factor); }
+                        keep_factor); }                                                       \
+extern "C" void tp_uniform_fill_##SUF(const tp_int* key, T* out, tp_int size, T lo, T width) { \
+    uniform_fill_loop(key, out, size, lo, width); }                                           \
+extern "C" void tp_normal_fill_##SUF(const tp_int* key, T* out, tp_int size, T mean, T scale) {  \
+    normal_fill_loop(key, out, size, mean, scale); }
 
 TP_EXPORT_ALL(float, f32)
 TP_EXPORT_ALL(double, f64)

@@ -8,6 +8,8 @@
 // Noise (walking_noise/noise.py), z₁, z₂ ~ N(0, 1) independent, f = 1 + σ_mul·z₁:
 //   mul-add: y = x·f + σ_add·z₂        add-mul: y = (x + σ_add·z₂)·f
 // (σ = 0 leaves that part out exactly: f = 1, no addition).
+// Plain draws (kernels/generator.py, the run's generator on a device), u₁ and z₁ of element e:
+//   uniform: lo + width·u₁             normal: mean + scale·z₁
 #ifndef TINYPROJ_STOCHASTIC_CUH
 #define TINYPROJ_STOCHASTIC_CUH
 #include "common.cuh"
@@ -48,6 +50,20 @@ TP_HD T noise_element(T x, const tp_words& r, T sigma_add, T sigma_mul, tp_int a
     if (!add_first && sigma_add != T(0)) y = y + sigma_add * z2;
     *factor = f;
     return y;
+}
+
+// One number of a plain draw: U[lo, lo + width) or N(mean, scale²) (z₂ is not used, so that
+// element e of a draw depends on e and the key alone, whatever the size of the draw).
+template <typename T>
+TP_HD T uniform_element(const tp_words& r, T lo, T width) {
+    return lo + width * tp_uniform<T>(r, 0);
+}
+
+template <typename T>
+TP_HD T normal_element(const tp_words& r, T mean, T scale) {
+    T z1, z2;
+    tp_normal_pair(r, &z1, &z2);
+    return mean + scale * z1;
 }
 
 #endif  // TINYPROJ_STOCHASTIC_CUH
