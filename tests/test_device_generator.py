@@ -11,10 +11,15 @@
 * ``kernels.random_key`` hands out its key, so the stochastic projections are part of that
   state;
 * on the stand-in a draw is two launches, no sync and no copy (so a CUDA graph can hold it),
-  and a replayed recording draws the numbers of the following streams.
+  and a replayed recording draws the numbers of the following streams, in a bare recording
+  and through ``graphs.capture_step``;
+* a device run's checkpoint holds the generator's state, and a checkpoint without one (CuPy's
+  runs before this generator) resumes with one warning.
 
 Everything runs on the stand-in (the device path) and, where it says so, on NumPy arrays
-(``device="cpu"``: the same generator with its key on the host).
+(``device="cpu"``: the same generator with its key on the host). The ``gpu`` tests at the end
+(``pytest -m gpu``, benchmarks/gpu_check.sh) check the same on CuPy: the reference numbers, a
+real CUDA graph's replays, and a stopped Tr-Stoch-C run resuming to the same weights.
 """
 import json
 import math
@@ -344,3 +349,21 @@ def test_a_device_run_saves_its_generator_and_an_older_checkpoint_resumes_with_a
     train(cfg, resume=True, progress=False, log=said.append)
     warned = [line for line in said if line.startswith("warning:")]
     assert len(warned) == 1 and "'unsupported'" in warned[0] and "differ" in warned[0]
+
+
+@pytest.mark.gpu
+def test_on_the_gpu_a_stopped_stochastic_run_resumes_to_the_same_weights(on_cupy, tmp_path):
+    """Tr-Stoch-C (the projection draws at every step) for 2 epochs of 3 steps, stopped
+    after step 4 and resumed: the weights of an uninterrupted run, bit for bit."""
+    from _helpers import tiny_config
+    from tinyproj.runs.training import TrainingInterrupted, train
+    settings = dict(preset="tr-stoch-c", epochs=2, train_subset=60, val_size=0,
+                    test_subset=20, test_projections=["none"], bn_reestimate=False)
+    quiet = dict(progress=False, log=lambda *a: None)
+    straight, _ = train(tiny_config(tmp_path, "straight", **settings), **quiet)
+    cfg = tiny_config(tmp_path, "stopped", **settings)
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, stop_at_step=4, **quiet)
+    resumed, _ = train(cfg, resume=True, **quiet)
+    for k, v in straight.state_dict().items():
+        np.testing.assert_array_equal(host(v), host(resumed.state_dict()[k]), err_msg=k)
