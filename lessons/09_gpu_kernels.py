@@ -332,8 +332,10 @@ for kernel, reads_memory in ((sgd_kernel, False), (sgd_kernel_reading_lr, True))
 #   `t += 1`, `β^t`, `1 − β^t` on the device (the 3 extra launches above); a schedule's new lr
 #   is written by one fill launch *before* the replay, outside the captured region;
 # * **Power's β** — drawn on the device and never read back (`projections/power_device.py`);
-# * **the random key** of Stoch and StochM — its Philox stream counter moves on the device
-#   (`kernels.random_key`), so each replay draws new numbers;
+# * **the run's generator** — a counter-based one (Philox, `kernels/generator.py`) whose whole
+#   state is a (seed, stream) pair in device memory: each draw moves the stream on with one
+#   launch and fills its output from it, and Stoch, StochM and the noise take their key from
+#   it (`kernels.random_key`), so each replay draws new numbers (shown below);
 # * **the clip bounds** — a device table rewritten in place when a schedule changes them;
 # * **the minibatch's position** — a device offset into the epoch's permutation, advanced by
 #   the step (`runs/device_batches.py`).
@@ -351,6 +353,24 @@ for _ in range(2):
                           backend.make_rng(0), sync=False)
 scalars = opt.groups[0].step_scalars
 print("device t =", scalars.t.item(), "| [lr, 1 - b1^t, 1 - b2^t] =", scalars.values.get())
+
+# %% [markdown]
+# The generator's state is two numbers, and that buys a second thing besides replays: a
+# checkpoint can save it. CuPy's own generator keeps a curand state per thread on the GPU
+# with no way to read it back, so a GPU run resumed after a cluster's time limit would draw
+# other numbers from there on; this one is saved as `{"seed", "stream"}` and written back, and
+# the next draws are the ones the uninterrupted run drew. A draw, counted:
+
+# %%
+gen = backend.make_rng(0)                           # on a device: kernels.generator.PhiloxGenerator
+with standin.counting() as c:
+    first = gen.random(4)
+print(type(gen).__name__, "| one draw:", c.launches, "launches,", c.syncs, "syncs,", c.copies,
+      "copies | state:", gen.state)
+saved = gen.state                                    # what the checkpoint stores (one copy)
+later = gen.standard_normal(3).get()
+gen.state = saved                                    # what --resume writes back
+print("the draw after the saved state, again:", np.array_equal(gen.standard_normal(3).get(), later))
 
 # %% [markdown]
 # The stand-in has a graph of its own that works like the toy recorder, on every array
