@@ -51,11 +51,17 @@ def test_best_validation_epoch_takes_the_later_epoch_on_a_tie(tmp_path, monkeypa
     assert rows[-1]["test_error_at_best_val"] == rows[best - 1]["test_error"]
 
 
-@pytest.mark.parametrize("stop_at", [3, 6, 8])   # mid-epoch, at an epoch boundary, 2nd epoch
-def test_resume_continues_to_the_same_weights_bitwise(tmp_path, stop_at):
-    cfg = tiny_config(tmp_path, "straight", preset="tr-stoch-c")   # stochastic: uses the rng
-    model_a, rows_a = train(cfg, progress=False, log=lambda *a: None)
+@pytest.fixture(scope="module")
+def straight_stoch_run(tmp_path_factory):
+    """The uninterrupted Tr-Stoch-C run (stochastic: it draws from the run's generator at
+    every step), trained once for the resume tests below."""
+    cfg = tiny_config(tmp_path_factory.mktemp("straight"), "straight", preset="tr-stoch-c")
+    return train(cfg, progress=False, log=lambda *a: None)
 
+
+@pytest.mark.parametrize("stop_at", [3, 6, 8])   # mid-epoch, at an epoch boundary, 2nd epoch
+def test_resume_continues_to_the_same_weights_bitwise(tmp_path, straight_stoch_run, stop_at):
+    model_a, rows_a = straight_stoch_run
     cfg_b = tiny_config(tmp_path, "interrupted", preset="tr-stoch-c")
     with pytest.raises(TrainingInterrupted, match="--resume"):
         train(cfg_b, progress=False, stop_at_step=stop_at, log=lambda *a: None)
