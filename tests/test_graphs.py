@@ -366,15 +366,18 @@ def test_an_optimizer_that_steps_parameter_by_parameter_is_not_replayed(on_stand
     assert graph.kind == "eager" and len(said) == 1 and "parameter by parameter" in said[0]
 
 
+@pytest.mark.parametrize("projection", ["sign", "stoch", "power:beta=U(0,2)"])
 def test_a_run_stopped_after_replays_resumes_to_the_weights_of_an_uninterrupted_one(
-        on_standin, tmp_path):
+        on_standin, tmp_path, projection):
     """The host's bookkeeping of replayed steps (Adam's t per parameter, the optimizer's step
     count) goes into the checkpoint; the resumed run puts t back on the device and its
-    minibatch offset at the saved position. One epoch of 7 full batches and a partial one,
-    stopped after step 5 (two warm-up steps, the capture, two replays)."""
+    minibatch offset at the saved position; the run's generator, whose draws the replays made
+    on the device (Stoch's key, Power's β), is saved as (seed, stream) and written back. One
+    epoch of 7 full batches and a partial one, stopped after step 5 (two warm-up steps, the
+    capture, two replays)."""
     def cfg(out):
         return _cfg("tr-sign-c", train_subset=150, test_projections=["none"],
-                    bn_reestimate=False, out=str(out))
+                    bn_reestimate=False, out=str(out), projection=projection)
 
     whole, _ = training.train(cfg(tmp_path / "whole"), progress=False, log=_quiet, graph="on")
     with pytest.raises(training.TrainingInterrupted):
