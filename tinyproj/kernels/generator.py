@@ -53,7 +53,7 @@ def _shape(size) -> tuple:
     return tuple(int(s) for s in size)
 
 
-def seed_words(seed) -> int:
+def key_seed(seed) -> int:
     """The 63-bit key seed of ``seed`` (an int ≥ 0, a sequence of them, or None: fresh entropy),
     through NumPy's SeedSequence, so that seeds 1 and 2 give unrelated keys."""
     words = np.random.SeedSequence(seed).generate_state(2, np.uint32)
@@ -78,7 +78,7 @@ class PhiloxGenerator:
             xp = backend.xp() if backend.on_device() else backend._import_cupy()
         # filled on the device from launch arguments, not copied up: no host→device transfer,
         # so a generator can be made inside a captured step (a CUDA graph refuses copies)
-        self._key = xp.full(2, seed_words(seed), dtype=np.int64)
+        self._key = xp.full(2, key_seed(seed), dtype=np.int64)
         self._key[1:] = 0
 
     # -- state -------------------------------------------------------------------------
