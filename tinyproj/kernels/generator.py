@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+import numpy as np  # host side: the seed's words, dtypes, the key of device="cpu"
 
 __all__ = ["PhiloxGenerator"]
 
