@@ -367,3 +367,17 @@ def test_on_the_gpu_a_stopped_stochastic_run_resumes_to_the_same_weights(on_cupy
     resumed, _ = train(cfg, resume=True, **quiet)
     for k, v in straight.state_dict().items():
         np.testing.assert_array_equal(host(v), host(resumed.state_dict()[k]), err_msg=k)
+
+
+@pytest.mark.parametrize("place,want", [("numpy", "NumPy's PCG64"),
+                                        ("standin", "Philox (seed, stream)")])
+def test_info_names_the_runs_generator(place, want, capsys):
+    from tinyproj.cli import main
+    previous = backend.name()
+    backend.use(place)
+    try:
+        assert main(["info"]) == 0
+    finally:
+        backend.use(previous)
+    line = next(li for li in capsys.readouterr().out.splitlines() if li.startswith("random"))
+    assert want in line and "saved in checkpoints" in line

@@ -25,6 +25,7 @@ def _cmd_info(args) -> int:
     cupy_ok = backend.cupy_available()
     print(f"gpu      {_gpu_line() if cupy_ok else 'none usable (no CuPy, or no GPU/driver)'}")
     print(f"backend  {backend.name()} (cupy usable: {cupy_ok})")
+    print(f"random   {_random_line(backend)}")
     import numpy as np
     if kernels.mode() == "reference":
         families = "the readable reference kernels for every array (kernels/reference.py)"
@@ -44,6 +45,14 @@ def _cmd_info(args) -> int:
     print(f"cache    {location.cache_dir()} (derived arrays such as the whitened CIFAR-10; "
           "$TINYPROJ_CACHE to change)")
     return 0
+
+
+def _random_line(backend) -> str:
+    """What the run's generator is on this backend, and that checkpoints save its state."""
+    saved = "state saved in checkpoints: a resume repeats the run's draws"
+    if backend.on_device():
+        return f"Philox (seed, stream) in device memory, kernels/generator.py ({saved})"
+    return f"NumPy's PCG64 ({saved})"
 
 
 def _thread_lines(threads: dict) -> list:
