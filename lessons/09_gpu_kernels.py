@@ -469,9 +469,15 @@ backend.use("numpy")
 # 2. How many **launches, syncs and copies** does the function below make when `xp` is the
 #    stand-in and `host` a NumPy array (section 3)? Work it out before you count it with
 #    `standin.counting()`; answer `(launches, syncs, copies)`.
+# 3. A device run's checkpoint says its generator's state is `state = {"seed": S, "stream": k}`.
+#    Write `my_next_draw(state, n)`: the `n` float64 uniforms the generator's **next**
+#    `random(n)` returns — without the generator, from `reference.uniform_fill(key, n,
+#    np.float64, 0.0, 1.0)` and the right `key` (section 5: what does a draw do first?). That
+#    a few lines can do it is the point of a counter-based generator: the numbers are a pure
+#    function of (seed, stream, element).
 
 # %%
-from exercises import check_09_1, check_09_2, snippet_09  # noqa: E402  (lessons/exercises.py)
+from exercises import check_09_1, check_09_2, check_09_3, snippet_09  # noqa: E402
 
 
 def my_sign(w):
@@ -484,3 +490,15 @@ check_09_1(my_sign)
 print(inspect.getsource(snippet_09))
 answer_2 = ...                  # (launches, syncs, copies)
 check_09_2(answer_2)
+
+# %%
+from tinyproj.kernels import reference  # noqa: E402
+
+
+def my_next_draw(state, n):
+    # the (seed, stream) the next draw reads, as np.array([..., ...], dtype=np.int64), then
+    # reference.uniform_fill(key, n, np.float64, 0.0, 1.0)
+    return ...
+
+
+check_09_3(my_next_draw)

@@ -17,7 +17,7 @@ import numpy as np
 __all__ = ["check_01_1", "check_01_2", "check_01_3", "check_02_1", "check_02_2", "check_03_1",
            "check_03_2", "check_04_1", "check_04_2", "check_05_1", "check_05_2", "check_06_1",
            "check_06_2", "check_07_1", "check_07_2", "check_08_1", "check_08_2", "check_09_1",
-           "check_09_2", "check_10_1", "check_10_2", "check_11_1", "check_11_2"]
+           "check_09_2", "check_09_3", "check_10_1", "check_10_2", "check_11_1", "check_11_2"]
 
 
 # ---------------------------------------------------------------------------
@@ -461,6 +461,36 @@ def check_09_2(answer):
         return "; ".join(f"{name}: {x} is {'too many' if x > w else 'too few'}"
                          for name, x, w in zip(COUNTS_09, a, want) if x != w)
     return _verdict("exercise 9.2", answer, check)
+
+
+STATES_09 = [{"seed": 12345, "stream": 0}, {"seed": 987654321, "stream": 41},
+             {"seed": 2 ** 62 + 7, "stream": 1000}]
+
+
+def check_09_3(my_next_draw):
+    """A function (state, n) -> the n float64 uniforms the device generator's next
+    ``random(n)`` returns when its state is ``state`` — computed without the generator."""
+    from tinyproj.kernels import reference
+    from tinyproj.kernels.generator import PhiloxGenerator
+
+    def check(fn):
+        for state in STATES_09:
+            gen = PhiloxGenerator(device="cpu")      # the device generator, its key on the host
+            gen.state = state
+            want = _array(gen.random(6))
+            got = _array(_called(fn, dict(state), 6))
+            if got.shape != want.shape:
+                return f"give n = 6 numbers; yours has shape {got.shape}"
+            if np.array_equal(got, want):
+                continue
+            key = np.array([state["seed"], state["stream"]], np.int64)
+            if np.array_equal(got, _array(reference.uniform_fill(key, 6, np.float64, 0, 1))):
+                return ("that is the draw at the saved stream itself; a draw first moves the "
+                        "stream on by one, then fills")
+            return (f"for state {state} yours differs from the generator's next draw "
+                    f"(first number {got[0]:.6f}, the generator's {want[0]:.6f})")
+        return None
+    return _verdict("exercise 9.3", my_next_draw, check)
 
 
 # ---------------------------------------------------------------------------

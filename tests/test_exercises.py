@@ -62,6 +62,19 @@ def sign_right(w):
 def sign_np_sign(w):
     return np.abs(w).max() * np.sign(w)             # sign(0) = 0: a zero weight stays 0
 
+
+def next_draw_right(state, n):
+    from tinyproj.kernels import reference
+    key = np.array([state["seed"], state["stream"] + 1], np.int64)   # a draw moves on first
+    return reference.uniform_fill(key, n, np.float64, 0.0, 1.0)
+
+
+def next_draw_same_stream(state, n):
+    from tinyproj.kernels import reference
+    key = np.array([state["seed"], state["stream"]], np.int64)
+    return reference.uniform_fill(key, n, np.float64, 0.0, 1.0)
+
+
 # checker: (right answer, wrong answer)
 CASES = {
     "check_01_1": (np.array([6.0, -12.0, 3.0]), np.array([2.0, -4.0, 1.0])),
@@ -87,6 +100,7 @@ CASES = {
     # asarray: a copy; mean, subtract, std, divide, max: launches; reshape and [0]: views;
     # .item(): a sync
     "check_09_2": ((5, 1, 1), (7, 1, 1)),
+    "check_09_3": (next_draw_right, next_draw_same_stream),
     "check_10_1": (0.8, 1.0),                        # m2 = 0.072, m4 = 0.00648: b = 1 / 1.25
     "check_10_2": (0.70434 / 0.14583, 0.70434 / 0.06249),
     "check_11_1": (12, 10),                          # ceil(512 / 0.12 · 1.2 / 450) = ceil(11.4)
@@ -94,7 +108,7 @@ CASES = {
 }
 UNANSWERED = {"check_01_2": CubeUnanswered, "check_02_1": lambda *args: ...,
               "check_03_1": lambda w: ..., "check_05_1": lambda v, c: ...,
-              "check_09_1": lambda w: ...}
+              "check_09_1": lambda w: ..., "check_09_3": lambda state, n: ...}
 
 # checker: (a typical wrong answer, what its hint must say)
 HINTS = {
@@ -102,6 +116,7 @@ HINTS = {
     "check_08_2": (8 * 64 * 9 * 16 * 16, "a float32 takes 4 bytes"),
     "check_09_1": (sign_np_sign, "sign(0) = +1"),
     "check_09_2": ((7, 1, 1), "views"),
+    "check_09_3": (next_draw_same_stream, "moves the stream on by one"),
     "check_10_1": (1 / (1.25 - 3), "excess kurtosis"),
     "check_10_2": (0.70434 / 0.06249, "growth from the start"),
     "check_11_1": (10, "no margin"),
