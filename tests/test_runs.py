@@ -256,6 +256,46 @@ def test_noisy_training_gets_checkpoints_and_resume_from_the_one_loop(tmp_path):
                     out=tmp_path / "noisy")
 
 
+def test_noisy_training_stopped_by_ctrl_c_resumes_to_the_straight_runs_weights_and_rows(
+        tmp_path, monkeypatch):
+    """Noisy training draws its noise from the run's generator at every step (on a device,
+    Philox keyed by it: kernels.random_key). Ctrl-C during the 3rd step (the end of epoch 1
+    of 2; on the stand-in the step its CUDA graph captures) stops it before that epoch's
+    evaluation; the resume runs the evaluation, then epoch 2, to the weights and rows of the
+    uninterrupted run."""
+    from tinyproj import algorithm1
+    from tinyproj.data.sources import ArraySource
+    from tinyproj.data.synthetic import synthetic_classification
+    from tinyproj.walking_noise import train_noisy
+    x, y = synthetic_classification(80, shape=(1, 8, 8), seed=3)
+    src = ArraySource(x[:60], y[:60]), ArraySource(x[60:], y[60:])
+    settings = dict(epochs=2, batch_size=20, clamp=0.5)
+    straight, rows_a = train_noisy("mlp_tfc", src, "additive:sigma=0.3", out=tmp_path / "a",
+                                   **settings)
+    real, calls = algorithm1.train_step, []
+
+    def ctrl_c_in_the_third_step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(algorithm1, "train_step", ctrl_c_in_the_third_step)
+    with pytest.raises(TrainingInterrupted, match="step 3"):
+        train_noisy("mlp_tfc", src, "additive:sigma=0.3", out=tmp_path / "b", **settings)
+    monkeypatch.setattr(algorithm1, "train_step", real)
+    resumed, rows_b = train_noisy("mlp_tfc", src, "additive:sigma=0.3", out=tmp_path / "b",
+                                  resume=True, **settings)
+
+    def timeless(rows):
+        return [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in rows]
+    assert [r["epoch"] for r in rows_b] == [0, 1, 2]
+    assert timeless(rows_b) == timeless(rows_a)
+    for (name, a), (_, b) in zip(straight.named_parameters(), resumed.named_parameters()):
+        np.testing.assert_array_equal(backend.to_numpy(a.data), backend.to_numpy(b.data),
+                                      err_msg=name)
+
+
 def test_validate_accepts_the_presets():
     from tinyproj.runs.config import PRESETS
     for name in PRESETS:
