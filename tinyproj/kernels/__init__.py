@@ -151,8 +151,8 @@ def _get_step(name: str, like):
     return kernel if kernel is not None else getattr(reference_device, name)
 
 
-_streams = weakref.WeakKeyDictionary()   # device generator → its Philox key on the device
-_streams_strong = {}                      # id → (generator, key) for generators without weakrefs
+_seeded = weakref.WeakKeyDictionary()    # another generator → the PhiloxGenerator it seeded
+_seeded_strong = {}                       # id → (generator, PhiloxGenerator) without weakrefs
 
 
 def random_key(rng, like):
@@ -161,49 +161,44 @@ def random_key(rng, like):
     On the host (a NumPy generator) a fresh key is drawn from ``rng`` at each call, so a CPU
     run's draws follow its generator, whose state the checkpoint saves.
 
-    On a device the key lives in device memory, one per generator: the first call draws
-    (seed, stream) from ``rng`` (the run's generator, rule 5 of docs/design.md); every later
-    call advances the stream by one **on the device** (``key[1] += 1``, one launch) and
-    returns the same array. No host sync, no copy — and because the Philox counter moves in device
-    memory, a CUDA graph that replays the step (tinyproj/graphs.py) draws new numbers at
-    every replay instead of the numbers of the captured step. The kernels read the key when
-    they run, in stream order, so each consumer sees its own stream value.
-
-    The run's generator on a device is a :class:`generator.PhiloxGenerator`: its own
-    (seed, stream) array is the key, moved on by one at each call (and at each of its other
-    draws), so the key is part of the generator's saved state and a resumed run draws what
-    the uninterrupted one drew. The per-generator keys below serve other device generators
-    (CuPy's, passed in by a user), whose state no checkpoint can hold.
+    On a device the key is the (seed, stream) array of a :class:`generator.PhiloxGenerator`:
+    each call moves its stream on by one **on the device** (one launch) and returns the same
+    array. No host sync, no copy — and because the counter moves in device memory, a CUDA
+    graph that replays the step (tinyproj/graphs.py) draws new numbers at every replay
+    instead of the numbers of the captured step. The kernels read the key when they run, in
+    stream order, so each consumer sees its own stream value. The run's generator on a device
+    *is* a PhiloxGenerator (``backend.make_rng``), so the key is part of the state its
+    checkpoint saves; any other generator (CuPy's, passed in by a user) seeds one of its own
+    on first use (one read of the drawn seed), whose state no checkpoint holds.
     """
     from .. import backend
     from .generator import PhiloxGenerator
-    if isinstance(rng, PhiloxGenerator):
-        key = rng.next_key()
-        return key if backend.is_gpu_array(like) else backend.to_numpy(key).copy()
-    if not backend.is_gpu_array(like):
-        key = rng.integers(0, 2 ** 62, size=2, dtype=np.int64)
-        return backend.to_numpy(key) if backend.is_gpu_array(key) else key
-    key = _stored_key(rng)
-    if key is None:
-        key = rng.integers(0, 2 ** 62, size=2, dtype=np.int64)
-        if not backend.is_gpu_array(key):        # a host generator for device arrays: once
-            key = backend.to_device(key, "gpu")
-        try:
-            _streams[rng] = key
-        except TypeError:                        # not weakly referenceable: kept for good
-            _streams_strong[id(rng)] = (rng, key)
-        return key                               # the first key: as drawn
-    stream = key[1:]                             # a view: `key[1:] += 1` would add a copy
-    stream += 1                                 # the next stream, advanced on the device
-    return key
+    if not isinstance(rng, PhiloxGenerator):
+        if not backend.is_gpu_array(like):
+            key = rng.integers(0, 2 ** 62, size=2, dtype=np.int64)
+            return backend.to_numpy(key) if backend.is_gpu_array(key) else key
+        rng = _philox_seeded_by(rng)
+    key = rng.next_key()
+    return key if backend.is_gpu_array(like) else backend.to_numpy(key).copy()
 
 
-def _stored_key(rng):
+def _philox_seeded_by(rng):
+    """The PhiloxGenerator a non-Philox generator seeded (made on its first use here)."""
+    from .generator import PhiloxGenerator
     try:
-        return _streams.get(rng)
-    except TypeError:
-        entry = _streams_strong.get(id(rng))
-        return entry[1] if entry is not None and entry[0] is rng else None
+        philox = _seeded.get(rng)
+    except TypeError:                                # not weakly referenceable: kept for good
+        entry = _seeded_strong.get(id(rng))
+        philox = entry[1] if entry is not None and entry[0] is rng else None
+    if philox is None:
+        from .. import backend
+        seed = int(backend.to_numpy(rng.integers(0, 2 ** 62, size=1, dtype=np.int64))[0])
+        philox = PhiloxGenerator(seed)
+        try:
+            _seeded[rng] = philox
+        except TypeError:
+            _seeded_strong[id(rng)] = (rng, philox)
+    return philox
 
 
 def family(like=None) -> str:

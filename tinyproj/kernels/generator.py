@@ -18,7 +18,7 @@ counter (e, stream) and key seed — the very function the stochastic kernels us
 
     draw k (k = 1, 2, ...):  stream ← stream + 1
                              element e = philox(counter = (e, stream), key = seed)
-        random / uniform:    low + (high − low)·u₁          u₁ ∈ [0, 1), the first uniform of e
+        random / uniform:    low + (high − low)·u₁     u₁ ∈ [0, 1), the first uniform of e
         standard_normal:     mean + scale·z₁                z₁ of e's Box–Muller pair
 
 So saving the state is reading two numbers (``state``, one copy to the host at a
@@ -28,9 +28,10 @@ the same key (``kernels.random_key`` moves it on and hands it over), so they are
 saved state too.
 
 The methods are the part of NumPy's and CuPy's ``Generator`` interface the library uses:
-``random``, ``uniform``, ``standard_normal``, ``normal``, ``integers`` and ``permutation``;
-results are device arrays of the backend in use (CuPy, or the stand-in). ``backend.make_rng``
-returns one on a device; on NumPy runs keep NumPy's PCG64, whose state NumPy saves itself.
+``random``, ``uniform``, ``standard_normal``, ``normal`` and ``integers`` (a shuffle is
+``backend.permutation``: the argsort of uniforms); results are device arrays of the backend
+in use (CuPy, or the stand-in). ``backend.make_rng`` returns one on a device; on NumPy runs
+keep NumPy's PCG64, whose state NumPy saves itself.
 
 Shapes: ``size`` None gives a 0-d array, an int n a (n,) array, a tuple that shape.
 """
@@ -115,7 +116,7 @@ class PhiloxGenerator:
     def _fill(self, kernel: str, size, dtype, a, b):
         from . import get
         dtype = np.dtype(dtype)
-        if dtype not in _FLOATS:
+        if dtype not in _FLOATS:                 # checked before the stream moves on
             raise TypeError(f"PhiloxGenerator draws float32 or float64 numbers, not {dtype}")
         shape = _shape(size)
         key = self.next_key()
@@ -154,10 +155,6 @@ class PhiloxGenerator:
         xp = backend.xp_of(u)
         k = xp.minimum(xp.floor(u * span), span - 1)      # u·span may round up to span
         return (k + low).astype(dtype)
-
-    def permutation(self, n):
-        """A random order of range(n): the argsort of n uniforms (a device array)."""
-        return self.random(int(n)).argsort()
 
     def __repr__(self):
         return "PhiloxGenerator(key on the device: seed, stream)"
