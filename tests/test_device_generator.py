@@ -381,3 +381,47 @@ def test_info_names_the_runs_generator(place, want, capsys):
         backend.use(previous)
     line = next(li for li in capsys.readouterr().out.splitlines() if li.startswith("random"))
     assert want in line and "saved in checkpoints" in line
+
+
+def test_another_device_generator_seeds_one_philox_key_of_its_own(on_standin):
+    """A generator that is not the library's (here the stand-in's ``random``, as CuPy's would
+    be) gets one PhiloxGenerator, seeded once from it: later keys move the same stream on."""
+    foreign = standin.random.default_rng(3)
+    like = standin.asarray(np.zeros(2, np.float32))
+    first = host(kernels.random_key(foreign, like)).copy()
+    with standin.counting() as c:
+        key = kernels.random_key(foreign, like)
+    assert (c.launches, c.syncs, c.copies) == (1, 0, 0)
+    second = host(key)
+    assert second[0] == first[0] and second[1] == first[1] + 1
+    other = host(kernels.random_key(standin.random.default_rng(4), like))
+    assert other[0] != first[0]
+
+
+@pytest.mark.parametrize("place", ["numpy", "standin"])
+@pytest.mark.parametrize("broken", [{"kind": "KIND", "state": {"seed": "x"}}, {"kind": "KIND"},
+                                    "not a record"])
+def test_a_broken_generator_state_refuses_the_resume_by_name_and_keeps_the_checkpoint(
+        place, broken, tmp_path):
+    from _helpers import tiny_config
+    from tinyproj.errors import UserError
+    from tinyproj.runs.training import TrainingInterrupted, train
+    previous = backend.name()
+    backend.use(place)
+    try:
+        cfg = tiny_config(tmp_path, "run", preset="tr-stoch-c", epochs=1, train_subset=60,
+                          val_size=0, test_subset=20, test_projections=["none"],
+                          bn_reestimate=False)
+        with pytest.raises(TrainingInterrupted):
+            train(cfg, stop_at_step=1, progress=False, log=lambda *a: None)
+        ckpt = tmp_path / "run" / "checkpoint.npz"
+        kind = _checkpoint_rng(ckpt)["kind"]
+        if isinstance(broken, dict):
+            broken = dict(broken, kind=kind)
+        _checkpoint_rng(ckpt, broken)
+        before = ckpt.read_bytes()
+        with pytest.raises(UserError, match="checkpoint .* is corrupt .*generator state"):
+            train(cfg, resume=True, progress=False, log=lambda *a: None)
+        assert ckpt.read_bytes() == before
+    finally:
+        backend.use(previous)

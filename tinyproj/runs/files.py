@@ -126,15 +126,21 @@ def rng_state(rng) -> dict:
 
 def set_rng_state(rng, state: dict) -> bool:
     """Restore a state saved by :func:`rng_state`; False if this generator cannot take it (a
-    state of another kind: a checkpoint of another backend, or one that saved none)."""
+    state of another kind: a checkpoint of another backend, or one that saved none).
+    ValueError for a state that is not such a record or a broken one."""
     from ..kernels.generator import PhiloxGenerator
+    if not isinstance(state, dict):
+        raise ValueError(f"the generator state is {state!r}, not a {{'kind': ...}} record")
     kind = state.get("kind")
-    if kind == "numpy" and isinstance(rng, np.random.Generator):
-        rng.bit_generator.state = state["state"]
-        return True
-    if kind == "philox" and isinstance(rng, PhiloxGenerator):
-        rng.state = state["state"]
-        return True
+    try:
+        if kind == "numpy" and isinstance(rng, np.random.Generator):
+            rng.bit_generator.state = state["state"]
+            return True
+        if kind == "philox" and isinstance(rng, PhiloxGenerator):
+            rng.state = state["state"]
+            return True
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"its {kind} generator state is broken: {err}") from None
     return False
 
 

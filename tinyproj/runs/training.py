@@ -204,7 +204,13 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
     if resume:
         optim_state, meta = check_checkpoint(ckpt_path, cfg, model)
         optimizer.load_state_dict(optim_state)
-        if not set_rng_state(rng, meta["rng"]):
+        try:
+            restored = set_rng_state(rng, meta["rng"])
+        except ValueError as err:
+            raise UserError(f"checkpoint {ckpt_path} is corrupt ({err}); it cannot be resumed — "
+                            "move it aside (e.g. rename it to checkpoint.bad.npz) and start the "
+                            "run again in a new --out folder") from None
+        if not restored:
             log(f"warning: the checkpoint holds no generator state this backend can take "
                 f"(saved: {meta['rng'].get('kind')!r}; a checkpoint of another backend, or of a "
                 f"version before the device generator); random draws after the resume differ "
