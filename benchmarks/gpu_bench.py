@@ -31,11 +31,19 @@ call ends with a device synchronisation, so a time is the work done, not the wor
 The JSON names the GPU, CUDA, CuPy and PyTorch versions. Ratios are tinyproj / PyTorch.
 ``--device cpu`` runs the same code on NumPy and PyTorch's CPU build (``--smoke``: tiny
 sizes, one repeat) so CPU CI checks that the script works; its times mean nothing.
+``--device standin`` runs tinyproj on the CPU stand-in for CuPy (``tinyproj/standin``): the
+device code path of this script — arrays that refuse to mix with host arrays, the step
+recorded and replayed as a graph — checked without a GPU.
+
+The JSON is rewritten (atomically) after every row with ``"complete": false``, and once more
+with ``"complete": true`` at the end: a run that ``gpu_check.sh``'s timeout stops keeps the
+rows it measured.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -54,7 +62,7 @@ from tinyproj.tensor import no_grad                                # noqa: E402
 # -- timing ------------------------------------------------------------------------------
 def make_sync(device: str):
     """A function that waits for both frameworks' queued GPU work (a no-op on the CPU)."""
-    if device == "cpu":
+    if device != "gpu":
         return lambda: None
     import cupy
     import torch
@@ -235,7 +243,7 @@ def versions(device: str) -> dict:
 
 
 def peak_memory(device: str) -> dict:
-    if device == "cpu":
+    if device != "gpu":
         return {}
     import cupy
     import torch
@@ -271,20 +279,31 @@ def trajectory(device, torch_device, steps: int, width: float, batch: int, sync)
     return {"width": width, "batch": batch, "tinyproj_losses": mine, "torch_losses": theirs}
 
 
-def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32=False) -> dict:
-    import os
+BACKENDS = {"gpu": "cupy", "cpu": "numpy", "standin": "standin"}
 
+
+def write_json(out: Path, result: dict) -> None:
+    """Write ``result`` to ``out`` whole or not at all (a temporary file, then a rename)."""
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, out)
+
+
+def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32=False,
+        out: Path | None = None) -> dict:
+    """Measure every row; with ``out``, the partial result is written after each row."""
     import torch
     if tf32 and device == "gpu":
         os.environ["CUPY_TF32"] = "1"          # read by CuPy when it is first imported
-    backend.use("cupy" if device == "gpu" else "numpy")
+    backend.use(BACKENDS[device])
     torch_device = "cuda" if device == "gpu" else "cpu"
     sync = make_sync(device)
     widths = (0.0625,) if smoke else (1.0, 0.25)
     batch = 4 if smoke else 50
     images_train, images_test, big = (40, 20, 20) if smoke else (50000, 10000, 500)
     shape = (3, 32, 32)
-    result = {"versions": versions(device), "smoke": smoke, "tf32": tf32, "rows": []}
+    result = {"versions": versions(device), "smoke": smoke, "tf32": tf32, "complete": False,
+              "rows": []}
 
     def row(name, mine, ref, **extra):
         entry = {"case": name, "tinyproj": mine, "torch": ref, **extra}
@@ -295,6 +314,8 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32=False
         print(f"{name:<38} tinyproj {mine['median_s'] * 1e3 if mine else float('nan'):9.2f} ms"
               f"   torch {ref['median_s'] * 1e3 if ref else float('nan'):9.2f} ms   {ratio}",
               flush=True)
+        if out is not None:
+            write_json(out, result)
 
     for width in widths:
         model, step = tinyproj_step(lambda rng: models.bc_cifar10(width=width, rng=rng),
@@ -349,12 +370,15 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32=False
         result["trajectory"] = trajectory(device, torch_device, 3 if smoke else 20,
                                           0.0625 if smoke else 0.25, batch, sync)
     result["peak_memory"] = peak_memory(device)
+    result["complete"] = True
     return result
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", choices=("gpu", "cpu"), default="gpu")
+    p.add_argument("--device", choices=tuple(BACKENDS), default="gpu",
+                   help="gpu: CuPy and PyTorch on CUDA; cpu: NumPy; standin: the CPU stand-in "
+                        "for CuPy (checks the device code path without a GPU)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat (CI)")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
@@ -370,8 +394,9 @@ def main(argv=None) -> int:
         print(f"error: --out {out} exists; give a new file", file=sys.stderr)
         return 2
     result = run(args.device, args.smoke, repeats, warmup,
-                 skip={s.strip() for s in args.skip.split(",") if s.strip()}, tf32=args.tf32)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+                 skip={s.strip() for s in args.skip.split(",") if s.strip()}, tf32=args.tf32,
+                 out=out)
+    write_json(out, result)
     print(f"wrote {out}")
     return 0
 

@@ -13,13 +13,19 @@
 #   suite-cupy.txt      the array-code tests on the real device (TINYPROJ_BACKEND=cupy)
 #   gpu-bench.json      benchmarks/gpu_bench.py: step, epoch, sweep draw, AlexNet vs PyTorch
 #   gpu-bench-tf32.json the same with TF32 allowed on both sides (and the 20-step losses)
-#   summary.json        passed/failed counts of both test runs and each step's exit status
+#   summary.json        each step's exit status and seconds, and the test steps' counts (per
+#                       test when a timeout stopped the step: benchmarks/gpu_check_summary.py)
 #   pipeline.json       benchmarks/imagenet_pipeline.py on the GPU machine's cores (1 and 16
 #                       workers, original and shrunk JPEGs): CPU only, the last step, 20 s on
 #                       top of the 300 s of GPU steps
-# A step that fails or runs out of time is recorded and the next one still runs.
+# A step that fails or runs out of time is recorded and the next one still runs; what it
+# finished before its timeout is kept (test lines, the bench's rows so far).
 set -uo pipefail
 OUT=${OUT:?set OUT to a folder for the results}
+if [ -e "$OUT/summary.json" ] || [ -e "$OUT/gpu-bench.json" ]; then
+    echo "error: OUT=$OUT holds an earlier check's results; set OUT to a new folder" >&2
+    exit 2
+fi
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
@@ -31,36 +37,29 @@ DEVICE_TESTS="tests/test_budgets.py tests/test_tensor.py tests/test_functional.p
   tests/test_robustness.py tests/test_bn_estimate.py tests/test_walking_noise.py" 
 
 { nvidia-smi; $PY -m tinyproj.cli info; } > "$OUT/info.txt" 2>&1
-timeout 55 $PY -m pytest -q -m gpu -p no:cacheprovider --ignore=tests/test_gpu_graphs.py tests \
-    > "$OUT/gpu-tests.txt" 2>&1
-gpu_rc=$?
-timeout 45 $PY -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu_graphs.py \
-    > "$OUT/graph-tests.txt" 2>&1
-graph_rc=$?
-TINYPROJ_BACKEND=cupy timeout 75 $PY -m pytest -q -p no:cacheprovider $DEVICE_TESTS \
-    > "$OUT/suite-cupy.txt" 2>&1
-suite_rc=$?
-timeout 80 $PY benchmarks/gpu_bench.py --repeats 20 --out "$OUT/gpu-bench.json" \
-    > "$OUT/gpu-bench.txt" 2>&1
-bench_rc=$?
-timeout 45 $PY benchmarks/gpu_bench.py --tf32 --repeats 10 --skip draw,alexnet \
-    --out "$OUT/gpu-bench-tf32.json" >> "$OUT/gpu-bench.txt" 2>&1
-tf32_rc=$?
 
-$PY - "$OUT" "$gpu_rc" "$graph_rc" "$suite_rc" "$bench_rc" "$tf32_rc" <<'PYEOF'
-import json, re, sys
-out, *rcs = sys.argv[1:]
-def counts(name):
-    text = open(f"{out}/{name}").read()
-    tail = text.strip().splitlines()[-1] if text.strip() else ""
-    return {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?|xfailed)", tail)}
-summary = {"gpu_tests": counts("gpu-tests.txt"), "graph_tests": counts("graph-tests.txt"),
-           "suite_cupy": counts("suite-cupy.txt"),
-           "exit": dict(zip(("gpu_tests", "graph_tests", "suite_cupy", "bench", "bench_tf32"),
-                            map(int, rcs)))}
-json.dump(summary, open(f"{out}/summary.json", "w"), indent=2)
-print(json.dumps(summary))
-PYEOF
+# step NAME SECONDS LOG COMMAND...: run COMMAND for at most SECONDS, its output appended to
+# $OUT/LOG; record NAME=exit:seconds for the summary (exit 124: stopped by the timeout).
+STEPS=()
+step() {
+    local name=$1 limit=$2 log=$3 t0=$SECONDS; shift 3
+    timeout "$limit" "$@" >> "$OUT/$log" 2>&1
+    local rc=$?
+    STEPS+=("$name=$rc:$((SECONDS - t0))")
+    echo "$name: exit $rc after $((SECONDS - t0)) s (limit $limit s)"
+}
+# -v: one line per finished test, so a step its timeout stops still tells how far it got.
+# The first step also pays for CuPy's first compilation of each kernel (cached on disk after).
+PYTEST=($PY -m pytest -v -p no:cacheprovider --durations=10)
+step gpu_tests 55 gpu-tests.txt "${PYTEST[@]}" -m gpu --ignore=tests/test_gpu_graphs.py tests
+step graph_tests 45 graph-tests.txt "${PYTEST[@]}" -m gpu tests/test_gpu_graphs.py
+step suite_cupy 75 suite-cupy.txt env TINYPROJ_BACKEND=cupy "${PYTEST[@]}" $DEVICE_TESTS
+# the bench rewrites its JSON after every row ("complete": false until it ends)
+step bench 80 gpu-bench.txt $PY benchmarks/gpu_bench.py --repeats 20 \
+    --out "$OUT/gpu-bench.json"
+step bench_tf32 45 gpu-bench.txt $PY benchmarks/gpu_bench.py --tf32 --repeats 10 \
+    --skip draw,alexnet --out "$OUT/gpu-bench-tf32.json"
+$PY benchmarks/gpu_check_summary.py "$OUT" "${STEPS[@]}"
 
 # the ImageNet input pipeline on this machine's 16 cores (no GPU needed; issue 12's >= 1.2x)
 timeout 20 $PY benchmarks/imagenet_pipeline.py --images 192 --workers 1,16 \

@@ -1,0 +1,68 @@
+"""summary.json for benchmarks/gpu_check.sh: each step's exit status, seconds and test counts.
+
+    python benchmarks/gpu_check_summary.py OUT NAME=RC:SECONDS ...
+
+A test step's counts come from pytest's closing line ("12 passed, 1 failed in 30.1s"). A step
+that its ``timeout`` stopped (exit 124) has no closing line; its tests were run with ``-v``,
+so each finished test left a ``PASSED``/``FAILED``/``SKIPPED``/``ERROR`` line, and those are
+counted instead, with ``"stopped": true``: a lent GPU's minutes still tell how far it got.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+TIMED_OUT = 124                         # what coreutils' timeout returns when it stops a step
+# the log file of each test step (the bench steps write JSON of their own)
+TEST_LOGS = {"gpu_tests": "gpu-tests.txt", "graph_tests": "graph-tests.txt",
+             "suite_cupy": "suite-cupy.txt"}
+_CLOSING = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed|deselected)")
+_PER_TEST = re.compile(r"::\S+ (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\b")
+
+
+def counts(text: str) -> dict:
+    """Test outcomes in a pytest log: from its closing line, or else per test (``-v`` lines)."""
+    lines = text.strip().splitlines()
+    closing = lines[-1] if lines and re.search(r" in [\d.]+s", lines[-1]) else ""
+    found = {kind: int(n) for n, kind in _CLOSING.findall(closing)}
+    if found:
+        return found
+    per_test: dict = {"stopped": True}
+    for outcome in _PER_TEST.findall(text):
+        key = {"ERROR": "errors", "XFAIL": "xfailed", "XPASS": "xpassed"}.get(
+            outcome, outcome.lower())
+        per_test[key] = per_test.get(key, 0) + 1
+    return per_test
+
+
+def summarize(out: Path, steps: dict) -> dict:
+    """``steps``: name -> (exit status, seconds). Test steps get their counts beside them."""
+    summary: dict = {"exit": {}, "seconds": {}, "timed_out": []}
+    for name, (rc, seconds) in steps.items():
+        summary["exit"][name] = rc
+        summary["seconds"][name] = seconds
+        if rc == TIMED_OUT:
+            summary["timed_out"].append(name)
+        log = out / TEST_LOGS[name] if name in TEST_LOGS else None
+        if log is not None:
+            summary[name] = counts(log.read_text(errors="replace")) if log.exists() else {}
+    return summary
+
+
+def main(argv: list[str]) -> int:
+    out, *pairs = argv
+    steps = {}
+    for pair in pairs:
+        name, _, rest = pair.partition("=")
+        rc, _, seconds = rest.partition(":")
+        steps[name] = (int(rc), int(seconds or 0))
+    summary = summarize(Path(out), steps)
+    Path(out, "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
