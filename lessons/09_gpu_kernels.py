@@ -445,7 +445,56 @@ except standin.CaptureError as err:
 backend.use("numpy")
 
 # %% [markdown]
-# ## 6. Exercises
+# ## 6. Precision: strict float32, and TF32 as an opt-in
+#
+# On an Ampere or Hopper GPU, cuBLAS can run float32 matrix products on tensor cores in
+# **TF32**: each input keeps float32's 8 exponent bits but only 10 of its 23 mantissa bits
+# (about 3 decimal digits), and the sums stay float32. That is several times faster, and it
+# changes the numbers. PyTorch has allowed it for convolutions by default; tinyproj never does
+# unless asked: `backend.set_tf32(True)` (or `CUPY_TF32=1` for a whole run) switches CuPy's
+# products, `backend.set_tf32(False)` switches back, `tinyproj info` says which is in effect.
+# NumPy and the stand-in have no TF32, so here the switch answers `False`:
+
+# %%
+print("TF32 in effect after set_tf32(True) on", backend.name(), "->", backend.set_tf32(True))
+backend.set_tf32(False)
+
+# %% [markdown]
+# What TF32 does to a product can be seen on the CPU: round each float32 input to 10 mantissa
+# bits (here to the nearest such number; the hardware's own conversion may differ in the
+# last bit — the size of the error is the point), multiply in float32, and compare both with
+# float64. Each input's rounding error grows 2¹³ times (from 2⁻²⁴ to 2⁻¹¹); in a sum of
+# 256 products those errors partly cancel, and the product's error grows hundreds of times:
+
+# %%
+def to_tf32(x):
+    """x (float32) with its 13 lowest mantissa bits rounded away: a TF32 value in float32."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    rounded = (bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)    # add half, then cut
+    return rounded.view(np.float32)
+
+
+rng6 = np.random.default_rng(6)
+a6, b6 = (rng6.standard_normal((256, 256)) for _ in range(2))
+exact6 = a6 @ b6
+strict6 = a6.astype(np.float32) @ b6.astype(np.float32)
+tf32_6 = to_tf32(a6.astype(np.float32)) @ to_tf32(b6.astype(np.float32))
+scale6 = np.abs(exact6).max()
+err_strict6, err_tf32_6 = (np.abs(p - exact6).max() / scale6 for p in (strict6, tf32_6))
+print(f"largest error / largest entry: strict float32 {err_strict6:.1e}, TF32 inputs "
+      f"{err_tf32_6:.1e} ({err_tf32_6 / err_strict6:.0f} times larger)")
+assert err_tf32_6 > 10 * err_strict6
+
+# %% [markdown]
+# For training that is usually harmless (the gradient noise of a minibatch is far larger),
+# but it is not the same computation: a comparison with PyTorch is fair only when both sides
+# run the same precision. So `tinyproj bench --device gpu` measures every row twice — strict
+# float32 on both sides, then TF32 on both sides (`set_tf32` here, `allow_tf32` in PyTorch) —
+# and records 20 training losses from the same weights under each, which is how TF32's effect
+# on training is measured rather than guessed (README, *On a GPU*).
+
+# %% [markdown]
+# ## 7. Exercises
 #
 # 1. **Count an evaluation.** Under `backend.use("standin")`, count
 #    `tinyproj.runs.evaluation.error_rate(model, source, batch_size=...)` on a small

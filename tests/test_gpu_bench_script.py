@@ -1,5 +1,6 @@
-"""benchmarks/gpu_bench.py and gpu_check.sh: checked on the CPU so a lent GPU's minutes are not
-spent finding a typo. The timings of the CPU smoke run mean nothing; its structure does."""
+"""The GPU benchmark (bench/gpu_suite.py, `tinyproj bench --device`, benchmarks/gpu_bench.py)
+and gpu_check.sh: checked on the CPU so a lent GPU's minutes are not spent finding a typo.
+The timings of the CPU smoke runs mean nothing; their structure does."""
 import json
 import subprocess
 import sys
@@ -12,10 +13,13 @@ torch = pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import gpu_bench  # noqa: E402
 import gpu_check_summary  # noqa: E402
 
 from tinyproj import backend, models  # noqa: E402
+from tinyproj.bench import gpu_suite, torch_ref  # noqa: E402
+from tinyproj.cli import bench as cli_bench  # noqa: E402
+
+ROW_KINDS = ["step", "step", "epoch", "sweep", "alexnet_bn"]
 
 
 @pytest.mark.numpy_only("compares with PyTorch's CPU build on host arrays")
@@ -28,10 +32,28 @@ def test_the_torch_twin_computes_what_the_tinyproj_model_computes(build, shape):
     model.eval()
     x = np.random.default_rng(1).standard_normal((3,) + shape).astype(np.float32)
     mine = backend.to_numpy(model(x).data)
-    twin = gpu_bench.to_torch(model, "cpu").eval()
+    twin = torch_ref.to_torch(model, "cpu").eval()
     with torch.no_grad():
         ref = twin(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(mine, ref, rtol=1e-4, atol=1e-4)
+
+
+def check_leg(leg, graph, tf32):
+    """One leg of a smoke run: every row, the graph as expected, the trajectory agreeing."""
+    cases = [r["case"] for r in leg["rows"]]
+    assert [c.split()[0] for c in cases] == ROW_KINDS
+    assert leg["tf32"] is tf32 and leg["tf32_in_effect"] is False      # no TF32 off the GPU
+    assert all(c.endswith(" TF32") is tf32 for c in cases)
+    replayed = leg["rows"][1]
+    assert "replayed" in cases[1] and replayed["graph"] == graph
+    assert replayed["graph_fallbacks"] == []
+    assert "replayed_median_s" in leg["rows"][2]["tinyproj"]
+    assert all(r["ratio"] > 0 for r in leg["rows"])
+    traj = leg["trajectory"]
+    assert len(traj["tinyproj_losses"]) == len(traj["torch_losses"]) == 3
+    # the same weights and data: the first loss agrees between the frameworks
+    first = traj["torch_losses"][0]
+    assert abs(traj["tinyproj_losses"][0] - first) < 1e-3 * max(1.0, abs(first))
 
 
 @pytest.mark.numpy_only("runs the script in a process of its own, on the backend it names")
@@ -42,42 +64,130 @@ def test_cpu_smoke_run_writes_every_row(tmp_path, device, graph):
     recorded, fail here instead of on a lent GPU."""
     out = tmp_path / "b.json"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_bench.py"),
-                           "--device", device, "--smoke", "--out", str(out)],
+                           "--device", device, "--smoke", "--tf32", "--out", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
     assert result["complete"] is True and not out.with_name("b.json.tmp").exists()
-    cases = [r["case"] for r in result["rows"]]
-    assert [c.split()[0] for c in cases] == ["step", "step", "epoch", "sweep", "alexnet_bn"]
-    replayed = result["rows"][1]
-    assert cases[1].endswith("replayed") and replayed["graph"] == graph
-    assert replayed["graph_fallbacks"] == []
-    assert "replayed_median_s" in result["rows"][2]["tinyproj"]
-    traj = result["trajectory"]
-    assert len(traj["tinyproj_losses"]) == len(traj["torch_losses"]) == 3
-    # the same weights and data: the first loss agrees between the frameworks
-    assert abs(traj["tinyproj_losses"][0] - traj["torch_losses"][0]) < 1e-3 * max(1.0, abs(traj["torch_losses"][0]))
-    assert all(r["ratio"] > 0 for r in result["rows"])
+    assert result["kind"] == gpu_suite.RESULT_KIND and result["strict"] is None
+    assert result["versions"]["device"] == device and result["versions"]["gpu"] is None
+    check_leg(result["tf32"], graph, tf32=True)
     again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_bench.py"),
                             "--device", "cpu", "--smoke", "--out", str(out)],
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "exists" in again.stderr
 
 
-@pytest.mark.numpy_only("calls gpu_bench.run, which selects the NumPy backend")
+@pytest.mark.numpy_only("runs the command in a process of its own, on the stand-in")
+def test_bench_device_measures_both_precisions_in_one_run(tmp_path):
+    """`tinyproj bench --device standin --smoke`: strict float32, then TF32, in one file of one
+    process; a second run replaces that earlier result, but never someone else's file."""
+    out = tmp_path / "both.json"
+    command = [sys.executable, "-m", "tinyproj.cli", "bench", "--device", "standin", "--smoke",
+               "--json", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["complete"] is True and result["smoke"] is True
+    check_leg(result["strict"], "standin", tf32=False)
+    check_leg(result["tf32"], "standin", tf32=True)
+    assert "strict float32:" in done.stdout and "TF32 allowed on both sides:" in done.stdout
+    assert not (tmp_path / "results").exists()         # --json given: nothing else written
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr           # an earlier result is replaced
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": 1}')
+    refused = subprocess.run(command[:-1] + [str(notes)], capture_output=True, text=True,
+                             timeout=120, cwd=tmp_path)
+    assert refused.returncode == 2 and "--json" in refused.stderr
+    assert notes.read_text() == '{"mine": 1}'
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--device", "gpu", "--only", "conv"], "--only"),
+    (["--device", "standin", "--no-torch"], "--no-torch"),
+    (["--smoke"], "--smoke"),
+    (["--device", "standin", "--smoke", "--repeats", "0"], "--repeats"),
+])
+def test_bench_refuses_flags_that_do_not_fit_the_device(tmp_path, flags, named):
+    done = subprocess.run([sys.executable, "-m", "tinyproj.cli", "bench", *flags],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2 and named in done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_device_gpu_without_a_gpu_names_the_fix(tmp_path):
+    if backend.cupy_available():
+        pytest.skip("a GPU is here")
+    done = subprocess.run([sys.executable, "-m", "tinyproj.cli", "bench", "--device", "gpu"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2 and "--device gpu needs CuPy" in done.stderr
+    assert "--device standin --smoke" in done.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_the_default_result_file_names_the_gpu_and_never_replaces_one(tmp_path):
+    import datetime
+    day = datetime.date(2026, 12, 3)
+    first = cli_bench.default_result_path("NVIDIA H200", tmp_path, day)
+    assert first.name == "bench-gpu-nvidia-h200-2026-12-03.json"
+    first.write_text("{}")
+    second = cli_bench.default_result_path("NVIDIA H200", tmp_path, day)
+    assert second.name == "bench-gpu-nvidia-h200-2026-12-03-2.json"
+
+
+@pytest.mark.numpy_only("calls gpu_suite.run, which selects the NumPy backend")
 def test_a_stopped_bench_keeps_the_rows_it_measured(tmp_path, monkeypatch):
     """gpu_check.sh stops the bench at its timeout: the rows measured so far are on disk,
     marked incomplete."""
     def stop(*args, **kwargs):
         raise KeyboardInterrupt                    # what the timeout's signal amounts to
-    monkeypatch.setattr(gpu_bench, "tinyproj_forward", stop)   # the epoch row's first call
+    monkeypatch.setattr(gpu_suite, "tinyproj_forward", stop)   # the epoch row's first call
     out = tmp_path / "b.json"
     with pytest.raises(KeyboardInterrupt):
-        gpu_bench.run("cpu", True, 1, 1, out=out)
+        gpu_suite.run_both("cpu", True, 1, 1, out=out, log=lambda line: None)
     partial = json.loads(out.read_text())
-    assert partial["complete"] is False
-    assert [r["case"].split()[0] for r in partial["rows"]] == ["step", "step"]
-    assert partial["rows"][0]["ratio"] > 0
+    assert partial["complete"] is False and partial["tf32"] is None
+    assert [r["case"].split()[0] for r in partial["strict"]["rows"]] == ["step", "step"]
+    assert partial["strict"]["rows"][0]["ratio"] > 0
+
+
+def test_tf32_exists_only_on_cupy():
+    """NumPy and the stand-in multiply float32 strictly, whatever is asked."""
+    if backend.name() == "cupy":
+        pytest.skip("tested on the GPU by test_tf32_switch_changes_cupys_products")
+    assert backend.set_tf32(True) is False and backend.tf32_enabled() is False
+    assert backend.set_tf32(False) is False
+
+
+def test_info_says_float32_products_are_strict(capsys):
+    from tinyproj.cli import main
+    assert main(["info"]) == 0
+    line = next(li for li in capsys.readouterr().out.splitlines() if li.startswith("float32"))
+    assert "strict products" in line
+
+
+@pytest.mark.gpu
+def test_tf32_switch_changes_cupys_products(on_cupy, capsys):
+    """On a GPU (compute capability >= 8): strict float32 products agree with float64 to
+    float32 rounding; with TF32 on, the inputs lose 13 mantissa bits and the error grows; off
+    again, strict again."""
+    import cupy
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((512, 512)) for _ in range(2))
+    exact = a @ b
+    ga, gb = cupy.asarray(a, dtype=cupy.float32), cupy.asarray(b, dtype=cupy.float32)
+    try:
+        assert backend.set_tf32(False) is False
+        strict = np.abs(cupy.asnumpy(ga @ gb) - exact).max()
+        assert backend.set_tf32(True) is True and backend.tf32_enabled()
+        tf32 = np.abs(cupy.asnumpy(ga @ gb) - exact).max()
+        from tinyproj.cli import main
+        assert main(["info"]) == 0
+        assert "may use TF32" in capsys.readouterr().out
+    finally:
+        backend.set_tf32(False)
+    assert strict < 1e-3 < tf32, (strict, tf32)
+    assert np.abs(cupy.asnumpy(ga @ gb) - exact).max() == strict
 
 
 def test_gpu_check_script_parses_and_names_existing_test_files():

@@ -24,6 +24,11 @@ array module is :mod:`tinyproj.standin`, which behaves like CuPy where it matter
 implicit conversion to host arrays, no mixing of device and host arrays) and counts kernel
 launches, device→host syncs and host→device copies (rule 9 of docs/design.md). Everything
 below treats its arrays as device arrays ("gpu").
+
+Precision: float32 matrix products are strict float32 everywhere by default. On CuPy,
+``set_tf32(True)`` (or ``CUPY_TF32=1`` before the first product) lets cuBLAS round their
+inputs to TF32 (10-bit mantissa) on tensor cores; ``set_tf32(False)`` goes back. NumPy and the
+stand-in have no TF32.
 """
 from __future__ import annotations
 
@@ -34,7 +39,7 @@ import numpy as np
 __all__ = [
     "BackendError", "use", "name", "xp", "xp_of", "is_gpu_array", "to_device", "to_numpy",
     "asarray", "default_float", "make_rng", "manual_seed", "global_rng", "scatter_add",
-    "cupy_available", "on_device",
+    "cupy_available", "on_device", "set_tf32", "tf32_enabled",
 ]
 
 default_float = np.float32
@@ -98,6 +103,33 @@ def name() -> str:
 def on_device() -> bool:
     """True when the backend in use keeps arrays on a device (CuPy, or the stand-in)."""
     return _state["name"] != "numpy"
+
+
+def _cupy_compute_types():
+    """CuPy's switch for the compute type of its float32 products (cuBLAS), or None."""
+    if _state["name"] != "cupy":
+        return None
+    from cupy._core import _routines_linalg     # CuPy's own switch; read by every product
+    return _routines_linalg
+
+
+def set_tf32(enabled: bool) -> bool:
+    """Let float32 matrix products use TF32 (``True``) or keep them strict float32 (``False``,
+    the default); returns whether TF32 is now in effect. TF32 keeps float32's range but only
+    10 bits of mantissa (about 3 decimal digits) in the products' inputs, and is faster on
+    tensor cores (compute capability >= 8.0). Only CuPy has it: elsewhere this returns False."""
+    linalg = _cupy_compute_types()
+    if linalg is None:
+        return False
+    linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if enabled
+                            else linalg.COMPUTE_TYPE_DEFAULT)
+    return tf32_enabled()
+
+
+def tf32_enabled() -> bool:
+    """Whether float32 matrix products on the backend in use may use TF32 (see set_tf32)."""
+    linalg = _cupy_compute_types()
+    return linalg is not None and linalg.get_compute_type(np.float32) == linalg.COMPUTE_TYPE_TF32
 
 
 def xp():

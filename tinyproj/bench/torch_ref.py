@@ -11,11 +11,17 @@ the two timings compare like with like:
   and α = max|W| per tensor, forward and backward with P, Adam on W with ∂L/∂P, then W
   clipped to [−c_k, c_k] with tinyproj's own bounds — and the square hinge loss
   mean over samples and classes of max(0, 1 − t·s)².
+* ``to_torch(model)``: any tinyproj model of the layers PyTorch also has (conv, linear,
+  batch norm, ReLU, max-pool, flatten; dropout left out), with tinyproj's weights — the
+  twin that ``bench --device gpu`` times (bc_cifar10 and AlexNet-BN), tested equal.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
+
+from .. import backend
 
 
 def bc_cifar10(width: float = 1.0, num_classes: int = 10) -> nn.Sequential:
@@ -78,3 +84,84 @@ class SignStep:
             for p, c in zip(self.weights, self.bounds):
                 p.clamp_(-c, c)
         return float(loss.detach())
+
+
+def to_torch(model, torch_device):
+    """A torch.nn.Sequential with tinyproj ``model``'s layers and weights, in its order."""
+    layers = []
+    for layer in model:
+        kind = type(layer).__name__
+        if kind == "Conv2d":
+            t = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                          stride=layer.stride, padding=layer.padding, bias=False)
+        elif kind == "Linear":
+            t = nn.Linear(layer.in_features, layer.out_features, bias=False)
+        elif kind in ("BatchNorm1d", "BatchNorm2d"):
+            n = int(np.prod(layer.weight.data.shape))
+            t = getattr(nn, kind)(n, eps=1e-5, momentum=0.1)
+        elif kind == "ReLU":
+            t = nn.ReLU()
+        elif kind == "MaxPool2d":
+            t = nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
+        elif kind == "Flatten":
+            t = nn.Flatten()
+        elif kind == "Dropout":
+            continue
+        else:
+            raise TypeError(f"to_torch: no PyTorch twin for tinyproj layer {kind}")
+        if kind in ("Conv2d", "Linear"):
+            with torch.no_grad():
+                t.weight.copy_(torch.as_tensor(backend.to_numpy(layer.weight.data)))
+        layers.append(t)
+    return nn.Sequential(*layers).to(torch_device)
+
+
+def torch_step(tmodel, bounds, batch, shape, torch_device, optimizer="adam", seed=0):
+    """A function running one Algorithm-1 step of ``tmodel`` on a fixed random minibatch:
+    :class:`SignStep` (Adam, square hinge) or :class:`SignSGDStep` (SGD, cross-entropy)."""
+    tmodel.train()
+    if optimizer == "adam":
+        step = SignStep(tmodel, bounds)
+    else:
+        step = SignSGDStep(tmodel, bounds)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn((batch,) + shape, generator=g).to(torch_device)
+    y = (torch.arange(batch) % 10).to(torch_device)
+    return lambda: step(x, y)
+
+
+class SignSGDStep:
+    """Algorithm 1 with Sign, plain SGD and cross-entropy (the AlexNet step), in PyTorch."""
+
+    def __init__(self, model, bounds, lr=0.01):
+        self.model, self.bounds = model, bounds
+        self.weights = [p for p in model.parameters() if p.ndim >= 2]
+        self.opt = torch.optim.SGD(model.parameters(), lr=lr)
+
+    def __call__(self, x, y):
+        saved = [w.detach().clone() for w in self.weights]
+        with torch.no_grad():
+            for w in self.weights:
+                w.copy_(torch.where(w >= 0, 1.0, -1.0) * w.abs().max())
+        loss = torch.nn.functional.cross_entropy(self.model(x), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            for w, s in zip(self.weights, saved):
+                w.copy_(s)
+        self.opt.step()
+        with torch.no_grad():
+            for w, c in zip(self.weights, self.bounds):
+                w.clamp_(-c, c)
+
+
+def torch_forward(tmodel, images, batch, shape, torch_device, train_mode):
+    """Forward passes of ``tmodel`` over ``images`` random images without gradients."""
+    x = torch.randn((batch,) + shape).to(torch_device)
+
+    def run():
+        tmodel.train(train_mode)
+        with torch.no_grad():
+            for _ in range(max(1, images // batch)):
+                tmodel(x)
+    return run

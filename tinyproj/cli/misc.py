@@ -26,6 +26,7 @@ def _cmd_info(args) -> int:
     print(f"gpu      {_gpu_line() if cupy_ok else 'none usable (no CuPy, or no GPU/driver)'}")
     print(f"backend  {backend.name()} (cupy usable: {cupy_ok})")
     print(f"random   {_random_line(backend)}")
+    print(f"float32  {_precision_line(backend)}")
     import numpy as np
     if kernels.mode() == "reference":
         families = "the readable reference kernels for every array (kernels/reference.py)"
@@ -53,6 +54,16 @@ def _random_line(backend) -> str:
     if backend.on_device():
         return f"Philox (seed, stream) in device memory, kernels/generator.py ({saved})"
     return f"NumPy's PCG64 ({saved})"
+
+
+def _precision_line(backend) -> str:
+    """Whether float32 matrix products are strict or may use TF32 (an opt-in, CuPy only)."""
+    opt_in = "CUPY_TF32=1 or backend.set_tf32(True)"
+    if backend.name() == "cupy":
+        if backend.tf32_enabled():
+            return f"products may use TF32 (10-bit mantissa inputs; {opt_in})"
+        return f"strict products (TF32 is an opt-in: {opt_in})"
+    return "strict products (TF32 exists only on CuPy)"
 
 
 def _thread_lines(threads: dict) -> list:
