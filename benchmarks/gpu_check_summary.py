@@ -1,6 +1,11 @@
 """summary.json for benchmarks/gpu_check.sh: each step's exit status, seconds and test counts.
 
     python benchmarks/gpu_check_summary.py OUT NAME=RC:SECONDS ...
+    python benchmarks/gpu_check_summary.py --alexnet-step OUT/gpu-bench.json
+
+The second form prints the AlexNet-BN step's measured seconds (tinyproj, strict float32) from
+the bench's JSON, or nothing when the bench did not get that far: gpu_check.sh hands it to the
+input-pipeline benchmark, which then compares decoding with the step it must feed.
 
 A test step's counts come from pytest's closing line ("12 passed, 1 failed in 30.1s"). A step
 that its ``timeout`` stopped (exit 124) has no closing line; its tests were run with ``-v``,
@@ -51,7 +56,23 @@ def summarize(out: Path, steps: dict) -> dict:
     return summary
 
 
+def alexnet_step_seconds(bench_json) -> float | None:
+    """The strict leg's ``alexnet_bn step`` median (tinyproj) in a bench result, or None."""
+    try:
+        leg = json.loads(Path(bench_json).read_text()).get("strict") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    for row in leg.get("rows", []):
+        if row.get("case", "").startswith("alexnet_bn step"):
+            return float(row["tinyproj"]["median_s"])
+    return None
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--alexnet-step"]:
+        seconds = alexnet_step_seconds(argv[1])
+        print("" if seconds is None else f"{seconds:.6f}")
+        return 0
     out, *pairs = argv
     steps = {}
     for pair in pairs:

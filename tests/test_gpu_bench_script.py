@@ -231,6 +231,20 @@ def test_summary_records_exit_seconds_and_timeouts(tmp_path):
     assert summary["suite_cupy"] == {"stopped": True, "passed": 1}
 
 
+def test_the_pipeline_gets_the_measured_alexnet_step(tmp_path):
+    bench = tmp_path / "gpu-bench.json"
+    assert gpu_check_summary.alexnet_step_seconds(bench) is None            # no bench ran
+    bench.write_text(json.dumps({"strict": {"rows": [
+        {"case": "step w1 b50", "tinyproj": {"median_s": 0.01}},
+        {"case": "alexnet_bn step b512 227px", "tinyproj": {"median_s": 0.25}}]}}))
+    assert gpu_check_summary.alexnet_step_seconds(bench) == 0.25
+    bench.write_text(json.dumps({"strict": {"rows": [{"case": "step w1 b50",
+                                                      "tinyproj": {"median_s": 0.01}}]}}))
+    assert gpu_check_summary.alexnet_step_seconds(bench) is None            # stopped before
+    bench.write_text("{not json")
+    assert gpu_check_summary.alexnet_step_seconds(bench) is None
+
+
 def test_gpu_check_script_runs_every_step_and_summarises(tmp_path):
     """The script's plumbing on the CPU, with a stand-in for python that answers each step:
     every step runs with the arguments meant for it, the summary is written, and a second
@@ -241,7 +255,10 @@ case "$*" in
   *gpu_check_summary.py*) exec {sys.executable} "$@" ;;
   *"-m pytest"*) echo "backend=${{TINYPROJ_BACKEND:-}} args: $*"
                  echo "tests/test_a.py::test_x PASSED"; echo "1 passed in 0.1s" ;;
-  *gpu_bench.py*) echo "bench: $*" ;;
+  *gpu_bench.py*--tf32*) echo "bench: $*" ;;
+  *gpu_bench.py*) echo "bench: $*"
+                  echo '{{"strict": {{"rows": [{{"case": "alexnet_bn step b512 227px",
+                        "tinyproj": {{"median_s": 0.123}}}}]}}}}' > "$OUT/gpu-bench.json" ;;
   *) echo "ran: $*" ;;
 esac
 """)
@@ -259,6 +276,9 @@ esac
     assert "-m gpu" in (out / "gpu-tests.txt").read_text()
     bench = (out / "gpu-bench.txt").read_text()
     assert "--repeats 20" in bench and "--tf32" in bench
+    # the pipeline is compared with the AlexNet step the bench measured
+    assert "imagenet_pipeline.py" in (out / "pipeline.txt").read_text()
+    assert "--step-seconds 0.123000" in (out / "pipeline.txt").read_text()
     again = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], cwd=ROOT,
                            env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "new folder" in again.stderr
