@@ -1,11 +1,12 @@
 #!/bin/bash
-# The one prepared GPU check (issues 11 and 12): at most 5 minutes on an H100/H200 (the GPU
-# steps' timeouts add up to 300 s; a CPU-only pipeline step adds 20 s), synthetic data only.
+# The one prepared GPU check (issues 11 and 12): at most 6 minutes on an H100/H200 (the tests
+# and the bench: 300 s; a real training epoch: 40 s; a CPU-only pipeline step: 20 s),
+# synthetic data only.
 # Run it from the repository root on a machine with CuPy and PyTorch for CUDA:
 #
 #   OUT=/tmp/gpu-check bash benchmarks/gpu_check.sh
 #
-# It writes, under $OUT (each step bounded so the whole stays inside ~5 minutes):
+# It writes, under $OUT (each step bounded so the whole stays inside ~6 minutes):
 #   info.txt            nvidia-smi, `tinyproj info` (GPU, CUDA, CuPy, kernel family)
 #   gpu-tests.txt       pytest -m gpu: every kernel against the reference on the GPU
 #   graph-tests.txt     pytest -m gpu tests/test_gpu_graphs.py: eager vs replayed CUDA-graph
@@ -13,12 +14,13 @@
 #   suite-cupy.txt      the array-code tests on the real device (TINYPROJ_BACKEND=cupy)
 #   gpu-bench.json      benchmarks/gpu_bench.py: step, epoch, sweep draw, AlexNet vs PyTorch
 #   gpu-bench-tf32.json the same with TF32 allowed on both sides (and the 20-step losses)
+#   gpu-epoch.json      one real epoch of the training loop (tr-sign-c, width 1.0, 45,000
+#                       synthetic images) with its evaluation: 40 s on top of the 300 s
 #   summary.json        each step's exit status and seconds, and the test steps' counts (per
 #                       test when a timeout stopped the step: benchmarks/gpu_check_summary.py)
 #   pipeline.json       benchmarks/imagenet_pipeline.py on the GPU machine's cores (1 and 16
 #                       workers, original and shrunk JPEGs) against the AlexNet-BN step time
-#                       of gpu-bench.json: CPU only, the last step, 20 s on top of the 300 s
-#                       of GPU steps
+#                       of gpu-bench.json: CPU only, the last step
 # A step that fails or runs out of time is recorded and the next one still runs; what it
 # finished before its timeout is kept (test lines, the bench's rows so far).
 set -uo pipefail
@@ -56,10 +58,13 @@ step gpu_tests 55 gpu-tests.txt "${PYTEST[@]}" -m gpu --ignore=tests/test_gpu_gr
 step graph_tests 45 graph-tests.txt "${PYTEST[@]}" -m gpu tests/test_gpu_graphs.py
 step suite_cupy 75 suite-cupy.txt env TINYPROJ_BACKEND=cupy "${PYTEST[@]}" $DEVICE_TESTS
 # the bench rewrites its JSON after every row ("complete": false until it ends)
-step bench 80 gpu-bench.txt $PY benchmarks/gpu_bench.py --repeats 20 \
+step bench 80 gpu-bench.txt $PY benchmarks/gpu_bench.py --repeats 20 --skip training \
     --out "$OUT/gpu-bench.json"
 step bench_tf32 45 gpu-bench.txt $PY benchmarks/gpu_bench.py --tf32 --repeats 10 \
-    --skip draw,alexnet --out "$OUT/gpu-bench-tf32.json"
+    --skip draw,alexnet,training --out "$OUT/gpu-bench-tf32.json"
+# one real training epoch (45,000 synthetic images, width 1.0, replayed) with its evaluation
+step epoch 40 gpu-bench.txt $PY benchmarks/gpu_bench.py --skip step,alexnet,trajectory \
+    --out "$OUT/gpu-epoch.json"
 $PY benchmarks/gpu_check_summary.py "$OUT" "${STEPS[@]}"
 
 # the ImageNet input pipeline on this machine's 16 cores (no GPU needed; issue 12's >= 1.2x),

@@ -19,7 +19,7 @@ from tinyproj import backend, models  # noqa: E402
 from tinyproj.bench import gpu_suite, torch_ref  # noqa: E402
 from tinyproj.cli import bench as cli_bench  # noqa: E402
 
-ROW_KINDS = ["step", "step", "epoch", "sweep", "alexnet_bn"]
+ROW_KINDS = ["step", "step", "epoch", "sweep", "training", "alexnet_bn"]
 
 
 @pytest.mark.numpy_only("compares with PyTorch's CPU build on host arrays")
@@ -48,7 +48,13 @@ def check_leg(leg, graph, tf32):
     assert "replayed" in cases[1] and replayed["graph"] == graph
     assert replayed["graph_fallbacks"] == []
     assert "replayed_median_s" in leg["rows"][2]["tinyproj"]
-    assert all(r["ratio"] > 0 for r in leg["rows"])
+    assert all(r["ratio"] > 0 for r in leg["rows"] if r["torch"] is not None)
+    epoch = leg["rows"][4]                       # the real training epoch: tinyproj alone
+    assert epoch["torch"] is None and "ratio" not in epoch
+    assert epoch["tinyproj"]["steps"] == epoch["tinyproj"]["images"] // 50
+    assert epoch["tinyproj"]["median_s"] == pytest.approx(epoch["tinyproj"]["train_s"]
+                                                          + epoch["tinyproj"]["eval_s"])
+    assert epoch["graph_fallbacks"] == []        # no "CUDA graph: ..." reason to run eagerly
     traj = leg["trajectory"]
     assert len(traj["tinyproj_losses"]) == len(traj["torch_losses"]) == 3
     # the same weights and data: the first loss agrees between the frameworks
@@ -255,8 +261,7 @@ case "$*" in
   *gpu_check_summary.py*) exec {sys.executable} "$@" ;;
   *"-m pytest"*) echo "backend=${{TINYPROJ_BACKEND:-}} args: $*"
                  echo "tests/test_a.py::test_x PASSED"; echo "1 passed in 0.1s" ;;
-  *gpu_bench.py*--tf32*) echo "bench: $*" ;;
-  *gpu_bench.py*) echo "bench: $*"
+  *gpu_bench.py*gpu-bench.json*) echo "bench: $*"
                   echo '{{"strict": {{"rows": [{{"case": "alexnet_bn step b512 227px",
                         "tinyproj": {{"median_s": 0.123}}}}]}}}}' > "$OUT/gpu-bench.json" ;;
   *) echo "ran: $*" ;;
@@ -270,12 +275,13 @@ esac
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["exit"] == dict.fromkeys(
-        ["gpu_tests", "graph_tests", "suite_cupy", "bench", "bench_tf32"], 0)
+        ["gpu_tests", "graph_tests", "suite_cupy", "bench", "bench_tf32", "epoch"], 0)
     assert summary["timed_out"] == [] and summary["suite_cupy"] == {"passed": 1}
     assert "backend=cupy" in (out / "suite-cupy.txt").read_text()
     assert "-m gpu" in (out / "gpu-tests.txt").read_text()
     bench = (out / "gpu-bench.txt").read_text()
-    assert "--repeats 20" in bench and "--tf32" in bench
+    assert "--repeats 20 --skip training" in bench and "--tf32" in bench
+    assert "--skip step,alexnet,trajectory --out" in bench and "gpu-epoch.json" in bench
     # the pipeline is compared with the AlexNet step the bench measured
     assert "imagenet_pipeline.py" in (out / "pipeline.txt").read_text()
     assert "--step-seconds 0.123000" in (out / "pipeline.txt").read_text()

@@ -14,6 +14,12 @@ done, not the work queued):
   CPU stand-in, ``"eager"`` where it fell back), beside the same PyTorch eager step;
 * ``epoch``: the projected time of a 50,000-image epoch (1,000 steps at the measured step
   time) plus the measured evaluation of 10,000 test images (eval-mode forward, batch 500);
+* ``training epoch``: one real epoch of the training loop (``runs.training.train``, as
+  ``tinyproj train --preset tr-sign-c`` runs it: width 1.0, the data resident on the device,
+  the step replayed as a CUDA graph after two eager steps) over 45,000 synthetic CIFAR-sized
+  images, with its evaluation — validation (5,000) and test (10,000) images under Te-None,
+  Te-Sign and Te-Round, batch norm re-estimated for each — tinyproj only (the projected row
+  has PyTorch's step beside it);
 * ``draw``: one sweep draw — batch-norm re-estimation over the 50,000 training images
   (train-mode forward without gradients, batch 500) and scoring 10,000 test images;
 * ``alexnet``: one AlexNet-BN step at batch 512 on 227×227 synthetic images (SGD, Sign),
@@ -199,6 +205,33 @@ def trajectory(torch_device, steps: int, width: float, batch: int, sync) -> dict
     return {"width": width, "batch": batch, "tinyproj_losses": mine, "torch_losses": theirs}
 
 
+def measured_epoch(smoke: bool) -> dict:
+    """Seconds of one real training epoch and its evaluation (see the module docstring); the
+    synthetic images are made (float32, class means plus noise) before the clock starts."""
+    from ..data.sources import ArraySource
+    from ..runs.config import make_config
+    from ..runs.training import train
+    n_train, n_val, n_test, width = (200, 50, 100, 0.0625) if smoke else (45000, 5000, 10000, 1.0)
+    host = np.random.default_rng(1)
+    means = host.standard_normal((10, 3, 32, 32), dtype=np.float32)
+    y = host.permutation(np.arange(n_train + n_val + n_test) % 10).astype(np.int64)
+    x = means[y] + host.standard_normal((len(y), 3, 32, 32), dtype=np.float32)
+    parts = np.cumsum([0, n_train, n_val, n_test])
+    train_src, val_src, test_src = (ArraySource(x[a:b], y[a:b]) for a, b in zip(parts, parts[1:]))
+    small = dict(bn_batches=2, eval_batch_size=50) if smoke else {}
+    cfg = make_config("tr-sign-c", width=width, epochs=1, dataset="synthetic", val_size=0,
+                      **small)
+    lines = []
+    start = time.perf_counter()
+    _, rows = train(cfg, progress=False, log=lines.append, graph="auto",
+                    data=(train_src, val_src, test_src, (3, 32, 32), 10))
+    wall = time.perf_counter() - start
+    row = rows[-1]
+    return {"median_s": row["train_seconds"] + row["eval_seconds"],
+            "train_s": row["train_seconds"], "eval_s": row["eval_seconds"], "wall_s": wall,
+            "steps": row["step"], "width": width, "images": n_train, "log": lines}
+
+
 def write_json(out: Path, result: dict) -> None:
     """Write ``result`` to ``out`` whole or not at all (a temporary file, then a rename)."""
     out = Path(out)
@@ -211,7 +244,8 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32: bool
         batch: int = 50, on_row=None, log=print) -> dict:
     """One leg: every row in strict float32 (``tf32=False``) or with TF32 allowed on both
     sides. ``on_row(leg)`` is called after each row with the leg so far; ``skip``: any of
-    epoch, draw, alexnet, trajectory."""
+    step (the step rows, and with them the projected epoch and the draw), epoch, draw,
+    training (the real epoch), alexnet, trajectory."""
     from .torch_ref import to_torch, torch_forward, torch_step
     backend.use(BACKENDS[device])
     torch_device = "cuda" if device == "gpu" else "cpu"
@@ -225,14 +259,16 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32: bool
 
     def row(name, mine, ref, **extra):
         entry = {"case": name, "tinyproj": mine, "torch": ref, **extra}
-        entry["ratio"] = mine["median_s"] / ref["median_s"]
+        theirs = "torch         -  " if ref is None else f"torch {ref['median_s'] * 1e3:9.2f} ms"
+        if ref is not None:
+            entry["ratio"] = mine["median_s"] / ref["median_s"]
+            theirs += f"   {entry['ratio']:.2f}×"
         leg["rows"].append(entry)
-        log(f"{name:<40} tinyproj {mine['median_s'] * 1e3:9.2f} ms   "
-            f"torch {ref['median_s'] * 1e3:9.2f} ms   {entry['ratio']:.2f}×")
+        log(f"{name:<40} tinyproj {mine['median_s'] * 1e3:9.2f} ms   {theirs}")
         if on_row is not None:
             on_row(leg)
 
-    for width in widths:
+    for width in () if "step" in skip else widths:
         def build(rng):
             return models.bc_cifar10(width=width, rng=rng)
         model, step = tinyproj_step(build, batch, shape)
@@ -267,6 +303,11 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32: bool
                 row(f"sweep draw w{width:g} (BN over {images_train} + score){mark}",
                     {"median_s": re_mine["median_s"] + ev_mine["median_s"]},
                     {"median_s": re_ref["median_s"] + ev_ref["median_s"]}, width=width)
+    if "training" not in skip:
+        epoch = measured_epoch(smoke)
+        row(f"training epoch w{epoch['width']:g} ({epoch['images']} images + eval){mark}",
+            epoch, None, width=epoch["width"],
+            graph_fallbacks=[line for line in epoch["log"] if line.startswith("CUDA graph")])
     if "alexnet" not in skip:
         side, ab, aw = (67, 2, 0.0625) if smoke else (227, 512, 1.0)
         model, step = tinyproj_step(
