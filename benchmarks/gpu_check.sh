@@ -65,11 +65,11 @@ step bench_tf32 45 gpu-bench.txt $PY benchmarks/gpu_bench.py --tf32 --repeats 10
 # one real training epoch (45,000 synthetic images, width 1.0, replayed) with its evaluation
 step epoch 40 gpu-bench.txt $PY benchmarks/gpu_bench.py --skip step,alexnet,trajectory \
     --out "$OUT/gpu-epoch.json"
-$PY benchmarks/gpu_check_summary.py "$OUT" "${STEPS[@]}"
-
 # the ImageNet input pipeline on this machine's 16 cores (no GPU needed; issue 12's >= 1.2x),
 # against the AlexNet-BN step the bench just measured (an assumed step time when it did not)
 STEP_S=$($PY benchmarks/gpu_check_summary.py --alexnet-step "$OUT/gpu-bench.json")
-timeout 20 $PY benchmarks/imagenet_pipeline.py --images 192 --workers 1,16 \
-    ${STEP_S:+--step-seconds "$STEP_S"} --json "$OUT/pipeline.json" > "$OUT/pipeline.txt" 2>&1
-echo "pipeline exit $?" >> "$OUT/pipeline.txt"
+step pipeline 20 pipeline.txt $PY benchmarks/imagenet_pipeline.py --images 192 \
+    --workers 1,16 ${STEP_S:+--step-seconds "$STEP_S"} --json "$OUT/pipeline.json"
+
+# summary.json, and issue 12's targets as the last lines of the output
+$PY benchmarks/gpu_check_summary.py "$OUT" "${STEPS[@]}"

@@ -11,6 +11,8 @@ A test step's counts come from pytest's closing line ("12 passed, 1 failed in 30
 that its ``timeout`` stopped (exit 124) has no closing line; its tests were run with ``-v``,
 so each finished test left a ``PASSED``/``FAILED``/``SKIPPED``/``ERROR`` line, and those are
 counted instead, with ``"stopped": true``: a lent GPU's minutes still tell how far it got.
+The summary also reads issue 12's targets off the bench, epoch and pipeline files
+(tinyproj/bench/targets.py) and prints them last, where the device tool's reply shows them.
 """
 from __future__ import annotations
 
@@ -18,6 +20,10 @@ import json
 import re
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # run from a checkout
+
+from tinyproj.bench import targets                                  # noqa: E402
 
 TIMED_OUT = 124                         # what coreutils' timeout returns when it stops a step
 # the log file of each test step (the bench steps write JSON of their own)
@@ -53,19 +59,32 @@ def summarize(out: Path, steps: dict) -> dict:
         log = out / TEST_LOGS[name] if name in TEST_LOGS else None
         if log is not None:
             summary[name] = counts(log.read_text(errors="replace")) if log.exists() else {}
+    summary.update(target_report(out))
     return summary
 
 
-def alexnet_step_seconds(bench_json) -> float | None:
-    """The strict leg's ``alexnet_bn step`` median (tinyproj) in a bench result, or None."""
+def _read(path) -> dict:
+    """A JSON object from ``path``, or {} when it is missing or broken (a stopped step)."""
     try:
-        leg = json.loads(Path(bench_json).read_text()).get("strict") or {}
-    except (OSError, ValueError, AttributeError):
-        return None
-    for row in leg.get("rows", []):
-        if row.get("case", "").startswith("alexnet_bn step"):
-            return float(row["tinyproj"]["median_s"])
-    return None
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def alexnet_step_seconds(bench_json) -> float | None:
+    """The strict leg's AlexNet-BN step median (tinyproj) in a bench result, or None."""
+    row = targets.find_row(_read(bench_json).get("strict"), "alexnet")
+    return None if row is None else float(row["tinyproj"]["median_s"])
+
+
+def target_report(out: Path) -> dict:
+    """Issue 12's targets and TF32's effect, from the files the check wrote under ``out``."""
+    strict = _read(out / "gpu-bench.json").get("strict")
+    tf32 = _read(out / "gpu-bench-tf32.json").get("tf32")
+    found = targets.check(strict, pipeline=_read(out / "pipeline.json"),
+                          epoch_leg=_read(out / "gpu-epoch.json").get("strict"))
+    return {"targets": found, "tf32_effect": targets.tf32_effect(strict, tf32)}
 
 
 def main(argv: list[str]) -> int:
@@ -81,7 +100,8 @@ def main(argv: list[str]) -> int:
         steps[name] = (int(rc), int(seconds or 0))
     summary = summarize(Path(out), steps)
     Path(out, "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary))
+    print(json.dumps({k: summary[k] for k in summary if k not in ("targets", "tf32_effect")}))
+    print("issue 12's targets:\n" + targets.format_table(summary["targets"]))
     return 0
 
 

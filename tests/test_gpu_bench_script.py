@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import gpu_check_summary  # noqa: E402
 
 from tinyproj import backend, models  # noqa: E402
-from tinyproj.bench import gpu_suite, torch_ref  # noqa: E402
+from tinyproj.bench import gpu_suite, targets, torch_ref  # noqa: E402
 from tinyproj.cli import bench as cli_bench  # noqa: E402
 
 ROW_KINDS = ["step", "step", "epoch", "sweep", "training", "alexnet_bn"]
@@ -95,6 +95,11 @@ def test_bench_device_measures_both_precisions_in_one_run(tmp_path):
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
     assert result["complete"] is True and result["smoke"] is True
+    # a smoke run measures none of issue 12's targets (other widths, no pipeline), and says so
+    assert len(result["targets"]) == 6
+    assert all(t["measured"] is None and t["met"] is None for t in result["targets"])
+    assert "not measured" in done.stdout
+    assert set(result["tf32_effect"]["largest_loss_change"]) == {"tinyproj", "torch"}
     check_leg(result["strict"], "standin", tf32=False)
     check_leg(result["tf32"], "standin", tf32=True)
     assert "strict float32:" in done.stdout and "TF32 allowed on both sides:" in done.stdout
@@ -241,10 +246,10 @@ def test_the_pipeline_gets_the_measured_alexnet_step(tmp_path):
     bench = tmp_path / "gpu-bench.json"
     assert gpu_check_summary.alexnet_step_seconds(bench) is None            # no bench ran
     bench.write_text(json.dumps({"strict": {"rows": [
-        {"case": "step w1 b50", "tinyproj": {"median_s": 0.01}},
-        {"case": "alexnet_bn step b512 227px", "tinyproj": {"median_s": 0.25}}]}}))
+        {"kind": "step", "width": 1.0, "tinyproj": {"median_s": 0.01}},
+        {"kind": "alexnet", "width": 1.0, "tinyproj": {"median_s": 0.25}}]}}))
     assert gpu_check_summary.alexnet_step_seconds(bench) == 0.25
-    bench.write_text(json.dumps({"strict": {"rows": [{"case": "step w1 b50",
+    bench.write_text(json.dumps({"strict": {"rows": [{"kind": "step", "width": 1.0,
                                                       "tinyproj": {"median_s": 0.01}}]}}))
     assert gpu_check_summary.alexnet_step_seconds(bench) is None            # stopped before
     bench.write_text("{not json")
@@ -262,7 +267,7 @@ case "$*" in
   *"-m pytest"*) echo "backend=${{TINYPROJ_BACKEND:-}} args: $*"
                  echo "tests/test_a.py::test_x PASSED"; echo "1 passed in 0.1s" ;;
   *gpu_bench.py*gpu-bench.json*) echo "bench: $*"
-                  echo '{{"strict": {{"rows": [{{"case": "alexnet_bn step b512 227px",
+                  echo '{{"strict": {{"rows": [{{"kind": "alexnet", "case": "alexnet",
                         "tinyproj": {{"median_s": 0.123}}}}]}}}}' > "$OUT/gpu-bench.json" ;;
   *) echo "ran: $*" ;;
 esac
@@ -275,7 +280,9 @@ esac
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["exit"] == dict.fromkeys(
-        ["gpu_tests", "graph_tests", "suite_cupy", "bench", "bench_tf32", "epoch"], 0)
+        ["gpu_tests", "graph_tests", "suite_cupy", "bench", "bench_tf32", "epoch",
+         "pipeline"], 0)
+    assert len(summary["targets"]) == 6 and "issue 12's targets" in done.stdout
     assert summary["timed_out"] == [] and summary["suite_cupy"] == {"passed": 1}
     assert "backend=cupy" in (out / "suite-cupy.txt").read_text()
     assert "-m gpu" in (out / "gpu-tests.txt").read_text()
@@ -288,3 +295,73 @@ esac
     again = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], cwd=ROOT,
                            env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "new folder" in again.stderr
+
+
+# -- issue 12's targets, read off the rows --------------------------------------------------
+
+def _leg(step_ratio=1.4, replayed_ratio=1.1, epoch_s=9.0, alexnet_ratio=2.5, losses=(1.0, 0.9)):
+    def timed(seconds):
+        return {"median_s": seconds}
+    return {"rows": [
+        {"kind": "step", "width": 1.0, "ratio": step_ratio, "tinyproj": timed(0.014),
+         "torch": timed(0.01)},
+        {"kind": "step", "width": 0.25, "ratio": 0.5, "tinyproj": timed(0.004),
+         "torch": timed(0.008)},
+        {"kind": "step_replayed", "width": 0.25, "ratio": replayed_ratio,
+         "tinyproj": timed(0.0088), "torch": timed(0.008)},
+        {"kind": "training_epoch", "width": 1.0, "tinyproj": timed(epoch_s), "torch": None},
+        {"kind": "alexnet", "width": 1.0, "ratio": alexnet_ratio, "tinyproj": timed(0.25),
+         "torch": timed(0.1)}],
+        "trajectory": {"tinyproj_losses": list(losses), "torch_losses": list(losses)}}
+
+
+def test_targets_are_read_off_the_rows_met_missed_or_not_measured():
+    pipeline = {"needed_images_per_s": 1000.0, "step_assumed": False, "rows": [
+        {"path": "DecodePool train transform, shrunk to 256", "workers": 1,
+         "images_per_s": 200.0},
+        {"path": "DecodePool train transform, shrunk to 256", "workers": 16,
+         "images_per_s": 1500.0},
+        {"path": "DecodePool test transform, shrunk to 256", "workers": 16,
+         "images_per_s": 9000.0}]}
+    found = {t["target"].split()[0] + " " + t["unit"]: t
+             for t in targets.check(_leg(), pipeline)}
+    step, replayed, alexnet = (t for t in targets.check(_leg())[:3])
+    assert (step["measured"], step["met"]) == (1.4, True)            # 1.4 <= 1.5
+    assert (replayed["measured"], replayed["met"]) == (1.1, False)   # 1.1 > 1.0
+    assert (alexnet["measured"], alexnet["met"]) == (2.5, False)     # 2.5 > 2.0
+    epoch = found["one s"]
+    assert (epoch["measured"], epoch["met"]) == (9.0, True)
+    assert found["Table GPU-h"]["measured"] == pytest.approx(9.0 * 3000 / 3600)   # 7.5 h
+    assert found["Table GPU-h"]["met"] is True
+    decoding = found["decoding ×"]                     # the most workers, training crops
+    assert decoding["measured"] == pytest.approx(1.5) and decoding["met"] is True
+    assert "16 workers" in decoding["note"]
+
+
+def test_a_missing_row_or_an_assumed_step_is_not_measured_never_met():
+    empty = targets.check(None)
+    assert all(t["measured"] is None and t["met"] is None for t in empty)
+    leg = _leg()
+    leg["rows"] = [r for r in leg["rows"] if r["kind"] != "training_epoch"]   # stopped early
+    by_unit = {t["unit"]: t for t in targets.check(leg)}
+    assert by_unit["s"]["met"] is None and by_unit["GPU-h"]["met"] is None
+    assumed = {"needed_images_per_s": 1000.0, "step_assumed": True, "rows": [
+        {"path": "DecodePool train transform, shrunk to 256", "workers": 16,
+         "images_per_s": 5000.0}]}
+    decoding = targets.check(leg, assumed)[-1]
+    assert decoding["met"] is None and "assumed step" in decoding["note"]
+    table = targets.format_table(targets.check(leg, assumed))
+    assert "not measured" in table and "MISSED" in table and " met" in table
+
+
+def test_tf32_effect_compares_the_same_rows_and_the_losses():
+    strict, tf32 = _leg(losses=(1.0, 0.9, 0.8)), _leg(losses=(1.0, 0.95, 0.7))
+    for row in tf32["rows"]:
+        row["tinyproj"] = {"median_s": row["tinyproj"]["median_s"] / 2}   # twice as fast
+    effect = targets.tf32_effect(strict, tf32)
+    assert effect["time_tf32_over_strict"]["step w1.0"] == {"tinyproj": 0.5, "torch": 1.0}
+    assert effect["time_tf32_over_strict"]["training_epoch w1.0"] == {"tinyproj": 0.5}
+    assert effect["largest_loss_change"] == {"tinyproj": pytest.approx(0.1),
+                                             "torch": pytest.approx(0.1)}
+    assert targets.tf32_effect(strict, None) == {"time_tf32_over_strict": {},
+                                                 "largest_loss_change": {}}

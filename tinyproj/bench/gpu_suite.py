@@ -257,8 +257,8 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32: bool
     leg = {"tf32": tf32, "tf32_in_effect": set_precision(device, tf32), "rows": []}
     mark = " TF32" if tf32 else ""
 
-    def row(name, mine, ref, **extra):
-        entry = {"case": name, "tinyproj": mine, "torch": ref, **extra}
+    def row(kind, name, mine, ref, **extra):
+        entry = {"kind": kind, "case": name, "tinyproj": mine, "torch": ref, **extra}
         theirs = "torch         -  " if ref is None else f"torch {ref['median_s'] * 1e3:9.2f} ms"
         if ref is not None:
             entry["ratio"] = mine["median_s"] / ref["median_s"]
@@ -277,10 +277,10 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32: bool
         tmodel = to_torch(model, torch_device)
         theirs = timed(torch_step(tmodel, bounds, batch, shape, torch_device), sync, warmup,
                        repeats)
-        row(f"step w{width:g} b{batch}{mark}", mine, theirs, width=width, batch=batch)
+        row("step", f"step w{width:g} b{batch}{mark}", mine, theirs, width=width, batch=batch)
         graph = tinyproj_replayed_step(build, batch, shape)
         replayed = timed(graph, sync, max(warmup, 3), repeats)
-        row(f"step w{width:g} b{batch} replayed{mark}", replayed, theirs,
+        row("step_replayed", f"step w{width:g} b{batch} replayed{mark}", replayed, theirs,
             width=width, batch=batch, graph=graph.kind, replays=graph.replays,
             graph_fallbacks=graph.reasons, graph_pool_bytes=graph.pool_bytes())
         if "epoch" not in skip:
@@ -290,7 +290,7 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32: bool
             ev_ref = timed(torch_forward(tmodel, images_test, big, shape, torch_device, False),
                            sync, 1, max(1, repeats // 5))
             steps = images_train // batch
-            row(f"epoch w{width:g} ({steps} steps + eval){mark}",
+            row("epoch_projected", f"epoch w{width:g} ({steps} steps + eval){mark}",
                 {"median_s": steps * mine["median_s"] + ev_mine["median_s"], "projected": True,
                  "replayed_median_s": steps * replayed["median_s"] + ev_mine["median_s"]},
                 {"median_s": steps * theirs["median_s"] + ev_ref["median_s"],
@@ -300,12 +300,13 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32: bool
                                 1, 1)
                 re_ref = timed(torch_forward(tmodel, images_train, big, shape, torch_device,
                                              True), sync, 1, 1)
-                row(f"sweep draw w{width:g} (BN over {images_train} + score){mark}",
+                row("draw", f"sweep draw w{width:g} (BN over {images_train} + score){mark}",
                     {"median_s": re_mine["median_s"] + ev_mine["median_s"]},
                     {"median_s": re_ref["median_s"] + ev_ref["median_s"]}, width=width)
     if "training" not in skip:
         epoch = measured_epoch(smoke)
-        row(f"training epoch w{epoch['width']:g} ({epoch['images']} images + eval){mark}",
+        row("training_epoch",
+            f"training epoch w{epoch['width']:g} ({epoch['images']} images + eval){mark}",
             epoch, None, width=epoch["width"],
             graph_fallbacks=[line for line in epoch["log"] if line.startswith("CUDA graph")])
     if "alexnet" not in skip:
@@ -318,7 +319,8 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32: bool
         tmodel = to_torch(model, torch_device)
         theirs = timed(torch_step(tmodel, bounds, ab, (3, side, side), torch_device, "sgd"),
                        sync, 1, max(1, repeats // 5))
-        row(f"alexnet_bn step b{ab} {side}px{mark}", mine, theirs, batch=ab)
+        row("alexnet", f"alexnet_bn step b{ab} {side}px{mark}", mine, theirs, batch=ab,
+            width=aw)
     if "trajectory" not in skip:
         leg["trajectory"] = trajectory(torch_device, 3 if smoke else 20,
                                        0.0625 if smoke else 0.25, batch, sync)
@@ -330,7 +332,8 @@ def run_both(device: str, smoke: bool, repeats: int, warmup: int, skip=(), batch
              out=None, log=print) -> dict:
     """Both legs in one run — strict float32, then TF32 on both sides — as one result:
     ``{"kind", "versions", "smoke", "complete", "strict": leg, "tf32": leg}``. With ``out``,
-    the result so far is written after every row; strict float32 is restored at the end."""
+    the result so far is written after every row; strict float32 is restored at the end, and
+    the result gets issue 12's ``targets`` and the ``tf32_effect`` (bench/targets.py)."""
     result = {"kind": RESULT_KIND, "versions": versions(device), "smoke": smoke,
               "repeats": repeats, "complete": False, "strict": None, "tf32": None}
     try:
@@ -345,6 +348,11 @@ def run_both(device: str, smoke: bool, repeats: int, warmup: int, skip=(), batch
                      on_row=save, log=log))
     finally:
         set_precision(device, False)
+    from . import targets
+    result["targets"] = targets.check(result["strict"])
+    result["tf32_effect"] = targets.tf32_effect(result["strict"], result["tf32"])
+    log("\nissue 12's targets (strict float32; the input pipeline: benchmarks/"
+        "imagenet_pipeline.py):\n" + targets.format_table(result["targets"]))
     result["complete"] = True
     if out is not None:
         write_json(out, result)
