@@ -33,14 +33,16 @@ _CLOSING = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed|des
 _PER_TEST = re.compile(r"::\S+ (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\b")
 
 
-def counts(text: str) -> dict:
-    """Test outcomes in a pytest log: from its closing line, or else per test (``-v`` lines)."""
+def counts(text: str, stopped: bool = True) -> dict:
+    """Test outcomes in a pytest log: from its closing line, or else per test (``-v`` lines),
+    marked ``"stopped"`` (its timeout ended it) or ``"no_closing_line"`` (pytest itself
+    ended early, e.g. an error while collecting: the log says which)."""
     lines = text.strip().splitlines()
     closing = lines[-1] if lines and re.search(r" in [\d.]+s", lines[-1]) else ""
     found = {kind: int(n) for n, kind in _CLOSING.findall(closing)}
     if found:
         return found
-    per_test: dict = {"stopped": True}
+    per_test: dict = {"stopped" if stopped else "no_closing_line": True}
     for outcome in _PER_TEST.findall(text):
         key = {"ERROR": "errors", "XFAIL": "xfailed", "XPASS": "xpassed"}.get(
             outcome, outcome.lower())
@@ -58,7 +60,8 @@ def summarize(out: Path, steps: dict) -> dict:
             summary["timed_out"].append(name)
         log = out / TEST_LOGS[name] if name in TEST_LOGS else None
         if log is not None:
-            summary[name] = counts(log.read_text(errors="replace")) if log.exists() else {}
+            summary[name] = (counts(log.read_text(errors="replace"), rc == TIMED_OUT)
+                             if log.exists() else {})
     summary.update(target_report(out))
     return summary
 

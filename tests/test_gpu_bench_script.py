@@ -232,11 +232,15 @@ def test_summary_counts_a_stopped_pytest_run_test_by_test():
 def test_summary_records_exit_seconds_and_timeouts(tmp_path):
     (tmp_path / "gpu-tests.txt").write_text("x::t PASSED\n1 passed in 1.0s\n")
     (tmp_path / "suite-cupy.txt").write_text("x::t PASSED\nx::u ")
+    (tmp_path / "graph-tests.txt").write_text("ImportError while loading conftest\n")
     assert gpu_check_summary.main([str(tmp_path), "gpu_tests=0:12", "suite_cupy=124:75",
-                                   "bench=1:3"]) == 0
+                                   "bench=1:3", "graph_tests=4:1"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["exit"] == {"gpu_tests": 0, "suite_cupy": 124, "bench": 1}
-    assert summary["seconds"] == {"gpu_tests": 12, "suite_cupy": 75, "bench": 3}
+    assert summary["exit"] == {"gpu_tests": 0, "suite_cupy": 124, "bench": 1,
+                               "graph_tests": 4}
+    assert summary["seconds"] == {"gpu_tests": 12, "suite_cupy": 75, "bench": 3,
+                                  "graph_tests": 1}
+    assert summary["graph_tests"] == {"no_closing_line": True}     # pytest's own error
     assert summary["timed_out"] == ["suite_cupy"]
     assert summary["gpu_tests"] == {"passed": 1}
     assert summary["suite_cupy"] == {"stopped": True, "passed": 1}
