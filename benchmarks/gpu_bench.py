@@ -37,6 +37,9 @@ def main(argv=None) -> int:
                    help="allow TF32 matrix products in both frameworks (default strict float32)")
     p.add_argument("--out", required=True, help="JSON file to write")
     args = p.parse_args(argv)
+    if args.device == "gpu" and not gpu_suite.backend.cupy_available():
+        p.error("--device gpu needs CuPy and a CUDA GPU; --device standin checks this script "
+                "on the CPU stand-in")
     repeats, warmup = (1, 1) if args.smoke else (args.repeats, args.warmup)
     out = Path(args.out)
     if out.exists():

@@ -16,6 +16,9 @@
 #   gpu-bench-tf32.json the same with TF32 allowed on both sides (and the 20-step losses)
 #   gpu-epoch.json      one real epoch of the training loop (tr-sign-c, width 1.0, 45,000
 #                       synthetic images) with its evaluation: 40 s on top of the 300 s
+#   tf32-accuracy.json  benchmarks/tf32_accuracy.py: the same short training strict and with
+#                       TF32, test errors compared (45 s; only with a carried CIFAR-10 subset,
+#                       $TF32_SUBSET, default build/cifar-subset.npz)
 #   summary.json        each step's exit status and seconds, and the test steps' counts (per
 #                       test when a timeout stopped the step: benchmarks/gpu_check_summary.py)
 #   pipeline.json       benchmarks/imagenet_pipeline.py on the GPU machine's cores (1 and 16
@@ -65,6 +68,13 @@ step bench_tf32 45 gpu-bench.txt $PY benchmarks/gpu_bench.py --tf32 --repeats 10
 # one real training epoch (45,000 synthetic images, width 1.0, replayed) with its evaluation
 step epoch 40 gpu-bench.txt $PY benchmarks/gpu_bench.py --skip step,alexnet,trajectory \
     --out "$OUT/gpu-epoch.json"
+# TF32's effect on accuracy: Tr-Sign-C at width 0.25, 5 epochs on 8,000 real CIFAR-10 images,
+# strict and then TF32 -- only when the subset was made and carried along (see README)
+TF32_SUBSET=${TF32_SUBSET:-build/cifar-subset.npz}
+if [ -f "$TF32_SUBSET" ]; then
+    step tf32_accuracy 45 tf32-accuracy.txt $PY benchmarks/tf32_accuracy.py \
+        --subset "$TF32_SUBSET" --json "$OUT/tf32-accuracy.json"
+fi
 # the ImageNet input pipeline on this machine's 16 cores (no GPU needed; issue 12's >= 1.2x),
 # against the AlexNet-BN step the bench just measured (an assumed step time when it did not)
 STEP_S=$($PY benchmarks/gpu_check_summary.py --alexnet-step "$OUT/gpu-bench.json")

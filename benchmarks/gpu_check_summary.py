@@ -87,7 +87,12 @@ def target_report(out: Path) -> dict:
     tf32 = _read(out / "gpu-bench-tf32.json").get("tf32")
     found = targets.check(strict, pipeline=_read(out / "pipeline.json"),
                           epoch_leg=_read(out / "gpu-epoch.json").get("strict"))
-    return {"targets": found, "tf32_effect": targets.tf32_effect(strict, tf32)}
+    effect = targets.tf32_effect(strict, tf32)
+    accuracy = _read(out / "tf32-accuracy.json").get("comparison")
+    if accuracy:                        # the short CIFAR-10 training, strict against TF32
+        effect["test_error_change"] = accuracy["test_error_change"][-1]
+        effect["test_error_standard_error"] = accuracy["standard_error"]
+    return {"targets": found, "tf32_effect": effect}
 
 
 def main(argv: list[str]) -> int:

@@ -262,8 +262,9 @@ def test_the_pipeline_gets_the_measured_alexnet_step(tmp_path):
 
 def test_gpu_check_script_runs_every_step_and_summarises(tmp_path):
     """The script's plumbing on the CPU, with a stand-in for python that answers each step:
-    every step runs with the arguments meant for it, the summary is written, and a second
-    run into the same folder is refused before anything is written."""
+    every step runs with the arguments meant for it (the TF32 accuracy step too, its subset
+    being there), the summary is written, and a second run into the same folder is refused
+    before anything is written."""
     stub = tmp_path / "py"
     stub.write_text(f"""#!/bin/bash
 case "$*" in
@@ -278,14 +279,18 @@ esac
 """)
     stub.chmod(0o755)
     out = tmp_path / "out"
-    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": str(stub)}
+    subset = tmp_path / "subset.npz"
+    subset.write_bytes(b"")                     # present: the TF32 accuracy step runs
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": str(stub),
+           "TF32_SUBSET": str(subset)}
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["exit"] == dict.fromkeys(
         ["gpu_tests", "graph_tests", "suite_cupy", "bench", "bench_tf32", "epoch",
-         "pipeline"], 0)
+         "tf32_accuracy", "pipeline"], 0)
+    assert f"--subset {subset}" in (out / "tf32-accuracy.txt").read_text()
     assert len(summary["targets"]) == 6 and "issue 12's targets" in done.stdout
     assert summary["timed_out"] == [] and summary["suite_cupy"] == {"passed": 1}
     assert "backend=cupy" in (out / "suite-cupy.txt").read_text()
@@ -369,3 +374,79 @@ def test_tf32_effect_compares_the_same_rows_and_the_losses():
                                              "torch": pytest.approx(0.1)}
     assert targets.tf32_effect(strict, None) == {"time_tf32_over_strict": {},
                                                  "largest_loss_change": {}}
+
+
+# -- TF32's effect on accuracy (benchmarks/tf32_accuracy.py) ---------------------------------
+def _tiny_subset(path):
+    rng = np.random.default_rng(0)
+    np.savez(path, x_train=rng.integers(0, 256, (100, 3, 32, 32), dtype=np.uint8),
+             y_train=np.arange(100) % 10,
+             x_test=rng.integers(0, 256, (40, 3, 32, 32), dtype=np.uint8),
+             y_test=np.arange(40) % 10)
+
+
+@pytest.mark.numpy_only("runs the script in a process of its own, on the stand-in")
+def test_tf32_accuracy_trains_twice_and_compares(tmp_path):
+    """Off the GPU there is no TF32, so the two runs are the same computation: every loss and
+    test error must agree exactly, and the comparison must say 0."""
+    _tiny_subset(tmp_path / "s.npz")
+    out = tmp_path / "a.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tf32_accuracy.py"),
+                           "--subset", str(tmp_path / "s.npz"), "--device", "standin",
+                           "--epochs", "2", "--width", "0.0625", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    strict, tf32 = result["strict"], result["tf32"]
+    assert (strict["tf32"], tf32["tf32"]) == (False, True)
+    assert strict["tf32_in_effect"] is tf32["tf32_in_effect"] is False
+    assert len(strict["train_loss"]) == len(strict["test_error"]) == 2
+    assert strict["train_loss"] == tf32["train_loss"]
+    assert strict["test_error"] == tf32["test_error"]
+    comparison = result["comparison"]
+    assert comparison["largest_loss_change"] == 0
+    assert comparison["test_error_change"][-1] == {"none": 0.0, "sign": 0.0}
+    p = strict["test_error"][-1]["none"]
+    assert comparison["standard_error"]["none"] == pytest.approx(np.sqrt(p * (1 - p) / 40))
+    assert result["train_images"] == 100 and result["test_images"] == 40
+
+
+def test_tf32_accuracy_refuses_a_missing_subset_and_an_existing_file(tmp_path):
+    script = [sys.executable, str(ROOT / "benchmarks" / "tf32_accuracy.py")]
+    missing = subprocess.run(script + ["--subset", str(tmp_path / "nope.npz")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "--subset" in missing.stderr
+    (tmp_path / "taken.npz").write_bytes(b"mine")
+    taken = subprocess.run(script + ["--make-subset", str(tmp_path / "taken.npz")],
+                           capture_output=True, text=True, timeout=120)
+    assert taken.returncode == 2 and "exists" in taken.stderr
+    assert (tmp_path / "taken.npz").read_bytes() == b"mine"
+
+
+def test_the_cifar_subset_holds_the_first_images(tmp_path):
+    """--make-subset copies the first images of the real CIFAR-10 (skipped where it is absent)
+    and load_subset standardises them per channel."""
+    import warnings
+
+    import tf32_accuracy
+    from tinyproj.data import cifar
+    from tinyproj.data.files import DatasetNotFoundError
+    from tinyproj.errors import UserError
+    try:
+        folder = cifar.locate_cifar10(None, download=False)
+    except (DatasetNotFoundError, UserError):
+        pytest.skip("CIFAR-10 is not here (../shared/datasets)")
+    out = tmp_path / "sub" / "s.npz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")            # the shared copy's md5 note
+        shapes = tf32_accuracy.make_subset(out, train=12, test=5, data_dir=folder.parent)
+        x_train, y_train, x_test, _ = cifar.load_cifar10(folder.parent, download=False)
+    assert shapes["x_train"] == (12, 3, 32, 32) and shapes["x_test"] == (5, 3, 32, 32)
+    with np.load(out) as f:
+        np.testing.assert_array_equal(f["x_train"], x_train[:12])
+        np.testing.assert_array_equal(f["y_train"], y_train[:12])
+        np.testing.assert_array_equal(f["x_test"], x_test[:5])
+    standardised = tf32_accuracy.load_subset(out)[0]
+    assert standardised.dtype == np.float32
+    np.testing.assert_allclose(standardised.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(standardised.std(axis=(0, 2, 3)), 1, atol=1e-4)
