@@ -109,6 +109,7 @@ def main(argv: list[str]) -> int:
     summary = summarize(Path(out), steps)
     Path(out, "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps({k: summary[k] for k in summary if k not in ("targets", "tf32_effect")}))
+    print("TF32's effect:\n" + targets.format_tf32(summary["tf32_effect"]))
     print("issue 12's targets:\n" + targets.format_table(summary["targets"]))
     return 0
 

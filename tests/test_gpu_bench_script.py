@@ -374,6 +374,9 @@ def test_tf32_effect_compares_the_same_rows_and_the_losses():
                                              "torch": pytest.approx(0.1)}
     assert targets.tf32_effect(strict, None) == {"time_tf32_over_strict": {},
                                                  "largest_loss_change": {}}
+    text = targets.format_tf32({**effect, "test_error_change": {"none": -0.004}})
+    assert "step w1.0" in text and "tinyproj ×0.50" in text and "Te-None -0.40%" in text
+    assert targets.format_tf32({}) == "  (no TF32 leg to compare)"
 
 
 # -- TF32's effect on accuracy (benchmarks/tf32_accuracy.py) ---------------------------------

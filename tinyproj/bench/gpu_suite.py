@@ -351,6 +351,7 @@ def run_both(device: str, smoke: bool, repeats: int, warmup: int, skip=(), batch
     from . import targets
     result["targets"] = targets.check(result["strict"])
     result["tf32_effect"] = targets.tf32_effect(result["strict"], result["tf32"])
+    log("\nTF32's effect:\n" + targets.format_tf32(result["tf32_effect"]))
     log("\nissue 12's targets (strict float32; the input pipeline: benchmarks/"
         "imagenet_pipeline.py):\n" + targets.format_table(result["targets"]))
     result["complete"] = True

@@ -111,3 +111,19 @@ def format_table(targets: list) -> str:
         lines.append(f"  {t['target']:<72} {value:>12}  {t['direction']} {t['limit']:g} "
                      f"{t['unit']:<5} {verdict}{note}")
     return "\n".join(lines)
+
+
+def format_tf32(effect: dict) -> str:
+    """TF32's effect as text lines: time under TF32 over strict per row, and the losses."""
+    lines = []
+    for key, sides in effect.get("time_tf32_over_strict", {}).items():
+        parts = ", ".join(f"{side} ×{ratio:.2f}" for side, ratio in sides.items())
+        lines.append(f"  {key:<26} time with TF32 / strict: {parts}")
+    for side, change in effect.get("largest_loss_change", {}).items():
+        if change is not None:
+            lines.append(f"  {side:<26} largest change of the training losses: {change:.2e}")
+    if "test_error_change" in effect:
+        changes = ", ".join(f"Te-{k.capitalize()} {v:+.2%}"
+                            for k, v in effect["test_error_change"].items())
+        lines.append(f"  test error, TF32 − strict: {changes}")
+    return "\n".join(lines) or "  (no TF32 leg to compare)"
