@@ -211,14 +211,14 @@ def measured_epoch(smoke: bool) -> dict:
     from ..data.sources import ArraySource
     from ..runs.config import make_config
     from ..runs.training import train
-    n_train, n_val, n_test, width = (200, 50, 100, 0.0625) if smoke else (45000, 5000, 10000, 1.0)
+    n_train, n_val, n_test, width = (100, 20, 40, 0.0625) if smoke else (45000, 5000, 10000, 1.0)
     host = np.random.default_rng(1)
     means = host.standard_normal((10, 3, 32, 32), dtype=np.float32)
     y = host.permutation(np.arange(n_train + n_val + n_test) % 10).astype(np.int64)
     x = means[y] + host.standard_normal((len(y), 3, 32, 32), dtype=np.float32)
     parts = np.cumsum([0, n_train, n_val, n_test])
     train_src, val_src, test_src = (ArraySource(x[a:b], y[a:b]) for a, b in zip(parts, parts[1:]))
-    small = dict(bn_batches=2, eval_batch_size=50) if smoke else {}
+    small = dict(bn_batches=1, eval_batch_size=50) if smoke else {}
     cfg = make_config("tr-sign-c", width=width, epochs=1, dataset="synthetic", val_size=0,
                       **small)
     lines = []
