@@ -119,6 +119,8 @@ def test_bench_device_measures_both_precisions_in_one_run(tmp_path):
     (["--device", "standin", "--no-torch"], "--no-torch"),
     (["--smoke"], "--smoke"),
     (["--device", "standin", "--smoke", "--repeats", "0"], "--repeats"),
+    (["--device", "standin", "--smoke", "--json", "missing/b.json"], "--json"),
+    (["--only", "first", "--json", "missing/b.json"], "--json"),
 ])
 def test_bench_refuses_flags_that_do_not_fit_the_device(tmp_path, flags, named):
     done = subprocess.run([sys.executable, "-m", "tinyproj.cli", "bench", *flags],

@@ -54,6 +54,10 @@ def _check_args(args) -> None:
     if args.json and os.path.isdir(args.json):
         raise UserError(f"--json {args.json} is a folder; give a file name such as bench.json",
                         flag="--json")
+    if args.json and not Path(args.json).absolute().parent.is_dir():
+        raise UserError(f"--json {args.json}: the folder {Path(args.json).parent} does not "
+                        "exist; create it first or give a file in an existing folder",
+                        flag="--json")
     _check_json_target(args.json)
 
 
