@@ -45,6 +45,9 @@ def main(argv=None) -> int:
     if out.exists():
         print(f"error: --out {out} exists; give a new file", file=sys.stderr)
         return 2
+    if not out.absolute().parent.is_dir():
+        print(f"error: --out {out}: its folder does not exist", file=sys.stderr)
+        return 2
     result = {"kind": gpu_suite.RESULT_KIND, "versions": gpu_suite.versions(args.device),
               "smoke": args.smoke, "repeats": repeats, "complete": False,
               "strict": None, "tf32": None}

@@ -119,6 +119,8 @@ def main(argv=None) -> int:
         p.error("--subset FILE: the file --make-subset wrote (it is not there)")
     if args.json and Path(args.json).exists():
         p.error(f"--json {args.json} exists; give a new file")
+    if args.json and not Path(args.json).absolute().parent.is_dir():
+        p.error(f"--json {args.json}: its folder does not exist")
     if args.epochs < 1:
         p.error("--epochs must be at least 1")
     if args.device == "gpu" and not backend.cupy_available():

@@ -421,6 +421,11 @@ def test_tf32_accuracy_refuses_a_missing_subset_and_an_existing_file(tmp_path):
     missing = subprocess.run(script + ["--subset", str(tmp_path / "nope.npz")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "--subset" in missing.stderr
+    _tiny_subset(tmp_path / "s.npz")
+    nowhere = subprocess.run(script + ["--subset", str(tmp_path / "s.npz"), "--device",
+                                       "standin", "--json", str(tmp_path / "no" / "a.json")],
+                             capture_output=True, text=True, timeout=120)
+    assert nowhere.returncode == 2 and "folder does not exist" in nowhere.stderr
     (tmp_path / "taken.npz").write_bytes(b"mine")
     taken = subprocess.run(script + ["--make-subset", str(tmp_path / "taken.npz")],
                            capture_output=True, text=True, timeout=120)
