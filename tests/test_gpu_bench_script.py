@@ -179,6 +179,40 @@ def test_info_says_float32_products_are_strict(capsys):
     assert "strict products" in line
 
 
+def test_set_tf32_sets_cupys_float32_compute_type(monkeypatch):
+    """The wiring, with a stand-in for CuPy's switch (names as in cupy 14's
+    cupy._core._routines_linalg): True asks for TF32, False for CuPy's default (strict), and
+    the answer is read back, so a GPU that refuses TF32 (compute capability < 8) says False."""
+    import types
+    calls = []
+
+    class Linalg(types.ModuleType):
+        COMPUTE_TYPE_DEFAULT, COMPUTE_TYPE_TF32 = 1, 7
+        current = 1
+        refuse = False
+
+        def set_compute_type(self, dtype, kind):
+            calls.append((np.dtype(dtype), kind))
+            self.current = self.COMPUTE_TYPE_DEFAULT if self.refuse else kind
+
+        def get_compute_type(self, dtype):
+            assert np.dtype(dtype) == np.float32
+            return self.current
+
+    linalg = Linalg("cupy._core._routines_linalg")
+    core = types.ModuleType("cupy._core")
+    core._routines_linalg = linalg
+    monkeypatch.setitem(sys.modules, "cupy", types.ModuleType("cupy"))
+    monkeypatch.setitem(sys.modules, "cupy._core", core)
+    monkeypatch.setitem(sys.modules, "cupy._core._routines_linalg", linalg)
+    monkeypatch.setitem(backend._state, "name", "cupy")
+    assert backend.set_tf32(True) is True and backend.tf32_enabled() is True
+    assert backend.set_tf32(False) is False and backend.tf32_enabled() is False
+    assert calls == [(np.dtype(np.float32), 7), (np.dtype(np.float32), 1)]
+    linalg.refuse = True                               # an older GPU: CuPy keeps the default
+    assert backend.set_tf32(True) is False
+
+
 @pytest.mark.gpu
 def test_tf32_switch_changes_cupys_products(on_cupy, capsys):
     """On a GPU (compute capability >= 8): strict float32 products agree with float64 to
