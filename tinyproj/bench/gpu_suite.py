@@ -89,9 +89,10 @@ def timed(fn, sync, warmup: int, repeats: int) -> dict:
             "repeats": repeats}
 
 
-
 # -- tinyproj side -------------------------------------------------------------------------
 def tinyproj_step(model_fn, batch, shape, optimizer="adam", seed=0):
+    """``(model, step)``: one Algorithm-1 step (Sign, clipping; Adam with the square hinge
+    loss, or SGD with cross-entropy) on a fixed random minibatch already on the device."""
     rng = backend.make_rng(seed)
     model = model_fn(rng)
     model.train()
@@ -110,7 +111,8 @@ def tinyproj_step(model_fn, batch, shape, optimizer="adam", seed=0):
 
 def tinyproj_replayed_step(model_fn, batch, shape, seed=0):
     """``tinyproj_step``'s step (same model, data and seed) as a :class:`graphs.StepGraph`:
-    two eager warm-up calls, then captured once and replayed (CuPy); eager elsewhere."""
+    two eager warm-up calls, then captured once and replayed (CuPy; recorded and replayed on
+    the stand-in); eager on NumPy."""
     from .. import graphs
     rng = backend.make_rng(seed)
     model = model_fn(rng)
