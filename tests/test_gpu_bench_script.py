@@ -138,6 +138,20 @@ def test_bench_device_gpu_without_a_gpu_names_the_fix(tmp_path):
     assert "--device standin --smoke" in done.stderr and list(tmp_path.iterdir()) == []
 
 
+def test_bench_device_gpu_with_a_cpu_build_of_pytorch_names_the_fix(monkeypatch, capsys,
+                                                                     tmp_path):
+    """CuPy and a GPU, but PyTorch without CUDA (the `bench` extra installs the CPU build):
+    refused before anything is measured or written, naming the flag and the fix."""
+    from tinyproj.cli import main
+    monkeypatch.setattr(backend, "cupy_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--device", "gpu"]) == 2
+    err = capsys.readouterr().err
+    assert "--device gpu" in err and "CUDA build of PyTorch" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_default_result_file_names_the_gpu_and_never_replaces_one(tmp_path):
     import datetime
     day = datetime.date(2026, 12, 3)
