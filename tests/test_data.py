@@ -730,3 +730,14 @@ def test_image_folder_errors(tmp_path):
     folder = data.ImageFolder(tmp_path)
     with pytest.raises(ValueError, match="broken.jpg"):
         folder[0]
+
+
+def test_synthetic_drawn_in_float32_is_another_deterministic_set_of_the_same_form():
+    from tinyproj.data import synthetic_classification
+    x64, y64 = synthetic_classification(40, shape=(2, 3), seed=5)
+    x32, y32 = synthetic_classification(40, shape=(2, 3), seed=5, dtype=np.float32)
+    again, _ = synthetic_classification(40, shape=(2, 3), seed=5, dtype=np.float32)
+    assert x32.dtype == x64.dtype == np.float32 and x32.shape == x64.shape == (40, 2, 3)
+    np.testing.assert_array_equal(x32, again)
+    assert not np.array_equal(x32, x64)                   # other numbers from the same seed
+    assert np.bincount(y32).tolist() == [4] * 10

@@ -332,16 +332,22 @@ def _checkpoint_rng(path, rng_meta=None):
     return meta["rng"]
 
 
-def test_a_device_run_saves_its_generator_and_an_older_checkpoint_resumes_with_a_warning(
-        on_standin, tmp_path):
+def _stopped_stoch_run(tmp_path, steps):
+    """A tiny Tr-Stoch-C run stopped after ``steps`` steps: ``(its config, its checkpoint)``."""
     from _helpers import tiny_config
     from tinyproj.runs.training import TrainingInterrupted, train
     cfg = tiny_config(tmp_path, "run", preset="tr-stoch-c", epochs=1, train_subset=60,
                       val_size=0, test_subset=20, test_projections=["none"],
                       bn_reestimate=False)
     with pytest.raises(TrainingInterrupted):
-        train(cfg, stop_at_step=2, progress=False, log=lambda *a: None)
-    ckpt = tmp_path / "run" / "checkpoint.npz"
+        train(cfg, stop_at_step=steps, progress=False, log=lambda *a: None)
+    return cfg, tmp_path / "run" / "checkpoint.npz"
+
+
+def test_a_device_run_saves_its_generator_and_an_older_checkpoint_resumes_with_a_warning(
+        on_standin, tmp_path):
+    from tinyproj.runs.training import train
+    cfg, ckpt = _stopped_stoch_run(tmp_path, 2)
     saved = _checkpoint_rng(ckpt)
     assert saved["kind"] == "philox" and saved["state"]["stream"] > 0
     _checkpoint_rng(ckpt, {"kind": "unsupported"})            # as CuPy's runs wrote it
@@ -403,18 +409,12 @@ def test_another_device_generator_seeds_one_philox_key_of_its_own(on_standin):
                                     "not a record"])
 def test_a_broken_generator_state_refuses_the_resume_by_name_and_keeps_the_checkpoint(
         place, broken, tmp_path):
-    from _helpers import tiny_config
     from tinyproj.errors import UserError
-    from tinyproj.runs.training import TrainingInterrupted, train
+    from tinyproj.runs.training import train
     previous = backend.name()
     backend.use(place)
     try:
-        cfg = tiny_config(tmp_path, "run", preset="tr-stoch-c", epochs=1, train_subset=60,
-                          val_size=0, test_subset=20, test_projections=["none"],
-                          bn_reestimate=False)
-        with pytest.raises(TrainingInterrupted):
-            train(cfg, stop_at_step=1, progress=False, log=lambda *a: None)
-        ckpt = tmp_path / "run" / "checkpoint.npz"
+        cfg, ckpt = _stopped_stoch_run(tmp_path, 1)
         kind = _checkpoint_rng(ckpt)["kind"]
         if isinstance(broken, dict):
             broken = dict(broken, kind=kind)

@@ -209,17 +209,15 @@ def trajectory(torch_device, steps: int, width: float, batch: int, sync) -> dict
 
 def measured_epoch(smoke: bool) -> dict:
     """Seconds of one real training epoch and its evaluation (see the module docstring); the
-    synthetic images are made (float32, class means plus noise) before the clock starts. The
+    synthetic images (data/synthetic.py, drawn in float32) are made before the clock starts. The
     progress bar is shown (not in a smoke run), so a run stopped by a time limit still shows
     how many steps it reached."""
     from ..data.sources import ArraySource
+    from ..data.synthetic import synthetic_classification
     from ..runs.config import make_config
     from ..runs.training import train
     n_train, n_val, n_test, width = (100, 20, 40, 0.0625) if smoke else (45000, 5000, 10000, 1.0)
-    host = np.random.default_rng(1)
-    means = host.standard_normal((10, 3, 32, 32), dtype=np.float32)
-    y = host.permutation(np.arange(n_train + n_val + n_test) % 10).astype(np.int64)
-    x = means[y] + host.standard_normal((len(y), 3, 32, 32), dtype=np.float32)
+    x, y = synthetic_classification(n_train + n_val + n_test, seed=1, dtype=np.float32)
     parts = np.cumsum([0, n_train, n_val, n_test])
     train_src, val_src, test_src = (ArraySource(x[a:b], y[a:b]) for a, b in zip(parts, parts[1:]))
     small = dict(bn_batches=1, eval_batch_size=50) if smoke else {}
