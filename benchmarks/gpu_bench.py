@@ -48,9 +48,7 @@ def main(argv=None) -> int:
     if not out.absolute().parent.is_dir():
         print(f"error: --out {out}: its folder does not exist", file=sys.stderr)
         return 2
-    result = {"kind": gpu_suite.RESULT_KIND, "versions": gpu_suite.versions(args.device),
-              "smoke": args.smoke, "repeats": repeats, "complete": False,
-              "strict": None, "tf32": None}
+    result = gpu_suite.new_result(args.device, args.smoke, repeats)
     name = "tf32" if args.tf32 else "strict"
 
     def save(leg):

@@ -330,14 +330,19 @@ def run(device: str, smoke: bool, repeats: int, warmup: int, skip=(), tf32: bool
     return leg
 
 
+def new_result(device: str, smoke: bool, repeats: int) -> dict:
+    """A result with no leg measured yet: what both ``run_both`` and one-leg callers fill."""
+    return {"kind": RESULT_KIND, "versions": versions(device), "smoke": smoke,
+            "repeats": repeats, "complete": False, "strict": None, "tf32": None}
+
+
 def run_both(device: str, smoke: bool, repeats: int, warmup: int, skip=(), batch: int = 50,
              out=None, log=print) -> dict:
     """Both legs in one run — strict float32, then TF32 on both sides — as one result:
     ``{"kind", "versions", "smoke", "complete", "strict": leg, "tf32": leg}``. With ``out``,
     the result so far is written after every row; strict float32 is restored at the end, and
     the result gets issue 12's ``targets`` and the ``tf32_effect`` (bench/targets.py)."""
-    result = {"kind": RESULT_KIND, "versions": versions(device), "smoke": smoke,
-              "repeats": repeats, "complete": False, "strict": None, "tf32": None}
+    result = new_result(device, smoke, repeats)
     try:
         for name, tf32 in (("strict", False), ("tf32", True)):
             log(f"\n{'strict float32' if not tf32 else 'TF32 allowed on both sides'}:")
