@@ -204,3 +204,22 @@ def test_an_unreadable_flag_says_what_it_expects_not_a_python_name(tmp_path, cap
     assert stop.value.code == 2 and f"argument {flag}: {expects}" in err
     assert "invalid" not in err and "parse_" not in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
+    assert err.count("\n") == 1 and "usage:" not in err       # one line, no usage block
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["train", "--prest", "tr-sign-c"],
+     "error: tinyproj train: unrecognized arguments: --prest tr-sign-c; did you mean --preset "
+     "for --prest? (the flags: `tinyproj train --help`)"),
+    (["sweep", "run", "--distortion", "addnorm", "--levls", "0.1"],
+     "did you mean --levels for --levls?"),
+    (["train", "--zzz"], "error: tinyproj train: unrecognized arguments: --zzz (the flags"),
+    (["bogus"], "error: tinyproj: argument COMMAND: invalid choice: 'bogus'")])
+def test_a_mistyped_flag_or_command_is_one_line_from_its_own_command(capsys, argv, says):
+    # argparse leaves an unknown flag to the top parser (its message would name only
+    # `tinyproj` and print the top usage block): here the sub-command's parser says it
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and says in err
+    assert err.count("\n") == 1 and "usage:" not in err

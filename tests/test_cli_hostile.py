@@ -555,6 +555,10 @@ def _(ctx):
 
 _sweep_error("sweep-unknown-distortion", ["run", "--distortion", "addnoise"] + SWEEP_TINY,
              [("addnoise",)])
+_sweep_error("sweep-distortion-typo-lists-table2",
+             ["run", "--distortion", "table,power"] + SWEEP_TINY,
+             [("--distortion",), ("'table'",), ("table2",)],
+             what="sweep --distortion table,power: the message names the flag and table2 too")
 _sweep_error("sweep-bad-levels", ["run", "--distortion", "addnorm", "--levels", "0,x"]
              + SWEEP_TINY, [("level",)])
 _sweep_error("sweep-levels-out-of-range", ["run", "--distortion", "multunif", "--levels", "2"]
@@ -677,6 +681,48 @@ simple_error("walk-site-typo", "grid",
               what="walk --sites relu99 (checked before the model is trained)")
 simple_error("walk-missing-run", "grid", ["walk", "--run", "nope", "--out", "w"] + WALK_TINY,
               [("nope",)])
+simple_error("walk-data-dir-missing", "grid",
+              ["walk", "--out", "w", "--data-dir", "nodata", "--sigmas", "0.1", "--epochs", "1",
+               "--train-subset", "64", "--test-subset", "32", "--no-progress"],
+              [("--data-dir", "nodata")],
+              what="walk --data-dir MISSING (refused before the folder is made or a download)")
+
+
+@case("walk-run-data-dir-missing", "grid", "walk --run A --data-dir MISSING (A: an MNIST run)")
+def _(ctx):
+    run = ctx.fx.copy("mlp", ctx.root / "A")
+    cfg = json.loads((run / "config.json").read_text())       # a run of real data (synthetic
+    cfg["dataset"] = "mnist"                                   # data needs no folder at all)
+    (run / "config.json").write_text(json.dumps(cfg))
+    return ctx.error_case(["walk", "--run", "A", "--out", "w", "--data-dir", "nodata",
+                           *WALK_TINY], [("--data-dir", "nodata")])
+
+
+@case("walk-run-with-training-flags", "grid",
+      "walk --run A --epochs 3 --setup legacy: flags that would change nothing are refused")
+def _(ctx):
+    ctx.fx.copy("mlp", ctx.root / "A")
+    return ctx.error_case(["walk", "--run", "A", "--out", "w", "--epochs", "3", "--setup",
+                           "legacy", *WALK_TINY], [("--run",), ("--epochs",), ("--setup",)])
+
+
+@case("walk-quiet", "grid", "walk --run A --quiet (no --no-progress): prints nothing at all",
+      accept=OK)
+def _(ctx):
+    ctx.fx.copy("mlp", ctx.root / "A")
+    before = ctx.snap()
+    res = ctx.cli("walk", "--run", "A", "--out", "w", "--sigmas", "0.1,1", "--test-subset",
+                  "32", "--quiet")
+    return judge_ok(res, diff(before, ctx.snap()),
+                    lambda: (res.out == "" and res.err == "",
+                             f"stdout {len(res.out)} chars, stderr {len(res.err)} chars"))
+
+
+@case("report-data-dir-missing", "reporting", "report A --data-dir MISSING (analyses on)")
+def _(ctx):
+    ctx.fx.copy("mlp", ctx.root / "A")
+    return ctx.error_case(["report", "A", "--out", "rp", "--data-dir", "nodata"],
+                          [("--data-dir", "nodata")])
 
 
 @case("walk-lenet5-32x32", "grid", "walk --model lenet5 --dataset synthetic (32x32): trains, walks",

@@ -102,7 +102,9 @@ def test_bench_device_measures_both_precisions_in_one_run(tmp_path):
     assert set(result["tf32_effect"]["largest_loss_change"]) == {"tinyproj", "torch"}
     check_leg(result["strict"], "standin", tf32=False)
     check_leg(result["tf32"], "standin", tf32=True)
-    assert "strict float32:" in done.stdout and "TF32 allowed on both sides:" in done.stdout
+    assert "strict float32:" in done.stdout
+    # off a GPU the TF32 leg says that it times strict float32 again
+    assert "TF32 allowed on both sides (a no-op off a GPU" in done.stdout
     assert not (tmp_path / "results").exists()         # --json given: nothing else written
     assert gpu_suite.is_result_file(out)
     cli_bench._check_json_target(str(out))             # an earlier result may be replaced

@@ -373,3 +373,28 @@ def test_one_crossing_rule_for_errors_and_accuracies():
         pytest.approx(m.level)
     assert robustness.midpoint_level([0, 0.2, 0.4, 0.6], [0.1, 0.2, 0.6, 0.9], 0.5, 0) == \
         (pytest.approx(0.35), False)
+
+
+@pytest.mark.parametrize("array_env,task,expected", [
+    ({"SLURM_ARRAY_TASK_COUNT": "8"}, "5", "5/8"),
+    ({"SLURM_ARRAY_TASK_COUNT": "1"}, "3", "3/8"),        # `sbatch --array=3`: one task rerun
+    ({"SLURM_ARRAY_TASK_COUNT": "4", "SHARDS": "4"}, "2", "2/4")])
+def test_slurm_sweep_script_keeps_each_tasks_shard_when_one_task_is_resubmitted(
+        tmp_path, array_env, task, expected):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "slurm_sweep.sh"
+    text = script.read_text()
+    assert "#SBATCH --output=tinyproj-sweep-%A_%a.out" in text   # a folder that exists: "."
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("srun", "tinyproj"):        # srun runs its command; tinyproj says its argv
+        stub = bin_dir / name
+        stub.write_text('#!/bin/bash\n' + ('exec "$@"\n' if name == "srun" else
+                                            'echo "$@"\n'))
+        stub.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(tmp_path),
+           "SLURM_ARRAY_TASK_ID": task, **array_env}
+    res = subprocess.run(["bash", str(script), "runs/x", "addnorm"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["sweep", "runs/x", "--distortion", "addnorm", "--shard",
+                                  expected, "--draws", "5", "--no-progress"]

@@ -95,6 +95,11 @@ def test_slurm_script_has_one_task_per_network_and_never_overwrites(tmp_path, ca
     text = script.read_text()
     assert "#SBATCH --array=0-11" in text and '--network "$SLURM_ARRAY_TASK_ID"' in text
     assert "--report-only" in text and not out.exists()     # nothing run, nothing made
+    # SLURM opens --output before the script runs: its folder must exist already (beside
+    # the script), never one that the script itself would make
+    output = next(line for line in text.splitlines() if line.startswith("#SBATCH --output="))
+    assert output == f"#SBATCH --output={tmp_path / 't2'}-%A_%a.out"
+    assert "mkdir" not in text
     assert main(["reproduce", "table2", "--out", str(out), "--slurm", str(script)]) == 2
     assert "exists" in capsys.readouterr().err and script.read_text() == text
 

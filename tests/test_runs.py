@@ -137,6 +137,9 @@ def test_resume_reads_config_json_and_refuses_conflicting_overrides(tmp_path):
     assert (cfg.epochs, cfg.model, cfg.train_subset) == (2, "mlp_tfc", 60)
     with pytest.raises(UserError, match="--lr: the run has 0.01, you gave 0.5"):
         resume_config(tmp_path / "run", {"lr": 0.5})
+    with pytest.raises(UserError, match="--test-projections: the run has none, you gave "
+                                        "none,sign"):        # as typed, not a Python list
+        resume_config(tmp_path / "run", {"test_projections": ["none", "sign"]})
     _, rows = train(cfg, resume=True, **QUIET)
     assert [r["epoch"] for r in rows] == [1, 2]
 
@@ -158,8 +161,52 @@ def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path, damage):
     data = path.read_bytes()
     path.write_bytes({"empty": b"", "truncated": data[:len(data) // 2],
                       "garbage": b"not a zip file at all"}[damage])
+    before = _run_files(tmp_path / "run")
     with pytest.raises(UserError, match="corrupt"):
         train(tiny(tmp_path, epochs=2), resume=True, **QUIET)
+    assert _run_files(tmp_path / "run") == before      # epochs=2 not saved: nothing changed
+
+
+def _run_files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_a_checkpoint_damaged_inside_an_array_changes_nothing_either(tmp_path):
+    # the zip directory (at the end) is intact, so the early read of the checkpoint's meta
+    # passes; the damage shows when the weights are read, still before config.json is written
+    train(tiny(tmp_path, epochs=1), **QUIET)
+    path = tmp_path / "run" / "checkpoint.npz"
+    data = bytearray(path.read_bytes())
+    start = data.index(b"model/")                       # the first array's entry
+    data[start + 200:start + 400] = bytes(200)
+    path.write_bytes(bytes(data))
+    before = _run_files(tmp_path / "run")
+    with pytest.raises(UserError, match="corrupt"):
+        train(resume_config(tmp_path / "run", {"epochs": 3}), resume=True, **QUIET)
+    assert _run_files(tmp_path / "run") == before
+
+
+@pytest.mark.parametrize("stop_at,epochs,message", [
+    (None, 1, r"--epochs 1: the run has already trained 2 epoch\(s\) \(step 6\); give "
+              r"--epochs 2 or more"),
+    (4, 1, r"--epochs 1: the run has already trained 1 epoch\(s\) and part of epoch 2 "
+           r"\(step 4\); give --epochs 2 or more")])
+def test_a_resume_may_not_end_the_run_before_what_it_has_trained(tmp_path, stop_at, epochs,
+                                                                  message):
+    cfg = tiny(tmp_path, epochs=2)
+    if stop_at is None:
+        train(cfg, **QUIET)
+    else:
+        with pytest.raises(TrainingInterrupted):
+            train(cfg, stop_at_step=stop_at, **QUIET)
+    before = _run_files(tmp_path / "run")
+    with pytest.raises(UserError, match=message) as err:
+        resume_config(tmp_path / "run", {"epochs": epochs})
+    assert err.value.flag == "--epochs"
+    with pytest.raises(UserError, match="--iterations 3: the run is already at step"):
+        resume_config(tmp_path / "run", {"iterations": 3})
+    assert _run_files(tmp_path / "run") == before
+    assert resume_config(tmp_path / "run", {"epochs": 2}).epochs == 2     # its own end: fine
 
 
 def test_a_checkpoint_of_another_run_or_architecture_is_refused(tmp_path):
@@ -168,8 +215,10 @@ def test_a_checkpoint_of_another_run_or_architecture_is_refused(tmp_path):
     train(tiny(tmp_path, "c", epochs=1, width=0.5), **QUIET)
     theirs = (tmp_path / "b" / "checkpoint.npz").read_bytes()
     (tmp_path / "a" / "checkpoint.npz").write_bytes(theirs)
+    before = _run_files(tmp_path / "a")
     with pytest.raises(UserError, match="another run.*seed"):
         train(tiny(tmp_path, "a", epochs=2, seed=1), resume=True, **QUIET)
+    assert _run_files(tmp_path / "a") == before         # its config.json still says 1 epoch
     from tinyproj.runs.folder import check_checkpoint
     from tinyproj.runs.build import build_model
     from tinyproj import backend

@@ -1,5 +1,6 @@
 """Training runs: metrics, exact resume, Ctrl-C checkpoints, NaN losses, clear errors."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,11 +90,24 @@ def test_resume_refuses_changed_settings_and_missing_checkpoint(tmp_path):
         train(changed, resume=True, progress=False)
 
 
-def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
+def test_nan_loss_stops_with_the_step_and_says_what_the_folder_holds(tmp_path):
     cfg = tiny_config(tmp_path, preset="tr-none-nc", lr=1e30, lr_schedule="constant",
                       optimizer="sgd", epochs=3)
-    with pytest.raises(FloatingPointError, match="step"):
+    with pytest.raises(FloatingPointError, match=r"step \d+: the loss is (nan|inf)") as err:
         train(cfg, progress=False, log=lambda *a: None)
+    # it failed in the first epoch: there is no checkpoint, and the message does not claim one
+    out = Path(cfg.out)
+    assert not (out / "checkpoint.npz").exists()
+    assert "No checkpoint was saved yet" in str(err.value) and "intact" not in str(err.value)
+    assert "smaller --lr" in str(err.value) and ".;" not in str(err.value)
+
+
+def test_a_nan_after_a_checkpoint_says_it_is_intact_but_a_resume_meets_the_same_loss(tmp_path):
+    from tinyproj.runs.training import _not_finite
+    (tmp_path / "checkpoint.npz").write_bytes(b"")
+    text = str(_not_finite(FloatingPointError("Algorithm 1, step 7: the loss is nan."), tmp_path))
+    assert "checkpoint.npz, is intact, but resuming it with the same settings meets" in text
+    assert str(_not_finite(FloatingPointError("x"), None)) == "x"     # no run folder: as is
 
 
 def test_unknown_names_are_clear_errors(tmp_path):

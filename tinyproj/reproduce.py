@@ -37,7 +37,8 @@ ones), and ``ReproduceSettings`` refuses it up front should one ever do.
 
 On a cluster, ``--slurm FILE`` writes a SLURM job-array script instead of running: array task
 i runs network i (``--network i``: its training, then its sweeps), and a dependent job builds
-the report (``--report-only``); the script's header gives both ``sbatch`` lines.
+the report (``--report-only``); the script's header gives both ``sbatch`` lines. The tasks'
+logs go beside the script, in a folder that exists when SLURM opens them.
 """
 from __future__ import annotations
 
@@ -284,8 +285,12 @@ def run_plan(steps, execute, log=print) -> int:
     return 0
 
 
-def slurm_script(settings: ReproduceSettings, out, argv_tail: list) -> str:
-    """A SLURM job-array script: task i trains and sweeps network i; see the header."""
+def slurm_script(settings: ReproduceSettings, argv_tail: list, logs) -> str:
+    """A SLURM job-array script: task i trains and sweeps network i; see the header.
+
+    ``logs``: the prefix of the tasks' log files, in a folder that exists now. SLURM opens
+    ``--output`` before the script runs, so a folder the script would make comes too late:
+    every task would fail without a log."""
     n = len(networks(settings))
     base = "tinyproj reproduce " + " ".join(shlex.quote(a) for a in argv_tail)
     return f"""#!/bin/bash
@@ -300,12 +305,11 @@ def slurm_script(settings: ReproduceSettings, out, argv_tail: list) -> str:
 #SBATCH --cpus-per-task=8
 #SBATCH --mem=32G
 #SBATCH --time=24:00:00
-#SBATCH --output={out}/logs/%x-%A_%a.out
+#SBATCH --output={logs}-%A_%a.out
 # On a GPU partition add, for example:
 ##SBATCH --gres=gpu:1
 ##SBATCH --partition=gpu
 set -euo pipefail
-mkdir -p {shlex.quote(str(out))}/logs
 # Activate the environment that has tinyproj installed, e.g.
 # source .venv/bin/activate
 srun {base} --network "$SLURM_ARRAY_TASK_ID"

@@ -345,7 +345,9 @@ def run_both(device: str, smoke: bool, repeats: int, warmup: int, skip=(), batch
     result = new_result(device, smoke, repeats)
     try:
         for name, tf32 in (("strict", False), ("tf32", True)):
-            log(f"\n{'strict float32' if not tf32 else 'TF32 allowed on both sides'}:")
+            log("\n" + ("strict float32:" if not tf32 else "TF32 allowed on both sides:" if
+                        device == "gpu" else "TF32 allowed on both sides (a no-op off a GPU: "
+                        "these rows time strict float32 again):"))
 
             def save(leg, name=name):
                 result[name] = leg

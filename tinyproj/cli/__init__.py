@@ -21,6 +21,7 @@ a user's mistake (:class:`~tinyproj.errors.UserError` and friends) is one line
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import importlib
 import signal
@@ -31,14 +32,51 @@ COMMAND_MODULES = ["train", "sweep", "walk", "misc", "report", "bench", "reprodu
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (``error: tinyproj train: ...``) that names
+    where the flags are listed and, for a mistyped flag, the flag meant — not the whole
+    usage block first. The sub-commands' parsers are of this class too (argparse makes them
+    with the parent's class)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message}{self.did_you_mean(message)} "
+                              f"(the flags: `{self.prog} --help`)\n")
+
+    def did_you_mean(self, message: str) -> str:
+        """``; did you mean --preset?`` for each unknown flag close to one of this parser's."""
+        if not message.startswith("unrecognized arguments:"):
+            return ""
+        known = [o for action in self._actions for o in action.option_strings]
+        meant = []
+        for word in message.split(":", 1)[1].split():
+            if word.startswith("--"):
+                close = difflib.get_close_matches(word.split("=")[0], known, n=1, cutoff=0.6)
+                meant += [f"{close[0]} for {word}"] if close else []
+        return f"; did you mean {', '.join(meant)}?" if meant else ""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tinyproj", description=__doc__.split("\n\n")[0],
+    parser = Parser(
+        prog="tinyproj",
+        description="tinyproj: train networks with projected weights (Merolla et al. 2016), "
+                    "test them under weight distortions, and walk activation noise through "
+                    "them (Walking Noise). `tinyproj COMMAND --help` lists a command's flags.",
         epilog="Add --debug to any command to see the full traceback of an error.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").add_parsers(sub)
+    parser.commands = sub.choices            # name -> its parser (main's unknown-flag errors)
     return parser
+
+
+def _parse(argv) -> argparse.Namespace:
+    """The parsed command line. A flag no parser knows is reported by the sub-command's
+    parser (argparse leaves it to the top one, whose message would name `tinyproj` only)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _note(message, category, filename, lineno, file=None, line=None) -> None:
@@ -55,7 +93,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     import warnings
     with warnings.catch_warnings():          # restored when the command returns
         if not debug:

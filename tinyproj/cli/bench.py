@@ -131,7 +131,8 @@ def _device_bench(args) -> int:
 
 def add_parsers(sub) -> None:
     from ..bench.suite import DEFAULT_REPEATS
-    p = sub.add_parser("bench", help="time conv layers and training steps against PyTorch")
+    p = sub.add_parser("bench", help="time conv layers and training steps against PyTorch",
+                       description=__doc__.split("\n\n")[1].replace("``", "`"))
     p.add_argument("--device", choices=("cpu", "gpu", "standin"), default="cpu",
                    help="cpu (default): conv layers and steps on this CPU; gpu: tinyproj on "
                         "CuPy beside PyTorch on the same GPU, strict float32 then TF32, JSON "

@@ -29,7 +29,9 @@ def add_config_flags(parser, exclude=()) -> None:
     """Add one flag per TrainConfig field to ``parser`` (all default to None: not given)."""
     for f in cli_fields(exclude):
         default = _default(f)
-        help_text = f"{f.metadata.get('help', '')} (default {default!r})"
+        help_text = f.metadata.get("help", "")
+        if default is not None and "default" not in help_text:  # said once, when it says something
+            help_text += f" (default {default!r})"
         if isinstance(default, bool):
             parser.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction,
                                 default=None, help=help_text)

@@ -23,6 +23,9 @@ def _cmd_report(args) -> int:
     bn = protocol_from_settings(args.bn_images, args.bn_pass_size, args.bn_batches,
                                 args.bn_batch_size)        # a bad flag: refused before any work
     hist_layer = _check_hist_layer(args)
+    if args.data_dir is not None and not args.no_analyses:
+        from ..data.location import check_data_dir
+        check_data_dir(args.data_dir)   # a mistyped folder: refused, never a download into it
     _banner(args)
     # user errors (a folder that is not a run, --out naming a file) reach the one error
     # wrapper of cli/__init__.py: one line, exit status 2
@@ -84,7 +87,8 @@ def _betas(text):
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("report", help="Table 2 and the paper's figures from run folders")
+    p = sub.add_parser("report", help="Table 2 and the paper's figures from run folders",
+                       description=__doc__.split("\n\n")[0].split(": ", 1)[1])
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                    help="run folders made by `tinyproj train` (sweeps/ inside them is used)")
     p.add_argument("--out", required=True, metavar="DIR",

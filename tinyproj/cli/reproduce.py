@@ -96,10 +96,12 @@ def _cmd_reproduce(args) -> int:
             raise UserError(f"--slurm {target}: the folder {target.parent} does not exist",
                             flag="--slurm")
         from ..runs.files import atomic_write_text
-        atomic_write_text(target, rp.slurm_script(settings, Path(args.out).resolve(),
-                                                  _tail(args, settings)))
-        print(f"wrote {target}: {len(rp.networks(settings))} array task(s); its header has "
-              "the two sbatch lines")
+        # the tasks' logs go beside the script (t2.sh: t2-<job>_<task>.out), a folder that
+        # exists when SLURM opens them
+        logs = target.resolve().with_suffix("")
+        atomic_write_text(target, rp.slurm_script(settings, _tail(args, settings), logs))
+        print(f"wrote {target}: {len(rp.networks(settings))} array task(s), logs in "
+              f"{logs}-<job>_<task>.out; its header has the two sbatch lines")
         return 0
     if args.dry_run:
         for k, step in enumerate(steps, 1):

@@ -61,12 +61,26 @@ def _print_summary(rows, per_layer: bool) -> None:
               f"{r['draws']:>5}  {bits}")
 
 
+_TABLE2 = "or table2 (Te-None, Te-Sign and Te-Round of the whole network)"
+
+
+def _distortion_name(text: str) -> str:
+    """One name of --distortion: table2, or a sweepable distortion (a typo names the flag
+    and every valid name, table2 too)."""
+    from ..robustness import get_distortion
+    if text.strip().lower() == "table2":
+        return "table2"
+    try:
+        return get_distortion(text).name
+    except UserError as err:
+        raise UserError(f"--distortion: {err}, {_TABLE2}", flag="--distortion") from None
+
+
 def _check_args(args) -> list:
     """Every flag checked before the run is loaded or a file touched; returns the names."""
-    from ..robustness import check_levels, get_distortion, parse_shard
+    from ..robustness import check_levels, parse_shard
     from ..robustness.bn_estimate import parse_bn_images
-    names = [d.strip().lower() if d.strip().lower() == "table2" else get_distortion(d).name
-             for d in args.distortion.split(",") if d.strip()]
+    names = [_distortion_name(d) for d in args.distortion.split(",") if d.strip()]
     if "table2" in names and (args.levels is not None or args.layer is not None
                               or args.per_layer or args.jobs is not None
                               or args.shard is not None):
@@ -74,8 +88,8 @@ def _check_args(args) -> list:
                         "network: it takes no --levels, --layer, --per-layer, --jobs or --shard",
                         flag="--distortion")
     if not names:
-        raise UserError("--distortion is empty; valid distortions: addnorm, multunif, power",
-                        flag="--distortion")
+        raise UserError(f"--distortion is empty; give one or more of addnorm, multunif, power, "
+                        f"{_TABLE2}", flag="--distortion")
     if args.levels is not None and len(names) > 1:
         raise UserError("--levels applies to one distortion; sweep them one at a time, or "
                         "leave out --levels to use each distortion's default grid",
@@ -212,7 +226,8 @@ def add_parsers(sub) -> None:
     add_bn_flags(p, "batch norm re-estimated per draw")
     p.add_argument("--test-subset", type=int, default=None,
                    help="score only the first N test images (faster, noisier)")
-    p.add_argument("--eval-batch-size", type=int, default=500)
+    p.add_argument("--eval-batch-size", type=int, default=500,
+                   help="images per batch when scoring (default 500; larger is faster on a GPU)")
     p.add_argument("--data-dir", default=None,
                    help="where the run's dataset is, if not where it was trained")
     where = p.add_mutually_exclusive_group()

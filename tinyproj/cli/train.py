@@ -97,9 +97,10 @@ def _print_demo_table(results: dict, args, seconds: float) -> None:
         print(f"{label:<34}" + "".join(f"{100 * row['test_error'][n]:12.1f}" for n in names)
               + f"{row['train_seconds']:10.0f}")
     print("\nColumns: the weights used at test time — as trained (the paper's Te-None), "
-          "binarized to\ntheir sign (Te-Sign), or rounded to {-1, 0, 1} (Te-Round); batch norm "
-          "is re-estimated\nfor each. Rows: trained normally (Tr-None-NC) or with Algorithm 1 "
-          "through the Sign\nprojection and clipping (Tr-Sign-C).")
+          "binarized to\n{-α, +α} (Te-Sign), or rounded to {-α, 0, +α} (Te-Round), α = max|W| "
+          "of each layer;\nbatch norm is re-estimated for each. Rows: trained normally "
+          "(Tr-None-NC) or with\nAlgorithm 1 through the Sign projection and clipping "
+          "(Tr-Sign-C).")
     if {"tr-none-nc", "tr-sign-c"} <= set(results) and "none" in names and len(names) > 1:
         print("\n" + _takeaway(results, [n for n in names if n != "none"], n_test))
     print(f"\n{seconds:.0f} s in all; run folders in {args.out}/. Next, try a longer run:\n"

@@ -86,9 +86,11 @@ def add_parsers(sub) -> None:
                         "walk-accuracy.png, walk-midpoints.png")
     p.add_argument("--run", default=None, metavar="TRAINED_RUN_DIR",
                    help="walk this trained run (`tinyproj train --out`) instead of training")
-    p.add_argument("--model", default="mlp_tfc", help="mlp_tfc (default) or lenet5")
+    # the training flags default to None so that --run can refuse them when they are given
+    # (walk_args.check_args fills in the defaults named here)
+    p.add_argument("--model", default=None, help="mlp_tfc (default) or lenet5")
     p.add_argument("--bn", action="store_true", help="the model with batch norm")
-    p.add_argument("--dataset", default="mnist",
+    p.add_argument("--dataset", default=None,
                    help="mnist (default), fashion-mnist, cifar10, synthetic")
     p.add_argument("--data-dir", default=None, help="where the dataset is (default "
                    "$TINYPROJ_DATA, else ../shared/datasets, else datasets/)")
@@ -127,7 +129,7 @@ def add_parsers(sub) -> None:
                         "implies --repeat-at site")
     p.add_argument("--seeds", default="0",
                    help="seeds separated by commas: one trained model and one set of draws each")
-    p.add_argument("--setup", default="authors", choices=list(_setups()),
+    p.add_argument("--setup", default=None, choices=list(_setups()),
                    help="the training set-up: authors (default: the Walking Noise authors' for "
                         "the model and dataset, PyTorch init and biases, cosine per epoch, "
                         "their epochs, normalisation and crop+flip) or legacy (tinyproj's "
@@ -156,5 +158,6 @@ def add_parsers(sub) -> None:
                         "to RUN_DIR/replaced/<time>/ and walk afresh (for rows of another "
                         "network)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--quiet", action="store_true",
+                   help="print nothing but errors (no progress bars either)")
     p.set_defaults(func=cmd_walk)

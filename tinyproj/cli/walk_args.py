@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 
 from ..errors import UserError
-from .walk_models import train_config
+from .walk_models import TRAINING_DEFAULTS, train_config
 
 __all__ = ["check_args", "check_site_repeats"]
 
@@ -62,8 +62,26 @@ def _positive_int(value, flag):
         raise UserError(f"{flag} must be >= 1; got {value}", flag=flag)
 
 
+def _training_flags(args):
+    """--run walks an already trained network: a training flag given with it would do
+    nothing, so it is refused; otherwise the training flags' defaults are filled in."""
+    given = [name for name, default in TRAINING_DEFAULTS.items()
+             if getattr(args, name) not in (None, False)]
+    if args.run is not None and given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UserError(f"--run walks a network that is trained already (its settings are in "
+                        f"its config.json); {flags} would change nothing: leave "
+                        f"{'it' if len(given) == 1 else 'them'} out, or drop --run to train "
+                        "new networks", flag="--run")
+    for name, default in TRAINING_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+
+
 def check_args(args):
     """Every flag checked before anything is trained, loaded or written."""
+    if args.quiet:
+        args.no_progress = True          # "nothing but errors": no progress bars either
     from ..runs.grid import parse_shard
     from ..walking_noise import check_sigmas, default_sigmas, parse_noise
     from ..walking_noise.grids import grid_sigmas
@@ -116,6 +134,7 @@ def check_args(args):
             raise UserError("--train-only does not apply to --protocol train-at-sigma (it "
                             "trains and tests each network in turn; shards share them out)",
                             flag="--train-only")
+    _training_flags(args)
     _positive_int(args.epochs, "--epochs")
     _positive_int(args.test_subset, "--test-subset")
     _positive_int(args.train_subset, "--train-subset")

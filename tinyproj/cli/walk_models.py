@@ -16,14 +16,25 @@ from ..walking_noise import study_networks, study_noisy_networks
 from ..walking_noise.study import Scoring
 from ..walking_noise.study_networks import Training
 
-__all__ = ["training", "scoring", "train_config", "clean_run", "noisy_model", "skeleton"]
+__all__ = ["TRAINING_DEFAULTS", "training", "scoring", "train_config", "clean_run", "noisy_model",
+           "skeleton"]
+
+
+# walk's training flags and what each is when not given (None in the parser, so that --run,
+# which walks a network trained already, can tell that one was given and refuse it)
+TRAINING_DEFAULTS = {"model": "mlp_tfc", "dataset": "mnist", "setup": "authors", "bn": False,
+                     "epochs": None, "train_subset": None}
 
 
 def training(args) -> Training:
-    """How the command's networks are trained, from its flags."""
-    return Training(model=args.model, bn=bool(args.bn), dataset=args.dataset,
-                    data_dir=args.data_dir, setup=args.setup, epochs=args.epochs,
-                    train_subset=args.train_subset)
+    """How the command's networks are trained, from its flags (a training flag not given:
+    its default in TRAINING_DEFAULTS)."""
+    given = {name: getattr(args, name) for name in TRAINING_DEFAULTS}
+    values = {name: default if given[name] is None else given[name]
+              for name, default in TRAINING_DEFAULTS.items()}
+    return Training(model=values["model"], bn=bool(values["bn"]), dataset=values["dataset"],
+                    data_dir=args.data_dir, setup=values["setup"], epochs=values["epochs"],
+                    train_subset=values["train_subset"])
 
 
 def scoring(args) -> Scoring:

@@ -43,6 +43,7 @@ def cmd_walk(args) -> int:
     except ValueError as err:                     # the model's own words: name the flag
         raise UserError(f"--sites: {err}", flag="--sites") from None
     check_site_repeats(args, sk)
+    _check_data_dir(args)
     out = Path(args.out)
     check_out_folder(out)                         # walk writes into a folder of its own only
     common = dict(training=training(args), scoring=scoring(args), sites=sites, seeds=seeds,
@@ -70,3 +71,15 @@ def cmd_walk(args) -> int:
         names = ["walk.jsonl", "midpoints.csv", "walk-points.csv"] + [f.name for f in figures]
         print(f"\nresults in {out}/: {', '.join(names)}")
     return 0
+
+
+def _check_data_dir(args) -> None:
+    """A --data-dir (or $TINYPROJ_DATA) that does not exist is refused before anything is
+    written or downloaded, as `train` does; with --run and no --data-dir the run's own data
+    folder (config.json) is used and checked when it is loaded."""
+    from ..data.location import check_data_dir
+    from ..runs.folder import read_config
+    if args.run is None:
+        check_data_dir(args.data_dir, args.dataset)
+    elif args.data_dir is not None:
+        check_data_dir(args.data_dir, read_config(args.run).dataset)

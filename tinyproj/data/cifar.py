@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np  # host-side file I/O; arrays go to the backend in batches.py
 
 from . import files
-from .files import DatasetError, resolve_data_dir, warn_on_md5_mismatch
+from .files import FRESH_COPY, DatasetError, resolve_data_dir, warn_on_md5_mismatch
 
 __all__ = ["CIFAR10_URL", "CIFAR10_ARCHIVE_MD5", "CIFAR10_FILE_MD5", "CIFAR10_CLASSES",
            "load_cifar10", "download_cifar10", "read_cifar_batch", "cifar10_folder",
@@ -80,8 +80,7 @@ def _unpickle(path: Path):
     except Exception as err:  # EOFError when truncated, UnpicklingError when garbled, ...
         raise DatasetError(
             f"{path} could not be read as a CIFAR-10 python batch ({type(err).__name__}: {err}); "
-            "the file is truncated or corrupt. Delete it and call load_cifar10(download=True) "
-            "to extract (or download) a fresh copy of cifar-10-python.tar.gz.") from err
+            f"the file is truncated or corrupt. To fix it, {FRESH_COPY}.") from err
 
 
 def read_cifar_batch(path) -> tuple:
@@ -93,8 +92,7 @@ def read_cifar_batch(path) -> tuple:
     """
     path = Path(path)
     batch = _unpickle(path)
-    fix = (" Delete the file and call load_cifar10(download=True) to extract (or download) a "
-           "fresh copy.")
+    fix = f" To fix it, {FRESH_COPY}."
     if not isinstance(batch, dict):
         raise DatasetError(f"{path} holds a {type(batch).__name__}, expected the dict of a "
                            "CIFAR-10 batch." + fix)
@@ -124,8 +122,8 @@ def _read_class_names(folder: Path) -> tuple:
     meta = _unpickle(path)
     names = meta.get("label_names") if isinstance(meta, dict) else None
     if not isinstance(names, list) or len(names) != 10:
-        raise DatasetError(f"{path} has no list of 10 'label_names'. Delete it and call "
-                           "load_cifar10(download=True) to extract a fresh copy.")
+        raise DatasetError(f"{path} has no list of 10 'label_names'. To fix it, "
+                           f"{FRESH_COPY}.")
     return tuple(str(n) for n in names)
 
 

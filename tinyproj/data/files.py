@@ -42,8 +42,8 @@ from . import location
 
 __all__ = [
     "DatasetError", "DatasetNotFoundError", "ChecksumWarning", "default_data_dir",
-    "resolve_data_dir", "file_md5", "warn_on_md5_mismatch", "download", "atomic_save_npz",
-    "not_found", "umask_mode", "atomic_write_bytes",
+    "resolve_data_dir", "file_md5", "warn_on_md5_mismatch", "FRESH_COPY", "download",
+    "atomic_save_npz", "not_found", "umask_mode", "atomic_write_bytes",
 ]
 
 
@@ -105,6 +105,12 @@ def file_md5(path) -> str:
     return _md5_cache[key]
 
 
+FRESH_COPY = ("delete the file and run again: tinyproj fetches a fresh copy (its commands by "
+              "themselves, the loaders with download=True, their default); where the folder "
+              "is read-only, point --data-dir or $TINYPROJ_DATA at a good copy instead")
+"""How to replace a damaged or unexpected dataset file (the end of their error messages)."""
+
+
 def warn_on_md5_mismatch(folder, expected: dict, dataset: str) -> list:
     """Compare files in ``folder`` with their official md5 sums; warn once about any that differ.
 
@@ -121,8 +127,9 @@ def warn_on_md5_mismatch(folder, expected: dict, dataset: str) -> list:
             f"{dataset}: the md5 sum of {', '.join(differ)} in {folder} differs from the official "
             f"file{'s' if len(differ) > 1 else ''}. The contents are well formed (shapes, dtypes and "
             "labels check out), so they are used; results may differ slightly from published "
-            "numbers. If you expected the official files, delete them and load again with "
-            "download=True.",
+            "numbers. If you expected the official files, delete them and run again: tinyproj "
+            "fetches fresh copies (where the folder is read-only, point --data-dir or "
+            "$TINYPROJ_DATA at the official files instead).",
             ChecksumWarning, stacklevel=3)
     return differ
 

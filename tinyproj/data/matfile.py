@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np  # host-side file I/O
 
-from .files import DatasetError
+from .files import FRESH_COPY, DatasetError
 
 __all__ = ["read_mat", "MAT_CLASSES", "MAT_TYPES"]
 
@@ -58,8 +58,7 @@ class _Reader:
 
     def fail(self, what: str):
         raise DatasetError(f"{self.path}: {what}. tinyproj reads MATLAB level-5 files holding "
-                           "numeric arrays only; if the file is damaged, delete it and load "
-                           "again with download=True")
+                           f"numeric arrays only; if the file is damaged, {FRESH_COPY}")
 
     def tag(self):
         """``(type, nbytes, data start, end of the element incl. padding)`` at self.pos."""

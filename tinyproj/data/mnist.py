@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np  # host-side file I/O
 
 from . import files
-from .files import DatasetError, resolve_data_dir, warn_on_md5_mismatch
+from .files import FRESH_COPY, DatasetError, resolve_data_dir, warn_on_md5_mismatch
 
 __all__ = ["MNIST_MIRRORS", "MNIST_MD5", "FASHION_MNIST_MIRRORS", "FASHION_MNIST_MD5",
            "FASHION_MNIST_CLASSES", "read_idx", "load_mnist", "load_fashion_mnist",
@@ -73,7 +73,7 @@ def read_idx(path, expected_magic=None) -> np.ndarray:
     says. Raises :class:`DatasetError` naming the file and the problem otherwise.
     """
     path = Path(path)
-    fix = " Delete the file and load again with download=True to fetch a fresh copy."
+    fix = f" To fix it, {FRESH_COPY}."
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
@@ -170,12 +170,11 @@ def _read_splits(folder: Path, dataset: str, md5s: dict, check_md5: bool):
         labels = read_idx(labels_path, _LABELS_MAGIC)
         if images.shape != (count, 28, 28):
             raise DatasetError(f"{images_path} holds images of shape {images.shape}, expected "
-                               f"({count}, 28, 28) for the {dataset} {split} set. Delete it and "
-                               "load again with download=True.")
+                               f"({count}, 28, 28) for the {dataset} {split} set. To fix it, "
+                               f"{FRESH_COPY}.")
         if labels.shape != (count,) or labels.max() > 9:
             raise DatasetError(f"{labels_path} holds {labels.shape} labels up to {labels.max()}, "
-                               f"expected {count} labels in 0..9. Delete it and load again "
-                               "with download=True.")
+                               f"expected {count} labels in 0..9. To fix it, {FRESH_COPY}.")
         out += [images.reshape(count, 1, 28, 28).copy(), labels.astype(np.int64)]
     if check_md5:
         warn_on_md5_mismatch(folder, md5s, dataset)  # .gz files only; decompressed ones are skipped

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np  # host-side file I/O
 
 from . import files
-from .files import DatasetError, resolve_data_dir, warn_on_md5_mismatch
+from .files import FRESH_COPY, DatasetError, resolve_data_dir, warn_on_md5_mismatch
 from .matfile import read_mat
 
 __all__ = ["SVHN_URL", "SVHN_MD5", "SVHN_SIZES", "read_svhn_mat", "load_svhn",
@@ -42,7 +42,7 @@ def read_svhn_mat(path, expected=None):
     wrong shape, dtype or label range.
     """
     path = Path(path)
-    fix = " Delete it and load again with download=True."
+    fix = f" To fix it, {FRESH_COPY}."
     arrays = read_mat(path, names=("X", "y"))
     X, y = arrays["X"], arrays["y"]
     if X.ndim != 4 or X.shape[:3] != (32, 32, 3) or X.dtype != np.uint8:

@@ -198,7 +198,7 @@ def sweep_grid(run_dir, name: str, shard=None, settings: dict | None = None) -> 
     None: the rows must only agree among themselves (reading a finished sweep).
     """
     run_dir = Path(run_dir)
-    fix = (f"Run the sweep again with --restart (restart=True): its files are moved to "
+    fix = (f"Run the sweep again with --restart (in Python: restart=True): its files are moved to "
            f"{run_dir / 'sweeps' / 'replaced'}/<time>/ (nothing is deleted) and it starts afresh.")
     return Grid(sweep_path(run_dir, name), row_key, shard=shard, settings=settings,
                 settings_keys=SETTINGS_KEYS, fix=fix,

@@ -27,8 +27,8 @@ from .. import backend
 from ..data.files import atomic_write_bytes, umask_mode
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "append_jsonl", "read_jsonl",
-           "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state",
-           "remove_stale_temps", "folder_lock"]
+           "save_checkpoint", "load_checkpoint", "load_checkpoint_meta", "rng_state",
+           "set_rng_state", "remove_stale_temps", "folder_lock"]
 
 
 def atomic_write_text(path, text: str) -> Path:
@@ -163,12 +163,43 @@ def save_checkpoint(path, model_state: dict, optim_state: dict, meta: dict) -> P
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path):
-    """Read a checkpoint: returns ``(model_state, optim_state, meta)``."""
+_READ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
+def _unreadable(path, err):
+    from ..errors import UserError
+    reason = str(err) or type(err).__name__
+    return UserError(f"checkpoint {path} is unreadable or corrupt ({reason}); it cannot be "
+                     "resumed — move it aside (e.g. rename it to checkpoint.bad.npz) and "
+                     "start the run again in a new --out folder")
+
+
+def _existing(path) -> Path:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}: nothing to resume (start without "
                                 "--resume)")
+    return path
+
+
+def load_checkpoint_meta(path) -> dict:
+    """Only the checkpoint's JSON ``meta`` (position, config, generator state): what a resume
+    checks before it loads the arrays or writes anything. A truncated file fails here too
+    (the zip directory is at its end)."""
+    path = _existing(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+    except _READ_ERRORS as err:
+        raise _unreadable(path, err) from None
+    if not isinstance(meta, dict):
+        raise _unreadable(path, ValueError("its meta is not a JSON object"))
+    return meta
+
+
+def load_checkpoint(path):
+    """Read a checkpoint: returns ``(model_state, optim_state, meta)``."""
+    path = _existing(path)
     try:
         with np.load(path, allow_pickle=False) as f:
             meta = json.loads(str(f["meta"]))
@@ -179,12 +210,8 @@ def load_checkpoint(path):
                 elif key.startswith("optim/"):
                     _, i, name = key.split("/", 2)
                     optim_arrays.setdefault(int(i), {})[name] = f[key]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        from ..errors import UserError
-        reason = str(err) or type(err).__name__
-        raise UserError(f"checkpoint {path} is unreadable or corrupt ({reason}); it cannot be "
-                        "resumed — move it aside (e.g. rename it to checkpoint.bad.npz) and "
-                        "start the run again in a new --out folder") from None
+    except _READ_ERRORS as err:
+        raise _unreadable(path, err) from None
     try:
         states = [dict(s, **optim_arrays.get(i, {}))
                   for i, s in enumerate(meta.pop("optim_scalars"))]

@@ -25,7 +25,7 @@ from pathlib import Path
 from .. import backend
 from ..errors import UserError
 from .config import RESUMABLE_CHANGES, TrainConfig, validate
-from .files import load_checkpoint
+from .files import load_checkpoint, load_checkpoint_meta
 
 __all__ = ["check_new_folder", "resume_config", "read_config", "check_checkpoint",
            "LoadedRun", "load_run", "untrained_network", "is_run_folder", "RUN_FILES",
@@ -103,8 +103,8 @@ def resume_config(out, overrides: dict | None = None) -> TrainConfig:
         if key in RESUMABLE_CHANGES:
             values[key] = value
         else:
-            conflicts.append(f"--{key.replace('_', '-')}: the run has {values.get(key)!r}, "
-                             f"you gave {value!r}")
+            conflicts.append(f"--{key.replace('_', '-')}: the run has "
+                             f"{_flag_value(values.get(key))}, you gave {_flag_value(value)}")
     if conflicts:
         raise UserError("--resume continues the run with its own settings; these differ: "
                         + "; ".join(conflicts) + f". Leave them out (only "
@@ -112,7 +112,56 @@ def resume_config(out, overrides: dict | None = None) -> TrainConfig:
                         "may change), or start a new run in another --out folder",
                         flag="--resume")
     values["out"] = str(out)
-    return validate(TrainConfig.from_dict(values))
+    cfg = validate(TrainConfig.from_dict(values))
+    # the checkpoint's own record, read before anything is loaded or written: a corrupt file,
+    # one saved by another run, or an end before what was already trained is refused here
+    meta = load_checkpoint_meta(out / "checkpoint.npz")
+    _check_belongs(out / "checkpoint.npz", cfg, meta)
+    _check_not_behind(cfg, meta.get("pos"))
+    return cfg
+
+
+def _check_belongs(path, cfg: TrainConfig, meta: dict) -> None:
+    """A checkpoint saved with other settings than ``cfg`` (copied from another run) is
+    refused; the settings a resume may change are not compared."""
+    saved = meta.get("config")
+    if not isinstance(saved, dict):
+        return
+    diff = sorted(k for k, v in _comparable(cfg.to_dict()).items()
+                  if k in saved and saved[k] != v)
+    if diff:
+        said = ", ".join(f"{k} {saved[k]!r} (config.json: {getattr(cfg, k)!r})"
+                         for k in diff[:4])
+        raise UserError(f"{path} was saved by another run ({said}); it does not belong to "
+                        f"the run in {Path(path).parent}. Put that run's own checkpoint "
+                        "back, or start a new run in another --out folder")
+
+
+def _check_not_behind(cfg: TrainConfig, pos) -> None:
+    """``--epochs`` / ``--iterations`` of a resume may extend the run, never end it before
+    what the checkpoint has already trained (the run would stop mid-way and its report would
+    read "3 of 2 epochs")."""
+    if not isinstance(pos, dict):
+        return
+    epoch, step = int(pos.get("epoch", 0)), int(pos.get("step", 0))
+    begun = epoch + (pos.get("order") is not None)       # an epoch stopped mid-way counts
+    if cfg.epochs < begun:
+        raise UserError(f"--epochs {cfg.epochs}: the run has already trained "
+                        + (f"{epoch} epoch(s) and part of epoch {begun}" if begun > epoch
+                           else f"{epoch} epoch(s)")
+                        + f" (step {step}); give --epochs {begun} or more, or leave it out",
+                        flag="--epochs")
+    if cfg.iterations is not None and cfg.iterations < step:
+        raise UserError(f"--iterations {cfg.iterations}: the run is already at step {step}; "
+                        f"give --iterations {step} or more, or leave it out",
+                        flag="--iterations")
+
+
+def _flag_value(value) -> str:
+    """A setting as it is typed on the command line: ``none,sign,round`` for a list."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "(empty)"
+    return repr(value)
 
 
 def _comparable(cfg: dict) -> dict:
@@ -127,16 +176,7 @@ def check_checkpoint(path, cfg: TrainConfig, model):
     left as it was.
     """
     model_state, optim_state, meta = load_checkpoint(path)
-    saved = meta.get("config")
-    if isinstance(saved, dict):
-        diff = sorted(k for k, v in _comparable(cfg.to_dict()).items()
-                      if k in saved and saved[k] != v)
-        if diff:
-            said = ", ".join(f"{k} {saved[k]!r} (config.json: {getattr(cfg, k)!r})"
-                             for k in diff[:4])
-            raise UserError(f"{path} was saved by another run ({said}); it does not belong to "
-                            f"the run in {Path(path).parent}. Put that run's own checkpoint "
-                            "back, or start a new run in another --out folder")
+    _check_belongs(path, cfg, meta)
     own = dict(model.state_dict())
     wrong = [k for k in own if k not in model_state or
              tuple(model_state[k].shape) != tuple(own[k].shape)]

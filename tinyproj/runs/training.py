@@ -144,8 +144,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         if not resume:
             check_new_folder(out)           # again, under the lock
             atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
-        else:
-            _save_resume_changes(out, cfg)
         return _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                      on_eval, eval_at_start, graph)
 
@@ -166,6 +164,24 @@ def _save_resume_changes(out: Path, cfg: TrainConfig) -> None:
     if changed:
         atomic_write_text(out / "config.json",
                           json.dumps({**saved, **changed}, indent=2) + "\n")
+
+
+def _not_finite(err: FloatingPointError, out) -> FloatingPointError:
+    """The error of a non-finite loss, with what it means for the run folder: a resume with
+    the same settings meets the same loss, so the way on is a new run (smaller --lr, --clip)."""
+    text = str(err)
+    if out is None:
+        return FloatingPointError(text)
+    ckpt = Path(out) / "checkpoint.npz"
+    if ckpt.is_file():
+        where = (f" The last checkpoint, {ckpt}, is intact, but resuming it with the same "
+                 "settings meets the same loss: start a new run in another --out folder with a "
+                 "smaller --lr or with --clip.")
+    else:
+        where = (f" No checkpoint was saved yet (one is written at the end of each epoch), so "
+                 f"{out} holds only this run's config.json and metrics: remove it or choose "
+                 "another --out, and train again with a smaller --lr or with --clip.")
+    return FloatingPointError(text + where)
 
 
 def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap, on_eval,
@@ -216,6 +232,9 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                 f"version before the device generator); random draws after the resume differ "
                 f"from an uninterrupted run")
         pos.update(meta["pos"])
+        # the checkpoint is loaded and belongs to this run: only now may the resume's
+        # changes (--epochs 5 ...) reach config.json
+        _save_resume_changes(out, cfg)
         # evaluations logged after the checkpoint was written are redone, and so is the
         # evaluation a stop cut short (it logged nothing; a row at its step is not its own)
         rows = [r for r in read_jsonl(metrics_path) if r["step"] < pos["step"]
@@ -234,8 +253,7 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
             return tally.read(pos, optimizer.lr, late=on_device)
         except FloatingPointError as err:
             bar.close()
-            where = f"; the last checkpoint in {ckpt_path} is intact" if ckpt_path else ""
-            raise FloatingPointError(f"{err}{where}") from None
+            raise _not_finite(err, out) from None
 
     def checkpoint():
         read_tally()                          # never a checkpoint of a non-finite run
@@ -329,9 +347,7 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                             rng, step=pos["step"], return_scores=True, sync=not on_device)
                     except FloatingPointError as err:
                         bar.close()
-                        where = (f"; the last checkpoint in {ckpt_path} is intact"
-                                 if ckpt_path else "")
-                        raise FloatingPointError(f"{err}{where}") from None
+                        raise _not_finite(err, out) from None
                     tally.add(pos["step"], loss, (scores.argmax(axis=1) != y).sum(), size)
                 pos["step"] += 1
                 pos["batch"] += 1

@@ -57,7 +57,7 @@ def walk_grid(out_file, shard=None) -> Grid:
     """The :class:`~tinyproj.runs.grid.Grid` of a walk file (its shards beside it)."""
     out_file = Path(out_file)
     fix = (f"Write this walk elsewhere (another --out / out_file), or run again with --restart "
-           f"(restart=True), which moves the walk's files to "
+           f"(in Python: restart=True), which moves the walk's files to "
            f"{out_file.parent / 'replaced'}/<time>/ (nothing is deleted).")
     return Grid(out_file, row_key, shard=shard, fix=fix, network_source="the network walked now")
 
