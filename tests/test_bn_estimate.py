@@ -240,3 +240,54 @@ def test_protocol_from_settings_speaks_the_sweeps_words():
         with pytest.raises(UserError) as err:
             protocol_from_settings(**kwargs)
         assert err.value.flag == flag, kwargs
+
+
+def test_each_test_projection_is_scored_with_statistics_re_estimated_under_its_weights():
+    # Merolla's protocol for Te-Sign (the training loop's evaluation, errors_by_projection):
+    # swap Sign(W) in, re-estimate batch norm with those weights, score — computed here step
+    # by step, and against scoring Sign(W) with the statistics of training
+    from tinyproj.algorithm1 import project_weights
+    from tinyproj.projections import parse
+    from tinyproj.runs.evaluation import error_rates, errors_by_projection, saved_batchnorm_stats
+    model = mlp()
+    rng = np.random.default_rng(4)
+    x, x_test = data(600, seed=1), data(400, seed=2)
+    label = lambda v: (v[:, 0] > 2).astype(np.int64) + (v[:, 1] > 2)       # 3 classes
+    train_src, test_src = Source(x, label(x)), Source(x_test, label(x_test))
+    for m in (model[1], model[4]):         # running statistics far from these inputs'
+        m.running_mean[...] = backend.asarray(rng.standard_normal(m.running_mean.shape) * 5)
+    model.eval()
+
+    def score(reestimate: bool) -> float:
+        with saved_batchnorm_stats(model), project_weights(model, parse("sign"),
+                                                           backend.make_rng(7)):
+            if reestimate:
+                reestimate_batchnorm(model, train_src, 4, 50, backend.make_rng(7))
+            return error_rates(model, test_src, 500)[1]
+    expected, stale = score(True), score(False)
+    assert abs(expected - stale) > 0.05           # the test can tell the two apart
+    got = errors_by_projection(model, train_src, {"test": test_src}, ["sign"],
+                               rng=backend.make_rng(7), bn_batches=4, batch_size=50)
+    assert got["test"]["sign"] == expected
+
+
+def test_the_training_loops_evaluation_re_estimates_with_the_runs_batches(monkeypatch):
+    # cfg.bn_reestimate (the default) hands bn_batches x batch_size to errors_by_projection;
+    # bn_reestimate=False (the Walking Noise set-ups) hands 0: the statistics of training
+    from tinyproj.runs import train_eval
+    from tinyproj.runs.config import make_config
+    from tinyproj.runs.training import train
+    said = []
+    real = train_eval.errors_by_projection
+
+    def spy(*args, **kw):
+        said.append((kw["bn_batches"], kw["batch_size"], kw["bn_images"]))
+        return real(*args, **kw)
+    monkeypatch.setattr(train_eval, "errors_by_projection", spy)
+    common = dict(dataset="synthetic", width=1 / 16, train_subset=40, val_size=0,
+                  batch_size=20, epochs=1, test_subset=20, out=None)
+    train(make_config("tr-sign-c", bn_batches=3, **common), progress=False, log=lambda *a: None)
+    train(make_config("tr-sign-c", bn_reestimate=False, **common), progress=False,
+          log=lambda *a: None)
+    assert said == [(3, 20, None), (0, 20, None)]
+    assert make_config("tr-sign-c").bn_reestimate and make_config("tr-sign-c").bn_batches == 20

@@ -217,6 +217,19 @@ def test_midpoint_interpolates_on_log_sigma():
     assert s.geo_mean == pytest.approx(1.0) and s.log10_std == pytest.approx(math.sqrt(2))
     assert (s.n, s.n_beyond) == (2, 1)
     assert wn.summarize_midpoints([beyond]) == (None, None, 0, 1)
+    # a dead walk (never above chance) has no midpoint and is not "beyond the grid": it is
+    # neither in the mean nor counted as a network too robust for the grid
+    assert wn.summarize_midpoints([dead]) == (None, None, 0, 0)
+    assert wn.summarize_midpoints([dead, beyond, wn.Midpoint(1.0, False, 0.9, 0.5)]) == (
+        pytest.approx(1.0), 0.0, 1, 1)
+
+
+def test_midpoint_walks_from_the_first_of_tied_maxima():
+    # max 0.9 at σ = 0.01 and again at σ = 1, threshold 0.5: from the first maximum the
+    # accuracy falls below 0.5 between 0.01 (0.9) and 0.1 (0.4): t = 0.4/0.5 of a decade;
+    # from the last it would cross between 1 and 10 instead
+    m = wn.midpoint_sigma([0.01, 0.1, 1, 10, 100], [0.9, 0.4, 0.9, 0.3, 0.1], chance=0.1)
+    assert m.sigma == pytest.approx(10 ** (-2 + 0.8)) and not m.beyond_grid
 
 
 # --- walks -------------------------------------------------------------------------------------
