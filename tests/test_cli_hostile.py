@@ -718,6 +718,13 @@ def _(ctx):
                              f"stdout {len(res.out)} chars, stderr {len(res.err)} chars"))
 
 
+@case("report-same-run-twice", "reporting", "report A ./A: one run given twice")
+def _(ctx):
+    ctx.fx.copy("mlp", ctx.root / "A")
+    return ctx.error_case(["report", "A", "./A", "--out", "rp", "--no-analyses"],
+                          [("RUN_DIR",), ("again",)])
+
+
 @case("report-data-dir-missing", "reporting", "report A --data-dir MISSING (analyses on)")
 def _(ctx):
     ctx.fx.copy("mlp", ctx.root / "A")

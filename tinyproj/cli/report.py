@@ -22,6 +22,7 @@ def _cmd_report(args) -> int:
     from ..robustness.bn_estimate import protocol_from_settings
     bn = protocol_from_settings(args.bn_images, args.bn_pass_size, args.bn_batches,
                                 args.bn_batch_size)        # a bad flag: refused before any work
+    _check_distinct(args.run_dirs)
     hist_layer = _check_hist_layer(args)
     if args.data_dir is not None and not args.no_analyses:
         from ..data.location import check_data_dir
@@ -41,6 +42,20 @@ def _cmd_report(args) -> int:
     print(f"tables: {', '.join(str(p) for p in rep.tables)}")
     print(f"results in {rep.folder}/ (open report.md: the table and every figure, captioned)")
     return 0
+
+
+def _check_distinct(run_dirs) -> None:
+    """A run given twice (``report A A``, ``report A ./A``) would be two rows of one network."""
+    from pathlib import Path
+
+    from ..errors import UserError
+    seen = {}
+    for d in run_dirs:
+        key = Path(d).resolve()
+        if key in seen:
+            raise UserError(f"RUN_DIR {d} is the run {seen[key]} again; give each run once",
+                            flag="RUN_DIR")
+        seen[key] = d
 
 
 def _check_hist_layer(args) -> str:

@@ -15,8 +15,17 @@ def _banner(cfg, resume: bool) -> None:
           f"{cfg.width:g}) on {cfg.dataset}, {cfg.epochs} epoch(s)"
           + (f" or {cfg.iterations} steps" if cfg.iterations else "")
           + f", batch {cfg.batch_size}\n  data: {cfg.data_dir}\n  device: {backend.name()}, "
-          f"kernels {kernels.mode()} (the very first run compiles the Numba kernels: ~15 s)"
-          f"\n  run folder: {cfg.out}", flush=True)
+          f"kernels {kernels.mode()}{_compile_note()}\n  run folder: {cfg.out}", flush=True)
+
+
+def _compile_note() -> str:
+    """The first-run warning, only while Numba has cached no compiled kernel of tinyproj's
+    (its cache files, *.nbi, sit in the kernels' __pycache__)."""
+    from .. import backend, kernels
+    cache = Path(kernels.__file__).parent / "__pycache__"
+    if backend.on_device() or any(cache.glob("*.nbi")):
+        return ""
+    return " (this first run compiles the Numba kernels: ~15 s)"
 
 
 def _flag_text(value) -> str:
