@@ -169,9 +169,10 @@ _READ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 def _unreadable(path, err):
     from ..errors import UserError
     reason = str(err) or type(err).__name__
-    return UserError(f"checkpoint {path} is unreadable or corrupt ({reason}); it cannot be "
-                     "resumed — move it aside (e.g. rename it to checkpoint.bad.npz) and "
-                     "start the run again in a new --out folder")
+    return UserError(f"checkpoint {path} is unreadable or corrupt ({reason}); its weights "
+                     "are lost for resuming, sweeping, walking or reporting — move it aside "
+                     "(e.g. rename it to checkpoint.bad.npz) and train the run again with "
+                     "`tinyproj train --out NEW_FOLDER`")
 
 
 def _existing(path) -> Path:
