@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+import tinyproj as tp
+from tinyproj import backend, nn
 from tinyproj.data.sources import ArraySource
 from tinyproj.runs.config import make_config
 from tinyproj.runs.training import train
@@ -66,3 +68,16 @@ def copy_run(src: Path, dst: Path) -> Path:
     for name in ("config.json", "checkpoint.npz"):
         shutil.copy(src / name, dst / name)
     return dst
+
+
+class FixedScores(nn.Module):
+    """A "network" that returns the scores stored for each example (its first feature is its
+    index): evaluation tests with exactly the scores they need (ties, top-5)."""
+
+    def __init__(self, scores):
+        super().__init__()
+        self.scores = scores
+
+    def forward(self, x):
+        idx = backend.to_numpy(x.data if hasattr(x, "data") else x)[:, 0].astype(int)
+        return tp.tensor(backend.asarray(self.scores[idx]))

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import tinyproj as tp
-from tinyproj import backend, nn
 from tinyproj.cli import main
 from tinyproj.data.sources import ArraySource
 from tinyproj.errors import UserError
@@ -14,6 +13,8 @@ from tinyproj.runs.build import lr_schedule
 from tinyproj.runs.config import PRESET_NOTES, PRESETS, make_config, reports_top5
 from tinyproj.runs.evaluation import error_rates, errors_by_projection
 from tinyproj.runs.training import train
+
+from _helpers import FixedScores
 
 
 # --- presets ------------------------------------------------------------------------------------
@@ -90,18 +91,6 @@ def test_cosine_minimum_above_the_start_is_refused():
 
 
 # --- top-5 --------------------------------------------------------------------------------------
-class FixedScores(nn.Module):
-    """Returns the scores stored for each example (its first feature is its index)."""
-
-    def __init__(self, scores):
-        super().__init__()
-        self.scores = scores
-
-    def forward(self, x):
-        idx = backend.to_numpy(x.data if hasattr(x, "data") else x)[:, 0].astype(int)
-        return tp.tensor(backend.asarray(self.scores[idx]))
-
-
 def test_top1_and_top5_errors_from_the_labels_rank():
     # label 0 everywhere; its rank among 10 scores: 0, 1, 4, 5, 9
     scores = np.zeros((5, 10), np.float32)

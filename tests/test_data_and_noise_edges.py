@@ -29,6 +29,8 @@ from tinyproj.runs.config import make_config
 from tinyproj.runs.evaluation import error_rates
 from tinyproj.tensor import no_grad
 
+from _helpers import FixedScores
+
 
 def _host(a):
     return backend.to_numpy(a.data if isinstance(a, tp.Tensor) else a)
@@ -109,18 +111,6 @@ def test_imagenet_normalization_is_per_rgb_channel_with_the_torchvision_constant
 
 
 # --- evaluation --------------------------------------------------------------------------------
-class _FixedScores(nn.Module):
-    """Returns the scores stored for each example (its first feature is its index)."""
-
-    def __init__(self, scores):
-        super().__init__()
-        self.scores = scores
-
-    def forward(self, x):
-        idx = backend.to_numpy(x.data if hasattr(x, "data") else x)[:, 0].astype(int)
-        return tp.tensor(backend.asarray(self.scores[idx]))
-
-
 def _source(n):
     return ArraySource(np.arange(n, dtype=np.float32)[:, None], np.zeros(n, np.int64))
 
@@ -129,14 +119,14 @@ def test_top5_ties_count_in_the_labels_favour():
     # rank = #{j : s_j > s_label}; a tie with the label does not push it down
     scores = np.zeros((2, 10), np.float32)          # example 0: all ten tied -> rank 0
     scores[1, 1:6] = 1.0                            # example 1: five beat the label -> rank 5
-    rates = error_rates(_FixedScores(scores), _source(2), batch_size=2, top=(1, 5))
+    rates = error_rates(FixedScores(scores), _source(2), batch_size=2, top=(1, 5))
     assert rates[5] == 0.5
 
 
 def test_error_rate_with_a_limit_is_over_the_images_scored():
     # every example wrong (label 0 scores lowest): the first 3 of 10 scored, 3 / 3 wrong
     scores = np.tile(np.arange(10, dtype=np.float32), (10, 1))
-    rates = error_rates(_FixedScores(scores), _source(10), batch_size=2, limit=3, top=(1, 5))
+    rates = error_rates(FixedScores(scores), _source(10), batch_size=2, limit=3, top=(1, 5))
     assert rates == {1: 1.0, 5: 1.0}
 
 
