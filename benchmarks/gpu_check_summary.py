@@ -8,9 +8,10 @@ the bench's JSON, or nothing when the bench did not get that far: gpu_check.sh h
 input-pipeline benchmark, which then compares decoding with the step it must feed.
 
 A test step's counts come from pytest's closing line ("12 passed, 1 failed in 30.1s"). A step
-that its ``timeout`` stopped (exit 124) has no closing line; its tests were run with ``-v``,
-so each finished test left a ``PASSED``/``FAILED``/``SKIPPED``/``ERROR`` line, and those are
-counted instead, with ``"stopped": true``: a lent GPU's minutes still tell how far it got.
+that its ``timeout`` stopped (exit 124, or 137 when it had to kill) has no closing line; its
+tests were run with ``-v`` (in one process or in pytest-xdist's workers), so each finished
+test left a ``PASSED``/``FAILED``/``SKIPPED``/``ERROR`` line, and those are counted instead,
+with ``"stopped": true``: a lent GPU's minutes still tell how far it got.
 The summary also reads issue 12's targets off the bench, epoch and pipeline files
 (tinyproj/bench/targets.py) and prints them last, where the device tool's reply shows them.
 """
@@ -25,12 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # run from a ch
 
 from tinyproj.bench import targets                                  # noqa: E402
 
-TIMED_OUT = 124                         # what coreutils' timeout returns when it stops a step
+TIMED_OUT = (124, 137)          # what coreutils' timeout returns: TERM, or KILL 10 s later
 # the log file of each test step (the bench steps write JSON of their own)
 TEST_LOGS = {"gpu_tests": "gpu-tests.txt", "graph_tests": "graph-tests.txt",
              "suite_cupy": "suite-cupy.txt"}
 _CLOSING = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed|deselected)")
-_PER_TEST = re.compile(r"::\S+ (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\b")
+# "tests/a.py::test_x[a b] PASSED  [ 10%]", or with pytest-xdist "[gw0] [ 10%] PASSED tests/..."
+_PER_TEST = re.compile(r"^(?:\S+::.*? |\[gw\d+\] \[\s*\d+%\] )"
+                       r"(PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\b", re.MULTILINE)
 
 
 def counts(text: str, stopped: bool = True) -> dict:
@@ -56,11 +59,11 @@ def summarize(out: Path, steps: dict) -> dict:
     for name, (rc, seconds) in steps.items():
         summary["exit"][name] = rc
         summary["seconds"][name] = seconds
-        if rc == TIMED_OUT:
+        if rc in TIMED_OUT:
             summary["timed_out"].append(name)
         log = out / TEST_LOGS[name] if name in TEST_LOGS else None
         if log is not None:
-            summary[name] = (counts(log.read_text(errors="replace"), rc == TIMED_OUT)
+            summary[name] = (counts(log.read_text(errors="replace"), rc in TIMED_OUT)
                              if log.exists() else {})
     summary.update(target_report(out))
     return summary

@@ -127,12 +127,17 @@ def main(argv=None) -> int:
         p.error("--device gpu needs CuPy and a CUDA GPU; --device standin checks this script "
                 "on the CPU stand-in")
     subset = load_subset(Path(args.subset))
-    runs = {name: train_once(subset, args.device, tf32, args.epochs, args.width, args.seed)
-            for name, tf32 in (("strict", False), ("tf32", True))}
     result = {"kind": "tf32 accuracy", "versions": gpu_suite.versions(args.device),
               "train_images": len(subset[0]), "test_images": len(subset[2]),
-              "epochs": args.epochs, "width": args.width, **runs,
-              "comparison": compare(runs["strict"], runs["tf32"], len(subset[2]))}
+              "epochs": args.epochs, "width": args.width, "complete": False}
+    runs = {}
+    for name, tf32 in (("strict", False), ("tf32", True)):
+        runs[name] = result[name] = train_once(subset, args.device, tf32, args.epochs,
+                                               args.width, args.seed)
+        if args.json and name == "strict":   # gpu_check.sh's timeout may stop the TF32 run:
+            gpu_suite.write_json(Path(args.json), result)        # the strict one is kept
+    result["comparison"] = compare(runs["strict"], runs["tf32"], len(subset[2]))
+    result["complete"] = True
     for name, run in runs.items():
         errors = ", ".join(f"Te-{k.capitalize()} {v:.2%}" for k, v in run["test_error"][-1].items())
         print(f"{name:<6} (TF32 in effect: {run['tf32_in_effect']}): final loss "

@@ -260,6 +260,10 @@ def test_gpu_check_script_parses_and_names_existing_test_files():
                              + ')"; echo $DEVICE_TESTS'], cwd=ROOT, capture_output=True,
                             text=True).stdout.split()
     assert len(listed) > 10 and all((ROOT / name).is_file() for name in listed), listed
+    import re
+    named = set(re.findall(r"tests/\S+?\.py", script.read_text()))
+    assert {"tests/test_gpu_graphs.py", "tests/test_kernels_gpu_host.py"} <= named
+    assert all((ROOT / name).is_file() for name in named), named
 
 
 # -- gpu_check.sh and its summary ---------------------------------------------------------
@@ -281,19 +285,30 @@ def test_summary_counts_a_stopped_pytest_run_test_by_test():
                                              "skipped": 1}
 
 
+def test_summary_counts_xdist_workers_lines_and_ids_with_spaces():
+    """suite_cupy runs in 4 processes (pytest-xdist): its -v lines put the outcome first."""
+    log = ("tests/test_a.py::test_x \n"
+           "[gw0] [  2%] PASSED tests/test_a.py::test_x \n"
+           "[gw1] [ 13%] FAILED tests/test_b.py::test_y[a b] \n"
+           "[gw1] [100%] SKIPPED tests/test_b.py::test_z \n"
+           "tests/test_c.py::test_w[x y] PASSED      [ 50%]\n")
+    assert gpu_check_summary.counts(log) == {"stopped": True, "passed": 2, "failed": 1,
+                                             "skipped": 1}
+
+
 def test_summary_records_exit_seconds_and_timeouts(tmp_path):
     (tmp_path / "gpu-tests.txt").write_text("x::t PASSED\n1 passed in 1.0s\n")
     (tmp_path / "suite-cupy.txt").write_text("x::t PASSED\nx::u ")
     (tmp_path / "graph-tests.txt").write_text("ImportError while loading conftest\n")
     assert gpu_check_summary.main([str(tmp_path), "gpu_tests=0:12", "suite_cupy=124:75",
-                                   "bench=1:3", "graph_tests=4:1"]) == 0
+                                   "bench=1:3", "graph_tests=4:1", "epoch=137:60"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["exit"] == {"gpu_tests": 0, "suite_cupy": 124, "bench": 1,
-                               "graph_tests": 4}
+                               "graph_tests": 4, "epoch": 137}
     assert summary["seconds"] == {"gpu_tests": 12, "suite_cupy": 75, "bench": 3,
-                                  "graph_tests": 1}
+                                  "graph_tests": 1, "epoch": 60}
     assert summary["graph_tests"] == {"no_closing_line": True}     # pytest's own error
-    assert summary["timed_out"] == ["suite_cupy"]
+    assert summary["timed_out"] == ["suite_cupy", "epoch"]         # 137: killed 10 s later
     assert summary["gpu_tests"] == {"passed": 1}
     assert summary["suite_cupy"] == {"stopped": True, "passed": 1}
 
@@ -312,50 +327,99 @@ def test_the_pipeline_gets_the_measured_alexnet_step(tmp_path):
     assert gpu_check_summary.alexnet_step_seconds(bench) is None
 
 
-def test_gpu_check_script_runs_every_step_and_summarises(tmp_path):
-    """The script's plumbing on the CPU, with a stand-in for python that answers each step:
-    every step runs with the arguments meant for it (the TF32 accuracy step too, its subset
-    being there), the summary is written, and a second run into the same folder is refused
-    before anything is written."""
+def _stub_python(tmp_path, bench_tf32="echo ran: $*"):
+    """A stand-in for python that answers each step of gpu_check.sh at once (``bench_tf32``:
+    what the TF32 bench step does instead)."""
     stub = tmp_path / "py"
     stub.write_text(f"""#!/bin/bash
 case "$*" in
   *gpu_check_summary.py*) exec {sys.executable} "$@" ;;
   *"-m pytest"*) echo "backend=${{TINYPROJ_BACKEND:-}} args: $*"
                  echo "tests/test_a.py::test_x PASSED"; echo "1 passed in 0.1s" ;;
+  *gpu_bench.py*--tf32*) {bench_tf32} ;;
   *gpu_bench.py*gpu-bench.json*) echo "bench: $*"
                   echo '{{"strict": {{"rows": [{{"kind": "alexnet", "case": "alexnet",
-                        "tinyproj": {{"median_s": 0.123}}}}]}}}}' > "$OUT/gpu-bench.json" ;;
+                        "tinyproj": {{"median_s": 0.123}}}}]}}}}' > "$WORK/gpu-bench.json" ;;
   *) echo "ran: $*" ;;
 esac
 """)
     stub.chmod(0o755)
-    out = tmp_path / "out"
+    return stub
+
+
+def _unpack(tgz, into):
+    import tarfile
+    with tarfile.open(tgz) as bundle:
+        bundle.extractall(into, filter="data")
+    return into
+
+
+def test_gpu_check_script_runs_every_step_and_summarises(tmp_path):
+    """The script's plumbing on the CPU, with a stand-in for python that answers each step:
+    every step runs with the arguments meant for it (the TF32 accuracy step too, its subset
+    being there), $OUT gets just two files (the device tool returns at most 8): the packed
+    work folder and the summary; a second run into the same folder is refused before
+    anything is written."""
+    stub = _stub_python(tmp_path)
+    out, work = tmp_path / "out", tmp_path / "work"
     subset = tmp_path / "subset.npz"
     subset.write_bytes(b"")                     # present: the TF32 accuracy step runs
-    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "PYTHON": str(stub),
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "WORK": str(work), "PYTHON": str(stub),
            "TF32_SUBSET": str(subset)}
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=60)
+                          env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["gpu-check.tgz", "summary.json"]
+    got = _unpack(out / "gpu-check.tgz", tmp_path / "unpacked")
     summary = json.loads((out / "summary.json").read_text())
+    assert json.loads((got / "summary.json").read_text()) == summary
     assert summary["exit"] == dict.fromkeys(
-        ["gpu_tests", "graph_tests", "suite_cupy", "bench", "bench_tf32", "epoch",
-         "tf32_accuracy", "pipeline"], 0)
-    assert f"--subset {subset}" in (out / "tf32-accuracy.txt").read_text()
+        ["info", "gpu_tests", "graph_tests", "bench", "epoch", "bench_tf32", "tf32_accuracy",
+         "pipeline", "suite_cupy"], 0)
+    assert f"--subset {subset}" in (got / "tf32-accuracy.txt").read_text()
     assert len(summary["targets"]) == 6 and "issue 12's targets" in done.stdout
     assert summary["timed_out"] == [] and summary["suite_cupy"] == {"passed": 1}
-    assert "backend=cupy" in (out / "suite-cupy.txt").read_text()
-    assert "-m gpu" in (out / "gpu-tests.txt").read_text()
-    bench = (out / "gpu-bench.txt").read_text()
+    suite = (got / "suite-cupy.txt").read_text()
+    assert "backend=cupy" in suite and "-n 4" in suite
+    gpu_tests = (got / "gpu-tests.txt").read_text()
+    assert "-m gpu" in gpu_tests and "test_kernels_gpu_host.py" in gpu_tests
+    assert "TINYPROJ_BACKEND=cupy" not in gpu_tests
+    bench = (got / "gpu-bench.txt").read_text()
     assert "--repeats 20 --skip training" in bench and "--tf32" in bench
-    assert "--skip step,alexnet,trajectory --out" in bench and "gpu-epoch.json" in bench
+    assert "--skip step,alexnet,trajectory --out" in (got / "gpu-epoch.txt").read_text()
     # the pipeline is compared with the AlexNet step the bench measured
-    assert "imagenet_pipeline.py" in (out / "pipeline.txt").read_text()
-    assert "--step-seconds 0.123000" in (out / "pipeline.txt").read_text()
+    assert "imagenet_pipeline.py" in (got / "pipeline.txt").read_text()
+    assert "--step-seconds 0.123000" in (got / "pipeline.txt").read_text()
     again = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], cwd=ROOT,
                            env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "new folder" in again.stderr
+
+
+def test_gpu_check_keeps_every_finished_step_when_the_run_is_killed(tmp_path):
+    """The device tool kills a command at its limit (no trap runs then): the steps finished
+    before it are already packed in $OUT, with their summary."""
+    import os
+    import signal
+    import time
+    marker = tmp_path / "tf32-started"
+    stub = _stub_python(tmp_path, bench_tf32=f"touch {marker}; sleep 20")
+    out = tmp_path / "out"
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "WORK": str(tmp_path / "work"),
+           "PYTHON": str(stub), "TF32_SUBSET": str(tmp_path / "none.npz")}
+    script = subprocess.Popen(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], cwd=ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(script.pid, signal.SIGKILL)             # the script and its pipeline, at once
+    script.wait()
+    assert marker.exists()
+    assert sorted(p.name for p in out.iterdir()) == ["gpu-check.tgz", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["exit"]) == ["info", "gpu_tests", "graph_tests", "bench", "epoch"]
+    got = _unpack(out / "gpu-check.tgz", tmp_path / "unpacked")
+    assert json.loads((got / "gpu-bench.json").read_text())["strict"]["rows"]
 
 
 # -- issue 12's targets, read off the rows --------------------------------------------------
@@ -464,6 +528,27 @@ def test_tf32_accuracy_trains_twice_and_compares(tmp_path):
     p = strict["test_error"][-1]["none"]
     assert comparison["standard_error"]["none"] == pytest.approx(np.sqrt(p * (1 - p) / 40))
     assert result["train_images"] == 100 and result["test_images"] == 40
+    assert result["complete"] is True
+
+
+def test_tf32_accuracy_keeps_the_strict_run_when_the_tf32_run_is_stopped(tmp_path, monkeypatch,
+                                                                          capsys):
+    """gpu_check.sh's timeout may stop the second (TF32) training: the first is on disk."""
+    import tf32_accuracy
+
+    def train_once(subset, device, tf32, *args):
+        if tf32:
+            raise KeyboardInterrupt("the step's timeout")
+        return {"tf32": False, "train_loss": [0.5], "test_error": [{"none": 0.25}]}
+    monkeypatch.setattr(tf32_accuracy, "train_once", train_once)
+    _tiny_subset(tmp_path / "s.npz")
+    out = tmp_path / "a.json"
+    with pytest.raises(KeyboardInterrupt):
+        tf32_accuracy.main(["--subset", str(tmp_path / "s.npz"), "--device", "standin",
+                            "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["complete"] is False and "comparison" not in result and "tf32" not in result
+    assert result["strict"]["test_error"] == [{"none": 0.25}]
 
 
 def test_tf32_accuracy_refuses_a_missing_subset_and_an_existing_file(tmp_path):
