@@ -1,7 +1,7 @@
 """Summaries of walk rows: the midpoint μ per site, the accuracy per point over seeds, as CSV.
 
 Rows are grouped by their settings without site, σ and seed (:func:`group_settings`); a
-``train_sigma`` equal to the row's σ reads as :data:`SAME_SIGMA`, so the networks of the
+``train_sigma`` of a train-at-σ row reads as :data:`SAME_SIGMA`, so the networks of the
 train-at-σ protocol (one per σ, ``protocol.py``) form one curve per site. Per group and site:
 
     midpoints_table   μ per seed (``midpoint.midpoint_sigma``: halfway from max accuracy to
@@ -35,14 +35,16 @@ they were tested at (the train-at-σ protocol, ``protocol.py``)."""
 
 
 def group_settings(row) -> tuple:
-    """A row's settings without site, σ and seed; a ``train_sigma`` equal to the row's σ
-    reads as :data:`SAME_SIGMA`, so that the networks of the train-at-σ protocol (one per σ)
-    form one curve."""
+    """A row's settings without site, σ and seed; in a row of the train-at-σ protocol
+    (``protocol="train-at-sigma"``, one network per σ) ``train_sigma`` reads as
+    :data:`SAME_SIGMA`, so that those networks form one curve. A walk of *one* network trained
+    at σ_t (``--train-noise``) keeps σ_t in every row, the row at σ = σ_t too: one curve."""
+    train_at_sigma = row.get("protocol") == "train-at-sigma"
     out = []
     for k, v in row.items():
         if k in _NOT_GROUP:
             continue
-        if k == "train_sigma" and v is not None and float(v) == float(row["sigma"]):
+        if k == "train_sigma" and train_at_sigma and v is not None:
             v = SAME_SIGMA
         out.append((k, key_value(v)))
     return tuple(sorted(out))
