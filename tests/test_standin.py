@@ -130,6 +130,24 @@ def test_copy_and_deepcopy_stay_on_the_device(xp):
         assert isinstance(c, DeviceArray)
 
 
+def test_a_gpu_kernel_refuses_a_host_array_as_cupy_does(xp):
+    """CuPy's RawKernel takes device arrays only; the stand-in unwraps its arguments for the
+    host twin, so it must refuse a NumPy array itself or the mistake shows only on a GPU."""
+    from tinyproj import kernels
+    from tinyproj.kernels import host
+    if not host.available():
+        pytest.skip("no C++ compiler: the stand-in uses the reference kernels")
+    w = xp.asarray(np.arange(-3, 3, dtype=np.float32))
+    clip = kernels.get("clip_segments", w)
+    offsets, bounds = xp.asarray(np.array([0, 6])), xp.asarray(np.float32([1.0]))
+    clipped = clip(w, offsets, bounds)                        # device arrays: fine
+    np.testing.assert_array_equal(backend.to_numpy(clipped), [-1, -1, -1, 0, 1, 1])
+    with pytest.raises(TypeError, match="host .NumPy. array"):
+        clip(w, np.array([0, 6]), bounds)
+    with pytest.raises(TypeError, match="clip_segments"):
+        clip(w, offsets, [np.float32([1.0])])
+
+
 def test_a_training_step_on_the_standin_computes_what_numpy_computes():
     """The device path (stand-in arrays, the GPU kernels' host twins or the reference
     kernels) and the NumPy path (Numba kernels) give the same steps, to float32 rounding."""

@@ -107,6 +107,7 @@ def tinyproj_kernel(name: str):
 
     @functools.wraps(kernel)
     def run(*args, **kwargs):
+        _refuse_host_arrays(name, (args, kwargs))
         raw_args = unwrap(args)
         raw_kwargs = {k: unwrap(v) for k, v in kwargs.items()}
         try:
@@ -120,6 +121,21 @@ def tinyproj_kernel(name: str):
             given[id(unwrap(a))] = a
         return _rewrap(result, given)
     return run
+
+
+def _refuse_host_arrays(name, obj):
+    """A CUDA kernel takes device arrays only: CuPy refuses a NumPy array with a TypeError.
+    The stand-in unwraps its arguments, so without this check a host array would pass on the
+    CPU and fail only on the GPU."""
+    if type(obj) is np.ndarray:
+        raise TypeError(f"GPU kernel {name}: got a host (NumPy) array of shape {obj.shape}; "
+                        "a CUDA kernel takes device arrays only (backend.asarray first)")
+    if type(obj) in (list, tuple):
+        for o in obj:
+            _refuse_host_arrays(name, o)
+    elif type(obj) is dict:
+        for o in obj.values():
+            _refuse_host_arrays(name, o)
 
 
 def _device_arrays(obj):
