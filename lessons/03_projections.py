@@ -24,11 +24,11 @@
 # | Stoch | +α with p = (w/α + 1)/2, else −α | {−α, +α} |
 # | StochM(γ) | \|w\|·U(γ, 1/γ), sign + with p, else − | [−α/γ, α/γ] |
 # | StochM3(γ) | StochM, then the half of the weights nearest 0 zeroed with prob. ½ | [−α/γ, α/γ] and 0 |
+# | AddNorm(σ) | w + N(0, α·σ) | ℝ |
+# | MultUnif(γ) | w·U(γ, 1/γ) | [−α/γ, α/γ] |
 #
 # (StochM has three readings, compared in section 5b; the table shows the one the
 # `tr-stochm-c` preset uses.)
-# | AddNorm(σ) | w + N(0, α·σ) | ℝ |
-# | MultUnif(γ) | w·U(γ, 1/γ) | [−α/γ, α/γ] |
 #
 # In this lesson you will
 #

@@ -461,8 +461,10 @@ if os.name == "posix":
 # %% [markdown]
 # ## Exercises
 #
-# 1. Replace `"sign"` by `"stoch"` or `"stochm:gamma=0.5"` in section 5. Which values does
-#    `trace[LAYER]["P"]` take now? Run it twice with the same seed, then with another seed.
+# 1. Replace `"sign"` by `"stoch"` or `"stochm:gamma=0.5"` in section 3's `train_step` call
+#    (the one that fills `trace`). Which values does `trace[LAYER]["P"]` take now, and why
+#    does the comparison with the Sign step done by hand now print False? Run it twice with
+#    the same seed (`make_rng(1)`), then with another seed.
 # 2. Pass `{}` instead of `bounds` (no clipping, "NC"). How far do the weights drift from
 #    the ±c_k box after 60 steps? What does that do to Sign(W) (α_k = max |W_k|)?
 # 3. In `update`, move `restore(...)` *after* `optimizer.step()`. What gets updated then,

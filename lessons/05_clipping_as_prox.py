@@ -168,7 +168,7 @@ _quick.show(fig, "05_prox_grid.png")   # inline in a notebook; saved to lessons/
 # and check each step equals prox_linf(W − lr·∇L(W), c), the proximal gradient step.
 
 # %%
-A = np.array([[2.0, 0.6], [0.6, 1.0]])      # positive definite (eigenvalues about 0.73 and 2.27)
+A = np.array([[2.0, 0.6], [0.6, 1.0]])      # positive definite (eigenvalues about 0.72 and 2.28)
 m = np.array([2.0, -0.5])                   # the unconstrained minimum, outside the box
 
 
@@ -230,9 +230,9 @@ print(f"prox_linf(W - lr grad)  : {expected}   equal: {np.allclose(w_param.numpy
 
 # %% [markdown]
 # Where should it end? On the face w1 = 1 of the box the loss is a parabola in w2, minimised
-# at w2 = m2 − A21 (1 − m1) / A22 = −0.5 + 0.6 = 0.1. At (1, 0.1) the gradient points out
-# of the box through that face (∂L/∂w1 < 0, ∂L/∂w2 = 0): the KKT conditions for the
-# constrained problem hold. A brute-force search over a grid of the box agrees. Note how
+# at w2 = m2 − A21 (1 − m1) / A22 = −0.5 + 0.6 = 0.1. At (1, 0.1) the negative gradient, the
+# direction descent wants to go, points out of the box through that face (∂L/∂w1 < 0,
+# ∂L/∂w2 = 0): the KKT conditions for the constrained problem hold. A brute-force search over a grid of the box agrees. Note how
 # different this is from clip(m) = (1, −0.5), "train without constraint, then clip".
 
 # %%
@@ -243,7 +243,7 @@ Lbox = loss2(np.stack([B1, B2], axis=-1))
 i, j = np.unravel_index(np.argmin(Lbox), Lbox.shape)
 print(f"constrained minimiser (KKT)       : {w_star},  L = {loss2(w_star):.4f}")
 print(f"constrained minimiser (grid search): ({box[i]:+.4f}, {box[j]:+.4f})")
-print(f"gradient there                    : {grad2(w_star)}  (points out through w1 = +1)")
+print(f"gradient there                    : {grad2(w_star)}  (-grad points out through w1 = +1)")
 print(f"projected GD ends at              : {pgd[-1]},  |w - w*| = {np.abs(pgd[-1] - w_star).max():.1e}")
 print(f"plain GD ends at                  : {gd[-1]}  (the unconstrained m = {m})")
 print(f"clip(m), 'train then clip'        : {clipping.prox_linf(m, c)},  L = "
@@ -533,7 +533,7 @@ for t in [0, 1, 2, 5, 10, 20, 40]:
     v, g_s = smoothed2(w_path[t])
     print(f"  step {t:2d}: w = {w_path[t]}  E L = {v:.3f}  |grad| = {np.linalg.norm(g_s):.3f}   "
           f"L(Sign w) = {lin_loss(projections.sign(np.append(w_path[t], alpha))[:2]):.3f}")
-print("at the corner the gradient is not 0: it points out of the box, and the clip (the prox of")
+print("at the corner the gradient is not 0: its negative points out of the box, and the clip (the prox of")
 print("section 2) holds w on the boundary, a constrained minimum.")
 print("on the Sign surface the gradient at the start is exactly 0: w would stay at", w_path[0])
 

@@ -284,10 +284,13 @@ for distortion, curves in sweeps.items():
 # %% [markdown]
 # ### How to read the curves
 #
-# * The y axis is the test error on a **log scale**, as in the paper ("note the semi-log
-#   scale"): equal steps are equal *ratios* of error, so the low-error region, where the
-#   interesting differences are, is not squashed. The dotted line is chance (90 % for ten
-#   classes): a network there has forgotten everything.
+# * The y axis is the test error. When the errors drawn span more than a factor of 4 it is
+#   on a **log scale** (the axis label says so), like the paper's Figure 2C ("note the
+#   semi-log scale"): equal steps are then equal *ratios* of error, so the low-error region,
+#   where the interesting differences are, is not squashed. Otherwise, as for the small
+#   quick-mode networks whose errors stay between about 25 and 90 %, it is linear. The
+#   dotted line, drawn when the curves come near it, is chance (90 % for ten classes): a
+#   network there has forgotten everything.
 # * Every curve starts at the network's clean error (σ = 0, γ = 1, β = 1). **Robust means
 #   flat**: the curve stays near its clean error far into the distortion before it bends up
 #   towards chance. Compare where each curve *leaves* its clean level, not only the values.

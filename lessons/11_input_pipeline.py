@@ -342,10 +342,10 @@ for name, r in one_core.items():
           f"= {16 * r / NEED:.2f}× what the assumed step consumes")
 
 # %% [markdown]
-# That ×16 is an extrapolation: on the GPU machine `benchmarks/imagenet_pipeline.py` measures
-# the pool itself with 1, 2, 4, 8 and 16 workers (`benchmarks/gpu_check.sh` does not include
-# it: it needs no GPU, only the cores). And the step time is an assumption until the GPU
-# bench measures the AlexNet-BN step.
+# That ×16 is an extrapolation: `benchmarks/imagenet_pipeline.py` measures the pool itself
+# with any list of workers (`--workers 1,2,4,8,16`), and `benchmarks/gpu_check.sh` runs it
+# with 1 and 16 workers on the GPU machine's 16 cores, next to the AlexNet-BN step it must
+# feed. Until that runs, the step time here is an assumption.
 #
 # ### Exercises
 #

@@ -116,8 +116,8 @@ def show(figure, name: str | None = None, dpi: int = 110):
             sys.modules["matplotlib.pyplot"].close(figure)
     else:
         raise TypeError(f"show() takes a matplotlib Figure or an image path, not {type(figure)!r}")
-    if path is not None:
-        print("saved", _relative(path))
+    if path is not None:      # "saved" only for what show() wrote; a plot function's file may be old
+        print("saved" if png is not None else "image", _relative(path))
     if in_notebook():
         from IPython.display import Image, display
         display(Image(data=png) if png is not None else Image(filename=str(path)))

@@ -13,7 +13,7 @@ Measured before the work on issue 11 (same step, same counter): 1,169 launches, 
 arrays); the training loop added 1 sync (the error count) and 2 copies (x, y) per step.
 
 Now: 0 syncs and 0 copies per step, in the step and in the loop; **118 launches** at any
-width and batch size (779 with TINYPROJ_KERNELS=reference, the plain array code), within the
+width and batch size (722 with TINYPROJ_KERNELS=reference, the plain array code), within the
 issue's 200. (115 before issue 12's CUDA graphs: Adam's t and bias corrections are now moved
 on the device by the step itself — ``t += 1``, ``β^t``, ``1 − β^t``: 3 launches — so that a
 replayed graph computes each step's own; tests/test_graphs.py.) Where the 271 of the previous round went (one step, by op):
@@ -43,7 +43,7 @@ import tinyproj.functional as F
 
 LAUNCHES_NOW = 120           # measured 118 (any width and batch) with the fused kernels' twins
 if os.environ.get("TINYPROJ_KERNELS", "auto").strip().lower() == "reference":
-    LAUNCHES_NOW = 785       # measured 779: the reference kernels, one launch per array op
+    LAUNCHES_NOW = 725       # measured 722: the reference kernels, one launch per array op
 LAUNCHES_TARGET = 200        # issue 11: with the fused GPU kernels
 
 

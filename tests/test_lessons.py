@@ -110,7 +110,7 @@ def test_quick_show_saves_in_script_mode(monkeypatch, tmp_path, capsys):
     assert path.read_bytes()[:4] == b"\x89PNG"
     assert capsys.readouterr().out.startswith("saved ")
     quick.show(path)                                      # what a plot function returned
-    assert "saved" in capsys.readouterr().out
+    assert capsys.readouterr().out.startswith("image ")   # not "saved": show() wrote nothing
     quick.show(fig)                                       # shown only: nothing saved
     assert capsys.readouterr().out == ""
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["line.png"]

@@ -8,7 +8,7 @@ therefore built while the code runs ("define-by-run") and
     loss.backward()
 
 walks it backwards. Functions are visited in decreasing *generation* order (a
-function's generation is one more than the newest of its inputs), which is a
+function's generation is that of its newest input; its outputs get one more), which is a
 topological order: a function's ``backward`` runs only after every function
 that consumed its output has passed its gradient down.
 

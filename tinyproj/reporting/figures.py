@@ -220,7 +220,7 @@ def _plain_log_axis(axis, ax, which: str, subs):
 def _error_axis(ax, drawn, chance, refs=()):
     """The error axis, scaled to the errors drawn (``drawn``: (low, high) pairs, in %).
 
-    Logarithmic (as the paper's "semi-log" Figure 2) only when the errors span more than a
+    Logarithmic (as the paper's "semi-log" Figure 2C) only when the errors span more than a
     factor of 4, so that both small and large errors can be read; linear otherwise. The
     chance line is shown when it lies near the data. refs: ``[(x, error %, text)]``
     reference points (the paper's numbers): drawn as black stars when they fall inside the
