@@ -134,7 +134,7 @@ def test_torch_sign_step_is_tinyprojs_algorithm1_step():
     opt = optim.Adam(model.parameters(), lr=0.003)
     loss = algorithm1.train_step(model, x, y, F.square_hinge_loss, opt, "sign", bounds, rng)
     step = torch_ref.SignStep(tmodel, list(bounds.values()))
-    tloss = step(torch.tensor(x), torch.tensor(y))
+    tloss = float(step(torch.tensor(x), torch.tensor(y)))
     assert tloss == pytest.approx(loss, rel=1e-4)
     for (name, p), tp_ in zip(model.named_parameters(), tmodel.parameters()):
         np.testing.assert_allclose(tp_.detach().numpy(), p.data, rtol=1e-3, atol=1e-5,

@@ -163,12 +163,19 @@ def versions(device: str) -> dict:
 
 
 def peak_memory(device: str) -> dict:
-    """High-water marks of both frameworks' device memory (empty off the GPU)."""
+    """Both frameworks' device memory at the end of a leg (empty off the GPU).
+
+    tinyproj_pool_bytes: what CuPy's default pool holds, freed blocks included; the pool keeps
+    them for reuse and is never emptied here, so this is its high-water mark (a CUDA graph's
+    private pool is not in it: the replayed rows give theirs as graph_pool_bytes). PyTorch's
+    caching allocator likewise: torch_max_reserved_bytes is its high-water mark of memory
+    held, the like of the pool's figure; torch_max_allocated_bytes, of memory in tensors."""
     if device != "gpu":
         return {}
     import cupy
     import torch
     return {"tinyproj_pool_bytes": int(cupy.get_default_memory_pool().total_bytes()),
+            "torch_max_reserved_bytes": int(torch.cuda.max_memory_reserved()),
             "torch_max_allocated_bytes": int(torch.cuda.max_memory_allocated())}
 
 
@@ -202,7 +209,7 @@ def trajectory(torch_device, steps: int, width: float, batch: int, sync) -> dict
     tmodel.train()
     tstep = SignStep(tmodel, list(bounds.values()))
     tx, ty = torch.from_numpy(x_host).to(torch_device), torch.from_numpy(y_host).to(torch_device)
-    theirs = [tstep(tx, ty) for _ in range(steps)]
+    theirs = [float(tstep(tx, ty)) for _ in range(steps)]
     sync()
     return {"width": width, "batch": batch, "tinyproj_losses": mine, "torch_losses": theirs}
 

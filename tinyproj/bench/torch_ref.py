@@ -69,7 +69,9 @@ class SignStep:
             raise ValueError(f"{len(self.bounds)} clip bounds for {len(self.weights)} weights")
         self.opt = torch.optim.Adam(model.parameters(), lr=lr)
 
-    def __call__(self, x, y) -> float:
+    def __call__(self, x, y):
+        """One step; returns the loss as a 0-d tensor on the device (no sync: the timed step
+        must not wait for the GPU where tinyproj's does not; ``float()`` it to read it)."""
         saved = [p.data for p in self.weights]
         for p in self.weights:                                  # lines 1-3: P = α·sign(W)
             w = p.data
@@ -83,7 +85,7 @@ class SignStep:
         with torch.no_grad():                                   # lines 11-12: clip
             for p, c in zip(self.weights, self.bounds):
                 p.clamp_(-c, c)
-        return float(loss.detach())
+        return loss.detach()
 
 
 def to_torch(model, torch_device):
