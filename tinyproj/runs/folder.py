@@ -98,7 +98,8 @@ def resume_config(out, overrides: dict | None = None) -> TrainConfig:
     values = saved.to_dict()
     conflicts = []
     for key, value in (overrides or {}).items():
-        if value is None or key == "out" or values.get(key) == value:
+        if value is None or key == "out" or values.get(key) in (value,
+                                                                 _canonical(values, key, value)):
             continue
         if key in RESUMABLE_CHANGES:
             values[key] = value
@@ -119,6 +120,16 @@ def resume_config(out, overrides: dict | None = None) -> TrainConfig:
     _check_belongs(out / "checkpoint.npz", cfg, meta)
     _check_not_behind(cfg, meta.get("pos"))
     return cfg
+
+
+def _canonical(values: dict, key: str, value):
+    """``value`` of ``key`` as validate() writes it (``MLP_TFC`` → ``mlp_tfc``), so that a
+    resume does not refuse a setting the run already has in another spelling; the value as
+    given when it does not validate (the conflict is then named as typed)."""
+    try:
+        return getattr(validate(TrainConfig.from_dict({**values, key: value})), key)
+    except (UserError, TypeError, ValueError):
+        return value
 
 
 def _check_belongs(path, cfg: TrainConfig, meta: dict) -> None:

@@ -362,7 +362,11 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                     start = time.perf_counter()              # the evaluation is not training
                     trained.train()
                     bar.reset(f"epoch {pos['epoch'] + 1}", pos["batch"])
-                if stop.requested or (stop_at_step is not None and pos["step"] >= stop_at_step):
+                if stop_at_step is not None and pos["step"] >= stop_at_step:
+                    stop.requested = stop.requested or "requested"      # as Ctrl-C would
+                # a stop after the run's last step goes on to the final evaluation below,
+                # which stops at once and is marked pending: a resume then writes its row
+                if stop.requested and not done():
                     pos["elapsed"] += time.perf_counter() - start
                     raise stopped(stop)
             pos["elapsed"] += time.perf_counter() - start
