@@ -26,7 +26,7 @@
 #
 # There is no ImageNet on the course machines, so the lesson writes ImageNet-like JPEGs of its
 # own (the three sizes that dominate ILSVRC-2012). Run it with
-# `python lessons/11_input_pipeline.py` (`TINYPROJ_QUICK=1`: a few seconds). Keep
+# `python lessons/11_input_pipeline.py` (`TINYPROJ_QUICK=1`: about 10 s on 2 cores). Keep
 # `tinyproj/data/imagenet_decode.py`, `tinyproj/data/decode_pool.py` and
 # `tinyproj/data/imagenet_shrink.py` open beside it.
 
