@@ -102,7 +102,7 @@ fi
 # the ImageNet input pipeline on this machine's 16 cores (no GPU needed; issue 12's >= 1.2x),
 # against the AlexNet-BN step the bench just measured (an assumed step time when it did not)
 STEP_S=$(timeout 30 $PY benchmarks/gpu_check_summary.py --alexnet-step "$WORK/gpu-bench.json")
-step pipeline 20 pipeline.txt $PY benchmarks/imagenet_pipeline.py --images 192 \
+step pipeline 30 pipeline.txt $PY benchmarks/imagenet_pipeline.py --images 192 \
     --workers 1,16 ${STEP_S:+--step-seconds "$STEP_S"} --json "$WORK/pipeline.json"
 step suite_cupy 45 suite-cupy.txt env TINYPROJ_BACKEND=cupy "${PYTEST[@]}" -n 4 \
     --dist loadfile $DEVICE_TESTS
