@@ -147,5 +147,6 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=_cmd_info)
     p = sub.add_parser("lessons", help="run the lessons (quick mode with --quick)")
     p.add_argument("names", nargs="*", help="lesson prefixes to run, e.g. 01 02 (default: all)")
-    p.add_argument("--quick", action="store_true", help="small sizes: seconds per lesson, about 30 s for 06 and 07 on 2 cores")
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes: seconds per lesson, about 30 s for 06 and 07 on 2 cores")
     p.set_defaults(func=_cmd_lessons)
