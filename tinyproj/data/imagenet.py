@@ -93,15 +93,20 @@ def locate_imagenet(data_dir=None) -> Path:
 class ImageFolder:
     """A lazily loaded image classification set: ``root/<class>/<image>``.
 
-    Attributes: ``classes`` (sorted sub-folder names), ``class_to_idx``, ``samples``
-    (a list of ``(path, label)`` sorted by class then file name), ``labels`` int64 (N,).
+    Attributes: ``classes`` (sorted sub-folder names; hidden ones such as
+    ``.ipynb_checkpoints`` are not classes), ``class_to_idx``, ``samples`` (a list of
+    ``(path, label)`` sorted by class then file name), ``labels`` int64 (N,).
+
+    ``classes``: the class names to number by, in order — the training folder's for its
+    validation folder, so that a class missing there (no folder) does not shift the labels
+    of the classes after it. A sub-folder that is not one of them is refused.
 
     ``folder[i]`` decodes one image: ``(uint8 (3, crop, crop), int label)``.
     ``folder.batches(batch_size, rng=None, shuffle=False)`` yields
     ``(uint8 (B, 3, crop, crop), int64 (B,))`` host arrays, decoding only that batch.
     """
 
-    def __init__(self, root, resize=256, crop=224, extensions=IMAGE_EXTENSIONS):
+    def __init__(self, root, resize=256, crop=224, extensions=IMAGE_EXTENSIONS, classes=None):
         self.root = Path(root)
         if not self.root.is_dir():
             raise files.DatasetNotFoundError(
@@ -109,14 +114,23 @@ class ImageFolder:
                 "sub-folder of images per class.", flag="--data-dir")
         self.resize, self.crop = resize, crop
         extensions = tuple(e.lower() for e in extensions)
-        self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
-        if not self.classes:
+        present = sorted(p.name for p in self.root.iterdir()
+                         if p.is_dir() and not p.name.startswith("."))
+        if not present:
             raise FileNotFoundError(f"ImageFolder: {self.root} has no sub-folders; expected one "
                                     "sub-folder of images per class (root/<class>/<image>).")
+        self.classes = present if classes is None else list(classes)
+        unknown = sorted(set(present) - set(self.classes))
+        if unknown:
+            raise files.DatasetError(
+                f"ImageFolder: {self.root} has class folders the training set does not have: "
+                f"{', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}; their labels "
+                "would be meaningless. Give train/ and val/ the same class folders.",
+                flag="--data-dir")
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         self.samples = []
         empty = []
-        for name in self.classes:
+        for name in present:
             found = sorted(p for p in (self.root / name).iterdir()
                            if p.is_file() and p.suffix.lower() in extensions)
             if not found:

@@ -50,12 +50,15 @@ def shrink_image(src: Path, dst: Path, side: int = 256, quality: int = 90) -> st
     """Write ``src`` to ``dst`` with its shorter side at ``side`` (JPEG, ``quality``).
 
     Returns ``"resized"``, or ``"copied"`` when the image is already small enough (its bytes
-    copied unchanged). ``dst`` appears complete or not at all (temporary file, then rename).
-    A file that cannot be decoded raises ValueError naming it.
+    copied unchanged, after a full decode: a truncated file is named here, not in training).
+    ``dst`` appears complete or not at all (temporary file, then rename). A file that cannot
+    be decoded raises an error naming it.
     """
     from PIL import Image
     with Image.open(src) as probe:               # reads the header only
         small = min(probe.size) <= side
+        if small:
+            probe.load()                         # the whole file decodes, or this raises
     # a temporary name and a rename, as files.atomic_write_bytes does, but without its
     # fsync: for a million files of 30 KB that would cost more than the decoding
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
@@ -83,13 +86,32 @@ def _shrink_job(job) -> tuple:
         return src, "failed", f"{type(err).__name__}: {err}"
 
 
+def _classes(root: Path) -> list:
+    """The class folders of ``root`` as ImageFolder numbers them (sorted, hidden ones left out)."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def _images(root: Path) -> list:
-    """Every image of ``root/<class>/``, sorted (class folders without images included)."""
+    """Every image of ``root/<class>/``, sorted."""
     found = []
-    for cls in sorted(p for p in root.iterdir() if p.is_dir()):
+    for cls in _classes(root):
         found += sorted(p for p in cls.iterdir()
                         if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     return found
+
+
+def _check_source(source: Path) -> None:
+    """A UserError (before anything is written) for a source no run could train from: a split
+    without class folders (ILSVRC's validation images come in one flat folder and must first
+    be sorted into class folders) or no images at all."""
+    for split in SPLITS:
+        if not (source / split).is_dir() or not _classes(source / split):
+            raise UserError(f"SRC: {source / split} has no class folders; tinyproj reads "
+                            f"{source}/{{train,val}}/<class>/<image> (ILSVRC-2012's validation "
+                            "images must first be sorted into class folders, e.g. with "
+                            "its devkit's labels)", flag="SRC")
+    if not any(_images(source / split) for split in SPLITS):
+        raise UserError(f"SRC: no images under {source}/{{train,val}}/<class>/", flag="SRC")
 
 
 def _check_out(out: Path, source: Path, side: int, quality: int) -> dict:
@@ -105,6 +127,8 @@ def _check_out(out: Path, source: Path, side: int, quality: int) -> dict:
                             "write; give a new or empty folder", flag="--out")
         try:
             old = json.loads(path.read_text("utf-8"))
+            if not isinstance(old, dict):
+                raise ValueError("not a JSON object")
         except (OSError, ValueError) as err:
             raise UserError(f"--out: {path} is unreadable ({err}); give a new folder",
                             flag="--out") from err
@@ -134,6 +158,9 @@ def shrink_imagenet(src, out, side: int = 256, quality: int = 90, workers: int |
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"--out: {out} is a file; give a folder for the shrunk ImageNet",
                         flag="--out")
+    if Path(src).is_file():
+        raise UserError(f"SRC {src} is a file; give the folder that holds imagenet/{{train,val}}/",
+                        flag="SRC")
     try:
         source = locate_imagenet(src).resolve()
     except FileNotFoundError as err:
@@ -144,6 +171,7 @@ def shrink_imagenet(src, out, side: int = 256, quality: int = 90, workers: int |
         if a == b or b in a.parents:
             raise UserError(f"--out: {target} and the source {source} overlap; write the "
                             "shrunk copy somewhere outside the source", flag="--out")
+    _check_source(source)
     mark = _check_out(target, source, int(side), int(quality))
     if target.is_dir():                          # temporary files of a killed earlier run
         for split in SPLITS:
@@ -160,8 +188,9 @@ def shrink_imagenet(src, out, side: int = 256, quality: int = 90, workers: int |
                 jobs.append((str(path), str(dst), int(side), int(quality)))
     target.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(target / SHRINK_MARK, (json.dumps(mark, indent=2) + "\n").encode())
-    for d in sorted({Path(j[1]).parent for j in jobs}):
-        d.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:                         # every class folder, with images or not:
+        for cls in _classes(source / split):     # the copy numbers its classes as the source
+            (target / split / cls.name).mkdir(parents=True, exist_ok=True)
     log(f"prepare-imagenet: {len(jobs)} image(s) to write, {counts['done before']} done before, "
         f"into {target}")
 

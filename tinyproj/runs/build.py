@@ -45,7 +45,9 @@ def build_data(cfg: TrainConfig):
         # of processes; testing: resize 256 + centre crop, in the pool as well
         train_src = FolderSource(ImageFolder(root / "train", crop=IMAGENET_CROP), train=True,
                                  seed=cfg.seed, workers=None)
-        test_src = FolderSource(ImageFolder(root / "val", crop=IMAGENET_CROP), workers=None)
+        # val's labels are train's class numbers (a class val lacks shifts nothing)
+        test_src = FolderSource(ImageFolder(root / "val", crop=IMAGENET_CROP,
+                                            classes=train_src.folder.classes), workers=None)
         return train_src, None, test_src, train_src.input_shape, len(train_src.folder.classes)
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, preprocess=cfg.preprocess or "default")
     x, y = ds.x_train, ds.y_train

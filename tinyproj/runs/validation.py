@@ -152,6 +152,11 @@ def validate(cfg: TrainConfig, data_shape=None) -> TrainConfig:
     if cfg.augment != "none" and cfg.dataset == "imagenet":
         _fail("augment", "ImageNet's training images are cropped by the folder reader",
               "leave out --augment for imagenet")
+    for name in ("train_subset", "test_subset"):     # the first N images of a folder set would
+        if cfg.dataset == "imagenet" and getattr(cfg, name) is not None:   # be its first class
+            _fail(name, "does not apply to imagenet, whose images are read from class folders",
+                  "for a short trial, point --data-dir at a smaller copy holding a few images "
+                  "of every class folder of train/ and val/")
     if cfg.dataset != "imagenet" and cfg.preprocess not in (None, "default"):
         from ..data.dataset import check_preprocess
         check_preprocess(cfg.dataset, cfg.preprocess)
@@ -230,4 +235,6 @@ def check_last_batch(cfg: TrainConfig, n: int) -> None:
     if has_batch_norm(cfg) and n % cfg.batch_size == 1 and n > 1:
         _fail("batch_size", f"with {n} training images and --batch-size {cfg.batch_size} the "
               "last minibatch of every epoch holds 1 image, which batch norm cannot "
-              "normalise", f"change --batch-size or --train-subset (e.g. --train-subset {n - 1})")
+              "normalise", "change --batch-size" + ("" if cfg.dataset == "imagenet" else
+                                                   f" or --train-subset (e.g. --train-subset "
+                                                   f"{n - 1})"))
