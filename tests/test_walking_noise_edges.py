@@ -98,6 +98,16 @@ def test_walk_of_a_noisy_model_restores_its_noise_setting():
     assert noisy.spec == spec_before and noisy.active == active_before and noisy.rng is rng
 
 
+def test_check_sigmas_drops_repeats_and_a_walk_measures_each_sigma_once():
+    assert wn.check_sigmas("1,0.1,1") == [1.0, 0.1]
+    assert wn.check_sigmas([0.0, 0, 1], allow_zero=True) == [0.0, 1.0]
+    model = nn.Sequential({"fc1": nn.Linear(12, 5, rng=backend.make_rng(0))}).eval()
+    src = ArraySource(np.random.default_rng(0).random((20, 12)).astype(np.float32),
+                      (np.arange(20) % 5).astype(np.int64))
+    rows = wn.walk(model, None, src, "additive", [1.0, 0.1, 1.0], sites=["fc1"], progress=False)
+    assert [r["sigma"] for r in rows] == [1.0, 0.1]
+
+
 def test_each_grid_point_draws_from_its_own_generator():
     spec = _walk_spec("additive", 0.0)
     def draw(site, sigma, seed=0):
