@@ -260,3 +260,16 @@ def test_subsets_are_refused_for_imagenet_not_ignored(flag):
     with pytest.raises(UserError, match="does not apply to imagenet") as err:
         validate(make_config(model="alexnet_bn", dataset="imagenet", out=None, **{flag: 8}))
     assert err.value.flag == "--" + flag.replace("_", "-")
+
+
+def test_an_image_gone_since_the_listing_is_named_as_gone_not_as_undecodable(tmp_path):
+    folder = ImageFolder(_imagenet(tmp_path / "d") / "imagenet/train", crop=224)
+    path = folder.samples[0][0]
+    path.unlink()
+    with pytest.raises(ValueError, match="is gone"):
+        folder[0]
+    with pytest.raises(ValueError, match="is gone"):
+        dec.decode_center(path, 256, 224)
+    path.write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match="could not decode .* delete or replace"):
+        folder[0]

@@ -27,6 +27,7 @@ from tinyproj import backend
 
 from . import files
 from .batches import epoch_order
+from .imagenet_decode import undecodable
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "load_image", "normalize_imagenet",
            "IMAGENET_MEAN", "IMAGENET_STD", "IMAGENET_FOLDER", "IMAGENET_CROP",
@@ -52,8 +53,7 @@ def load_image(path, resize=256, crop=224) -> np.ndarray:
         with Image.open(path) as img:
             img = img.convert("RGB")  # grey and CMYK JPEGs exist in ImageNet
     except Exception as err:
-        raise ValueError(f"could not decode image {path} ({type(err).__name__}: {err}); "
-                         "delete or replace the file.") from err
+        raise undecodable(path, err) from err
     if resize is not None:
         w, h = img.size
         scale = resize / min(w, h)

@@ -28,8 +28,8 @@ import math
 
 import numpy as np  # host-side image arrays
 
-__all__ = ["decode_center", "decode_random", "random_box", "open_rgb", "shorter_side_to",
-           "SCALE", "RATIO", "ALEXNET_CROP"]
+__all__ = ["decode_center", "decode_random", "random_box", "open_rgb", "undecodable",
+           "shorter_side_to", "SCALE", "RATIO", "ALEXNET_CROP"]
 
 SCALE = (0.08, 1.0)           # area of the random box, as a fraction of the image
 RATIO = (3 / 4, 4 / 3)        # its width / height, drawn log-uniformly
@@ -49,8 +49,17 @@ def open_rgb(path, need_side: int):
             img.draft("RGB", (math.ceil(w / 2 ** k), math.ceil(h / 2 ** k)))
         return img.convert("RGB")
     except Exception as err:
-        raise ValueError(f"could not decode image {path} ({type(err).__name__}: {err}); "
-                         "delete or replace the file.") from err
+        raise undecodable(path, err) from err
+
+
+def undecodable(path, err) -> ValueError:
+    """The error for an image that did not decode, with the way on: a missing file was moved
+    or deleted after its folder was listed; anything else is a damaged or foreign file."""
+    if isinstance(err, FileNotFoundError):
+        return ValueError(f"image {path} is gone (moved or deleted after its folder was "
+                          "listed); put it back, or start again so the folder is listed anew.")
+    return ValueError(f"could not decode image {path} ({type(err).__name__}: {err}); "
+                      "delete or replace the file.")
 
 
 def _chw(img) -> np.ndarray:
