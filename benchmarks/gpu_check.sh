@@ -40,9 +40,12 @@ if [ -e "$OUT/summary.json" ] || [ -e "$OUT/gpu-check.tgz" ]; then
     echo "error: OUT=$OUT holds an earlier check's results; set OUT to a new folder" >&2
     exit 2
 fi
-mkdir -p "$OUT"
 WORK=${WORK:-$(mktemp -d /tmp/gpu-check.XXXXXX)}
-mkdir -p "$WORK"
+if [ -n "$(ls -A "$WORK" 2>/dev/null)" ]; then
+    echo "error: WORK=$WORK is not empty; leave WORK unset (a new folder) or give an empty one" >&2
+    exit 2
+fi
+mkdir -p "$OUT" "$WORK"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 # the framework's array code (the whole suite takes longer than this check may): the files

@@ -17,12 +17,17 @@ per second of
 
 A GPU step at batch 512 consumes 512 / step_seconds images per second. Without a measured
 ``--step-seconds`` the figure assumed is 3.1 TFLOP per step (AlexNet-BN, forward + backward)
-at 40 TFLOP/s, i.e. 0.078 s and ~6,600 images/s — an assumption, printed as such.
+at 40 TFLOP/s, i.e. 0.078 s and ~6,600 images/s — an assumption, printed as such; a given
+``--step-seconds`` must be > 0.
+
+``--json FILE`` must be a new file in an existing folder, checked before the run (a run of
+minutes is not lost to a mistyped folder at the end, and a user's file is never overwritten).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -36,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # run from a ch
 from tinyproj.data.imagenet import load_image                   # noqa: E402
 from tinyproj.data.decode_pool import DecodePool                  # noqa: E402
 from tinyproj.data.imagenet_shrink import shrink_image            # noqa: E402
+from tinyproj.data.process_pool import max_workers                # noqa: E402
 
 SIZES = ((500, 375), (375, 500), (1024, 768))
 STEP_TFLOP, ASSUMED_TFLOPS, BATCH = 3.1, 40.0, 512
@@ -68,8 +74,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=256)
     p.add_argument("--step-seconds", type=float, default=None,
-                   help="measured AlexNet-BN step time at batch 512 (default: an estimate)")
-    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+                   help="measured AlexNet-BN step time at batch 512, > 0 (default: an estimate)")
+    p.add_argument("--json", default=None, metavar="FILE",
+                   help="also write the figures to this JSON file (a new file)")
     p.add_argument("--workers", default=None, metavar="LIST",
                    help="worker counts to time, e.g. 1,16 (default 1, 2, 4, ... up to the CPUs)")
     args = p.parse_args(argv)
@@ -82,7 +89,17 @@ def main(argv=None) -> int:
                 f"{args.workers!r}")
     if args.images < 1 or workers[0] < 1:
         p.error("--images and every --workers count must be at least 1")
-    step = args.step_seconds or STEP_TFLOP / ASSUMED_TFLOPS
+    if workers[-1] > max_workers():
+        p.error(f"--workers: at most {max_workers()} (4 per CPU, at least 16; each is a "
+                f"process), got {workers[-1]}")
+    if args.step_seconds is not None and not 0 < args.step_seconds < math.inf:
+        p.error(f"--step-seconds must be > 0 (a measured step time in seconds), got "
+                f"{args.step_seconds!r}; leave it out for the assumed figure")
+    if args.json and Path(args.json).exists():
+        p.error(f"--json {args.json} exists; give a new file")
+    if args.json and not Path(args.json).absolute().parent.is_dir():
+        p.error(f"--json {args.json}: its folder does not exist")
+    step = STEP_TFLOP / ASSUMED_TFLOPS if args.step_seconds is None else args.step_seconds
     need = BATCH / step
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,7 +124,7 @@ def main(argv=None) -> int:
         size = {"original": sum(p.stat().st_size for p in paths) / len(paths),
                 "shrunk": sum(p.stat().st_size for p in shrunk) / len(shrunk)}
     print(f"{len(paths)} JPEGs, {cpus} CPUs; a GPU step of {step * 1e3:.0f} ms at batch {BATCH} "
-          f"consumes {need:,.0f} images/s" + ("" if args.step_seconds else
+          f"consumes {need:,.0f} images/s" + ("" if args.step_seconds is not None else
                                              f" (assumed: {STEP_TFLOP} TFLOP at "
                                              f"{ASSUMED_TFLOPS:g} TFLOP/s)"))
     for name, w, r in rows:
@@ -116,12 +133,12 @@ def main(argv=None) -> int:
           f"{size['original'] / 1e3:.0f} KB per original JPEG, {size['shrunk'] / 1e3:.0f} KB "
           "shrunk")
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"images": len(paths), "cpus": cpus, "step_seconds": step,
-             "step_assumed": args.step_seconds is None, "needed_images_per_s": need,
-             "shrink_images_per_s": shrink_rate, "mean_jpeg_bytes": size,
-             "rows": [{"path": n, "workers": w, "images_per_s": r} for n, w, r in rows]},
-            indent=2) + "\n")
+        figures = {"images": len(paths), "cpus": cpus, "step_seconds": step,
+                   "step_assumed": args.step_seconds is None, "needed_images_per_s": need,
+                   "shrink_images_per_s": shrink_rate, "mean_jpeg_bytes": size,
+                   "rows": [{"path": n, "workers": w, "images_per_s": r} for n, w, r in rows]}
+        with open(args.json, "x") as f:           # "x": never over a file made meanwhile
+            f.write(json.dumps(figures, indent=2) + "\n")
     return 0
 
 

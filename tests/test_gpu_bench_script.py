@@ -393,6 +393,11 @@ def test_gpu_check_script_runs_every_step_and_summarises(tmp_path):
     again = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], cwd=ROOT,
                            env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "new folder" in again.stderr
+    reused = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], cwd=ROOT,
+                            env=dict(env, OUT=str(tmp_path / "out2")), capture_output=True,
+                            text=True, timeout=60)
+    assert reused.returncode == 2 and "WORK" in reused.stderr
+    assert not (tmp_path / "out2").exists()
 
 
 def test_gpu_check_keeps_every_finished_step_when_the_run_is_killed(tmp_path):

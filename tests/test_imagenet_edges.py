@@ -273,3 +273,10 @@ def test_an_image_gone_since_the_listing_is_named_as_gone_not_as_undecodable(tmp
     path.write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match="could not decode .* delete or replace"):
         folder[0]
+
+
+def test_prepare_imagenet_refuses_an_absurd_worker_count_before_writing(tmp_path):
+    src, out = _imagenet(tmp_path / "src"), tmp_path / "out"
+    with pytest.raises(UserError, match="--workers must be between 0 and") as err:
+        shrink_imagenet(src, out, workers=100000, log=_quiet)
+    assert err.value.flag == "--workers" and not out.exists()

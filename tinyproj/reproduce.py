@@ -38,7 +38,9 @@ ones), and ``ReproduceSettings`` refuses it up front should one ever do.
 On a cluster, ``--slurm FILE`` writes a SLURM job-array script instead of running: array task
 i runs network i (``--network i``: its training, then its sweeps), and a dependent job builds
 the report (``--report-only``); the script's header gives both ``sbatch`` lines. The tasks'
-logs go beside the script, in a folder that exists when SLURM opens them.
+logs go beside the script, in a folder that exists when SLURM opens them (so the script's
+path may not contain whitespace: :func:`check_slurm_target`). The data folder is checked
+before a script is written, with ``--dry-run`` too.
 """
 from __future__ import annotations
 
@@ -52,7 +54,7 @@ from .runs.files import atomic_write_text
 from .runs.folder import is_run_folder
 
 __all__ = ["KINDS", "Step", "ReproduceSettings", "plan", "check_out_folder", "run_plan",
-           "slurm_script", "select", "networks", "write_marker"]
+           "check_slurm_target", "slurm_script", "select", "networks", "write_marker"]
 
 # The networks of each reproduction: Table 2's six rows (sweeps: Figures 2A-C for all of
 # them, as the paper draws every network in each panel), and the AlexNet benchmark run.
@@ -285,12 +287,37 @@ def run_plan(steps, execute, log=print) -> int:
     return 0
 
 
+def check_slurm_target(target) -> Path:
+    """Check ``--slurm FILE`` before anything is written; return the tasks' log prefix.
+
+    The logs go beside the script (``t2.sh``: ``t2-<job>_<task>.out``), in a folder that exists
+    when SLURM opens them. Refused (UserError naming --slurm): a FILE that exists (nothing is
+    overwritten), a folder that does not exist, and a path with whitespace — the log prefix
+    goes into an ``#SBATCH --output=`` line, which SLURM cuts at the first space and does not
+    reliably unquote, so every task would log to a wrong file or fail to start.
+    """
+    target = Path(target)
+    if target.exists():
+        raise UserError(f"--slurm {target} exists; choose a new file name (nothing is "
+                        "overwritten)", flag="--slurm")
+    if not target.parent.is_dir():
+        raise UserError(f"--slurm {target}: the folder {target.parent} does not exist",
+                        flag="--slurm")
+    logs = target.resolve().with_suffix("")
+    if any(c.isspace() for c in str(logs)):
+        raise UserError(f"--slurm {str(target)!r}: the path {str(logs)!r} contains whitespace, "
+                        "which SLURM's '#SBATCH --output=' line (the tasks' logs, beside the "
+                        "script) cannot hold; give a script path without spaces",
+                        flag="--slurm")
+    return logs
+
+
 def slurm_script(settings: ReproduceSettings, argv_tail: list, logs) -> str:
     """A SLURM job-array script: task i trains and sweeps network i; see the header.
 
-    ``logs``: the prefix of the tasks' log files, in a folder that exists now. SLURM opens
-    ``--output`` before the script runs, so a folder the script would make comes too late:
-    every task would fail without a log."""
+    ``logs``: the prefix of the tasks' log files, in a folder that exists now and without
+    whitespace (:func:`check_slurm_target`). SLURM opens ``--output`` before the script runs,
+    so a folder the script would make comes too late: every task would fail without a log."""
     n = len(networks(settings))
     base = "tinyproj reproduce " + " ".join(shlex.quote(a) for a in argv_tail)
     return f"""#!/bin/bash

@@ -50,9 +50,11 @@ def add_parsers(sub) -> None:
                    help="only network I's training and sweeps (a SLURM array task)")
     p.add_argument("--report-only", action="store_true",
                    help="only the report (after every network has finished)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan and exit (with --slurm: write the script, run nothing)")
     p.add_argument("--slurm", default=None, metavar="FILE",
-                   help="write a SLURM job-array script to FILE instead of running")
+                   help="write a SLURM job-array script to FILE instead of running (a new "
+                        "file; its path may not contain spaces)")
     p.set_defaults(func=_cmd_reproduce)
 
 
@@ -84,21 +86,15 @@ def _cmd_reproduce(args) -> int:
                                     test_subset=args.test_subset,
                                     bn_images=args.bn_images)
     out = rp.check_out_folder(settings, args.out)
-    if not args.dry_run:
-        settings.check_data()               # before reproduce.json or a SLURM script
+    if args.slurm or not args.dry_run:
+        # before reproduce.json or a SLURM script (--dry-run --slurm writes the script too, so
+        # it is checked as well: a script pointing at missing data would fail on the cluster)
+        settings.check_data()
     steps = rp.select(rp.plan(settings, out), settings, args.network, args.report_only)
     if args.slurm:
         target = Path(args.slurm)
-        if target.exists():
-            raise UserError(f"--slurm {target} exists; choose a new file name (nothing is "
-                            "overwritten)", flag="--slurm")
-        if not target.parent.is_dir():
-            raise UserError(f"--slurm {target}: the folder {target.parent} does not exist",
-                            flag="--slurm")
+        logs = rp.check_slurm_target(target)
         from ..runs.files import atomic_write_text
-        # the tasks' logs go beside the script (t2.sh: t2-<job>_<task>.out), a folder that
-        # exists when SLURM opens them
-        logs = target.resolve().with_suffix("")
         atomic_write_text(target, rp.slurm_script(settings, _tail(args, settings), logs))
         print(f"wrote {target}: {len(rp.networks(settings))} array task(s), logs in "
               f"{logs}-<job>_<task>.out; its header has the two sbatch lines")

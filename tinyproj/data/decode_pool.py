@@ -28,7 +28,7 @@ from multiprocessing import shared_memory
 import numpy as np  # host-side image arrays
 
 from .imagenet_decode import ALEXNET_CROP, decode_center, decode_random
-from .process_pool import ScriptSafePool, default_workers
+from .process_pool import ScriptSafePool, check_workers, default_workers
 
 __all__ = ["DecodePool", "Pending"]
 
@@ -87,13 +87,21 @@ class DecodePool:
     manager, or call ``close()`` (which also unlinks the shared batch block; so does garbage
     collection or the end of the program, if the pool was never closed).
     The default, ``workers=None``, is the number of CPUs this process may use, at most 16.
+    Refused (ValueError): ``workers`` below 0 or above 4 per CPU, at least 16 (:func:`~tinyproj.
+    data.process_pool.max_workers`; each worker is a process, and decoding is CPU-bound).
+
+    An empty list of paths gives an empty (0, 3, crop, crop) array; ``random`` with fewer or
+    more ``indices`` than ``paths`` is refused (ValueError): each image's draw depends on its
+    index, so a missing one cannot be guessed.
+
+    The workers ignore Ctrl-C: the KeyboardInterrupt is raised here, in the waiting parent,
+    and leaving the ``with`` block (``close()``) shuts them down.
     """
 
     def __init__(self, workers: int | None = None):
         if workers is None:
             workers = default_workers()
-        if workers < 0:
-            raise ValueError(f"DecodePool: workers must be >= 0, got {workers}")
+        check_workers(workers, "DecodePool: workers")
         self.workers = workers
         # forkserver workers that hold none of this process's files and never re-run the
         # calling script (a lesson has no main guard): see data/process_pool.py
@@ -122,7 +130,9 @@ class DecodePool:
         One batch is in flight at a time (they share the block): a batch started while another
         is pending first waits for that one, whose images are then dropped."""
         self._settle()
-        if self._pool is None or not jobs:
+        if not jobs:
+            return Pending(self, images=np.zeros((0, 3, crop, crop), np.uint8))
+        if self._pool is None:
             return Pending(self, images=np.stack([_decode_one(j) for j in jobs]))
         shape = (len(jobs), 3, crop, crop)
         name = self._buffer(math.prod(shape)).name
@@ -171,6 +181,10 @@ class DecodePool:
     def start_random(self, paths, seed: int, epoch: int, indices,
                      crop: int = ALEXNET_CROP) -> "Pending":
         """:meth:`random`, started in the background."""
+        paths, indices = list(paths), list(indices)
+        if len(paths) != len(indices):
+            raise ValueError(f"DecodePool.random: {len(paths)} paths but {len(indices)} "
+                             "indices; give one index per image (its draw depends on it)")
         return self._start([("train", p, (seed, epoch, int(i), crop))
                             for p, i in zip(paths, indices)], crop)
 

@@ -38,7 +38,7 @@ from ..errors import UserError
 from .files import atomic_write_bytes
 from .imagenet import IMAGE_EXTENSIONS, IMAGENET_FOLDER, locate_imagenet
 from .imagenet_decode import open_rgb, shorter_side_to    # decode_center's own steps
-from .process_pool import ScriptSafePool, default_workers
+from .process_pool import ScriptSafePool, check_workers, default_workers
 
 __all__ = ["SHRINK_MARK", "shrink_image", "shrink_imagenet"]
 
@@ -153,8 +153,11 @@ def shrink_imagenet(src, out, side: int = 256, quality: int = 90, workers: int |
         raise UserError(f"--side must be between 64 and 4096 pixels, got {side}", flag="--side")
     if not 1 <= int(quality) <= 100:
         raise UserError(f"--quality must be between 1 and 100, got {quality}", flag="--quality")
-    if workers is not None and workers < 0:
-        raise UserError(f"--workers must be >= 0, got {workers}", flag="--workers")
+    if workers is not None:
+        try:
+            check_workers(workers, "--workers")  # 0 to 4 per CPU (at least 16), before any file
+        except ValueError as err:
+            raise UserError(str(err), flag="--workers") from None
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"--out: {out} is a file; give a folder for the shrunk ImageNet",
                         flag="--out")
