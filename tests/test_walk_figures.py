@@ -36,6 +36,25 @@ def test_accuracy_vs_sigma_linear_grid_and_seed_spread():
     assert ax.get_xscale() == "log" and not ax.containers
 
 
+def test_accuracy_vs_sigma_averages_the_seeds_of_one_sigma():
+    """Two seeds' rows per σ (the train-at-σ protocol, lesson 7's full mode) are one point
+    each, at their mean, with their std as the error bar; the midpoint dot is drawn (a line
+    with a σ twice used to stop the plot: "a level appears twice")."""
+    import numpy as np
+    from tinyproj import reporting
+    acc = {0.1: (0.96, 0.98), 1.0: (0.90, 0.94), 10.0: (0.20, 0.40)}
+    rows = [{"site": 4, "site_name": "relu2", "noise": "additive", "sigma": s, "seed": k,
+             "accuracy": a} for s, pair in acc.items() for k, a in enumerate(pair)]
+    ax = reporting.accuracy_vs_sigma(rows).axes[0]
+    line = ax.lines[0]
+    np.testing.assert_allclose(line.get_xdata(), [0.1, 1.0, 10.0])
+    np.testing.assert_allclose(line.get_ydata(), [97.0, 92.0, 30.0])
+    (bars,) = ax.containers
+    top = bars.lines[2][0].get_segments()[2][1][1]       # σ = 10: mean + std over the seeds
+    np.testing.assert_allclose(top, 30.0 + 100 * np.std([0.2, 0.4], ddof=1))
+    assert any(len(artist.get_xdata()) == 1 for artist in ax.lines[1:]), "the midpoint dot"
+
+
 def test_midpoints_plot_leaves_out_global_rows_and_marks_seeds():
     from tinyproj import reporting
     table = [{"site": 0, "site_name": "input", "midpoint_sigma": 1.0, "beyond_grid": False,

@@ -87,8 +87,9 @@ def accuracy_vs_sigma(rows, path=None, lines_by: str = "site", chance: float | N
     best accuracy and chance (the midpoint noise level μ). label_format: a function
     ``(key, first row) -> legend text``. A panel whose rows hold σ = 0 (the authors' linear
     multiplicative grids 0…2, 0…6) gets a linear σ axis; otherwise rows with σ <= 0 are left
-    out (log axis). Rows with ``accuracy_std`` (a fraction: the spread over seeds, e.g. of the
-    train-at-σ protocol's networks) get error bars of ±1 standard deviation.
+    out (log axis). Several rows of a line at one σ (seeds) are averaged, with their standard
+    deviation as error bars; a row with ``accuracy_std`` (a fraction: the spread over seeds,
+    as ``point_spread`` gives it) gets error bars of ±1 standard deviation.
     """
     if isinstance(rows, dict):
         panels = [(label, list(r)) for label, r in rows.items()]
@@ -105,11 +106,9 @@ def accuracy_vs_sigma(rows, path=None, lines_by: str = "site", chance: float | N
         linear = any(_finite(r.get("sigma")) and float(r["sigma"]) == 0 for r in panel_rows)
         for i, (color, key) in enumerate(zip(colors(len(keys)), keys)):
             line = [r for r in panel_rows if str(r.get(lines_by)) == key]
-            pts = sorted((float(r["sigma"]), percent(r["accuracy"]),
-                          percent(r["accuracy_std"]) if _finite(r.get("accuracy_std")) else 0.0)
-                         for r in line
-                         if _finite(r.get("sigma")) and (float(r["sigma"]) > 0 or linear)
-                         and _finite(r.get("accuracy")))
+            pts = _points(r for r in line
+                          if _finite(r.get("sigma")) and (float(r["sigma"]) > 0 or linear)
+                          and _finite(r.get("accuracy")))
             if not pts:
                 continue
             if label_format is not None:
@@ -144,6 +143,25 @@ def accuracy_vs_sigma(rows, path=None, lines_by: str = "site", chance: float | N
         fig.suptitle("Accuracy as noise grows (dots: the midpoint μ, halfway from the best "
                      "accuracy down to chance)", fontsize=10)
     return finish(fig, path)
+
+
+def _points(rows) -> list:
+    """``[(σ, accuracy %, ±spread %)]`` sorted by σ, one point per σ: several rows at one σ
+    (the seeds of the train-at-σ protocol, say) are averaged, with their standard deviation
+    (ddof 1) as the spread; a single row keeps its own ``accuracy_std`` (0 without one)."""
+    by_sigma = {}
+    for r in rows:
+        by_sigma.setdefault(float(r["sigma"]), []).append(r)
+    pts = []
+    for sigma, rs in sorted(by_sigma.items()):
+        acc = [percent(r["accuracy"]) for r in rs]
+        mean = math.fsum(acc) / len(acc)
+        if len(rs) > 1:
+            spread = math.sqrt(math.fsum((a - mean) ** 2 for a in acc) / (len(acc) - 1))
+        else:
+            spread = percent(rs[0]["accuracy_std"]) if _finite(rs[0].get("accuracy_std")) else 0.0
+        pts.append((sigma, mean, spread))
+    return pts
 
 
 def _crossing(xs, ys, chance_pct, log: bool = True):
