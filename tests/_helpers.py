@@ -54,6 +54,19 @@ def tiny_config(tmp_path: Path, name: str = "run", **overrides):
     return make_config(values.pop("preset", "tr-sign-c"), **values)
 
 
+QUIET = dict(progress=False, log=lambda *a: None)      # train(..., **QUIET): no bars, no lines
+
+
+def tiny_mlp_config(tmp_path: Path, name: str = "run", **overrides):
+    """An (unvalidated) config of a tiny mlp_tfc run on synthetic data: 60 training images in
+    batches of 20 (3 steps an epoch), 40 test images, cross-entropy, into ``tmp_path/name``."""
+    values = dict(dataset="synthetic", model="mlp_tfc", train_subset=60, val_size=0,
+                  batch_size=20, epochs=1, lr=0.01, loss="cross_entropy", test_subset=40,
+                  test_projections=["none"], out=str(tmp_path / name))
+    values.update(overrides)
+    return make_config(values.pop("preset", None), **values)
+
+
 def train_tiny_run(out: Path, train_subset: int) -> Path:
     """Train a tiny tr-sign-c run (synthetic data, width 1/16, one epoch) into ``out``."""
     cfg = make_config("tr-sign-c", dataset="synthetic", width=1 / 16, train_subset=train_subset,

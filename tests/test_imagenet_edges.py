@@ -2,24 +2,22 @@
 behaviour that mutation testing found unguarded (part A) and the defects a hostile user's
 audit found (part B: labels, the shrunk copy's classes, undecodable small images, a flat
 val/, a broken mark). Fast: tmp_path only, tiny JPEGs, no dataset."""
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-import tinyproj as tp
-from tinyproj import backend, nn
 from tinyproj.cli import main
 from tinyproj.data import imagenet_decode as dec
 from tinyproj.data.decode_pool import DecodePool
-from tinyproj.data.imagenet import ImageFolder, load_image
+from tinyproj.data.imagenet import ImageFolder
 from tinyproj.data.imagenet_shrink import shrink_image, shrink_imagenet
 from tinyproj.data.process_pool import default_workers
 from tinyproj.data.sources import ArraySource
 from tinyproj.errors import UserError
 from tinyproj.runs.evaluation import error_rates
+
+from _helpers import FixedScores  # noqa: E402
 
 Image = pytest.importorskip("PIL.Image")
 
@@ -157,21 +155,11 @@ def test_default_workers_is_capped_at_16(monkeypatch):
     assert default_workers() == 3
 
 
-class _FixedScores(nn.Module):
-    def __init__(self, scores):
-        super().__init__()
-        self.scores = scores
-
-    def forward(self, x):
-        idx = backend.to_numpy(x.data if hasattr(x, "data") else x)[:, 0].astype(int)
-        return tp.tensor(backend.asarray(self.scores[idx]))
-
-
 def test_top5_ties_count_in_the_labels_favour():
     scores = np.zeros((4, 10), np.float32)              # every class ties with the label
     scores[3, 1:6] = 1.0                                # 5 classes beat the label outright
     src = ArraySource(np.arange(4, dtype=np.float32)[:, None], np.zeros(4, np.int64))
-    assert error_rates(_FixedScores(scores), src, batch_size=4, top=(1, 5))[5] == 1 / 4
+    assert error_rates(FixedScores(scores), src, batch_size=4, top=(1, 5))[5] == 1 / 4
 
 
 def test_reproduce_alexnet_checks_imagenet_before_writing_anything(tmp_path, capsys):

@@ -13,19 +13,13 @@ import pytest
 from tinyproj.errors import UserError
 from tinyproj.runs import files
 from tinyproj.runs import grid as G
-from tinyproj.runs.config import TrainConfig, make_config
+from tinyproj.runs.config import TrainConfig
 from tinyproj.runs.folder import resume_config
 from tinyproj.runs.training import TrainingInterrupted, train
 
-QUIET = dict(progress=False, log=lambda *a: None)
+from _helpers import QUIET, tiny_mlp_config  # noqa: E402
 
-
-def tiny(tmp_path, name="run", **overrides):
-    values = dict(dataset="synthetic", model="mlp_tfc", train_subset=60, val_size=0,
-                  batch_size=20, epochs=1, lr=0.01, loss="cross_entropy", test_subset=40,
-                  test_projections=["none"], out=str(tmp_path / name))
-    values.update(overrides)
-    return make_config(values.pop("preset", None), **values)
+tiny = tiny_mlp_config
 
 
 def key(row):

@@ -1,8 +1,6 @@
 """Walking Noise, the cross-robustness table, the graph fallback and the stand-in's counters:
 behaviour that mutation testing found unguarded (each test fails under a small plausible bug
 that the other tests let through). Fast: tiny models, no dataset."""
-import math
-
 import numpy as np
 import pytest
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import UserError
-
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("reproduce", help="a paper's full experiment: runs, sweeps, report",
