@@ -1,6 +1,6 @@
 #!/bin/bash
-# The one prepared GPU check (issues 11 and 12) on an H100/H200: about 7 minutes at most, each
-# step bounded by its own timeout; synthetic data only, plus TF32's effect on accuracy when a
+# The one prepared GPU check (issues 11 and 12) on an H100/H200: about 7 minutes (a little over 8
+# if every step ran to its limit), each step bounded by its own timeout; synthetic data only, plus TF32's effect on accuracy when a
 # CIFAR-10 subset was carried along.
 # Run it from the repository root on a machine with CuPy and PyTorch for CUDA:
 #
@@ -45,6 +45,11 @@ if [ -n "$(ls -A "$WORK" 2>/dev/null)" ]; then
     echo "error: WORK=$WORK is not empty; leave WORK unset (a new folder) or give an empty one" >&2
     exit 2
 fi
+case "$(realpath -m "$WORK")/" in
+    "$(realpath -m "$OUT")"/*)
+        echo "error: WORK=$WORK is OUT or inside it; OUT must hold only the packed results" >&2
+        exit 2 ;;
+esac
 mkdir -p "$OUT" "$WORK"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
@@ -74,7 +79,8 @@ step() {
 pack() {
     timeout -k 5 30 $PY benchmarks/gpu_check_summary.py "$WORK" ${STEPS[@]+"${STEPS[@]}"} \
         > "$WORK/summary.txt" 2>&1
-    tar czf "$OUT/gpu-check.tgz.part" -C "$WORK" . && mv -f "$OUT/gpu-check.tgz.part" "$OUT/gpu-check.tgz"
+    tar czf "$OUT/gpu-check.tgz.part" -C "$WORK" .      # exit 1 (a file changed): still whole
+    [ -s "$OUT/gpu-check.tgz.part" ] && mv -f "$OUT/gpu-check.tgz.part" "$OUT/gpu-check.tgz"
     if [ -f "$WORK/summary.json" ]; then
         cp "$WORK/summary.json" "$OUT/summary.json.part" && mv -f "$OUT/summary.json.part" "$OUT/summary.json"
     fi

@@ -41,7 +41,10 @@ def counts(text: str, stopped: bool = True) -> dict:
     marked ``"stopped"`` (its timeout ended it) or ``"no_closing_line"`` (pytest itself
     ended early, e.g. an error while collecting: the log says which)."""
     lines = text.strip().splitlines()
-    closing = lines[-1] if lines and re.search(r" in [\d.]+s", lines[-1]) else ""
+    # pytest's closing line "=== 3 passed, 1 failed in 30.12s ===", near the end (a warning
+    # printed after it must not hide it)
+    closing = next((line for line in reversed(lines[-5:])
+                    if re.search(r" in [\d.]+s", line) and _CLOSING.search(line)), "")
     found = {kind: int(n) for n, kind in _CLOSING.findall(closing)}
     if found:
         return found

@@ -285,6 +285,11 @@ def test_summary_counts_a_stopped_pytest_run_test_by_test():
                                              "skipped": 1}
 
 
+def test_summary_finds_the_closing_line_under_a_trailing_warning():
+    log = "x::t PASSED\n= 1 passed, 3 deselected in 2.00s =\nsys:1: ResourceWarning: x\n"
+    assert gpu_check_summary.counts(log) == {"passed": 1, "deselected": 3}
+
+
 def test_summary_counts_xdist_workers_lines_and_ids_with_spaces():
     """suite_cupy runs in 4 processes (pytest-xdist): its -v lines put the outcome first."""
     log = ("tests/test_a.py::test_x \n"
@@ -398,6 +403,13 @@ def test_gpu_check_script_runs_every_step_and_summarises(tmp_path):
                             text=True, timeout=60)
     assert reused.returncode == 2 and "WORK" in reused.stderr
     assert not (tmp_path / "out2").exists()
+    for work in ("out3", "out3/work"):                     # OUT must hold only the results
+        inside = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], cwd=ROOT,
+                                env=dict(env, OUT=str(tmp_path / "out3"),
+                                         WORK=str(tmp_path / work)),
+                                capture_output=True, text=True, timeout=60)
+        assert inside.returncode == 2 and "inside" in inside.stderr
+        assert not (tmp_path / "out3").exists()
 
 
 def test_gpu_check_keeps_every_finished_step_when_the_run_is_killed(tmp_path):

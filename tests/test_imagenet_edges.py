@@ -268,3 +268,11 @@ def test_prepare_imagenet_refuses_an_absurd_worker_count_before_writing(tmp_path
     with pytest.raises(UserError, match="--workers must be between 0 and") as err:
         shrink_imagenet(src, out, workers=100000, log=_quiet)
     assert err.value.flag == "--workers" and not out.exists()
+
+
+@pytest.mark.parametrize("flag", ["--train-subset", "--test-subset"])
+def test_reproduce_alexnet_refuses_subsets_before_writing(tmp_path, capsys, flag):
+    out = tmp_path / "r"
+    assert main(["reproduce", "alexnet", "--out", str(out), "--data-dir", str(tmp_path),
+                 flag, "100", "--dry-run"]) == 2
+    assert flag in capsys.readouterr().err and not out.exists()

@@ -12,7 +12,7 @@ import pytest
 
 from tinyproj.cli import main
 from tinyproj.data.decode_pool import DecodePool
-from tinyproj.data.process_pool import ScriptSafePool, max_workers
+from tinyproj.data.process_pool import ScriptSafePool, check_workers, max_workers
 
 Image = pytest.importorskip("PIL.Image")
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,8 +53,8 @@ def test_dry_run_without_slurm_still_writes_nothing(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("where", ["s 6.sh", "my dir/t.sh"])
-def test_a_slurm_path_with_whitespace_is_refused(tmp_path, capsys, where):
+@pytest.mark.parametrize("where", ["s 6.sh", "my dir/t.sh", "t%j.sh"])
+def test_a_slurm_path_with_whitespace_or_percent_is_refused(tmp_path, capsys, where):
     script = tmp_path / where
     script.parent.mkdir(exist_ok=True)
     assert main(["reproduce", "table2", "--out", str(tmp_path / "r"),
@@ -62,6 +62,13 @@ def test_a_slurm_path_with_whitespace_is_refused(tmp_path, capsys, where):
     err = capsys.readouterr().err
     assert "--slurm" in err and "whitespace" in err and "Traceback" not in err
     assert not script.exists()
+
+
+def test_a_worker_count_must_be_a_whole_number():
+    for bad in (True, 2.5, "4"):
+        with pytest.raises(ValueError, match="workers must be between"):
+            check_workers(bad)
+    assert check_workers(0) == 0
 
 
 # --- benchmarks/imagenet_pipeline.py (B8) -------------------------------------------------

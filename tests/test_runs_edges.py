@@ -375,3 +375,67 @@ def test_a_resume_takes_a_setting_in_another_spelling_of_the_runs_own(tmp_path):
     assert (cfg.model, cfg.dataset, cfg.epochs) == ("mlp_tfc", "synthetic", 2)
     with pytest.raises(UserError, match="--model: the run has 'mlp_tfc', you gave 'lenet5'"):
         resume_config(tmp_path / "run", {"model": "lenet5"})
+
+
+@pytest.mark.parametrize("iterations", [4, 6])
+def test_a_run_an_earlier_tinyproj_stopped_in_its_last_step_gets_its_final_row(tmp_path,
+                                                                              iterations):
+    """Such a checkpoint has no pending evaluation (and, at an epoch's end, the epoch not yet
+    counted): the resume evaluates it, to the uninterrupted run's rows."""
+    _, straight = train(tiny(tmp_path, "straight", epochs=5, iterations=iterations), **QUIET)
+    with pytest.raises(TrainingInterrupted):
+        train(tiny(tmp_path, epochs=5, iterations=iterations), stop_at_step=iterations, **QUIET)
+    path = tmp_path / "run" / "checkpoint.npz"
+    state, optim_state, meta = files.load_checkpoint(path)
+    pos = meta["pos"]
+    assert pos["pending_eval"] == "epoch"
+    pos["pending_eval"] = None                     # what the earlier version saved
+    if pos["order"] is None:                       # the step ended an epoch: not yet counted
+        pos.update(epoch=pos["epoch"] - 1, batch=3, order=list(range(60)))
+    files.save_checkpoint(path, state, optim_state, meta)
+    _, rows = train(resume_config(tmp_path / "run"), resume=True, **QUIET)
+    assert timeless(rows) == timeless(straight)
+
+
+def test_a_stop_during_the_last_step_reads_no_evaluation_data(tmp_path, monkeypatch):
+    """The final evaluation after such a stop marks itself pending before it reads a batch
+    (ImageNet's decoding workers may be gone with the same SIGTERM)."""
+    from tinyproj.runs import training
+    scored = []
+    real = training.evaluation_row
+    monkeypatch.setattr(training, "evaluation_row",
+                        lambda *a, **k: scored.append(1) or real(*a, **k))
+    with pytest.raises(TrainingInterrupted, match="before the evaluation"):
+        train(tiny(tmp_path, epochs=5, iterations=4), stop_at_step=4, **QUIET)
+    assert scored == [1]                           # step 3's evaluation (epoch end) only
+
+
+def test_a_sigterm_that_also_ended_the_decoding_workers_still_saves_the_checkpoint(tmp_path):
+    """A cluster's time limit sends SIGTERM to every process: ImageNet's decoding workers end
+    with it, and the batch being fetched fails. The run stops before that step, with its
+    checkpoint, and the resume reaches the uninterrupted run's rows."""
+    from concurrent.futures.process import BrokenProcessPool
+    from tinyproj.data.sources import ArraySource
+    from tinyproj.data.synthetic import synthetic_classification
+    x, y = synthetic_classification(100, shape=(1, 28, 28), seed=3, dtype=np.float32)
+
+    class Source(ArraySource):
+        calls = 0
+        broken_at = None
+
+        def batch(self, indices, **kw):
+            Source.calls += 1
+            if Source.calls == Source.broken_at:
+                os.kill(os.getpid(), signal.SIGTERM)      # the parent gets it, then the pool
+                raise BrokenProcessPool("a worker died")  # tells that its workers are gone
+            return super().batch(indices, **kw)
+
+    def data():
+        return (Source(x[:60], y[:60]), None, ArraySource(x[60:], y[60:]), (1, 28, 28), 10)
+    _, straight = train(tiny(tmp_path, "straight", epochs=2), data=data(), **QUIET)
+    Source.calls, Source.broken_at = 0, 5                 # the second step of epoch 2
+    with pytest.raises(TrainingInterrupted, match="SIGTERM.*decoding workers"):
+        train(tiny(tmp_path, epochs=2), data=data(), **QUIET)
+    Source.broken_at = None
+    _, rows = train(resume_config(tmp_path / "run"), resume=True, data=data(), **QUIET)
+    assert timeless(rows) == timeless(straight)

@@ -110,6 +110,10 @@ class ReproduceSettings:
             if n is not None and n < 1:
                 raise UserError(f"{flag} must be >= 1 (leave it out for all images), got "
                                 f"{n!r}", flag=flag)
+            if n is not None and self.kind == "alexnet":     # as `train` refuses them there
+                raise UserError(f"{flag} does not apply to ImageNet, whose images are read "
+                                "from class folders; for a short trial, point --data-dir at a "
+                                "smaller copy holding a few images of every class", flag=flag)
         if self.draws < 1:
             raise UserError(f"--draws must be >= 1, got {self.draws!r}", flag="--draws")
         if self.bn_images is not None:
@@ -304,11 +308,11 @@ def check_slurm_target(target) -> Path:
         raise UserError(f"--slurm {target}: the folder {target.parent} does not exist",
                         flag="--slurm")
     logs = target.resolve().with_suffix("")
-    if any(c.isspace() for c in str(logs)):
-        raise UserError(f"--slurm {str(target)!r}: the path {str(logs)!r} contains whitespace, "
-                        "which SLURM's '#SBATCH --output=' line (the tasks' logs, beside the "
-                        "script) cannot hold; give a script path without spaces",
-                        flag="--slurm")
+    if any(c.isspace() for c in str(logs)) or "%" in str(logs):
+        raise UserError(f"--slurm {str(target)!r}: the path {str(logs)!r} contains whitespace "
+                        "or '%', which SLURM's '#SBATCH --output=' line (the tasks' logs, beside "
+                        "the script) cannot hold ('%' starts a pattern there); give a script "
+                        "path without them", flag="--slurm")
     return logs
 
 

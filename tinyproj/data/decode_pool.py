@@ -94,8 +94,8 @@ class DecodePool:
     more ``indices`` than ``paths`` is refused (ValueError): each image's draw depends on its
     index, so a missing one cannot be guessed.
 
-    The workers ignore Ctrl-C: the KeyboardInterrupt is raised here, in the waiting parent,
-    and leaving the ``with`` block (``close()``) shuts them down.
+    The workers ignore Ctrl-C (data/process_pool.py): the KeyboardInterrupt is raised here, in
+    the waiting parent, and leaving the ``with`` block (``close()``) shuts them down.
     """
 
     def __init__(self, workers: int | None = None):

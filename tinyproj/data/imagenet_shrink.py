@@ -110,7 +110,8 @@ def _check_source(source: Path) -> None:
                             f"{source}/{{train,val}}/<class>/<image> (ILSVRC-2012's validation "
                             "images must first be sorted into class folders, e.g. with "
                             "its devkit's labels)", flag="SRC")
-    if not any(_images(source / split) for split in SPLITS):
+    if not any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS      # stops at the first
+               for split in SPLITS for cls in _classes(source / split) for p in cls.iterdir()):
         raise UserError(f"SRC: no images under {source}/{{train,val}}/<class>/", flag="SRC")
 
 

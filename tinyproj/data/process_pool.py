@@ -17,7 +17,9 @@ functions of tinyproj, so they do not need the script: while a worker starts,
 Ctrl-C reaches every process of the terminal's process group, workers included. The workers
 ignore it (SIGINT is set to ignored as each one starts, before it imports tinyproj): the
 parent gets the KeyboardInterrupt and shuts the pool down, and the workers finish the task in
-hand instead of each printing a traceback. A pool may have at most :func:`max_workers`
+hand instead of each printing a traceback. A SIGTERM (a cluster's time limit, ``timeout``)
+ends them, as the pool needs it to end a broken pool's workers; the training loop then saves
+its checkpoint without them (runs/training.py). A pool may have at most :func:`max_workers`
 processes (4 per CPU, at least 16): decoding is CPU-bound, so more only cost memory and
 start-up time.
 """
@@ -59,7 +61,8 @@ def check_workers(workers: int, what: str = "workers") -> int:
 
     A pool starts one process per task it is given, up to ``workers``, so an absurd count
     (``--workers 100000``) would start one process per image."""
-    if not 0 <= workers <= max_workers():
+    if isinstance(workers, bool) or not isinstance(workers, int) or \
+            not 0 <= workers <= max_workers():
         raise ValueError(f"{what} must be between 0 and {max_workers()} ({WORKERS_PER_CPU} per "
                          f"CPU, at least {WORKERS_ALWAYS}; this process may use {_cpus()} "
                          f"CPUs), got {workers}")
@@ -101,7 +104,8 @@ class ScriptSafePool(ProcessPoolExecutor):
                    if "forkserver" in multiprocessing.get_all_start_methods() else None)
         # the initializer is signal.signal itself, whose module is loaded already: a worker
         # ignores SIGINT before it imports anything (a tinyproj function would be imported
-        # first, and a Ctrl-C during that import would print a traceback per worker)
+        # first, and a Ctrl-C during that import would print a traceback per worker). SIGTERM
+        # keeps its default: the pool itself ends a broken pool's workers with it.
         super().__init__(workers, mp_context=context, initializer=signal.signal,
                          initargs=(signal.SIGINT, signal.SIG_IGN))
 

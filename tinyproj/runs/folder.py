@@ -128,7 +128,7 @@ def _canonical(values: dict, key: str, value):
     given when it does not validate (the conflict is then named as typed)."""
     try:
         return getattr(validate(TrainConfig.from_dict({**values, key: value})), key)
-    except (UserError, TypeError, ValueError):
+    except (UserError, TypeError, ValueError, OverflowError):
         return value
 
 

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import BrokenExecutor
 from pathlib import Path
 
 from .. import algorithm1, backend, graphs, projections
@@ -265,6 +266,14 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
         return pos["epoch"] >= cfg.epochs or (cfg.iterations is not None
                                                and pos["step"] >= cfg.iterations)
 
+    if resume and done() and not pos["pending_eval"] and not any(r["step"] == pos["step"]
+                                                                  for r in rows):
+        # a finished run always has its final row; one stopped during its last step by an
+        # earlier tinyproj has none: that evaluation runs now, after the epoch's end if the
+        # step ended one (as in the run that was not stopped)
+        if pos["batch"] >= steps_per_epoch:
+            pos.update(epoch=pos["epoch"] + 1, order=None)
+        pos["pending_eval"] = "epoch"
     if resume and done() and not pos["pending_eval"]:
         by_steps = cfg.iterations is not None and pos["step"] >= cfg.iterations
         log("the run has already trained its "
@@ -286,6 +295,9 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
         (weights and statistics restored): the checkpoint marks it pending, a resume redoes
         it first — same weights, same generator (seeded by the step), so the same row."""
         read_tally()
+        if stop.requested:     # a stop came before it began (in a run's last step): nothing
+            pos["pending_eval"] = "inside" if inside_epoch else "epoch"      # read or undone
+            raise stopped(stop, " before the evaluation, which runs first on resume")
         if progress:
             scored = len(test_src or ()) + len(val_src or ())
             log(f"evaluating: {scored} images under {len(cfg.test_projections)} test "
@@ -335,8 +347,17 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                 else:
                     # the device's copy of the order where the set is resident (no copy up)
                     order = pos["order"] if resident is None else resident["batches"].order
-                    x, y = feed.batch(order[first:first + bs], epoch=pos["epoch"],
-                                      minibatch=pos["batch"])
+                    try:
+                        x, y = feed.batch(order[first:first + bs], epoch=pos["epoch"],
+                                          minibatch=pos["batch"])
+                    except BrokenExecutor:
+                        if not stop.requested:
+                            raise
+                        # the SIGTERM that asked for the stop (a cluster's time limit, sent to
+                        # every process) ended the decoding workers too: stop before this step
+                        pos["elapsed"] += time.perf_counter() - start
+                        raise stopped(stop, ", which also ended the image decoding workers"
+                                      ) from None
                     if hasattr(feed, "prefetch") and pos["batch"] + 1 < steps_per_epoch:
                         # decode the next minibatch in worker processes while this step runs
                         feed.prefetch(order[first + bs:first + 2 * bs], epoch=pos["epoch"],
@@ -364,8 +385,9 @@ def _loop(cfg, out, model, rng, data, resume, progress, stop_at_step, log, wrap,
                     bar.reset(f"epoch {pos['epoch'] + 1}", pos["batch"])
                 if stop_at_step is not None and pos["step"] >= stop_at_step:
                     stop.requested = stop.requested or "requested"      # as Ctrl-C would
-                # a stop after the run's last step goes on to the final evaluation below,
-                # which stops at once and is marked pending: a resume then writes its row
+                # a stop after the last step of a run that ends by --iterations (done() holds
+                # already) goes on to the final evaluation below, which marks itself pending
+                # before it reads anything: a resume then writes its row
                 if stop.requested and not done():
                     pos["elapsed"] += time.perf_counter() - start
                     raise stopped(stop)
