@@ -410,6 +410,8 @@ def test_a_stop_during_the_last_step_reads_no_evaluation_data(tmp_path, monkeypa
     assert scored == [1]                           # step 3's evaluation (epoch end) only
 
 
+@pytest.mark.numpy_only("a folder source's host-side batches; on a device the training set is "
+                        "resident and gathered there, with no decoding workers")
 def test_a_sigterm_that_also_ended_the_decoding_workers_still_saves_the_checkpoint(tmp_path):
     """A cluster's time limit sends SIGTERM to every process: ImageNet's decoding workers end
     with it, and the batch being fetched fails. The run stops before that step, with its
