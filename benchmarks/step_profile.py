@@ -2,6 +2,14 @@
 
     python benchmarks/step_profile.py [--width 0.25] [--batch 50] [--steps 10]
     python benchmarks/step_profile.py --cpu --threads 1     # work, steady on a busy machine
+    python benchmarks/step_profile.py --gpu --width 1       # on CuPy: GPU time per op
+    python benchmarks/step_profile.py --gpu --model alexnet_bn --batch 512 --steps 3
+
+With ``--gpu`` the step runs on CuPy (the GPU bench's step: Sign, clip; Adam for
+``bc_cifar10``, SGD with cross-entropy for ``alexnet_bn`` on 227×227 images) and every timer
+waits for the device before it reads the clock, so each line is the GPU time of that op's
+kernels plus its launch cost (the timed step is serialised: its total is above an untimed
+one's, where the host runs ahead of the GPU).
 
 One Algorithm-1 step (Sign, clip, Adam, square hinge), batch 50, float32, after two warm-up
 steps. Times (ms per step, median over ``--steps`` steps; wall time, or with ``--cpu`` the
@@ -112,6 +120,27 @@ def install() -> None:
                                        getattr(winograd, name)))
 
 
+def _gpu_step(model: str, width: float, batch: int):
+    """The GPU bench's step on CuPy, and CLOCK made to wait for the device first."""
+    global CLOCK
+    import cupy
+
+    from tinyproj import backend, models
+    from tinyproj.bench import gpu_suite
+    backend.use("cupy")
+
+    def clock():
+        cupy.cuda.runtime.deviceSynchronize()
+        return time.perf_counter()
+    CLOCK = clock
+    if model == "alexnet_bn":
+        return gpu_suite.tinyproj_step(
+            lambda rng: models.alexnet_bn(1000, input_size=227, width=width, rng=rng), batch,
+            (3, 227, 227), optimizer="sgd")[1]
+    return gpu_suite.tinyproj_step(lambda rng: models.bc_cifar10(width=width, rng=rng),
+                                   batch, (3, 32, 32))[1]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--width", type=float, default=0.25)
@@ -120,6 +149,10 @@ def main(argv=None) -> int:
     p.add_argument("--cpu", action="store_true",
                    help="CPU time of the process (all threads) instead of wall time: steadier "
                         "on a shared machine, but it counts threads spinning in a barrier")
+    p.add_argument("--gpu", action="store_true",
+                   help="run on CuPy and wait for the device in every timer (GPU time per op)")
+    p.add_argument("--model", default="bc_cifar10", choices=["bc_cifar10", "alexnet_bn"],
+                   help="alexnet_bn only with --gpu")
     p.add_argument("--threads", type=int, default=0,
                    help="cap BLAS and Numba at this many threads (tinyproj.limit_threads); "
                         "with 1 and --cpu the times count work, whatever else runs")
@@ -130,7 +163,12 @@ def main(argv=None) -> int:
     global CLOCK
     if args.cpu:
         CLOCK = time.process_time
-    step = tinyproj_step(args.width, args.batch)       # the bench's own step (seed 0)
+    if args.gpu:
+        step = _gpu_step(args.model, args.width, args.batch)
+    elif args.model != "bc_cifar10":
+        p.error("--model alexnet_bn needs --gpu (227x227 images at batch 512)")
+    else:
+        step = tinyproj_step(args.width, args.batch)   # the bench's own step (seed 0)
     step()
     step()
     plain = []
@@ -150,8 +188,8 @@ def main(argv=None) -> int:
             rows[k].append(v)
     total = statistics.median(totals)
     ops = sum(statistics.median(v) for k, v in rows.items() if k.startswith("op"))
-    print(f"bc_cifar10 width {args.width:g}, batch {args.batch}, "
-          f"{'CPU' if args.cpu else 'wall'} time: untimed step "
+    print(f"{args.model} width {args.width:g}, batch {args.batch}, "
+          f"{'CPU' if args.cpu else 'GPU' if args.gpu else 'wall'} time: untimed step "
           f"{1e3 * statistics.median(plain):.1f} ms, timed {1e3 * total:.1f} ms "
           f"(median of {args.steps}); ms per step:")
     for k in sorted(rows):

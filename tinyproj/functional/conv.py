@@ -101,7 +101,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, kernels
-from ..kernels import workspace
+from ..kernels import gemm, workspace
 from . import conv_shifted, conv_winograd
 from ..kernels.geometry import fits, out_size, pair
 from ..tensor import Function, as_tensor
@@ -165,14 +165,15 @@ def rows_layout(like) -> bool:
 
 
 def matmul(a, b, out):
-    """``out[...] = a @ b`` (written into ``out``, no new array; 2-D, or stacks of them)."""
-    backend.xp_of(a).matmul(a, b, out=out)
+    """``out[...] = a @ b`` (written into ``out``, no new array; 2-D, or stacks of them). CuPy's
+    2-D products go through kernels/gemm.py (cuBLAS on a handle a CUDA graph can capture)."""
+    gemm.matmul(a, b, out=out)
 
 
 def matmul_new(a, b):
     """``a @ b`` as a new array (a function of its own, like ``matmul``, so that
     benchmarks/step_profile.py can time it)."""
-    return backend.xp_of(a).matmul(a, b)
+    return gemm.matmul(a, b)
 
 
 class Conv2d(Function):
@@ -262,7 +263,7 @@ class Conv2d(Function):
                 kernels.get("swap01", gy)(gy[a:b], out=gY.reshape(o, b - a, -1))  # (O, B·L)
             if gw is not None:
                 cols = self._im2col(x[a:b], w)                               # (K, B·L) again
-                gw += cols @ gYt if gw_rows else gY @ cols.T                 # (K, O) / (O, K)
+                gw += matmul_new(cols, gYt) if gw_rows else matmul_new(gY, cols.T)  # (K,O)/(O,K)
             if taps is not None:                         # dx by kh·kw shifted products
                 conv_shifted.dx(self, gYt, taps, x[a:b].shape, out=gx[a:b])
             elif gx is not None and rows and o <= DX_ROWS_MAX_O:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels import gemm
 from ..tensor import Function, as_tensor
 from .elementwise import add
 
@@ -19,11 +20,11 @@ class MatMul(Function):
                              f"align: {a.shape[1]} (columns of the first) != {b.shape[0]} "
                              "(rows of the second)")
         self.a, self.b = a, b
-        return a @ b
+        return gemm.matmul(a, b)
 
     def backward(self, gy):
-        ga = gy @ self.b.T if self.needs_grad[0] else None
-        gb = self.a.T @ gy if self.needs_grad[1] else None
+        ga = gemm.matmul(gy, self.b.T) if self.needs_grad[0] else None
+        gb = gemm.matmul(self.a.T, gy) if self.needs_grad[1] else None
         return ga, gb
 
 
@@ -66,11 +67,11 @@ class Linear(Function):
         self.x, self.w = x, w
         if _transposed(x):
             return np.ascontiguousarray((w @ x.T).T)
-        return x @ w.T
+        return gemm.matmul(x, w.T)
 
     def backward(self, gy):
-        gx = gy @ self.w if self.needs_grad[0] else None
-        gw = gy.T @ self.x if self.needs_grad[1] else None
+        gx = gemm.matmul(gy, self.w) if self.needs_grad[0] else None
+        gw = gemm.matmul(gy.T, self.x) if self.needs_grad[1] else None
         return gx, gw
 
 
