@@ -78,7 +78,7 @@ def test_biases_and_bn_are_neither_projected_nor_clipped():
     model = tiny_model()
     for n, p in model.named_parameters():
         if p.ndim == 1:                                   # make BN params clearly non-sign-valued
-            p.data[...] = np.linspace(0.5, 3.0, p.size, dtype=np.float32)
+            p.data[...] = backend.asarray(np.linspace(0.5, 3.0, p.size, dtype=np.float32))
     bounds = clipping.clip_bounds(model, 0.5)
     seen = {}
 

@@ -15,6 +15,12 @@ def rel_err(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
 
 
+def _on_device(values):
+    """Host values as a float32 array of the backend in use (CuPy refuses to fill a device
+    array from a host list or array)."""
+    return backend.asarray(np.asarray(values, dtype=np.float32))
+
+
 def randn(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
@@ -316,10 +322,10 @@ def test_dropout_gradient_uses_the_same_mask():
 # ---------------------------------------------------------------------------
 def test_batchnorm_eval_uses_running_stats():
     bn = nn.BatchNorm2d(3)
-    bn.running_mean[...] = [0.5, -1.0, 2.0]
-    bn.running_var[...] = [4.0, 0.25, 1.0]
-    bn.weight.data[...] = [1.0, 2.0, 3.0]
-    bn.bias.data[...] = [0.0, 0.1, -0.2]
+    bn.running_mean[...] = _on_device([0.5, -1.0, 2.0])
+    bn.running_var[...] = _on_device([4.0, 0.25, 1.0])
+    bn.weight.data[...] = _on_device([1.0, 2.0, 3.0])
+    bn.bias.data[...] = _on_device([0.0, 0.1, -0.2])
     bn.eval()
     x = randn(4, 3, 5, 5)
     y = bn(x).data
@@ -398,7 +404,7 @@ def _compare_with_torch(ours, theirs, x, torch):
 def test_linear_matches_torch():
     torch = pytest.importorskip("torch")
     ours = nn.Linear(7, 5, bias=True, rng=backend.make_rng(0))
-    ours.bias.data[...] = randn(5, seed=3)
+    ours.bias.data[...] = _on_device(randn(5, seed=3))
     theirs = torch.nn.Linear(7, 5)
     theirs.load_state_dict({k: torch.tensor(backend.to_numpy(v)) for k, v in ours.state_dict().items()})
     _compare_with_torch(ours, theirs, randn(9, 7, seed=1), torch)
@@ -408,7 +414,7 @@ def test_linear_matches_torch():
 def test_conv2d_matches_torch(k, stride, padding):
     torch = pytest.importorskip("torch")
     ours = nn.Conv2d(3, 4, k, stride=stride, padding=padding, bias=True, rng=backend.make_rng(0))
-    ours.bias.data[...] = randn(4, seed=3)
+    ours.bias.data[...] = _on_device(randn(4, seed=3))
     theirs = torch.nn.Conv2d(3, 4, k, stride=stride, padding=padding)
     theirs.load_state_dict({k: torch.tensor(backend.to_numpy(v)) for k, v in ours.state_dict().items()})
     _compare_with_torch(ours, theirs, randn(2, 3, 9, 8, seed=1), torch)
@@ -417,8 +423,8 @@ def test_conv2d_matches_torch(k, stride, padding):
 def test_batchnorm2d_matches_torch_in_training_and_eval():
     torch = pytest.importorskip("torch")
     ours = nn.BatchNorm2d(3)
-    ours.weight.data[...] = randn(3, seed=2)
-    ours.bias.data[...] = randn(3, seed=3)
+    ours.weight.data[...] = _on_device(randn(3, seed=2))
+    ours.bias.data[...] = _on_device(randn(3, seed=3))
     theirs = torch.nn.BatchNorm2d(3)
     theirs.load_state_dict({k: torch.tensor(backend.to_numpy(v)) for k, v in ours.state_dict().items()})
     x = randn(4, 3, 5, 6, seed=1) * 2 + 1
