@@ -467,12 +467,8 @@ class _FakeKernel:
             assert grid[0] == int(args[2])
         elif self.name.startswith("batchnorm"):          # a block per channel
             assert grid[0] == int(args[kinds.index("i") + 1])   # (the arrays, then n, c, l)
-        elif self.name == "im2col_batch":                 # a block row per row of cols
-            rows, columns = converted[1].shape
-            assert len(grid) == 2 and grid[1] >= min(rows, 65535)
-            assert grid[0] * block[0] >= min(columns, 65535 * 256)
         elif self.name != "maxabs":                       # element-wise: every element covered
-            total = {"col2im_batch": converted[1].size,
+            total = {"im2col_batch": converted[1].size, "col2im_batch": converted[1].size,
                      "maxpool_forward": converted[1].size, "maxpool_backward": converted[2].size}
             total = total.get(self.name, int(args[kinds.index("i")]) if "i" in kinds else 0)
             assert grid[0] * block[0] >= min(total, 65535 * 256)

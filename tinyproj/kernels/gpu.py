@@ -59,12 +59,10 @@ def _module(family: str):
     return _modules[family]
 
 
-def _launch(name: str, targs: str, grid, block: int, *args) -> None:
-    """Launch ``name<targs>`` on ``grid`` blocks (a number, or a tuple for a 2-D grid) of
-    ``block`` threads, arguments typed by cuda.KERNELS (p: a C-contiguous CuPy array; i:
-    int64; t: the element type of targs)."""
-    grid = tuple(int(g) for g in grid) if isinstance(grid, tuple) else (int(grid),)
-    if min(grid) <= 0:
+def _launch(name: str, targs: str, grid: int, block: int, *args) -> None:
+    """Launch ``name<targs>`` on ``grid`` blocks of ``block`` threads, arguments typed by
+    cuda.KERNELS (p: a C-contiguous CuPy array; i: int64; t: the element type of targs)."""
+    if grid <= 0:
         return                                  # nothing to compute (an empty array)
     family, kinds = cuda.KERNELS[name]
     scalar = np.float32 if targs.startswith("float") else np.float64
@@ -76,7 +74,7 @@ def _launch(name: str, targs: str, grid, block: int, *args) -> None:
             typed.append(scalar(arg))
         else:
             typed.append(arg)
-    _module(family).get_function(f"{name}<{targs}>")(grid, (int(block),), tuple(typed))
+    _module(family).get_function(f"{name}<{targs}>")((int(grid),), (int(block),), tuple(typed))
 
 
 def _elementwise(name: str, targs: str, total: int, *args) -> None:
@@ -104,18 +102,15 @@ _geometry = cuda.geometry_args
 # im2col / col2im (conv.cu): reference.py's signatures and shapes
 # ---------------------------------------------------------------------------
 def im2col_batch(x, kh, kw, stride=(1, 1), pad=(0, 0), pad_value=0.0, out=None):
-    """x (N, C, H, W) → cols (C·kh·kw, N·OH·OW): one block row per row of cols (up to
-    MAX_BLOCKS, then they loop), one thread per entry along it."""
+    """x (N, C, H, W) → cols (C·kh·kw, N·OH·OW), one thread per entry of cols."""
     import cupy
     x = _contiguous(x)
     n, c, h, w = x.shape
     oh, ow = out_size(h, kh, stride[0], pad[0]), out_size(w, kw, stride[1], pad[1])
     shape = (c * kh * kw, n * oh * ow)
     cols = cupy.empty(shape, dtype=x.dtype) if out is None else _out(out, shape, x.dtype)
-    rows, columns = shape
-    grid = (min(-(-columns // THREADS), MAX_BLOCKS), min(rows, MAX_BLOCKS)) if cols.size else 0
-    _launch("im2col_batch", _ctype(x.dtype), grid, THREADS, x, cols,
-            *_geometry(x.shape, kh, kw, stride, pad), pad_value)
+    _elementwise("im2col_batch", _ctype(x.dtype), cols.size, x, cols,
+                 *_geometry(x.shape, kh, kw, stride, pad), pad_value)
     return cols
 
 

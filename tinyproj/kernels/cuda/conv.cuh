@@ -28,34 +28,25 @@ TP_HD tp_window tp_make_window(tp_int n, tp_int c, tp_int h, tp_int w, tp_int kh
     return g;
 }
 
-// cols[k, col] for row k = (ci, i, j) of cols (tap (i, j) of channel ci) and column
-// col = n·L + l: a copy of one input pixel, or pad_value where the tap falls on the padding.
-// No arithmetic on values, so every build gives the same bits. The GPU kernel (conv.cu)
-// splits k into (ci, i, j) once per row of cols and calls this for the row's columns: the
-// integer divisions, not the memory traffic, set im2col's pace (the AlexNet-BN step on an
-// H200: 53 ms of im2col with seven divisions per entry).
-// I is the index type: tp_int (64-bit) always works; int where every index fits (tp_fits_int).
+// cols[e] for e in [0, K·N·L): a copy of one input pixel, or pad_value where the tap
+// falls on the padding. No arithmetic on values, so every build gives the same bits.
+// I is the index type: tp_int (64-bit) always works; callers pass int where every index fits
+// in 31 bits (tp_fits_int), as the seven divisions here are several times cheaper on a GPU
+// in 32 bits (im2col was a quarter of the AlexNet-BN step on an H200 in 64 bits).
 template <typename T, typename I = tp_int>
-TP_HD T im2col_tap(const T* x, tp_window g, I ci, I i, I j, I col, T pad_value) {
-    const I ow = (I)g.ow;
-    const I L = (I)g.oh * ow;
-    I ni = col / L, l = col - ni * L;
-    I r = l / ow, s = l - r * ow;           // output pixel (r, s)
+TP_HD T im2col_batch_element(const T* x, tp_window g, I e, T pad_value) {
+    const I oh = (I)g.oh, ow = (I)g.ow, kh = (I)g.kh, kw = (I)g.kw;
+    const I L = oh * ow;
+    const I NL = (I)g.n * L;
+    I k = e / NL, col = e % NL;             // row k = (c, i, j) of cols, column n·L + l
+    I ni = col / L, l = col % L;
+    I r = l / ow, s = l % ow;               // output pixel (r, s)
+    I ci = k / (kh * kw), tap = k % (kh * kw);
+    I i = tap / kw, j = tap % kw;           // kernel tap (i, j)
     I row = r * (I)g.sh + i - (I)g.ph;      // input pixel under the tap
     I cl = s * (I)g.sw + j - (I)g.pw;
     if (row < 0 || row >= (I)g.h || cl < 0 || cl >= (I)g.w) return pad_value;
     return x[((ni * (I)g.c + ci) * (I)g.h + row) * (I)g.w + cl];
-}
-
-// cols[e] for e in [0, K·N·L), the flat index: row k = e / (N·L), column e mod N·L.
-template <typename T, typename I = tp_int>
-TP_HD T im2col_batch_element(const T* x, tp_window g, I e, T pad_value) {
-    const I kh = (I)g.kh, kw = (I)g.kw;
-    const I NL = (I)g.n * (I)g.oh * (I)g.ow;
-    I k = e / NL, col = e - k * NL;
-    I ci = k / (kh * kw), tap = k - ci * (kh * kw);
-    I i = tap / kw, j = tap - i * kw;       // kernel tap (i, j)
-    return im2col_tap<T, I>(x, g, ci, i, j, col, pad_value);
 }
 
 // out[e] for e in [0, N·C·H·W): gather-style col2im. The caller of this element owns it
