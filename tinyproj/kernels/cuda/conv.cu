@@ -8,13 +8,7 @@ __global__ void im2col_batch(const T* x, T* cols, tp_int n, tp_int c, tp_int h, 
                              tp_int kh, tp_int kw, tp_int sh, tp_int sw, tp_int ph, tp_int pw,
                              T pad_value) {
     tp_window g = tp_make_window(n, c, h, w, kh, kw, sh, sw, ph, pw);
-    if (tp_fits_int(g)) {                  // the same copy with 32-bit index arithmetic
-        TP_FOR_EACH(e, c * kh * kw * n * g.oh * g.ow)
-            cols[e] = im2col_batch_element<T, int>(x, g, (int)e, pad_value);
-    } else {
-        TP_FOR_EACH(e, c * kh * kw * n * g.oh * g.ow)
-            cols[e] = im2col_batch_element<T, tp_int>(x, g, e, pad_value);
-    }
+    TP_FOR_EACH(e, c * kh * kw * n * g.oh * g.ow) cols[e] = im2col_batch_element(x, g, e, pad_value);
 }
 
 // cols (C·kh·kw, N·OH·OW) → out (N, C, H, W), gather-style: no atomics, deterministic
@@ -22,9 +16,5 @@ template <typename T>
 __global__ void col2im_batch(const T* cols, T* out, tp_int n, tp_int c, tp_int h, tp_int w,
                              tp_int kh, tp_int kw, tp_int sh, tp_int sw, tp_int ph, tp_int pw) {
     tp_window g = tp_make_window(n, c, h, w, kh, kw, sh, sw, ph, pw);
-    if (tp_fits_int(g)) {
-        TP_FOR_EACH(e, n * c * h * w) out[e] = col2im_batch_element<T, int>(cols, g, (int)e);
-    } else {
-        TP_FOR_EACH(e, n * c * h * w) out[e] = col2im_batch_element<T, tp_int>(cols, g, e);
-    }
+    TP_FOR_EACH(e, n * c * h * w) out[e] = col2im_batch_element(cols, g, e);
 }

@@ -21,22 +21,15 @@ template <typename T>
 void im2col_batch_loop(const T* x, T* cols, tp_int n, tp_int c, tp_int h, tp_int w, tp_int kh,
                        tp_int kw, tp_int sh, tp_int sw, tp_int ph, tp_int pw, T pad_value) {
     tp_window g = tp_make_window(n, c, h, w, kh, kw, sh, sw, ph, pw);
-    // both index types, as the GPU may use either (conv.cu): every second element in int
-    // where the sizes allow it, so the host tests check each against the reference
-    bool small = tp_fits_int(g);
     for (tp_int e = 0; e < c * kh * kw * n * g.oh * g.ow; ++e)
-        cols[e] = (small && e % 2 == 0) ? im2col_batch_element<T, int>(x, g, (int)e, pad_value)
-                                        : im2col_batch_element<T, tp_int>(x, g, e, pad_value);
+        cols[e] = im2col_batch_element(x, g, e, pad_value);
 }
 
 template <typename T>
 void col2im_batch_loop(const T* cols, T* out, tp_int n, tp_int c, tp_int h, tp_int w, tp_int kh,
                        tp_int kw, tp_int sh, tp_int sw, tp_int ph, tp_int pw) {
     tp_window g = tp_make_window(n, c, h, w, kh, kw, sh, sw, ph, pw);
-    bool small = tp_fits_int(g);                         // both index types, as above
-    for (tp_int e = 0; e < n * c * h * w; ++e)
-        out[e] = (small && e % 2 == 0) ? col2im_batch_element<T, int>(cols, g, (int)e)
-                                       : col2im_batch_element<T, tp_int>(cols, g, e);
+    for (tp_int e = 0; e < n * c * h * w; ++e) out[e] = col2im_batch_element(cols, g, e);
 }
 
 template <typename T>
