@@ -377,6 +377,24 @@ def test_a_resume_takes_a_setting_in_another_spelling_of_the_runs_own(tmp_path):
         resume_config(tmp_path / "run", {"model": "lenet5"})
 
 
+def test_a_resume_takes_a_preset_or_projection_in_another_spelling(tmp_path):
+    """The command line lower-cases a preset (`--preset TR-STOCH-C` starts tr-stoch-c) and a
+    projection spec means the same in any case or spacing; given again on --resume, such a
+    spelling is the run's own setting. Another projection still is a conflict."""
+    from tinyproj.runs.config import validate
+    train(validate(tiny(tmp_path, epochs=1, projection="STOCH", preset="tr-stoch-c",
+                        test_projections=["none", "stochm:gamma=0.5"])), **QUIET)
+    cfg = resume_config(tmp_path / "run", {"preset": "TR-STOCH-C", "projection": "stoch",
+                                            "test_projections": ["NONE", "StochM: gamma=0.50"],
+                                            "epochs": 2})
+    assert (cfg.preset, cfg.projection, cfg.epochs) == ("tr-stoch-c", "STOCH", 2)
+    assert cfg.test_projections == ["none", "stochm:gamma=0.5"]
+    with pytest.raises(UserError, match="--projection: the run has 'STOCH', you gave 'sign'"):
+        resume_config(tmp_path / "run", {"projection": "sign"})
+    with pytest.raises(UserError, match="--test-projections"):
+        resume_config(tmp_path / "run", {"test_projections": ["none"]})
+
+
 @pytest.mark.parametrize("iterations", [4, 6])
 def test_a_run_an_earlier_tinyproj_stopped_in_its_last_step_gets_its_final_row(tmp_path,
                                                                               iterations):

@@ -125,8 +125,23 @@ def resume_config(out, overrides: dict | None = None) -> TrainConfig:
 def _canonical(values: dict, key: str, value):
     """``value`` of ``key`` as validate() writes it (``MLP_TFC`` → ``mlp_tfc``), so that a
     resume does not refuse a setting the run already has in another spelling; the value as
-    given when it does not validate (the conflict is then named as typed)."""
+    given when it does not validate (the conflict is then named as typed). Spellings that
+    validate() keeps as typed but means the same by: a preset in any case (the command line
+    lower-cases it, ``TR-STOCH-C``), a projection spec in any case or spacing (``STOCH``,
+    ``stochm: gamma=0.5``) — given so, the run's own value is returned."""
+    saved = values.get(key)
     try:
+        if key == "preset" and isinstance(value, str) and isinstance(saved, str):
+            if value.strip().lower() == saved:
+                return saved
+        if key in ("projection", "test_projections") and saved is not None:
+            from .. import projections
+            same = (lambda a, b: projections.parse(a) == projections.parse(b))
+            if key == "projection" and same(saved, value):
+                return saved
+            if key == "test_projections" and len(saved) == len(value) and \
+                    all(same(a, b) for a, b in zip(saved, value)):
+                return saved
         return getattr(validate(TrainConfig.from_dict({**values, key: value})), key)
     except (UserError, TypeError, ValueError, OverflowError):
         return value
