@@ -1,7 +1,7 @@
 #!/bin/bash
-# The one prepared GPU check (issues 11 and 12) on an H100/H200: about 7 minutes (a little over 8
-# if every step ran to its limit), each step bounded by its own timeout; synthetic data only, plus TF32's effect on accuracy when a
-# CIFAR-10 subset was carried along.
+# The one prepared GPU check (issues 11 and 12) on an H100/H200: about 3.3 minutes on an H200
+# (2026-12-04; under 9 if every step ran to its limit), each step bounded by its own timeout;
+# synthetic data only, plus TF32's effect on accuracy when a CIFAR-10 subset was carried along.
 # Run it from the repository root on a machine with CuPy and PyTorch for CUDA:
 #
 #   OUT=/tmp/gpu-check bash benchmarks/gpu_check.sh
@@ -26,6 +26,8 @@
 #   pipeline.json       benchmarks/imagenet_pipeline.py on the GPU machine's cores (1 and 16
 #                       workers, original and shrunk JPEGs) against the AlexNet-BN step time
 #                       of gpu-bench.json (CPU only)
+#   step-profile.txt    benchmarks/step_profile.py --gpu: GPU time per op and kernel of the
+#                       bc_cifar10 step (width 1.0) and the AlexNet-BN step (batch 512)
 #   suite-cupy.txt      the array-code tests on the real device (TINYPROJ_BACKEND=cupy, 4
 #                       processes): last, with whatever time is left of the budget
 #   *.txt of the other steps, and summary.json: each step's exit status and seconds, the test
@@ -113,6 +115,10 @@ fi
 STEP_S=$(timeout 30 $PY benchmarks/gpu_check_summary.py --alexnet-step "$WORK/gpu-bench.json")
 step pipeline 30 pipeline.txt $PY benchmarks/imagenet_pipeline.py --images 192 \
     --workers 1,16 ${STEP_S:+--step-seconds "$STEP_S"} --json "$WORK/pipeline.json"
+# where a GPU step spends its time, op by op (the profile that explains a missed target)
+step profile 35 step-profile.txt bash -c "$PY benchmarks/step_profile.py --gpu --width 1 \
+    --steps 5; $PY benchmarks/step_profile.py --gpu --model alexnet_bn --width 1 --batch 512 \
+    --steps 3"
 step suite_cupy 45 suite-cupy.txt env TINYPROJ_BACKEND=cupy "${PYTEST[@]}" -n 4 \
     --dist loadfile $DEVICE_TESTS
 

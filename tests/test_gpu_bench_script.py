@@ -380,7 +380,7 @@ def test_gpu_check_script_runs_every_step_and_summarises(tmp_path):
     assert json.loads((got / "summary.json").read_text()) == summary
     assert summary["exit"] == dict.fromkeys(
         ["info", "gpu_tests", "graph_tests", "bench", "epoch", "bench_tf32", "tf32_accuracy",
-         "pipeline", "suite_cupy"], 0)
+         "pipeline", "profile", "suite_cupy"], 0)
     assert f"--subset {subset}" in (got / "tf32-accuracy.txt").read_text()
     assert len(summary["targets"]) == 6 and "issue 12's targets" in done.stdout
     assert summary["timed_out"] == [] and summary["suite_cupy"] == {"passed": 1}
@@ -395,6 +395,8 @@ def test_gpu_check_script_runs_every_step_and_summarises(tmp_path):
     # the pipeline is compared with the AlexNet step the bench measured
     assert "imagenet_pipeline.py" in (got / "pipeline.txt").read_text()
     assert "--step-seconds 0.123000" in (got / "pipeline.txt").read_text()
+    profile = (got / "step-profile.txt").read_text()
+    assert profile.count("step_profile.py --gpu") == 2 and "--model alexnet_bn" in profile
     again = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], cwd=ROOT,
                            env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "new folder" in again.stderr
