@@ -92,7 +92,8 @@ step info 30 info.txt bash -c "nvidia-smi; TINYPROJ_BACKEND=cupy $PY -m tinyproj
 # -v: one line per finished test, so a step its timeout stops still tells how far it got.
 # The first step also pays for CuPy's first compilation of each kernel (cached on disk after).
 PYTEST=($PY -m pytest -v -p no:cacheprovider --durations=10)
-step gpu_tests 50 gpu-tests.txt "${PYTEST[@]}" -m gpu tests/test_gemm.py tests/test_kernels_gpu_host.py \
+step gpu_tests 50 gpu-tests.txt "${PYTEST[@]}" -m gpu tests/test_gemm.py tests/test_alpha_pieces.py \
+    tests/test_kernels_gpu_host.py \
     tests/test_device_generator.py tests/test_gpu_bench_script.py
 step graph_tests 45 graph-tests.txt "${PYTEST[@]}" -m gpu tests/test_gpu_graphs.py
 # the bench rewrites its JSON after every row ("complete": false until it ends)

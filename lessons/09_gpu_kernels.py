@@ -267,6 +267,23 @@ backend.use("numpy")
 # A lower count on the stand-in is a lower bound for the GPU: Sign there is two kernels (α
 # per layer, then the map), counted here as one call.
 #
+# Fewer launches is not the whole story: each launch must also keep the GPU busy. α of a
+# layer was one *thread block* reducing the whole layer, and a block runs on one of the
+# GPU's 132 multiprocessors — on an H200 AlexNet's 37.7-million-weight layer took most of
+# 7.4 ms that way. So a layer of more than 2²⁰ weights is now cut into pieces
+# (`optim.flat.split_pieces`), one block reduces each piece, and a second launch of the same
+# kernel takes each layer's maximum over its pieces. A maximum is exact in any order, so α
+# is the same to the bit — one launch more, many blocks instead of one:
+
+# %%
+from tinyproj.optim import flat as flat_params  # noqa: E402
+
+layer_offsets = np.array([0, 1_200, 37_749_936 + 1_200])   # a small layer, then AlexNet's fc6
+fine, firsts = flat_params.split_pieces(layer_offsets)
+print(f"{len(fine) - 1} pieces: layer 0 in {firsts[1] - firsts[0]}, fc6 in "
+      f"{firsts[2] - firsts[1]} of at most {flat_params.PIECE:,} weights")
+
+# %% [markdown]
 # ## 5. One step, replayed: CUDA graphs
 #
 # 118 launches is still 118 times that the host pays 5–20 µs. At width 0.25 the GPU finishes a

@@ -25,7 +25,8 @@ replayed graph computes each step's own; tests/test_graphs.py.) Where the 271 of
 * batch norm: the running statistics, the batch counter and the ReLU that follows inside
   the forward and backward kernels (``batchnorm_*_fused``; nn.Sequential fuses BN → ReLU);
 * Sign and the clip: one kernel each for every layer (``sign_projection_segments``,
-  ``clip_segments``; on a GPU Sign is 2 launches: α per layer, then the map);
+  ``clip_segments``; on a GPU Sign is 2 launches: α per layer, then the map — 3 where a
+  layer holds more than 2²⁰ weights and α is reduced in pieces, tests/test_alpha_pieces.py);
 * left: convolution ~70 (im2col, swaps, GEMM, col2im: a fixed number per layer), the loss
   and its gradient ~25.
 

@@ -379,9 +379,10 @@ def _offsets(offsets, size):
     return offsets
 
 
-def sign_projection_segments(w, offsets):
+def sign_projection_segments(w, offsets, pieces=None):
     """See ``reference.sign_projection_segments``: one parallel pass for α (over pieces of the
-    tensors), one for the signs. A new (P,) array (the caller keeps it as the weights P)."""
+    tensors, cut here: ``pieces`` is not used), one for the signs. A new (P,) array (the
+    caller keeps it as the weights P)."""
     w = np.ascontiguousarray(w).reshape(-1)
     offsets = _offsets(offsets, w.size)
     start, stop, segment = _pieces(offsets)

@@ -325,22 +325,22 @@ def sign_projection(w):
 # offsets (S + 1,) int64 and bounds (S,) are best kept on the device (made once per model), so
 # that a step copies nothing up; a NumPy array given here is copied up on each call.
 # ---------------------------------------------------------------------------
-def _segments(kernel, w, offsets):
+def _segments(kernel, w, offsets, pieces=None):
     import cupy
     w = _contiguous(w).reshape(-1)
     offsets = _contiguous(offsets, np.int64)
     n_seg = offsets.size - 1
-    alpha = cupy.empty(max(n_seg, 1), dtype=w.dtype)
     out = cupy.empty_like(w)
     if w.size:
-        _launch("maxabs_segments", _ctype(w.dtype), n_seg, cuda.BLOCK, w, offsets, n_seg, alpha)
-        _elementwise(kernel, _ctype(w.dtype), w.size, w, offsets, n_seg, alpha, out, w.size)
+        _elementwise(kernel, _ctype(w.dtype), w.size, w, offsets, n_seg,
+                     _alpha_segments(w, offsets, pieces), out, w.size)
     return out
 
 
-def sign_projection_segments(w, offsets):
-    """Sign of every tensor of a flat buffer, each with its own α: 2 launches in all."""
-    return _segments("sign_segments", w, offsets)
+def sign_projection_segments(w, offsets, pieces=None):
+    """Sign of every tensor of a flat buffer, each with its own α: 2 launches in all (3 with
+    ``pieces``, see ``_alpha_segments``)."""
+    return _segments("sign_segments", w, offsets, pieces)
 
 
 def clip_segments(v, offsets, bounds, out=None):
@@ -363,28 +363,45 @@ batchnorm_backward_fused = batchnorm_backward
 # Stochastic kernels (stochastic.cu): Philox random numbers keyed by key = (seed, stream), a
 # (2,) int64 device array drawn from the run's generator on the device (no host sync)
 # ---------------------------------------------------------------------------
-def _alpha_segments(w, offsets):
+def _alpha_segments(w, offsets, pieces=None):
+    """α_s = max|w| over each tensor s of the flat buffer w: one block per tensor, or with
+    ``pieces`` = (fine, firsts) (``optim.flat.split_pieces``, device tables) one block per
+    piece and then one per tensor over its pieces' maxima — two launches of the same
+    kernel, the same α bit for bit (a max is exact in any order), many blocks at work on a
+    large tensor instead of one."""
     import cupy
     n_seg = offsets.size - 1
     alpha = cupy.empty(max(n_seg, 1), dtype=w.dtype)
-    _launch("maxabs_segments", _ctype(w.dtype), n_seg, cuda.BLOCK, w, offsets, n_seg, alpha)
+    if pieces is None:
+        _launch("maxabs_segments", _ctype(w.dtype), n_seg, cuda.BLOCK, w, offsets, n_seg, alpha)
+        return alpha
+    fine, firsts = (_contiguous(t, np.int64) for t in pieces)
+    if firsts.size != offsets.size:
+        raise ValueError(f"pieces: {firsts.size - 1} tensors' first pieces for {n_seg} tensors")
+    n_fine = fine.size - 1
+    partial = cupy.empty(max(n_fine, 1), dtype=w.dtype)
+    _launch("maxabs_segments", _ctype(w.dtype), n_fine, cuda.BLOCK, w, fine, n_fine, partial)
+    _launch("maxabs_segments", _ctype(w.dtype), n_seg, cuda.BLOCK, partial, firsts, n_seg,
+            alpha)
     return alpha
 
 
-def stoch_projection_segments(w, offsets, key):
-    """Stoch of every tensor of a flat buffer, each with its own α: 2 launches in all."""
+def stoch_projection_segments(w, offsets, key, pieces=None):
+    """Stoch of every tensor of a flat buffer, each with its own α: 2 launches in all (3 with
+    ``pieces``)."""
     import cupy
     w = _contiguous(w).reshape(-1)
     offsets = _contiguous(offsets, np.int64)
     out = cupy.empty_like(w)
     if w.size:
         _elementwise("stoch_segments", _ctype(w.dtype), w.size, w, offsets, offsets.size - 1,
-                     _alpha_segments(w, offsets), _contiguous(key, np.int64), out, w.size)
+                     _alpha_segments(w, offsets, pieces), _contiguous(key, np.int64), out,
+                     w.size)
     return out
 
 
-def stochm_projection_segments(w, offsets, key, gamma):
-    """StochM(γ) of every tensor of a flat buffer: 2 launches in all."""
+def stochm_projection_segments(w, offsets, key, gamma, pieces=None):
+    """StochM(γ) of every tensor of a flat buffer: 2 launches in all (3 with ``pieces``)."""
     import cupy
     w = _contiguous(w).reshape(-1)
     offsets = _contiguous(offsets, np.int64)
@@ -392,8 +409,8 @@ def stochm_projection_segments(w, offsets, key, gamma):
     ty = np.dtype(w.dtype).type
     if w.size:
         _elementwise("stochm_segments", _ctype(w.dtype), w.size, w, offsets, offsets.size - 1,
-                     _alpha_segments(w, offsets), _contiguous(key, np.int64), out, w.size,
-                     ty(gamma), ty(1.0 / gamma - gamma))
+                     _alpha_segments(w, offsets, pieces), _contiguous(key, np.int64), out,
+                     w.size, ty(gamma), ty(1.0 / gamma - gamma))
     return out
 
 

@@ -86,31 +86,44 @@ def check_offsets(offsets, size):
     return offsets
 
 
-def segment_scales(w, offsets):
+def segment_scales(w, offsets, pieces=None):
     """``(w (P,), offsets, alpha (S,))``: the flat buffer, its checked offsets and
-    α_s = max|w| over each tensor s — the first of a projection's 2 launches on the GPU."""
+    α_s = max|w| over each tensor s — the first of a projection's 2 launches on the GPU.
+    With ``pieces`` = (fine, firsts) (``optim.flat.split_pieces``) in two, as on the GPU:
+    the maximum of every piece, then of each tensor's pieces (the same α, bit for bit)."""
     w = contiguous(w).reshape(-1)
     offsets = check_offsets(offsets, w.size)
     n_seg = offsets.size - 1
     alpha = np.empty(max(n_seg, 1), dtype=w.dtype)
-    call("maxabs_segments", w.dtype, w, offsets, n_seg, alpha)
+    if pieces is None:
+        call("maxabs_segments", w.dtype, w, offsets, n_seg, alpha)
+        return w, offsets, alpha
+    fine = check_offsets(pieces[0], w.size)
+    firsts = check_offsets(pieces[1], fine.size - 1)
+    if firsts.size != offsets.size:
+        raise ValueError(f"pieces: {firsts.size - 1} tensors' first pieces for "
+                         f"{offsets.size - 1} tensors")
+    partial = np.empty(max(fine.size - 1, 1), dtype=w.dtype)
+    call("maxabs_segments", w.dtype, w, fine, fine.size - 1, partial)
+    call("maxabs_segments", w.dtype, partial, firsts, n_seg, alpha)
     return w, offsets, alpha
 
 
-def _segments(kernel, w, offsets):
-    w, offsets, alpha = segment_scales(w, offsets)
+def _segments(kernel, w, offsets, pieces=None):
+    w, offsets, alpha = segment_scales(w, offsets, pieces)
     out = np.empty_like(w)
     call(kernel, w.dtype, w, offsets, offsets.size - 1, alpha, out, w.size)
     return out
 
 
-def sign_projection_segments(w, offsets):
-    """Sign of every tensor of a flat buffer, each with its own α (2 launches on the GPU).
+def sign_projection_segments(w, offsets, pieces=None):
+    """Sign of every tensor of a flat buffer, each with its own α (2 launches on the GPU, 3
+    with ``pieces``: see ``segment_scales``).
 
     w: (P,) the tensors side by side; offsets: (S + 1,) int64, 0 = offsets[0] <= ... <=
     offsets[S] = P. Returns a new (P,) array: segment s is ``sign_projection`` of segment s.
     """
-    return _segments("sign_segments", w, offsets)
+    return _segments("sign_segments", w, offsets, pieces)
 
 
 def clip_segments(v, offsets, bounds, out=None):

@@ -20,19 +20,19 @@ def _key(key):
     return key
 
 
-def stoch_projection_segments(w, offsets, key):
+def stoch_projection_segments(w, offsets, key, pieces=None):
     """Stoch of every tensor of a flat buffer, each with its own α (see
-    ``reference.stoch_projection_segments``); 2 launches on the GPU."""
-    w, offsets, alpha = segment_scales(w, offsets)
+    ``reference.stoch_projection_segments``); 2 launches on the GPU (3 with ``pieces``)."""
+    w, offsets, alpha = segment_scales(w, offsets, pieces)
     n_seg = offsets.size - 1
     out = np.empty_like(w)
     call("stoch_segments", w.dtype, w, offsets, n_seg, alpha, _key(key), out, w.size)
     return out
 
 
-def stochm_projection_segments(w, offsets, key, gamma):
+def stochm_projection_segments(w, offsets, key, gamma, pieces=None):
     """StochM(γ) of every tensor of a flat buffer (``reference.stochm_projection_segments``)."""
-    w, offsets, alpha = segment_scales(w, offsets)
+    w, offsets, alpha = segment_scales(w, offsets, pieces)
     n_seg = offsets.size - 1
     out = np.empty_like(w)
     ty = w.dtype.type

@@ -372,11 +372,13 @@ def segment_slices(offsets):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def sign_projection_segments(w, offsets):
+def sign_projection_segments(w, offsets, pieces=None):
     """Sign of every tensor of a flat buffer, each with its own α = max|w_s|.
 
     w: (P,) the tensors side by side; offsets: (S + 1,) int64 on the host, rising from 0 to
     P (tensor s = w[offsets[s]:offsets[s + 1]]). A new (P,) array.
+    pieces: (fine, firsts) of ``optim.flat.split_pieces`` — how a GPU splits the reduction for
+    α; the result does not depend on it (a max is exact in any order), so it is not used here.
     """
     xp = backend.xp_of(w)
     out = xp.empty_like(w)

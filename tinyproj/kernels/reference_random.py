@@ -74,18 +74,19 @@ def _stoch_signs(w, offsets, u):
     return signs, alphas
 
 
-def stoch_projection_segments(w, offsets, key):
+def stoch_projection_segments(w, offsets, key, pieces=None):
     """Table 1's Stoch for every tensor of a flat buffer, uniforms from Philox keyed by key:
-    +α_s with probability (w/α_s + 1)/2, else −α_s (see ``projections.stoch``)."""
+    +α_s with probability (w/α_s + 1)/2, else −α_s (see ``projections.stoch``). ``pieces``:
+    as ``reference.sign_projection_segments`` (not used)."""
     host = backend.to_numpy(w).reshape(-1)
     u = philox_uniform(philox_words(key, host.size), 0, host.dtype)
     signs, alphas = _stoch_signs(host, backend.to_numpy(offsets), u)
     return _to_like((alphas * signs).astype(host.dtype), w)
 
 
-def stochm_projection_segments(w, offsets, key, gamma):
+def stochm_projection_segments(w, offsets, key, gamma, pieces=None):
     """Table 1's StochM(γ) for every tensor of a flat buffer: s·|w|·(γ + (1/γ − γ)·u₂), the
-    sign s drawn as Stoch's (see ``projections.stochm``)."""
+    sign s drawn as Stoch's (see ``projections.stochm``). ``pieces``: not used (as Stoch)."""
     import numpy as np
     host = backend.to_numpy(w).reshape(-1)
     words = philox_words(key, host.size)

@@ -1,0 +1,148 @@
+"""α per tensor reduced in pieces (optim/flat.py's split_pieces, the kernels' ``pieces``).
+
+On a GPU one thread block per tensor reduced α = max|w| over all of it, so AlexNet's
+37.7-million-weight layer was read by a single block (7.4 ms of a 181 ms step on an H200).
+With ``pieces`` the reduction runs twice: one block per piece (≤ 65,536 weights), then one per
+tensor over its pieces' maxima. A max is exact in any order, so the projections must be the
+same bit for bit with and without pieces — checked here for the host twins (the stand-in's
+kernels), for kernels/gpu.py's launches through a fake CuPy, for Algorithm 1's step, and on
+a GPU (``-m gpu``).
+"""
+import numpy as np
+import pytest
+
+from tinyproj.optim import flat
+
+from test_kernels_gpu_host import assert_same_bits, fake_gpu, flat_layers, host  # noqa: F401,E402
+
+SIZES = [[27 * 16, 0, 16, 9 * 16 * 32, 1, 10 * 32 * 4], [5], [0, 3, 0], [1000, 7, 130]]
+
+
+@pytest.mark.parametrize("piece", [1, 7, 64, 10**6])
+def test_pieces_cut_each_tensor_into_near_equal_parts_of_at_most_piece(piece):
+    offsets = np.array([0, 0, 5, 105, 106, 1106], dtype=np.int64)     # an empty tensor first
+    fine, firsts = flat.split_pieces(offsets, piece)
+    assert fine[0] == 0 and fine[-1] == offsets[-1] and (np.diff(fine) >= 0).all()
+    assert firsts[0] == 0 and firsts[-1] == fine.size - 1 and firsts.size == offsets.size
+    for s in range(offsets.size - 1):
+        bounds = fine[firsts[s]:firsts[s + 1] + 1]
+        assert bounds[0] == offsets[s] and bounds[-1] == offsets[s + 1]   # the tensor, whole
+        sizes = np.diff(bounds)
+        assert sizes.max() <= piece and sizes.max() - sizes.min() <= 1  # near-equal parts
+        assert len(sizes) == max(1, -(-(offsets[s + 1] - offsets[s]) // piece))
+
+
+def _with_nan(flat_w, offsets):
+    w = flat_w.copy()
+    if w.size > 20:
+        w[w.size // 2] = np.nan                        # NaN must reach α through both passes
+    return w
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sizes", SIZES)
+def test_host_twins_give_the_same_projections_with_pieces(host, sizes, dtype):
+    w, offsets, _ = flat_layers(sizes, dtype)
+    w = _with_nan(w, offsets)
+    pieces = flat.split_pieces(offsets, 7)
+    key = np.array([5, 2], np.int64)
+    pairs = [(host.get("sign_projection_segments"), (w, offsets)),
+             (host.get("stoch_projection_segments"), (w, offsets, key)),
+             (host.get("stochm_projection_segments"), (w, offsets, key, 0.5))]
+    for kernel, args in pairs:
+        assert_same_bits(kernel(*args, pieces=pieces), kernel(*args))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sizes", SIZES)
+def test_gpu_py_launches_give_the_same_projections_with_pieces(fake_gpu, sizes, dtype):
+    w, offsets, _ = flat_layers(sizes, dtype, seed=3)
+    w = _with_nan(w, offsets)
+    pieces = flat.split_pieces(offsets, 5)
+    key = np.array([7, 1], np.int64)
+    assert_same_bits(fake_gpu.sign_projection_segments(w, offsets, pieces=pieces),
+                     fake_gpu.sign_projection_segments(w, offsets))
+    assert_same_bits(fake_gpu.stoch_projection_segments(w, offsets, key, pieces=pieces),
+                     fake_gpu.stoch_projection_segments(w, offsets, key))
+    assert_same_bits(fake_gpu.stochm_projection_segments(w, offsets, key, 0.25, pieces=pieces),
+                     fake_gpu.stochm_projection_segments(w, offsets, key, 0.25))
+
+
+def test_pieces_for_other_tensors_are_refused(host, fake_gpu):
+    w, offsets, _ = flat_layers(SIZES[0], np.float32)
+    other = flat.split_pieces([0, 100, offsets[-1]], 7)        # two tensors, not six
+    with pytest.raises(ValueError, match="pieces"):
+        host.get("sign_projection_segments")(w, offsets, pieces=other)
+    with pytest.raises(ValueError, match="pieces"):
+        fake_gpu.sign_projection_segments(w, offsets, pieces=other)
+
+
+def test_a_flat_group_makes_pieces_only_for_a_large_tensor(monkeypatch):
+    import tinyproj as tp
+    from tinyproj import backend
+    lin = tp.nn.Linear(40, 30, rng=backend.make_rng(0))        # 1,200 weights, 30 biases
+    assert flat.FlatParams(list(lin.parameters())).weight_pieces() is None
+    monkeypatch.setattr(flat, "SPLIT_ABOVE", 1000)
+    monkeypatch.setattr(flat, "PIECE", 256)
+    fine, firsts = flat.FlatParams(list(lin.parameters())).weight_pieces()
+    np.testing.assert_array_equal(fine, [0, 240, 480, 720, 960, 1200])   # weights only
+    np.testing.assert_array_equal(firsts, [0, 5])
+
+
+@pytest.mark.parametrize("device", ["numpy", "standin"])
+@pytest.mark.parametrize("projection", ["sign", "stoch", "stochm"])
+def test_algorithm1_steps_are_the_same_with_pieces(monkeypatch, device, projection):
+    """Three Algorithm-1 steps of a small network with every weight tensor split into
+    pieces of 64 give the weights of steps without pieces, bit for bit (on the stand-in
+    through the host twins' two passes; NumPy's kernels take the pieces and need none)."""
+    from tinyproj import algorithm1, backend, clipping, models, optim, projections
+    import tinyproj.functional as F
+    previous = backend.name()
+    backend.use(device)
+
+    def three_steps():
+        rng = backend.make_rng(0)
+        model = models.mlp_tfc(in_features=48, hidden=40, num_classes=10, rng=rng)
+        opt = optim.Adam(model.parameters(), lr=0.01)
+        bounds = clipping.clip_bounds(model, 0.5)
+        host = np.random.default_rng(1)
+        spec = projections.parse("stochm:gamma=0.5" if projection == "stochm" else projection)
+        for _ in range(3):
+            x = backend.asarray(host.standard_normal((8, 48)).astype(np.float32))
+            y = backend.asarray(host.integers(0, 10, 8))
+            algorithm1.train_step(model, x, y, F.cross_entropy, opt, spec, bounds, rng,
+                                  sync=False)
+        return [backend.to_numpy(p.data) for p in model.parameters()]
+
+    calls = []
+    real = flat.split_pieces
+    monkeypatch.setattr(flat, "split_pieces", lambda *a: calls.append(a) or real(*a))
+    try:
+        plain = three_steps()
+        assert not calls                                   # no tensor above SPLIT_ABOVE
+        monkeypatch.setattr(flat, "SPLIT_ABOVE", 100)
+        monkeypatch.setattr(flat, "PIECE", 64)
+        pieced = three_steps()
+    finally:
+        backend.use(previous)
+    assert calls                                           # this time in pieces
+    for a, b in zip(plain, pieced):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cuda_projections_are_the_same_with_pieces(on_cupy, dtype):
+    import cupy
+    w, offsets, _ = flat_layers(SIZES[0] + [300_000], dtype, seed=4)
+    w = _with_nan(w, offsets)
+    fine, firsts = flat.split_pieces(offsets, 1000)
+    dw, doff = cupy.asarray(w), cupy.asarray(offsets)
+    pieces = (cupy.asarray(fine), cupy.asarray(firsts))
+    key = cupy.asarray(np.array([3, 9], np.int64))
+    from tinyproj.kernels import gpu
+    for name, args in (("sign_projection_segments", (dw, doff)),
+                       ("stoch_projection_segments", (dw, doff, key)),
+                       ("stochm_projection_segments", (dw, doff, key, 0.5))):
+        kernel = getattr(gpu, name)
+        assert_same_bits(kernel(*args, pieces=pieces).get(), kernel(*args).get())
