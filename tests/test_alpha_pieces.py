@@ -13,7 +13,8 @@ import pytest
 
 from tinyproj.optim import flat
 
-from test_kernels_gpu_host import assert_same_bits, fake_gpu, flat_layers, host  # noqa: F401,E402
+# the fixtures host and fake_gpu come from the host-build tests (pytest finds them by name)
+from test_kernels_gpu_host import assert_same_bits, fake_gpu, flat_layers, host  # noqa: F401,F811,E402
 
 SIZES = [[27 * 16, 0, 16, 9 * 16 * 32, 1, 10 * 32 * 4], [5], [0, 3, 0], [1000, 7, 130]]
 
@@ -105,11 +106,11 @@ def test_algorithm1_steps_are_the_same_with_pieces(monkeypatch, device, projecti
         model = models.mlp_tfc(in_features=48, hidden=40, num_classes=10, rng=rng)
         opt = optim.Adam(model.parameters(), lr=0.01)
         bounds = clipping.clip_bounds(model, 0.5)
-        host = np.random.default_rng(1)
+        draws = np.random.default_rng(1)
         spec = projections.parse("stochm:gamma=0.5" if projection == "stochm" else projection)
         for _ in range(3):
-            x = backend.asarray(host.standard_normal((8, 48)).astype(np.float32))
-            y = backend.asarray(host.integers(0, 10, 8))
+            x = backend.asarray(draws.standard_normal((8, 48)).astype(np.float32))
+            y = backend.asarray(draws.integers(0, 10, 8))
             algorithm1.train_step(model, x, y, F.cross_entropy, opt, spec, bounds, rng,
                                   sync=False)
         return [backend.to_numpy(p.data) for p in model.parameters()]
