@@ -163,6 +163,8 @@ def main(argv=None) -> int:
     global CLOCK
     if args.cpu:
         CLOCK = time.process_time
+    if args.gpu and (args.cpu or args.threads):
+        p.error("--gpu times the device; --cpu and --threads are for CPU steps")
     if args.gpu:
         step = _gpu_step(args.model, args.width, args.batch)
     elif args.model != "bc_cifar10":

@@ -115,18 +115,32 @@ def test_algorithm1_steps_are_the_same_with_pieces(monkeypatch, device, projecti
                                   sync=False)
         return [backend.to_numpy(p.data) for p in model.parameters()]
 
-    calls = []
-    real = flat.split_pieces
-    monkeypatch.setattr(flat, "split_pieces", lambda *a: calls.append(a) or real(*a))
+    given = []                                 # the pieces each projection kernel was given
+    real_get = algorithm1.kernels.get
+
+    def spying_get(name, like=None):
+        kernel = real_get(name, like)
+        if not name.endswith("_projection_segments"):
+            return kernel
+        return lambda *args, **kwargs: given.append(kwargs.get("pieces")) or kernel(*args,
+                                                                                   **kwargs)
+    monkeypatch.setattr(algorithm1.kernels, "get", spying_get)
     try:
         plain = three_steps()
-        assert not calls                                   # no tensor above SPLIT_ABOVE
         monkeypatch.setattr(flat, "SPLIT_ABOVE", 100)
         monkeypatch.setattr(flat, "PIECE", 64)
+        first = len(given)
         pieced = three_steps()
     finally:
         backend.use(previous)
-    assert calls                                           # this time in pieces
+    if device == "numpy" and projection != "sign":         # NumPy: layer by layer, no kernel
+        assert given == []
+    else:
+        assert len(given) == 2 * first == 6
+        assert all(p is None for p in given[:first])       # no tensor above SPLIT_ABOVE
+        for fine, firsts in given[first:]:                 # this time in pieces of 64
+            assert int(backend.to_numpy(firsts)[-1]) == len(fine) - 1 > len(firsts) - 1
+            assert np.diff(backend.to_numpy(fine)).max() <= 64
     for a, b in zip(plain, pieced):
         np.testing.assert_array_equal(a, b)
 

@@ -92,6 +92,16 @@ def test_an_operand_strided_both_ways_needs_a_copy_and_misaligned_shapes_are_ref
         gemm.plan(_desc(np.zeros((4, 5)), "a"), _desc(y, "b"), _desc(out, "out"))
 
 
+@pytest.mark.parametrize("m,k,n", [(0, 4, 3), (3, 0, 2), (3, 4, 0), (0, 0, 0)])
+def test_an_empty_product_needs_no_gemm(m, k, n):
+    """Empty arrays may have strides (0, 0), which no plan takes: an empty out is returned as
+    it is, K = 0 gives zeros — before any cuBLAS call (none is made here: no library)."""
+    a, b = np.empty((m, k), np.float32), np.empty((k, n), np.float32)
+    out = np.full((m, n), np.nan, np.float32)
+    assert gemm._cublas(np, None, a, b, out) is out
+    np.testing.assert_array_equal(out, np.zeros((m, n), np.float32))
+
+
 def test_other_arrays_go_to_their_modules_matmul():
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
@@ -108,29 +118,35 @@ def test_the_handle_is_used_on_cupy(on_cupy):
     assert gemm.available(), gemm.unavailable_reason()
 
 
+def _on_device(view, base, dtype):
+    """The same view (shape, strides, offset) of a device copy of its base buffer."""
+    import cupy
+    dbase = cupy.asarray(base.astype(dtype))
+    item = np.dtype(dtype).itemsize
+    start = (view.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // 8
+    strides = tuple(s // 8 * item for s in view.strides)
+    return cupy.lib.stride_tricks.as_strided(dbase[start:], shape=view.shape, strides=strides)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m,k,n", SHAPES + [(300, 577, 129)])
+@pytest.mark.parametrize("m,k,n", SHAPES + [(300, 577, 129), (0, 4, 3), (3, 0, 2)])
 def test_products_match_cupys_for_every_layout(on_cupy, dtype, m, k, n):
+    """Every layout of _layouts on the device itself (sliced leading dimensions included),
+    outputs C-ordered, transposed, row-sliced or new."""
     import cupy
     rng = np.random.default_rng(7)
-    for name_a, a, _ in _layouts(m, k, rng):
-        for name_b, b, _ in _layouts(k, n, rng):
-            for name_o, out, _ in _layouts(m, n, rng)[:2] + [("new", None, None)]:
-                da = cupy.asarray(np.ascontiguousarray(a).astype(dtype))
-                db = cupy.asarray(np.ascontiguousarray(b).astype(dtype))
-                if name_a == "T":
-                    da = cupy.ascontiguousarray(da.T).T
-                if name_b == "T":
-                    db = cupy.ascontiguousarray(db.T).T
-                dout = None if out is None else (cupy.empty((m, n), dtype) if name_o == "C"
-                                                 else cupy.empty((n, m), dtype).T)
+    for name_a, a, base_a in _layouts(m, k, rng):
+        for name_b, b, base_b in _layouts(k, n, rng):
+            for name_o, out, base_o in _layouts(m, n, rng)[:3] + [("new", None, None)]:
+                da, db = _on_device(a, base_a, dtype), _on_device(b, base_b, dtype)
+                dout = None if out is None else _on_device(out, base_o, dtype)
                 got = gemm.matmul(da, db, out=dout)
                 if dout is not None:
                     assert got is dout
-                want = cupy.matmul(da, db)
+                want = cupy.matmul(cupy.ascontiguousarray(da), cupy.ascontiguousarray(db))
                 tol = 1e-5 if dtype == np.float32 else 1e-12
-                np.testing.assert_allclose(got.get(), want.get(), rtol=tol, atol=tol * k,
+                np.testing.assert_allclose(got.get(), want.get(), rtol=tol, atol=tol * max(k, 1),
                                            err_msg=f"a {name_a}, b {name_b}, out {name_o}")
 
 

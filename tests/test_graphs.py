@@ -523,6 +523,14 @@ def test_the_cupy_branch_warms_up_captures_launches_and_replays(monkeypatch):
     assert graph.pool_bytes() == 1234
     graph(signature=20)                                    # another shape: eager, said once
     assert len(calls) == 4 and len(graph.reasons) == 1
+    # TF32 switched after the capture: cuBLAS's math mode is in the graph, so eager, said once
+    monkeypatch.setattr(graphs.backend, "tf32_enabled", lambda: True)
+    graph(signature=50)
+    graph(signature=50)
+    assert len(calls) == 6 and len(graph.reasons) == 2 and "TF32" in graph.reasons[1]
+    monkeypatch.setattr(graphs.backend, "tf32_enabled", lambda: False)
+    graph(signature=50)                                    # back as captured: replayed again
+    assert len(calls) == 6 and graph.replays == 3
 
 
 def test_the_cupy_branch_falls_back_when_the_capture_fails(monkeypatch):

@@ -30,7 +30,8 @@ recorded memory. So
    pool of its own, used for nothing else, so a replay never writes into memory that has since
    been handed to another array;
 4. the shapes are the captured ones: a batch of another size (an epoch's last partial batch)
-   runs eagerly.
+   runs eagerly; so does a step after ``backend.set_tf32`` changed the precision the graph
+   was captured with (cuBLAS's math mode is recorded in it).
 
 How to use it::
 
@@ -87,6 +88,7 @@ class StepGraph:
         self.reasons = []                  # every fallback reason printed (once each)
         self._graph = self._outputs = self._stream = self._pool = None
         self._signature = None
+        self._tf32 = False                 # whether TF32 was on when the step was captured
         backend_name = backend.name()
         self.device = backend_name
         if self.mode == "off":
@@ -113,6 +115,11 @@ class StepGraph:
                 self._fallback(f"a step with signature {signature!r} differs from the "
                                f"captured {self._signature!r} (e.g. an epoch's last, partial "
                                "batch): such steps run eagerly")
+                return self._eager()
+            if backend.tf32_enabled() != self._tf32:      # the graph holds cuBLAS's math mode
+                self._fallback("TF32 was switched after the capture (the graph keeps the "
+                               "precision it was captured with): the steps run eagerly "
+                               "while it differs")
                 return self._eager()
             return self._replay()
         if self.kind == "warmup":
@@ -157,6 +164,7 @@ class StepGraph:
                                "freeze; every step runs eagerly")
                 return outputs
             self._graph, self._outputs, self._signature = graph, outputs, signature
+            self._tf32 = backend.tf32_enabled()
             self.kind = "standin"
             return tuple(o.copy() for o in outputs)
         import cupy
@@ -195,6 +203,7 @@ class StepGraph:
             return self.step_fn()
         self._graph, self._outputs, self._stream, self._pool = graph, outputs, stream, pool
         self._signature = signature
+        self._tf32 = backend.tf32_enabled()
         self.kind = "cuda"
         return tuple(o.copy() for o in outputs)
 

@@ -106,11 +106,22 @@ def _loaded_cublas_path():
     return None
 
 
+_load_lock = threading.Lock()
+
+
 def _load():
     """ctypes bindings of the cuBLAS library CuPy uses; None (reason kept) if none is found."""
     if _lib["tried"]:
         return _lib["lib"]
-    _lib["tried"] = True
+    with _load_lock:                   # the first call in each thread waits for the first one
+        if not _lib["tried"]:
+            _lib["lib"], _lib["reason"] = _bind()
+            _lib["tried"] = True
+    return _lib["lib"]
+
+
+def _bind():
+    """(the bound library, None) or (None, why not)."""
     try:
         import cupy
         try:
@@ -140,10 +151,9 @@ def _load():
         for fn in ("cublasCreate_v2", "cublasSetStream_v2", "cublasSetMathMode",
                    "cublasSgemm_v2", "cublasDgemm_v2"):
             getattr(lib, fn).restype = ctypes.c_int
-        _lib["lib"] = lib
+        return lib, None
     except Exception as exc:                       # no CuPy, no GPU, no library: CuPy's matmul
-        _lib["reason"] = f"{type(exc).__name__}: {exc}"
-    return _lib["lib"]
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def available() -> bool:
@@ -207,34 +217,44 @@ def _descriptor(x, key):
     return tuple(x.shape), tuple(s // item for s in x.strides), key
 
 
+INT_MAX = 2**31 - 1          # cuBLAS takes sizes and leading dimensions as int
+
+
 def _cublas(cupy, lib, a, b, out):
-    """out = a @ b by one cuBLAS gemm (2-D CuPy arrays of one float dtype)."""
+    """out = a @ b by one cuBLAS gemm (2-D CuPy arrays of one float dtype). An empty product
+    is no gemm: nothing to write when out is empty, zeros when K = 0 (empty arrays may have
+    strides (0, 0), which no plan takes)."""
+    if out.size == 0:
+        return out
+    if a.shape[1] == 0:
+        out.fill(0)
+        return out
     desc = [_descriptor(a, "a"), _descriptor(b, "b"), _descriptor(out, "out")]
     p = plan(*desc) if all(d is not None for d in desc) else None
+    target = out
     if p is None:                                  # an odd layout: C-order copies, then again
-        a2, b2 = cupy.ascontiguousarray(a), cupy.ascontiguousarray(b)
-        o2 = out if out.flags.c_contiguous else cupy.empty(out.shape, dtype=out.dtype)
-        p = plan(_descriptor(a2, "a"), _descriptor(b2, "b"), _descriptor(o2, "out"))
-        a, b, target = a2, b2, o2
+        a, b = cupy.ascontiguousarray(a), cupy.ascontiguousarray(b)
+        if not out.flags.c_contiguous:
+            target = cupy.empty(out.shape, dtype=out.dtype)
+        p = plan(_descriptor(a, "a"), _descriptor(b, "b"), _descriptor(target, "out"))
+        if p is None:
+            raise RuntimeError(f"gemm: no cuBLAS plan for {a.shape} @ {b.shape} even in C "
+                               f"order (strides {a.strides}, {b.strides})")
+    if max(p.m, p.n, p.k, p.lda, p.ldb, p.ldc) > INT_MAX:    # beyond cuBLAS's int: CuPy's
+        cupy.matmul(a, b, out=target)
     else:
-        target = out
-    if p.m and p.n:
-        if p.k == 0:
-            target.fill(0)
+        ptr = {"a": a.data.ptr, "b": b.data.ptr}
+        math = TF32_MATH if (a.dtype == cupy.float32 and backend.tf32_enabled()) else \
+            DEFAULT_MATH
+        h = _handle(lib, cupy).ready(cupy.cuda.get_current_stream().ptr, math)
+        if a.dtype == cupy.float32:
+            fn, scalar = lib.cublasSgemm_v2, ctypes.c_float
         else:
-            ptr = {"a": a.data.ptr, "b": b.data.ptr}
-            math = TF32_MATH if (a.dtype == cupy.float32 and backend.tf32_enabled()) else \
-                DEFAULT_MATH
-            h = _handle(lib, cupy).ready(cupy.cuda.get_current_stream().ptr, math)
-            if a.dtype == cupy.float32:
-                fn, scalar = lib.cublasSgemm_v2, ctypes.c_float
-            else:
-                fn, scalar = lib.cublasDgemm_v2, ctypes.c_double
-            one, zero = scalar(1.0), scalar(0.0)
-            _check(fn(h, p.transa, p.transb, p.m, p.n, p.k, ctypes.byref(one),
-                      ctypes.c_void_p(ptr[p.first]), p.lda, ctypes.c_void_p(ptr[p.second]),
-                      p.ldb, ctypes.byref(zero), ctypes.c_void_p(target.data.ptr), p.ldc),
-                   "gemm")
+            fn, scalar = lib.cublasDgemm_v2, ctypes.c_double
+        one, zero = scalar(1.0), scalar(0.0)
+        _check(fn(h, p.transa, p.transb, p.m, p.n, p.k, ctypes.byref(one),
+                  ctypes.c_void_p(ptr[p.first]), p.lda, ctypes.c_void_p(ptr[p.second]),
+                  p.ldb, ctypes.byref(zero), ctypes.c_void_p(target.data.ptr), p.ldc), "gemm")
     if target is not out:
         out[...] = target
     return out
@@ -245,8 +265,9 @@ def matmul(a, b, out=None):
     through tinyproj's cuBLAS handle (see the module docstring); everything else through its
     array module's ``matmul``."""
     xp = backend.xp_of(a)
-    if xp.__name__ == "cupy" and a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype and \
-            a.dtype.kind == "f" and a.dtype.itemsize in (4, 8) and _load() is not None:
+    if xp.__name__ == "cupy" and backend.xp_of(b) is xp and a.ndim == 2 and b.ndim == 2 and \
+            a.dtype == b.dtype and a.dtype.kind == "f" and a.dtype.itemsize in (4, 8) and \
+            (out is None or backend.xp_of(out) is xp) and _load() is not None:
         if a.shape[1] != b.shape[0]:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align")
         if out is None:

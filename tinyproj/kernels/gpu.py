@@ -367,8 +367,8 @@ def _alpha_segments(w, offsets, pieces=None):
     """α_s = max|w| over each tensor s of the flat buffer w: one block per tensor, or with
     ``pieces`` = (fine, firsts) (``optim.flat.split_pieces``, device tables) one block per
     piece and then one per tensor over its pieces' maxima — two launches of the same
-    kernel, the same α bit for bit (a max is exact in any order), many blocks at work on a
-    large tensor instead of one."""
+    kernel, the same α bit for bit (a max is exact in any order; a NaN stays a NaN), many
+    blocks at work on a large tensor instead of one."""
     import cupy
     n_seg = offsets.size - 1
     alpha = cupy.empty(max(n_seg, 1), dtype=w.dtype)

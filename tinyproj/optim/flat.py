@@ -88,7 +88,7 @@ class FlatParams:
         self.step_scalars = None                  # optim/device_scalars.py, made on a device
         self.adopt(force=True)
         self.weight_offsets()                     # made now, not in the first step
-        self.weight_pieces()
+        self._weight_pieces = self._make_weight_pieces()
 
     # -- keeping the parameters in the buffer --------------------------------------------
     def adopt(self, force: bool = False) -> None:
@@ -189,7 +189,10 @@ class FlatParams:
         how a GPU splits the reduction for each tensor's α (the ``pieces`` argument of the
         ``*_projection_segments`` kernels) — or None when no weight tensor holds more than
         SPLIT_ABOVE elements (then one thread block per tensor is enough, and a launch is
-        saved)."""
+        saved). Made once, with the buffer: the layout never changes."""
+        return self._weight_pieces
+
+    def _make_weight_pieces(self):
         offsets = self.offsets[:self.n_weights + 1]
         if self.n_weights == 0 or int(np.diff(offsets).max()) <= SPLIT_ABOVE:
             return None
