@@ -21,8 +21,8 @@ CPU time of all the process's threads) of
 * inside them, each kernel (``kernels.get(name)``), the conv's matrix products
   (``functional/conv.py``'s ``matmul``) and the shifted products' ``gemm``, ``pad_rows``
   and ``unpad_rows`` (``kernels/shifted.py``), the Winograd path's transforms and stacked
-  products (``kernels/winograd.py``, ``functional/conv_winograd.py``). The dW product
-  ``cols @ gYt`` is written inline, so it is part of the conv backward's own time only;
+  products (``kernels/winograd.py``, ``functional/conv_winograd.py``), the dW product
+  included (``matmul_new``);
 * the rest of the step (projection, optimizer, clip, Python between ops) as "other".
 
 The timers wrap functions at run time (nothing in the library changes); they add a few

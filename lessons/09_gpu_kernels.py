@@ -269,17 +269,21 @@ backend.use("numpy")
 #
 # Fewer launches is not the whole story: each launch must also keep the GPU busy. α of a
 # layer was one *thread block* reducing the whole layer, and a block runs on one of the
-# GPU's 132 multiprocessors — on an H200 AlexNet's 37.7-million-weight layer took most of
-# 7.4 ms that way. So a layer of more than 2²⁰ weights is now cut into pieces
-# (`optim.flat.split_pieces`), one block reduces each piece, and a second launch of the same
-# kernel takes each layer's maximum over its pieces. A maximum is exact in any order, so α
-# is the same to the bit — one launch more, many blocks instead of one:
+# GPU's 132 multiprocessors. On an H200, Sign took 7.4 ms of AlexNet-BN's 181 ms step,
+# although reading and writing its 62 million weights once takes about 0.1 ms there: the
+# suspect is the one block that reduced the 37.7-million-weight layer fc6 alone. So a layer
+# of more than 2²⁰ weights is now cut into pieces (`kernels/pieces.py`, the same cut the
+# Numba kernels of lesson 08 share out between CPU threads), one block reduces each piece,
+# and a second launch of the same kernel takes each layer's maximum over its pieces. A
+# maximum is exact in any order, so α is the same to the bit — one launch more, many blocks
+# instead of one (its GPU time not measured yet):
 
 # %%
+from tinyproj.kernels import pieces  # noqa: E402
 from tinyproj.optim import flat as flat_params  # noqa: E402
 
-layer_offsets = np.array([0, 1_200, 37_749_936 + 1_200])   # a small layer, then AlexNet's fc6
-fine, firsts = flat_params.split_pieces(layer_offsets)
+layer_offsets = np.array([0, 1_200, 1_200 + 9216 * 4096])   # a small layer, then fc6
+fine, firsts = pieces.tables(layer_offsets, flat_params.PIECE)
 print(f"{len(fine) - 1} pieces: layer 0 in {firsts[1] - firsts[0]}, fc6 in "
       f"{firsts[2] - firsts[1]} of at most {flat_params.PIECE:,} weights")
 

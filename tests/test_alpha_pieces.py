@@ -1,4 +1,4 @@
-"""α per tensor reduced in pieces (optim/flat.py's split_pieces, the kernels' ``pieces``).
+"""α per tensor reduced in pieces (kernels/pieces.py's tables, the kernels' ``pieces``).
 
 On a GPU one thread block per tensor reduced α = max|w| over all of it, so AlexNet's
 37.7-million-weight layer was read by a single block (7.4 ms of a 181 ms step on an H200).
@@ -11,6 +11,7 @@ a GPU (``-m gpu``).
 import numpy as np
 import pytest
 
+from tinyproj.kernels import pieces
 from tinyproj.optim import flat
 
 # the fixtures host and fake_gpu come from the host-build tests (pytest finds them by name)
@@ -20,17 +21,21 @@ SIZES = [[27 * 16, 0, 16, 9 * 16 * 32, 1, 10 * 32 * 4], [5], [0, 3, 0], [1000, 7
 
 
 @pytest.mark.parametrize("piece", [1, 7, 64, 10**6])
-def test_pieces_cut_each_tensor_into_near_equal_parts_of_at_most_piece(piece):
-    offsets = np.array([0, 0, 5, 105, 106, 1106], dtype=np.int64)     # an empty tensor first
-    fine, firsts = flat.split_pieces(offsets, piece)
-    assert fine[0] == 0 and fine[-1] == offsets[-1] and (np.diff(fine) >= 0).all()
+def test_the_tables_cut_each_tensor_into_pieces_of_at_most_piece(piece):
+    """The offsets-table form of kernels/pieces.py's cut (its runs form is tested in
+    tests/test_kernels_fused.py): the pieces tile the buffer in order, tensor s is pieces
+    firsts[s] .. firsts[s+1] − 1, all of ``piece`` elements but its last, none when empty."""
+    offsets = np.array([0, 0, 5, 105, 106, 1106, 1106], dtype=np.int64)   # empty tensors too
+    fine, firsts = pieces.tables(offsets, piece)
+    assert fine[0] == 0 and fine[-1] == offsets[-1] and (np.diff(fine) > 0).all()
     assert firsts[0] == 0 and firsts[-1] == fine.size - 1 and firsts.size == offsets.size
     for s in range(offsets.size - 1):
+        n = offsets[s + 1] - offsets[s]
         bounds = fine[firsts[s]:firsts[s + 1] + 1]
-        assert bounds[0] == offsets[s] and bounds[-1] == offsets[s + 1]   # the tensor, whole
-        sizes = np.diff(bounds)
-        assert sizes.max() <= piece and sizes.max() - sizes.min() <= 1  # near-equal parts
-        assert len(sizes) == max(1, -(-(offsets[s + 1] - offsets[s]) // piece))
+        assert len(bounds) - 1 == -(-n // piece)
+        if n:
+            assert bounds[0] == offsets[s] and bounds[-1] == offsets[s + 1]   # the tensor, whole
+            assert (np.diff(bounds)[:-1] == piece).all() and np.diff(bounds)[-1] <= piece
 
 
 def _with_nan(flat_w, offsets):
@@ -45,13 +50,13 @@ def _with_nan(flat_w, offsets):
 def test_host_twins_give_the_same_projections_with_pieces(host, sizes, dtype):
     w, offsets, _ = flat_layers(sizes, dtype)
     w = _with_nan(w, offsets)
-    pieces = flat.split_pieces(offsets, 7)
+    cut = pieces.tables(offsets, 7)
     key = np.array([5, 2], np.int64)
     pairs = [(host.get("sign_projection_segments"), (w, offsets)),
              (host.get("stoch_projection_segments"), (w, offsets, key)),
              (host.get("stochm_projection_segments"), (w, offsets, key, 0.5))]
     for kernel, args in pairs:
-        assert_same_bits(kernel(*args, pieces=pieces), kernel(*args))
+        assert_same_bits(kernel(*args, pieces=cut), kernel(*args))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -59,19 +64,19 @@ def test_host_twins_give_the_same_projections_with_pieces(host, sizes, dtype):
 def test_gpu_py_launches_give_the_same_projections_with_pieces(fake_gpu, sizes, dtype):
     w, offsets, _ = flat_layers(sizes, dtype, seed=3)
     w = _with_nan(w, offsets)
-    pieces = flat.split_pieces(offsets, 5)
+    cut = pieces.tables(offsets, 5)
     key = np.array([7, 1], np.int64)
-    assert_same_bits(fake_gpu.sign_projection_segments(w, offsets, pieces=pieces),
+    assert_same_bits(fake_gpu.sign_projection_segments(w, offsets, pieces=cut),
                      fake_gpu.sign_projection_segments(w, offsets))
-    assert_same_bits(fake_gpu.stoch_projection_segments(w, offsets, key, pieces=pieces),
+    assert_same_bits(fake_gpu.stoch_projection_segments(w, offsets, key, pieces=cut),
                      fake_gpu.stoch_projection_segments(w, offsets, key))
-    assert_same_bits(fake_gpu.stochm_projection_segments(w, offsets, key, 0.25, pieces=pieces),
+    assert_same_bits(fake_gpu.stochm_projection_segments(w, offsets, key, 0.25, pieces=cut),
                      fake_gpu.stochm_projection_segments(w, offsets, key, 0.25))
 
 
 def test_pieces_for_other_tensors_are_refused(host, fake_gpu):
     w, offsets, _ = flat_layers(SIZES[0], np.float32)
-    other = flat.split_pieces([0, 100, offsets[-1]], 7)        # two tensors, not six
+    other = pieces.tables([0, 100, offsets[-1]], 7)        # two tensors, not six
     with pytest.raises(ValueError, match="pieces"):
         host.get("sign_projection_segments")(w, offsets, pieces=other)
     with pytest.raises(ValueError, match="pieces"):
@@ -86,7 +91,7 @@ def test_a_flat_group_makes_pieces_only_for_a_large_tensor(monkeypatch):
     monkeypatch.setattr(flat, "SPLIT_ABOVE", 1000)
     monkeypatch.setattr(flat, "PIECE", 256)
     fine, firsts = flat.FlatParams(list(lin.parameters())).weight_pieces()
-    np.testing.assert_array_equal(fine, [0, 240, 480, 720, 960, 1200])   # weights only
+    np.testing.assert_array_equal(fine, [0, 256, 512, 768, 1024, 1200])  # weights only
     np.testing.assert_array_equal(firsts, [0, 5])
 
 
@@ -151,13 +156,13 @@ def test_cuda_projections_are_the_same_with_pieces(on_cupy, dtype):
     import cupy
     w, offsets, _ = flat_layers(SIZES[0] + [300_000], dtype, seed=4)
     w = _with_nan(w, offsets)
-    fine, firsts = flat.split_pieces(offsets, 1000)
+    fine, firsts = pieces.tables(offsets, 1000)
     dw, doff = cupy.asarray(w), cupy.asarray(offsets)
-    pieces = (cupy.asarray(fine), cupy.asarray(firsts))
+    cut = (cupy.asarray(fine), cupy.asarray(firsts))
     key = cupy.asarray(np.array([3, 9], np.int64))
     from tinyproj.kernels import gpu
     for name, args in (("sign_projection_segments", (dw, doff)),
                        ("stoch_projection_segments", (dw, doff, key)),
                        ("stochm_projection_segments", (dw, doff, key, 0.5))):
         kernel = getattr(gpu, name)
-        assert_same_bits(kernel(*args, pieces=pieces).get(), kernel(*args).get())
+        assert_same_bits(kernel(*args, pieces=cut).get(), kernel(*args).get())

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tinyproj import kernels
-from tinyproj.kernels import cpu_fused, host, reference
+from tinyproj.kernels import cpu_fused, host, pieces, reference
 
 IMPLS = [pytest.param(cpu_fused, id="numba")]
 if host.available():
@@ -202,7 +202,7 @@ def test_pieces_cover_every_tensor_in_order_without_crossing_an_edge():
                          ([0], 4)]:
         piece_ = cpu_fused._PIECE if piece is None else piece
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        start, stop, segment = cpu_fused._pieces(offsets, piece)
+        start, stop, segment = pieces.runs(offsets, piece_)
         covered = np.concatenate([np.arange(a, b) for a, b in zip(start, stop)] + [[]])
         np.testing.assert_array_equal(covered, np.arange(offsets[-1]))
         assert ((stop > start) & (stop - start <= piece_)).all()

@@ -176,8 +176,8 @@ def _project_all_at_once(weights: dict, step_projection, rng):
             return None
         args += (kernels.random_key(backend.global_rng() if rng is None else rng, W),)
         args += tuple(step_projection.params[p] for p in _RANDOM[name])
-    pieces = group.weight_pieces()        # large tensors: α reduced by many blocks (a GPU)
-    P = kernels.get(kernel_name, W)(*args, **({} if pieces is None else {"pieces": pieces}))
+    # pieces: on a GPU, α of a large tensor is reduced by many thread blocks (kernels/pieces.py)
+    P = kernels.get(kernel_name, W)(*args, pieces=group.weight_pieces())
     return lambda k: group.view_of(P, k)
 
 

@@ -29,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import pieces
+
 _PARALLEL = dict(parallel=True, cache=True, nogil=True)
 
 
@@ -315,21 +317,9 @@ def sgd_update(w, g, buf, lr, momentum=0.0, weight_decay=0.0, nesterov=False, fi
 _PIECE = 2 ** 15
 
 
-def _pieces(offsets, piece=None):
-    """(start, stop, segment), three (Q,) int64 arrays: tensor s = w[offsets[s]:offsets[s+1]]
-    cut into ⌈n_s / piece⌉ runs [start, stop) of at most ``piece`` elements, in order.
-
-    An empty tensor gets no piece (its α stays 0, it has nothing to clip).
-    """
-    piece = _PIECE if piece is None else int(piece)
-    lengths = np.diff(offsets)
-    counts = -(-lengths // piece)                       # ⌈n_s / piece⌉, 0 when n_s = 0
-    segment = np.repeat(np.arange(lengths.size, dtype=np.int64), counts)
-    first = np.cumsum(counts) - counts                  # index of tensor s's first piece
-    k = np.arange(segment.size, dtype=np.int64) - first[segment]   # piece k of its tensor
-    start = offsets[segment] + k * piece
-    stop = np.minimum(start + piece, offsets[segment + 1])
-    return start, stop, segment
+def _pieces(offsets):
+    """(start, stop, segment) of the tensors cut into pieces of _PIECE (kernels/pieces.py)."""
+    return pieces.runs(offsets, _PIECE)
 
 
 # α = max|w_s| on the bit patterns: for IEEE floats with the sign bit cleared, the unsigned

@@ -325,6 +325,29 @@ def sign_projection(w):
 # offsets (S + 1,) int64 and bounds (S,) are best kept on the device (made once per model), so
 # that a step copies nothing up; a NumPy array given here is copied up on each call.
 # ---------------------------------------------------------------------------
+def _alpha_segments(w, offsets, pieces=None):
+    """α_s = max|w| over each tensor s of the flat buffer w: one block per tensor, or with
+    ``pieces`` = (fine, firsts) (``kernels.pieces.tables``, device tables) one block per
+    piece and then one per tensor over its pieces' maxima — two launches of the same
+    kernel, the same α bit for bit (a max is exact in any order; a NaN stays a NaN), many
+    blocks at work on a large tensor instead of one."""
+    import cupy
+    n_seg = offsets.size - 1
+    alpha = cupy.empty(max(n_seg, 1), dtype=w.dtype)
+    if pieces is None:
+        _launch("maxabs_segments", _ctype(w.dtype), n_seg, cuda.BLOCK, w, offsets, n_seg, alpha)
+        return alpha
+    fine, firsts = (_contiguous(t, np.int64) for t in pieces)
+    if firsts.size != offsets.size:
+        raise ValueError(f"pieces: {firsts.size - 1} tensors' first pieces for {n_seg} tensors")
+    n_fine = fine.size - 1
+    partial = cupy.empty(max(n_fine, 1), dtype=w.dtype)
+    _launch("maxabs_segments", _ctype(w.dtype), n_fine, cuda.BLOCK, w, fine, n_fine, partial)
+    _launch("maxabs_segments", _ctype(w.dtype), n_seg, cuda.BLOCK, partial, firsts, n_seg,
+            alpha)
+    return alpha
+
+
 def _segments(kernel, w, offsets, pieces=None):
     import cupy
     w = _contiguous(w).reshape(-1)
@@ -363,29 +386,6 @@ batchnorm_backward_fused = batchnorm_backward
 # Stochastic kernels (stochastic.cu): Philox random numbers keyed by key = (seed, stream), a
 # (2,) int64 device array drawn from the run's generator on the device (no host sync)
 # ---------------------------------------------------------------------------
-def _alpha_segments(w, offsets, pieces=None):
-    """α_s = max|w| over each tensor s of the flat buffer w: one block per tensor, or with
-    ``pieces`` = (fine, firsts) (``optim.flat.split_pieces``, device tables) one block per
-    piece and then one per tensor over its pieces' maxima — two launches of the same
-    kernel, the same α bit for bit (a max is exact in any order; a NaN stays a NaN), many
-    blocks at work on a large tensor instead of one."""
-    import cupy
-    n_seg = offsets.size - 1
-    alpha = cupy.empty(max(n_seg, 1), dtype=w.dtype)
-    if pieces is None:
-        _launch("maxabs_segments", _ctype(w.dtype), n_seg, cuda.BLOCK, w, offsets, n_seg, alpha)
-        return alpha
-    fine, firsts = (_contiguous(t, np.int64) for t in pieces)
-    if firsts.size != offsets.size:
-        raise ValueError(f"pieces: {firsts.size - 1} tensors' first pieces for {n_seg} tensors")
-    n_fine = fine.size - 1
-    partial = cupy.empty(max(n_fine, 1), dtype=w.dtype)
-    _launch("maxabs_segments", _ctype(w.dtype), n_fine, cuda.BLOCK, w, fine, n_fine, partial)
-    _launch("maxabs_segments", _ctype(w.dtype), n_seg, cuda.BLOCK, partial, firsts, n_seg,
-            alpha)
-    return alpha
-
-
 def stoch_projection_segments(w, offsets, key, pieces=None):
     """Stoch of every tensor of a flat buffer, each with its own α: 2 launches in all (3 with
     ``pieces``)."""

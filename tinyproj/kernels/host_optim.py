@@ -89,7 +89,7 @@ def check_offsets(offsets, size):
 def segment_scales(w, offsets, pieces=None):
     """``(w (P,), offsets, alpha (S,))``: the flat buffer, its checked offsets and
     α_s = max|w| over each tensor s — the first of a projection's 2 launches on the GPU.
-    With ``pieces`` = (fine, firsts) (``optim.flat.split_pieces``) in two, as on the GPU:
+    With ``pieces`` = (fine, firsts) (``kernels.pieces.tables``) in two, as on the GPU:
     the maximum of every piece, then of each tensor's pieces (the same α, bit for bit)."""
     w = contiguous(w).reshape(-1)
     offsets = check_offsets(offsets, w.size)

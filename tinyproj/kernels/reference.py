@@ -377,7 +377,7 @@ def sign_projection_segments(w, offsets, pieces=None):
 
     w: (P,) the tensors side by side; offsets: (S + 1,) int64 on the host, rising from 0 to
     P (tensor s = w[offsets[s]:offsets[s + 1]]). A new (P,) array.
-    pieces: (fine, firsts) of ``optim.flat.split_pieces`` — how a GPU splits the reduction for
+    pieces: (fine, firsts) of ``kernels.pieces.tables`` — how a GPU splits the reduction for
     α; the result does not depend on it (a max is exact in any order), so it is not used here.
     """
     xp = backend.xp_of(w)

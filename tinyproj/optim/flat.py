@@ -29,28 +29,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from ..kernels import pieces
 
-__all__ = ["FlatParams", "group_of", "split_pieces", "PIECE", "SPLIT_ABOVE"]
+__all__ = ["FlatParams", "group_of", "PIECE", "SPLIT_ABOVE"]
 
-PIECE = 1 << 16        # elements of a weight tensor per piece when α is reduced in pieces
-SPLIT_ABOVE = 1 << 20  # ... which is done when some weight tensor holds more elements than this
-
-
-def split_pieces(offsets, piece: int = PIECE):
-    """Cut every tensor of a flat buffer into near-equal pieces of at most ``piece`` elements:
-    ``(fine, firsts)``, fine (Q + 1,) the pieces' offsets in the buffer, firsts (S + 1,) the
-    first piece of each tensor (tensor s = pieces firsts[s] .. firsts[s+1] − 1; an empty
-    tensor gets one empty piece). So α_s = max|w| over tensor s is the max over its pieces'
-    maxima, each piece reduced by a thread block of its own (kernels/gpu.py): one block for
-    a whole tensor reads AlexNet's 37.7-million-weight layer alone (the H200 profile: 7.4 ms of
-    a 181 ms step for α)."""
-    offsets = np.asarray(offsets, dtype=np.int64)
-    fine, firsts = [0], [0]
-    for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
-        count = max(1, -(-(b - a) // piece))
-        fine.extend(a + (b - a) * j // count for j in range(1, count + 1))
-        firsts.append(firsts[-1] + count)
-    return np.asarray(fine, dtype=np.int64), np.asarray(firsts, dtype=np.int64)
+PIECE = 1 << 16        # weights per piece when a GPU reduces α in pieces (kernels/pieces.py)
+SPLIT_ABOVE = 1 << 20  # ... which it does when some weight tensor holds more than this
 
 
 class FlatParams:
@@ -185,9 +169,9 @@ class FlatParams:
         return self.device_table("weight_offsets", self.offsets[:self.n_weights + 1], np.int64)
 
     def weight_pieces(self):
-        """``(fine, firsts)`` of :func:`split_pieces` for the weight tensors, on the device —
-        how a GPU splits the reduction for each tensor's α (the ``pieces`` argument of the
-        ``*_projection_segments`` kernels) — or None when no weight tensor holds more than
+        """``(fine, firsts)`` of ``kernels.pieces.tables`` for the weight tensors, on the
+        device — how a GPU splits the reduction for each tensor's α (the ``pieces`` argument
+        of the ``*_projection_segments`` kernels) — or None when no weight tensor holds more than
         SPLIT_ABOVE elements (then one thread block per tensor is enough, and a launch is
         saved). Made once, with the buffer: the layout never changes."""
         return self._weight_pieces
@@ -196,7 +180,7 @@ class FlatParams:
         offsets = self.offsets[:self.n_weights + 1]
         if self.n_weights == 0 or int(np.diff(offsets).max()) <= SPLIT_ABOVE:
             return None
-        fine, firsts = split_pieces(offsets, PIECE)
+        fine, firsts = pieces.tables(offsets, PIECE)
         return (self.device_table("weight_pieces", fine, np.int64),
                 self.device_table("weight_piece_firsts", firsts, np.int64))
 
