@@ -166,6 +166,10 @@ def main(argv=None) -> int:
     if args.gpu and (args.cpu or args.threads):
         p.error("--gpu times the device; --cpu and --threads are for CPU steps")
     if args.gpu:
+        from tinyproj import backend
+        if not backend.cupy_available():
+            p.error("--gpu needs CuPy and a CUDA GPU (pip install -e \".[gpu]\" on a machine "
+                    "with one)")
         step = _gpu_step(args.model, args.width, args.batch)
     elif args.model != "bc_cifar10":
         p.error("--model alexnet_bn needs --gpu (227x227 images at batch 512)")
